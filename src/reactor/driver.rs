@@ -1,0 +1,99 @@
+//! The seam between the generic reactor and a node (tracker or peer).
+//!
+//! A node never touches a socket or a clock: the reactor feeds it events with the current time
+//! and then drains its actions. That keeps every protocol rule testable with fake connection ids
+//! and a fake clock.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// A connection handle: slab index plus a generation, so an action queued for a connection that
+/// closed can never reach a new connection that reused the slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId {
+    pub index: usize,
+    pub generation: u64,
+}
+
+impl ConnId {
+    /// For tests of nodes: a connection id that needs no reactor.
+    pub fn fake(n: usize) -> ConnId {
+        ConnId {
+            index: n,
+            generation: n as u64,
+        }
+    }
+}
+
+/// Opaque value a node attaches to an outgoing connect, handed back when it completes or fails.
+pub type ConnectTag = u64;
+
+/// Why a connection ended.
+#[derive(Debug)]
+pub enum CloseReason {
+    /// The remote side closed cleanly (EOF).
+    RemoteClosed,
+    /// The node asked for the close.
+    Local,
+    /// A socket error (reset, refused...).
+    Io(io::Error),
+    /// The remote sent bytes that are not a valid frame stream.
+    BadFrame(String),
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloseReason::RemoteClosed => f.write_str("closed by the other side"),
+            CloseReason::Local => f.write_str("closed"),
+            CloseReason::Io(e) => write!(f, "{e}"),
+            CloseReason::BadFrame(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Something outside the network that the node must hear about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// A line typed by the user or read from a batch file.
+    Line(String),
+    /// The input has ended (Ctrl-D, end of the batch file).
+    EndOfInput,
+    /// SIGINT or SIGTERM.
+    Shutdown,
+}
+
+/// What a node asks the reactor to do.
+#[derive(Debug)]
+pub enum Action {
+    /// Queue these bytes (one or more whole frames) on the connection.
+    Send(ConnId, Vec<u8>),
+    /// Open a TCP connection; answered with `handle_connected` or `handle_connect_failed`.
+    Connect(SocketAddr, ConnectTag),
+    /// Close the connection after flushing what is queued for it (bounded by a short linger).
+    Close(ConnId),
+    /// Leave the event loop; the process exits with this code.
+    Exit(i32),
+}
+
+pub trait Driver {
+    /// A remote connected to one of our listeners.
+    fn handle_accepted(&mut self, conn: ConnId, remote: SocketAddr, now: Instant);
+    /// An outgoing connection asked for with `Action::Connect` is established.
+    fn handle_connected(&mut self, conn: ConnId, tag: ConnectTag, remote: SocketAddr, now: Instant);
+    /// An outgoing connection could not be established.
+    fn handle_connect_failed(&mut self, tag: ConnectTag, error: io::Error, now: Instant);
+    /// One whole frame body arrived (length prefix removed, not yet decoded).
+    fn handle_frame(&mut self, conn: ConnId, body: &[u8], now: Instant);
+    /// The connection is gone; its id will never be used again.
+    fn handle_closed(&mut self, conn: ConnId, reason: CloseReason, now: Instant);
+    /// Input from the user or a signal.
+    fn handle_control(&mut self, ctl: Control, now: Instant);
+    /// Called after every batch of events; the node fires whatever timers are due.
+    fn handle_timeout(&mut self, now: Instant);
+    /// The next instant `handle_timeout` must run, if any.
+    fn poll_timeout(&self) -> Option<Instant>;
+    /// The next action to carry out, until `None`.
+    fn poll_action(&mut self) -> Option<Action>;
+}

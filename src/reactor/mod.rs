@@ -1,0 +1,6 @@
+//! The event loop: one thread, one `mio::Poll`, a slab of TCP connections, frames in and out.
+//! It knows frames, not meaning: everything else is the [`Driver`]'s business.
+
+mod driver;
+
+pub use driver::{Action, CloseReason, ConnId, ConnectTag, Control, Driver};

@@ -1,0 +1,309 @@
+//! Framing: `u32` big-endian length + CBOR body.
+//!
+//! The length is checked against [`MAX_FRAME_LEN`] before a single byte of the body is buffered,
+//! so a peer cannot make us allocate more than that by declaring a large length.
+
+use super::Message;
+use std::fmt;
+
+/// Largest frame body accepted or sent. A chunk frame carries at most `MAX_CHUNK_SIZE` bytes of
+/// data plus a few dozen bytes of CBOR overhead, and a manifest at most `MAX_CHUNKS` hashes.
+pub const MAX_FRAME_LEN: usize = 4 * 1024 * 1024 + 4096;
+
+/// CBOR nesting we accept. Our messages nest three levels at most; ciborium's default (256)
+/// would let a 20 KB frame of nested arrays cost deep recursion.
+const MAX_CBOR_DEPTH: usize = 16;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum FrameError {
+    /// The declared length is above [`MAX_FRAME_LEN`].
+    TooLarge(usize),
+    /// The body is not one valid message, or has bytes after it.
+    Malformed(String),
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FrameError::TooLarge(n) => {
+                write!(f, "frame of {n} bytes exceeds the maximum of {MAX_FRAME_LEN}")
+            }
+            FrameError::Malformed(why) => write!(f, "malformed frame: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+/// Encodes `msg` as one complete frame (length prefix included).
+pub fn encode_message(msg: &Message) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + msg.bulk_len());
+    out.extend_from_slice(&[0; 4]);
+    ciborium::into_writer(msg, &mut out).expect("writing CBOR into a Vec cannot fail");
+    let body_len = out.len() - 4;
+    debug_assert!(body_len <= MAX_FRAME_LEN, "we never build frames we would refuse");
+    out[..4].copy_from_slice(&(body_len as u32).to_be_bytes());
+    out
+}
+
+/// Decodes one frame body (without its length prefix). Trailing bytes after the CBOR item are an
+/// error: ciborium alone would silently ignore them.
+pub fn decode_message(body: &[u8]) -> Result<Message, FrameError> {
+    let mut rest = body;
+    let msg: Message = ciborium::de::from_reader_with_recursion_limit(&mut rest, MAX_CBOR_DEPTH)
+        .map_err(|e| FrameError::Malformed(describe_cbor_error(e)))?;
+    if !rest.is_empty() {
+        return Err(FrameError::Malformed(format!(
+            "{} bytes after the end of the message",
+            rest.len()
+        )));
+    }
+    Ok(msg)
+}
+
+fn describe_cbor_error<T: fmt::Debug>(e: ciborium::de::Error<T>) -> String {
+    match e {
+        ciborium::de::Error::Io(e) => format!("truncated CBOR ({e:?})"),
+        ciborium::de::Error::Syntax(off) => format!("CBOR syntax error at byte {off}"),
+        ciborium::de::Error::Semantic(off, msg) => match off {
+            Some(off) => format!("{msg} (at byte {off})"),
+            None => msg,
+        },
+        ciborium::de::Error::RecursionLimitExceeded => "CBOR nested too deeply".to_string(),
+    }
+}
+
+/// Splits a byte stream into frame bodies. Feed it whatever a socket read returned; it keeps the
+/// incomplete tail for the next read.
+#[derive(Default)]
+pub struct FrameDecoder {
+    buf: Vec<u8>,
+    /// Bytes of `buf` already handed out as frames; compacted lazily to avoid a memmove per frame.
+    consumed: usize,
+}
+
+impl FrameDecoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bytes buffered and not yet returned as frames.
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.consumed
+    }
+
+    /// How many more bytes the frame being assembled needs (at least 1), bounded by the maximum
+    /// frame size. Lets the caller size its next read.
+    pub fn wanted(&self) -> usize {
+        let pending = &self.buf[self.consumed..];
+        if pending.len() < 4 {
+            return 4 - pending.len();
+        }
+        let len = u32::from_be_bytes([pending[0], pending[1], pending[2], pending[3]]) as usize;
+        (4 + len.min(MAX_FRAME_LEN)).saturating_sub(pending.len()).max(1)
+    }
+
+    /// The spare space to read into, with room for at least `min` bytes. Call [`Self::filled`]
+    /// with the count actually read.
+    pub fn read_space(&mut self, min: usize) -> &mut [u8] {
+        if self.consumed > 0 && (self.consumed == self.buf.len() || self.consumed > 1 << 20) {
+            self.buf.drain(..self.consumed);
+            self.consumed = 0;
+        }
+        let old = self.buf.len();
+        self.buf.resize(old + min, 0);
+        &mut self.buf[old..]
+    }
+
+    /// Records that `n` bytes of the space from [`Self::read_space`] were filled (the rest is
+    /// dropped again).
+    pub fn filled(&mut self, space: usize, n: usize) {
+        let new_len = self.buf.len() - space + n;
+        self.buf.truncate(new_len);
+    }
+
+    /// Appends bytes (for callers that already hold them, like tests and fuzzers).
+    pub fn extend(&mut self, bytes: &[u8]) {
+        let space = self.read_space(bytes.len());
+        space.copy_from_slice(bytes);
+    }
+
+    /// Returns the next complete frame body, `Ok(None)` if more bytes are needed, or an error if
+    /// the stream can never become valid (the connection should then be closed).
+    pub fn next_frame(&mut self) -> Result<Option<&[u8]>, FrameError> {
+        let pending = &self.buf[self.consumed..];
+        if pending.len() < 4 {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes([pending[0], pending[1], pending[2], pending[3]]) as usize;
+        if len > MAX_FRAME_LEN {
+            return Err(FrameError::TooLarge(len));
+        }
+        if pending.len() < 4 + len {
+            return Ok(None);
+        }
+        let start = self.consumed + 4;
+        self.consumed = start + len;
+        Ok(Some(&self.buf[start..start + len]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{ErrorCode, PROTOCOL_VERSION};
+
+    fn hello() -> Message {
+        Message::Hello {
+            version: PROTOCOL_VERSION,
+            name: "Alice".into(),
+            listen_port: Some(4000),
+            agent: "test".into(),
+        }
+    }
+
+    fn frames_of(dec: &mut FrameDecoder) -> Vec<Message> {
+        let mut out = Vec::new();
+        while let Some(body) = dec.next_frame().unwrap() {
+            out.push(decode_message(body).unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn round_trip_every_shape() {
+        let msgs = vec![
+            hello(),
+            Message::Heartbeat,
+            Message::Chunk {
+                req: 7,
+                index: 3,
+                data: vec![0xAB; 300_000],
+            },
+            Message::Error {
+                req: None,
+                code: ErrorCode::NameTaken,
+                message: "taken".into(),
+            },
+        ];
+        let mut dec = FrameDecoder::new();
+        for m in &msgs {
+            dec.extend(&encode_message(m));
+        }
+        assert_eq!(frames_of(&mut dec), msgs);
+        assert_eq!(dec.buffered(), 0);
+    }
+
+    #[test]
+    fn bytes_travel_as_cbor_byte_strings() {
+        let frame = encode_message(&Message::Chunk {
+            req: 1,
+            index: 0,
+            data: vec![1; 1000],
+        });
+        // An array of integers would take about two bytes per element.
+        assert!(frame.len() < 1100, "chunk frame is {} bytes", frame.len());
+        // CBOR major type 2 (byte string) with a 2-byte length: 0x59 0x03 0xE8.
+        assert!(frame.windows(3).any(|w| w == [0x59, 0x03, 0xE8]));
+    }
+
+    #[test]
+    fn one_byte_at_a_time_yields_the_same_frames() {
+        let a = encode_message(&hello());
+        let b = encode_message(&Message::ListFiles { req: 9 });
+        let stream: Vec<u8> = a.iter().chain(b.iter()).copied().collect();
+        let mut dec = FrameDecoder::new();
+        let mut got = Vec::new();
+        for byte in stream {
+            dec.extend(&[byte]);
+            got.extend(frames_of(&mut dec));
+        }
+        assert_eq!(got, vec![hello(), Message::ListFiles { req: 9 }]);
+    }
+
+    #[test]
+    fn oversized_length_is_refused_before_buffering() {
+        let mut dec = FrameDecoder::new();
+        dec.extend(&[0xFF, 0xFF, 0xFF, 0xFF]);
+        assert_eq!(dec.next_frame(), Err(FrameError::TooLarge(0xFFFF_FFFF)));
+        assert!(dec.wanted() <= MAX_FRAME_LEN + 4);
+    }
+
+    #[test]
+    fn max_length_is_accepted_and_one_more_is_not() {
+        let mut dec = FrameDecoder::new();
+        dec.extend(&(MAX_FRAME_LEN as u32).to_be_bytes());
+        assert_eq!(dec.next_frame(), Ok(None));
+        let mut dec = FrameDecoder::new();
+        dec.extend(&(MAX_FRAME_LEN as u32 + 1).to_be_bytes());
+        assert!(matches!(dec.next_frame(), Err(FrameError::TooLarge(_))));
+    }
+
+    #[test]
+    fn zero_length_frame_is_malformed_not_a_panic() {
+        let mut dec = FrameDecoder::new();
+        dec.extend(&[0, 0, 0, 0]);
+        let body = dec.next_frame().unwrap().unwrap();
+        assert!(decode_message(body).is_err());
+    }
+
+    #[test]
+    fn trailing_bytes_are_refused() {
+        let frame = encode_message(&Message::Heartbeat);
+        let mut body = frame[4..].to_vec();
+        body.push(0);
+        assert!(matches!(
+            decode_message(&body),
+            Err(FrameError::Malformed(m)) if m.contains("after the end")
+        ));
+    }
+
+    #[test]
+    fn truncated_body_is_refused() {
+        let frame = encode_message(&hello());
+        for cut in 0..frame.len() - 4 {
+            assert!(decode_message(&frame[4..4 + cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        // {"Hello": [[[[...]]]]} nested 10,000 deep.
+        let mut body = vec![0xA1, 0x65];
+        body.extend_from_slice(b"Hello");
+        body.extend(std::iter::repeat_n(0x81, 10_000));
+        body.push(0x00);
+        assert!(decode_message(&body).is_err());
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut seed = 0x1234_5678_u64;
+        for len in 0..2000 {
+            let body: Vec<u8> = (0..len % 97)
+                .map(|_| {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    (seed >> 33) as u8
+                })
+                .collect();
+            let _ = decode_message(&body);
+        }
+    }
+
+    #[test]
+    fn huge_declared_length_inside_small_frame_is_an_error() {
+        // {"Chunk": {"req": 1, "index": 0, "data": bytes(len = 2^32-1)}} with no data following.
+        let mut body = vec![0xA1, 0x65];
+        body.extend_from_slice(b"Chunk");
+        body.extend_from_slice(&[0xA3, 0x63]);
+        body.extend_from_slice(b"req");
+        body.push(0x01);
+        body.push(0x65);
+        body.extend_from_slice(b"index");
+        body.push(0x00);
+        body.push(0x64);
+        body.extend_from_slice(b"data");
+        body.extend_from_slice(&[0x5A, 0xFF, 0xFF, 0xFF, 0xFF]);
+        assert!(decode_message(&body).is_err());
+    }
+}

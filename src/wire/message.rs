@@ -1,0 +1,201 @@
+//! Every message of the protocol, tracker and peer alike (PROTOCOL.md describes each one).
+//!
+//! Serialized with serde's default externally tagged form: a unit variant is a CBOR text string
+//! (`"Heartbeat"`), any other variant a one-entry map `{"Name": {fields...}}`. That form streams
+//! (no buffering of bulk data, unlike internally tagged enums). Every byte field goes through
+//! `serde_bytes` so it is a CBOR byte string, not an array of integers.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Version carried in `Hello`. A peer that speaks another version gets `Error{VersionMismatch}`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// A SHA-256 digest. Serialized as a 32-byte CBOR byte string.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Sha256(#[serde(with = "serde_bytes")] pub [u8; 32]);
+
+impl Sha256 {
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    pub fn of(bytes: &[u8]) -> Sha256 {
+        use sha2::Digest;
+        Sha256(sha2::Sha256::digest(bytes).into())
+    }
+}
+
+impl fmt::Debug for Sha256 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sha256({})", &self.to_hex()[..16])
+    }
+}
+
+impl fmt::Display for Sha256 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+/// Why a request failed. Serialized as a text string (the variant name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// The other side speaks another protocol version.
+    VersionMismatch,
+    /// A message arrived that is not allowed in this state (e.g. before `Hello`).
+    UnexpectedMessage,
+    /// The tracker already has a live peer with this name.
+    NameTaken,
+    /// The name breaks the naming rules (empty, too long, control characters).
+    BadName,
+    /// A heartbeat or unregister from a connection that holds no registration.
+    NotRegistered,
+    /// No shared file has this SHA-256.
+    NoSuchFile,
+    /// The chunk index is outside the file.
+    BadChunkIndex,
+    /// The file could not be read (it vanished, shrank or changed).
+    Unavailable,
+    /// Too many requests or connections.
+    Busy,
+    /// Anything else; see the text.
+    Other,
+}
+
+/// One peer as the tracker lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerInfo {
+    pub name: String,
+    /// `ip:port` where the peer accepts connections (IP as the tracker saw it).
+    pub addr: String,
+    /// Milliseconds since the tracker last heard from the peer.
+    pub last_seen_ms: u64,
+}
+
+/// One shared file as a peer lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileInfo {
+    pub name: String,
+    pub size: u64,
+    pub sha256: Sha256,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    // ---- both links -------------------------------------------------------------------------
+    /// First frame on every connection, in both directions.
+    Hello {
+        version: u32,
+        /// The sender's peer name ("" for a tracker or an anonymous client).
+        name: String,
+        /// The port the sender accepts peer connections on, if any.
+        listen_port: Option<u16>,
+        /// Free text naming the implementation, e.g. "p2p/0.1.0".
+        agent: String,
+    },
+    /// A request failed (`req` names it), or the connection is about to be closed (`req` null).
+    Error {
+        req: Option<u64>,
+        code: ErrorCode,
+        message: String,
+    },
+
+    // ---- peer -> tracker --------------------------------------------------------------------
+    Register {
+        req: u64,
+        name: String,
+        listen_port: u16,
+    },
+    Heartbeat,
+    ListPeers {
+        req: u64,
+    },
+    Unregister,
+
+    // ---- tracker -> peer --------------------------------------------------------------------
+    Registered {
+        req: u64,
+        /// Heartbeat at least this often (seconds) or be forgotten.
+        ttl_secs: u64,
+    },
+    Peers {
+        req: u64,
+        peers: Vec<PeerInfo>,
+    },
+
+    // ---- peer -> peer requests ----------------------------------------------------------------
+    ListFiles {
+        req: u64,
+    },
+    GetManifest {
+        req: u64,
+        sha256: Sha256,
+    },
+    GetChunk {
+        req: u64,
+        sha256: Sha256,
+        index: u64,
+    },
+    Chat {
+        req: u64,
+        text: String,
+    },
+
+    // ---- peer -> peer answers -----------------------------------------------------------------
+    Files {
+        req: u64,
+        files: Vec<FileInfo>,
+    },
+    Manifest {
+        req: u64,
+        sha256: Sha256,
+        size: u64,
+        chunk_size: u32,
+        /// SHA-256 of every chunk, concatenated: 32 bytes per chunk, in order.
+        #[serde(with = "serde_bytes")]
+        chunk_hashes: Vec<u8>,
+    },
+    Chunk {
+        req: u64,
+        index: u64,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    ChatOk {
+        req: u64,
+    },
+}
+
+impl Message {
+    /// Size of the bulk payload, to size the encode buffer once.
+    pub fn bulk_len(&self) -> usize {
+        match self {
+            Message::Chunk { data, .. } => data.len(),
+            Message::Manifest { chunk_hashes, .. } => chunk_hashes.len(),
+            _ => 0,
+        }
+    }
+
+    /// The variant name, for logs and errors.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Hello { .. } => "Hello",
+            Message::Error { .. } => "Error",
+            Message::Register { .. } => "Register",
+            Message::Heartbeat => "Heartbeat",
+            Message::ListPeers { .. } => "ListPeers",
+            Message::Unregister => "Unregister",
+            Message::Registered { .. } => "Registered",
+            Message::Peers { .. } => "Peers",
+            Message::ListFiles { .. } => "ListFiles",
+            Message::GetManifest { .. } => "GetManifest",
+            Message::GetChunk { .. } => "GetChunk",
+            Message::Chat { .. } => "Chat",
+            Message::Files { .. } => "Files",
+            Message::Manifest { .. } => "Manifest",
+            Message::Chunk { .. } => "Chunk",
+            Message::ChatOk { .. } => "ChatOk",
+        }
+    }
+}
