@@ -1,6 +1,9 @@
 //! The event loop: one thread, one `mio::Poll`, a slab of TCP connections, frames in and out.
 //! It knows frames, not meaning: everything else is the [`Driver`]'s business.
 
+mod conn;
 mod driver;
+mod event_loop;
 
 pub use driver::{Action, CloseReason, ConnId, ConnectTag, Control, Driver};
+pub use event_loop::{ControlSender, Reactor};

@@ -26,7 +26,10 @@ impl fmt::Display for FrameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FrameError::TooLarge(n) => {
-                write!(f, "frame of {n} bytes exceeds the maximum of {MAX_FRAME_LEN}")
+                write!(
+                    f,
+                    "frame of {n} bytes exceeds the maximum of {MAX_FRAME_LEN}"
+                )
             }
             FrameError::Malformed(why) => write!(f, "malformed frame: {why}"),
         }
@@ -41,7 +44,10 @@ pub fn encode_message(msg: &Message) -> Vec<u8> {
     out.extend_from_slice(&[0; 4]);
     ciborium::into_writer(msg, &mut out).expect("writing CBOR into a Vec cannot fail");
     let body_len = out.len() - 4;
-    debug_assert!(body_len <= MAX_FRAME_LEN, "we never build frames we would refuse");
+    debug_assert!(
+        body_len <= MAX_FRAME_LEN,
+        "we never build frames we would refuse"
+    );
     out[..4].copy_from_slice(&(body_len as u32).to_be_bytes());
     out
 }
@@ -100,7 +106,9 @@ impl FrameDecoder {
             return 4 - pending.len();
         }
         let len = u32::from_be_bytes([pending[0], pending[1], pending[2], pending[3]]) as usize;
-        (4 + len.min(MAX_FRAME_LEN)).saturating_sub(pending.len()).max(1)
+        (4 + len.min(MAX_FRAME_LEN))
+            .saturating_sub(pending.len())
+            .max(1)
     }
 
     /// The spare space to read into, with room for at least `min` bytes. Call [`Self::filled`]
@@ -282,7 +290,9 @@ mod tests {
         for len in 0..2000 {
             let body: Vec<u8> = (0..len % 97)
                 .map(|_| {
-                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     (seed >> 33) as u8
                 })
                 .collect();

@@ -1,0 +1,111 @@
+//! The peer: shares a folder, downloads from other peers, chats, and finds the others through
+//! the tracker. `node.rs` is the state machine the reactor drives; `run` wires it to the world.
+
+pub mod chunk_plan;
+pub mod index;
+pub mod manifest;
+pub mod node;
+mod ops;
+pub mod partial;
+mod sessions;
+mod tracker_link;
+mod transfer;
+
+pub use node::{Mode, PeerConfig, PeerNode};
+
+use crate::reactor::{Control, Reactor};
+use crate::repl::Ui;
+use crate::repl::ui::human_bytes;
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Where the peer keeps its own state (hash cache, later resume records), inside downloads/.
+pub fn state_dir(downloads: &Path) -> PathBuf {
+    downloads.join(".p2p")
+}
+
+pub fn hash_cache_path(downloads: &Path) -> PathBuf {
+    state_dir(downloads).join("hash-cache.cbor")
+}
+
+/// Where a batch comes from.
+pub enum BatchSource {
+    Stdin,
+    File(PathBuf),
+}
+
+/// Runs a peer until it quits; returns the process exit code.
+pub fn run(cfg: PeerConfig, listen: SocketAddr, batch: Option<BatchSource>) -> io::Result<i32> {
+    let mut ui = Ui::new(cfg.mode == Mode::Repl);
+    for dir in [&cfg.shared_dir, &cfg.downloads_dir] {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display()))
+        })?;
+    }
+    let batch_file = match &batch {
+        Some(BatchSource::File(path)) => Some(std::fs::File::open(path).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot read batch file {}: {e}", path.display()),
+            )
+        })?),
+        _ => None,
+    };
+
+    let mut reactor = Reactor::new()?;
+    let bound = reactor
+        .listen(listen)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}")))?;
+    reactor.catch_signals()?;
+    ui.line(&format!("{} listening on {bound}", cfg.name));
+
+    let started = Instant::now();
+    let (index, report) =
+        index::SharedIndex::scan(&cfg.shared_dir, &hash_cache_path(&cfg.downloads_dir)).map_err(
+            |e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot scan {}: {e}", cfg.shared_dir.display()),
+                )
+            },
+        )?;
+    for (name, why) in &report.skipped {
+        ui.line(&format!("skipped {}: {why}", crate::names::printable(name)));
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let hashed = if report.hashed > 0 {
+        format!(
+            "; hashed {} ({}) at {:.0} MB/s",
+            report.hashed,
+            human_bytes(report.hashed_bytes),
+            report.hashed_bytes as f64 / secs.max(1e-6) / 1e6
+        )
+    } else {
+        String::new()
+    };
+    ui.line(&format!(
+        "sharing {} files from {}{hashed}",
+        report.files,
+        cfg.shared_dir.display()
+    ));
+
+    let to_loop = reactor.control_sender();
+    match (&cfg.mode, batch_file) {
+        (Mode::Serve, _) => {}
+        (_, Some(file)) => crate::repl::input::spawn_line_reader(file, to_loop),
+        (Mode::Batch { .. }, None) | (Mode::Repl, None) => {
+            crate::repl::input::spawn_line_reader(io::stdin(), to_loop)
+        }
+    }
+    if cfg.mode == Mode::Repl {
+        ui.line("type help for the commands");
+    }
+    let mut node = PeerNode::new(cfg, index, bound.port(), ui, Instant::now());
+    let code = reactor.run(&mut node)?;
+    // Drop the reactor before returning so the input thread's sends fail and it ends.
+    drop(reactor);
+    let _ = Control::EndOfInput;
+    Ok(code)
+}

@@ -1,0 +1,325 @@
+//! The peer node: everything a peer does, driven by the reactor through [`Driver`].
+//!
+//! The work is split by job across files, each adding an `impl PeerNode` block:
+//! `tracker_link.rs` (registration, heartbeats, peer list), `sessions.rs` (peer connections,
+//! handshake, answering requests), `ops.rs` (the user's commands), `transfer.rs` (downloads).
+//! This file holds the state they share and the dispatch.
+
+use super::index::SharedIndex;
+use super::ops::Op;
+use super::sessions::Session;
+use super::tracker_link::TrackerLink;
+use super::transfer::Download;
+use crate::reactor::{Action, CloseReason, ConnId, ConnectTag, Control, Driver};
+use crate::repl::Ui;
+use crate::wire::{Message, PeerInfo, encode_message};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// How the peer takes commands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Lines typed by a person; errors are printed and the REPL goes on.
+    Repl,
+    /// Lines from a file or stdin; the first failure exits with status 1.
+    Batch { then_serve: bool },
+    /// No commands: serve until a signal.
+    Serve,
+}
+
+#[derive(Clone, Debug)]
+pub struct PeerConfig {
+    pub name: String,
+    pub tracker: SocketAddr,
+    pub shared_dir: PathBuf,
+    pub downloads_dir: PathBuf,
+    pub mode: Mode,
+}
+
+/// What an outgoing connection is for.
+#[derive(Clone, Debug)]
+pub enum ConnectPurpose {
+    Tracker,
+    Peer { name: String, addr: SocketAddr },
+}
+
+/// What an answer to one of our requests belongs to.
+#[derive(Clone, Copy, Debug)]
+pub enum Purpose {
+    /// The foreground command.
+    Op,
+    /// The tracker's peer list.
+    PeerList,
+    /// Chunk `index` of the running download.
+    Chunk(u64),
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Pending {
+    pub conn: ConnId,
+    pub purpose: Purpose,
+}
+
+/// A peer we know how to reach.
+#[derive(Clone, Debug)]
+pub struct KnownPeer {
+    pub addr: SocketAddr,
+    pub last_seen: Instant,
+}
+
+pub struct PeerNode {
+    pub(super) cfg: PeerConfig,
+    pub(super) listen_port: u16,
+    pub(super) ui: Ui,
+    pub(super) index: SharedIndex,
+    pub(super) actions: VecDeque<Action>,
+    next_id: u64,
+    pub(super) tracker: TrackerLink,
+    pub(super) sessions: HashMap<ConnId, Session>,
+    pub(super) connecting: HashMap<ConnectTag, ConnectPurpose>,
+    pub(super) pending: HashMap<u64, Pending>,
+    pub(super) known: BTreeMap<String, KnownPeer>,
+    /// Input waiting for the current command to finish.
+    pub(super) queue: VecDeque<Control>,
+    pub(super) op: Option<Op>,
+    pub(super) download: Option<Download>,
+    /// Commands wait until the first contact with the tracker has succeeded or failed, so a
+    /// script's first `get` already knows the other peers.
+    pub(super) ready: bool,
+    pub(super) ready_deadline: Instant,
+    pub(super) exiting: bool,
+    pub(super) chunk_buf: Vec<u8>,
+}
+
+/// Longest wait for the tracker before commands run anyway.
+const STARTUP_GRACE: Duration = Duration::from_secs(3);
+
+impl PeerNode {
+    pub fn new(
+        cfg: PeerConfig,
+        index: SharedIndex,
+        listen_port: u16,
+        ui: Ui,
+        now: Instant,
+    ) -> PeerNode {
+        let tracker = TrackerLink::new(cfg.tracker, now);
+        PeerNode {
+            cfg,
+            listen_port,
+            ui,
+            index,
+            actions: VecDeque::new(),
+            next_id: 1,
+            tracker,
+            sessions: HashMap::new(),
+            connecting: HashMap::new(),
+            pending: HashMap::new(),
+            known: BTreeMap::new(),
+            queue: VecDeque::new(),
+            op: None,
+            download: None,
+            ready: false,
+            ready_deadline: now + STARTUP_GRACE,
+            exiting: false,
+            chunk_buf: Vec::new(),
+        }
+    }
+
+    /// A fresh id for a request or a connect tag.
+    pub(super) fn next_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    pub(super) fn send(&mut self, conn: ConnId, msg: &Message) {
+        self.actions
+            .push_back(Action::Send(conn, encode_message(msg)));
+    }
+
+    /// Sends a request and remembers what its answer is for.
+    pub(super) fn request(
+        &mut self,
+        conn: ConnId,
+        purpose: Purpose,
+        make: impl FnOnce(u64) -> Message,
+    ) -> u64 {
+        let req = self.next_id();
+        self.pending.insert(req, Pending { conn, purpose });
+        let msg = make(req);
+        self.send(conn, &msg);
+        req
+    }
+
+    pub(super) fn connect(&mut self, addr: SocketAddr, purpose: ConnectPurpose) {
+        let tag = self.next_id();
+        self.connecting.insert(tag, purpose);
+        self.actions.push_back(Action::Connect(addr, tag));
+    }
+
+    pub(super) fn close(&mut self, conn: ConnId) {
+        self.actions.push_back(Action::Close(conn));
+    }
+
+    /// Leaves the event loop with `code`, telling the tracker first.
+    pub(super) fn exit(&mut self, code: i32) {
+        if self.exiting {
+            return;
+        }
+        self.exiting = true;
+        self.tracker_goodbye();
+        if let Some(dl) = self.download.take() {
+            dl.abandon();
+        }
+        self.ui.finish_progress();
+        self.actions.push_back(Action::Exit(code));
+    }
+
+    /// Replaces the known peers with the tracker's list (ourselves left out).
+    pub(super) fn set_known_peers(&mut self, peers: Vec<PeerInfo>, now: Instant) {
+        self.known.clear();
+        for p in peers {
+            if p.name == self.cfg.name || crate::names::check_peer_name(&p.name).is_err() {
+                continue;
+            }
+            let Ok(addr) = p.addr.parse::<SocketAddr>() else {
+                continue;
+            };
+            if addr.port() == 0 || addr.ip().is_unspecified() {
+                continue;
+            }
+            let ago = Duration::from_millis(p.last_seen_ms.min(86_400_000));
+            let last_seen = now.checked_sub(ago).unwrap_or(now);
+            self.known.insert(p.name, KnownPeer { addr, last_seen });
+        }
+    }
+
+    fn take_input(&mut self, now: Instant) {
+        while self.op.is_none() && !self.exiting && self.ready {
+            let Some(ctl) = self.queue.pop_front() else {
+                self.ui.prompt();
+                return;
+            };
+            match ctl {
+                Control::Line(line) => self.start_command(&line, now),
+                Control::EndOfInput => self.input_ended(),
+                Control::Shutdown => self.exit(0),
+            }
+        }
+    }
+
+    fn input_ended(&mut self) {
+        match self.cfg.mode {
+            Mode::Repl | Mode::Batch { then_serve: false } => self.exit(0),
+            Mode::Batch { then_serve: true } => {
+                self.cfg.mode = Mode::Serve;
+                self.ui.line("batch finished; serving until interrupted");
+            }
+            Mode::Serve => {}
+        }
+    }
+}
+
+impl Driver for PeerNode {
+    fn handle_accepted(&mut self, conn: ConnId, remote: SocketAddr, now: Instant) {
+        self.sessions.insert(conn, Session::incoming(remote, now));
+    }
+
+    fn handle_connected(
+        &mut self,
+        conn: ConnId,
+        tag: ConnectTag,
+        remote: SocketAddr,
+        now: Instant,
+    ) {
+        match self.connecting.remove(&tag) {
+            Some(ConnectPurpose::Tracker) => self.tracker_connected(conn, now),
+            Some(ConnectPurpose::Peer { name, .. }) => {
+                self.sessions
+                    .insert(conn, Session::outgoing(name, remote, now));
+                self.send_hello(conn);
+            }
+            None => self.close(conn),
+        }
+    }
+
+    fn handle_connect_failed(&mut self, tag: ConnectTag, error: io::Error, now: Instant) {
+        match self.connecting.remove(&tag) {
+            Some(ConnectPurpose::Tracker) => self.tracker_lost(&error.to_string(), now),
+            Some(ConnectPurpose::Peer { name, addr }) => {
+                let why = format!("cannot reach {name} at {addr}: {error}");
+                self.peer_unreachable(&name, &why, now);
+            }
+            None => {}
+        }
+        self.take_input(now);
+    }
+
+    fn handle_frame(&mut self, conn: ConnId, body: &[u8], now: Instant) {
+        if self.tracker.conn() == Some(conn) {
+            self.tracker_frame(conn, body, now);
+        } else {
+            self.session_frame(conn, body, now);
+        }
+        self.take_input(now);
+    }
+
+    fn handle_closed(&mut self, conn: ConnId, reason: CloseReason, now: Instant) {
+        if self.tracker.conn() == Some(conn) {
+            self.tracker_lost(&reason.to_string(), now);
+        } else {
+            self.session_closed(conn, &reason.to_string(), now);
+        }
+        self.take_input(now);
+    }
+
+    fn handle_control(&mut self, ctl: Control, now: Instant) {
+        match ctl {
+            // A signal does not wait behind queued commands.
+            Control::Shutdown => {
+                if matches!(self.cfg.mode, Mode::Batch { then_serve: false }) && self.op.is_some() {
+                    self.ui.error("interrupted");
+                    self.exit(1);
+                } else {
+                    self.exit(0);
+                }
+            }
+            Control::Line(_) if self.cfg.mode == Mode::Repl => {
+                self.ui.input_taken();
+                self.queue.push_back(ctl);
+            }
+            other => self.queue.push_back(other),
+        }
+        self.take_input(now);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        if !self.ready && now >= self.ready_deadline {
+            self.ready = true;
+        }
+        self.tracker_tick(now);
+        self.sessions_tick(now);
+        self.op_tick(now);
+        self.take_input(now);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        let gate = (!self.ready).then_some(self.ready_deadline);
+        [
+            gate,
+            self.tracker.deadline(),
+            self.sessions_deadline(),
+            self.op_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+}

@@ -1,0 +1,521 @@
+//! The user's commands, run one at a time in the foreground. Each command that needs another
+//! peer first reaches it (asking the tracker for its address if needed), then sends its request
+//! and finishes on the answer. Every step is bounded by a deadline.
+
+use super::node::{ConnectPurpose, Mode, PeerNode, Purpose};
+use super::partial::{Destination, check_destination};
+use super::sessions::MAX_CHAT_LEN;
+use crate::names::{check_file_name, printable};
+use crate::reactor::ConnId;
+use crate::repl::command::{Command, help_text};
+use crate::repl::ui::human_bytes;
+use crate::wire::{FileInfo, Message};
+use std::time::{Duration, Instant};
+
+/// A command waiting on the network gives up after this long without progress.
+const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often `wait-peer` asks the tracker again.
+const WAIT_PEER_POLL: Duration = Duration::from_millis(250);
+
+/// What a command that talks to a peer is waiting for.
+#[derive(Debug)]
+pub enum Step {
+    /// Finding and connecting to the peer. `refreshed`: we already asked the tracker anew.
+    Reaching { refreshed: bool },
+    /// Our request went out on this connection; waiting for the answer.
+    Asked(ConnId),
+    /// `get` only: the manifest was asked for this file.
+    AskedManifest(ConnId, FileInfo),
+    /// `get` only: chunks are flowing (see `transfer.rs`).
+    Transferring,
+}
+
+#[derive(Debug)]
+pub enum Op {
+    Peers {
+        deadline: Instant,
+    },
+    Files {
+        peer: String,
+        step: Step,
+        deadline: Instant,
+    },
+    Get {
+        peer: String,
+        file: String,
+        step: Step,
+        deadline: Instant,
+    },
+    Msg {
+        peer: String,
+        text: String,
+        step: Step,
+        deadline: Instant,
+    },
+    WaitPeer {
+        name: String,
+        deadline: Instant,
+        next_poll: Instant,
+    },
+    Sleep {
+        until: Instant,
+    },
+}
+
+impl Op {
+    fn peer(&self) -> Option<&str> {
+        match self {
+            Op::Files { peer, .. } | Op::Get { peer, .. } | Op::Msg { peer, .. } => Some(peer),
+            _ => None,
+        }
+    }
+
+    fn step_mut(&mut self) -> Option<&mut Step> {
+        match self {
+            Op::Files { step, .. } | Op::Get { step, .. } | Op::Msg { step, .. } => Some(step),
+            _ => None,
+        }
+    }
+
+    fn deadline(&self) -> Instant {
+        match self {
+            Op::Peers { deadline }
+            | Op::Files { deadline, .. }
+            | Op::Get { deadline, .. }
+            | Op::Msg { deadline, .. }
+            | Op::WaitPeer { deadline, .. } => *deadline,
+            Op::Sleep { until } => *until,
+        }
+    }
+}
+
+impl PeerNode {
+    pub(super) fn start_command(&mut self, line: &str, now: Instant) {
+        let cmd = match crate::repl::parse(line) {
+            Ok(Some(cmd)) => cmd,
+            Ok(None) => return,
+            Err(e) => return self.fail_op(&e),
+        };
+        let deadline = now + STEP_TIMEOUT;
+        let reaching = Step::Reaching { refreshed: false };
+        match cmd {
+            Command::Peers => {
+                if self.request_peer_list() {
+                    self.op = Some(Op::Peers { deadline });
+                } else {
+                    self.print_peers(now);
+                }
+            }
+            Command::Files { peer } => {
+                self.op = Some(Op::Files {
+                    peer,
+                    step: reaching,
+                    deadline,
+                })
+            }
+            Command::Get { peer, file } => {
+                if let Err(e) = check_file_name(&file) {
+                    return self.fail_op(&e);
+                }
+                self.op = Some(Op::Get {
+                    peer,
+                    file,
+                    step: reaching,
+                    deadline,
+                })
+            }
+            Command::Msg { peer, text } => {
+                if text.len() > MAX_CHAT_LEN {
+                    return self.fail_op(&format!(
+                        "message is {} bytes; the limit is {MAX_CHAT_LEN}",
+                        text.len()
+                    ));
+                }
+                self.op = Some(Op::Msg {
+                    peer,
+                    text,
+                    step: reaching,
+                    deadline,
+                })
+            }
+            Command::Shared => self.print_shared(),
+            Command::Rescan => self.rescan(),
+            Command::Help => self.ui.line(&help_text()),
+            Command::Quit => self.exit(0),
+            Command::WaitPeer { name, seconds } => {
+                self.op = Some(Op::WaitPeer {
+                    name,
+                    deadline: now + Duration::from_secs_f64(seconds),
+                    next_poll: now,
+                });
+                self.op_tick(now);
+            }
+            Command::Sleep { seconds } => {
+                self.op = Some(Op::Sleep {
+                    until: now + Duration::from_secs_f64(seconds),
+                })
+            }
+        }
+        self.op_advance(now);
+    }
+
+    /// The command succeeded.
+    pub(super) fn finish_op(&mut self) {
+        self.op = None;
+    }
+
+    /// The command failed: say why; in a batch, stop with status 1.
+    pub(super) fn fail_op(&mut self, why: &str) {
+        self.op = None;
+        if let Some(dl) = self.download.take() {
+            dl.abandon();
+        }
+        self.ui.finish_progress();
+        self.ui.error(why);
+        if matches!(self.cfg.mode, Mode::Batch { .. }) {
+            self.exit(1);
+        }
+    }
+
+    /// Moves a command that is reaching its peer forward as far as it can go now.
+    pub(super) fn op_advance(&mut self, now: Instant) {
+        let Some(op) = &mut self.op else { return };
+        let Some(peer) = op.peer().map(str::to_string) else {
+            return;
+        };
+        let Some(Step::Reaching { refreshed }) = op.step_mut() else {
+            return;
+        };
+        let mut refreshed_now = *refreshed;
+        let reached = self.reach(&peer, &mut refreshed_now);
+        if let Some(Step::Reaching { refreshed }) = self.op.as_mut().and_then(Op::step_mut) {
+            *refreshed = refreshed_now;
+        }
+        match reached {
+            Err(e) => self.fail_op(&e),
+            Ok(None) => {}
+            Ok(Some(conn)) => self.ask(conn, now),
+        }
+    }
+
+    /// A ready connection to `name`, or `None` while one is being set up.
+    fn reach(&mut self, name: &str, refreshed: &mut bool) -> Result<Option<ConnId>, String> {
+        if name == self.cfg.name {
+            return Err(format!("'{name}' is this peer"));
+        }
+        if let Some(conn) = self.ready_session(name) {
+            return Ok(Some(conn));
+        }
+        if self.session_pending(name) {
+            return Ok(None);
+        }
+        if let Some(known) = self.known.get(name) {
+            let addr = known.addr;
+            let name = name.to_string();
+            self.connect(addr, ConnectPurpose::Peer { name, addr });
+            return Ok(None);
+        }
+        if !*refreshed && self.request_peer_list() {
+            *refreshed = true;
+            return Ok(None);
+        }
+        if self.tracker.list_in_flight {
+            return Ok(None);
+        }
+        let hint = if self.tracker.up().is_none() {
+            " (the tracker is unreachable)"
+        } else {
+            ""
+        };
+        Err(format!("unknown peer '{}'{hint}", printable(name)))
+    }
+
+    /// Sends the command's request on a ready connection.
+    fn ask(&mut self, conn: ConnId, now: Instant) {
+        let text = match &self.op {
+            Some(Op::Msg { text, .. }) => Some(text.clone()),
+            _ => None,
+        };
+        match text {
+            Some(text) => self.request(conn, Purpose::Op, |req| Message::Chat { req, text }),
+            None => self.request(conn, Purpose::Op, |req| Message::ListFiles { req }),
+        };
+        if let Some(op) = &mut self.op {
+            if let Some(step) = op.step_mut() {
+                *step = Step::Asked(conn);
+            }
+            bump(op, now);
+        }
+    }
+
+    pub(super) fn op_session_ready(&mut self, _conn: ConnId, now: Instant) {
+        self.op_advance(now);
+    }
+
+    pub(super) fn op_peer_list_arrived(&mut self, now: Instant) {
+        match &self.op {
+            Some(Op::Peers { .. }) => {
+                self.finish_op();
+                self.print_peers(now);
+            }
+            Some(Op::WaitPeer { .. }) => self.op_tick(now),
+            _ => self.op_advance(now),
+        }
+    }
+
+    pub(super) fn peer_unreachable(&mut self, name: &str, why: &str, _now: Instant) {
+        if self.op.as_ref().and_then(Op::peer) == Some(name) {
+            self.fail_op(why);
+        }
+    }
+
+    pub(super) fn op_connection_lost(
+        &mut self,
+        conn: ConnId,
+        name: &str,
+        why: &str,
+        _now: Instant,
+    ) {
+        let Some(op) = &mut self.op else { return };
+        let on_this_conn = match op.step_mut() {
+            Some(Step::Asked(c)) | Some(Step::AskedManifest(c, _)) => *c == conn,
+            Some(Step::Transferring) => self.download.as_ref().is_some_and(|d| d.conn == conn),
+            Some(Step::Reaching { .. }) => op.peer() == Some(name),
+            None => false,
+        };
+        if on_this_conn {
+            self.fail_op(&format!("connection to {} lost: {why}", printable(name)));
+        }
+    }
+
+    /// The answer to the command's request.
+    pub(super) fn op_answer(&mut self, conn: ConnId, msg: Message, now: Instant) {
+        if let Message::Error { message, .. } = &msg {
+            let peer = self
+                .op
+                .as_ref()
+                .and_then(Op::peer)
+                .unwrap_or("")
+                .to_string();
+            return self.fail_op(&format!("{peer}: {}", printable(message)));
+        }
+        let Some(op) = self.op.take() else { return };
+        match (op, msg) {
+            (Op::Files { peer, .. }, Message::Files { files, .. }) => {
+                if files.is_empty() {
+                    self.ui.line(&format!("{peer} shares no files"));
+                }
+                for f in files {
+                    self.ui.line(&format!(
+                        "{}  {} bytes  {}",
+                        printable(&f.name),
+                        f.size,
+                        f.sha256
+                    ));
+                }
+            }
+            (Op::Msg { peer, .. }, Message::ChatOk { .. }) => {
+                self.ui.line(&format!("message delivered to {peer}"));
+            }
+            (
+                Op::Get {
+                    peer,
+                    file,
+                    deadline,
+                    ..
+                },
+                Message::Files { files, .. },
+            ) => {
+                let Some(info) = files.into_iter().find(|f| f.name == file) else {
+                    return self
+                        .fail_op(&format!("{peer} has no file named '{}'", printable(&file)));
+                };
+                let dest = self.cfg.downloads_dir.join(&file);
+                match check_destination(&dest, &info.sha256) {
+                    Err(e) => self.fail_op(&e),
+                    Ok(Destination::AlreadyThere) => {
+                        self.ui.line(&format!(
+                            "{} already there (same content), sha256 {}",
+                            dest.display(),
+                            info.sha256
+                        ));
+                    }
+                    Ok(Destination::Free) => {
+                        let sha256 = info.sha256;
+                        self.request(conn, Purpose::Op, |req| Message::GetManifest {
+                            req,
+                            sha256,
+                        });
+                        let mut op = Op::Get {
+                            peer,
+                            file,
+                            step: Step::AskedManifest(conn, info),
+                            deadline,
+                        };
+                        bump(&mut op, now);
+                        self.op = Some(op);
+                    }
+                }
+            }
+            (
+                Op::Get {
+                    peer,
+                    file,
+                    step: Step::AskedManifest(_, info),
+                    deadline,
+                },
+                manifest @ Message::Manifest { .. },
+            ) => {
+                self.op = Some(Op::Get {
+                    peer: peer.clone(),
+                    file: file.clone(),
+                    step: Step::Transferring,
+                    deadline,
+                });
+                if let Err(e) = self.start_download(conn, peer, file, info, manifest, now) {
+                    self.fail_op(&e);
+                }
+            }
+            (op, msg) => {
+                let peer = op.peer().unwrap_or("").to_string();
+                self.fail_op(&format!(
+                    "{peer} answered with an unexpected {}",
+                    msg.kind()
+                ));
+            }
+        }
+    }
+
+    pub(super) fn op_tick(&mut self, now: Instant) {
+        self.download_tick(now);
+        let Some(op) = &mut self.op else { return };
+        match op {
+            Op::Sleep { until } if now >= *until => self.finish_op(),
+            Op::WaitPeer {
+                name,
+                deadline,
+                next_poll,
+            } => {
+                let name = name.clone();
+                let (deadline, poll_due) = (*deadline, now >= *next_poll);
+                if poll_due {
+                    *next_poll = now + WAIT_PEER_POLL;
+                }
+                if self.known.contains_key(&name) || self.ready_session(&name).is_some() {
+                    self.ui.line(&format!("{name} is known"));
+                    self.finish_op();
+                } else if now >= deadline {
+                    let why = format!("{} did not appear in time", printable(&name));
+                    self.fail_op(&why);
+                } else if poll_due {
+                    self.request_peer_list();
+                }
+            }
+            Op::Get {
+                step: Step::Transferring,
+                ..
+            }
+            | Op::Sleep { .. } => {}
+            other if now >= other.deadline() => {
+                let peer = other.peer().unwrap_or("the tracker").to_string();
+                self.fail_op(&format!("timed out waiting for {peer}"));
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn op_deadline(&self) -> Option<Instant> {
+        let dl = self.download.as_ref().map(|d| d.stall_deadline());
+        let op = match &self.op {
+            None
+            | Some(Op::Get {
+                step: Step::Transferring,
+                ..
+            }) => None,
+            Some(Op::WaitPeer {
+                deadline,
+                next_poll,
+                ..
+            }) => Some(*deadline.min(next_poll)),
+            Some(op) => Some(op.deadline()),
+        };
+        op.into_iter().chain(dl).min()
+    }
+
+    fn print_peers(&mut self, now: Instant) {
+        if self.known.is_empty() {
+            let note = if self.tracker.up().is_none() {
+                " (the tracker is unreachable)"
+            } else {
+                ""
+            };
+            self.ui.line(&format!("no peers known{note}"));
+            return;
+        }
+        let lines: Vec<String> = self
+            .known
+            .iter()
+            .map(|(name, p)| {
+                let ago = now.saturating_duration_since(p.last_seen).as_secs();
+                format!("{name}  {}  {ago}s ago", p.addr)
+            })
+            .collect();
+        for line in lines {
+            self.ui.line(&line);
+        }
+    }
+
+    fn print_shared(&mut self) {
+        let lines: Vec<String> = self
+            .index
+            .files()
+            .iter()
+            .map(|f| {
+                format!(
+                    "{}  {} bytes  {}",
+                    f.name, f.manifest.size, f.manifest.sha256
+                )
+            })
+            .collect();
+        if lines.is_empty() {
+            let dir = self.cfg.shared_dir.display().to_string();
+            self.ui
+                .line(&format!("no files shared (put some in {dir})"));
+        }
+        for line in lines {
+            self.ui.line(&line);
+        }
+    }
+
+    fn rescan(&mut self) {
+        let cache = super::hash_cache_path(&self.cfg.downloads_dir);
+        match super::index::SharedIndex::scan(&self.cfg.shared_dir, &cache) {
+            Ok((index, report)) => {
+                self.index = index;
+                for (name, why) in &report.skipped {
+                    self.ui.line(&format!("skipped {}: {why}", printable(name)));
+                }
+                self.ui.line(&format!(
+                    "sharing {} files ({} hashed, {})",
+                    report.files,
+                    report.hashed,
+                    human_bytes(report.hashed_bytes)
+                ));
+            }
+            Err(e) => self.fail_op(&format!(
+                "cannot scan {}: {e}",
+                self.cfg.shared_dir.display()
+            )),
+        }
+    }
+}
+
+/// Progress was made: push the command's deadline out.
+fn bump(op: &mut Op, now: Instant) {
+    match op {
+        Op::Files { deadline, .. } | Op::Get { deadline, .. } | Op::Msg { deadline, .. } => {
+            *deadline = now + STEP_TIMEOUT
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,277 @@
+//! A download on disk: a partial file beside its destination, holding only verified chunks
+//! written at their offsets, renamed into place only once the whole file hashes to the SHA-256
+//! that was asked for. Nothing ever stands under the final name that is not exactly those bytes.
+
+use super::chunk_plan::{ChunkPlan, ChunkState};
+use crate::names::partial_name;
+use crate::wire::Sha256;
+use sha2::Digest;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// What is already at a download's destination.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Destination {
+    /// Nothing there: go ahead.
+    Free,
+    /// A file with exactly the wanted content is there already.
+    AlreadyThere,
+}
+
+/// Checks the destination before a download starts. A different file under that name is an
+/// error: we never overwrite anything.
+pub fn check_destination(dest: &Path, sha256: &Sha256) -> Result<Destination, String> {
+    match std::fs::symlink_metadata(dest) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Destination::Free),
+        Err(e) => Err(format!("cannot check {}: {e}", dest.display())),
+        Ok(meta) if !meta.is_file() => Err(format!(
+            "{} already exists and is not a regular file; not touching it",
+            dest.display()
+        )),
+        Ok(_) => match hash_file(dest) {
+            Ok(have) if have == *sha256 => Ok(Destination::AlreadyThere),
+            Ok(_) => Err(format!(
+                "{} already exists with different content; move it away or rename it first",
+                dest.display()
+            )),
+            Err(e) => Err(format!("cannot read {}: {e}", dest.display())),
+        },
+    }
+}
+
+/// SHA-256 of a whole file, read in blocks.
+pub fn hash_file(path: &Path) -> io::Result<Sha256> {
+    let mut file = File::open(path)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(Sha256(hasher.finalize().into()))
+}
+
+pub struct PartialFile {
+    file: File,
+    part_path: PathBuf,
+    dest: PathBuf,
+    /// Whole-file SHA-256 over chunks `0..hashed_upto`, fed in order as they become available,
+    /// so completion needs no second pass over the file.
+    hasher: sha2::Sha256,
+    hashed_upto: u64,
+}
+
+impl PartialFile {
+    /// Creates the partial file for `dest` (a stale one from an earlier attempt is replaced).
+    /// Opened create-new and no-follow: a symlink planted at that path is never followed.
+    pub fn create(dest: &Path, file_name: &str) -> io::Result<PartialFile> {
+        let dir = dest.parent().unwrap_or(Path::new("."));
+        let part_path = dir.join(partial_name(file_name));
+        match std::fs::remove_file(&part_path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&part_path)?;
+        Ok(PartialFile {
+            file,
+            part_path,
+            dest: dest.to_path_buf(),
+            hasher: sha2::Sha256::new(),
+            hashed_upto: 0,
+        })
+    }
+
+    pub fn dest(&self) -> &Path {
+        &self.dest
+    }
+
+    /// Writes a verified chunk at its offset. Call before `plan.mark_written(index)`.
+    pub fn write_chunk(&mut self, plan: &ChunkPlan, index: u64, data: &[u8]) -> io::Result<()> {
+        let manifest = plan.manifest();
+        self.file.write_all_at(data, manifest.chunk_offset(index))?;
+        if index == self.hashed_upto {
+            self.hasher.update(data);
+            self.hashed_upto += 1;
+            // Chunks that arrived early were written but not hashed: catch up from disk.
+            let mut buf = Vec::new();
+            while plan.state(self.hashed_upto) == Some(ChunkState::Done) {
+                let len = manifest.chunk_len(self.hashed_upto).unwrap_or(0) as usize;
+                buf.resize(len, 0);
+                self.file
+                    .read_exact_at(&mut buf, manifest.chunk_offset(self.hashed_upto))?;
+                self.hasher.update(&buf);
+                self.hashed_upto += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Called when every chunk is written: checks the whole-file hash, makes the bytes durable
+    /// and links the file under its final name without replacing anything.
+    pub fn finish(self, expected: &Sha256) -> Result<PathBuf, String> {
+        let got = Sha256(self.hasher.clone().finalize().into());
+        if got != *expected {
+            self.abandon();
+            return Err(format!(
+                "the finished file hashes to {got}, not {expected}: the source's manifest does not \
+                 describe that file; nothing was saved"
+            ));
+        }
+        let fail = |what: &str, e: io::Error, part: &Path| {
+            let _ = std::fs::remove_file(part);
+            format!("{what}: {e}")
+        };
+        if let Err(e) = self.file.sync_all() {
+            return Err(fail(
+                "could not flush the download to disk",
+                e,
+                &self.part_path,
+            ));
+        }
+        // link() fails if the destination exists: a file that appeared meanwhile is kept.
+        if let Err(e) = std::fs::hard_link(&self.part_path, &self.dest) {
+            let why = if e.kind() == io::ErrorKind::AlreadyExists {
+                match check_destination(&self.dest, expected) {
+                    Ok(_) => {
+                        let _ = std::fs::remove_file(&self.part_path);
+                        return Ok(self.dest);
+                    }
+                    Err(conflict) => conflict,
+                }
+            } else {
+                format!("could not create {}: {e}", self.dest.display())
+            };
+            let _ = std::fs::remove_file(&self.part_path);
+            return Err(why);
+        }
+        let _ = std::fs::remove_file(&self.part_path);
+        if let Some(dir) = self.dest.parent() {
+            sync_dir(dir);
+        }
+        Ok(self.dest)
+    }
+
+    /// Removes the partial file (download failed or cancelled).
+    pub fn abandon(self) {
+        let _ = std::fs::remove_file(&self.part_path);
+    }
+}
+
+/// fsync a directory so a rename or link in it survives a crash. Best effort: some filesystems
+/// refuse to open directories for this.
+pub fn sync_dir(dir: &Path) {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peer::manifest::manifest_of_reader;
+
+    fn plan_for(data: &[u8]) -> ChunkPlan {
+        ChunkPlan::new(manifest_of_reader(data, data.len() as u64).unwrap())
+    }
+
+    fn fetch_all(plan: &mut ChunkPlan, part: &mut PartialFile, data: &[u8], order: &[u64]) {
+        while plan.next_request().is_some() {}
+        for &i in order {
+            let m = plan.manifest().clone();
+            let off = m.chunk_offset(i) as usize;
+            let len = m.chunk_len(i).unwrap() as usize;
+            let chunk = &data[off..off + len];
+            plan.verify(i, chunk).unwrap();
+            part.write_chunk(plan, i, chunk).unwrap();
+            plan.mark_written(i);
+        }
+    }
+
+    #[test]
+    fn out_of_order_chunks_finish_to_the_exact_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..256 * 1024 * 3 + 5)
+            .map(|i| (i * 7 % 256) as u8)
+            .collect();
+        let mut plan = plan_for(&data);
+        let dest = dir.path().join("f.bin");
+        let mut part = PartialFile::create(&dest, "f.bin").unwrap();
+        fetch_all(&mut plan, &mut part, &data, &[2, 0, 3, 1]);
+        assert!(plan.is_complete());
+        let sha = plan.manifest().sha256;
+        let path = part.finish(&sha).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+        assert!(!dir.path().join(".f.bin.p2p-part").exists());
+    }
+
+    #[test]
+    fn wrong_whole_file_hash_saves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = vec![9u8; 1000];
+        let mut plan = plan_for(&data);
+        let dest = dir.path().join("x");
+        let mut part = PartialFile::create(&dest, "x").unwrap();
+        fetch_all(&mut plan, &mut part, &data, &[0]);
+        assert!(part.finish(&Sha256([0; 32])).is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn existing_destination_is_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = vec![1u8; 10];
+        let dest = dir.path().join("x");
+        let mut plan = plan_for(&data);
+        let mut part = PartialFile::create(&dest, "x").unwrap();
+        fetch_all(&mut plan, &mut part, &data, &[0]);
+        std::fs::write(&dest, b"someone else's").unwrap();
+        let err = part.finish(&plan.manifest().sha256).unwrap_err();
+        assert!(err.contains("different content"), "{err}");
+        assert_eq!(std::fs::read(&dest).unwrap(), b"someone else's");
+    }
+
+    #[test]
+    fn destination_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("x");
+        let sha = Sha256::of(b"abc");
+        assert_eq!(check_destination(&dest, &sha), Ok(Destination::Free));
+        std::fs::write(&dest, b"abc").unwrap();
+        assert_eq!(
+            check_destination(&dest, &sha),
+            Ok(Destination::AlreadyThere)
+        );
+        std::fs::write(&dest, b"abd").unwrap();
+        assert!(check_destination(&dest, &sha).is_err());
+    }
+
+    #[test]
+    fn planted_symlink_at_partial_path_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"keep me").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join(".x.p2p-part")).unwrap();
+        let data = vec![5u8; 100];
+        let mut plan = plan_for(&data);
+        let mut part = PartialFile::create(&dir.path().join("x"), "x").unwrap();
+        fetch_all(&mut plan, &mut part, &data, &[0]);
+        part.finish(&plan.manifest().sha256).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
+        assert_eq!(std::fs::read(dir.path().join("x")).unwrap(), data);
+    }
+}

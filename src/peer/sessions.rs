@@ -1,0 +1,296 @@
+//! Connections to other peers: the `Hello` handshake, answering their requests (file list,
+//! manifests, chunks, chat) and routing their answers to ours. The sender of a request is the
+//! peer named in that connection's handshake, never a name inside the request.
+
+use super::node::{PeerNode, Purpose};
+use crate::names::{check_peer_name, printable};
+use crate::reactor::ConnId;
+use crate::wire::{ErrorCode, FileInfo, Message, PROTOCOL_VERSION, Sha256, decode_message};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// A connection that has not completed its handshake by then is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest chat message accepted or sent, in bytes.
+pub const MAX_CHAT_LEN: usize = 4096;
+
+pub struct Session {
+    pub remote: SocketAddr,
+    /// For connections we opened: the peer we meant to reach.
+    pub expected: Option<String>,
+    /// The remote's name, once its `Hello` arrived.
+    pub name: Option<String>,
+    pub hello_deadline: Instant,
+}
+
+impl Session {
+    pub fn incoming(remote: SocketAddr, now: Instant) -> Session {
+        Session {
+            remote,
+            expected: None,
+            name: None,
+            hello_deadline: now + HANDSHAKE_TIMEOUT,
+        }
+    }
+
+    pub fn outgoing(name: String, remote: SocketAddr, now: Instant) -> Session {
+        Session {
+            expected: Some(name),
+            ..Session::incoming(remote, now)
+        }
+    }
+
+    pub fn ready(&self) -> bool {
+        self.name.is_some()
+    }
+}
+
+impl PeerNode {
+    pub(super) fn send_hello(&mut self, conn: ConnId) {
+        let hello = Message::Hello {
+            version: PROTOCOL_VERSION,
+            name: self.cfg.name.clone(),
+            listen_port: Some(self.listen_port),
+            agent: format!("p2p/{}", env!("CARGO_PKG_VERSION")),
+        };
+        self.send(conn, &hello);
+    }
+
+    /// A ready connection to `name`, if there is one.
+    pub(super) fn ready_session(&self, name: &str) -> Option<ConnId> {
+        self.sessions
+            .iter()
+            .filter(|(_, s)| s.name.as_deref() == Some(name))
+            .map(|(c, _)| *c)
+            .min()
+    }
+
+    /// Whether a connection to `name` is being set up.
+    pub(super) fn session_pending(&self, name: &str) -> bool {
+        self.sessions
+            .values()
+            .any(|s| !s.ready() && s.expected.as_deref() == Some(name))
+            || self.connecting.values().any(
+                |p| matches!(p, super::node::ConnectPurpose::Peer { name: n, .. } if n == name),
+            )
+    }
+
+    /// Ends a connection because the remote broke the protocol.
+    fn refuse(&mut self, conn: ConnId, code: ErrorCode, message: String, now: Instant) {
+        self.send(
+            conn,
+            &Message::Error {
+                req: None,
+                code,
+                message: message.clone(),
+            },
+        );
+        self.close(conn);
+        self.session_closed(conn, &message, now);
+    }
+
+    pub(super) fn session_frame(&mut self, conn: ConnId, body: &[u8], now: Instant) {
+        let Some(session) = self.sessions.get(&conn) else {
+            return;
+        };
+        let msg = match decode_message(body) {
+            Ok(msg) => msg,
+            Err(e) => {
+                let who = session
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| session.remote.to_string());
+                self.ui.warn(&format!("dropping {who}: {e}"));
+                self.refuse(conn, ErrorCode::UnexpectedMessage, e.to_string(), now);
+                return;
+            }
+        };
+        if !session.ready() {
+            self.handshake(conn, msg, now);
+            return;
+        }
+        match msg {
+            Message::ListFiles { req } => {
+                let files = self
+                    .index
+                    .files()
+                    .iter()
+                    .map(|f| FileInfo {
+                        name: f.name.clone(),
+                        size: f.manifest.size,
+                        sha256: f.manifest.sha256,
+                    })
+                    .collect();
+                self.send(conn, &Message::Files { req, files });
+            }
+            Message::GetManifest { req, sha256 } => self.serve_manifest(conn, req, sha256),
+            Message::GetChunk { req, sha256, index } => self.serve_chunk(conn, req, sha256, index),
+            Message::Chat { req, text } => {
+                if text.len() > MAX_CHAT_LEN {
+                    let message = format!("message longer than {MAX_CHAT_LEN} bytes");
+                    self.send(
+                        conn,
+                        &Message::Error {
+                            req: Some(req),
+                            code: ErrorCode::Other,
+                            message,
+                        },
+                    );
+                    return;
+                }
+                let from = self.sessions[&conn].name.clone().unwrap_or_default();
+                self.ui.line(&format!("{from}: {}", printable(&text)));
+                self.send(conn, &Message::ChatOk { req });
+            }
+            Message::Files { req, .. }
+            | Message::Manifest { req, .. }
+            | Message::Chunk { req, .. }
+            | Message::ChatOk { req }
+            | Message::Error { req: Some(req), .. } => self.answer(conn, req, msg, now),
+            Message::Error {
+                req: None, message, ..
+            } => {
+                let who = self.sessions[&conn].name.clone().unwrap_or_default();
+                self.ui.warn(&format!(
+                    "{who} closed the connection: {}",
+                    printable(&message)
+                ));
+            }
+            other => {
+                let message = format!("{} is not a peer-to-peer request", other.kind());
+                self.refuse(conn, ErrorCode::UnexpectedMessage, message, now);
+            }
+        }
+    }
+
+    fn handshake(&mut self, conn: ConnId, msg: Message, now: Instant) {
+        let Message::Hello { version, name, .. } = msg else {
+            let message = format!("expected Hello first, got {}", msg.kind());
+            self.refuse(conn, ErrorCode::UnexpectedMessage, message, now);
+            return;
+        };
+        if version != PROTOCOL_VERSION {
+            let message =
+                format!("this peer speaks protocol version {PROTOCOL_VERSION}, you sent {version}");
+            self.refuse(conn, ErrorCode::VersionMismatch, message, now);
+            return;
+        }
+        if let Err(why) = check_peer_name(&name) {
+            self.refuse(conn, ErrorCode::BadName, why, now);
+            return;
+        }
+        let session = self.sessions.get_mut(&conn).expect("caller checked");
+        if let Some(expected) = &session.expected
+            && *expected != name
+        {
+            let message = format!("expected to reach {expected}, but {name} answered");
+            self.refuse(conn, ErrorCode::Other, message, now);
+            return;
+        }
+        let incoming = session.expected.is_none();
+        session.name = Some(name);
+        if incoming {
+            self.send_hello(conn);
+        } else {
+            self.op_session_ready(conn, now);
+        }
+    }
+
+    fn serve_manifest(&mut self, conn: ConnId, req: u64, sha256: Sha256) {
+        let reply = match self.index.by_sha(&sha256) {
+            Some(f) => Message::Manifest {
+                req,
+                sha256,
+                size: f.manifest.size,
+                chunk_size: f.manifest.chunk_size,
+                chunk_hashes: f.manifest.hashes_to_wire(),
+            },
+            None => Message::Error {
+                req: Some(req),
+                code: ErrorCode::NoSuchFile,
+                message: format!("no shared file has SHA-256 {sha256}"),
+            },
+        };
+        self.send(conn, &reply);
+    }
+
+    fn serve_chunk(&mut self, conn: ConnId, req: u64, sha256: Sha256, index: u64) {
+        let mut buf = std::mem::take(&mut self.chunk_buf);
+        let reply = match self.index.read_chunk(&sha256, index, &mut buf) {
+            Ok(()) => Message::Chunk {
+                req,
+                index,
+                data: buf,
+            },
+            Err((code, message)) => {
+                self.chunk_buf = buf;
+                Message::Error {
+                    req: Some(req),
+                    code,
+                    message,
+                }
+            }
+        };
+        self.send(conn, &reply);
+        if let Message::Chunk { data, .. } = reply {
+            self.chunk_buf = data;
+        }
+    }
+
+    /// An answer to one of our requests.
+    fn answer(&mut self, conn: ConnId, req: u64, msg: Message, now: Instant) {
+        let Some(pending) = self.pending.get(&req).copied() else {
+            let message = format!("answer to request {req}, which was never made");
+            self.refuse(conn, ErrorCode::UnexpectedMessage, message, now);
+            return;
+        };
+        if pending.conn != conn {
+            let message = format!("answer to request {req}, which was made elsewhere");
+            self.refuse(conn, ErrorCode::UnexpectedMessage, message, now);
+            return;
+        }
+        self.pending.remove(&req);
+        match pending.purpose {
+            Purpose::Op => self.op_answer(conn, msg, now),
+            Purpose::Chunk(index) => self.chunk_answer(conn, index, msg, now),
+            Purpose::PeerList => {}
+        }
+    }
+
+    pub(super) fn session_closed(&mut self, conn: ConnId, why: &str, now: Instant) {
+        let Some(session) = self.sessions.remove(&conn) else {
+            return;
+        };
+        let lost: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.conn == conn)
+            .map(|(r, _)| *r)
+            .collect();
+        for req in &lost {
+            self.pending.remove(req);
+        }
+        let name = session.name.or(session.expected).unwrap_or_default();
+        self.op_connection_lost(conn, &name, why, now);
+    }
+
+    pub(super) fn sessions_tick(&mut self, now: Instant) {
+        let late: Vec<ConnId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| !s.ready() && now >= s.hello_deadline)
+            .map(|(c, _)| *c)
+            .collect();
+        for conn in late {
+            self.refuse(conn, ErrorCode::Other, "handshake timed out".into(), now);
+        }
+    }
+
+    pub(super) fn sessions_deadline(&self) -> Option<Instant> {
+        self.sessions
+            .values()
+            .filter(|s| !s.ready())
+            .map(|s| s.hello_deadline)
+            .min()
+    }
+}

@@ -1,0 +1,448 @@
+//! The poll loop. Edge-triggered: every readable or writable event is followed by reads or
+//! writes until `WouldBlock`, or until a per-event budget is spent (the connection then goes on a
+//! queue of still-readable sockets so one busy peer cannot starve the others).
+
+use super::conn::{Conn, OUT_LOW_WATER, Phase, ReadOutcome};
+use super::{Action, CloseReason, ConnId, ConnectTag, Control, Driver};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::{Duration, Instant};
+
+/// Tokens outside the slab range (slab keys grow from zero and never get near these).
+const WAKER: Token = Token(usize::MAX - 1);
+const SIGNALS: Token = Token(usize::MAX - 2);
+const FIRST_LISTENER: usize = usize::MAX - 16;
+
+/// How long an outgoing connect may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a closed connection may take to flush what was queued for it.
+const CLOSE_LINGER: Duration = Duration::from_secs(5);
+/// Bytes read from one connection per event before others get a turn.
+const READ_BUDGET: usize = 4 * 1024 * 1024;
+
+/// Hands lines and signals from other threads to the loop.
+#[derive(Clone)]
+pub struct ControlSender {
+    tx: Sender<Control>,
+    waker: Arc<Waker>,
+}
+
+impl ControlSender {
+    /// Returns false once the loop has gone.
+    pub fn send(&self, ctl: Control) -> bool {
+        self.tx.send(ctl).is_ok() && self.waker.wake().is_ok()
+    }
+}
+
+pub struct Reactor {
+    poll: Poll,
+    conns: Slab<Conn>,
+    listeners: Vec<TcpListener>,
+    waker: Arc<Waker>,
+    control_tx: Sender<Control>,
+    control_rx: Receiver<Control>,
+    signals: Option<signal_hook_mio::v1_0::Signals>,
+    next_generation: u64,
+    /// Connections that may still have unread bytes (budget spent or reading resumed).
+    readable_again: VecDeque<ConnId>,
+    exit: Option<i32>,
+}
+
+impl Reactor {
+    pub fn new() -> io::Result<Reactor> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (control_tx, control_rx) = channel();
+        Ok(Reactor {
+            poll,
+            conns: Slab::new(),
+            listeners: Vec::new(),
+            waker,
+            control_tx,
+            control_rx,
+            signals: None,
+            next_generation: 1,
+            readable_again: VecDeque::new(),
+            exit: None,
+        })
+    }
+
+    /// Listens on `addr` and returns the address actually bound (port 0 picks one).
+    pub fn listen(&mut self, addr: SocketAddr) -> io::Result<SocketAddr> {
+        let mut listener = TcpListener::bind(addr)?;
+        let token = Token(FIRST_LISTENER + self.listeners.len());
+        self.poll
+            .registry()
+            .register(&mut listener, token, Interest::READABLE)?;
+        let bound = listener.local_addr()?;
+        self.listeners.push(listener);
+        Ok(bound)
+    }
+
+    /// Delivers SIGINT and SIGTERM to the driver as `Control::Shutdown`.
+    pub fn catch_signals(&mut self) -> io::Result<()> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let mut signals = signal_hook_mio::v1_0::Signals::new([SIGINT, SIGTERM])?;
+        self.poll
+            .registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        self.signals = Some(signals);
+        Ok(())
+    }
+
+    pub fn control_sender(&self) -> ControlSender {
+        ControlSender {
+            tx: self.control_tx.clone(),
+            waker: self.waker.clone(),
+        }
+    }
+
+    /// Runs until the driver asks to exit; returns its exit code.
+    pub fn run(&mut self, driver: &mut impl Driver) -> io::Result<i32> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            self.apply_actions(driver);
+            if let Some(code) = self.exit {
+                self.flush_all_briefly();
+                return Ok(code);
+            }
+            let timeout = if self.readable_again.is_empty() {
+                self.next_deadline(driver)
+                    .map(|d| d.saturating_duration_since(Instant::now()))
+            } else {
+                Some(Duration::ZERO)
+            };
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            for event in events.iter() {
+                let token = event.token();
+                match token {
+                    WAKER => self.drain_controls(driver),
+                    SIGNALS => self.drain_signals(driver),
+                    Token(t) if t >= FIRST_LISTENER => self.accept_all(t - FIRST_LISTENER, driver),
+                    Token(index) => {
+                        if event.is_writable() || event.is_error() || event.is_write_closed() {
+                            self.on_writable(index, driver);
+                        }
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.on_readable(index, driver);
+                        }
+                    }
+                }
+                self.apply_actions(driver);
+            }
+            for _ in 0..self.readable_again.len() {
+                let Some(id) = self.readable_again.pop_front() else {
+                    break;
+                };
+                if self.live(id) {
+                    self.on_readable(id.index, driver);
+                    self.apply_actions(driver);
+                }
+            }
+            let now = Instant::now();
+            self.expire_connections(now, driver);
+            driver.handle_timeout(now);
+        }
+    }
+
+    fn live(&self, id: ConnId) -> bool {
+        self.conns
+            .get(id.index)
+            .is_some_and(|c| c.generation == id.generation)
+    }
+
+    fn id_of(&self, index: usize) -> Option<ConnId> {
+        self.conns.get(index).map(|c| ConnId {
+            index,
+            generation: c.generation,
+        })
+    }
+
+    fn next_deadline(&self, driver: &impl Driver) -> Option<Instant> {
+        let conn_deadlines = self.conns.iter().filter_map(|(_, c)| match c.phase {
+            Phase::Connecting { deadline, .. } | Phase::Closing { deadline } => Some(deadline),
+            Phase::Open => None,
+        });
+        conn_deadlines.chain(driver.poll_timeout()).min()
+    }
+
+    fn drain_controls(&mut self, driver: &mut impl Driver) {
+        while let Ok(ctl) = self.control_rx.try_recv() {
+            driver.handle_control(ctl, Instant::now());
+            self.apply_actions(driver);
+        }
+    }
+
+    fn drain_signals(&mut self, driver: &mut impl Driver) {
+        let count = self.signals.as_mut().map_or(0, |s| s.pending().count());
+        if count > 0 {
+            driver.handle_control(Control::Shutdown, Instant::now());
+        }
+    }
+
+    fn accept_all(&mut self, listener: usize, driver: &mut impl Driver) {
+        loop {
+            let Some(l) = self.listeners.get(listener) else {
+                return;
+            };
+            match l.accept() {
+                Ok((stream, remote)) => {
+                    let _ = stream.set_nodelay(true);
+                    if let Some(id) = self.insert(stream, remote, Phase::Open) {
+                        driver.handle_accepted(id, remote, Instant::now());
+                        self.apply_actions(driver);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // EMFILE and friends: the pending connection stays in the backlog; the next
+                // connection attempt raises a new edge. Nothing to spin on.
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn insert(
+        &mut self,
+        mut stream: TcpStream,
+        remote: SocketAddr,
+        phase: Phase,
+    ) -> Option<ConnId> {
+        let entry = self.conns.vacant_entry();
+        let index = entry.key();
+        let registered = self.poll.registry().register(
+            &mut stream,
+            Token(index),
+            Interest::READABLE | Interest::WRITABLE,
+        );
+        if registered.is_err() {
+            return None;
+        }
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        entry.insert(Conn::new(stream, generation, remote, phase));
+        Some(ConnId { index, generation })
+    }
+
+    fn on_writable(&mut self, index: usize, driver: &mut impl Driver) {
+        let Some(conn) = self.conns.get_mut(index) else {
+            return;
+        };
+        let id = ConnId {
+            index,
+            generation: conn.generation,
+        };
+        if let Phase::Connecting { tag, .. } = conn.phase {
+            match connect_outcome(&conn.stream) {
+                ConnectOutcome::Pending => {}
+                ConnectOutcome::Failed(e) => {
+                    self.drop_conn(index);
+                    driver.handle_connect_failed(tag, e, Instant::now());
+                }
+                ConnectOutcome::Connected => {
+                    conn.phase = Phase::Open;
+                    let _ = conn.stream.set_nodelay(true);
+                    let remote = conn.remote;
+                    driver.handle_connected(id, tag, remote, Instant::now());
+                }
+            }
+            return;
+        }
+        let was_paused = !conn.read_allowed();
+        match conn.flush() {
+            Ok(()) => {
+                if matches!(conn.phase, Phase::Closing { .. }) && conn.queued() == 0 {
+                    self.drop_conn(index);
+                } else if was_paused && conn.queued() < OUT_LOW_WATER && conn.read_allowed() {
+                    self.readable_again.push_back(id);
+                }
+            }
+            Err(e) => self.fail(id, CloseReason::Io(e), driver),
+        }
+    }
+
+    fn on_readable(&mut self, index: usize, driver: &mut impl Driver) {
+        let Some(conn) = self.conns.get_mut(index) else {
+            return;
+        };
+        let id = ConnId {
+            index,
+            generation: conn.generation,
+        };
+        if !conn.read_allowed() {
+            return; // picked up again from on_writable once the queue drains
+        }
+        let outcome = conn.read_some(READ_BUDGET);
+        // Hand over every whole frame read so far, even if the read then failed.
+        loop {
+            let Some(conn) = self.conns.get_mut(index) else {
+                return;
+            };
+            match conn.decoder.next_frame() {
+                Ok(Some(body)) => driver.handle_frame(id, body, Instant::now()),
+                Ok(None) => break,
+                Err(e) => {
+                    self.fail(id, CloseReason::BadFrame(e.to_string()), driver);
+                    return;
+                }
+            }
+        }
+        match outcome {
+            Ok(ReadOutcome::Drained) => {}
+            Ok(ReadOutcome::BudgetSpent) => self.readable_again.push_back(id),
+            Ok(ReadOutcome::Eof) => self.fail(id, CloseReason::RemoteClosed, driver),
+            Err(e) => self.fail(id, CloseReason::Io(e), driver),
+        }
+    }
+
+    /// Drops a connection the node did not close itself and tells the node.
+    fn fail(&mut self, id: ConnId, reason: CloseReason, driver: &mut impl Driver) {
+        if self.live(id) {
+            let was_open = matches!(self.conns[id.index].phase, Phase::Open);
+            self.drop_conn(id.index);
+            if was_open {
+                driver.handle_closed(id, reason, Instant::now());
+            }
+        }
+    }
+
+    fn drop_conn(&mut self, index: usize) {
+        if self.conns.contains(index) {
+            let mut conn = self.conns.remove(index);
+            let _ = self.poll.registry().deregister(&mut conn.stream);
+        }
+    }
+
+    fn expire_connections(&mut self, now: Instant, driver: &mut impl Driver) {
+        let mut expired = Vec::new();
+        for (index, conn) in self.conns.iter() {
+            match conn.phase {
+                Phase::Connecting { tag, deadline } if deadline <= now => {
+                    expired.push((index, Some(tag)))
+                }
+                Phase::Closing { deadline } if deadline <= now => expired.push((index, None)),
+                _ => {}
+            }
+        }
+        for (index, tag) in expired {
+            self.drop_conn(index);
+            if let Some(tag) = tag {
+                let e = io::Error::new(io::ErrorKind::TimedOut, "connection attempt timed out");
+                driver.handle_connect_failed(tag, e, now);
+            }
+        }
+    }
+
+    fn apply_actions(&mut self, driver: &mut impl Driver) {
+        while let Some(action) = driver.poll_action() {
+            match action {
+                Action::Send(id, bytes) => {
+                    if !self.live(id) {
+                        continue;
+                    }
+                    let conn = &mut self.conns[id.index];
+                    if !matches!(conn.phase, Phase::Open) {
+                        continue;
+                    }
+                    conn.queue(bytes);
+                    if let Err(e) = conn.flush() {
+                        self.fail(id, CloseReason::Io(e), driver);
+                    }
+                }
+                Action::Connect(addr, tag) => self.connect(addr, tag, driver),
+                Action::Close(id) => {
+                    if !self.live(id) {
+                        continue;
+                    }
+                    let conn = &mut self.conns[id.index];
+                    let was_open = matches!(conn.phase, Phase::Open);
+                    if conn.queued() == 0 || !was_open {
+                        self.drop_conn(id.index);
+                    } else {
+                        conn.phase = Phase::Closing {
+                            deadline: Instant::now() + CLOSE_LINGER,
+                        };
+                    }
+                    if was_open {
+                        driver.handle_closed(id, CloseReason::Local, Instant::now());
+                    }
+                }
+                Action::Exit(code) => {
+                    self.exit.get_or_insert(code);
+                }
+            }
+        }
+    }
+
+    fn connect(&mut self, addr: SocketAddr, tag: ConnectTag, driver: &mut impl Driver) {
+        let deadline = Instant::now() + CONNECT_TIMEOUT;
+        let inserted = TcpStream::connect(addr)
+            .map(|stream| self.insert(stream, addr, Phase::Connecting { tag, deadline }));
+        match inserted {
+            Ok(Some(_)) => {}
+            Ok(None) => driver.handle_connect_failed(
+                tag,
+                io::Error::other("could not register the socket"),
+                Instant::now(),
+            ),
+            Err(e) => driver.handle_connect_failed(tag, e, Instant::now()),
+        }
+    }
+
+    /// On exit: give queued frames (a goodbye, an unregister) a short chance to leave.
+    fn flush_all_briefly(&mut self) {
+        let deadline = Instant::now() + Duration::from_millis(500);
+        let mut events = Events::with_capacity(64);
+        loop {
+            let mut pending = false;
+            for (_, conn) in self.conns.iter_mut() {
+                if conn.queued() > 0 && conn.flush().is_ok() && conn.queued() > 0 {
+                    pending = true;
+                }
+            }
+            let now = Instant::now();
+            if !pending || now >= deadline {
+                return;
+            }
+            let _ = self.poll.poll(&mut events, Some(deadline - now));
+        }
+    }
+
+    /// Test and diagnostics helper: the live connection ids.
+    pub fn connection_ids(&self) -> Vec<ConnId> {
+        self.conns
+            .iter()
+            .filter_map(|(i, _)| self.id_of(i))
+            .collect()
+    }
+}
+
+enum ConnectOutcome {
+    Pending,
+    Connected,
+    Failed(io::Error),
+}
+
+/// mio's recipe for a non-blocking connect: on writable, a pending socket error means failure;
+/// `peer_addr` failing with NotConnected means not yet (spurious wake-up).
+fn connect_outcome(stream: &TcpStream) -> ConnectOutcome {
+    match stream.take_error() {
+        Ok(Some(e)) | Err(e) => return ConnectOutcome::Failed(e),
+        Ok(None) => {}
+    }
+    match stream.peer_addr() {
+        Ok(_) => ConnectOutcome::Connected,
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => ConnectOutcome::Pending,
+        Err(e) => ConnectOutcome::Failed(e),
+    }
+}

@@ -1,0 +1,246 @@
+//! Parsing one line of user input (REPL or batch) into a [`Command`]. The last argument of
+//! `get` and `msg` is the rest of the line, so names and texts with spaces need no quotes;
+//! one pair of double quotes around it is accepted and removed.
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    Peers,
+    Files { peer: String },
+    Get { peer: String, file: String },
+    Msg { peer: String, text: String },
+    Shared,
+    Rescan,
+    Help,
+    Quit,
+    WaitPeer { name: String, seconds: f64 },
+    Sleep { seconds: f64 },
+}
+
+/// Name, usage and one-line description of every command, for `help` and usage errors.
+pub const COMMANDS: &[(&str, &str, &str)] = &[
+    (
+        "peers",
+        "peers",
+        "list known peers: name, address, seconds since last seen",
+    ),
+    (
+        "files",
+        "files PEER",
+        "list what PEER shares: name, size, SHA-256",
+    ),
+    (
+        "get",
+        "get PEER FILE",
+        "download FILE from PEER into the downloads folder",
+    ),
+    ("msg", "msg PEER TEXT", "send a text message to PEER"),
+    ("shared", "shared", "list the files this peer shares"),
+    (
+        "rescan",
+        "rescan",
+        "pick up new or changed files in the shared folder",
+    ),
+    (
+        "wait-peer",
+        "wait-peer NAME SECONDS",
+        "wait until NAME is known (fails after SECONDS)",
+    ),
+    ("sleep", "sleep SECONDS", "pause (for scripts)"),
+    ("help", "help", "show this list"),
+    ("quit", "quit", "leave (Ctrl-D too)"),
+];
+
+pub fn usage_of(name: &str) -> &'static str {
+    COMMANDS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map_or("", |(_, usage, _)| usage)
+}
+
+pub fn help_text() -> String {
+    let mut out = String::from("commands:");
+    for (_, usage, what) in COMMANDS {
+        out.push_str(&format!("\n  {usage:<24} {what}"));
+    }
+    out
+}
+
+/// `Ok(None)` for a blank line or a `#` comment.
+pub fn parse(line: &str) -> Result<Option<Command>, String> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return Ok(None);
+    }
+    let (name, rest) = split_word(line);
+    let usage = || format!("usage: {}", usage_of(name));
+    let no_args = |cmd: Command| {
+        if rest.is_empty() {
+            Ok(Some(cmd))
+        } else {
+            Err(usage())
+        }
+    };
+    match name {
+        "peers" => no_args(Command::Peers),
+        "shared" => no_args(Command::Shared),
+        "rescan" => no_args(Command::Rescan),
+        "help" | "?" => no_args(Command::Help),
+        "quit" | "exit" => no_args(Command::Quit),
+        "files" => {
+            let (peer, extra) = split_word(rest);
+            if peer.is_empty() || !extra.is_empty() {
+                return Err(usage());
+            }
+            Ok(Some(Command::Files { peer: peer.into() }))
+        }
+        "get" | "msg" => {
+            let (peer, tail) = split_word(rest);
+            let tail = unquote(tail);
+            if peer.is_empty() || tail.is_empty() {
+                return Err(usage());
+            }
+            Ok(Some(if name == "get" {
+                Command::Get {
+                    peer: peer.into(),
+                    file: tail.into(),
+                }
+            } else {
+                Command::Msg {
+                    peer: peer.into(),
+                    text: tail.into(),
+                }
+            }))
+        }
+        "wait-peer" => {
+            let (peer, secs) = split_word(rest);
+            match (peer.is_empty(), parse_seconds(secs)) {
+                (false, Some(seconds)) => Ok(Some(Command::WaitPeer {
+                    name: peer.into(),
+                    seconds,
+                })),
+                _ => Err(usage()),
+            }
+        }
+        "sleep" => match parse_seconds(rest) {
+            Some(seconds) => Ok(Some(Command::Sleep { seconds })),
+            None => Err(usage()),
+        },
+        _ => Err(format!(
+            "unknown command '{}' (type help for the list)",
+            crate::names::printable(name)
+        )),
+    }
+}
+
+fn split_word(s: &str) -> (&str, &str) {
+    let s = s.trim_start();
+    match s.find(char::is_whitespace) {
+        Some(i) => (&s[..i], s[i..].trim()),
+        None => (s, ""),
+    }
+}
+
+fn unquote(s: &str) -> &str {
+    let s = s.trim();
+    if s.len() >= 2 && s.starts_with('"') && s.ends_with('"') {
+        &s[1..s.len() - 1]
+    } else {
+        s
+    }
+}
+
+/// A non-negative, finite number of seconds, at most a day.
+fn parse_seconds(s: &str) -> Option<f64> {
+    let v: f64 = s.trim().parse().ok()?;
+    (v.is_finite() && (0.0..=86_400.0).contains(&v)).then_some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(peer: &str, file: &str) -> Option<Command> {
+        Some(Command::Get {
+            peer: peer.into(),
+            file: file.into(),
+        })
+    }
+
+    #[test]
+    fn blank_and_comment_lines_are_nothing() {
+        assert_eq!(parse(""), Ok(None));
+        assert_eq!(parse("   "), Ok(None));
+        assert_eq!(parse("# get Alice x"), Ok(None));
+    }
+
+    #[test]
+    fn last_argument_is_the_rest_of_the_line() {
+        assert_eq!(
+            parse("get Alice my notes.txt"),
+            Ok(get("Alice", "my notes.txt"))
+        );
+        assert_eq!(
+            parse("get  Alice   my  notes.txt  "),
+            Ok(get("Alice", "my  notes.txt"))
+        );
+        assert_eq!(
+            parse("get Alice \"my notes.txt\""),
+            Ok(get("Alice", "my notes.txt"))
+        );
+        assert_eq!(
+            parse("msg Alice hello there"),
+            Ok(Some(Command::Msg {
+                peer: "Alice".into(),
+                text: "hello there".into()
+            }))
+        );
+    }
+
+    #[test]
+    fn wrong_arguments_give_usage() {
+        assert_eq!(parse("get Alice"), Err("usage: get PEER FILE".into()));
+        assert_eq!(parse("get"), Err("usage: get PEER FILE".into()));
+        assert_eq!(parse("get Alice \"\""), Err("usage: get PEER FILE".into()));
+        assert_eq!(parse("files"), Err("usage: files PEER".into()));
+        assert_eq!(parse("files a b"), Err("usage: files PEER".into()));
+        assert_eq!(parse("peers now"), Err("usage: peers".into()));
+        assert_eq!(parse("sleep x"), Err("usage: sleep SECONDS".into()));
+        assert_eq!(parse("sleep -1"), Err("usage: sleep SECONDS".into()));
+        assert_eq!(parse("sleep NaN"), Err("usage: sleep SECONDS".into()));
+        assert_eq!(
+            parse("wait-peer Bob"),
+            Err("usage: wait-peer NAME SECONDS".into())
+        );
+    }
+
+    #[test]
+    fn numbers_parse() {
+        assert_eq!(
+            parse("sleep 0.5"),
+            Ok(Some(Command::Sleep { seconds: 0.5 }))
+        );
+        assert_eq!(
+            parse("wait-peer Bob 10"),
+            Ok(Some(Command::WaitPeer {
+                name: "Bob".into(),
+                seconds: 10.0
+            }))
+        );
+    }
+
+    #[test]
+    fn unknown_command_is_an_error_with_escaped_text() {
+        let err = parse("frobnicate now").unwrap_err();
+        assert!(err.contains("unknown command 'frobnicate'"), "{err}");
+        let err = parse("\u{1b}[2J").unwrap_err();
+        assert!(!err.contains('\u{1b}'), "{err:?}");
+    }
+
+    #[test]
+    fn every_listed_command_has_usage() {
+        for (name, usage, _) in COMMANDS {
+            assert!(usage.starts_with(name));
+        }
+        assert!(help_text().contains("wait-peer NAME SECONDS"));
+    }
+}

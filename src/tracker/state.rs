@@ -1,0 +1,1191 @@
+//! The tracker's protocol logic as a sans-IO state machine.
+//!
+//! Inputs arrive through the [`Driver`] methods with the current time; outputs leave through
+//! [`Driver::poll_action`]. Nothing here owns a socket or reads a clock.
+//!
+//! Per connection: `AwaitingHello` (with a deadline) → `Ready` → `Closing` (we asked the reactor
+//! to close it and ignore whatever else it sends) → forgotten in `handle_closed`.
+
+use super::registry::{RegisterError, Registered, Registry};
+use crate::names::{check_peer_name, printable};
+use crate::reactor::{Action, CloseReason, ConnId, ConnectTag, Control, Driver};
+use crate::wire::{
+    ErrorCode, MAX_FRAME_LEN, Message, PROTOCOL_VERSION, PeerInfo, decode_message, encode_message,
+};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// What the tracker calls itself in its `Hello`.
+pub const AGENT: &str = concat!("p2p-tracker/", env!("CARGO_PKG_VERSION"));
+
+/// Most registrations held at once. Beyond it a new registration gets `Busy`. It also keeps a
+/// `Peers` answer far below the frame limit (10,000 entries of at most ~130 bytes ≈ 1.3 MB).
+pub const MAX_PEERS: usize = 10_000;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackerConfig {
+    /// A registration not refreshed (Register or Heartbeat) for this long is forgotten.
+    pub peer_ttl: Duration,
+    /// A connection that has not sent `Hello` this long after it was accepted is closed.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        TrackerConfig {
+            peer_ttl: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+enum Phase {
+    /// Accepted; the first frame must be `Hello`. `deadline` is also in `Tracker::handshakes`
+    /// (absent only if `now + handshake_timeout` is not representable).
+    AwaitingHello {
+        deadline: Option<Instant>,
+    },
+    Ready,
+    /// We queued `Action::Close`; frames still in flight are ignored.
+    Closing,
+}
+
+struct Conn {
+    /// The address the connection comes from: the only address we trust for it.
+    remote: SocketAddr,
+    phase: Phase,
+}
+
+pub struct Tracker {
+    config: TrackerConfig,
+    log: Box<dyn FnMut(&str)>,
+    /// Every connection between `handle_accepted` and `handle_closed`.
+    conns: HashMap<ConnId, Conn>,
+    /// `(deadline, conn)` for every connection in `AwaitingHello` with a deadline.
+    handshakes: BTreeSet<(Instant, ConnId)>,
+    registry: Registry,
+    actions: VecDeque<Action>,
+}
+
+impl Tracker {
+    /// `log` receives one human line per notable event (peer registered / left / expired /
+    /// refused / bad frame).
+    pub fn new(config: TrackerConfig, log: Box<dyn FnMut(&str)>) -> Tracker {
+        Tracker {
+            config,
+            log,
+            conns: HashMap::new(),
+            handshakes: BTreeSet::new(),
+            registry: Registry::new(MAX_PEERS),
+            actions: VecDeque::new(),
+        }
+    }
+
+    /// Live registrations.
+    pub fn peer_count(&self) -> usize {
+        self.registry.len()
+    }
+
+    fn log(&mut self, line: &str) {
+        (self.log)(line);
+    }
+
+    fn send(&mut self, conn: ConnId, msg: &Message) {
+        self.actions
+            .push_back(Action::Send(conn, encode_message(msg)));
+    }
+
+    fn send_error(&mut self, conn: ConnId, req: Option<u64>, code: ErrorCode, message: String) {
+        self.send(conn, &Message::Error { req, code, message });
+    }
+
+    /// "1.2.3.4:5678" or "1.2.3.4:5678 (Alice)": who a connection is, for logs.
+    fn describe(&self, conn: ConnId) -> String {
+        let remote = match self.conns.get(&conn) {
+            Some(c) => c.remote.to_string(),
+            None => format!("unknown connection {}", conn.index),
+        };
+        match self.registry.name_of(conn) {
+            Some(name) => format!("{remote} ({name})"),
+            None => remote,
+        }
+    }
+
+    /// Asks the reactor to close `conn` (after flushing what is queued) and forgets its
+    /// registration now, so the name is free at once.
+    fn close(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            if let Phase::AwaitingHello {
+                deadline: Some(deadline),
+            } = c.phase
+            {
+                self.handshakes.remove(&(deadline, conn));
+            }
+            c.phase = Phase::Closing;
+        }
+        if let Some((name, _)) = self.registry.remove_conn(conn) {
+            self.log(&format!("{name} left"));
+        }
+        self.actions.push_back(Action::Close(conn));
+    }
+
+    /// Forgets every registration whose time to live has run out by `now`.
+    fn expire_due(&mut self, now: Instant) {
+        let ttl = self.config.peer_ttl;
+        for (name, _) in self.registry.expire(now, ttl) {
+            self.log(&format!(
+                "{name} expired (no heartbeat for {})",
+                fmt_duration(ttl)
+            ));
+        }
+    }
+
+    fn on_first_frame(&mut self, conn: ConnId, deadline: Option<Instant>, msg: Message) {
+        match msg {
+            Message::Hello { version, .. } if version == PROTOCOL_VERSION => {
+                if let Some(deadline) = deadline {
+                    self.handshakes.remove(&(deadline, conn));
+                }
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.phase = Phase::Ready;
+                }
+                self.send(
+                    conn,
+                    &Message::Hello {
+                        version: PROTOCOL_VERSION,
+                        name: String::new(),
+                        listen_port: None,
+                        agent: AGENT.to_string(),
+                    },
+                );
+            }
+            Message::Hello { version, .. } => {
+                let who = self.describe(conn);
+                self.log(&format!(
+                    "refused {who}: protocol version {version} (we speak {PROTOCOL_VERSION})"
+                ));
+                self.send_error(
+                    conn,
+                    None,
+                    ErrorCode::VersionMismatch,
+                    format!(
+                        "tracker speaks protocol version {PROTOCOL_VERSION}, you sent {version}"
+                    ),
+                );
+                self.close(conn);
+            }
+            other => {
+                let who = self.describe(conn);
+                let kind = other.kind();
+                self.log(&format!("refused {who}: {kind} before Hello"));
+                self.send_error(
+                    conn,
+                    None,
+                    ErrorCode::UnexpectedMessage,
+                    format!("the first message must be Hello, got {kind}"),
+                );
+                self.close(conn);
+            }
+        }
+    }
+
+    fn on_request(&mut self, conn: ConnId, remote: SocketAddr, msg: Message, now: Instant) {
+        match msg {
+            Message::Register {
+                req,
+                name,
+                listen_port,
+            } => self.on_register(conn, remote, req, name, listen_port, now),
+            Message::Heartbeat => {
+                if !self.registry.refresh(conn, now) {
+                    self.send_error(
+                        conn,
+                        None,
+                        ErrorCode::NotRegistered,
+                        "this connection holds no registration (never registered, or it expired); \
+                         register again"
+                            .to_string(),
+                    );
+                }
+            }
+            Message::ListPeers { req } => self.on_list_peers(conn, req, now),
+            Message::Unregister => {
+                // Idempotent: nothing registered means nothing to do (no error, so a peer that
+                // unregisters on its way out is not told to register again).
+                if let Some((name, _)) = self.registry.remove_conn(conn) {
+                    self.log(&format!("{name} left"));
+                }
+            }
+            Message::Error { code, message, .. } => {
+                // Never answer an error with an error: two sides doing that would loop forever.
+                let who = self.describe(conn);
+                self.log(&format!(
+                    "error from {who}: {code:?}: {}",
+                    printable(&message)
+                ));
+            }
+            other => {
+                let req = request_id(&other);
+                let kind = other.kind();
+                self.send_error(
+                    conn,
+                    req,
+                    ErrorCode::UnexpectedMessage,
+                    format!("a tracker does not handle {kind}"),
+                );
+            }
+        }
+    }
+
+    fn on_register(
+        &mut self,
+        conn: ConnId,
+        remote: SocketAddr,
+        req: u64,
+        name: String,
+        listen_port: u16,
+        now: Instant,
+    ) {
+        if let Err(why) = check_peer_name(&name) {
+            // `why` quotes the name in printable form; the raw name never reaches the log.
+            self.log(&format!("refused a name from {remote}: {why}"));
+            self.send_error(conn, Some(req), ErrorCode::BadName, why);
+            return;
+        }
+        if listen_port == 0 {
+            self.log(&format!("refused {name} from {remote}: listen port 0"));
+            self.send_error(
+                conn,
+                Some(req),
+                ErrorCode::Other,
+                "listen port 0 is not a port other peers can connect to".to_string(),
+            );
+            return;
+        }
+        // The address other peers get is the one this connection comes from, never one the
+        // peer claims. `to_canonical` turns an IPv4-mapped IPv6 address back into IPv4.
+        let addr = SocketAddr::new(remote.ip().to_canonical(), listen_port);
+        match self.registry.register(conn, name.clone(), addr, now) {
+            Ok(outcome) => {
+                match outcome {
+                    Registered::New => self.log(&format!("registered {name} at {addr}")),
+                    Registered::Renewed => self.log(&format!("re-registered {name} at {addr}")),
+                    Registered::Renamed { old } => {
+                        self.log(&format!("{old} left (re-registered as {name})"));
+                        self.log(&format!("registered {name} at {addr}"));
+                    }
+                }
+                let ttl_secs = self.config.peer_ttl.as_secs().max(1);
+                self.send(conn, &Message::Registered { req, ttl_secs });
+            }
+            Err(RegisterError::Taken { by }) => {
+                self.log(&format!(
+                    "refused {name} from {remote}: name taken by a live peer at {by}"
+                ));
+                self.send_error(
+                    conn,
+                    Some(req),
+                    ErrorCode::NameTaken,
+                    format!("the name '{name}' is taken by a live peer at {by}"),
+                );
+            }
+            Err(RegisterError::Full { capacity }) => {
+                self.log(&format!(
+                    "refused {name} from {remote}: tracker full ({capacity} peers)"
+                ));
+                self.send_error(
+                    conn,
+                    Some(req),
+                    ErrorCode::Busy,
+                    format!("the tracker is full ({capacity} peers); try again later"),
+                );
+            }
+        }
+    }
+
+    fn on_list_peers(&mut self, conn: ConnId, req: u64, now: Instant) {
+        // Stay well below the frame limit whatever the names look like: encoding a frame above
+        // it would be a bug (`encode_message` asserts it in debug builds).
+        let budget = MAX_FRAME_LEN - 4096;
+        let mut used = 64;
+        let mut peers = Vec::with_capacity(self.registry.len());
+        for (name, reg) in self.registry.iter() {
+            let addr = reg.addr.to_string();
+            // Per entry: map header and the three keys (~25 bytes), two string headers and a u64
+            // (≤ 19 bytes), with margin.
+            used += 64 + name.len() + addr.len();
+            if used > budget {
+                break;
+            }
+            let last_seen_ms =
+                u64::try_from(now.saturating_duration_since(reg.last_seen).as_millis())
+                    .unwrap_or(u64::MAX);
+            peers.push(PeerInfo {
+                name: name.to_string(),
+                addr,
+                last_seen_ms,
+            });
+        }
+        let total = self.registry.len();
+        if peers.len() < total {
+            let shown = peers.len();
+            self.log(&format!(
+                "peer list truncated to {shown} of {total} to fit one frame"
+            ));
+        }
+        self.send(conn, &Message::Peers { req, peers });
+    }
+}
+
+impl Driver for Tracker {
+    fn handle_accepted(&mut self, conn: ConnId, remote: SocketAddr, now: Instant) {
+        if self.conns.contains_key(&conn) {
+            // A reused id would be a reactor bug; start clean rather than inherit state.
+            self.forget(conn);
+        }
+        let deadline = now.checked_add(self.config.handshake_timeout);
+        if let Some(deadline) = deadline {
+            self.handshakes.insert((deadline, conn));
+        }
+        self.conns.insert(
+            conn,
+            Conn {
+                remote,
+                phase: Phase::AwaitingHello { deadline },
+            },
+        );
+    }
+
+    fn handle_connected(
+        &mut self,
+        conn: ConnId,
+        _tag: ConnectTag,
+        _remote: SocketAddr,
+        _now: Instant,
+    ) {
+        // The tracker never asks for outgoing connections; close anything that claims to be one.
+        self.actions.push_back(Action::Close(conn));
+    }
+
+    fn handle_connect_failed(&mut self, _tag: ConnectTag, _error: io::Error, _now: Instant) {}
+
+    fn handle_frame(&mut self, conn: ConnId, body: &[u8], now: Instant) {
+        // Registrations past their time are gone before anyone can see them or their names.
+        self.expire_due(now);
+        let Some(c) = self.conns.get(&conn) else {
+            self.log(&format!(
+                "frame from unknown connection {}; closing it",
+                conn.index
+            ));
+            self.actions.push_back(Action::Close(conn));
+            return;
+        };
+        let remote = c.remote;
+        let deadline = match c.phase {
+            Phase::Closing => return,
+            Phase::AwaitingHello { deadline } => Some(deadline),
+            Phase::Ready => None,
+        };
+        let msg = match decode_message(body) {
+            Ok(msg) => msg,
+            Err(e) => {
+                let who = self.describe(conn);
+                self.log(&format!("bad frame from {who}: {e}; closing"));
+                self.send_error(conn, None, ErrorCode::Other, e.to_string());
+                self.close(conn);
+                return;
+            }
+        };
+        match deadline {
+            Some(deadline) => self.on_first_frame(conn, deadline, msg),
+            None => self.on_request(conn, remote, msg, now),
+        }
+    }
+
+    fn handle_closed(&mut self, conn: ConnId, reason: CloseReason, _now: Instant) {
+        if let CloseReason::BadFrame(why) = &reason {
+            let who = self.describe(conn);
+            self.log(&format!("bad frame from {who}: {why}"));
+        }
+        if let Some((name, _)) = self.forget(conn) {
+            match reason {
+                CloseReason::Io(e) => self.log(&format!("{name} left ({e})")),
+                _ => self.log(&format!("{name} left")),
+            }
+        }
+    }
+
+    fn handle_control(&mut self, ctl: Control, _now: Instant) {
+        match ctl {
+            Control::Shutdown | Control::EndOfInput => {
+                let n = self.registry.len();
+                self.log(&format!("shutting down ({n} peers registered)"));
+                self.actions.push_back(Action::Exit(0));
+            }
+            Control::Line(_) => {}
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.expire_due(now);
+        while let Some(&(deadline, conn)) = self.handshakes.first() {
+            if deadline > now {
+                break;
+            }
+            self.handshakes.remove(&(deadline, conn));
+            let timeout = fmt_duration(self.config.handshake_timeout);
+            let who = self.describe(conn);
+            self.log(&format!("closing {who}: no Hello within {timeout}"));
+            self.send_error(
+                conn,
+                None,
+                ErrorCode::Other,
+                format!("no Hello within {timeout}; closing"),
+            );
+            self.close(conn);
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        let expiry = self.registry.next_expiry(self.config.peer_ttl);
+        let handshake = self.handshakes.first().map(|&(deadline, _)| deadline);
+        match (expiry, handshake) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+}
+
+impl Tracker {
+    /// Drops everything known about `conn`; returns its registration if it held one.
+    fn forget(&mut self, conn: ConnId) -> Option<(String, super::registry::Registration)> {
+        if let Some(Conn {
+            phase: Phase::AwaitingHello {
+                deadline: Some(deadline),
+            },
+            ..
+        }) = self.conns.remove(&conn)
+        {
+            self.handshakes.remove(&(deadline, conn));
+        }
+        self.registry.remove_conn(conn)
+    }
+}
+
+/// The `req` of a request or answer, so an error can name what it answers.
+fn request_id(msg: &Message) -> Option<u64> {
+    match msg {
+        Message::Register { req, .. }
+        | Message::ListPeers { req }
+        | Message::Registered { req, .. }
+        | Message::Peers { req, .. }
+        | Message::ListFiles { req }
+        | Message::GetManifest { req, .. }
+        | Message::GetChunk { req, .. }
+        | Message::Chat { req, .. }
+        | Message::Files { req, .. }
+        | Message::Manifest { req, .. }
+        | Message::Chunk { req, .. }
+        | Message::ChatOk { req } => Some(*req),
+        Message::Error { req, .. } => *req,
+        Message::Hello { .. } | Message::Heartbeat | Message::Unregister => None,
+    }
+}
+
+/// "30s" for whole seconds, otherwise Debug form ("1.5s", "250ms").
+fn fmt_duration(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{d:?}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::FrameDecoder;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// What the tracker did, decoded.
+    #[derive(Debug, PartialEq)]
+    enum Out {
+        Msg(ConnId, Message),
+        Close(ConnId),
+        Exit(i32),
+    }
+
+    struct Harness {
+        tracker: Tracker,
+        logs: Rc<RefCell<Vec<String>>>,
+        t0: Instant,
+    }
+
+    fn ip(last: u8) -> SocketAddr {
+        SocketAddr::from(([192, 168, 1, last], 50_000 + u16::from(last)))
+    }
+
+    fn body(msg: &Message) -> Vec<u8> {
+        encode_message(msg)[4..].to_vec()
+    }
+
+    fn hello(version: u32) -> Message {
+        Message::Hello {
+            version,
+            name: "ignored".into(),
+            listen_port: Some(1),
+            agent: "test".into(),
+        }
+    }
+
+    fn register(req: u64, name: &str, listen_port: u16) -> Message {
+        Message::Register {
+            req,
+            name: name.into(),
+            listen_port,
+        }
+    }
+
+    impl Harness {
+        fn new() -> Harness {
+            Harness::with(TrackerConfig::default())
+        }
+
+        fn with(config: TrackerConfig) -> Harness {
+            let logs = Rc::new(RefCell::new(Vec::new()));
+            let sink = logs.clone();
+            let tracker = Tracker::new(
+                config,
+                Box::new(move |line: &str| sink.borrow_mut().push(line.to_string())),
+            );
+            Harness {
+                tracker,
+                logs,
+                t0: Instant::now(),
+            }
+        }
+
+        fn at(&self, secs: u64) -> Instant {
+            self.t0 + Duration::from_secs(secs)
+        }
+
+        /// Every action queued so far, with sent bytes decoded into messages.
+        fn drain(&mut self) -> Vec<Out> {
+            let mut out = Vec::new();
+            while let Some(action) = self.tracker.poll_action() {
+                match action {
+                    Action::Send(conn, bytes) => {
+                        let mut dec = FrameDecoder::new();
+                        dec.extend(&bytes);
+                        while let Some(frame) = dec.next_frame().expect("tracker sent a bad frame")
+                        {
+                            let msg = decode_message(frame).expect("tracker sent a bad message");
+                            out.push(Out::Msg(conn, msg));
+                        }
+                        assert_eq!(dec.buffered(), 0, "tracker sent a partial frame");
+                    }
+                    Action::Close(conn) => out.push(Out::Close(conn)),
+                    Action::Exit(code) => out.push(Out::Exit(code)),
+                    Action::Connect(addr, _) => panic!("the tracker connected to {addr}"),
+                }
+            }
+            out
+        }
+
+        fn accept(&mut self, n: usize, remote: SocketAddr, secs: u64) -> ConnId {
+            let conn = ConnId::fake(n);
+            self.tracker.handle_accepted(conn, remote, self.at(secs));
+            conn
+        }
+
+        fn send(&mut self, conn: ConnId, msg: &Message, secs: u64) -> Vec<Out> {
+            self.tracker.handle_frame(conn, &body(msg), self.at(secs));
+            self.drain()
+        }
+
+        /// A connection past Hello.
+        fn ready(&mut self, n: usize, remote: SocketAddr, secs: u64) -> ConnId {
+            let conn = self.accept(n, remote, secs);
+            let out = self.send(conn, &hello(PROTOCOL_VERSION), secs);
+            assert!(matches!(out[..], [Out::Msg(c, Message::Hello { .. })] if c == conn));
+            conn
+        }
+
+        /// A connection past Hello holding `name` at `port`.
+        fn registered(&mut self, n: usize, remote: SocketAddr, name: &str, port: u16) -> ConnId {
+            let conn = self.ready(n, remote, 0);
+            let out = self.send(conn, &register(1, name, port), 0);
+            assert_eq!(
+                out,
+                vec![Out::Msg(
+                    conn,
+                    Message::Registered {
+                        req: 1,
+                        ttl_secs: 30
+                    }
+                )]
+            );
+            conn
+        }
+
+        fn list(&mut self, conn: ConnId, secs: u64) -> Vec<PeerInfo> {
+            match &self.send(conn, &Message::ListPeers { req: 77 }, secs)[..] {
+                [Out::Msg(c, Message::Peers { req: 77, peers })] if *c == conn => peers.clone(),
+                other => panic!("expected Peers, got {other:?}"),
+            }
+        }
+
+        fn names(&mut self, conn: ConnId, secs: u64) -> Vec<String> {
+            self.list(conn, secs).into_iter().map(|p| p.name).collect()
+        }
+
+        fn logged(&self, needle: &str) -> bool {
+            self.logs.borrow().iter().any(|l| l.contains(needle))
+        }
+    }
+
+    /// The one error sent to `conn`, as (req, code, message).
+    fn error_of(out: &[Out], conn: ConnId) -> (Option<u64>, ErrorCode, String) {
+        match out {
+            [Out::Msg(c, Message::Error { req, code, message }), ..] if *c == conn => {
+                (*req, *code, message.clone())
+            }
+            other => panic!("expected an Error to {conn:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn handshake_answers_with_the_tracker_hello() {
+        let mut h = Harness::new();
+        let a = h.accept(1, ip(1), 0);
+        let out = h.send(a, &hello(PROTOCOL_VERSION), 0);
+        assert_eq!(
+            out,
+            vec![Out::Msg(
+                a,
+                Message::Hello {
+                    version: PROTOCOL_VERSION,
+                    name: String::new(),
+                    listen_port: None,
+                    agent: format!("p2p-tracker/{}", env!("CARGO_PKG_VERSION")),
+                }
+            )]
+        );
+        // Past Hello, the handshake timer is gone.
+        assert_eq!(h.tracker.poll_timeout(), None);
+    }
+
+    #[test]
+    fn wrong_version_gets_version_mismatch_and_close() {
+        let mut h = Harness::new();
+        let a = h.accept(1, ip(1), 0);
+        let out = h.send(a, &hello(7), 0);
+        assert_eq!(out.len(), 2, "{out:?}");
+        let (req, code, message) = error_of(&out, a);
+        assert_eq!(req, None);
+        assert_eq!(code, ErrorCode::VersionMismatch);
+        assert_eq!(message, "tracker speaks protocol version 1, you sent 7");
+        assert_eq!(out[1], Out::Close(a));
+        // Whatever else was already in flight is ignored.
+        assert!(h.send(a, &register(1, "Alice", 4000), 0).is_empty());
+        assert_eq!(h.tracker.peer_count(), 0);
+    }
+
+    #[test]
+    fn message_before_hello_is_refused_and_closed() {
+        let mut h = Harness::new();
+        let a = h.accept(1, ip(1), 0);
+        let out = h.send(a, &register(5, "Alice", 4000), 0);
+        assert_eq!(out.len(), 2, "{out:?}");
+        let (_, code, message) = error_of(&out, a);
+        assert_eq!(code, ErrorCode::UnexpectedMessage);
+        assert!(message.contains("Register"), "{message}");
+        assert_eq!(out[1], Out::Close(a));
+        assert_eq!(h.tracker.peer_count(), 0);
+        let b = h.accept(2, ip(2), 0);
+        let out = h.send(b, &Message::Heartbeat, 0);
+        assert_eq!(error_of(&out, b).1, ErrorCode::UnexpectedMessage);
+        assert_eq!(out[1], Out::Close(b));
+    }
+
+    #[test]
+    fn garbage_closes_that_connection_only() {
+        let mut h = Harness::new();
+        let alice = h.registered(1, ip(1), "Alice", 4000);
+        let bob = h.registered(2, ip(2), "Bob", 4000);
+        let garbage: [&[u8]; 5] = [
+            &[],
+            &[0xFF, 0x00, 0x13],
+            b"\xA1\x65Hello\x81\x81\x81\x81\x81\x81\x81\x81\x81\x81\x81\x81\x81\x81\x81\x81\x81\x81\x00",
+            &body(&Message::Heartbeat)[..2],
+            // A valid message with a trailing byte.
+            &[body(&Message::Heartbeat), vec![0]].concat(),
+        ];
+        for (i, bytes) in garbage.iter().enumerate() {
+            let conn = h.ready(10 + i, ip(10), 0);
+            h.tracker.handle_frame(conn, bytes, h.at(1));
+            let out = h.drain();
+            assert_eq!(out.last(), Some(&Out::Close(conn)), "garbage {i}: {out:?}");
+            assert!(out.iter().all(|o| match o {
+                Out::Msg(c, _) | Out::Close(c) => *c == conn,
+                Out::Exit(_) => false,
+            }));
+        }
+        // Bob sends garbage: his registration goes, Alice is still served.
+        h.tracker.handle_frame(bob, b"\x00\x01\x02", h.at(1));
+        assert_eq!(h.drain().last(), Some(&Out::Close(bob)));
+        assert!(h.logged("bad frame from 192.168.1.2:50002 (Bob)"));
+        assert!(h.logged("Bob left"));
+        assert_eq!(h.names(alice, 1), vec!["Alice"]);
+        // Garbage before Hello is handled the same way.
+        let c = h.accept(30, ip(30), 1);
+        h.tracker.handle_frame(c, b"\xFF", h.at(1));
+        assert_eq!(h.drain().last(), Some(&Out::Close(c)));
+    }
+
+    #[test]
+    fn pseudo_random_frames_never_panic() {
+        let mut h = Harness::new();
+        let alice = h.registered(1, ip(1), "Alice", 4000);
+        let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
+        for i in 0..3000 {
+            let conn = h.ready(100 + i, ip(9), 0);
+            // Start from a real message and flip bytes, so some mutations still decode.
+            let mut bytes = body(&register(i as u64, "Mallory", 4000));
+            for _ in 0..(i % 4 + 1) {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let at = (seed >> 33) as usize % bytes.len();
+                bytes[at] = (seed >> 17) as u8;
+            }
+            h.tracker.handle_frame(conn, &bytes, h.at(1));
+            h.drain();
+            h.tracker
+                .handle_closed(conn, CloseReason::RemoteClosed, h.at(1));
+        }
+        assert_eq!(h.names(alice, 1), vec!["Alice"]);
+        assert_eq!(h.tracker.peer_count(), 1);
+    }
+
+    #[test]
+    fn listed_address_is_the_connection_ip_with_the_announced_port() {
+        let mut h = Harness::new();
+        // The peer claims nothing about its IP; it only gives a port. Its Hello's listen_port
+        // (1) is ignored too: the Register's port is the one listed.
+        let alice = h.registered(1, ip(7), "Alice", 4000);
+        let peers = h.list(alice, 2);
+        assert_eq!(
+            peers,
+            vec![PeerInfo {
+                name: "Alice".into(),
+                addr: "192.168.1.7:4000".into(),
+                last_seen_ms: 2000,
+            }]
+        );
+        assert!(h.logged("registered Alice at 192.168.1.7:4000"));
+        // IPv6, and IPv4 mapped into IPv6 by a dual-stack listener.
+        let v6: SocketAddr = "[2001:db8::5]:60000".parse().unwrap();
+        let mapped: SocketAddr = "[::ffff:10.1.2.3]:60001".parse().unwrap();
+        h.registered(2, v6, "Bob", 5000);
+        h.registered(3, mapped, "Carol", 6000);
+        let addrs: Vec<String> = h.list(alice, 2).into_iter().map(|p| p.addr).collect();
+        assert_eq!(
+            addrs,
+            vec!["192.168.1.7:4000", "[2001:db8::5]:5000", "10.1.2.3:6000"]
+        );
+    }
+
+    #[test]
+    fn listing_needs_no_registration() {
+        let mut h = Harness::new();
+        h.registered(1, ip(1), "Alice", 4000);
+        let anon = h.ready(2, ip(2), 0);
+        assert_eq!(h.names(anon, 0), vec!["Alice"]);
+    }
+
+    #[test]
+    fn a_live_name_is_not_given_to_another_connection() {
+        let mut h = Harness::new();
+        let alice = h.registered(1, ip(1), "Alice", 4000);
+        let mallory = h.ready(2, ip(66), 0);
+        let out = h.send(mallory, &register(9, "Alice", 4000), 0);
+        assert_eq!(out.len(), 1, "{out:?}");
+        let (req, code, message) = error_of(&out, mallory);
+        assert_eq!(req, Some(9));
+        assert_eq!(code, ErrorCode::NameTaken);
+        assert_eq!(
+            message,
+            "the name 'Alice' is taken by a live peer at 192.168.1.1:4000"
+        );
+        // Nothing changed: still Alice's, at Alice's address, and Mallory's connection stays.
+        let peers = h.list(alice, 0);
+        assert_eq!(peers.len(), 1);
+        assert_eq!(peers[0].addr, "192.168.1.1:4000");
+        assert_eq!(h.names(mallory, 0), vec!["Alice"]);
+        assert!(h.logged("refused Alice from 192.168.1.66:50066"));
+    }
+
+    #[test]
+    fn a_name_is_free_again_once_its_connection_closes() {
+        let mut h = Harness::new();
+        let alice = h.registered(1, ip(1), "Alice", 4000);
+        let other = h.ready(2, ip(2), 0);
+        assert_eq!(
+            error_of(&h.send(other, &register(1, "Alice", 4001), 0), other).1,
+            ErrorCode::NameTaken
+        );
+        h.tracker
+            .handle_closed(alice, CloseReason::RemoteClosed, h.at(1));
+        assert_eq!(
+            h.logs.borrow().last().map(String::as_str),
+            Some("Alice left")
+        );
+        assert_eq!(h.tracker.peer_count(), 0);
+        let out = h.send(other, &register(2, "Alice", 4001), 1);
+        assert_eq!(
+            out,
+            vec![Out::Msg(
+                other,
+                Message::Registered {
+                    req: 2,
+                    ttl_secs: 30
+                }
+            )]
+        );
+        assert_eq!(h.list(other, 1)[0].addr, "192.168.1.2:4001");
+    }
+
+    #[test]
+    fn expiry_frees_the_name_and_a_late_heartbeat_gets_not_registered() {
+        let mut h = Harness::new();
+        let alice = h.registered(1, ip(1), "Alice", 4000);
+        assert_eq!(h.tracker.poll_timeout(), Some(h.at(30)));
+        h.tracker.handle_timeout(h.at(29));
+        assert_eq!(h.tracker.peer_count(), 1);
+        // The timer fires at exactly the instant poll_timeout named; it must expire the entry
+        // then, or the reactor would spin on a deadline that never clears.
+        h.tracker.handle_timeout(h.at(30));
+        assert!(h.drain().is_empty(), "expiry keeps the connection open");
+        assert_eq!(h.tracker.peer_count(), 0);
+        assert!(h.logged("Alice expired (no heartbeat for 30s)"));
+        assert_eq!(h.tracker.poll_timeout(), None);
+
+        let out = h.send(alice, &Message::Heartbeat, 32);
+        assert_eq!(out.len(), 1, "{out:?}");
+        let (req, code, _) = error_of(&out, alice);
+        assert_eq!((req, code), (None, ErrorCode::NotRegistered));
+
+        let bob = h.ready(2, ip(2), 32);
+        let out = h.send(bob, &register(3, "Alice", 5000), 32);
+        assert!(matches!(
+            out[..],
+            [Out::Msg(_, Message::Registered { req: 3, .. })]
+        ));
+        assert_eq!(h.list(bob, 32)[0].addr, "192.168.1.2:5000");
+    }
+
+    #[test]
+    fn an_overdue_registration_is_gone_even_before_the_timer_runs() {
+        let mut h = Harness::new();
+        h.registered(1, ip(1), "Alice", 4000);
+        let bob = h.ready(2, ip(2), 0);
+        // No handle_timeout between: the frame itself sees that Alice is past her time.
+        let out = h.send(bob, &register(1, "Alice", 4000), 40);
+        assert!(
+            matches!(out[..], [Out::Msg(_, Message::Registered { .. })]),
+            "{out:?}"
+        );
+        assert!(h.logged("Alice expired"));
+    }
+
+    #[test]
+    fn heartbeats_keep_a_registration_alive_past_the_ttl() {
+        let mut h = Harness::new();
+        let alice = h.registered(1, ip(1), "Alice", 4000);
+        for secs in [20, 40, 60, 80] {
+            assert!(h.send(alice, &Message::Heartbeat, secs).is_empty());
+            h.tracker.handle_timeout(h.at(secs + 5));
+            assert_eq!(h.tracker.poll_timeout(), Some(h.at(secs + 30)));
+        }
+        h.tracker.handle_timeout(h.at(100));
+        assert_eq!(h.tracker.peer_count(), 1);
+        let peers = h.list(alice, 100);
+        assert_eq!(peers[0].last_seen_ms, 20_000);
+        h.tracker.handle_timeout(h.at(110));
+        assert_eq!(h.tracker.peer_count(), 0);
+    }
+
+    #[test]
+    fn unregister_frees_the_name() {
+        let mut h = Harness::new();
+        let alice = h.registered(1, ip(1), "Alice", 4000);
+        assert!(h.send(alice, &Message::Unregister, 1).is_empty());
+        assert_eq!(h.tracker.peer_count(), 0);
+        assert!(h.logged("Alice left"));
+        // Unregistering again is harmless and silent; the connection stays usable.
+        assert!(h.send(alice, &Message::Unregister, 1).is_empty());
+        assert_eq!(h.names(alice, 1), Vec::<String>::new());
+        let out = h.send(alice, &Message::Heartbeat, 1);
+        assert_eq!(error_of(&out, alice).1, ErrorCode::NotRegistered);
+    }
+
+    #[test]
+    fn a_connection_cannot_heartbeat_or_unregister_another_ones_name() {
+        let mut h = Harness::new();
+        let alice = h.registered(1, ip(1), "Alice", 4000);
+        let bob = h.registered(2, ip(2), "Bob", 4000);
+        let eve = h.ready(3, ip(3), 0);
+        // Eve holds nothing: her heartbeat refreshes nobody and her unregister removes nobody.
+        let out = h.send(eve, &Message::Heartbeat, 20);
+        assert_eq!(error_of(&out, eve).1, ErrorCode::NotRegistered);
+        assert!(h.send(eve, &Message::Unregister, 20).is_empty());
+        assert_eq!(h.tracker.peer_count(), 2);
+        // Bob's unregister removes Bob only; his heartbeat refreshes Bob only.
+        assert!(h.send(bob, &Message::Heartbeat, 20).is_empty());
+        let peers = h.list(eve, 25);
+        assert_eq!(
+            peers.iter().map(|p| p.last_seen_ms).collect::<Vec<_>>(),
+            vec![25_000, 5_000]
+        );
+        assert!(h.send(bob, &Message::Unregister, 25).is_empty());
+        assert_eq!(h.names(eve, 25), vec!["Alice"]);
+        // Eve's heartbeats did not keep Alice alive.
+        h.tracker.handle_timeout(h.at(30));
+        assert_eq!(h.tracker.peer_count(), 0);
+        let out = h.send(alice, &Message::Heartbeat, 30);
+        assert_eq!(error_of(&out, alice).1, ErrorCode::NotRegistered);
+    }
+
+    #[test]
+    fn re_registering_replaces_the_connections_entry() {
+        let mut h = Harness::new();
+        let alice = h.registered(1, ip(1), "Alice", 4000);
+        let out = h.send(alice, &register(2, "Alice", 4100), 5);
+        assert!(matches!(
+            out[..],
+            [Out::Msg(_, Message::Registered { req: 2, .. })]
+        ));
+        let out = h.send(alice, &register(3, "Alicia", 4200), 6);
+        assert!(matches!(
+            out[..],
+            [Out::Msg(_, Message::Registered { req: 3, .. })]
+        ));
+        let peers = h.list(alice, 6);
+        assert_eq!(peers.len(), 1);
+        assert_eq!(peers[0].name, "Alicia");
+        assert_eq!(peers[0].addr, "192.168.1.1:4200");
+        assert!(h.logged("Alice left (re-registered as Alicia)"));
+        // A refused re-registration keeps the current entry.
+        let out = h.send(alice, &register(4, "bad name", 4300), 7);
+        assert_eq!(error_of(&out, alice).1, ErrorCode::BadName);
+        assert_eq!(h.list(alice, 7)[0].name, "Alicia");
+    }
+
+    #[test]
+    fn handshake_timeout_closes_a_silent_connection() {
+        let mut h = Harness::new();
+        let silent = h.accept(1, ip(1), 0);
+        let polite = h.accept(2, ip(2), 3);
+        h.send(polite, &hello(PROTOCOL_VERSION), 4);
+        assert_eq!(h.tracker.poll_timeout(), Some(h.at(10)));
+        h.tracker.handle_timeout(h.at(9));
+        assert!(h.drain().is_empty());
+        h.tracker.handle_timeout(h.at(10));
+        let out = h.drain();
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(error_of(&out, silent).1, ErrorCode::Other);
+        assert_eq!(out[1], Out::Close(silent));
+        assert!(h.logged("closing 192.168.1.1:50001: no Hello within 10s"));
+        // The polite one, past Hello, is never timed out.
+        assert_eq!(h.tracker.poll_timeout(), None);
+        h.tracker.handle_timeout(h.at(1000));
+        assert!(h.drain().is_empty());
+        assert_eq!(h.names(polite, 1000), Vec::<String>::new());
+    }
+
+    #[test]
+    fn poll_timeout_is_the_earliest_deadline() {
+        let mut h = Harness::with(TrackerConfig {
+            peer_ttl: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(10),
+        });
+        assert_eq!(h.tracker.poll_timeout(), None);
+        let alice = h.registered(1, ip(1), "Alice", 4000); // expires at 30
+        assert_eq!(h.tracker.poll_timeout(), Some(h.at(30)));
+        let late = h.accept(2, ip(2), 25); // handshake deadline 35
+        assert_eq!(h.tracker.poll_timeout(), Some(h.at(30)));
+        h.accept(3, ip(3), 5); // handshake deadline 15
+        assert_eq!(h.tracker.poll_timeout(), Some(h.at(15)));
+        h.tracker.handle_timeout(h.at(15));
+        h.drain();
+        assert_eq!(h.tracker.poll_timeout(), Some(h.at(30)));
+        h.send(alice, &Message::Heartbeat, 28); // expires at 58
+        assert_eq!(h.tracker.poll_timeout(), Some(h.at(35)));
+        h.send(late, &hello(PROTOCOL_VERSION), 26);
+        assert_eq!(h.tracker.poll_timeout(), Some(h.at(58)));
+        h.tracker
+            .handle_closed(alice, CloseReason::RemoteClosed, h.at(29));
+        assert_eq!(h.tracker.poll_timeout(), None);
+    }
+
+    #[test]
+    fn bad_names_and_port_zero_are_refused() {
+        let mut h = Harness::new();
+        let c = h.ready(1, ip(1), 0);
+        let long = "x".repeat(33);
+        for bad in [
+            "",
+            "two words",
+            "tab\there",
+            "esc\x1b[31m",
+            "quo\"te",
+            &long,
+            "rtl\u{202E}x",
+        ] {
+            let out = h.send(c, &register(4, bad, 4000), 0);
+            assert_eq!(out.len(), 1, "{bad:?}: {out:?}");
+            let (req, code, message) = error_of(&out, c);
+            assert_eq!((req, code), (Some(4), ErrorCode::BadName), "{bad:?}");
+            assert!(!message.is_empty());
+        }
+        // Nothing unprintable reached the log.
+        assert!(
+            h.logs
+                .borrow()
+                .iter()
+                .all(|l| !l.chars().any(char::is_control))
+        );
+        let out = h.send(c, &register(5, "Alice", 0), 0);
+        let (req, code, message) = error_of(&out, c);
+        assert_eq!((req, code), (Some(5), ErrorCode::Other));
+        assert!(message.contains("port 0"), "{message}");
+        assert_eq!(h.tracker.peer_count(), 0);
+        // The longest allowed name is fine.
+        let out = h.send(c, &register(6, &"x".repeat(32), 4000), 0);
+        assert!(matches!(
+            out[..],
+            [Out::Msg(_, Message::Registered { req: 6, .. })]
+        ));
+    }
+
+    #[test]
+    fn a_thousand_registrations_are_listed_sorted_by_name() {
+        let mut h = Harness::new();
+        let mut expected = Vec::new();
+        // Register in an order that is not the sorted one.
+        for i in 0..1000u16 {
+            let n = (u32::from(i) * 7919 % 1000) as u16;
+            let name = format!("peer-{n:04}");
+            let remote = SocketAddr::from(([10, 0, (n / 250) as u8, (n % 250) as u8], 9999));
+            let conn = h.ready(usize::from(i) + 1, remote, 0);
+            let out = h.send(conn, &register(u64::from(i), &name, 1000 + n), 0);
+            assert!(
+                matches!(out[..], [Out::Msg(_, Message::Registered { .. })]),
+                "{out:?}"
+            );
+            expected.push((name, format!("10.0.{}.{}:{}", n / 250, n % 250, 1000 + n)));
+        }
+        expected.sort();
+        assert_eq!(h.tracker.peer_count(), 1000);
+        let asker = h.ready(5000, ip(200), 1);
+        let got: Vec<(String, String)> = h
+            .list(asker, 1)
+            .into_iter()
+            .map(|p| (p.name, p.addr))
+            .collect();
+        assert_eq!(got.len(), 1000);
+        assert_eq!(got, expected);
+        assert_eq!(got[0].0, "peer-0000");
+        assert_eq!(got[999].0, "peer-0999");
+    }
+
+    #[test]
+    fn other_messages_get_unexpected_message_and_the_connection_stays() {
+        let mut h = Harness::new();
+        let c = h.ready(1, ip(1), 0);
+        let out = h.send(c, &Message::ListFiles { req: 42 }, 0);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(
+            error_of(&out, c),
+            (
+                Some(42),
+                ErrorCode::UnexpectedMessage,
+                "a tracker does not handle ListFiles".to_string()
+            )
+        );
+        let out = h.send(c, &hello(PROTOCOL_VERSION), 0);
+        assert_eq!(error_of(&out, c).1, ErrorCode::UnexpectedMessage);
+        assert_eq!(out.len(), 1);
+        // An error from the peer is logged, never answered (no error ping-pong).
+        let err = Message::Error {
+            req: None,
+            code: ErrorCode::Other,
+            message: "oops\x1b[2J".into(),
+        };
+        assert!(h.send(c, &err, 0).is_empty());
+        assert!(h.logged("oops\\x1b[2J"));
+        // Still served.
+        assert_eq!(h.names(c, 0), Vec::<String>::new());
+    }
+
+    #[test]
+    fn shutdown_and_end_of_input_exit_zero_and_lines_are_ignored() {
+        let mut h = Harness::new();
+        h.tracker
+            .handle_control(Control::Line("hello".into()), h.at(0));
+        assert!(h.drain().is_empty());
+        h.tracker.handle_control(Control::Shutdown, h.at(0));
+        assert_eq!(h.drain(), vec![Out::Exit(0)]);
+        h.tracker.handle_control(Control::EndOfInput, h.at(0));
+        assert_eq!(h.drain(), vec![Out::Exit(0)]);
+    }
+
+    #[test]
+    fn reactor_close_reasons_release_the_name() {
+        let mut h = Harness::new();
+        let alice = h.registered(1, ip(1), "Alice", 4000);
+        let bob = h.registered(2, ip(2), "Bob", 4000);
+        h.tracker.handle_closed(
+            alice,
+            CloseReason::BadFrame("frame of 4294967295 bytes exceeds the maximum".into()),
+            h.at(1),
+        );
+        h.tracker.handle_closed(
+            bob,
+            CloseReason::Io(io::Error::from(io::ErrorKind::ConnectionReset)),
+            h.at(1),
+        );
+        assert_eq!(h.tracker.peer_count(), 0);
+        assert!(h.logged("bad frame from 192.168.1.1:50001 (Alice): frame of 4294967295"));
+        assert!(h.logged("Alice left"));
+        assert!(h.logged("Bob left ("));
+        // A frame for a connection the tracker does not know is closed, not served.
+        h.tracker
+            .handle_frame(ConnId::fake(99), &body(&Message::Heartbeat), h.at(1));
+        assert_eq!(h.drain(), vec![Out::Close(ConnId::fake(99))]);
+    }
+
+    #[test]
+    fn a_full_tracker_answers_busy() {
+        let mut h = Harness::new();
+        for i in 0..MAX_PEERS {
+            let conn = h.ready(i + 1, ip(1), 0);
+            h.send(conn, &register(1, &format!("p{i}"), 4000), 0);
+        }
+        assert_eq!(h.tracker.peer_count(), MAX_PEERS);
+        let late = h.ready(MAX_PEERS + 1, ip(2), 0);
+        let out = h.send(late, &register(3, "late", 4000), 0);
+        assert_eq!(error_of(&out, late).0, Some(3));
+        assert_eq!(error_of(&out, late).1, ErrorCode::Busy);
+        // The full list still fits one frame.
+        assert_eq!(h.list(late, 0).len(), MAX_PEERS);
+    }
+}
