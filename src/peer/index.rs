@@ -230,7 +230,15 @@ impl SharedIndex {
         report.files = files.len();
         report.skipped.sort();
 
-        if let Err(e) = write_cache(cache_path, &files) {
+        // Nothing to remember and nothing remembered: leave no state folder behind (a peer
+        // that only downloads keeps its downloads folder free of our files).
+        let needed = report.hashed > 0 || cache_path.exists();
+        let written = if needed {
+            write_cache(cache_path, &files)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = written {
             report.cache_error = Some(format!(
                 "cannot write the hash cache {}: {e}",
                 cache_path.display()

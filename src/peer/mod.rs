@@ -13,7 +13,7 @@ mod transfer;
 
 pub use node::{Mode, PeerConfig, PeerNode};
 
-use crate::reactor::{Control, Reactor};
+use crate::reactor::Reactor;
 use crate::repl::Ui;
 use crate::repl::ui::human_bytes;
 use std::io;
@@ -74,6 +74,9 @@ pub fn run(cfg: PeerConfig, listen: SocketAddr, batch: Option<BatchSource>) -> i
     for (name, why) in &report.skipped {
         ui.line(&format!("skipped {}: {why}", crate::names::printable(name)));
     }
+    if let Some(e) = &report.cache_error {
+        ui.warn(e);
+    }
     let secs = started.elapsed().as_secs_f64();
     let hashed = if report.hashed > 0 {
         format!(
@@ -103,9 +106,5 @@ pub fn run(cfg: PeerConfig, listen: SocketAddr, batch: Option<BatchSource>) -> i
         ui.line("type help for the commands");
     }
     let mut node = PeerNode::new(cfg, index, bound.port(), ui, Instant::now());
-    let code = reactor.run(&mut node)?;
-    // Drop the reactor before returning so the input thread's sends fail and it ends.
-    drop(reactor);
-    let _ = Control::EndOfInput;
-    Ok(code)
+    reactor.run(&mut node)
 }
