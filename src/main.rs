@@ -59,6 +59,10 @@ enum Cmd {
         /// --batch is given too).
         #[arg(long)]
         serve: bool,
+        /// Seconds a download waits for a source that went away (killed, network gone) before
+        /// it pauses; the partial download is kept either way and `resume` continues it.
+        #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+        retry_for: u64,
     },
 }
 
@@ -80,6 +84,7 @@ fn main() -> ExitCode {
             downloads,
             batch,
             serve,
+            retry_for,
         } => {
             if let Err(why) = p2p::names::check_peer_name(&name) {
                 return usage_error(&format!("invalid --name: {why}"));
@@ -103,6 +108,7 @@ fn main() -> ExitCode {
                 shared_dir: shared,
                 downloads_dir: downloads,
                 mode,
+                retry_for: Duration::from_secs(retry_for),
             };
             p2p::peer::run(cfg, listen, batch)
         }

@@ -134,6 +134,24 @@ impl ChunkPlan {
         }
     }
 
+    /// Chunk `index` was found intact on disk (resume): done without asking anyone.
+    pub fn mark_present(&mut self, index: u64) {
+        let i = index as usize;
+        if self.states.get(i) == Some(&ChunkState::Missing) {
+            self.states[i] = ChunkState::Done;
+            self.done += 1;
+            self.bytes_done += u64::from(self.manifest.chunk_len(index).unwrap_or(0));
+        }
+    }
+
+    pub fn chunk_count(&self) -> u64 {
+        self.states.len() as u64
+    }
+
+    pub fn done_count(&self) -> u64 {
+        self.done as u64
+    }
+
     /// A requested chunk will not arrive (connection lost, write failed): ask again later.
     pub fn give_back(&mut self, index: u64) {
         let i = index as usize;
@@ -215,6 +233,19 @@ mod tests {
         assert_eq!(plan.verify(0, &data), Err(ChunkFault::NotRequested));
         assert_eq!(plan.bytes_done(), 10);
         assert_eq!(plan.verify(99, &data), Err(ChunkFault::NotRequested));
+    }
+
+    #[test]
+    fn chunks_found_on_disk_are_not_asked_for() {
+        let data = vec![4u8; CHUNK * 3];
+        let mut plan = plan_for(&data);
+        plan.mark_present(1);
+        plan.mark_present(1);
+        assert_eq!(plan.done_count(), 1);
+        assert_eq!(plan.bytes_done(), CHUNK as u64);
+        assert_eq!(plan.next_request(), Some(0));
+        assert_eq!(plan.next_request(), Some(2));
+        assert_eq!(plan.next_request(), None);
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod manifest;
 pub mod node;
 mod ops;
 pub mod partial;
+pub mod resume;
 mod sessions;
 mod tracker_link;
 mod transfer;

@@ -9,7 +9,7 @@ use super::index::SharedIndex;
 use super::ops::Op;
 use super::sessions::Session;
 use super::tracker_link::TrackerLink;
-use super::transfer::Download;
+use super::transfer::{Download, DownloadId};
 use crate::reactor::{Action, CloseReason, ConnId, ConnectTag, Control, Driver};
 use crate::repl::Ui;
 use crate::wire::{Message, PeerInfo, encode_message};
@@ -37,6 +37,8 @@ pub struct PeerConfig {
     pub shared_dir: PathBuf,
     pub downloads_dir: PathBuf,
     pub mode: Mode,
+    /// How long a download waits for a source that went away before it pauses.
+    pub retry_for: Duration,
 }
 
 /// What an outgoing connection is for.
@@ -53,8 +55,10 @@ pub enum Purpose {
     Op,
     /// The tracker's peer list.
     PeerList,
-    /// Chunk `index` of the running download.
-    Chunk(u64),
+    /// Chunk `index` of download `dl`.
+    Chunk { dl: DownloadId, index: u64 },
+    /// The manifest a reconnected source sends, to confirm it still has the same bytes.
+    DownloadManifest(DownloadId),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -85,7 +89,7 @@ pub struct PeerNode {
     /// Input waiting for the current command to finish.
     pub(super) queue: VecDeque<Control>,
     pub(super) op: Option<Op>,
-    pub(super) download: Option<Download>,
+    pub(super) downloads: BTreeMap<DownloadId, Download>,
     /// Commands wait until the first contact with the tracker has succeeded or failed, so a
     /// script's first `get` already knows the other peers.
     pub(super) ready: bool,
@@ -120,7 +124,7 @@ impl PeerNode {
             known: BTreeMap::new(),
             queue: VecDeque::new(),
             op: None,
-            download: None,
+            downloads: BTreeMap::new(),
             ready: false,
             ready_deadline: now + STARTUP_GRACE,
             exiting: false,
@@ -133,6 +137,11 @@ impl PeerNode {
         let id = self.next_id;
         self.next_id += 1;
         id
+    }
+
+    /// Whether `id` was handed out by [`Self::next_id`] (ids only grow).
+    pub(super) fn id_was_issued(&self, id: u64) -> bool {
+        id > 0 && id < self.next_id
     }
 
     pub(super) fn send(&mut self, conn: ConnId, msg: &Message) {
@@ -171,9 +180,7 @@ impl PeerNode {
         }
         self.exiting = true;
         self.tracker_goodbye();
-        if let Some(dl) = self.download.take() {
-            dl.abandon();
-        }
+        self.checkpoint_all();
         self.ui.finish_progress();
         self.actions.push_back(Action::Exit(code));
     }
@@ -252,6 +259,7 @@ impl Driver for PeerNode {
             Some(ConnectPurpose::Peer { name, addr }) => {
                 let why = format!("cannot reach {name} at {addr}: {error}");
                 self.peer_unreachable(&name, &why, now);
+                self.downloads_peer_unreachable(&name, now);
             }
             None => {}
         }
@@ -302,6 +310,7 @@ impl Driver for PeerNode {
         }
         self.tracker_tick(now);
         self.sessions_tick(now);
+        self.downloads_tick(now);
         self.op_tick(now);
         self.take_input(now);
     }
@@ -313,6 +322,7 @@ impl Driver for PeerNode {
             self.tracker.deadline(),
             self.sessions_deadline(),
             self.op_deadline(),
+            self.downloads_deadline(),
         ]
         .into_iter()
         .flatten()

@@ -5,11 +5,13 @@
 use super::node::{ConnectPurpose, Mode, PeerNode, Purpose};
 use super::partial::{Destination, check_destination};
 use super::sessions::MAX_CHAT_LEN;
+use super::transfer::DownloadId;
 use crate::names::{check_file_name, printable};
 use crate::reactor::ConnId;
 use crate::repl::command::{Command, help_text};
 use crate::repl::ui::human_bytes;
 use crate::wire::{FileInfo, Message};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 /// A command waiting on the network gives up after this long without progress.
@@ -26,8 +28,6 @@ pub enum Step {
     Asked(ConnId),
     /// `get` only: the manifest was asked for this file.
     AskedManifest(ConnId, FileInfo),
-    /// `get` only: chunks are flowing (see `transfer.rs`).
-    Transferring,
 }
 
 #[derive(Debug)]
@@ -60,6 +60,10 @@ pub enum Op {
     Sleep {
         until: Instant,
     },
+    /// `get` once the transfer runs, and `resume`: until these downloads end.
+    Await {
+        ids: BTreeSet<DownloadId>,
+    },
 }
 
 impl Op {
@@ -85,6 +89,7 @@ impl Op {
             | Op::Msg { deadline, .. }
             | Op::WaitPeer { deadline, .. } => *deadline,
             Op::Sleep { until } => *until,
+            Op::Await { .. } => Instant::now() + STEP_TIMEOUT,
         }
     }
 }
@@ -150,6 +155,23 @@ impl PeerNode {
                 });
                 self.op_tick(now);
             }
+            Command::Downloads => {
+                let (lines, bad) = self.describe_downloads();
+                if lines.is_empty() {
+                    self.ui.line("no unfinished downloads");
+                }
+                for line in lines {
+                    self.ui.line(&line);
+                }
+                for line in bad {
+                    self.ui.warn(&line);
+                }
+            }
+            Command::Resume { file } => self.start_resume(file, now),
+            Command::Cancel { file } => match self.cancel_download(&file) {
+                Ok(()) => self.ui.line(&format!("cancelled {}", printable(&file))),
+                Err(e) => self.fail_op(&e),
+            },
             Command::Sleep { seconds } => {
                 self.op = Some(Op::Sleep {
                     until: now + Duration::from_secs_f64(seconds),
@@ -162,18 +184,124 @@ impl PeerNode {
     /// The command succeeded.
     pub(super) fn finish_op(&mut self) {
         self.op = None;
+        self.forget_op_requests();
+        self.ui.finish_progress();
     }
 
-    /// The command failed: say why; in a batch, stop with status 1.
+    /// The command failed: say why; in a batch, stop with status 1. Downloads it started go
+    /// on in the background (or stay paused, resumable).
     pub(super) fn fail_op(&mut self, why: &str) {
         self.op = None;
-        if let Some(dl) = self.download.take() {
-            dl.abandon();
-        }
+        self.forget_op_requests();
         self.ui.finish_progress();
         self.ui.error(why);
         if matches!(self.cfg.mode, Mode::Batch { .. }) {
             self.exit(1);
+        }
+    }
+
+    /// Answers to the finished command's requests are dropped when they arrive.
+    fn forget_op_requests(&mut self) {
+        self.pending
+            .retain(|_, p| !matches!(p.purpose, super::node::Purpose::Op));
+    }
+
+    /// `resume FILE`, or `resume` for every unfinished download.
+    fn start_resume(&mut self, file: Option<String>, now: Instant) {
+        let names: Vec<String> = match file {
+            Some(file) => vec![file],
+            None => {
+                let mut names: Vec<String> = super::resume::list(&self.cfg.downloads_dir)
+                    .0
+                    .into_iter()
+                    .map(|r| r.file_name)
+                    .collect();
+                for dl in self.downloads.values() {
+                    if !names.contains(&dl.file_name) {
+                        names.push(dl.file_name.clone());
+                    }
+                }
+                if names.is_empty() {
+                    self.ui.line("no unfinished downloads");
+                    return;
+                }
+                names
+            }
+        };
+        let single = names.len() == 1;
+        let mut ids = BTreeSet::new();
+        for name in names {
+            match self.resume_from_record(&name, now) {
+                Ok(id) => {
+                    ids.insert(id);
+                }
+                Err(e) if single => return self.fail_op(&e),
+                Err(e) => self.ui.warn(&e),
+            }
+        }
+        self.await_downloads(ids);
+    }
+
+    /// The command now waits for these downloads, with a progress bar on a terminal.
+    fn await_downloads(&mut self, ids: BTreeSet<DownloadId>) {
+        let ids: BTreeSet<DownloadId> = ids
+            .into_iter()
+            .filter(|id| self.downloads.contains_key(id))
+            .collect();
+        if ids.is_empty() {
+            return self.finish_op();
+        }
+        let total = ids.iter().map(|id| self.downloads[id].size()).sum();
+        let label = match ids.len() {
+            1 => printable(&self.downloads[ids.first().expect("one")].file_name),
+            n => format!("{n} downloads"),
+        };
+        self.ui.start_progress(&label, total);
+        self.op = Some(Op::Await { ids });
+        self.show_progress();
+    }
+
+    /// The downloads the foreground command waits for.
+    pub(super) fn op_download_ids(&self) -> Vec<DownloadId> {
+        match &self.op {
+            Some(Op::Await { ids }) => ids.iter().copied().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// A download ended: completed (`Ok(summary)`), failed or paused (`Err(why)`).
+    pub(super) fn download_done(&mut self, id: DownloadId, result: Result<String, String>) {
+        let awaited = match &mut self.op {
+            Some(Op::Await { ids }) => ids.remove(&id),
+            _ => false,
+        };
+        match result {
+            Ok(line) => {
+                if awaited && self.op_download_ids().is_empty() {
+                    self.finish_op();
+                }
+                self.ui.line(&line);
+            }
+            Err(why) if awaited => self.fail_op(&why),
+            Err(why) => self.ui.error(&why),
+        }
+    }
+
+    /// A download lost its source. In the REPL the prompt comes back and the download goes on
+    /// waiting in the background; a batch keeps waiting (up to `--retry-for`).
+    pub(super) fn op_download_waiting(&mut self, id: DownloadId) {
+        if self.cfg.mode != Mode::Repl {
+            return;
+        }
+        let Some(Op::Await { ids }) = &mut self.op else {
+            return;
+        };
+        if ids.remove(&id) {
+            self.ui
+                .line("the download goes on in the background; `downloads` shows it");
+            if ids.is_empty() {
+                self.finish_op();
+            }
         }
     }
 
@@ -199,7 +327,11 @@ impl PeerNode {
     }
 
     /// A ready connection to `name`, or `None` while one is being set up.
-    fn reach(&mut self, name: &str, refreshed: &mut bool) -> Result<Option<ConnId>, String> {
+    pub(super) fn reach(
+        &mut self,
+        name: &str,
+        refreshed: &mut bool,
+    ) -> Result<Option<ConnId>, String> {
         if name == self.cfg.name {
             return Err(format!("'{name}' is this peer"));
         }
@@ -279,7 +411,6 @@ impl PeerNode {
         let Some(op) = &mut self.op else { return };
         let on_this_conn = match op.step_mut() {
             Some(Step::Asked(c)) | Some(Step::AskedManifest(c, _)) => *c == conn,
-            Some(Step::Transferring) => self.download.as_ref().is_some_and(|d| d.conn == conn),
             Some(Step::Reaching { .. }) => op.peer() == Some(name),
             None => false,
         };
@@ -362,18 +493,35 @@ impl PeerNode {
                     peer,
                     file,
                     step: Step::AskedManifest(_, info),
-                    deadline,
+                    ..
                 },
-                manifest @ Message::Manifest { .. },
+                Message::Manifest {
+                    sha256,
+                    size,
+                    chunk_size,
+                    chunk_hashes,
+                    ..
+                },
             ) => {
-                self.op = Some(Op::Get {
-                    peer: peer.clone(),
-                    file: file.clone(),
-                    step: Step::Transferring,
-                    deadline,
-                });
-                if let Err(e) = self.start_download(conn, peer, file, info, manifest, now) {
-                    self.fail_op(&e);
+                if sha256 != info.sha256 {
+                    return self.fail_op(&format!("{peer} sent the manifest of another file"));
+                }
+                let manifest = match super::manifest::Manifest::from_wire(
+                    sha256,
+                    size,
+                    chunk_size,
+                    &chunk_hashes,
+                    Some(info.size),
+                ) {
+                    Ok(m) => m,
+                    Err(e) => return self.fail_op(&format!("{peer} sent a bad manifest: {e}")),
+                };
+                match self.begin_download(conn, &peer, &file, manifest, now) {
+                    Ok(id) => {
+                        self.await_downloads(BTreeSet::from([id]));
+                        self.start_transfer(id, now);
+                    }
+                    Err(e) => self.fail_op(&e),
                 }
             }
             (op, msg) => {
@@ -387,7 +535,6 @@ impl PeerNode {
     }
 
     pub(super) fn op_tick(&mut self, now: Instant) {
-        self.download_tick(now);
         let Some(op) = &mut self.op else { return };
         match op {
             Op::Sleep { until } if now >= *until => self.finish_op(),
@@ -411,11 +558,7 @@ impl PeerNode {
                     self.request_peer_list();
                 }
             }
-            Op::Get {
-                step: Step::Transferring,
-                ..
-            }
-            | Op::Sleep { .. } => {}
+            Op::Await { .. } | Op::Sleep { .. } => {}
             other if now >= other.deadline() => {
                 let peer = other.peer().unwrap_or("the tracker").to_string();
                 self.fail_op(&format!("timed out waiting for {peer}"));
@@ -425,21 +568,15 @@ impl PeerNode {
     }
 
     pub(super) fn op_deadline(&self) -> Option<Instant> {
-        let dl = self.download.as_ref().map(|d| d.stall_deadline());
-        let op = match &self.op {
-            None
-            | Some(Op::Get {
-                step: Step::Transferring,
-                ..
-            }) => None,
+        match &self.op {
+            None | Some(Op::Await { .. }) => None,
             Some(Op::WaitPeer {
                 deadline,
                 next_poll,
                 ..
             }) => Some(*deadline.min(next_poll)),
             Some(op) => Some(op.deadline()),
-        };
-        op.into_iter().chain(dl).min()
+        }
     }
 
     fn print_peers(&mut self, now: Instant) {

@@ -70,8 +70,7 @@ impl PartialFile {
     /// Creates the partial file for `dest` (a stale one from an earlier attempt is replaced).
     /// Opened create-new and no-follow: a symlink planted at that path is never followed.
     pub fn create(dest: &Path, file_name: &str) -> io::Result<PartialFile> {
-        let dir = dest.parent().unwrap_or(Path::new("."));
-        let part_path = dir.join(partial_name(file_name));
+        let part_path = partial_path(dest, file_name);
         match std::fs::remove_file(&part_path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}
@@ -82,13 +81,79 @@ impl PartialFile {
             .create_new(true)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&part_path)?;
-        Ok(PartialFile {
+        Ok(PartialFile::with_file(file, part_path, dest))
+    }
+
+    /// Opens the partial file of an interrupted download to continue it, or creates it if it
+    /// is gone. Never follows a symlink; anything but a regular file is an error.
+    pub fn open_existing(dest: &Path, file_name: &str) -> io::Result<PartialFile> {
+        let part_path = partial_path(dest, file_name);
+        let opened = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&part_path);
+        match opened {
+            Ok(file) => {
+                if !file.metadata()?.is_file() {
+                    return Err(io::Error::other(format!(
+                        "{} is not a regular file",
+                        part_path.display()
+                    )));
+                }
+                Ok(PartialFile::with_file(file, part_path, dest))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => PartialFile::create(dest, file_name),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn with_file(file: File, part_path: PathBuf, dest: &Path) -> PartialFile {
+        PartialFile {
             file,
             part_path,
             dest: dest.to_path_buf(),
             hasher: sha2::Sha256::new(),
             hashed_upto: 0,
-        })
+        }
+    }
+
+    /// Resume: checks every chunk already in the partial file against the manifest and marks
+    /// the intact ones done. A torn or lost write simply fails its hash and is fetched again.
+    /// Holes (never written) are skipped without reading. Returns how many chunks were kept.
+    pub fn adopt_verified_chunks(&mut self, plan: &mut ChunkPlan) -> io::Result<u64> {
+        use std::os::fd::AsRawFd;
+        let len = self.file.metadata()?.len();
+        let fd = self.file.as_raw_fd();
+        let mut buf = Vec::new();
+        let mut kept = 0;
+        for index in 0..plan.chunk_count() {
+            let manifest = plan.manifest();
+            let offset = manifest.chunk_offset(index);
+            let chunk_len = manifest.chunk_len(index).unwrap_or(0) as u64;
+            if offset + chunk_len > len {
+                break;
+            }
+            // SEEK_DATA finds the next byte that was ever written: past this chunk means the
+            // chunk is a hole.
+            let data_at = unsafe { libc::lseek(fd, offset as libc::off_t, libc::SEEK_DATA) };
+            if data_at < 0 || data_at as u64 >= offset + chunk_len {
+                continue;
+            }
+            buf.resize(chunk_len as usize, 0);
+            self.file.read_exact_at(&mut buf, offset)?;
+            if manifest.chunk_hash(index) == Some(&Sha256::of(&buf)) {
+                plan.mark_present(index);
+                kept += 1;
+            }
+        }
+        self.catch_up(plan)?;
+        Ok(kept)
+    }
+
+    /// Forces written chunks to disk: only after this may they be recorded as done.
+    pub fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
     }
 
     pub fn dest(&self) -> &Path {
@@ -102,16 +167,23 @@ impl PartialFile {
         if index == self.hashed_upto {
             self.hasher.update(data);
             self.hashed_upto += 1;
-            // Chunks that arrived early were written but not hashed: catch up from disk.
-            let mut buf = Vec::new();
-            while plan.state(self.hashed_upto) == Some(ChunkState::Done) {
-                let len = manifest.chunk_len(self.hashed_upto).unwrap_or(0) as usize;
-                buf.resize(len, 0);
-                self.file
-                    .read_exact_at(&mut buf, manifest.chunk_offset(self.hashed_upto))?;
-                self.hasher.update(&buf);
-                self.hashed_upto += 1;
-            }
+            self.catch_up(plan)?;
+        }
+        Ok(())
+    }
+
+    /// Feeds the whole-file hasher with the chunks that arrived early (already written, not yet
+    /// hashed), reading them back from disk.
+    fn catch_up(&mut self, plan: &ChunkPlan) -> io::Result<()> {
+        let manifest = plan.manifest();
+        let mut buf = Vec::new();
+        while plan.state(self.hashed_upto) == Some(ChunkState::Done) {
+            let len = manifest.chunk_len(self.hashed_upto).unwrap_or(0) as usize;
+            buf.resize(len, 0);
+            self.file
+                .read_exact_at(&mut buf, manifest.chunk_offset(self.hashed_upto))?;
+            self.hasher.update(&buf);
+            self.hashed_upto += 1;
         }
         Ok(())
     }
@@ -165,6 +237,13 @@ impl PartialFile {
     pub fn abandon(self) {
         let _ = std::fs::remove_file(&self.part_path);
     }
+}
+
+/// Where the partial file of `dest` lives: beside it, hidden.
+pub fn partial_path(dest: &Path, file_name: &str) -> PathBuf {
+    dest.parent()
+        .unwrap_or(Path::new("."))
+        .join(partial_name(file_name))
 }
 
 /// fsync a directory so a rename or link in it survives a crash. Best effort: some filesystems
@@ -258,6 +337,68 @@ mod tests {
         );
         std::fs::write(&dest, b"abd").unwrap();
         assert!(check_destination(&dest, &sha).is_err());
+    }
+
+    #[test]
+    fn resume_keeps_intact_chunks_and_refetches_a_torn_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let chunk = 256 * 1024;
+        let data: Vec<u8> = (0..chunk * 4 + 100).map(|i| (i * 31 % 256) as u8).collect();
+        let dest = dir.path().join("f");
+        let mut plan = plan_for(&data);
+        let mut part = PartialFile::create(&dest, "f").unwrap();
+        fetch_all(&mut plan, &mut part, &data, &[0, 1, 3]);
+        drop(part);
+        // Tear chunk 1: half of it is lost.
+        let part_path = dir.path().join(".f.p2p-part");
+        let f = OpenOptions::new().write(true).open(&part_path).unwrap();
+        f.write_all_at(&vec![0u8; chunk / 2], chunk as u64 + 1000)
+            .unwrap();
+        drop(f);
+
+        let mut plan = plan_for(&data);
+        let mut part = PartialFile::open_existing(&dest, "f").unwrap();
+        assert_eq!(part.adopt_verified_chunks(&mut plan).unwrap(), 2);
+        assert_eq!(plan.state(0), Some(ChunkState::Done));
+        assert_eq!(plan.state(1), Some(ChunkState::Missing));
+        assert_eq!(plan.state(3), Some(ChunkState::Done));
+        let mut order = Vec::new();
+        while let Some(i) = plan.next_request() {
+            order.push(i);
+        }
+        assert_eq!(order, vec![1, 2, 4]);
+        for i in order {
+            let m = plan.manifest().clone();
+            let off = m.chunk_offset(i) as usize;
+            let c = &data[off..off + m.chunk_len(i).unwrap() as usize];
+            plan.verify(i, c).unwrap();
+            part.write_chunk(&plan, i, c).unwrap();
+            plan.mark_written(i);
+        }
+        let sha = plan.manifest().sha256;
+        assert_eq!(std::fs::read(part.finish(&sha).unwrap()).unwrap(), data);
+    }
+
+    #[test]
+    fn resume_of_a_missing_or_short_partial_starts_clean() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = vec![8u8; 256 * 1024 * 2];
+        let dest = dir.path().join("g");
+        let mut plan = plan_for(&data);
+        let mut part = PartialFile::open_existing(&dest, "g").unwrap();
+        assert_eq!(part.adopt_verified_chunks(&mut plan).unwrap(), 0);
+        fetch_all(&mut plan, &mut part, &data, &[0, 1]);
+        drop(part);
+        let part_path = dir.path().join(".g.p2p-part");
+        OpenOptions::new()
+            .write(true)
+            .open(&part_path)
+            .unwrap()
+            .set_len(300_000)
+            .unwrap();
+        let mut plan = plan_for(&data);
+        let mut part = PartialFile::open_existing(&dest, "g").unwrap();
+        assert_eq!(part.adopt_verified_chunks(&mut plan).unwrap(), 1);
     }
 
     #[test]

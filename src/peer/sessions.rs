@@ -164,6 +164,13 @@ impl PeerNode {
     }
 
     fn handshake(&mut self, conn: ConnId, msg: Message, now: Instant) {
+        if let Message::Error { message, .. } = &msg {
+            // The other side refused us (wrong version, busy...): its reason is the news.
+            let why = format!("refused: {}", printable(message));
+            self.close(conn);
+            self.session_closed(conn, &why, now);
+            return;
+        }
         let Message::Hello { version, name, .. } = msg else {
             let message = format!("expected Hello first, got {}", msg.kind());
             self.refuse(conn, ErrorCode::UnexpectedMessage, message, now);
@@ -193,6 +200,7 @@ impl PeerNode {
             self.send_hello(conn);
         } else {
             self.op_session_ready(conn, now);
+            self.downloads_peer_event(now);
         }
     }
 
@@ -240,8 +248,13 @@ impl PeerNode {
     /// An answer to one of our requests.
     fn answer(&mut self, conn: ConnId, req: u64, msg: Message, now: Instant) {
         let Some(pending) = self.pending.get(&req).copied() else {
-            let message = format!("answer to request {req}, which was never made");
-            self.refuse(conn, ErrorCode::UnexpectedMessage, message, now);
+            // Ids only grow: one we handed out was asked and since given up on (a command
+            // that timed out, a download that paused), and its late answer is dropped. One we
+            // never handed out is a protocol violation.
+            if !self.id_was_issued(req) {
+                let message = format!("answer to request {req}, which was never made");
+                self.refuse(conn, ErrorCode::UnexpectedMessage, message, now);
+            }
             return;
         };
         if pending.conn != conn {
@@ -252,7 +265,8 @@ impl PeerNode {
         self.pending.remove(&req);
         match pending.purpose {
             Purpose::Op => self.op_answer(conn, msg, now),
-            Purpose::Chunk(index) => self.chunk_answer(conn, index, msg, now),
+            Purpose::Chunk { dl, index } => self.chunk_answer(conn, dl, index, msg, now),
+            Purpose::DownloadManifest(dl) => self.download_manifest_answer(conn, dl, msg, now),
             Purpose::PeerList => {}
         }
     }
@@ -272,6 +286,7 @@ impl PeerNode {
         }
         let name = session.name.or(session.expected).unwrap_or_default();
         self.op_connection_lost(conn, &name, why, now);
+        self.downloads_connection_lost(conn, why, now);
     }
 
     pub(super) fn sessions_tick(&mut self, now: Instant) {

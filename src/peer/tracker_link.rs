@@ -141,6 +141,7 @@ impl PeerNode {
         self.ready = true;
         // A command waiting for the peer list gets its answer: there is none.
         self.op_peer_list_arrived(now);
+        self.downloads_peer_event(now);
     }
 
     pub(super) fn tracker_frame(&mut self, conn: ConnId, body: &[u8], now: Instant) {
@@ -193,6 +194,7 @@ impl PeerNode {
                     self.tracker.list_in_flight = false;
                     self.set_known_peers(peers, now);
                     self.op_peer_list_arrived(now);
+                    self.downloads_peer_event(now);
                 }
             }
             Message::Error { code, message, .. } => match code {

@@ -14,6 +14,9 @@ pub enum Command {
     Quit,
     WaitPeer { name: String, seconds: f64 },
     Sleep { seconds: f64 },
+    Downloads,
+    Resume { file: Option<String> },
+    Cancel { file: String },
 }
 
 /// Name, usage and one-line description of every command, for `help` and usage errors.
@@ -34,6 +37,21 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "download FILE from PEER into the downloads folder",
     ),
     ("msg", "msg PEER TEXT", "send a text message to PEER"),
+    (
+        "downloads",
+        "downloads",
+        "unfinished downloads: percent done, source, state",
+    ),
+    (
+        "resume",
+        "resume [FILE]",
+        "continue one unfinished download, or all of them",
+    ),
+    (
+        "cancel",
+        "cancel FILE",
+        "drop an unfinished download and its partial file",
+    ),
     ("shared", "shared", "list the files this peer shares"),
     (
         "rescan",
@@ -86,6 +104,20 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
         "rescan" => no_args(Command::Rescan),
         "help" | "?" => no_args(Command::Help),
         "quit" | "exit" => no_args(Command::Quit),
+        "downloads" => no_args(Command::Downloads),
+        "resume" => {
+            let file = unquote(rest);
+            Ok(Some(Command::Resume {
+                file: (!file.is_empty()).then(|| file.to_string()),
+            }))
+        }
+        "cancel" => {
+            let file = unquote(rest);
+            if file.is_empty() {
+                return Err(usage());
+            }
+            Ok(Some(Command::Cancel { file: file.into() }))
+        }
         "files" => {
             let (peer, extra) = split_word(rest);
             if peer.is_empty() || !extra.is_empty() {
