@@ -170,7 +170,7 @@ impl PeerNode {
             .map_err(|e| format!("cannot read the partial download of {file_name}: {e}"))?;
         if kept > 0 {
             self.ui.line(&format!(
-                "resuming {}: {kept} of {} chunks already here ({:.1}%)",
+                "resuming {} from {source}: {kept} of {} chunks already here ({:.1}%)",
                 printable(file_name),
                 plan.chunk_count(),
                 percent(plan.bytes_done(), plan.manifest().size)
@@ -258,6 +258,12 @@ impl PeerNode {
             .adopt_verified_chunks(&mut plan)
             .map_err(|e| format!("cannot read the partial download of {shown}: {e}"))?;
         let recorded = record.durable_count();
+        self.ui.line(&format!(
+            "resuming {shown} from {}: {kept} of {} chunks already here ({:.1}%)",
+            record.source,
+            plan.chunk_count(),
+            percent(plan.bytes_done(), plan.manifest().size)
+        ));
         if kept < recorded {
             self.ui.warn(&format!(
                 "{shown}: {} of the {recorded} chunks recorded as done failed verification \
@@ -488,11 +494,11 @@ impl PeerNode {
                 };
                 Ok(format!(
                     "saved {} ({size} bytes, {}) from {} in {secs:.2}s, {rate:.1} MB/s, \
-                     {} fetched, sha256 {}",
+                     {} bytes fetched, sha256 {}",
                     path.display(),
                     human_bytes(size),
                     dl.source,
-                    human_bytes(dl.fetched),
+                    dl.fetched,
                     dl.sha256
                 ))
             }
