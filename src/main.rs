@@ -27,6 +27,12 @@ enum Cmd {
         #[arg(long, default_value_t = 30, value_name = "SECS",
               value_parser = clap::value_parser!(u64).range(1..=86_400))]
         peer_ttl: u64,
+        /// Most names one IP address may register at once.
+        #[arg(long, default_value_t = p2p::tracker::DEFAULT_MAX_PEERS_PER_IP, value_name = "N",
+              value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+        max_peers_per_ip: usize,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Run a peer: share a folder, download from others, chat. Opens a REPL unless --batch or
     /// --serve is given.
@@ -63,15 +69,61 @@ enum Cmd {
         /// it pauses; the partial download is kept either way and `resume` continues it.
         #[arg(long, default_value_t = 60, value_name = "SECONDS")]
         retry_for: u64,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
+}
+
+/// Connection limits, the same for the tracker and the peer (README, "Limits").
+#[derive(clap::Args)]
+struct LimitArgs {
+    /// Most accepted connections at once; more are refused with a Busy error (lowered to fit the
+    /// open-file limit).
+    #[arg(long, default_value_t = p2p::reactor::limits::DEFAULT_MAX_CONNECTIONS, value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    max_conns: usize,
+    /// Most accepted connections from one IP address at once.
+    #[arg(long, default_value_t = p2p::reactor::limits::DEFAULT_MAX_CONNECTIONS_PER_IP,
+          value_name = "N",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    max_conns_per_ip: usize,
+    /// Seconds an accepted connection may go without sending one complete frame before it is
+    /// closed (the tracker never uses less than --peer-ttl).
+    #[arg(long, env = "P2P_IDLE_TIMEOUT", value_name = "SECS",
+          default_value_t = p2p::reactor::limits::DEFAULT_IDLE_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    idle_timeout: u64,
+}
+
+impl LimitArgs {
+    /// The limits to run with: raises the open-file limit first and fits the connection cap
+    /// into it.
+    fn apply(&self) -> p2p::reactor::Limits {
+        let limits = p2p::reactor::Limits {
+            max_connections: self.max_conns,
+            max_connections_per_ip: self.max_conns_per_ip,
+            idle_timeout: Duration::from_secs(self.idle_timeout),
+        };
+        match p2p::reactor::limits::raise_fd_limit() {
+            Ok(fds) => limits.fitted_to(fds),
+            Err(_) => limits,
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Cmd::Tracker { listen, peer_ttl } => {
+        Cmd::Tracker {
+            listen,
+            peer_ttl,
+            max_peers_per_ip,
+            limits,
+        } => {
             let config = p2p::tracker::TrackerConfig {
                 peer_ttl: Duration::from_secs(peer_ttl),
+                max_peers_per_ip,
+                limits: limits.apply(),
                 ..Default::default()
             };
             p2p::tracker::run(listen, config)
@@ -85,7 +137,9 @@ fn main() -> ExitCode {
             batch,
             serve,
             retry_for,
+            limits,
         } => {
+            p2p::reactor::limits::set_process_limits(limits.apply());
             if let Err(why) = p2p::names::check_peer_name(&name) {
                 return usage_error(&format!("invalid --name: {why}"));
             }

@@ -3,6 +3,7 @@
 //! queue of still-readable sockets so one busy peer cannot starve the others).
 
 use super::conn::{Conn, OUT_LOW_WATER, Phase, ReadOutcome};
+use super::limits::{ConnLimits, Limits};
 use super::{Action, CloseReason, ConnId, ConnectTag, Control, Driver};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -52,6 +53,8 @@ pub struct Reactor {
     /// Connections that may still have unread bytes (budget spent or reading resumed).
     readable_again: VecDeque<ConnId>,
     exit: Option<i32>,
+    /// Connection caps and the idle timeout (`limits.rs`).
+    limits: ConnLimits,
 }
 
 impl Reactor {
@@ -70,7 +73,18 @@ impl Reactor {
             next_generation: 1,
             readable_again: VecDeque::new(),
             exit: None,
+            limits: ConnLimits::new(super::limits::process_limits()),
         })
+    }
+
+    /// Sets the connection caps and the idle timeout for accepted connections.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits.set_limits(limits);
+    }
+
+    /// Accepted connections refused by a cap so far (for tests and diagnostics).
+    pub fn refused_connections(&self) -> u64 {
+        self.limits.refused()
     }
 
     /// Listens on `addr` and returns the address actually bound (port 0 picks one).
@@ -151,6 +165,7 @@ impl Reactor {
             }
             let now = Instant::now();
             self.expire_connections(now, driver);
+            self.expire_idle(now, driver);
             driver.handle_timeout(now);
         }
     }
@@ -173,7 +188,10 @@ impl Reactor {
             Phase::Connecting { deadline, .. } | Phase::Closing { deadline } => Some(deadline),
             Phase::Open => None,
         });
-        conn_deadlines.chain(driver.poll_timeout()).min()
+        conn_deadlines
+            .chain(driver.poll_timeout())
+            .chain(self.limits.next_check())
+            .min()
     }
 
     fn drain_controls(&mut self, driver: &mut impl Driver) {
@@ -197,9 +215,15 @@ impl Reactor {
             };
             match l.accept() {
                 Ok((stream, remote)) => {
+                    if let Err(why) = self.limits.admit(remote.ip()) {
+                        super::limits::refuse(stream, &why);
+                        continue;
+                    }
                     let _ = stream.set_nodelay(true);
                     if let Some(id) = self.insert(stream, remote, Phase::Open) {
-                        driver.handle_accepted(id, remote, Instant::now());
+                        let now = Instant::now();
+                        self.limits.track(id.index, id.generation, remote.ip(), now);
+                        driver.handle_accepted(id, remote, now);
                         self.apply_actions(driver);
                     }
                 }
@@ -258,50 +282,88 @@ impl Reactor {
             }
             return;
         }
-        let was_paused = !conn.read_allowed();
         match conn.flush() {
             Ok(()) => {
                 if matches!(conn.phase, Phase::Closing { .. }) && conn.queued() == 0 {
                     self.drop_conn(index);
-                } else if was_paused && conn.queued() < OUT_LOW_WATER && conn.read_allowed() {
-                    self.readable_again.push_back(id);
+                } else {
+                    self.resume_if_drained(id);
                 }
             }
             Err(e) => self.fail(id, CloseReason::Io(e), driver),
         }
     }
 
+    /// A connection we stopped taking frames from (its output queue was full) goes back on the
+    /// read queue once the queue has drained below the low-water mark.
+    fn resume_if_drained(&mut self, id: ConnId) {
+        if let Some(conn) = self.conns.get(id.index)
+            && conn.generation == id.generation
+            && conn.queued() < OUT_LOW_WATER
+            && conn.read_allowed()
+            && self.limits.unpause(id.index)
+        {
+            self.readable_again.push_back(id);
+        }
+    }
+
     fn on_readable(&mut self, index: usize, driver: &mut impl Driver) {
+        let Some(id) = self.id_of(index) else {
+            return;
+        };
+        // Frames held back while answers piled up go first, before anything more is read, so
+        // what is buffered on the input side stays bounded too.
+        if !self.deliver_frames(id, driver) {
+            return; // paused: picked up again once the queue drains (or closed)
+        }
         let Some(conn) = self.conns.get_mut(index) else {
             return;
         };
-        let id = ConnId {
-            index,
-            generation: conn.generation,
-        };
-        if !conn.read_allowed() {
-            return; // picked up again from on_writable once the queue drains
-        }
         let outcome = conn.read_some(READ_BUDGET);
         // Hand over every whole frame read so far, even if the read then failed.
-        loop {
-            let Some(conn) = self.conns.get_mut(index) else {
-                return;
-            };
-            match conn.decoder.next_frame() {
-                Ok(Some(body)) => driver.handle_frame(id, body, Instant::now()),
-                Ok(None) => break,
-                Err(e) => {
-                    self.fail(id, CloseReason::BadFrame(e.to_string()), driver);
-                    return;
-                }
-            }
-        }
+        let taking_more = self.deliver_frames(id, driver);
         match outcome {
             Ok(ReadOutcome::Drained) => {}
-            Ok(ReadOutcome::BudgetSpent) => self.readable_again.push_back(id),
+            Ok(ReadOutcome::BudgetSpent) if taking_more => self.readable_again.push_back(id),
+            Ok(ReadOutcome::BudgetSpent) => {}
             Ok(ReadOutcome::Eof) => self.fail(id, CloseReason::RemoteClosed, driver),
             Err(e) => self.fail(id, CloseReason::Io(e), driver),
+        }
+    }
+
+    /// Hands the whole frames buffered for `id` to the driver one at a time, applying the
+    /// driver's actions after each, so the answers count against the output high-water mark.
+    /// Returns false, leaving the rest buffered, once the connection is gone, closing, or has
+    /// that much output queued: a client that pipelines thousands of requests gets answers only
+    /// as fast as it reads them, and no more than one frame's answers beyond the mark are ever
+    /// queued for it (bounded requests in flight per connection).
+    fn deliver_frames(&mut self, id: ConnId, driver: &mut impl Driver) -> bool {
+        loop {
+            let Some(conn) = self.conns.get_mut(id.index) else {
+                return false;
+            };
+            if conn.generation != id.generation {
+                return false;
+            }
+            if !conn.read_allowed() {
+                if matches!(conn.phase, Phase::Open) {
+                    self.limits.pause(id.index);
+                }
+                return false;
+            }
+            match conn.decoder.next_frame() {
+                Ok(Some(body)) => {
+                    let now = Instant::now();
+                    driver.handle_frame(id, body, now);
+                    self.limits.frame_seen(id.index, now);
+                }
+                Ok(None) => return true,
+                Err(e) => {
+                    self.fail(id, CloseReason::BadFrame(e.to_string()), driver);
+                    return false;
+                }
+            }
+            self.apply_actions(driver);
         }
     }
 
@@ -320,6 +382,34 @@ impl Reactor {
         if self.conns.contains(index) {
             let mut conn = self.conns.remove(index);
             let _ = self.poll.registry().deregister(&mut conn.stream);
+        }
+        self.limits.release(index);
+    }
+
+    /// Closes accepted connections that sent no complete frame within the idle timeout: an
+    /// `Error` frame saying so is queued, the node hears `TimedOut`, and the socket goes once
+    /// that is flushed (after a short linger at most).
+    fn expire_idle(&mut self, now: Instant, driver: &mut impl Driver) {
+        let idle = self.limits.limits().idle_timeout;
+        for (index, generation) in self.limits.idle_expired(now) {
+            let id = ConnId { index, generation };
+            if !self.live(id) {
+                continue;
+            }
+            let conn = &mut self.conns[index];
+            if !matches!(conn.phase, Phase::Open) {
+                continue; // already closing; the linger bounds it
+            }
+            conn.queue(super::limits::idle_frame(idle));
+            if conn.flush().is_ok() && conn.queued() > 0 {
+                conn.phase = Phase::Closing {
+                    deadline: now + CLOSE_LINGER,
+                };
+            } else {
+                self.drop_conn(index);
+            }
+            let why = io::Error::new(io::ErrorKind::TimedOut, super::limits::idle_text(idle));
+            driver.handle_closed(id, CloseReason::Io(why), now);
         }
     }
 
@@ -355,8 +445,9 @@ impl Reactor {
                         continue;
                     }
                     conn.queue(bytes);
-                    if let Err(e) = conn.flush() {
-                        self.fail(id, CloseReason::Io(e), driver);
+                    match conn.flush() {
+                        Ok(()) => self.resume_if_drained(id),
+                        Err(e) => self.fail(id, CloseReason::Io(e), driver),
                     }
                 }
                 Action::Connect(addr, tag) => self.connect(addr, tag, driver),

@@ -4,6 +4,8 @@
 mod conn;
 mod driver;
 mod event_loop;
+pub mod limits;
 
 pub use driver::{Action, CloseReason, ConnId, ConnectTag, Control, Driver};
 pub use event_loop::{ControlSender, Reactor};
+pub use limits::Limits;

@@ -14,7 +14,7 @@
 mod registry;
 mod state;
 
-pub use state::{AGENT, MAX_PEERS, Tracker, TrackerConfig};
+pub use state::{AGENT, DEFAULT_MAX_PEERS_PER_IP, MAX_PEERS, Tracker, TrackerConfig};
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -23,8 +23,12 @@ use std::net::SocketAddr;
 ///
 /// Prints `tracker listening on ADDR` (the bound address, so port 0 shows the real port) and
 /// then one line per notable event, flushing each line so scripts and tests can follow along.
+///
+/// The idle timeout used is never shorter than `peer_ttl`: a registered peer only sends a
+/// heartbeat every `peer_ttl / 3`, and must not be dropped for being quiet between two.
 pub fn run(listen: SocketAddr, config: TrackerConfig) -> io::Result<i32> {
     let mut reactor = crate::reactor::Reactor::new()?;
+    reactor.set_limits(effective_limits(&config));
     let bound = reactor.listen(listen)?;
     reactor.catch_signals()?;
     {
@@ -40,4 +44,33 @@ pub fn run(listen: SocketAddr, config: TrackerConfig) -> io::Result<i32> {
     });
     let mut tracker = Tracker::new(config, log);
     reactor.run(&mut tracker)
+}
+
+/// The reactor limits a tracker with `config` runs with (see [`run`]).
+pub fn effective_limits(config: &TrackerConfig) -> crate::reactor::Limits {
+    let mut limits = config.limits.clone();
+    limits.idle_timeout = limits.idle_timeout.max(config.peer_ttl);
+    limits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn idle_timeout_is_never_shorter_than_the_ttl() {
+        let mut config = TrackerConfig::default();
+        config.limits.idle_timeout = Duration::from_secs(2);
+        config.peer_ttl = Duration::from_secs(3);
+        assert_eq!(
+            effective_limits(&config).idle_timeout,
+            Duration::from_secs(3)
+        );
+        config.peer_ttl = Duration::from_secs(1);
+        assert_eq!(
+            effective_limits(&config).idle_timeout,
+            Duration::from_secs(2)
+        );
+    }
 }

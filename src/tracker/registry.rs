@@ -8,10 +8,12 @@
 //!   held by exactly one connection.
 //! - `by_age` holds exactly one `(last_seen, conn)` per registration, so its first element is the
 //!   registration that expires first.
+//! - `per_ip` holds, for each IP, how many registrations have an address with that IP (no zero
+//!   entries).
 
 use crate::reactor::ConnId;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// One live registration.
@@ -43,11 +45,15 @@ pub enum RegisterError {
     Taken { by: SocketAddr },
     /// The table is at capacity and the connection holds no name yet.
     Full { capacity: usize },
+    /// This IP already holds `limit` registrations and the connection holds no name yet.
+    TooManyFromIp { ip: IpAddr, limit: usize },
 }
 
 #[derive(Debug)]
 pub struct Registry {
     capacity: usize,
+    max_per_ip: usize,
+    per_ip: HashMap<IpAddr, usize>,
     /// Sorted by name, so listing needs no sort.
     by_name: BTreeMap<String, Registration>,
     by_conn: HashMap<ConnId, String>,
@@ -56,10 +62,13 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// An empty table that holds at most `capacity` registrations.
-    pub fn new(capacity: usize) -> Registry {
+    /// An empty table that holds at most `capacity` registrations, at most `max_per_ip` of them
+    /// with the same IP.
+    pub fn new(capacity: usize, max_per_ip: usize) -> Registry {
         Registry {
             capacity,
+            max_per_ip,
+            per_ip: HashMap::new(),
             by_name: BTreeMap::new(),
             by_conn: HashMap::new(),
             by_age: BTreeSet::new(),
@@ -106,6 +115,12 @@ impl Registry {
                     capacity: self.capacity,
                 });
             }
+            None if self.per_ip.get(&addr.ip()).copied().unwrap_or(0) >= self.max_per_ip => {
+                return Err(RegisterError::TooManyFromIp {
+                    ip: addr.ip(),
+                    limit: self.max_per_ip,
+                });
+            }
             None => Registered::New,
         };
         let reg = Registration {
@@ -114,9 +129,11 @@ impl Registry {
             last_seen: now,
         };
         if let Some(prev) = self.by_name.insert(name.clone(), reg) {
-            // Renewed: drop the old age entry.
+            // Renewed: drop the old age entry and IP count.
             self.by_age.remove(&(prev.last_seen, prev.conn));
+            self.uncount(prev.addr.ip());
         }
+        *self.per_ip.entry(addr.ip()).or_insert(0) += 1;
         self.by_age.insert((now, conn));
         self.by_conn.insert(conn, name);
         Ok(outcome)
@@ -142,7 +159,17 @@ impl Registry {
         let name = self.by_conn.remove(&conn)?;
         let reg = self.by_name.remove(&name)?;
         self.by_age.remove(&(reg.last_seen, conn));
+        self.uncount(reg.addr.ip());
         Some((name, reg))
+    }
+
+    fn uncount(&mut self, ip: IpAddr) {
+        if let Some(n) = self.per_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_ip.remove(&ip);
+            }
+        }
     }
 
     /// The instant the oldest registration expires, given the time to live.
@@ -178,10 +205,13 @@ impl Registry {
     pub fn check_invariants(&self) {
         assert_eq!(self.by_name.len(), self.by_conn.len());
         assert_eq!(self.by_name.len(), self.by_age.len());
+        let mut per_ip: HashMap<IpAddr, usize> = HashMap::new();
         for (name, reg) in &self.by_name {
             assert_eq!(self.by_conn.get(&reg.conn), Some(name));
             assert!(self.by_age.contains(&(reg.last_seen, reg.conn)));
+            *per_ip.entry(reg.addr.ip()).or_insert(0) += 1;
         }
+        assert_eq!(per_ip, self.per_ip);
     }
 }
 
@@ -196,7 +226,7 @@ mod tests {
     #[test]
     fn rename_frees_the_old_name_and_keeps_the_maps_consistent() {
         let t0 = Instant::now();
-        let mut r = Registry::new(10);
+        let mut r = Registry::new(10, 10);
         let a = ConnId::fake(1);
         assert_eq!(
             r.register(a, "Alice".into(), addr(1), t0),
@@ -232,7 +262,7 @@ mod tests {
     #[test]
     fn capacity_refuses_new_connections_only() {
         let t0 = Instant::now();
-        let mut r = Registry::new(2);
+        let mut r = Registry::new(2, 10);
         r.register(ConnId::fake(1), "a".into(), addr(1), t0)
             .unwrap();
         r.register(ConnId::fake(2), "b".into(), addr(2), t0)
@@ -250,10 +280,50 @@ mod tests {
     }
 
     #[test]
+    fn one_ip_holds_at_most_max_per_ip_names() {
+        let t0 = Instant::now();
+        let mut r = Registry::new(100, 2);
+        let other = SocketAddr::from(([10, 0, 0, 2], 1));
+        r.register(ConnId::fake(1), "a".into(), addr(1), t0)
+            .unwrap();
+        r.register(ConnId::fake(2), "b".into(), addr(2), t0)
+            .unwrap();
+        assert_eq!(
+            r.register(ConnId::fake(3), "c".into(), addr(3), t0),
+            Err(RegisterError::TooManyFromIp {
+                ip: addr(3).ip(),
+                limit: 2
+            })
+        );
+        // Other addresses are not affected; holders may renew and rename.
+        r.register(ConnId::fake(4), "d".into(), other, t0).unwrap();
+        assert_eq!(
+            r.register(ConnId::fake(2), "b".into(), addr(9), t0),
+            Ok(Registered::Renewed)
+        );
+        assert_eq!(
+            r.register(ConnId::fake(2), "e".into(), addr(9), t0),
+            Ok(Registered::Renamed { old: "b".into() })
+        );
+        r.check_invariants();
+        // A name that goes (unregistered, closed or expired) makes room.
+        r.remove_conn(ConnId::fake(1));
+        r.register(ConnId::fake(3), "c".into(), addr(3), t0)
+            .unwrap();
+        assert_eq!(
+            r.expire(t0 + Duration::from_secs(60), Duration::from_secs(30))
+                .len(),
+            3
+        );
+        r.check_invariants();
+        assert_eq!(r.len(), 0);
+    }
+
+    #[test]
     fn expiry_is_oldest_first_and_refresh_postpones_it() {
         let t0 = Instant::now();
         let ttl = Duration::from_secs(30);
-        let mut r = Registry::new(10);
+        let mut r = Registry::new(10, 10);
         r.register(ConnId::fake(1), "a".into(), addr(1), t0)
             .unwrap();
         r.register(
@@ -278,7 +348,7 @@ mod tests {
     #[test]
     fn an_unrepresentable_deadline_never_expires() {
         let t0 = Instant::now();
-        let mut r = Registry::new(10);
+        let mut r = Registry::new(10, 10);
         r.register(ConnId::fake(1), "a".into(), addr(1), t0)
             .unwrap();
         assert_eq!(r.next_expiry(Duration::MAX), None);

@@ -8,7 +8,7 @@
 
 use super::registry::{RegisterError, Registered, Registry};
 use crate::names::{check_peer_name, printable};
-use crate::reactor::{Action, CloseReason, ConnId, ConnectTag, Control, Driver};
+use crate::reactor::{Action, CloseReason, ConnId, ConnectTag, Control, Driver, Limits};
 use crate::wire::{
     ErrorCode, MAX_FRAME_LEN, Message, PROTOCOL_VERSION, PeerInfo, decode_message, encode_message,
 };
@@ -24,12 +24,21 @@ pub const AGENT: &str = concat!("p2p-tracker/", env!("CARGO_PKG_VERSION"));
 /// `Peers` answer far below the frame limit (10,000 entries of at most ~130 bytes ≈ 1.3 MB).
 pub const MAX_PEERS: usize = 10_000;
 
+/// Default for the most registrations one IP may hold (`--max-peers-per-ip`). Generous enough
+/// for a NAT with a few dozen peers behind it, small enough that one host cannot fill the table.
+pub const DEFAULT_MAX_PEERS_PER_IP: usize = 32;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TrackerConfig {
     /// A registration not refreshed (Register or Heartbeat) for this long is forgotten.
     pub peer_ttl: Duration,
     /// A connection that has not sent `Hello` this long after it was accepted is closed.
     pub handshake_timeout: Duration,
+    /// Most registrations with the same IP; beyond it a new one gets `Busy`.
+    pub max_peers_per_ip: usize,
+    /// The reactor's connection caps and idle timeout (see [`super::run`] for how the idle
+    /// timeout relates to `peer_ttl`).
+    pub limits: Limits,
 }
 
 impl Default for TrackerConfig {
@@ -37,6 +46,8 @@ impl Default for TrackerConfig {
         TrackerConfig {
             peer_ttl: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(10),
+            max_peers_per_ip: DEFAULT_MAX_PEERS_PER_IP,
+            limits: Limits::default(),
         }
     }
 }
@@ -74,11 +85,11 @@ impl Tracker {
     /// refused / bad frame).
     pub fn new(config: TrackerConfig, log: Box<dyn FnMut(&str)>) -> Tracker {
         Tracker {
-            config,
+            config: config.clone(),
             log,
             conns: HashMap::new(),
             handshakes: BTreeSet::new(),
-            registry: Registry::new(MAX_PEERS),
+            registry: Registry::new(MAX_PEERS, config.max_peers_per_ip),
             actions: VecDeque::new(),
         }
     }
@@ -300,6 +311,19 @@ impl Tracker {
                     Some(req),
                     ErrorCode::Busy,
                     format!("the tracker is full ({capacity} peers); try again later"),
+                );
+            }
+            Err(RegisterError::TooManyFromIp { ip, limit }) => {
+                self.log(&format!(
+                    "refused {name} from {remote}: {ip} already holds {limit} registrations"
+                ));
+                self.send_error(
+                    conn,
+                    Some(req),
+                    ErrorCode::Busy,
+                    format!(
+                        "{ip} already holds {limit} registrations, the most one address may hold"
+                    ),
                 );
             }
         }
@@ -1016,6 +1040,7 @@ mod tests {
         let mut h = Harness::with(TrackerConfig {
             peer_ttl: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(10),
+            ..TrackerConfig::default()
         });
         assert_eq!(h.tracker.poll_timeout(), None);
         let alice = h.registered(1, ip(1), "Alice", 4000); // expires at 30
@@ -1174,8 +1199,38 @@ mod tests {
     }
 
     #[test]
-    fn a_full_tracker_answers_busy() {
+    fn one_ip_registering_many_names_gets_busy_and_others_still_register() {
         let mut h = Harness::new();
+        let mut out = Vec::new();
+        for i in 0..10_000 {
+            let conn = h.ready(i + 1, ip(66), 0);
+            out = h.send(conn, &register(1, &format!("m{i}"), 4000), 0);
+        }
+        assert_eq!(h.tracker.peer_count(), DEFAULT_MAX_PEERS_PER_IP);
+        let last = ConnId::fake(10_000);
+        let (req, code, message) = error_of(&out, last);
+        assert_eq!((req, code), (Some(1), ErrorCode::Busy));
+        assert!(message.contains("192.168.1.66"), "{message}");
+        // Someone else is still welcome, and the flood's own names still list.
+        let alice = h.registered(20_000, ip(1), "Alice", 4000);
+        assert_eq!(h.list(alice, 0).len(), DEFAULT_MAX_PEERS_PER_IP + 1);
+        // A flooder that goes away frees its share.
+        h.tracker
+            .handle_closed(ConnId::fake(1), CloseReason::RemoteClosed, h.at(1));
+        let conn = h.ready(30_000, ip(66), 1);
+        let out = h.send(conn, &register(2, "again", 4000), 1);
+        assert!(matches!(
+            out[..],
+            [Out::Msg(_, Message::Registered { req: 2, .. })]
+        ));
+    }
+
+    #[test]
+    fn a_full_tracker_answers_busy() {
+        let mut h = Harness::with(TrackerConfig {
+            max_peers_per_ip: usize::MAX,
+            ..TrackerConfig::default()
+        });
         for i in 0..MAX_PEERS {
             let conn = h.ready(i + 1, ip(1), 0);
             h.send(conn, &register(1, &format!("p{i}"), 4000), 0);
