@@ -1,0 +1,319 @@
+//! Resource limits against real processes: connection caps refused politely while existing
+//! connections keep working, a slowloris client dropped at the idle timeout, a thousand idle
+//! connections that do not stop a download or a message, and a request flood that does not
+//! grow the server's memory.
+
+mod common;
+mod hardening_support;
+
+use common::*;
+use hardening_support::*;
+use p2p::wire::{ErrorCode, Message};
+use std::io::Write;
+use std::net::{Ipv4Addr, TcpStream};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const LOCAL: Ipv4Addr = Ipv4Addr::LOCALHOST;
+
+/// A connection past the handshake (tracker or peer), with a read timeout.
+fn handshaken(src: Ipv4Addr, addr: std::net::SocketAddr, name: &str) -> TcpStream {
+    let mut s = connect_from(src, addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    send(&mut s, &hello(name)).unwrap();
+    let reply = recv(&mut s).expect("Hello back");
+    assert!(matches!(reply, Message::Hello { .. }), "{reply:?}");
+    s
+}
+
+fn list_peers_works(s: &mut TcpStream, req: u64) {
+    send(s, &Message::ListPeers { req }).unwrap();
+    let reply = recv_until(s, |m| !matches!(m, Message::Error { req: None, .. })).unwrap();
+    assert!(
+        matches!(reply, Message::Peers { req: r, .. } if r == req),
+        "{reply:?}"
+    );
+}
+
+#[test]
+fn connections_beyond_the_caps_are_refused_with_busy_and_the_others_keep_working() {
+    let tracker = Tracker::start_with(&["--max-conns", "6", "--max-conns-per-ip", "4"]);
+    let a = Ipv4Addr::new(127, 0, 0, 2);
+    let b = Ipv4Addr::new(127, 0, 0, 3);
+    let c = Ipv4Addr::new(127, 0, 0, 4);
+    let mut from_a: Vec<TcpStream> = (0..4).map(|_| handshaken(a, tracker.addr, "")).collect();
+    // The fifth from the same address: Busy, then closed.
+    let mut extra = connect_from(a, tracker.addr).unwrap();
+    assert_eq!(
+        ending(&mut extra, Duration::from_secs(5)),
+        Ending::ErrorThenClosed(ErrorCode::Busy)
+    );
+    // Another address still gets in, up to the total cap.
+    let mut from_b: Vec<TcpStream> = (0..2).map(|_| handshaken(b, tracker.addr, "")).collect();
+    let mut over_total = connect_from(c, tracker.addr).unwrap();
+    assert_eq!(
+        ending(&mut over_total, Duration::from_secs(5)),
+        Ending::ErrorThenClosed(ErrorCode::Busy)
+    );
+    // Everyone admitted is still served.
+    for (i, s) in from_a.iter_mut().chain(from_b.iter_mut()).enumerate() {
+        list_peers_works(s, i as u64 + 1);
+    }
+    // One leaves: room for exactly one more.
+    drop(from_a.pop());
+    thread::sleep(Duration::from_millis(200));
+    let mut again = handshaken(c, tracker.addr, "");
+    list_peers_works(&mut again, 99);
+}
+
+#[test]
+fn per_ip_cap_on_a_peer_does_not_stop_other_hosts_downloading() {
+    let tracker = Tracker::start();
+    let content = pseudo_random(3 * CHUNK + 5, 71);
+    let alice = Peer::serve_in(
+        "Alice",
+        tracker.addr,
+        PeerDirs::with_files(&[("f.bin", &content)]),
+        &["--max-conns-per-ip", "3"],
+    );
+    let flooder = Ipv4Addr::new(127, 0, 0, 9);
+    let _held: Vec<TcpStream> = (0..3)
+        .map(|i| handshaken(flooder, alice.addr, &format!("f{i}")))
+        .collect();
+    let mut refused = connect_from(flooder, alice.addr).unwrap();
+    assert_eq!(
+        ending(&mut refused, Duration::from_secs(5)),
+        Ending::ErrorThenClosed(ErrorCode::Busy)
+    );
+    let bob = PeerDirs::new();
+    let out = run_batch(
+        "Bob",
+        tracker.addr,
+        &bob,
+        "wait-peer Alice 10\nget Alice f.bin\nmsg Alice still here\n",
+    );
+    out.assert_success();
+    assert_file_eq(&bob.downloads.join("f.bin"), &content);
+}
+
+/// Sends one byte of an unfinished frame every 300 ms from a thread until the connection breaks.
+fn dribble(mut s: TcpStream) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        // Declares a 1000-byte frame and never finishes it.
+        let mut bytes = 1000u32.to_be_bytes().to_vec();
+        bytes.extend(std::iter::repeat_n(0x61, 996));
+        for b in bytes {
+            if s.write_all(&[b]).is_err() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(300));
+        }
+    })
+}
+
+/// Idle timeout 2 s. A slowloris client (past the handshake, then one byte every 300 ms of a
+/// frame it never finishes) is dropped between 2 and 4 s; a client that sends one complete frame
+/// every 500 ms is kept.
+fn slowloris_against(addr: std::net::SocketAddr, name: &str) {
+    let slow = handshaken(LOCAL, addr, name);
+    let mut watcher = slow.try_clone().unwrap();
+    let mut steady = handshaken(LOCAL, addr, &format!("{name}2"));
+    let started = Instant::now();
+    let dribbler = dribble(slow);
+    let steady_thread = {
+        let mut s = steady.try_clone().unwrap();
+        thread::spawn(move || {
+            for req in 0..12u64 {
+                // A peer answers ListFiles, the tracker answers it with an error: both are
+                // complete frames, which is all that counts.
+                if send(&mut s, &Message::ListFiles { req }).is_err() {
+                    return false;
+                }
+                thread::sleep(Duration::from_millis(500));
+            }
+            true
+        })
+    };
+    let end = ending(&mut watcher, Duration::from_secs(10));
+    let after = started.elapsed();
+    assert_eq!(
+        end,
+        Ending::ErrorThenClosed(ErrorCode::Other),
+        "after {after:?}"
+    );
+    assert!(
+        after >= Duration::from_millis(1900) && after < Duration::from_secs(5),
+        "slowloris dropped after {after:?}, expected about 2 s"
+    );
+    dribbler.join().unwrap();
+    assert!(
+        steady_thread.join().unwrap(),
+        "the steady client was cut off"
+    );
+    // 6 s after the start, the steady connection is still open.
+    steady
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    send(&mut steady, &Message::ListFiles { req: 100 }).unwrap();
+    let reply = recv_until(&mut steady, |m| {
+        matches!(
+            m,
+            Message::Files { req: 100, .. } | Message::Error { req: Some(100), .. }
+        )
+    });
+    assert!(reply.is_ok(), "steady client lost: {reply:?}");
+}
+
+#[test]
+fn slowloris_is_dropped_at_the_idle_timeout_by_the_tracker() {
+    // The tracker never uses an idle timeout below the TTL, so lower both.
+    let tracker = Tracker::start_with(&["--idle-timeout", "2", "--peer-ttl", "2"]);
+    slowloris_against(tracker.addr, "");
+}
+
+#[test]
+fn slowloris_is_dropped_at_the_idle_timeout_by_a_peer() {
+    let tracker = Tracker::start();
+    let dirs = PeerDirs::with_files(&[("x", b"x")]);
+    let cmd = peer_command("Alice", tracker.addr, &dirs, &["--serve"]);
+    let mut cmd = cmd;
+    cmd.env("P2P_IDLE_TIMEOUT", "2");
+    let mut proc = Proc::spawn("Alice", cmd, None);
+    let addr = expect_listening(&mut proc, "Alice");
+    slowloris_against(addr, "Slow");
+}
+
+/// A registered peer with the tracker's shortest settings is not dropped as idle: heartbeats
+/// (every TTL/3) are complete frames.
+#[test]
+fn registered_peers_survive_a_short_idle_timeout() {
+    let tracker = Tracker::start_with(&["--idle-timeout", "1", "--peer-ttl", "1"]);
+    let _alice = Peer::serve("Alice", tracker.addr, &[]);
+    thread::sleep(Duration::from_secs(4));
+    let bob = PeerDirs::new();
+    let out = run_batch("Bob", tracker.addr, &bob, "wait-peer Alice 2\npeers\n");
+    out.assert_success();
+    assert!(
+        out.stdout.contains("Alice"),
+        "Alice was dropped by the tracker\n{out}"
+    );
+}
+
+/// 1,000 idle connections (past the handshake, from 25 loopback addresses so the per-IP cap of
+/// 64 does not refuse them) against the tracker and 1,000 against Alice; Bob still downloads a
+/// file from Alice and sends her a message, and every idle connection is still open at the end.
+#[test]
+fn a_thousand_idle_connections_each_against_a_peer_and_the_tracker() {
+    let fds = raise_nofile();
+    if fds < 4500 {
+        eprintln!("skipped: the open-file limit is {fds}, this test needs about 4500");
+        return;
+    }
+    let tracker = Tracker::start();
+    let content = pseudo_random(2 * CHUNK + 3, 1000);
+    let mut alice = Peer::serve("Alice", tracker.addr, &[("f.bin", &content)]);
+    let started = Instant::now();
+    let mut idle = Vec::with_capacity(2000);
+    for i in 0..1000 {
+        idle.push(handshaken(source_ip(i, 40), tracker.addr, ""));
+        idle.push(handshaken(
+            source_ip(i, 40),
+            alice.addr,
+            &format!("idle{i}"),
+        ));
+    }
+    let connected_in = started.elapsed();
+    let bob = PeerDirs::new();
+    let out = run_batch(
+        "Bob",
+        tracker.addr,
+        &bob,
+        "wait-peer Alice 10\nget Alice f.bin\nmsg Alice hello through the crowd\n",
+    );
+    out.assert_success();
+    assert_file_eq(&bob.downloads.join("f.bin"), &content);
+    alice
+        .proc
+        .wait_line("Bob's message", Duration::from_secs(10), |l| {
+            l.contains("Bob: hello through the crowd")
+        });
+    // All 2,000 are still open (nothing was cut to make room).
+    for (i, s) in idle.iter_mut().enumerate() {
+        assert_eq!(
+            ending(s, Duration::from_millis(1)),
+            Ending::Open,
+            "idle connection {i} was closed"
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(50),
+        "took {:?} (connecting: {connected_in:?}); the idle timeout (60 s) would interfere",
+        started.elapsed()
+    );
+}
+
+/// A client pipelines 20,000 chunk requests (5 GiB of answers) and reads none of them. The
+/// peer takes requests only while less than 8 MiB of answers are queued, so its memory stays
+/// flat, and Bob's download goes through meanwhile.
+#[test]
+fn a_request_flood_that_reads_nothing_does_not_grow_memory() {
+    let tracker = Tracker::start();
+    let content = pseudo_random(4 * CHUNK, 2000);
+    let alice = Peer::serve("Alice", tracker.addr, &[("f.bin", &content)]);
+    let sha = {
+        let mut s = handshaken(LOCAL, alice.addr, "Probe");
+        send(&mut s, &Message::ListFiles { req: 1 }).unwrap();
+        match recv(&mut s).unwrap() {
+            Message::Files { files, .. } => files[0].sha256,
+            other => panic!("{other:?}"),
+        }
+    };
+    let rss_before = rss_kib(alice.proc.pid());
+    let mut flood = handshaken(Ipv4Addr::new(127, 0, 0, 5), alice.addr, "Flood");
+    let mut batch = Vec::new();
+    for req in 0..20_000u64 {
+        batch.extend(p2p::wire::encode_message(&Message::GetChunk {
+            req,
+            sha256: sha,
+            index: req % 4,
+        }));
+    }
+    // The kernel takes what fits; the writer thread blocks once the peer stops reading.
+    let mut writer = flood.try_clone().unwrap();
+    writer
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let write_thread = thread::spawn(move || {
+        let _ = writer.write_all(&batch);
+    });
+    thread::sleep(Duration::from_secs(2));
+    let bob = PeerDirs::new();
+    let out = run_batch(
+        "Bob",
+        tracker.addr,
+        &bob,
+        "wait-peer Alice 10\nget Alice f.bin\n",
+    );
+    out.assert_success();
+    assert_file_eq(&bob.downloads.join("f.bin"), &content);
+    let rss_during = rss_kib(alice.proc.pid());
+    assert!(
+        rss_during < rss_before + 64 * 1024,
+        "Alice grew from {rss_before} KiB to {rss_during} KiB under the flood"
+    );
+    // The flooder still gets answers, in order, at its own pace.
+    flood
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    for req in 0..50u64 {
+        match recv(&mut flood).unwrap() {
+            Message::Chunk { req: r, data, .. } => {
+                assert_eq!(r, req);
+                assert_eq!(data.len(), CHUNK);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    drop(flood);
+    let _ = write_thread.join();
+}
