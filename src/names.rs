@@ -19,6 +19,11 @@ pub const MAX_FILE_NAME_LEN: usize = 255;
 /// case), so a remote name can never collide with one of our own partial files.
 pub const PARTIAL_SUFFIX: &str = ".p2p-part";
 
+/// The peer's own state folder inside downloads/ (`crate::peer::state_dir`): hash cache and
+/// resume records. No accepted file name equals it (in any ASCII case), so a remote name can
+/// never collide with it.
+pub const STATE_DIR_NAME: &str = ".p2p";
+
 /// Characters that reorder or hide text on display (bidirectional embeddings, overrides,
 /// isolates and marks). They make `evil\u{202E}txt.exe` look like `evilexe.txt`.
 fn is_bidi_control(c: char) -> bool {
@@ -86,7 +91,8 @@ pub fn check_peer_name(name: &str) -> Result<(), String> {
 /// "C:x"), slash look-alikes (fullwidth solidus U+FF0F and reverse solidus U+FF3C, division
 /// slash...), bidi controls (U+202A..U+202E, U+2066..U+2069, LRM/RLM/ALM), and any name ending
 /// in our reserved suffix ".p2p-part" (ASCII case-insensitive; this covers the partial file
-/// names ".x.p2p-part" we create ourselves).
+/// names ".x.p2p-part" we create ourselves), and ".p2p", the name of our own state folder
+/// (ASCII case-insensitive).
 ///
 /// Dot files (".hidden") are accepted as plain names; the shared-folder scan skips them on its
 /// own, so we never offer them, but a user may still download to such a name.
@@ -136,6 +142,11 @@ pub fn check_file_name(name: &str) -> Result<(), String> {
     }
     if has_partial_suffix(name) {
         return refuse(format!("ends with the reserved suffix '{PARTIAL_SUFFIX}'"));
+    }
+    if name.eq_ignore_ascii_case(STATE_DIR_NAME) {
+        return refuse(format!(
+            "'{STATE_DIR_NAME}' is reserved for this peer's own state"
+        ));
     }
     Ok(())
 }
@@ -246,6 +257,14 @@ mod tests {
         refused(".x.p2p-part", "reserved suffix");
         refused(".report.pdf.P2P-PART", "reserved suffix");
         refused(&partial_name("report.pdf"), "reserved suffix");
+        refused(".p2p", "reserved for this peer's own state");
+        refused(".P2P", "reserved for this peer's own state");
+    }
+
+    #[test]
+    fn the_reserved_state_name_is_the_state_folder() {
+        let d = std::path::Path::new("downloads");
+        assert_eq!(crate::peer::state_dir(d), d.join(STATE_DIR_NAME));
     }
 
     #[test]

@@ -1,0 +1,267 @@
+//! The downloading side against a misbehaving peer written at the byte level (`Fake`, in
+//! `hardening_support`): hostile file names, a huge file, a manifest that does not match its
+//! size, a chunk longer than asked, and a source that hangs up after every chunk.
+
+mod common;
+mod hardening_support;
+
+use common::*;
+use hardening_support::*;
+use p2p::wire::{FileInfo, Message, Sha256};
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// Runs Bob as a REPL fed `input` on stdin (errors do not end a REPL), until it exits at the
+/// end of input. Returns (stdout, stderr).
+fn repl(tracker: std::net::SocketAddr, bob: &PeerDirs, input: &str) -> (String, String) {
+    let cmd = peer_command("Bob", tracker, bob, &["--retry-for", "1"]);
+    let mut proc = Proc::spawn("Bob (REPL)", cmd, Some(input.as_bytes().to_vec()));
+    let status = proc.wait_exit(Duration::from_secs(60));
+    let stdout = proc.lines_so_far().join("\n");
+    let stderr = proc.stderr_text();
+    assert!(
+        status.success(),
+        "Bob exited with {status:?}\n{stdout}\n{stderr}"
+    );
+    (stdout, stderr)
+}
+
+/// A fake peer's chunk answers taken from `contents` (by SHA-256), chunks of 256 KiB.
+fn honest_chunks(contents: HashMap<Sha256, Vec<u8>>) -> impl Fn(Sha256, u64) -> ChunkReply {
+    move |sha, index| match contents.get(&sha) {
+        Some(c) => {
+            let start = (index as usize * CHUNK).min(c.len());
+            let end = (start + CHUNK).min(c.len());
+            ChunkReply::Data(c[start..end].to_vec())
+        }
+        None => ChunkReply::Close,
+    }
+}
+
+/// Everything under `dir` except the peer's own state folder `.p2p`.
+fn listing_without_state(dir: &Path) -> Vec<String> {
+    list_all(dir)
+        .into_iter()
+        .filter(|p| p != ".p2p" && !p.starts_with(".p2p/"))
+        .collect()
+}
+
+/// The catalogue of hostile names, each advertised by Fake with real content behind it (so a
+/// name that got through would really be written): `get Fake NAME` must refuse every one, and
+/// nothing may appear in downloads/ or anywhere around it.
+#[test]
+fn hostile_names_from_a_peer_are_refused_and_nothing_is_written() {
+    let tracker = Tracker::start();
+    let long = "n".repeat(300);
+    let typed: Vec<&str> = vec![
+        "../x",
+        "../../.bashrc",
+        "/etc/passwd",
+        "a/../../b",
+        "a\\b",
+        "C:\\x",
+        "..\\..\\x",
+        "\\\\srv\\share",
+        "a\0b",
+        "esc\x1b[31mred",
+        "cr\rname",
+        ".",
+        "..",
+        "trailing.",
+        "trailing ",
+        "full\u{FF0F}width",
+        "evil\u{202E}txt.exe",
+        &long,
+        ".x.p2p-part",
+        ".p2p",
+    ];
+    let content = b"if you can read this in the wrong place, the test failed\n".to_vec();
+    let mut script = Script::default();
+    let mut sha = None;
+    for name in typed.iter().copied().chain(["new\nline", "tab\tname", ""]) {
+        sha = Some(script.share(name, &content));
+    }
+    script.chunks = Box::new(honest_chunks(HashMap::from([(sha.unwrap(), content)])));
+    let fake = FakePeer::start(tracker.addr, "Fake", script);
+
+    let bob = PeerDirs::new();
+    // A file in Bob's root that `../x`-style names would land beside or over.
+    std::fs::write(bob.root().join("x"), b"keep").unwrap();
+    let root_before = list_all(bob.root());
+    let mut input = String::from("wait-peer Fake 10\nfiles Fake\n");
+    for name in &typed {
+        input.push_str(&format!("get Fake {name}\n"));
+    }
+    let (stdout, stderr) = repl(tracker.addr, &bob, &input);
+
+    // Every get failed with its own error line.
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(
+        errors.len(),
+        typed.len(),
+        "expected one error per hostile name\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+    assert!(!stdout.contains("saved "), "{stdout}");
+    // Nothing printed carries a raw control or bidi character from a remote name.
+    for line in stdout.lines().chain(stderr.lines()) {
+        assert!(
+            !line.chars().any(|c| c.is_control() || c == '\u{202E}'),
+            "unescaped remote text: {line:?}"
+        );
+    }
+    // The listing showed the names escaped, the newline one included.
+    assert!(stdout.contains("new\\x0aline"), "{stdout}");
+    // Nothing written in downloads/ (the peer's own .p2p state aside) or around it.
+    assert_eq!(listing_without_state(&bob.downloads), Vec::<String>::new());
+    let mut root_after = list_all(bob.root());
+    root_after.retain(|p| p != "downloads" && !p.starts_with("downloads/"));
+    let mut root_expected = root_before;
+    root_expected.retain(|p| p != "downloads" && !p.starts_with("downloads/"));
+    assert_eq!(root_after, root_expected);
+    assert_eq!(std::fs::read(bob.root().join("x")).unwrap(), b"keep");
+    // Fake never got as far as a chunk request.
+    let events = fake.events_so_far();
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, FakeEvent::Request(_, k) if k == "GetChunk")),
+        "{events:?}"
+    );
+}
+
+/// Fake lies in three ways, then serves one file honestly. Each lie is refused with a clear
+/// error and nothing under the lying name; the honest file then downloads in the same session.
+#[test]
+#[ignore = "finding: the next command reuses the connection the downloader is closing (fix pending in sessions.rs)"]
+fn huge_file_bad_manifest_and_long_chunk_are_refused_and_the_downloader_carries_on() {
+    let tracker = Tracker::start();
+    let count = pseudo_random(4 * CHUNK, 1);
+    let long = pseudo_random(2 * CHUNK + 10, 2);
+    let good = pseudo_random(3 * CHUNK + 77, 3);
+    let mut script = Script::default();
+    // 1. A file of 2^50 bytes (1 PiB): listed and described as such.
+    let huge_sha = Sha256([0x55; 32]);
+    script.files.push(FileInfo {
+        name: "huge.bin".into(),
+        size: 1 << 50,
+        sha256: huge_sha,
+    });
+    script.manifests.insert(
+        huge_sha,
+        Message::Manifest {
+            req: 0,
+            sha256: huge_sha,
+            size: 1 << 50,
+            chunk_size: 4 * 1024 * 1024,
+            chunk_hashes: vec![0; 32],
+        },
+    );
+    // 2. A 4-chunk file whose manifest carries 2 chunk hashes.
+    let count_sha = script.share("count.bin", &count);
+    if let Some(Message::Manifest { chunk_hashes, .. }) = script.manifests.get_mut(&count_sha) {
+        chunk_hashes.truncate(64);
+    }
+    // 3. Chunks 100 bytes longer than asked.
+    let long_sha = script.share("long.bin", &long);
+    let good_sha = script.share("good.bin", &good);
+    let honest = honest_chunks(HashMap::from([
+        (count_sha, count.clone()),
+        (good_sha, good.clone()),
+    ]));
+    let long_content = long.clone();
+    script.chunks = Box::new(move |sha, index| {
+        if sha == long_sha {
+            let start = index as usize * CHUNK;
+            let mut data = long_content[start..(start + CHUNK).min(long_content.len())].to_vec();
+            data.extend_from_slice(&[0xEE; 100]);
+            ChunkReply::Data(data)
+        } else {
+            honest(sha, index)
+        }
+    });
+    let fake = FakePeer::start(tracker.addr, "Fake", script);
+
+    let bob = PeerDirs::new();
+    let (stdout, stderr) = repl(
+        tracker.addr,
+        &bob,
+        "wait-peer Fake 10\nget Fake huge.bin\nget Fake count.bin\nget Fake long.bin\n\
+         get Fake good.bin\n",
+    );
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(
+        errors.len(),
+        3,
+        "--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+    assert!(
+        errors[0].contains("huge.bin") || errors[0].contains("exceeds"),
+        "{errors:?}"
+    );
+    assert!(errors[1].contains("chunk hashes"), "{errors:?}");
+    assert!(
+        errors[2].contains("long.bin") || errors[2].contains("length"),
+        "{errors:?}"
+    );
+    // The honest file arrived intact after all that.
+    assert_file_eq(&bob.downloads.join("good.bin"), &good);
+    for lie in ["huge.bin", "count.bin", "long.bin"] {
+        assert!(!bob.downloads.join(lie).exists(), "{lie} was saved");
+    }
+    // The connection that carried the long chunk was closed by Bob, and good.bin came over a
+    // new one.
+    let events = fake.events_so_far();
+    let long_conn = events
+        .iter()
+        .find_map(|e| match e {
+            FakeEvent::Request(n, k) if k == "GetChunk" => Some(*n),
+            _ => None,
+        })
+        .expect("a chunk request");
+    let closed_at = events
+        .iter()
+        .position(|e| *e == FakeEvent::ClosedByRemote(long_conn))
+        .unwrap_or_else(|| panic!("Bob kept the connection after a long chunk: {events:?}"));
+    let next_accept = events
+        .iter()
+        .position(|e| *e == FakeEvent::Accepted(long_conn + 1))
+        .expect("a new connection for good.bin");
+    assert!(closed_at < next_accept, "{events:?}");
+    eprintln!("fake peer saw: {events:?}");
+}
+
+/// Fake hangs up after every chunk it sends. The download reconnects each time, checks the
+/// manifest again, and completes byte-identical (resumable downloads).
+#[test]
+fn a_peer_that_disconnects_after_every_chunk_still_delivers_the_file() {
+    let tracker = Tracker::start();
+    let content = pseudo_random(6 * CHUNK + 1234, 6);
+    let mut script = Script::default();
+    let sha = script.share("flaky.bin", &content);
+    let honest = honest_chunks(HashMap::from([(sha, content.clone())]));
+    script.chunks = Box::new(move |sha, index| match honest(sha, index) {
+        ChunkReply::Data(d) => ChunkReply::DataThenClose(d),
+        other => other,
+    });
+    let fake = FakePeer::start(tracker.addr, "Fake", script);
+    let bob = PeerDirs::new();
+    let out = run_batch_timeout(
+        "Bob",
+        tracker.addr,
+        &bob,
+        "wait-peer Fake 10\nget Fake flaky.bin\n",
+        Duration::from_secs(90),
+    );
+    out.assert_success();
+    assert_file_eq(&bob.downloads.join("flaky.bin"), &content);
+    let hangups = fake
+        .events_so_far()
+        .iter()
+        .filter(|e| matches!(e, FakeEvent::ClosedByUs(_)))
+        .count();
+    assert!(
+        hangups >= 7,
+        "only {hangups} hang-ups: the test did not test much"
+    );
+}
