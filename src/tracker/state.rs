@@ -415,9 +415,12 @@ impl Driver for Tracker {
         let msg = match decode_message(body) {
             Ok(msg) => msg,
             Err(e) => {
+                // A decode error quotes the sender's bytes (an unknown variant name, say):
+                // escape it before it reaches a log or a terminal (found by fuzzing).
+                let e = printable(&e.to_string());
                 let who = self.describe(conn);
                 self.log(&format!("bad frame from {who}: {e}; closing"));
-                self.send_error(conn, None, ErrorCode::Other, e.to_string());
+                self.send_error(conn, None, ErrorCode::Other, e);
                 self.close(conn);
                 return;
             }
@@ -431,7 +434,7 @@ impl Driver for Tracker {
     fn handle_closed(&mut self, conn: ConnId, reason: CloseReason, _now: Instant) {
         if let CloseReason::BadFrame(why) = &reason {
             let who = self.describe(conn);
-            self.log(&format!("bad frame from {who}: {why}"));
+            self.log(&format!("bad frame from {who}: {}", printable(why)));
         }
         if let Some((name, _)) = self.forget(conn) {
             match reason {
@@ -762,6 +765,21 @@ mod tests {
                 Out::Exit(_) => false,
             }));
         }
+        // An unknown variant named with control characters is quoted escaped (fuzzer finding).
+        let conn = h.ready(20, ip(20), 0);
+        h.tracker.handle_frame(conn, b"\xA1\x62\x1b[\x00", h.at(1));
+        h.drain();
+        assert!(
+            h.logged("unknown variant `\\x1b[`"),
+            "{:?}",
+            h.logs.borrow()
+        );
+        assert!(
+            h.logs
+                .borrow()
+                .iter()
+                .all(|l| !l.chars().any(char::is_control))
+        );
         // Bob sends garbage: his registration goes, Alice is still served.
         h.tracker.handle_frame(bob, b"\x00\x01\x02", h.at(1));
         assert_eq!(h.drain().last(), Some(&Out::Close(bob)));
