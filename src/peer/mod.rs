@@ -15,8 +15,7 @@ mod transfer;
 pub use node::{Mode, PeerConfig, PeerNode};
 
 use crate::reactor::Reactor;
-use crate::repl::Ui;
-use crate::repl::ui::human_bytes;
+use crate::repl::{Event, Ui, UiOptions};
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -39,7 +38,31 @@ pub enum BatchSource {
 
 /// Runs a peer until it quits; returns the process exit code.
 pub fn run(cfg: PeerConfig, listen: SocketAddr, batch: Option<BatchSource>) -> io::Result<i32> {
-    let mut ui = Ui::new(cfg.mode == Mode::Repl);
+    run_with(cfg, listen, batch, UiOptions::default())
+}
+
+/// [`run`], printing as `out` says (`--json`, `-q`). A REPL on a terminal gets a line editor.
+pub fn run_with(
+    cfg: PeerConfig,
+    listen: SocketAddr,
+    batch: Option<BatchSource>,
+    out: UiOptions,
+) -> io::Result<i32> {
+    let result = run_inner(cfg, listen, batch, out);
+    crate::repl::screen::finish();
+    result
+}
+
+fn run_inner(
+    cfg: PeerConfig,
+    listen: SocketAddr,
+    batch: Option<BatchSource>,
+    out: UiOptions,
+) -> io::Result<i32> {
+    let mut ui = Ui::with_options(UiOptions {
+        interactive: cfg.mode == Mode::Repl,
+        ..out
+    });
     for dir in [&cfg.shared_dir, &cfg.downloads_dir] {
         std::fs::create_dir_all(dir).map_err(|e| {
             io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display()))
@@ -60,7 +83,18 @@ pub fn run(cfg: PeerConfig, listen: SocketAddr, batch: Option<BatchSource>) -> i
         .listen(listen)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}")))?;
     reactor.catch_signals()?;
-    ui.line(&format!("{} listening on {bound}", cfg.name));
+    crate::repl::input::catch_interrupts();
+    tracing::debug!(
+        "peer {} listening on {bound}; tracker {}, shared {}, downloads {}",
+        cfg.name,
+        cfg.tracker,
+        cfg.shared_dir.display(),
+        cfg.downloads_dir.display()
+    );
+    ui.event(&Event::Listening {
+        name: cfg.name.clone(),
+        addr: bound.to_string(),
+    });
 
     let started = Instant::now();
     let (index, report) =
@@ -73,38 +107,40 @@ pub fn run(cfg: PeerConfig, listen: SocketAddr, batch: Option<BatchSource>) -> i
             },
         )?;
     for (name, why) in &report.skipped {
-        ui.line(&format!("skipped {}: {why}", crate::names::printable(name)));
+        ui.event(&Event::Skipped {
+            file: name.clone(),
+            reason: why.to_string(),
+        });
     }
     if let Some(e) = &report.cache_error {
         ui.warn(e);
     }
     let secs = started.elapsed().as_secs_f64();
-    let hashed = if report.hashed > 0 {
-        format!(
-            "; hashed {} ({}) at {:.0} MB/s",
-            report.hashed,
-            human_bytes(report.hashed_bytes),
-            report.hashed_bytes as f64 / secs.max(1e-6) / 1e6
-        )
-    } else {
-        String::new()
-    };
-    ui.line(&format!(
-        "sharing {} files from {}{hashed}",
-        report.files,
-        cfg.shared_dir.display()
-    ));
+    ui.event(&Event::Sharing {
+        files: report.files,
+        dir: cfg.shared_dir.display().to_string(),
+        hashed: report.hashed,
+        hashed_bytes: report.hashed_bytes,
+        mb_per_sec: (report.hashed > 0).then(|| report.hashed_bytes as f64 / secs.max(1e-6) / 1e6),
+        rescan: false,
+    });
 
     let to_loop = reactor.control_sender();
     match (&cfg.mode, batch_file) {
         (Mode::Serve, _) => {}
         (_, Some(file)) => crate::repl::input::spawn_line_reader(file, to_loop),
+        (Mode::Repl, None) if crate::repl::editor::wanted() => {
+            match crate::repl::editor::spawn(to_loop.clone(), cfg.downloads_dir.clone()) {
+                Some(editor) => ui.attach_editor(editor),
+                None => crate::repl::input::spawn_line_reader(io::stdin(), to_loop),
+            }
+        }
         (Mode::Batch { .. }, None) | (Mode::Repl, None) => {
             crate::repl::input::spawn_line_reader(io::stdin(), to_loop)
         }
     }
     if cfg.mode == Mode::Repl {
-        ui.line("type help for the commands");
+        ui.notice("type help for the commands");
     }
     let mut node = PeerNode::new(cfg, index, bound.port(), ui, Instant::now());
     reactor.run(&mut node)

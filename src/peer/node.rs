@@ -207,6 +207,9 @@ impl PeerNode {
     fn take_input(&mut self, now: Instant) {
         while self.op.is_none() && !self.exiting && self.ready {
             let Some(ctl) = self.queue.pop_front() else {
+                if self.ui.wants_peer_names() {
+                    self.ui.known_peers(self.known.iter());
+                }
                 self.ui.prompt();
                 return;
             };
@@ -223,7 +226,7 @@ impl PeerNode {
             Mode::Repl | Mode::Batch { then_serve: false } => self.exit(0),
             Mode::Batch { then_serve: true } => {
                 self.cfg.mode = Mode::Serve;
-                self.ui.line("batch finished; serving until interrupted");
+                self.ui.notice("batch finished; serving until interrupted");
             }
             Mode::Serve => {}
         }

@@ -139,7 +139,7 @@ impl PeerNode {
                     return;
                 }
                 let from = self.sessions[&conn].name.clone().unwrap_or_default();
-                self.ui.line(&format!("{from}: {}", printable(&text)));
+                self.ui.event(&crate::repl::Event::Message { from, text });
                 self.send(conn, &Message::ChatOk { req });
             }
             Message::Files { req, .. }

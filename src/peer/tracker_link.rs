@@ -174,14 +174,11 @@ impl PeerNode {
                     interval,
                 };
                 self.tracker.backoff = FIRST_RETRY;
-                let addr = self.tracker.addr;
-                let again = if self.tracker.registered_before {
-                    "re-"
-                } else {
-                    ""
-                };
+                let tracker = self.tracker.addr.to_string();
+                let again = self.tracker.registered_before;
+                tracing::debug!("registered with tracker {tracker}, heartbeat every {interval:?}");
                 self.ui
-                    .line(&format!("{again}registered with tracker {addr}"));
+                    .event(&crate::repl::Event::Registered { tracker, again });
                 self.tracker.registered_before = true;
                 self.tracker.announced_down = false;
                 self.ready = true;

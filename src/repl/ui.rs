@@ -1,85 +1,232 @@
-//! The one output path of a peer. It knows whether a prompt or a progress bar is on screen, so a
-//! message that arrives mid-download or while the prompt waits is printed above them instead of
-//! through them. When stdout is not a terminal there are no bars, no prompt and no escapes.
+//! The output path of one peer. Everything it reports is an [`Event`]: printed as human text
+//! (stdout for results, stderr for problems) or, with `--json`, as one JSON object per line on
+//! stdout with the human text on stderr. Lines are printed through [`super::screen`], which
+//! keeps them from tearing a progress bar or the prompt. When stdout is not a terminal there are
+//! no bars, no prompt and no escapes.
 
+use super::event::{Event, Failure, Weight};
+use super::screen::{self, Stream};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::io::{IsTerminal, Write};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-const PROMPT: &str = "p2p> ";
+/// JSON `progress` events come at most this often.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// How a peer prints.
+#[derive(Clone, Debug, Default)]
+pub struct UiOptions {
+    /// A REPL is reading from the user (not batch or serve).
+    pub interactive: bool,
+    /// One JSON object per line on stdout; human text on stderr.
+    pub json: bool,
+    /// `-q`: no notices (listening, registered, ...), only results and problems.
+    pub quiet: bool,
+    /// Put in front of every human line (`p2p demo` runs three peers in one process).
+    pub prefix: Option<String>,
+    /// No progress bar even on a terminal.
+    pub no_bars: bool,
+    /// Every event is also sent here (`p2p demo` reads what its peers report).
+    pub tap: Option<std::sync::mpsc::Sender<Event>>,
+}
+
+/// What completion (in the line editor) knows: filled from the events that pass by.
+#[derive(Debug, Default)]
+pub struct Completions {
+    pub peers: Vec<String>,
+    /// Remote files by peer, from the last `files PEER`.
+    pub files: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// The line editor's side of the prompt: asking it for the next line.
+pub struct EditorLink {
+    pub want_line: Sender<()>,
+    pub completions: Arc<Mutex<Completions>>,
+}
 
 pub struct Ui {
+    opts: UiOptions,
     /// stdout is a terminal: draw bars and the prompt.
     tty: bool,
-    /// A REPL is reading from the user (not batch or serve).
-    interactive: bool,
+    /// The prompt is up (plain), or a line was asked of the editor.
     prompt_shown: bool,
+    editor: Option<EditorLink>,
+    progress: Option<Progress>,
+}
+
+struct Progress {
+    label: String,
+    total: u64,
     bar: Option<ProgressBar>,
+    started: Instant,
+    /// Bytes already there when the bar started (a resumed download): not part of the rate.
+    first_done: Option<u64>,
+    done: u64,
+    last_json: Option<Instant>,
+    sources: Option<usize>,
 }
 
 impl Ui {
     pub fn new(interactive: bool) -> Ui {
-        Ui {
-            tty: std::io::stdout().is_terminal(),
+        Ui::with_options(UiOptions {
             interactive,
+            ..UiOptions::default()
+        })
+    }
+
+    pub fn with_options(opts: UiOptions) -> Ui {
+        Ui {
+            tty: Stream::Out.is_terminal(),
+            opts,
             prompt_shown: false,
-            bar: None,
+            editor: None,
+            progress: None,
         }
+    }
+
+    /// Takes lines from a line editor from now on (REPL on a terminal).
+    pub fn attach_editor(&mut self, editor: EditorLink) {
+        self.editor = Some(editor);
+    }
+
+    pub fn options(&self) -> &UiOptions {
+        &self.opts
     }
 
     /// Switches between REPL and non-interactive output (batch followed by serve).
     pub fn set_interactive(&mut self, interactive: bool) {
-        self.interactive = interactive;
+        self.opts.interactive = interactive;
     }
 
-    /// One line of normal output (results, events, incoming messages).
+    /// Reports one event: JSON on stdout (and the human text on stderr) with `--json`, the
+    /// human text otherwise.
+    pub fn event(&mut self, event: &Event) {
+        self.learn(event);
+        if let Some(tap) = &self.opts.tap {
+            let _ = tap.send(event.clone());
+        }
+        let weight = event.weight();
+        if self.opts.json {
+            screen::write_line(Stream::Out, &event.to_json());
+            if weight == Weight::Silent || (self.opts.quiet && weight == Weight::Notice) {
+                return;
+            }
+            self.human(Stream::Err, event);
+            return;
+        }
+        match weight {
+            Weight::Silent => {}
+            Weight::Notice if self.opts.quiet => {}
+            Weight::Problem => self.human(Stream::Err, event),
+            Weight::Result | Weight::Notice => self.human(Stream::Out, event),
+        }
+    }
+
+    fn human(&self, stream: Stream, event: &Event) {
+        let tag = match event {
+            Event::Error { .. } => "error: ",
+            Event::Warning { .. } => "warning: ",
+            _ => "",
+        };
+        let prefix = self.opts.prefix.as_deref().unwrap_or("");
+        let text: Vec<String> = event
+            .human_lines()
+            .into_iter()
+            .map(|l| format!("{prefix}{tag}{l}"))
+            .collect();
+        if !text.is_empty() {
+            screen::write_line(stream, &text.join("\n"));
+        }
+    }
+
+    /// Keeps what completion needs from the events going by.
+    fn learn(&mut self, event: &Event) {
+        let Some(editor) = &self.editor else { return };
+        let mut c = editor.completions.lock().unwrap_or_else(|e| e.into_inner());
+        match event {
+            Event::Peers { peers, .. } => {
+                for p in peers {
+                    if !c.peers.contains(&p.name) {
+                        c.peers.push(p.name.clone());
+                    }
+                }
+            }
+            Event::Files { peer, files } => {
+                c.files
+                    .insert(peer.clone(), files.iter().map(|f| f.name.clone()).collect());
+            }
+            Event::Message { from, .. } if !c.peers.contains(from) => c.peers.push(from.clone()),
+            _ => {}
+        }
+    }
+
+    /// Whether [`Self::known_peers`] is worth calling now: a line editor is about to be asked
+    /// for a line.
+    pub fn wants_peer_names(&self) -> bool {
+        self.editor.is_some() && self.opts.interactive && !self.prompt_shown
+    }
+
+    /// The peers this node knows now (name and whatever is known about it), for completion.
+    pub fn known_peers<'a, T>(&mut self, peers: impl IntoIterator<Item = (&'a String, T)>) {
+        if let Some(editor) = &self.editor {
+            let mut c = editor.completions.lock().unwrap_or_else(|e| e.into_inner());
+            for (name, _) in peers {
+                if !c.peers.contains(name) {
+                    c.peers.push(name.clone());
+                }
+            }
+        }
+    }
+
+    /// One line of normal output (a result).
     pub fn line(&mut self, text: &str) {
-        self.above(|| {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{text}");
-            let _ = out.flush();
+        self.event(&Event::Info {
+            text: text.to_string(),
+        });
+    }
+
+    /// A line about what the peer is doing (hidden by `-q`).
+    pub fn notice(&mut self, text: &str) {
+        self.event(&Event::Notice {
+            text: text.to_string(),
         });
     }
 
     /// An error line on stderr, `error: ` in front.
     pub fn error(&mut self, text: &str) {
-        self.above(|| {
-            let _ = std::io::stdout().flush();
-            eprintln!("error: {text}");
+        self.error_as(Failure::Failed, text);
+    }
+
+    /// An error of a kind scripts can tell apart (README, "Exit status").
+    pub fn error_as(&mut self, kind: Failure, text: &str) {
+        self.event(&Event::Error {
+            kind,
+            message: text.to_string(),
         });
     }
 
     /// A warning on stderr (something went wrong but nothing failed).
     pub fn warn(&mut self, text: &str) {
-        self.above(|| {
-            let _ = std::io::stdout().flush();
-            eprintln!("warning: {text}");
+        self.event(&Event::Warning {
+            message: text.to_string(),
         });
     }
 
-    /// Prints above whatever is on screen: hides the prompt line, or suspends the bar.
-    fn above(&mut self, print: impl FnOnce()) {
-        if let Some(bar) = &self.bar {
-            bar.suspend(print);
+    /// Shows the prompt when a REPL waits for a command: asks the line editor for a line, or
+    /// draws a plain prompt on a terminal.
+    pub fn prompt(&mut self) {
+        if !self.opts.interactive || self.prompt_shown {
             return;
         }
-        let reprompt = self.prompt_shown && self.tty;
-        if reprompt {
-            // Carriage return + erase line: the half-typed input stays in the terminal's
-            // line buffer; the prompt is drawn again below the new line.
-            print!("\r\x1b[K");
+        if let Some(editor) = &self.editor {
+            if editor.want_line.send(()).is_ok() {
+                self.prompt_shown = true;
+            }
+            return;
         }
-        print();
-        if reprompt {
-            print!("{PROMPT}");
-            let _ = std::io::stdout().flush();
-        }
-    }
-
-    /// Shows the prompt when a REPL on a terminal waits for a command.
-    pub fn prompt(&mut self) {
-        if self.interactive && self.tty && !self.prompt_shown {
-            print!("{PROMPT}");
-            let _ = std::io::stdout().flush();
+        if self.tty && !self.opts.json {
+            screen::show_plain_prompt();
             self.prompt_shown = true;
         }
     }
@@ -87,34 +234,98 @@ impl Ui {
     /// The user pressed Enter: the prompt line is gone.
     pub fn input_taken(&mut self) {
         self.prompt_shown = false;
+        if self.editor.is_none() {
+            screen::plain_prompt_taken();
+        }
     }
 
-    /// Starts a progress bar for a transfer of `total` bytes (only on a terminal).
+    /// Starts tracking a transfer of `total` bytes: a bar on a terminal, `progress` events with
+    /// `--json`.
     pub fn start_progress(&mut self, label: &str, total: u64) {
         self.finish_progress();
-        if !self.tty {
-            return;
-        }
-        let style = ProgressStyle::with_template(
-            "{msg} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
-        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stdout())
-            .with_style(style)
-            .with_message(label.to_string());
-        self.bar = Some(bar);
+        let bar = (self.tty && !self.opts.json && !self.opts.no_bars).then(|| {
+            let style = ProgressStyle::with_template(
+                "{msg} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}{prefix}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+            let prefix = self.opts.prefix.as_deref().unwrap_or("");
+            ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stdout())
+                .with_style(style)
+                .with_message(format!("{prefix}{label}"))
+        });
+        screen::set_bar(bar.clone());
+        self.progress = Some(Progress {
+            label: label.to_string(),
+            total,
+            bar,
+            started: Instant::now(),
+            first_done: None,
+            done: 0,
+            last_json: None,
+            sources: None,
+        });
     }
 
     pub fn set_progress(&mut self, done: u64) {
-        if let Some(bar) = &self.bar {
+        let json = self.opts.json;
+        let Some(p) = &mut self.progress else { return };
+        p.done = done;
+        let first = *p.first_done.get_or_insert(done);
+        if let Some(bar) = &p.bar {
+            if bar.position() == 0 && first > 0 {
+                // Resumed: the bytes already there do not count towards the rate.
+                bar.set_position(first);
+                bar.reset_elapsed();
+                bar.reset_eta();
+            }
             bar.set_position(done);
+        }
+        if !json {
+            return;
+        }
+        let now = Instant::now();
+        if p.last_json.is_some_and(|t| now < t + PROGRESS_EVERY) && done < p.total {
+            return;
+        }
+        p.last_json = Some(now);
+        let secs = now.duration_since(p.started).as_secs_f64();
+        let rate = if secs > 0.0 {
+            done.saturating_sub(first) as f64 / secs
+        } else {
+            0.0
+        };
+        let eta_secs = (rate > 0.0).then(|| p.total.saturating_sub(done) as f64 / rate);
+        let event = Event::Progress {
+            file: p.label.clone(),
+            done,
+            total: p.total,
+            bytes_per_sec: rate.round(),
+            eta_secs: eta_secs.map(|s| (s * 10.0).round() / 10.0),
+            sources: p.sources,
+        };
+        self.event(&event);
+    }
+
+    /// How many sources the foreground download draws from now (shown on the bar).
+    pub fn set_sources(&mut self, sources: usize) {
+        let Some(p) = &mut self.progress else { return };
+        if p.sources == Some(sources) {
+            return;
+        }
+        p.sources = Some(sources);
+        if let Some(bar) = &p.bar {
+            let s = if sources == 1 { "" } else { "s" };
+            bar.set_prefix(format!(" from {sources} source{s}"));
         }
     }
 
     /// Removes the bar; the caller prints the summary line.
     pub fn finish_progress(&mut self) {
-        if let Some(bar) = self.bar.take() {
+        if let Some(p) = self.progress.take()
+            && let Some(bar) = p.bar
+        {
+            screen::set_bar(None);
             bar.finish_and_clear();
         }
     }

@@ -1,0 +1,486 @@
+//! A peer's settings and where each came from: a flag, then the environment (`P2P_NAME`,
+//! `P2P_TRACKER`, `P2P_SHARED`, `P2P_DOWNLOADS`), then the config file
+//! (`$XDG_CONFIG_HOME/p2p/config.toml`, else `~/.config/p2p/config.toml`; `--config PATH` or
+//! `P2P_CONFIG` choose another), then the built-in default. `p2p peer --print-config` shows
+//! the result.
+//!
+//! The config file is TOML with these keys, all optional (an unknown key is an error, so a typo
+//! does not go unnoticed):
+//!
+//! ```toml
+//! name = "Alice"
+//! tracker = "tracker.example:9000"
+//! listen = "0.0.0.0:7000"
+//! shared = "~/Public"          # relative paths are relative to the config file's folder
+//! downloads = "~/Downloads/p2p"
+//! retry_for = 60
+//! ```
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_TRACKER: &str = "127.0.0.1:9000";
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:0";
+pub const DEFAULT_SHARED: &str = "shared";
+pub const DEFAULT_DOWNLOADS: &str = "downloads";
+pub const DEFAULT_RETRY_FOR: u64 = 60;
+
+/// Where a setting came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A command-line flag (`--name`).
+    Flag(&'static str),
+    /// An environment variable (`P2P_NAME`).
+    Env(&'static str),
+    /// The config file.
+    File(PathBuf),
+    /// Built in.
+    Default,
+}
+
+impl Origin {
+    fn kind(&self) -> &'static str {
+        match self {
+            Origin::Flag(_) => "flag",
+            Origin::Env(_) => "env",
+            Origin::File(_) => "file",
+            Origin::Default => "default",
+        }
+    }
+
+    fn from(&self) -> Option<String> {
+        match self {
+            Origin::Flag(f) => Some(f.to_string()),
+            Origin::Env(v) => Some(v.to_string()),
+            Origin::File(p) => Some(p.display().to_string()),
+            Origin::Default => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.from() {
+            Some(from) => write!(f, "{} {from}", self.kind()),
+            None => f.write_str(self.kind()),
+        }
+    }
+}
+
+/// What the command line said about one setting: clap reports whether a value came from the
+/// flag or from its environment variable.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Given<T> {
+    Flag(T),
+    Env(T),
+    #[default]
+    Absent,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Setting<T> {
+    pub value: T,
+    pub origin: Origin,
+}
+
+/// The settings `p2p peer` takes from the command line, the environment or the config file.
+#[derive(Clone, Debug, Default)]
+pub struct CommandLine {
+    pub config: Given<PathBuf>,
+    pub name: Given<String>,
+    pub tracker: Given<String>,
+    pub listen: Given<String>,
+    pub shared: Given<PathBuf>,
+    pub downloads: Given<PathBuf>,
+    pub retry_for: Given<u64>,
+}
+
+/// The config file as written.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub name: Option<String>,
+    pub tracker: Option<String>,
+    pub listen: Option<String>,
+    pub shared: Option<PathBuf>,
+    pub downloads: Option<PathBuf>,
+    pub retry_for: Option<u64>,
+}
+
+/// Which config file was used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigSource {
+    /// `None`: no path could be made (no `XDG_CONFIG_HOME` and no `HOME`).
+    pub path: Option<PathBuf>,
+    pub origin: Origin,
+    pub found: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct PeerSettings {
+    pub config_file: ConfigSource,
+    /// `None`: given nowhere (required to run, not to print the configuration).
+    pub name: Option<Setting<String>>,
+    pub tracker: Setting<String>,
+    pub listen: Setting<String>,
+    pub shared: Setting<PathBuf>,
+    pub downloads: Setting<PathBuf>,
+    pub retry_for: Setting<u64>,
+}
+
+/// The environment the settings are read from (the real one, or a test's).
+pub trait Env {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+/// `$XDG_CONFIG_HOME/p2p/config.toml`, else `$HOME/.config/p2p/config.toml`.
+pub fn default_config_path(env: &impl Env) -> Option<PathBuf> {
+    let base = env
+        .var("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| env.var("HOME").map(|h| Path::new(&h).join(".config")))?;
+    Some(base.join("p2p").join("config.toml"))
+}
+
+/// Reads the config file and layers everything: flag > environment > file > default.
+pub fn resolve(cli: CommandLine, env: &impl Env) -> Result<PeerSettings, String> {
+    let (path, origin) = match cli.config {
+        Given::Flag(p) => (Some(p), Origin::Flag("--config")),
+        Given::Env(p) => (Some(p), Origin::Env("P2P_CONFIG")),
+        Given::Absent => (default_config_path(env), Origin::Default),
+    };
+    let explicit = origin != Origin::Default;
+    let (file, found) = match &path {
+        Some(p) => match std::fs::read_to_string(p) {
+            Ok(text) => (
+                toml::from_str::<ConfigFile>(&text)
+                    .map_err(|e| format!("config file {}: {}", p.display(), e.message()))?,
+                true,
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                (ConfigFile::default(), false)
+            }
+            Err(e) => return Err(format!("cannot read config file {}: {e}", p.display())),
+        },
+        None => (ConfigFile::default(), false),
+    };
+    let file_origin = || Origin::File(path.clone().unwrap_or_default());
+    let file_dir = path
+        .as_deref()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let home = env.var("HOME").map(PathBuf::from);
+    let file_path = |p: Option<PathBuf>| p.map(|p| file_relative(&p, &file_dir, home.as_deref()));
+
+    let name = pick(cli.name, "--name", "P2P_NAME", file.name, &file_origin);
+    let tracker = pick(
+        cli.tracker,
+        "--tracker",
+        "P2P_TRACKER",
+        file.tracker,
+        &file_origin,
+    )
+    .unwrap_or_else(|| default(DEFAULT_TRACKER.to_string()));
+    let listen = pick(cli.listen, "--listen", "", file.listen, &file_origin)
+        .unwrap_or_else(|| default(DEFAULT_LISTEN.to_string()));
+    let shared = pick(
+        cli.shared,
+        "--shared",
+        "P2P_SHARED",
+        file_path(file.shared),
+        &file_origin,
+    )
+    .unwrap_or_else(|| default(PathBuf::from(DEFAULT_SHARED)));
+    let downloads = pick(
+        cli.downloads,
+        "--downloads",
+        "P2P_DOWNLOADS",
+        file_path(file.downloads),
+        &file_origin,
+    )
+    .unwrap_or_else(|| default(PathBuf::from(DEFAULT_DOWNLOADS)));
+    let retry_for = pick(
+        cli.retry_for,
+        "--retry-for",
+        "",
+        file.retry_for,
+        &file_origin,
+    )
+    .unwrap_or_else(|| default(DEFAULT_RETRY_FOR));
+    Ok(PeerSettings {
+        config_file: ConfigSource {
+            path,
+            origin,
+            found,
+        },
+        name,
+        tracker,
+        listen,
+        shared,
+        downloads,
+        retry_for,
+    })
+}
+
+fn default<T>(value: T) -> Setting<T> {
+    Setting {
+        value,
+        origin: Origin::Default,
+    }
+}
+
+fn pick<T>(
+    given: Given<T>,
+    flag: &'static str,
+    var: &'static str,
+    file: Option<T>,
+    file_origin: &impl Fn() -> Origin,
+) -> Option<Setting<T>> {
+    match given {
+        Given::Flag(value) => Some(Setting {
+            value,
+            origin: Origin::Flag(flag),
+        }),
+        Given::Env(value) => Some(Setting {
+            value,
+            origin: Origin::Env(var),
+        }),
+        Given::Absent => file.map(|value| Setting {
+            value,
+            origin: file_origin(),
+        }),
+    }
+}
+
+/// A path written in the config file: `~/x` is in the home folder, a relative path is relative
+/// to the file's folder.
+fn file_relative(p: &Path, dir: &Path, home: Option<&Path>) -> PathBuf {
+    if let (Ok(rest), Some(home)) = (p.strip_prefix("~"), home) {
+        return home.join(rest);
+    }
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        dir.join(p)
+    }
+}
+
+#[derive(Serialize)]
+struct JsonSetting {
+    value: serde_json::Value,
+    origin: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<String>,
+}
+
+impl PeerSettings {
+    fn rows(
+        &self,
+    ) -> Vec<(
+        &'static str,
+        Option<String>,
+        Option<&Origin>,
+        serde_json::Value,
+    )> {
+        fn s(v: &Setting<String>) -> (Option<String>, Option<&Origin>) {
+            (Some(v.value.clone()), Some(&v.origin))
+        }
+        fn p(v: &Setting<PathBuf>) -> (Option<String>, Option<&Origin>) {
+            (Some(v.value.display().to_string()), Some(&v.origin))
+        }
+        let mut rows = Vec::new();
+        let (name, name_origin) = match &self.name {
+            Some(n) => s(n),
+            None => (None, None),
+        };
+        let json = |v: &Option<String>| v.clone().map_or(serde_json::Value::Null, Into::into);
+        rows.push(("name", name.clone(), name_origin, json(&name)));
+        for (key, (value, origin)) in [
+            ("tracker", s(&self.tracker)),
+            ("listen", s(&self.listen)),
+            ("shared", p(&self.shared)),
+            ("downloads", p(&self.downloads)),
+        ] {
+            let j = json(&value);
+            rows.push((key, value, origin, j));
+        }
+        rows.push((
+            "retry_for",
+            Some(self.retry_for.value.to_string()),
+            Some(&self.retry_for.origin),
+            self.retry_for.value.into(),
+        ));
+        rows
+    }
+
+    /// The `--print-config` text: one `key  value  (origin)` line per setting.
+    pub fn describe(&self) -> String {
+        let cfg = &self.config_file;
+        let state = if cfg.found { "found" } else { "not found" };
+        let path = cfg
+            .path
+            .as_ref()
+            .map_or("(none: no XDG_CONFIG_HOME or HOME)".to_string(), |p| {
+                p.display().to_string()
+            });
+        let mut rows = vec![(
+            "config",
+            path,
+            format!("  ({} path; {state})", cfg.origin.kind()),
+        )];
+        for (key, value, origin, _) in self.rows() {
+            let value = value.unwrap_or_else(|| "(not set; required to run)".into());
+            let origin = origin.map_or(String::new(), |o| format!("  ({o})"));
+            rows.push((key, value, origin));
+        }
+        let width = rows.iter().map(|r| r.1.chars().count()).max().unwrap_or(0);
+        let mut out = String::new();
+        for (key, value, origin) in rows {
+            out.push_str(&format!("{key:<10} {value:<width$}{origin}\n"));
+        }
+        out
+    }
+
+    /// The `--print-config --json` object.
+    pub fn to_json(&self) -> String {
+        let mut values = serde_json::Map::new();
+        for (key, _, origin, value) in self.rows() {
+            let (origin, from) = origin.map_or(("unset", None), |o| (o.kind(), o.from()));
+            let row = JsonSetting {
+                value,
+                origin,
+                from,
+            };
+            values.insert(
+                key.to_string(),
+                serde_json::to_value(row).unwrap_or_default(),
+            );
+        }
+        let cfg = &self.config_file;
+        serde_json::json!({
+            "type": "config",
+            "config_file": {
+                "path": cfg.path.as_ref().map(|p| p.display().to_string()),
+                "origin": cfg.origin.kind(),
+                "found": cfg.found,
+            },
+            "values": values,
+        })
+        .to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    struct FakeEnv(HashMap<&'static str, String>);
+
+    impl Env for FakeEnv {
+        fn var(&self, name: &str) -> Option<String> {
+            self.0.get(name).cloned()
+        }
+    }
+
+    fn env(pairs: &[(&'static str, &str)]) -> FakeEnv {
+        FakeEnv(pairs.iter().map(|(k, v)| (*k, v.to_string())).collect())
+    }
+
+    #[test]
+    fn flag_beats_env_beats_file_beats_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("p2p").join("config.toml");
+        std::fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+        std::fs::write(
+            &cfg,
+            "name = \"FromFile\"\ntracker = \"10.0.0.1:1\"\nshared = \"s\"\ndownloads = \"/abs/dl\"\n",
+        )
+        .unwrap();
+        let xdg = dir.path().to_str().unwrap();
+        let e = env(&[("XDG_CONFIG_HOME", xdg)]);
+        let cli = CommandLine {
+            name: Given::Flag("FromFlag".into()),
+            tracker: Given::Env("10.0.0.2:2".into()),
+            ..CommandLine::default()
+        };
+        let s = resolve(cli, &e).unwrap();
+        assert!(s.config_file.found);
+        assert_eq!(s.config_file.path.as_deref(), Some(cfg.as_path()));
+        let name = s.name.clone().unwrap();
+        assert_eq!(name.value, "FromFlag");
+        assert_eq!(name.origin, Origin::Flag("--name"));
+        assert_eq!(s.tracker.value, "10.0.0.2:2");
+        assert_eq!(s.tracker.origin, Origin::Env("P2P_TRACKER"));
+        assert_eq!(s.shared.value, cfg.parent().unwrap().join("s"));
+        assert_eq!(s.shared.origin, Origin::File(cfg.clone()));
+        assert_eq!(s.downloads.value, PathBuf::from("/abs/dl"));
+        assert_eq!(s.listen.value, DEFAULT_LISTEN);
+        assert_eq!(s.listen.origin, Origin::Default);
+        assert_eq!(s.retry_for.value, DEFAULT_RETRY_FOR);
+        let text = s.describe();
+        assert!(text.contains("name       FromFlag "), "{text}");
+        assert!(text.contains("(flag --name)"), "{text}");
+        assert!(text.contains("(env P2P_TRACKER)"), "{text}");
+        let v: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
+        assert_eq!(v["values"]["shared"]["origin"], "file");
+        assert_eq!(v["values"]["listen"]["origin"], "default");
+    }
+
+    #[test]
+    fn missing_default_file_is_fine_but_missing_named_file_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = env(&[("HOME", dir.path().to_str().unwrap())]);
+        let s = resolve(CommandLine::default(), &e).unwrap();
+        assert!(!s.config_file.found);
+        assert_eq!(
+            s.config_file.path,
+            Some(dir.path().join(".config/p2p/config.toml"))
+        );
+        assert!(s.name.is_none());
+        assert!(s.describe().contains("(not set; required to run)"));
+        let cli = CommandLine {
+            config: Given::Flag(dir.path().join("nope.toml")),
+            ..CommandLine::default()
+        };
+        assert!(resolve(cli, &e).unwrap_err().contains("nope.toml"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "nmae = \"typo\"\n").unwrap();
+        let cli = CommandLine {
+            config: Given::Flag(path.clone()),
+            ..CommandLine::default()
+        };
+        let err = resolve(cli.clone(), &env(&[])).unwrap_err();
+        assert!(err.contains("nmae"), "{err}");
+        std::fs::write(&path, "retry_for = \"soon\"\n").unwrap();
+        assert!(resolve(cli, &env(&[])).is_err());
+    }
+
+    #[test]
+    fn home_is_expanded_in_file_paths() {
+        let got = file_relative(
+            Path::new("~/Public"),
+            Path::new("/etc/p2p"),
+            Some(Path::new("/home/a")),
+        );
+        assert_eq!(got, PathBuf::from("/home/a/Public"));
+        let got = file_relative(Path::new("x"), Path::new("/etc/p2p"), None);
+        assert_eq!(got, PathBuf::from("/etc/p2p/x"));
+    }
+}

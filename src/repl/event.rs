@@ -1,0 +1,424 @@
+//! What a peer reports, as values. [`super::Ui::event`] prints each one either as the human
+//! text people and the older tests read, or (with `--json`) as one JSON object on one line with a
+//! `type` field. README, "JSON output", lists every type and field; `tests/ux_json.rs` checks
+//! that what is printed matches that list.
+
+use crate::names::printable;
+use crate::repl::ui::human_bytes;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Why a command failed, as scripts see it in the exit status of a batch (README, "Exit
+/// status") and in the `kind` of an `error` event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Failure {
+    /// Any other failure: bad arguments to a command, a refusal, a full disk... (exit 1)
+    Failed,
+    /// A download's bytes did not match what was asked for and could not be repaired from
+    /// another source (exit 3).
+    Verification,
+    /// The peer or the tracker could not be reached, or went away mid-command (exit 4).
+    Unreachable,
+    /// A download stopped before it was complete; its partial file is kept and `resume`
+    /// continues it (exit 5).
+    Unfinished,
+}
+
+impl Failure {
+    /// The process exit status a batch ends with when a command fails this way.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Failure::Failed => EXIT_FAILED,
+            Failure::Verification => EXIT_VERIFICATION,
+            Failure::Unreachable => EXIT_UNREACHABLE,
+            Failure::Unfinished => EXIT_UNFINISHED,
+        }
+    }
+}
+
+/// Exit status: everything succeeded.
+pub const EXIT_OK: i32 = 0;
+/// Exit status: a command failed (or a start-up error: folder or port unusable, name refused).
+pub const EXIT_FAILED: i32 = 1;
+/// Exit status: wrong command-line usage or an unusable configuration (clap's own code).
+pub const EXIT_USAGE: i32 = 2;
+/// Exit status: a download failed verification and no source could repair it.
+pub const EXIT_VERIFICATION: i32 = 3;
+/// Exit status: a peer or the tracker could not be reached.
+pub const EXIT_UNREACHABLE: i32 = 4;
+/// Exit status: downloads were left unfinished (resumable) at the end of a batch.
+pub const EXIT_UNFINISHED: i32 = 5;
+
+/// A peer in a `peers` answer.
+#[derive(Clone, Debug, Serialize)]
+pub struct PeerEntry {
+    pub name: String,
+    pub addr: String,
+    /// Seconds since the tracker (or discovery) last heard from it.
+    pub last_seen_secs: u64,
+}
+
+/// A file in a `files` or `shared` answer.
+#[derive(Clone, Debug, Serialize)]
+pub struct FileEntry {
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// An unfinished download in a `downloads` answer.
+#[derive(Clone, Debug, Serialize)]
+pub struct DownloadEntry {
+    pub file: String,
+    pub done: u64,
+    pub size: u64,
+    pub percent: f64,
+    pub source: String,
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// The peer accepts connections on `addr`.
+    Listening { name: String, addr: String },
+    /// The shared folder was scanned (at start-up, or by `rescan` when `rescan` is true).
+    Sharing {
+        files: usize,
+        dir: String,
+        hashed: usize,
+        hashed_bytes: u64,
+        /// Hashing speed in MB/s, when something was hashed at start-up.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mb_per_sec: Option<f64>,
+        rescan: bool,
+    },
+    /// A file in the shared folder is not shared, and why.
+    Skipped { file: String, reason: String },
+    /// Registered (`again`: after losing the tracker) with the tracker at `tracker`.
+    Registered { tracker: String, again: bool },
+    /// Answer to `peers`.
+    Peers {
+        peers: Vec<PeerEntry>,
+        tracker_unreachable: bool,
+    },
+    /// Answer to `files PEER`.
+    Files { peer: String, files: Vec<FileEntry> },
+    /// Answer to `shared`.
+    Shared { dir: String, files: Vec<FileEntry> },
+    /// A running download, at most a few times a second.
+    Progress {
+        file: String,
+        done: u64,
+        total: u64,
+        bytes_per_sec: f64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        eta_secs: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sources: Option<usize>,
+    },
+    /// A download finished and was verified (or the same bytes were already there).
+    DownloadDone {
+        file: String,
+        path: String,
+        size: u64,
+        sha256: String,
+        seconds: f64,
+        bytes_per_sec: f64,
+        /// Bytes fetched over the network in this run (less than `size` when resumed).
+        bytes_fetched: u64,
+        /// Bytes each source sent, by peer name.
+        bytes_per_source: BTreeMap<String, u64>,
+        already_there: bool,
+        /// The human summary line, as printed without `--json`.
+        #[serde(skip)]
+        summary: Option<String>,
+    },
+    /// Answer to `downloads`.
+    Downloads { downloads: Vec<DownloadEntry> },
+    /// A text message from another peer.
+    Message { from: String, text: String },
+    /// `msg` succeeded: the peer acknowledged the message.
+    MessageDelivered { to: String },
+    /// `wait-peer` succeeded.
+    PeerKnown { name: String },
+    /// `cancel FILE` dropped the download and its partial file.
+    Cancelled { file: String },
+    /// Ctrl-C stopped the foreground command; downloads it ran are paused and resumable.
+    Interrupted { paused: Vec<String> },
+    /// A command failed (in a batch, the run then exits with [`Failure::exit_code`]).
+    Error { kind: Failure, message: String },
+    /// Something went wrong but nothing failed.
+    Warning { message: String },
+    /// Any other result line (`help`, `rescan` notes, ...).
+    Info { text: String },
+    /// Chatter about what the peer is doing (hidden by `-q`).
+    Notice { text: String },
+}
+
+/// Where a human line goes and whether `-q` hides it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Weight {
+    /// A result or an incoming message: stdout, always shown.
+    Result,
+    /// What the peer is doing: stdout, hidden by `-q`.
+    Notice,
+    /// A warning or an error: stderr, always shown.
+    Problem,
+    /// Only for machines (progress lines): no human text.
+    Silent,
+}
+
+impl Event {
+    /// The `type` field of the JSON form.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Listening { .. } => "listening",
+            Event::Sharing { .. } => "sharing",
+            Event::Skipped { .. } => "skipped",
+            Event::Registered { .. } => "registered",
+            Event::Peers { .. } => "peers",
+            Event::Files { .. } => "files",
+            Event::Shared { .. } => "shared",
+            Event::Progress { .. } => "progress",
+            Event::DownloadDone { .. } => "download_done",
+            Event::Downloads { .. } => "downloads",
+            Event::Message { .. } => "message",
+            Event::MessageDelivered { .. } => "message_delivered",
+            Event::PeerKnown { .. } => "peer_known",
+            Event::Cancelled { .. } => "cancelled",
+            Event::Interrupted { .. } => "interrupted",
+            Event::Error { .. } => "error",
+            Event::Warning { .. } => "warning",
+            Event::Info { .. } => "info",
+            Event::Notice { .. } => "notice",
+        }
+    }
+
+    pub fn weight(&self) -> Weight {
+        match self {
+            Event::Listening { .. }
+            | Event::Sharing { .. }
+            | Event::Registered { .. }
+            | Event::Notice { .. } => Weight::Notice,
+            Event::Error { .. } | Event::Warning { .. } => Weight::Problem,
+            Event::Progress { .. } => Weight::Silent,
+            _ => Weight::Result,
+        }
+    }
+
+    /// One JSON object, no newline.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| {
+            format!(
+                "{{\"type\":\"error\",\"kind\":\"failed\",\"message\":\"cannot encode a {} event: {}\"}}",
+                self.kind(),
+                e.to_string().replace(['"', '\\'], "'")
+            )
+        })
+    }
+
+    /// The lines a person reads (errors and warnings without their `error: ` prefix). Text
+    /// from the network is escaped here, so nothing it holds can move the cursor.
+    pub fn human_lines(&self) -> Vec<String> {
+        match self {
+            Event::Listening { name, addr } => vec![format!("{name} listening on {addr}")],
+            Event::Sharing {
+                files,
+                dir,
+                hashed,
+                hashed_bytes,
+                mb_per_sec,
+                rescan,
+            } => {
+                if *rescan {
+                    vec![format!(
+                        "sharing {files} files ({hashed} hashed, {})",
+                        human_bytes(*hashed_bytes)
+                    )]
+                } else {
+                    let hashed = match mb_per_sec {
+                        Some(rate) if *hashed > 0 => format!(
+                            "; hashed {hashed} ({}) at {rate:.0} MB/s",
+                            human_bytes(*hashed_bytes)
+                        ),
+                        _ => String::new(),
+                    };
+                    vec![format!("sharing {files} files from {dir}{hashed}")]
+                }
+            }
+            Event::Skipped { file, reason } => {
+                vec![format!("skipped {}: {reason}", printable(file))]
+            }
+            Event::Registered { tracker, again } => {
+                let again = if *again { "re-" } else { "" };
+                vec![format!("{again}registered with tracker {tracker}")]
+            }
+            Event::Peers {
+                peers,
+                tracker_unreachable,
+            } => {
+                if peers.is_empty() {
+                    let note = if *tracker_unreachable {
+                        " (the tracker is unreachable)"
+                    } else {
+                        ""
+                    };
+                    return vec![format!("no peers known{note}")];
+                }
+                peers
+                    .iter()
+                    .map(|p| format!("{}  {}  {}s ago", p.name, p.addr, p.last_seen_secs))
+                    .collect()
+            }
+            Event::Files { peer, files } => {
+                if files.is_empty() {
+                    return vec![format!("{peer} shares no files")];
+                }
+                files.iter().map(file_line).collect()
+            }
+            Event::Shared { dir, files } => {
+                if files.is_empty() {
+                    return vec![format!("no files shared (put some in {dir})")];
+                }
+                files.iter().map(file_line).collect()
+            }
+            Event::Progress { .. } => Vec::new(),
+            Event::DownloadDone {
+                path,
+                size,
+                sha256,
+                seconds,
+                bytes_per_sec,
+                bytes_fetched,
+                bytes_per_source,
+                already_there,
+                summary,
+                ..
+            } => {
+                if let Some(line) = summary {
+                    return vec![line.clone()];
+                }
+                if *already_there {
+                    return vec![format!(
+                        "{path} already there (same content), sha256 {sha256}"
+                    )];
+                }
+                let sources: Vec<&str> = bytes_per_source.keys().map(String::as_str).collect();
+                vec![format!(
+                    "saved {path} ({size} bytes, {}) from {} in {seconds:.2}s, {:.1} MB/s, \
+                     {bytes_fetched} bytes fetched, sha256 {sha256}",
+                    human_bytes(*size),
+                    sources.join(", "),
+                    bytes_per_sec / 1e6
+                )]
+            }
+            Event::Downloads { downloads } => {
+                if downloads.is_empty() {
+                    return vec!["no unfinished downloads".to_string()];
+                }
+                downloads
+                    .iter()
+                    .map(|d| {
+                        format!(
+                            "{}  {:.1}%  {} of {}  from {}  {}",
+                            printable(&d.file),
+                            d.percent,
+                            human_bytes(d.done),
+                            human_bytes(d.size),
+                            d.source,
+                            d.state
+                        )
+                    })
+                    .collect()
+            }
+            Event::Message { from, text } => vec![format!("{from}: {}", printable(text))],
+            Event::MessageDelivered { to } => vec![format!("message delivered to {to}")],
+            Event::PeerKnown { name } => vec![format!("{name} is known")],
+            Event::Cancelled { file } => vec![format!("cancelled {}", printable(file))],
+            Event::Interrupted { paused } => {
+                if paused.is_empty() {
+                    vec!["interrupted".to_string()]
+                } else {
+                    let names: Vec<String> = paused.iter().map(|f| printable(f)).collect();
+                    vec![format!(
+                        "interrupted; paused {} (`resume` continues)",
+                        names.join(", ")
+                    )]
+                }
+            }
+            Event::Error { message, .. } => vec![message.clone()],
+            Event::Warning { message } => vec![message.clone()],
+            Event::Info { text } | Event::Notice { text } => vec![text.clone()],
+        }
+    }
+}
+
+fn file_line(f: &FileEntry) -> String {
+    format!("{}  {} bytes  {}", printable(&f.name), f.size, f.sha256)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_has_a_type_field_and_snake_case_names() {
+        let e = Event::MessageDelivered { to: "Bob".into() };
+        let v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
+        assert_eq!(v["type"], "message_delivered");
+        assert_eq!(v["to"], "Bob");
+        for e in [
+            Event::Info { text: "x".into() },
+            Event::Error {
+                kind: Failure::Unreachable,
+                message: "m".into(),
+            },
+            Event::Peers {
+                peers: vec![],
+                tracker_unreachable: true,
+            },
+        ] {
+            let v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
+            assert_eq!(v["type"], e.kind());
+        }
+    }
+
+    #[test]
+    fn network_text_is_escaped_for_people_but_kept_in_json() {
+        let e = Event::Message {
+            from: "Bob".into(),
+            text: "hi\u{1b}[2J".into(),
+        };
+        assert!(!e.human_lines()[0].contains('\u{1b}'));
+        let v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
+        assert_eq!(v["text"], "hi\u{1b}[2J");
+        assert!(
+            !e.to_json().contains('\u{1b}'),
+            "JSON escapes control bytes"
+        );
+    }
+
+    #[test]
+    fn human_lines_match_the_plain_output() {
+        let e = Event::Peers {
+            peers: vec![PeerEntry {
+                name: "Alice".into(),
+                addr: "127.0.0.1:5".into(),
+                last_seen_secs: 3,
+            }],
+            tracker_unreachable: false,
+        };
+        assert_eq!(e.human_lines(), vec!["Alice  127.0.0.1:5  3s ago"]);
+        let e = Event::Peers {
+            peers: vec![],
+            tracker_unreachable: true,
+        };
+        assert_eq!(
+            e.human_lines(),
+            vec!["no peers known (the tracker is unreachable)"]
+        );
+        assert_eq!(Failure::Unfinished.exit_code(), 5);
+    }
+}
