@@ -1,7 +1,9 @@
 //! `p2p`: the command line. Parses flags with clap and hands over to the tracker or the peer.
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use p2p::peer::{BatchSource, Mode, PeerConfig};
+use p2p::repl::config::{self as settings, Given};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +13,17 @@ use std::time::Duration;
 /// chunk with SHA-256) and messages go straight from peer to peer.
 #[derive(Parser)]
 #[command(version, about, long_about = None)]
+#[command(
+    after_help = "Exit status: 0 ok, 1 a command failed, 2 usage, 3 a download failed \
+verification, 4 a peer or the tracker was unreachable, 5 downloads left unfinished (resumable)."
+)]
 struct Cli {
+    /// Less output: no notices (listening, registered...), logs at error level only.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// More logs on stderr: -v info, -vv debug, -vvv trace (RUST_LOG, if set, decides instead).
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    verbose: u8,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -38,25 +50,32 @@ enum Cmd {
     /// --serve is given.
     Peer {
         /// This peer's name (1-32 bytes, no spaces or control characters), unique on the tracker.
+        /// Required here, in $P2P_NAME or in the config file.
+        #[arg(long, env = "P2P_NAME")]
+        name: Option<String>,
+        /// Tracker address (host:port) [default: 127.0.0.1:9000].
+        #[arg(long, env = "P2P_TRACKER", value_name = "ADDR")]
+        tracker: Option<String>,
+        /// Address to accept peer connections on (port 0: the OS picks one) [default: 0.0.0.0:0].
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+        /// Folder whose files are shared (created if missing) [default: shared].
+        #[arg(long, env = "P2P_SHARED", value_name = "DIR")]
+        shared: Option<PathBuf>,
+        /// Folder downloads are saved in (created if missing) [default: downloads].
+        #[arg(long, env = "P2P_DOWNLOADS", value_name = "DIR")]
+        downloads: Option<PathBuf>,
+        /// Config file [default: $XDG_CONFIG_HOME/p2p/config.toml, else ~/.config/p2p/config.toml].
+        /// Flags beat environment variables, which beat the config file.
+        #[arg(long, env = "P2P_CONFIG", value_name = "PATH")]
+        config: Option<PathBuf>,
+        /// Print the settings this peer would run with and where each came from, then exit.
         #[arg(long)]
-        name: String,
-        /// Tracker address (host:port).
-        #[arg(
-            long,
-            env = "P2P_TRACKER",
-            default_value = "127.0.0.1:9000",
-            value_name = "ADDR"
-        )]
-        tracker: String,
-        /// Address to accept peer connections on (port 0: the OS picks one).
-        #[arg(long, default_value = "0.0.0.0:0", value_name = "ADDR")]
-        listen: SocketAddr,
-        /// Folder whose files are shared (created if missing).
-        #[arg(long, default_value = "shared", value_name = "DIR")]
-        shared: PathBuf,
-        /// Folder downloads are saved in (created if missing).
-        #[arg(long, default_value = "downloads", value_name = "DIR")]
-        downloads: PathBuf,
+        print_config: bool,
+        /// With --batch or --serve: one JSON object per line on stdout for every result and
+        /// event (README, "JSON output"); human text goes to stderr.
+        #[arg(long)]
+        json: bool,
         /// Run the commands in FILE (one a line; `-` reads stdin) instead of a REPL. The first
         /// failing command ends the run with exit status 1.
         #[arg(long, value_name = "FILE")]
@@ -66,11 +85,18 @@ enum Cmd {
         #[arg(long)]
         serve: bool,
         /// Seconds a download waits for a source that went away (killed, network gone) before
-        /// it pauses; the partial download is kept either way and `resume` continues it.
-        #[arg(long, default_value_t = 60, value_name = "SECONDS")]
-        retry_for: u64,
+        /// it pauses; the partial download is kept either way and `resume` continues it
+        /// [default: 60].
+        #[arg(long, value_name = "SECONDS")]
+        retry_for: Option<u64>,
         #[command(flatten)]
         limits: LimitArgs,
+    },
+    /// Print shell completions for bash, zsh or fish (e.g. `p2p completions bash >
+    /// ~/.local/share/bash-completion/completions/p2p`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
 }
 
@@ -112,8 +138,14 @@ impl LimitArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    p2p::repl::log::init(cli.quiet, cli.verbose);
     let result = match cli.command {
+        Cmd::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "p2p", &mut std::io::stdout());
+            Ok(0)
+        }
         Cmd::Tracker {
             listen,
             peer_ttl,
@@ -134,19 +166,68 @@ fn main() -> ExitCode {
             listen,
             shared,
             downloads,
+            config,
+            print_config,
+            json,
             batch,
             serve,
             retry_for,
             limits,
         } => {
-            p2p::reactor::limits::set_process_limits(limits.apply());
-            if let Err(why) = p2p::names::check_peer_name(&name) {
-                return usage_error(&format!("invalid --name: {why}"));
-            }
-            let tracker = match resolve(&tracker) {
-                Ok(addr) => addr,
-                Err(why) => return usage_error(&format!("invalid --tracker '{tracker}': {why}")),
+            let m = matches
+                .subcommand_matches("peer")
+                .expect("the peer subcommand");
+            let given = settings::CommandLine {
+                config: given(m, "config", config),
+                name: given(m, "name", name),
+                tracker: given(m, "tracker", tracker),
+                listen: given(m, "listen", listen.map(|a| a.to_string())),
+                shared: given(m, "shared", shared),
+                downloads: given(m, "downloads", downloads),
+                retry_for: given(m, "retry_for", retry_for),
             };
+            let s = match settings::resolve(given, &settings::ProcessEnv) {
+                Ok(s) => s,
+                Err(why) => return usage_error(&why),
+            };
+            tracing::debug!("settings: {s:?}");
+            if print_config {
+                if json {
+                    println!("{}", s.to_json());
+                } else {
+                    print!("{}", s.describe());
+                }
+                return ExitCode::SUCCESS;
+            }
+            if json && batch.is_none() && !serve {
+                return usage_error("--json needs --batch or --serve (it is for scripts)");
+            }
+            let Some(name) = s.name else {
+                return usage_error(
+                    "a name is required: --name NAME, $P2P_NAME or `name` in the config file",
+                );
+            };
+            let (name, name_from) = (name.value, name.origin);
+            if let Err(why) = p2p::names::check_peer_name(&name) {
+                return usage_error(&format!("invalid name ({name_from}): {why}"));
+            }
+            let tracker = match resolve(&s.tracker.value) {
+                Ok(addr) => addr,
+                Err(why) => {
+                    let (t, from) = (&s.tracker.value, &s.tracker.origin);
+                    return usage_error(&format!("invalid tracker '{t}' ({from}): {why}"));
+                }
+            };
+            let listen: SocketAddr = match s.listen.value.parse() {
+                Ok(addr) => addr,
+                Err(why) => {
+                    let (l, from) = (&s.listen.value, &s.listen.origin);
+                    return usage_error(&format!("invalid listen address '{l}' ({from}): {why}"));
+                }
+            };
+            let (shared, downloads, retry_for) =
+                (s.shared.value, s.downloads.value, s.retry_for.value);
+            p2p::reactor::limits::set_process_limits(limits.apply());
             let mode = match (&batch, serve) {
                 (Some(_), then_serve) => Mode::Batch { then_serve },
                 (None, true) => Mode::Serve,
@@ -164,7 +245,12 @@ fn main() -> ExitCode {
                 mode,
                 retry_for: Duration::from_secs(retry_for),
             };
-            p2p::peer::run(cfg, listen, batch)
+            let out = p2p::repl::UiOptions {
+                json,
+                quiet: cli.quiet,
+                ..Default::default()
+            };
+            p2p::peer::run_with(cfg, listen, batch, out)
         }
     };
     match result {
@@ -181,6 +267,15 @@ fn resolve(addr: &str) -> Result<SocketAddr, String> {
         .map_err(|e| e.to_string())?
         .next()
         .ok_or_else(|| "no address found".to_string())
+}
+
+/// What the command line said about `id`: a flag, its environment variable, or nothing.
+fn given<T>(m: &ArgMatches, id: &str, value: Option<T>) -> Given<T> {
+    match (value, m.value_source(id)) {
+        (Some(v), Some(ValueSource::EnvVariable)) => Given::Env(v),
+        (Some(v), _) => Given::Flag(v),
+        (None, _) => Given::Absent,
+    }
 }
 
 fn usage_error(why: &str) -> ExitCode {

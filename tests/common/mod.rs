@@ -66,8 +66,13 @@ impl Proc {
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        // The environment must not redirect a peer to another tracker or add colour.
+        // The environment must not redirect a peer to another tracker or add colour, and a
+        // developer's own settings (README, "Configuration") must not leak in.
         .env_remove("P2P_TRACKER")
+        .env_remove("P2P_NAME")
+        .env_remove("P2P_SHARED")
+        .env_remove("P2P_DOWNLOADS")
+        .env("P2P_CONFIG", "/dev/null")
         .env("NO_COLOR", "1");
         let mut child = cmd
             .spawn()
@@ -262,7 +267,7 @@ impl Proc {
     }
 
     /// Drains stdout to its end (bounded); used once the process has exited.
-    fn collect_stdout(&mut self, timeout: Duration) -> Vec<String> {
+    pub fn collect_stdout(&mut self, timeout: Duration) -> Vec<String> {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());

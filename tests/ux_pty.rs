@@ -1,0 +1,277 @@
+//! The REPL as a person meets it: on a terminal, through a pseudo-terminal (openpty from libc,
+//! no extra tool). A message that arrives while a line is half typed is printed above the
+//! prompt and the typed text survives; Tab completes; Ctrl-C at the prompt does not end the
+//! peer; Ctrl-D does. If no pseudo-terminal can be opened the tests say so and pass.
+
+mod common;
+
+use common::*;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A child process whose stdin, stdout and stderr are the slave side of a pseudo-terminal.
+struct PtyProc {
+    child: Child,
+    master: File,
+    screen: Arc<Mutex<Vec<u8>>>,
+    label: String,
+}
+
+impl PtyProc {
+    /// `None` (with the reason printed) when this machine has no pseudo-terminals.
+    fn spawn(label: &str, mut cmd: Command) -> Option<PtyProc> {
+        let (mut master, mut slave) = (-1, -1);
+        let size = libc::winsize {
+            ws_row: 50,
+            ws_col: 200,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: openpty writes two fds into the given ints; the other pointers may be null.
+        let rc = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                &size,
+            )
+        };
+        if rc != 0 {
+            eprintln!(
+                "SKIPPED: cannot open a pseudo-terminal ({})",
+                std::io::Error::last_os_error()
+            );
+            return None;
+        }
+        // SAFETY: both fds were just returned by openpty and are owned by nobody else.
+        let (master, slave) = unsafe { (File::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        let io = |fd: &OwnedFd| Stdio::from(fd.try_clone().expect("dup pty slave"));
+        cmd.stdin(io(&slave))
+            .stdout(io(&slave))
+            .stderr(io(&slave))
+            .env("TERM", "xterm")
+            .env("NO_COLOR", "1")
+            .env("P2P_NO_LAN", "1")
+            .env_remove("P2P_TRACKER")
+            .env_remove("RUST_LOG");
+        // SAFETY: only async-signal-safe calls between fork and exec: a new session whose
+        // controlling terminal is the pty (so Ctrl-C on it is a SIGINT for the child).
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                libc::ioctl(0, libc::TIOCSCTTY as _, 0);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("spawn in pty");
+        drop(slave);
+        let screen = Arc::new(Mutex::new(Vec::new()));
+        let mut reader = master.try_clone().expect("dup pty master");
+        let sink = screen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            // EIO once the child and every copy of the slave are gone.
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Some(PtyProc {
+            child,
+            master,
+            screen,
+            label: label.to_string(),
+        })
+    }
+
+    fn type_keys(&mut self, keys: &str) {
+        self.master
+            .write_all(keys.as_bytes())
+            .expect("write to pty");
+        self.master.flush().expect("flush pty");
+    }
+
+    /// Everything the terminal showed, escape sequences removed.
+    fn text(&self) -> String {
+        strip_ansi(&String::from_utf8_lossy(&self.screen.lock().unwrap()))
+    }
+
+    fn raw_len(&self) -> usize {
+        self.screen.lock().unwrap().len()
+    }
+
+    /// Waits until the screen output after byte `from` satisfies `pred`.
+    fn wait_for(&self, what: &str, from: usize, timeout: Duration, pred: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let raw = self.screen.lock().unwrap().clone();
+            let tail = strip_ansi(&String::from_utf8_lossy(&raw[from.min(raw.len())..]));
+            if pred(&tail) {
+                return;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{}: waited {timeout:?} for {what}; the terminal showed:\n{}",
+                    self.label,
+                    self.text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                panic!("{}: did not exit; screen:\n{}", self.label, self.text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for PtyProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Removes CSI / OSC escape sequences and carriage returns, keeping the printed text.
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => match chars.next() {
+                Some('[') => {
+                    for c in chars.by_ref() {
+                        if ('@'..='~').contains(&c) {
+                            break;
+                        }
+                    }
+                }
+                Some(']') => {
+                    while let Some(c) = chars.next() {
+                        if c == '\u{7}' || (c == '\u{1b}' && chars.next_if_eq(&'\\').is_some()) {
+                            break;
+                        }
+                    }
+                }
+                _ => {}
+            },
+            '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const PROMPT: &str = "p2p> ";
+const WAIT: Duration = Duration::from_secs(20);
+
+#[test]
+fn message_arrives_while_a_line_is_half_typed_and_the_line_survives() {
+    let tracker = Tracker::start();
+    let dirs = PeerDirs::new();
+    let cmd = peer_command("Remy", tracker.addr, &dirs, &[]);
+    let Some(mut repl) = PtyProc::spawn("Remy (pty)", cmd) else {
+        return;
+    };
+    repl.wait_for("the prompt", 0, STARTUP, |t| t.contains(PROMPT));
+    repl.wait_for("registration", 0, STARTUP, |t| {
+        t.contains("registered with tracker")
+    });
+
+    // Half a command, no Enter.
+    repl.type_keys("hel");
+    repl.wait_for("the typed text echoed", 0, WAIT, |t| t.contains("p2p> hel"));
+    let before = repl.raw_len();
+
+    // Another peer sends a message meanwhile.
+    let sender = PeerDirs::new();
+    let out = run_batch(
+        "Sandra",
+        tracker.addr,
+        &sender,
+        "wait-peer Remy 10\nmsg Remy hello while you type\n",
+    );
+    out.assert_success();
+    repl.wait_for("the message", before, WAIT, |t| {
+        t.contains("Sandra: hello while you type")
+    });
+    // The message is printed above the prompt, which comes back with the typed text.
+    repl.wait_for("the prompt with the typed text again", before, WAIT, |t| {
+        t.split("Sandra: hello while you type")
+            .nth(1)
+            .is_some_and(|after| after.contains("p2p> hel"))
+    });
+
+    // Finishing the line runs the whole command: `hel` + `p` = `help`.
+    let before = repl.raw_len();
+    repl.type_keys("p\r");
+    repl.wait_for("the help text", before, WAIT, |t| {
+        t.contains("commands:") && t.contains("wait-peer NAME SECONDS")
+    });
+
+    // Tab completes a command name.
+    repl.wait_for("a new prompt", before, WAIT, |t| {
+        t.split("wait-peer NAME SECONDS")
+            .nth(1)
+            .is_some_and(|a| a.contains(PROMPT))
+    });
+    let before = repl.raw_len();
+    repl.type_keys("shar\t");
+    repl.wait_for("`shared ` completed", before, WAIT, |t| {
+        t.contains("shared")
+    });
+    repl.type_keys("\r");
+    repl.wait_for("the answer to `shared`", before, WAIT, |t| {
+        t.contains("no files shared")
+    });
+
+    // Ctrl-C at the prompt clears the line and leaves the peer running.
+    repl.wait_for("a new prompt", before, WAIT, |t| {
+        t.split("no files shared")
+            .nth(1)
+            .is_some_and(|a| a.contains(PROMPT))
+    });
+    repl.type_keys("some junk");
+    repl.type_keys("\u{3}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        repl.child.try_wait().expect("try_wait").is_none(),
+        "Ctrl-C at the prompt ended the peer:\n{}",
+        repl.text()
+    );
+    let before = repl.raw_len();
+    repl.type_keys("peers\r");
+    repl.wait_for("the answer to `peers`, then a prompt", before, WAIT, |t| {
+        t.split("peers\n").nth(1).is_some_and(|a| {
+            (a.contains("no peers known") || a.contains("ago")) && a.contains(PROMPT)
+        })
+    });
+
+    // Ctrl-D on an empty line leaves.
+    repl.type_keys("\u{4}");
+    assert_eq!(repl.wait_exit(EXIT_TIMEOUT), Some(0), "{}", repl.text());
+    // History was kept beside the peer's other state.
+    let history =
+        std::fs::read_to_string(dirs.downloads.join(".p2p").join("history")).unwrap_or_default();
+    assert!(
+        history.contains("help") && history.contains("peers"),
+        "{history:?}"
+    );
+}
