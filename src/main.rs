@@ -4,7 +4,7 @@ use clap::parser::ValueSource;
 use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use p2p::peer::{BatchSource, Mode, PeerConfig};
 use p2p::repl::config::{self as settings, Given};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -89,6 +89,26 @@ enum Cmd {
         /// [default: 60].
         #[arg(long, value_name = "SECONDS")]
         retry_for: Option<u64>,
+        /// A peer to connect to at start, tracker or not (repeatable); its name comes from its
+        /// handshake, and peer exchange with it finds the others.
+        #[arg(long = "peer", value_name = "ADDR")]
+        peers: Vec<String>,
+        /// No LAN discovery: neither announce this peer by multicast nor listen for others.
+        #[arg(long, env = "P2P_NO_LAN", value_parser = clap::builder::BoolishValueParser::new())]
+        no_lan: bool,
+        /// Multicast group and port of LAN discovery.
+        #[arg(long, env = "P2P_LAN_GROUP", default_value = p2p::peer::lan::DEFAULT_GROUP,
+              value_name = "IP:PORT")]
+        lan_group: SocketAddrV4,
+        /// Address of the network interface LAN discovery uses (0.0.0.0: the system's choice;
+        /// 127.0.0.1 keeps it on this machine).
+        #[arg(
+            long,
+            env = "P2P_LAN_IFACE",
+            default_value = "0.0.0.0",
+            value_name = "IP"
+        )]
+        lan_iface: Ipv4Addr,
         #[command(flatten)]
         limits: LimitArgs,
     },
@@ -172,6 +192,10 @@ fn main() -> ExitCode {
             batch,
             serve,
             retry_for,
+            peers,
+            no_lan,
+            lan_group,
+            lan_iface,
             limits,
         } => {
             let m = matches
@@ -228,6 +252,23 @@ fn main() -> ExitCode {
             let (shared, downloads, retry_for) =
                 (s.shared.value, s.downloads.value, s.retry_for.value);
             p2p::reactor::limits::set_process_limits(limits.apply());
+            let mut bootstrap = Vec::new();
+            for peer in &peers {
+                match resolve(peer) {
+                    Ok(addr) if addr.port() != 0 => bootstrap.push(addr),
+                    Ok(_) => return usage_error(&format!("invalid --peer '{peer}': port 0")),
+                    Err(why) => return usage_error(&format!("invalid --peer '{peer}': {why}")),
+                }
+            }
+            if !no_lan && !lan_group.ip().is_multicast() {
+                return usage_error(&format!(
+                    "invalid --lan-group {lan_group}: not a multicast address (224.0.0.0/4)"
+                ));
+            }
+            let lan = (!no_lan).then_some(p2p::peer::lan::LanConfig {
+                group: lan_group,
+                iface: lan_iface,
+            });
             let mode = match (&batch, serve) {
                 (Some(_), then_serve) => Mode::Batch { then_serve },
                 (None, true) => Mode::Serve,
@@ -244,6 +285,8 @@ fn main() -> ExitCode {
                 downloads_dir: downloads,
                 mode,
                 retry_for: Duration::from_secs(retry_for),
+                bootstrap,
+                lan,
             };
             let out = p2p::repl::UiOptions {
                 json,

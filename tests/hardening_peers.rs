@@ -146,6 +146,7 @@ fn huge_file_bad_manifest_and_long_chunk_are_refused_and_the_downloader_carries_
         name: "huge.bin".into(),
         size: 1 << 50,
         sha256: huge_sha,
+        partial: false,
     });
     script.manifests.insert(
         huge_sha,

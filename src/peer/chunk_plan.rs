@@ -84,16 +84,38 @@ impl ChunkPlan {
 
     /// Picks the lowest missing chunk and marks it requested.
     pub fn next_request(&mut self) -> Option<u64> {
-        while self.next_missing < self.states.len() {
-            let i = self.next_missing;
+        self.next_request_where(|_| true)
+    }
+
+    /// Picks the lowest missing chunk that `available` accepts (a source that has only part of
+    /// the file) and marks it requested.
+    pub fn next_request_where(&mut self, available: impl Fn(u64) -> bool) -> Option<u64> {
+        // Skip the done and requested prefix for good; past it, look without moving the cursor
+        // (a chunk this source lacks may suit the next one).
+        while self.next_missing < self.states.len()
+            && self.states[self.next_missing] != ChunkState::Missing
+        {
             self.next_missing += 1;
-            if self.states[i] == ChunkState::Missing {
-                self.states[i] = ChunkState::Requested;
-                self.in_flight += 1;
-                return Some(i as u64);
-            }
         }
-        None
+        let found = (self.next_missing..self.states.len())
+            .find(|&i| self.states[i] == ChunkState::Missing && available(i as u64))?;
+        self.states[found] = ChunkState::Requested;
+        self.in_flight += 1;
+        Some(found as u64)
+    }
+
+    /// Whether any chunk is still missing (not requested from anyone).
+    pub fn has_missing(&self) -> bool {
+        self.done + self.in_flight < self.states.len()
+    }
+
+    /// Chunks requested and not yet answered, in order (for end-game duplicates).
+    pub fn requested(&self) -> impl Iterator<Item = u64> + '_ {
+        self.states
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| **s == ChunkState::Requested)
+            .map(|(i, _)| i as u64)
     }
 
     /// Checks a received chunk against the request and the manifest. On `Ok` the caller writes
@@ -246,6 +268,22 @@ mod tests {
         assert_eq!(plan.next_request(), Some(0));
         assert_eq!(plan.next_request(), Some(2));
         assert_eq!(plan.next_request(), None);
+    }
+
+    #[test]
+    fn a_source_with_part_of_the_file_gets_only_what_it_has() {
+        let data = vec![5u8; CHUNK * 5];
+        let mut plan = plan_for(&data);
+        let odd = |i: u64| i % 2 == 1;
+        assert_eq!(plan.next_request_where(odd), Some(1));
+        assert_eq!(plan.next_request_where(odd), Some(3));
+        assert_eq!(plan.next_request_where(odd), None);
+        assert!(plan.has_missing());
+        assert_eq!(plan.next_request(), Some(0));
+        assert_eq!(plan.next_request(), Some(2));
+        assert_eq!(plan.next_request(), Some(4));
+        assert!(!plan.has_missing());
+        assert_eq!(plan.requested().collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
     }
 
     #[test]

@@ -258,6 +258,32 @@ impl SharedIndex {
         Ok((index, report))
     }
 
+    /// Shares a file this peer just downloaded (from the downloads folder) until the next
+    /// scan: whoever fetched from us while we were downloading can finish from us. A name
+    /// already shared keeps its file.
+    pub fn add_downloaded(&mut self, name: &str, path: &Path, manifest: Manifest) -> io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        if self.by_name(name).is_some() {
+            return Ok(());
+        }
+        let meta = std::fs::metadata(path)?;
+        let file = SharedFile {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            manifest,
+            mtime_ns: mtime_ns(&meta),
+            dev: meta.dev(),
+            inode: meta.ino(),
+        };
+        let at = self.files.partition_point(|f| f.name.as_str() < name);
+        self.files.insert(at, file);
+        self.by_sha.clear();
+        for (i, f) in self.files.iter().enumerate() {
+            self.by_sha.entry(f.manifest.sha256).or_insert(i);
+        }
+        Ok(())
+    }
+
     /// The shared files, sorted by name.
     pub fn files(&self) -> &[SharedFile] {
         &self.files
@@ -271,6 +297,7 @@ impl SharedIndex {
                 name: f.name.clone(),
                 size: f.manifest.size,
                 sha256: f.manifest.sha256,
+                partial: false,
             })
             .collect()
     }

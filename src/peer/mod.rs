@@ -2,12 +2,18 @@
 //! the tracker. `node.rs` is the state machine the reactor drives; `run` wires it to the world.
 
 pub mod chunk_plan;
+mod find;
+mod exchange;
 pub mod index;
+pub mod lan;
 pub mod manifest;
 pub mod node;
 mod ops;
 pub mod partial;
+pub mod peer_cache;
+pub mod peer_table;
 pub mod resume;
+mod seeding;
 mod sessions;
 mod tracker_link;
 mod transfer;
@@ -54,7 +60,7 @@ pub fn run_with(
 }
 
 fn run_inner(
-    cfg: PeerConfig,
+    mut cfg: PeerConfig,
     listen: SocketAddr,
     batch: Option<BatchSource>,
     out: UiOptions,
@@ -95,6 +101,17 @@ fn run_inner(
         name: cfg.name.clone(),
         addr: bound.to_string(),
     });
+    if let Some(lan) = &cfg.lan {
+        let joined = crate::reactor::multicast_socket(lan.group, lan.iface)
+            .and_then(|socket| reactor.add_udp(socket));
+        if let Err(e) = joined {
+            ui.warn(&format!(
+                "LAN discovery is off: cannot join {} on {}: {e}",
+                lan.group, lan.iface
+            ));
+            cfg.lan = None;
+        }
+    }
 
     let started = Instant::now();
     let (index, report) =

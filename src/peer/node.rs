@@ -5,8 +5,11 @@
 //! handshake, answering requests), `ops.rs` (the user's commands), `transfer.rs` (downloads).
 //! This file holds the state they share and the dispatch.
 
+use super::exchange::{Bootstrap, Discovery};
 use super::index::SharedIndex;
+use super::lan::LanConfig;
 use super::ops::Op;
+use super::peer_table::PeerTable;
 use super::sessions::Session;
 use super::tracker_link::TrackerLink;
 use super::transfer::{Download, DownloadId};
@@ -39,13 +42,22 @@ pub struct PeerConfig {
     pub mode: Mode,
     /// How long a download waits for a source that went away before it pauses.
     pub retry_for: Duration,
+    /// Peers to connect to at start (`--peer`), tracker or not.
+    pub bootstrap: Vec<SocketAddr>,
+    /// LAN discovery by multicast, unless `--no-lan`.
+    pub lan: Option<LanConfig>,
 }
 
 /// What an outgoing connection is for.
 #[derive(Clone, Debug)]
 pub enum ConnectPurpose {
     Tracker,
-    Peer { name: String, addr: SocketAddr },
+    Peer {
+        name: String,
+        addr: SocketAddr,
+    },
+    /// An address whose peer we learn from its `Hello` (`--peer`, `connect`).
+    Bootstrap(Bootstrap),
 }
 
 /// What an answer to one of our requests belongs to.
@@ -59,19 +71,16 @@ pub enum Purpose {
     Chunk { dl: DownloadId, index: u64 },
     /// The manifest a reconnected source sends, to confirm it still has the same bytes.
     DownloadManifest(DownloadId),
+    /// The chunk map of a source of download `dl`.
+    DownloadHave(DownloadId),
+    /// Peer exchange: the answer to our `GetPeers`.
+    Exchange,
 }
 
 #[derive(Clone, Copy, Debug)]
 pub struct Pending {
     pub conn: ConnId,
     pub purpose: Purpose,
-}
-
-/// A peer we know how to reach.
-#[derive(Clone, Debug)]
-pub struct KnownPeer {
-    pub addr: SocketAddr,
-    pub last_seen: Instant,
 }
 
 pub struct PeerNode {
@@ -85,7 +94,10 @@ pub struct PeerNode {
     pub(super) sessions: HashMap<ConnId, Session>,
     pub(super) connecting: HashMap<ConnectTag, ConnectPurpose>,
     pub(super) pending: HashMap<u64, Pending>,
-    pub(super) known: BTreeMap<String, KnownPeer>,
+    /// Every peer we know of, whatever the source (`peer_table.rs`).
+    pub(super) known: PeerTable,
+    /// Peer exchange, `--peer`/`connect`, the peer cache, LAN (`exchange.rs`, `lan.rs`).
+    pub(super) discovery: Discovery,
     /// Input waiting for the current command to finish.
     pub(super) queue: VecDeque<Control>,
     pub(super) op: Option<Op>,
@@ -110,7 +122,9 @@ impl PeerNode {
         now: Instant,
     ) -> PeerNode {
         let tracker = TrackerLink::new(cfg.tracker, now);
-        PeerNode {
+        let cache_path = super::peer_cache::peer_cache_path(&cfg.downloads_dir);
+        let known = PeerTable::new(&cfg.name);
+        let mut node = PeerNode {
             cfg,
             listen_port,
             ui,
@@ -121,7 +135,8 @@ impl PeerNode {
             sessions: HashMap::new(),
             connecting: HashMap::new(),
             pending: HashMap::new(),
-            known: BTreeMap::new(),
+            known,
+            discovery: Discovery::new(cache_path, now),
             queue: VecDeque::new(),
             op: None,
             downloads: BTreeMap::new(),
@@ -129,7 +144,9 @@ impl PeerNode {
             ready_deadline: now + STARTUP_GRACE,
             exiting: false,
             chunk_buf: Vec::new(),
-        }
+        };
+        node.discovery_start(now);
+        node
     }
 
     /// A fresh id for a request or a connect tag.
@@ -181,31 +198,26 @@ impl PeerNode {
         self.exiting = true;
         self.tracker_goodbye();
         self.checkpoint_all();
+        self.save_peer_cache(Instant::now());
         self.ui.finish_progress();
         self.actions.push_back(Action::Exit(code));
     }
 
-    /// Replaces the known peers with the tracker's list (ourselves left out).
+    /// Merges the tracker's list into the known peers: it is a snapshot of who is registered,
+    /// so entries only the tracker (or hearsay) vouched for and it no longer lists are dropped,
+    /// unless we are talking to them (see `PeerTable::tracker_snapshot`).
     pub(super) fn set_known_peers(&mut self, peers: Vec<PeerInfo>, now: Instant) {
-        self.known.clear();
-        for p in peers {
-            if p.name == self.cfg.name || crate::names::check_peer_name(&p.name).is_err() {
-                continue;
-            }
-            let Ok(addr) = p.addr.parse::<SocketAddr>() else {
-                continue;
-            };
-            if addr.port() == 0 || addr.ip().is_unspecified() {
-                continue;
-            }
-            let ago = Duration::from_millis(p.last_seen_ms.min(86_400_000));
-            let last_seen = now.checked_sub(ago).unwrap_or(now);
-            self.known.insert(p.name, KnownPeer { addr, last_seen });
-        }
+        let connected: std::collections::HashSet<String> = self
+            .sessions
+            .values()
+            .filter_map(|s| s.name.clone())
+            .collect();
+        self.known
+            .tracker_snapshot(&peers, now, |n| connected.contains(n));
     }
 
     fn take_input(&mut self, now: Instant) {
-        while self.op.is_none() && !self.exiting && self.ready {
+        while self.op.is_none() && !self.exiting && self.ready && self.discovery.startup_done(now) {
             let Some(ctl) = self.queue.pop_front() else {
                 if self.ui.wants_peer_names() {
                     self.ui.known_peers(self.known.iter());
@@ -252,6 +264,7 @@ impl Driver for PeerNode {
                     .insert(conn, Session::outgoing(name, remote, now));
                 self.send_hello(conn);
             }
+            Some(ConnectPurpose::Bootstrap(b)) => self.bootstrap_connected(conn, remote, b, now),
             None => self.close(conn),
         }
     }
@@ -261,9 +274,11 @@ impl Driver for PeerNode {
             Some(ConnectPurpose::Tracker) => self.tracker_lost(&error.to_string(), now),
             Some(ConnectPurpose::Peer { name, addr }) => {
                 let why = format!("cannot reach {name} at {addr}: {error}");
+                self.known.failed(&name, now);
                 self.peer_unreachable(&name, &why, now);
                 self.downloads_peer_unreachable(&name, now);
             }
+            Some(ConnectPurpose::Bootstrap(b)) => self.bootstrap_failed(b, &error.to_string()),
             None => {}
         }
         self.take_input(now);
@@ -314,6 +329,7 @@ impl Driver for PeerNode {
         self.tracker_tick(now);
         self.sessions_tick(now);
         self.downloads_tick(now);
+        self.discovery_tick(now);
         self.op_tick(now);
         self.take_input(now);
     }
@@ -326,10 +342,15 @@ impl Driver for PeerNode {
             self.sessions_deadline(),
             self.op_deadline(),
             self.downloads_deadline(),
+            self.discovery_deadline(),
         ]
         .into_iter()
         .flatten()
         .min()
+    }
+
+    fn handle_datagram(&mut self, from: SocketAddr, bytes: &[u8], now: Instant) {
+        self.lan_datagram(from, bytes, now);
     }
 
     fn poll_action(&mut self) -> Option<Action> {

@@ -5,7 +5,9 @@
 use super::node::{ConnectPurpose, Mode, PeerNode, Purpose};
 use super::partial::{Destination, check_destination};
 use super::sessions::MAX_CHAT_LEN;
+use super::find::{Find, FindFor};
 use super::transfer::DownloadId;
+use crate::wire::Sha256;
 use crate::names::{check_file_name, printable};
 use crate::reactor::ConnId;
 use crate::repl::command::{Command, help_text};
@@ -45,7 +47,11 @@ pub enum Op {
         file: String,
         step: Step,
         deadline: Instant,
+        /// Every source (the first is `peer`) and the content a search found.
+        swarm: Option<(Vec<String>, Sha256)>,
     },
+    /// `search`, and `get FILE` while it looks for the peers that have FILE.
+    Find(Find),
     Msg {
         peer: String,
         text: String,
@@ -63,6 +69,11 @@ pub enum Op {
     /// `get` once the transfer runs, and `resume`: until these downloads end.
     Await {
         ids: BTreeSet<DownloadId>,
+    },
+    /// `connect ADDR`: until whoever answers there completes the handshake (`exchange.rs`).
+    Connect {
+        addr: std::net::SocketAddr,
+        deadline: Instant,
     },
 }
 
@@ -87,8 +98,10 @@ impl Op {
             | Op::Files { deadline, .. }
             | Op::Get { deadline, .. }
             | Op::Msg { deadline, .. }
-            | Op::WaitPeer { deadline, .. } => *deadline,
+            | Op::WaitPeer { deadline, .. }
+            | Op::Connect { deadline, .. } => *deadline,
             Op::Sleep { until } => *until,
+            Op::Find(f) => f.deadline,
             Op::Await { .. } => Instant::now() + STEP_TIMEOUT,
         }
     }
@@ -119,16 +132,28 @@ impl PeerNode {
                 })
             }
             Command::Get { peer, file } => {
-                if let Err(e) = check_file_name(&file) {
-                    return self.fail_op(&e);
+                let pinned = peer
+                    .filter(|p| self.known.contains_key(p) || self.ready_session(p).is_some());
+                match pinned {
+                    Some(peer) => {
+                        if let Err(e) = check_file_name(&file) {
+                            return self.fail_op(&e);
+                        }
+                        self.op = Some(Op::Get {
+                            peer,
+                            file,
+                            step: reaching,
+                            deadline,
+                            swarm: None,
+                        })
+                    }
+                    None => {
+                        let query = crate::repl::command::get_query(line).unwrap_or(file);
+                        return self.start_find(query, FindFor::Get, now);
+                    }
                 }
-                self.op = Some(Op::Get {
-                    peer,
-                    file,
-                    step: reaching,
-                    deadline,
-                })
             }
+            Command::Search { text } => return self.start_find(text, FindFor::Search, now),
             Command::Msg { peer, text } => {
                 if text.len() > MAX_CHAT_LEN {
                     return self.fail_op(&format!(
@@ -172,6 +197,7 @@ impl PeerNode {
                 Ok(()) => self.ui.line(&format!("cancelled {}", printable(&file))),
                 Err(e) => self.fail_op(&e),
             },
+            Command::Connect { addr } => self.start_connect(&addr, now),
             Command::Sleep { seconds } => {
                 self.op = Some(Op::Sleep {
                     until: now + Duration::from_secs_f64(seconds),
@@ -198,6 +224,30 @@ impl PeerNode {
         if matches!(self.cfg.mode, Mode::Batch { .. }) {
             self.exit(1);
         }
+    }
+
+    /// `get FILE` found its content at `sources`: fetch it from all of them, under `name`.
+    pub(super) fn get_from(
+        &mut self,
+        sources: Vec<String>,
+        name: String,
+        info: FileInfo,
+        now: Instant,
+    ) {
+        if let Err(e) = check_file_name(&name) {
+            return self.fail_op(&e);
+        }
+        let Some(first) = sources.first().cloned() else {
+            return self.fail_op("no source");
+        };
+        self.op = Some(Op::Get {
+            peer: first,
+            file: name,
+            step: Step::Reaching { refreshed: true },
+            deadline: now + STEP_TIMEOUT,
+            swarm: Some((sources, info.sha256)),
+        });
+        self.op_advance(now);
     }
 
     /// Answers to the finished command's requests are dropped when they arrive.
@@ -381,6 +431,9 @@ impl PeerNode {
     }
 
     pub(super) fn op_session_ready(&mut self, _conn: ConnId, now: Instant) {
+        if matches!(self.op, Some(Op::Find(_))) {
+            return self.find_advance();
+        }
         self.op_advance(now);
     }
 
@@ -391,11 +444,18 @@ impl PeerNode {
                 self.print_peers(now);
             }
             Some(Op::WaitPeer { .. }) => self.op_tick(now),
+            Some(Op::Find(_)) => {
+                self.find_peer_list_arrived();
+                self.find_advance();
+            }
             _ => self.op_advance(now),
         }
     }
 
     pub(super) fn peer_unreachable(&mut self, name: &str, why: &str, _now: Instant) {
+        if matches!(self.op, Some(Op::Find(_))) {
+            return self.find_answer(name, None);
+        }
         if self.op.as_ref().and_then(Op::peer) == Some(name) {
             self.fail_op(why);
         }
@@ -408,6 +468,10 @@ impl PeerNode {
         why: &str,
         _now: Instant,
     ) {
+        if matches!(self.op, Some(Op::Find(_))) {
+            let peer = self.find_peer_on(conn).unwrap_or_else(|| name.to_string());
+            return self.find_answer(&peer, None);
+        }
         let Some(op) = &mut self.op else { return };
         let on_this_conn = match op.step_mut() {
             Some(Step::Asked(c)) | Some(Step::AskedManifest(c, _)) => *c == conn,
@@ -421,7 +485,9 @@ impl PeerNode {
 
     /// The answer to the command's request.
     pub(super) fn op_answer(&mut self, conn: ConnId, msg: Message, now: Instant) {
-        if let Message::Error { message, .. } = &msg {
+        if let Message::Error { message, .. } = &msg
+            && !matches!(self.op, Some(Op::Find(_)))
+        {
             let peer = self
                 .op
                 .as_ref()
@@ -448,16 +514,30 @@ impl PeerNode {
             (Op::Msg { peer, .. }, Message::ChatOk { .. }) => {
                 self.ui.line(&format!("message delivered to {peer}"));
             }
+            (Op::Find(find), msg) => {
+                self.op = Some(Op::Find(find));
+                if let Some(peer) = self.find_peer_on(conn) {
+                    match msg {
+                        Message::Files { files, .. } => self.find_answer(&peer, Some(files)),
+                        _ => self.find_answer(&peer, None),
+                    }
+                }
+            }
             (
                 Op::Get {
                     peer,
                     file,
                     deadline,
+                    swarm,
                     ..
                 },
                 Message::Files { files, .. },
             ) => {
-                let Some(info) = files.into_iter().find(|f| f.name == file) else {
+                let wanted = |f: &FileInfo| match &swarm {
+                    Some((_, sha256)) => f.sha256 == *sha256,
+                    None => f.name == file,
+                };
+                let Some(info) = files.into_iter().find(wanted) else {
                     return self
                         .fail_op(&format!("{peer} has no file named '{}'", printable(&file)));
                 };
@@ -482,6 +562,7 @@ impl PeerNode {
                             file,
                             step: Step::AskedManifest(conn, info),
                             deadline,
+                            swarm,
                         };
                         bump(&mut op, now);
                         self.op = Some(op);
@@ -493,6 +574,7 @@ impl PeerNode {
                     peer,
                     file,
                     step: Step::AskedManifest(_, info),
+                    swarm,
                     ..
                 },
                 Message::Manifest {
@@ -516,7 +598,8 @@ impl PeerNode {
                     Ok(m) => m,
                     Err(e) => return self.fail_op(&format!("{peer} sent a bad manifest: {e}")),
                 };
-                match self.begin_download(conn, &peer, &file, manifest, now) {
+                let sources = swarm.map_or_else(|| vec![peer], |(all, _)| all);
+                match self.begin_download(&sources, &file, manifest, now) {
                     Ok(id) => {
                         self.await_downloads(BTreeSet::from([id]));
                         self.start_transfer(id, now);
@@ -554,11 +637,13 @@ impl PeerNode {
                 } else if now >= deadline {
                     let why = format!("{} did not appear in time", printable(&name));
                     self.fail_op(&why);
-                } else if poll_due {
-                    self.request_peer_list();
+                } else if poll_due && !self.request_peer_list() {
+                    // No tracker: ask the peers we are connected to instead.
+                    self.exchange_refresh(now);
                 }
             }
             Op::Await { .. } | Op::Sleep { .. } => {}
+            Op::Find(f) if now >= f.deadline => self.find_timed_out(now),
             other if now >= other.deadline() => {
                 let peer = other.peer().unwrap_or("the tracker").to_string();
                 self.fail_op(&format!("timed out waiting for {peer}"));
@@ -576,29 +661,6 @@ impl PeerNode {
                 ..
             }) => Some(*deadline.min(next_poll)),
             Some(op) => Some(op.deadline()),
-        }
-    }
-
-    fn print_peers(&mut self, now: Instant) {
-        if self.known.is_empty() {
-            let note = if self.tracker.up().is_none() {
-                " (the tracker is unreachable)"
-            } else {
-                ""
-            };
-            self.ui.line(&format!("no peers known{note}"));
-            return;
-        }
-        let lines: Vec<String> = self
-            .known
-            .iter()
-            .map(|(name, p)| {
-                let ago = now.saturating_duration_since(p.last_seen).as_secs();
-                format!("{name}  {}  {ago}s ago", p.addr)
-            })
-            .collect();
-        for line in lines {
-            self.ui.line(&line);
         }
     }
 

@@ -151,6 +151,15 @@ impl PartialFile {
         Ok(kept)
     }
 
+    /// Reads a verified chunk back (to serve it to others while the download goes on).
+    pub fn read_chunk(&self, plan: &ChunkPlan, index: u64, buf: &mut Vec<u8>) -> io::Result<()> {
+        let manifest = plan.manifest();
+        let len = manifest.chunk_len(index).unwrap_or(0) as usize;
+        buf.clear();
+        buf.resize(len, 0);
+        self.file.read_exact_at(buf, manifest.chunk_offset(index))
+    }
+
     /// Forces written chunks to disk: only after this may they be recorded as done.
     pub fn sync(&self) -> io::Result<()> {
         self.file.sync_data()

@@ -22,8 +22,8 @@ pub struct ResumeRecord {
     pub version: u32,
     /// The file's name in the downloads folder.
     pub file_name: String,
-    /// The peer it was being fetched from (found again by name after a restart).
-    pub source: String,
+    /// The peers it was being fetched from (found again by name after a restart).
+    pub sources: Vec<String>,
     pub sha256: Sha256,
     pub size: u64,
     pub chunk_size: u32,
@@ -35,11 +35,11 @@ pub struct ResumeRecord {
 }
 
 impl ResumeRecord {
-    pub fn new(file_name: &str, source: &str, manifest: &Manifest) -> ResumeRecord {
+    pub fn new(file_name: &str, sources: Vec<String>, manifest: &Manifest) -> ResumeRecord {
         ResumeRecord {
             version: RECORD_VERSION,
             file_name: file_name.to_string(),
-            source: source.to_string(),
+            sources,
             sha256: manifest.sha256,
             size: manifest.size,
             chunk_size: manifest.chunk_size,
@@ -131,6 +131,14 @@ pub fn load(path: &Path) -> Result<ResumeRecord, LoadError> {
     if record.durable.len() as u64 != manifest.chunk_count().div_ceil(8) {
         return Err(LoadError::Bad("chunk bitmap of the wrong length".into()));
     }
+    if record.sources.len() > 64
+        || record
+            .sources
+            .iter()
+            .any(|s| crate::names::check_peer_name(s).is_err())
+    {
+        return Err(LoadError::Bad("names an invalid source".into()));
+    }
     if crate::names::check_file_name(&record.file_name).is_err()
         || record_path(Path::new(""), &record.file_name).file_name() != path.file_name()
     {
@@ -187,7 +195,7 @@ mod tests {
     fn save_then_load_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let m = manifest(256 * 1024 * 9 + 1);
-        let mut rec = ResumeRecord::new("a file.bin", "Alice", &m);
+        let mut rec = ResumeRecord::new("a file.bin", vec!["Alice".into()], &m);
         rec.set_durable(0);
         rec.set_durable(9);
         save(dir.path(), &rec).unwrap();
@@ -203,7 +211,7 @@ mod tests {
     fn replacement_is_atomic_and_leaves_no_temporaries() {
         let dir = tempfile::tempdir().unwrap();
         let m = manifest(1000);
-        let mut rec = ResumeRecord::new("x", "Alice", &m);
+        let mut rec = ResumeRecord::new("x", vec!["Alice".into()], &m);
         save(dir.path(), &rec).unwrap();
         rec.set_durable(0);
         save(dir.path(), &rec).unwrap();
@@ -217,7 +225,7 @@ mod tests {
     #[test]
     fn corruption_and_truncation_are_detected() {
         let dir = tempfile::tempdir().unwrap();
-        let rec = ResumeRecord::new("x", "Alice", &manifest(256 * 1024 * 3));
+        let rec = ResumeRecord::new("x", vec!["Alice".into()], &manifest(256 * 1024 * 3));
         save(dir.path(), &rec).unwrap();
         let path = record_path(dir.path(), "x");
         let bytes = std::fs::read(&path).unwrap();
@@ -244,7 +252,7 @@ mod tests {
     #[test]
     fn a_record_copied_under_another_name_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let rec = ResumeRecord::new("x", "Alice", &manifest(10));
+        let rec = ResumeRecord::new("x", vec!["Alice".into()], &manifest(10));
         save(dir.path(), &rec).unwrap();
         std::fs::copy(record_path(dir.path(), "x"), record_path(dir.path(), "y")).unwrap();
         assert!(matches!(load_for(dir.path(), "y"), Err(LoadError::Bad(_))));

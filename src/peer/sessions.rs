@@ -5,7 +5,7 @@
 use super::node::{PeerNode, Purpose};
 use crate::names::{check_peer_name, printable};
 use crate::reactor::ConnId;
-use crate::wire::{ErrorCode, FileInfo, Message, PROTOCOL_VERSION, Sha256, decode_message};
+use crate::wire::{ErrorCode, Message, PROTOCOL_VERSION, Sha256, decode_message};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -111,18 +111,10 @@ impl PeerNode {
         }
         match msg {
             Message::ListFiles { req } => {
-                let files = self
-                    .index
-                    .files()
-                    .iter()
-                    .map(|f| FileInfo {
-                        name: f.name.clone(),
-                        size: f.manifest.size,
-                        sha256: f.manifest.sha256,
-                    })
-                    .collect();
+                let files = self.listing();
                 self.send(conn, &Message::Files { req, files });
             }
+            Message::GetHave { req, sha256 } => self.serve_have(conn, req, sha256),
             Message::GetManifest { req, sha256 } => self.serve_manifest(conn, req, sha256),
             Message::GetChunk { req, sha256, index } => self.serve_chunk(conn, req, sha256, index),
             Message::Chat { req, text } => {
@@ -142,10 +134,13 @@ impl PeerNode {
                 self.ui.event(&crate::repl::Event::Message { from, text });
                 self.send(conn, &Message::ChatOk { req });
             }
+            Message::GetPeers { req } => self.serve_peers(conn, req, now),
             Message::Files { req, .. }
+            | Message::PeerList { req, .. }
             | Message::Manifest { req, .. }
             | Message::Chunk { req, .. }
             | Message::ChatOk { req }
+            | Message::Have { req, .. }
             | Message::Error { req: Some(req), .. } => self.answer(conn, req, msg, now),
             Message::Error {
                 req: None, message, ..
@@ -171,7 +166,13 @@ impl PeerNode {
             self.session_closed(conn, &why, now);
             return;
         }
-        let Message::Hello { version, name, .. } = msg else {
+        let Message::Hello {
+            version,
+            name,
+            listen_port,
+            ..
+        } = msg
+        else {
             let message = format!("expected Hello first, got {}", msg.kind());
             self.refuse(conn, ErrorCode::UnexpectedMessage, message, now);
             return;
@@ -194,17 +195,24 @@ impl PeerNode {
             self.refuse(conn, ErrorCode::Other, message, now);
             return;
         }
-        let incoming = session.expected.is_none();
+        let incoming = session.expected.is_none() && !self.discovery.is_bootstrap(conn);
         session.name = Some(name);
         if incoming {
             self.send_hello(conn);
+            self.peer_met(conn, listen_port, now);
         } else {
+            self.peer_met(conn, listen_port, now);
             self.op_session_ready(conn, now);
             self.downloads_peer_event(now);
         }
     }
 
     fn serve_manifest(&mut self, conn: ConnId, req: u64, sha256: Sha256) {
+        if self.index.by_sha(&sha256).is_none()
+            && let Some(reply) = self.partial_manifest(req, &sha256)
+        {
+            return self.send(conn, &reply);
+        }
         let reply = match self.index.by_sha(&sha256) {
             Some(f) => Message::Manifest {
                 req,
@@ -223,6 +231,11 @@ impl PeerNode {
     }
 
     fn serve_chunk(&mut self, conn: ConnId, req: u64, sha256: Sha256, index: u64) {
+        if self.index.by_sha(&sha256).is_none()
+            && let Some(reply) = self.partial_chunk(req, &sha256, index)
+        {
+            return self.send(conn, &reply);
+        }
         let mut buf = std::mem::take(&mut self.chunk_buf);
         let reply = match self.index.read_chunk(&sha256, index, &mut buf) {
             Ok(()) => Message::Chunk {
@@ -267,7 +280,9 @@ impl PeerNode {
             Purpose::Op => self.op_answer(conn, msg, now),
             Purpose::Chunk { dl, index } => self.chunk_answer(conn, dl, index, msg, now),
             Purpose::DownloadManifest(dl) => self.download_manifest_answer(conn, dl, msg, now),
+            Purpose::DownloadHave(dl) => self.download_have_answer(conn, dl, msg, now),
             Purpose::PeerList => {}
+            Purpose::Exchange => self.peers_answer(conn, msg, now),
         }
     }
 
@@ -284,6 +299,7 @@ impl PeerNode {
         for req in &lost {
             self.pending.remove(req);
         }
+        self.peer_gone(conn, &session, why, now);
         let name = session.name.or(session.expected).unwrap_or_default();
         self.op_connection_lost(conn, &name, why, now);
         self.downloads_connection_lost(conn, why, now);

@@ -41,6 +41,9 @@ pub struct TrackerLink {
     /// We said once that we work without a tracker; say it again only after it came back.
     announced_down: bool,
     registered_before: bool,
+    /// The heartbeat interval of the last registration: retries never wait longer, so a
+    /// tracker that restarts empty has every live peer back within one interval.
+    heartbeat: Option<Duration>,
     /// A peer-list request is in flight.
     pub list_in_flight: bool,
 }
@@ -53,6 +56,7 @@ impl TrackerLink {
             backoff: FIRST_RETRY,
             announced_down: false,
             registered_before: false,
+            heartbeat: None,
             list_in_flight: false,
         }
     }
@@ -82,13 +86,24 @@ impl TrackerLink {
         }
     }
 
-    /// Next retry delay: doubles up to a cap, with ±25% jitter so peers that lost the same
-    /// tracker do not all come back in the same millisecond.
+    /// We lost the tracker (or never reached it) and said so: peers are found and reached
+    /// without it until it registers us again.
+    pub fn working_without(&self) -> bool {
+        self.announced_down
+    }
+
+    /// Next retry delay: doubles up to a cap (30 s, or the heartbeat interval once we had
+    /// one), then a random point between half and all of it, so peers that lost the same
+    /// tracker do not all come back in the same millisecond and none waits past the cap.
     fn next_backoff(&mut self) -> Duration {
-        let base = self.backoff;
-        self.backoff = (self.backoff * 2).min(MAX_RETRY);
+        let cap = self
+            .heartbeat
+            .map_or(MAX_RETRY, |h| h.min(MAX_RETRY))
+            .max(FIRST_RETRY);
+        let base = self.backoff.min(cap);
+        self.backoff = (self.backoff * 2).min(cap);
         let noise = RandomState::new().hash_one(Instant::now()) % 1000;
-        base.mul_f64(0.75 + noise as f64 / 2000.0)
+        base.mul_f64(0.5 + noise as f64 / 2000.0)
     }
 }
 
@@ -174,6 +189,7 @@ impl PeerNode {
                     interval,
                 };
                 self.tracker.backoff = FIRST_RETRY;
+                self.tracker.heartbeat = Some(interval);
                 let tracker = self.tracker.addr.to_string();
                 let again = self.tracker.registered_before;
                 tracing::debug!("registered with tracker {tracker}, heartbeat every {interval:?}");

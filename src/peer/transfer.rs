@@ -1,12 +1,15 @@
-//! Downloads: each keeps a window of chunk requests in flight to its source, verifies every
-//! chunk against the manifest before writing it, checkpoints what is durable in its resume
-//! record, and finishes by linking the verified file into place.
+//! Downloads from one or many sources at once. Each source keeps a bounded window of chunk
+//! requests; a source gets a new request each time it answers one, so faster sources get more
+//! chunks. Every chunk is verified against the manifest before it is written; a source that
+//! sends bad chunks is banned for that download and its chunks are fetched elsewhere. Written
+//! chunks are checkpointed into the resume record once durable; the finished file is linked into
+//! place only when its whole SHA-256 matches.
 //!
-//! A download outlives its connection: when the source goes away it keeps its progress, looks
-//! the source up again by name (its address may have changed) and reconnects with backoff, for
-//! up to `--retry-for`; then it pauses, partial file and record kept, until `resume`.
+//! A download outlives its connections: a source that goes away is looked up again by name
+//! (its address may have changed) and reconnected with backoff; a download with no source left
+//! waits up to `--retry-for`, then pauses, partial file and record kept, until `resume`.
 
-use super::chunk_plan::{ChunkFault, ChunkPlan};
+use super::chunk_plan::{ChunkFault, ChunkPlan, ChunkState};
 use super::manifest::Manifest;
 use super::node::{PeerNode, Pending, Purpose};
 use super::partial::PartialFile;
@@ -15,22 +18,25 @@ use crate::names::printable;
 use crate::reactor::{Action, ConnId};
 use crate::repl::ui::human_bytes;
 use crate::wire::{Message, Sha256, encode_message};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 pub type DownloadId = u64;
 
-/// Bytes of chunk requests kept in flight: enough to fill a fast link with a long round trip
-/// (the bandwidth-delay product of 1 Gbit/s at 60 ms), so a transfer never waits a round trip
-/// per chunk.
+/// Bytes of chunk requests kept in flight per source: enough to fill a fast link with a long
+/// round trip (the bandwidth-delay product of 1 Gbit/s at 60 ms), so a transfer never waits a
+/// round trip per chunk.
 const WINDOW_BYTES: usize = 8 * 1024 * 1024;
-/// Corrupt chunks tolerated from one source before it is dropped.
+/// Corrupt chunks tolerated from one source before it is banned from the download.
 const MAX_BAD_CHUNKS: u32 = 3;
-/// A source that sends nothing for this long is treated as gone.
-const STALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// A request unanswered for this long marks its source as stalled: its chunks go elsewhere.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// Checkpoint (fsync + record) after this many chunks or this much time, whichever first:
 /// durability costs one fsync per 8 MiB, not one per chunk.
 const CHECKPOINT_CHUNKS: usize = 32;
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// How often a source that has only part of the file is asked again what it has.
+const HAVE_REFRESH: Duration = Duration::from_secs(1);
 const FIRST_RETRY: Duration = Duration::from_millis(300);
 const MAX_RETRY: Duration = Duration::from_secs(5);
 
@@ -38,37 +44,106 @@ const MAX_RETRY: Duration = Duration::from_secs(5);
 enum SourceState {
     /// Chunks flow over this connection.
     Active { conn: ConnId },
-    /// Reconnected: the manifest was asked for, to confirm the source still has these bytes.
+    /// Connected: the manifest (then the chunk map) was asked for, to confirm the source has
+    /// these bytes and learn which chunks it can serve.
     Confirming { conn: ConnId },
     /// Looking the source up and connecting; `refreshed`: the tracker was asked anew.
     Reaching { refreshed: bool },
     /// The source is gone; look again at `retry_at`.
     Waiting { retry_at: Instant },
-    /// Not running: given up or stopped, until `resume`.
-    Paused,
+    /// Banned (bad chunks) or no longer has the file: not used again by this download.
+    Dropped,
+}
+
+struct Source {
+    name: String,
+    state: SourceState,
+    /// Chunk index -> when it was asked of this source.
+    in_flight: BTreeMap<u64, Instant>,
+    window: usize,
+    /// Chunks this source can serve; `None` while unknown (ask nothing yet).
+    have: Option<Have>,
+    bad_chunks: u32,
+    /// Verified bytes received from this source.
+    bytes: u64,
+    backoff: Duration,
+    next_have_refresh: Instant,
+    /// Why it was dropped, for `downloads`.
+    dropped_why: Option<String>,
+    /// When the last manifest or chunk map was asked of it (an unanswered one is a stall).
+    asked_at: Instant,
+}
+
+#[derive(Debug, Clone)]
+enum Have {
+    All,
+    Some(Vec<u8>),
+}
+
+impl Have {
+    fn has(&self, index: u64) -> bool {
+        match self {
+            Have::All => true,
+            Have::Some(bits) => bit(bits, index),
+        }
+    }
+}
+
+fn bit(bits: &[u8], index: u64) -> bool {
+    bits.get((index / 8) as usize)
+        .is_some_and(|b| b & (1 << (index % 8)) != 0)
+}
+
+impl Source {
+    fn new(name: &str, window: usize, now: Instant) -> Source {
+        Source {
+            name: name.to_string(),
+            state: SourceState::Reaching { refreshed: false },
+            in_flight: BTreeMap::new(),
+            window,
+            have: None,
+            bad_chunks: 0,
+            bytes: 0,
+            backoff: FIRST_RETRY,
+            next_have_refresh: now,
+            dropped_why: None,
+            asked_at: now,
+        }
+    }
+
+    fn conn(&self) -> Option<ConnId> {
+        match self.state {
+            SourceState::Active { conn } | SourceState::Confirming { conn } => Some(conn),
+            _ => None,
+        }
+    }
+
+    fn wait(&mut self, now: Instant) {
+        self.state = SourceState::Waiting {
+            retry_at: now + self.backoff,
+        };
+        self.backoff = (self.backoff * 2).min(MAX_RETRY);
+    }
 }
 
 pub struct Download {
     pub id: DownloadId,
     pub file_name: String,
-    pub source: String,
     pub sha256: Sha256,
-    state: SourceState,
+    sources: Vec<Source>,
     plan: ChunkPlan,
     part: PartialFile,
     record: ResumeRecord,
+    /// Not running until `resume`.
+    paused: bool,
     /// Chunks written since the last checkpoint (not yet known durable).
     unsynced: Vec<u64>,
     last_checkpoint: Instant,
-    window: usize,
     started: Instant,
-    last_progress: Instant,
-    bad_chunks: u32,
     /// Bytes received from the network since this run of the download started.
     fetched: u64,
-    /// When the source went away (None while it is there).
+    /// Since when no source has been active (None while one is).
     lost_since: Option<Instant>,
-    backoff: Duration,
 }
 
 impl Download {
@@ -85,34 +160,108 @@ impl Download {
     }
 
     pub fn is_paused(&self) -> bool {
-        self.state == SourceState::Paused
+        self.paused
     }
 
-    pub fn conn(&self) -> Option<ConnId> {
-        match self.state {
-            SourceState::Active { conn } | SourceState::Confirming { conn } => Some(conn),
-            _ => None,
+    /// The verified chunk map, for `GetHave` from others (partial seeding).
+    pub fn have_bitmap(&self) -> Vec<u8> {
+        let mut bits = vec![0u8; self.plan.chunk_count().div_ceil(8) as usize];
+        for i in 0..self.plan.chunk_count() {
+            if self.plan.state(i) == Some(ChunkState::Done) {
+                bits[(i / 8) as usize] |= 1 << (i % 8);
+            }
         }
+        bits
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        self.plan.manifest()
+    }
+
+    /// Reads a verified chunk for another peer; `None` if it is not here yet.
+    pub fn read_verified_chunk(&self, index: u64, buf: &mut Vec<u8>) -> Option<()> {
+        if self.plan.state(index) != Some(ChunkState::Done) {
+            return None;
+        }
+        self.part.read_chunk(&self.plan, index, buf).ok()
+    }
+
+    fn active_sources(&self) -> usize {
+        self.sources
+            .iter()
+            .filter(|s| matches!(s.state, SourceState::Active { .. }))
+            .count()
+    }
+
+    fn source_names(&self) -> String {
+        self.sources
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// `Alice 1048576, Bob 524288`: verified bytes per source.
+    fn bytes_per_source(&self) -> String {
+        self.sources
+            .iter()
+            .map(|s| format!("{} {}", s.name, s.bytes))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// One line for the `downloads` command.
     pub fn describe(&self) -> String {
-        let state = match self.state {
-            SourceState::Active { .. } => "downloading".to_string(),
-            SourceState::Confirming { .. } | SourceState::Reaching { .. } => {
-                "reconnecting".to_string()
-            }
-            SourceState::Waiting { .. } => "waiting for the source".to_string(),
-            SourceState::Paused => "paused".to_string(),
+        let state = if self.paused {
+            "paused".to_string()
+        } else if self.active_sources() > 0 {
+            format!("downloading from {} source(s)", self.active_sources())
+        } else {
+            "waiting for a source".to_string()
         };
-        format!(
-            "{}  {:.1}%  {} of {}  from {}  {state}",
+        let mut line = format!(
+            "{}  {:.1}%  {} of {}  from {}  {state}  ({})",
             printable(&self.file_name),
             self.percent(),
             human_bytes(self.bytes_done()),
             human_bytes(self.size()),
-            self.source
-        )
+            self.source_names(),
+            self.bytes_per_source()
+        );
+        for s in &self.sources {
+            if let Some(why) = &s.dropped_why {
+                line.push_str(&format!("; {} dropped: {why}", s.name));
+            }
+        }
+        line
+    }
+
+    /// How many sources have chunk `index` in flight.
+    fn askers(&self, index: u64) -> usize {
+        self.sources
+            .iter()
+            .filter(|s| s.in_flight.contains_key(&index))
+            .count()
+    }
+
+    /// Forgets source `i`'s requests; chunks nobody else is fetching are missing again.
+    fn release_requests(&mut self, i: usize) {
+        let asked: Vec<u64> = std::mem::take(&mut self.sources[i].in_flight)
+            .into_keys()
+            .collect();
+        for index in asked {
+            if self.askers(index) == 0 {
+                self.plan.give_back(index);
+            }
+        }
+    }
+
+    fn source_index(&self, name: &str) -> Option<usize> {
+        self.sources.iter().position(|s| s.name == name)
+    }
+
+    fn source_on(&self, conn: ConnId) -> Option<usize> {
+        self.sources.iter().position(|s| s.conn() == Some(conn))
     }
 }
 
@@ -124,13 +273,16 @@ pub fn percent(done: u64, total: u64) -> f64 {
     }
 }
 
+fn window_for(manifest: &Manifest) -> usize {
+    (WINDOW_BYTES / manifest.chunk_size as usize).max(2)
+}
+
 impl PeerNode {
     /// Starts (or continues, if a partial download of the same bytes exists) the download of
-    /// `file_name` from `source`, whose manifest just arrived on `conn`.
+    /// `file_name` from `sources`, with a manifest one of them sent.
     pub(super) fn begin_download(
         &mut self,
-        conn: ConnId,
-        source: &str,
+        sources: &[String],
         file_name: &str,
         manifest: Manifest,
         now: Instant,
@@ -146,11 +298,11 @@ impl PeerNode {
             Ok(rec) if rec.sha256 != manifest.sha256 => {
                 return Err(format!(
                     "a partial download of {} with other content is here (sha256 {}, from {}); \
-                     the file {source} shares now has sha256 {}. Refusing to mix them: \
+                     the file offered now has sha256 {}. Refusing to mix them: \
                      `cancel {}` discards the partial download",
                     printable(file_name),
                     rec.sha256,
-                    rec.source,
+                    rec.sources.join(", "),
                     manifest.sha256,
                     printable(file_name)
                 ));
@@ -170,15 +322,16 @@ impl PeerNode {
             .map_err(|e| format!("cannot read the partial download of {file_name}: {e}"))?;
         if kept > 0 {
             self.ui.line(&format!(
-                "resuming {} from {source}: {kept} of {} chunks already here ({:.1}%)",
+                "resuming {} from {}: {kept} of {} chunks already here ({:.1}%)",
                 printable(file_name),
+                sources.join(", "),
                 plan.chunk_count(),
                 percent(plan.bytes_done(), plan.manifest().size)
             ));
         }
-        let mut record = ResumeRecord::new(file_name, source, plan.manifest());
+        let mut record = ResumeRecord::new(file_name, sources.to_vec(), plan.manifest());
         for index in 0..plan.chunk_count() {
-            if plan.state(index) == Some(super::chunk_plan::ChunkState::Done) {
+            if plan.state(index) == Some(ChunkState::Done) {
                 record.set_durable(index);
             }
         }
@@ -191,33 +344,37 @@ impl PeerNode {
                 )
             })?;
         let id = self.next_id();
-        let window = (WINDOW_BYTES / plan.manifest().chunk_size as usize).max(2);
-        self.downloads.insert(
+        let window = window_for(plan.manifest());
+        let download = Download {
             id,
-            Download {
-                id,
-                file_name: file_name.to_string(),
-                source: source.to_string(),
-                sha256: plan.manifest().sha256,
-                state: SourceState::Active { conn },
-                plan,
-                part,
-                record,
-                unsynced: Vec::new(),
-                last_checkpoint: now,
-                window,
-                started: now,
-                last_progress: now,
-                bad_chunks: 0,
-                fetched: 0,
-                lost_since: None,
-                backoff: FIRST_RETRY,
-            },
-        );
+            file_name: file_name.to_string(),
+            sha256: plan.manifest().sha256,
+            sources: sources
+                .iter()
+                .map(|s| Source::new(s, window, now))
+                .collect(),
+            plan,
+            part,
+            record,
+            paused: false,
+            unsynced: Vec::new(),
+            last_checkpoint: now,
+            started: now,
+            fetched: 0,
+            lost_since: Some(now),
+        };
+        self.downloads.insert(id, download);
         Ok(id)
     }
 
-    /// Starts the download a resume record describes: it finds its source by name again.
+    /// Sets a new download going: reach every source, and finish at once if nothing is missing.
+    pub(super) fn start_transfer(&mut self, id: DownloadId, now: Instant) {
+        self.step_download(id, now);
+        self.maybe_finish(id, now);
+    }
+
+    /// Continues the download a resume record describes (or a paused one): it finds its sources
+    /// by name again.
     pub(super) fn resume_from_record(
         &mut self,
         file_name: &str,
@@ -225,11 +382,12 @@ impl PeerNode {
     ) -> Result<DownloadId, String> {
         if let Some(id) = self.download_named(file_name) {
             let dl = self.downloads.get_mut(&id).expect("just found");
-            if dl.is_paused() {
-                dl.state = SourceState::Reaching { refreshed: false };
+            if dl.paused {
+                dl.paused = false;
                 dl.lost_since = Some(now);
-                dl.backoff = FIRST_RETRY;
-                dl.bad_chunks = 0;
+                for s in &mut dl.sources {
+                    *s = Source::new(&s.name, s.window, now);
+                }
                 self.step_download(id, now);
             }
             return Ok(id);
@@ -260,7 +418,7 @@ impl PeerNode {
         let recorded = record.durable_count();
         self.ui.line(&format!(
             "resuming {shown} from {}: {kept} of {} chunks already here ({:.1}%)",
-            record.source,
+            record.sources.join(", "),
             plan.chunk_count(),
             percent(plan.bytes_done(), plan.manifest().size)
         ));
@@ -272,31 +430,30 @@ impl PeerNode {
             ));
         }
         let id = self.next_id();
-        let window = (WINDOW_BYTES / plan.manifest().chunk_size as usize).max(2);
-        let source = record.source.clone();
-        self.downloads.insert(
+        let window = window_for(plan.manifest());
+        let sources = record
+            .sources
+            .iter()
+            .map(|s| Source::new(s, window, now))
+            .collect();
+        let download = Download {
             id,
-            Download {
-                id,
-                file_name: file_name.to_string(),
-                source,
-                sha256: record.sha256,
-                state: SourceState::Reaching { refreshed: false },
-                plan,
-                part,
-                record,
-                unsynced: Vec::new(),
-                last_checkpoint: now,
-                window,
-                started: now,
-                last_progress: now,
-                bad_chunks: 0,
-                fetched: 0,
-                lost_since: Some(now),
-                backoff: FIRST_RETRY,
-            },
-        );
+            file_name: file_name.to_string(),
+            sha256: record.sha256,
+            sources,
+            plan,
+            part,
+            record,
+            paused: false,
+            unsynced: Vec::new(),
+            last_checkpoint: now,
+            started: now,
+            fetched: 0,
+            lost_since: Some(now),
+        };
+        self.downloads.insert(id, download);
         self.step_download(id, now);
+        self.maybe_finish(id, now);
         Ok(id)
     }
 
@@ -307,65 +464,91 @@ impl PeerNode {
             .map(|d| d.id)
     }
 
+    /// A download (running or paused) of this content, for serving it to others.
+    pub(super) fn download_of(&self, sha256: &Sha256) -> Option<&Download> {
+        self.downloads.values().find(|d| d.sha256 == *sha256)
+    }
+
     /// Drops a download and its partial file and record.
     pub(super) fn cancel_download(&mut self, file_name: &str) -> Result<(), String> {
         let downloads = self.cfg.downloads_dir.clone();
+        let part = super::partial::partial_path(&downloads.join(file_name), file_name);
         let record = resume::load_for(&downloads, file_name);
         let in_memory = self.download_named(file_name);
-        if in_memory.is_none() && matches!(record, Err(LoadError::Missing)) {
-            let part = super::partial::partial_path(&downloads.join(file_name), file_name);
-            if std::fs::symlink_metadata(&part).is_err() {
-                return Err(format!(
-                    "no unfinished download named '{}'",
-                    printable(file_name)
-                ));
-            }
+        if in_memory.is_none()
+            && matches!(record, Err(LoadError::Missing))
+            && std::fs::symlink_metadata(&part).is_err()
+        {
+            return Err(format!(
+                "no unfinished download named '{}'",
+                printable(file_name)
+            ));
         }
         if let Some(id) = in_memory
             && let Some(dl) = self.downloads.remove(&id)
         {
-            if let Some(conn) = dl.conn() {
-                self.pending.retain(|_, p| p.conn != conn || !p.is_for(id));
-            }
+            self.pending.retain(|_, p| !p.is_for(id));
             dl.part.abandon();
         } else {
-            let part = super::partial::partial_path(&downloads.join(file_name), file_name);
             let _ = std::fs::remove_file(part);
         }
         resume::remove(&downloads, file_name);
         Ok(())
     }
 
-    /// Sends the first window of requests of a download that just began.
-    pub(super) fn start_transfer(&mut self, id: DownloadId, now: Instant) {
-        self.fill_window(id);
-        self.maybe_finish(id, now);
-    }
-
-    /// Tops the requests in flight up to the window, as one write.
+    /// Tops every active source's requests up to its window: missing chunks it has first; at
+    /// the very end, chunks another source is still fetching (the first answer wins).
     fn fill_window(&mut self, id: DownloadId) {
+        let now = Instant::now();
         let Some(dl) = self.downloads.get_mut(&id) else {
             return;
         };
-        let SourceState::Active { conn } = dl.state else {
+        if dl.paused {
             return;
-        };
-        let mut asked = Vec::new();
-        while dl.plan.in_flight() < dl.window {
-            let Some(index) = dl.plan.next_request() else {
-                break;
+        }
+        let mut sends: Vec<(ConnId, Vec<u64>)> = Vec::new();
+        for i in 0..dl.sources.len() {
+            let SourceState::Active { conn } = dl.sources[i].state else {
+                continue;
             };
-            asked.push(index);
+            let Some(have) = dl.sources[i].have.clone() else {
+                continue;
+            };
+            let mut asked = Vec::new();
+            while dl.sources[i].in_flight.len() < dl.sources[i].window {
+                let pick = match dl.plan.next_request_where(|c| have.has(c)) {
+                    Some(index) => Some(index),
+                    // End game: nothing missing is left for this source; help with a chunk
+                    // only one other source is fetching.
+                    None if !dl.plan.has_missing() => dl.plan.requested().find(|&c| {
+                        have.has(c)
+                            && !dl.sources[i].in_flight.contains_key(&c)
+                            && dl
+                                .sources
+                                .iter()
+                                .filter(|s| s.in_flight.contains_key(&c))
+                                .count()
+                                == 1
+                    }),
+                    None => None,
+                };
+                let Some(index) = pick else { break };
+                dl.sources[i].in_flight.insert(index, now);
+                asked.push(index);
+            }
+            if !asked.is_empty() {
+                sends.push((conn, asked));
+            }
         }
         let sha256 = dl.sha256;
-        let mut batch = Vec::new();
-        for index in asked {
-            let req = self.next_id();
-            let purpose = Purpose::Chunk { dl: id, index };
-            self.pending.insert(req, Pending { conn, purpose });
-            batch.extend_from_slice(&encode_message(&Message::GetChunk { req, sha256, index }));
-        }
-        if !batch.is_empty() {
+        for (conn, asked) in sends {
+            let mut batch = Vec::new();
+            for index in asked {
+                let req = self.next_id();
+                let purpose = Purpose::Chunk { dl: id, index };
+                self.pending.insert(req, Pending { conn, purpose });
+                batch.extend_from_slice(&encode_message(&Message::GetChunk { req, sha256, index }));
+            }
             self.actions.push_back(Action::Send(conn, batch));
         }
     }
@@ -382,31 +565,53 @@ impl PeerNode {
         let Some(dl) = self.downloads.get_mut(&id) else {
             return;
         };
-        if dl.state != (SourceState::Active { conn }) {
+        let Some(si) = dl.source_on(conn) else { return };
+        if dl.sources[si].in_flight.remove(&asked).is_none() {
+            // Asked once, since given up on (stalled or end-game duplicate): drop it.
             return;
         }
-        let source = dl.source.clone();
+        let source = dl.sources[si].name.clone();
         let data = match msg {
             Message::Chunk { index, data, .. } if index == asked => data,
             Message::Chunk { index, .. } => {
-                dl.plan.give_back(asked);
                 let why = format!("answered a request for chunk {asked} with chunk {index}");
-                return self.drop_source(id, conn, &why, now);
+                return self.drop_source(id, si, &why, true, now);
             }
-            Message::Error { message, .. } => {
-                dl.plan.give_back(asked);
-                let why = format!("{source}: {}", printable(&message));
-                return self.pause_download(id, Err(why));
+            Message::Error { message, code, .. } => {
+                if dl.askers(asked) == 0 {
+                    dl.plan.give_back(asked);
+                }
+                if code == crate::wire::ErrorCode::Unavailable
+                    && let Some(Have::Some(bits)) = &mut dl.sources[si].have
+                    && let Some(b) = bits.get_mut((asked / 8) as usize)
+                {
+                    // A partial seeder without that chunk yet: ask it again later.
+                    *b &= !(1 << (asked % 8));
+                } else {
+                    let why = format!("can no longer serve it ({})", printable(&message));
+                    return self.drop_source(id, si, &why, false, now);
+                }
+                self.fill_window(id);
+                return;
             }
             other => {
-                dl.plan.give_back(asked);
                 let why = format!("answered a chunk request with {}", other.kind());
-                return self.drop_source(id, conn, &why, now);
+                return self.drop_source(id, si, &why, true, now);
             }
         };
-        dl.last_progress = now;
         dl.fetched += data.len() as u64;
-        match dl.plan.verify(asked, &data) {
+        let verdict = if dl.plan.state(asked) == Some(ChunkState::Done) {
+            // End game: another source was faster with this chunk. Still check it, so a source
+            // that sends garbage is caught even when it is always second.
+            if dl.plan.manifest().chunk_hash(asked) == Some(&Sha256::of(&data)) {
+                self.fill_window(id);
+                return;
+            }
+            Err(ChunkFault::HashMismatch)
+        } else {
+            dl.plan.verify(asked, &data)
+        };
+        match verdict {
             Ok(()) => {
                 if let Err(e) = dl.part.write_chunk(&dl.plan, asked, &data) {
                     dl.plan.give_back(asked);
@@ -420,14 +625,24 @@ impl PeerNode {
                     return self.pause_download(id, Err(why));
                 }
                 dl.plan.mark_written(asked);
+                dl.sources[si].bytes += data.len() as u64;
                 dl.unsynced.push(asked);
+                // Duplicates of this chunk still out elsewhere are dropped when they arrive.
+                for s in &mut dl.sources {
+                    s.in_flight.remove(&asked);
+                }
             }
             Err(fault) => {
-                dl.bad_chunks += 1;
-                let bad = dl.bad_chunks;
-                if matches!(fault, ChunkFault::WrongLength { .. }) || bad >= MAX_BAD_CHUNKS {
-                    let why = format!("sent {fault} (chunk {asked}; {bad} bad so far)");
-                    return self.drop_source(id, conn, &why, now);
+                // `verify` made the chunk missing again unless another source still has it.
+                if dl.askers(asked) > 0 && dl.plan.state(asked) == Some(ChunkState::Missing) {
+                    dl.plan.next_request_where(|c| c == asked);
+                }
+                dl.sources[si].bad_chunks += 1;
+                let bad = dl.sources[si].bad_chunks;
+                let wrong_length = matches!(fault, ChunkFault::WrongLength { .. });
+                if wrong_length || bad >= MAX_BAD_CHUNKS {
+                    let why = format!("sent {fault} (chunk {asked}; {bad} bad so far): banned");
+                    return self.drop_source(id, si, &why, wrong_length, now);
                 }
                 self.ui.warn(&format!(
                     "{source} sent {fault} (chunk {asked}); fetching it again"
@@ -478,28 +693,31 @@ impl PeerNode {
         let Some(dl) = self.downloads.remove(&id) else {
             return;
         };
-        if let Some(conn) = dl.conn() {
-            self.pending.retain(|_, p| p.conn != conn || !p.is_for(id));
-        }
+        self.pending.retain(|_, p| !p.is_for(id));
         let secs = now.duration_since(dl.started).as_secs_f64();
         let size = dl.size();
         let file_name = dl.file_name.clone();
-        let result = match dl.part.finish(&dl.sha256) {
+        let sources = dl.source_names();
+        let per_source = dl.bytes_per_source();
+        let (fetched, sha256) = (dl.fetched, dl.sha256);
+        let manifest = dl.plan.manifest().clone();
+        let result = match dl.part.finish(&sha256) {
             Ok(path) => {
                 resume::remove(&self.cfg.downloads_dir, &file_name);
+                if let Err(e) = self.index.add_downloaded(&file_name, &path, manifest) {
+                    self.ui
+                        .warn(&format!("cannot share {}: {e}", path.display()));
+                }
                 let rate = if secs > 0.0 {
-                    dl.fetched as f64 / secs / 1e6
+                    fetched as f64 / secs / 1e6
                 } else {
                     0.0
                 };
                 Ok(format!(
-                    "saved {} ({size} bytes, {}) from {} in {secs:.2}s, {rate:.1} MB/s, \
-                     {} bytes fetched, sha256 {}",
+                    "saved {} ({size} bytes, {}) from {sources} in {secs:.2}s, {rate:.1} MB/s, \
+                     {fetched} bytes fetched ({per_source}), sha256 {sha256}",
                     path.display(),
                     human_bytes(size),
-                    dl.source,
-                    dl.fetched,
-                    dl.sha256
                 ))
             }
             Err(e) => {
@@ -519,143 +737,155 @@ impl PeerNode {
         let Some(dl) = self.downloads.get_mut(&id) else {
             return;
         };
-        if let Some(conn) = dl.conn() {
-            self.pending.retain(|_, p| p.conn != conn || !p.is_for(id));
+        dl.paused = true;
+        for i in 0..dl.sources.len() {
+            dl.release_requests(i);
         }
-        let dl = self.downloads.get_mut(&id).expect("checked");
-        dl.state = SourceState::Paused;
-        while dl.plan.in_flight() > 0 {
-            // Requests still out are forgotten; their chunks are missing again.
-            let Some(index) = (0..dl.plan.chunk_count())
-                .find(|&i| dl.plan.state(i) == Some(super::chunk_plan::ChunkState::Requested))
-            else {
-                break;
-            };
-            dl.plan.give_back(index);
-        }
+        self.pending.retain(|_, p| !p.is_for(id));
         self.download_done(id, result);
     }
 
-    /// The source misbehaved: close the connection and stop this download.
-    fn drop_source(&mut self, id: DownloadId, conn: ConnId, why: &str, _now: Instant) {
-        let source = self
-            .downloads
-            .get(&id)
-            .map(|d| d.source.clone())
-            .unwrap_or_default();
-        self.close(conn);
-        self.pause_download(id, Err(format!("{source} {why}; dropped it")));
+    /// Source `si` is banned or cannot serve the file: its chunks go to the others. With
+    /// `close`, it broke the protocol and its connection is closed too.
+    fn drop_source(&mut self, id: DownloadId, si: usize, why: &str, close: bool, now: Instant) {
+        let Some(dl) = self.downloads.get_mut(&id) else {
+            return;
+        };
+        let name = dl.sources[si].name.clone();
+        if close && let Some(conn) = dl.sources[si].conn() {
+            self.actions.push_back(Action::Close(conn));
+        }
+        dl.release_requests(si);
+        dl.sources[si].state = SourceState::Dropped;
+        dl.sources[si].dropped_why = Some(why.to_string());
+        let file = printable(&dl.file_name);
+        let usable = dl.sources.iter().any(|s| s.state != SourceState::Dropped);
+        if usable {
+            self.ui.warn(&format!(
+                "{name} {why}; its chunks of {file} come from the others"
+            ));
+            self.update_lost_since(id, now);
+            self.fill_window(id);
+        } else {
+            self.pause_download(id, Err(format!("{name} {why}; no source left for {file}")));
+        }
+    }
+
+    /// Keeps `lost_since` true to "no source active since when".
+    fn update_lost_since(&mut self, id: DownloadId, now: Instant) {
+        if let Some(dl) = self.downloads.get_mut(&id) {
+            if dl.active_sources() > 0 {
+                dl.lost_since = None;
+            } else {
+                dl.lost_since.get_or_insert(now);
+            }
+        }
     }
 
     /// A connection closed: downloads using it keep their progress and look for the source.
     pub(super) fn downloads_connection_lost(&mut self, conn: ConnId, why: &str, now: Instant) {
-        let ids: Vec<DownloadId> = self
+        let hits: Vec<(DownloadId, usize)> = self
             .downloads
             .values()
-            .filter(|d| d.conn() == Some(conn))
-            .map(|d| d.id)
+            .filter_map(|d| d.source_on(conn).map(|si| (d.id, si)))
             .collect();
-        for id in ids {
-            self.source_lost(id, why, now);
+        for (id, si) in hits {
+            self.source_lost(id, si, why, now);
         }
     }
 
-    fn source_lost(&mut self, id: DownloadId, why: &str, now: Instant) {
-        self.checkpoint(id, now);
+    fn source_lost(&mut self, id: DownloadId, si: usize, why: &str, now: Instant) {
         let retry_for = self.cfg.retry_for;
         let Some(dl) = self.downloads.get_mut(&id) else {
             return;
         };
-        if let Some(conn) = dl.conn() {
-            self.pending.retain(|_, p| p.conn != conn || !p.is_for(id));
-        }
-        let dl = self.downloads.get_mut(&id).expect("checked");
-        for index in 0..dl.plan.chunk_count() {
-            if dl.plan.state(index) == Some(super::chunk_plan::ChunkState::Requested) {
-                dl.plan.give_back(index);
-            }
-        }
-        let first = dl.lost_since.is_none();
-        dl.lost_since.get_or_insert(now);
-        dl.state = SourceState::Waiting {
-            retry_at: now + dl.backoff,
-        };
-        dl.backoff = (dl.backoff * 2).min(MAX_RETRY);
-        if first {
-            let line = format!(
-                "lost {} ({why}); {} kept at {:.1}%, retrying for up to {}s",
-                dl.source,
+        dl.release_requests(si);
+        dl.sources[si].wait(now);
+        dl.sources[si].have = None;
+        let name = dl.sources[si].name.clone();
+        let others = dl.active_sources();
+        let line = if others > 0 {
+            format!("lost {name} ({why}); the other sources go on")
+        } else {
+            format!(
+                "lost {name} ({why}); {} kept at {:.1}%, retrying for up to {}s",
                 printable(&dl.file_name),
                 dl.percent(),
                 retry_for.as_secs()
-            );
-            self.ui.warn(&line);
+            )
+        };
+        self.ui.warn(&line);
+        self.update_lost_since(id, now);
+        self.checkpoint(id, now);
+        self.fill_window(id);
+        if others == 0 {
             self.op_download_waiting(id);
         }
     }
 
-    /// Moves a download that is looking for its source as far as it can go now.
+    /// Moves the sources of a download that are looking for their peer as far as they go now.
     fn step_download(&mut self, id: DownloadId, now: Instant) {
         let Some(dl) = self.downloads.get(&id) else {
             return;
         };
-        let SourceState::Reaching { refreshed } = dl.state else {
+        if dl.paused {
             return;
-        };
-        let source = dl.source.clone();
-        let mut refreshed_now = refreshed;
-        let reached = self.reach(&source, &mut refreshed_now);
-        let Some(dl) = self.downloads.get_mut(&id) else {
-            return;
-        };
-        match reached {
-            Ok(None) => {
-                dl.state = SourceState::Reaching {
-                    refreshed: refreshed_now,
+        }
+        let reaching: Vec<(usize, String, bool)> = dl
+            .sources
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match s.state {
+                SourceState::Reaching { refreshed } => Some((i, s.name.clone(), refreshed)),
+                _ => None,
+            })
+            .collect();
+        for (si, name, refreshed) in reaching {
+            let mut refreshed_now = refreshed;
+            let reached = self.reach(&name, &mut refreshed_now);
+            let Some(dl) = self.downloads.get_mut(&id) else {
+                return;
+            };
+            let source = &mut dl.sources[si];
+            match reached {
+                Ok(None) => {
+                    source.state = SourceState::Reaching {
+                        refreshed: refreshed_now,
+                    }
                 }
-            }
-            Ok(Some(conn)) => {
-                dl.state = SourceState::Confirming { conn };
-                let sha256 = dl.sha256;
-                let purpose = Purpose::DownloadManifest(id);
-                self.request(conn, purpose, |req| Message::GetManifest { req, sha256 });
-            }
-            Err(_) => {
-                dl.state = SourceState::Waiting {
-                    retry_at: now + dl.backoff,
-                };
-                dl.backoff = (dl.backoff * 2).min(MAX_RETRY);
+                Ok(Some(conn)) => {
+                    source.state = SourceState::Confirming { conn };
+                    source.asked_at = now;
+                    let sha256 = dl.sha256;
+                    let purpose = Purpose::DownloadManifest(id);
+                    self.request(conn, purpose, |req| Message::GetManifest { req, sha256 });
+                }
+                Err(_) => source.wait(now),
             }
         }
     }
 
-    /// Something changed that may let a download reach its source (a peer list arrived, a
+    /// Something changed that may let a download reach its sources (a peer list arrived, a
     /// connection opened or failed).
     pub(super) fn downloads_peer_event(&mut self, now: Instant) {
-        let ids: Vec<DownloadId> = self
-            .downloads
-            .values()
-            .filter(|d| matches!(d.state, SourceState::Reaching { .. }))
-            .map(|d| d.id)
-            .collect();
+        let ids: Vec<DownloadId> = self.downloads.keys().copied().collect();
         for id in ids {
             self.step_download(id, now);
         }
     }
 
-    /// A connection to `name` could not be made: downloads reaching it wait and retry.
+    /// A connection to `name` could not be made: sources reaching it wait and retry.
     pub(super) fn downloads_peer_unreachable(&mut self, name: &str, now: Instant) {
         for dl in self.downloads.values_mut() {
-            if dl.source == name && matches!(dl.state, SourceState::Reaching { .. }) {
-                dl.state = SourceState::Waiting {
-                    retry_at: now + dl.backoff,
-                };
-                dl.backoff = (dl.backoff * 2).min(MAX_RETRY);
+            if let Some(si) = dl.source_index(name)
+                && matches!(dl.sources[si].state, SourceState::Reaching { .. })
+            {
+                dl.sources[si].wait(now);
             }
         }
     }
 
-    /// The manifest a reconnected source sent: same bytes, or refuse to mix.
+    /// The manifest a source sent: the same bytes, or it is dropped (never mixed).
     pub(super) fn download_manifest_answer(
         &mut self,
         conn: ConnId,
@@ -666,7 +896,8 @@ impl PeerNode {
         let Some(dl) = self.downloads.get_mut(&id) else {
             return;
         };
-        if dl.state != (SourceState::Confirming { conn }) {
+        let Some(si) = dl.source_on(conn) else { return };
+        if dl.sources[si].state != (SourceState::Confirming { conn }) {
             return;
         }
         let same = match &msg {
@@ -684,25 +915,71 @@ impl PeerNode {
         };
         if !same {
             let why = format!(
-                "{} no longer shares the same content for {} (sha256 {}); not mixing it with \
-                 what is here — the partial download is kept",
-                dl.source,
+                "no longer shares the same content for {} (sha256 {}); not mixing it with what \
+                 is here — the partial download is kept",
                 printable(&dl.file_name),
                 dl.sha256
             );
-            return self.pause_download(id, Err(why));
+            return self.drop_source(id, si, &why, false, now);
         }
-        dl.state = SourceState::Active { conn };
-        dl.lost_since = None;
-        dl.backoff = FIRST_RETRY;
-        dl.last_progress = now;
-        let line = format!(
-            "reconnected to {}; continuing {} from {:.1}%",
-            dl.source,
-            printable(&dl.file_name),
-            dl.percent()
-        );
-        self.ui.line(&line);
+        dl.sources[si].asked_at = now;
+        let sha256 = dl.sha256;
+        let purpose = Purpose::DownloadHave(id);
+        self.request(conn, purpose, |req| Message::GetHave { req, sha256 });
+    }
+
+    /// Which chunks a source can serve: it becomes (or stays) active.
+    pub(super) fn download_have_answer(
+        &mut self,
+        conn: ConnId,
+        id: DownloadId,
+        msg: Message,
+        now: Instant,
+    ) {
+        let Some(dl) = self.downloads.get_mut(&id) else {
+            return;
+        };
+        let Some(si) = dl.source_on(conn) else { return };
+        let expected_len = dl.plan.chunk_count().div_ceil(8) as usize;
+        let have = match msg {
+            Message::Have { complete: true, .. } => Have::All,
+            Message::Have { bitmap, .. } if bitmap.len() == expected_len => Have::Some(bitmap),
+            Message::Have { .. } => {
+                return self.drop_source(id, si, "sent a chunk map of the wrong size", true, now);
+            }
+            Message::Error { message, .. } => {
+                let why = format!("can no longer serve it ({})", printable(&message));
+                return self.drop_source(id, si, &why, false, now);
+            }
+            other => {
+                let why = format!("answered GetHave with {}", other.kind());
+                return self.drop_source(id, si, &why, true, now);
+            }
+        };
+        let source = &mut dl.sources[si];
+        let newly_active = source.state == (SourceState::Confirming { conn });
+        source.next_have_refresh = now + HAVE_REFRESH;
+        source.have = Some(have);
+        if newly_active {
+            source.state = SourceState::Active { conn };
+            source.backoff = FIRST_RETRY;
+            let name = source.name.clone();
+            let reconnected = dl.fetched > 0 || dl.plan.bytes_done() > 0;
+            let line = format!(
+                "{} {name} for {} ({:.1}% done)",
+                if reconnected {
+                    "also fetching from"
+                } else {
+                    "fetching from"
+                },
+                printable(&dl.file_name),
+                dl.percent()
+            );
+            if reconnected {
+                self.ui.line(&line);
+            }
+        }
+        self.update_lost_since(id, now);
         self.fill_window(id);
         self.maybe_finish(id, now);
     }
@@ -714,59 +991,98 @@ impl PeerNode {
             let Some(dl) = self.downloads.get(&id) else {
                 continue;
             };
-            let gone_too_long = dl.lost_since.is_some_and(|t| now >= t + retry_for)
-                && !matches!(dl.state, SourceState::Active { .. } | SourceState::Paused);
-            match dl.state {
-                _ if gone_too_long => {
-                    let why = format!(
-                        "{} did not come back within {}s; {} is kept at {:.1}% — \
-                         `resume {}` continues it",
-                        dl.source,
-                        retry_for.as_secs(),
-                        printable(&dl.file_name),
-                        dl.percent(),
-                        printable(&dl.file_name)
-                    );
-                    self.pause_download(id, Err(why));
-                }
-                SourceState::Waiting { retry_at } if now >= retry_at => {
-                    let dl = self.downloads.get_mut(&id).expect("present");
-                    // Ask the tracker first: the source may be back at another address.
-                    dl.state = SourceState::Reaching { refreshed: true };
-                    if !self.request_peer_list() {
-                        self.step_download(id, now);
+            if dl.paused {
+                continue;
+            }
+            if dl.lost_since.is_some_and(|t| now >= t + retry_for) {
+                let why = format!(
+                    "{} did not come back within {}s; {} is kept at {:.1}% — `resume {}` \
+                     continues it",
+                    dl.source_names(),
+                    retry_for.as_secs(),
+                    printable(&dl.file_name),
+                    dl.percent(),
+                    printable(&dl.file_name)
+                );
+                self.pause_download(id, Err(why));
+                continue;
+            }
+            if now >= dl.last_checkpoint + CHECKPOINT_EVERY {
+                self.checkpoint(id, now);
+            }
+            let Some(dl) = self.downloads.get_mut(&id) else {
+                continue;
+            };
+            let mut stalled = Vec::new();
+            let mut refresh = Vec::new();
+            let mut retry = false;
+            for (si, s) in dl.sources.iter_mut().enumerate() {
+                match s.state {
+                    SourceState::Waiting { retry_at } if now >= retry_at => {
+                        // Ask the tracker first: the source may be back at another address.
+                        s.state = SourceState::Reaching { refreshed: true };
+                        retry = true;
                     }
+                    SourceState::Confirming { conn } if now >= s.asked_at + REQUEST_TIMEOUT => {
+                        stalled.push((si, conn));
+                    }
+                    SourceState::Active { conn } => {
+                        if s.in_flight.values().any(|&t| now >= t + REQUEST_TIMEOUT) {
+                            stalled.push((si, conn));
+                        } else if matches!(s.have, Some(Have::Some(_)))
+                            && now >= s.next_have_refresh
+                        {
+                            s.next_have_refresh = now + HAVE_REFRESH;
+                            refresh.push(conn);
+                        }
+                    }
+                    _ => {}
                 }
-                SourceState::Active { conn } if now >= dl.last_progress + STALL_TIMEOUT => {
-                    let why = format!("nothing received for {}s", STALL_TIMEOUT.as_secs());
-                    self.close(conn);
-                    self.source_lost(id, &why, now);
-                }
-                SourceState::Active { .. } if now >= dl.last_checkpoint + CHECKPOINT_EVERY => {
-                    self.checkpoint(id, now);
-                }
-                _ => {}
+            }
+            let sha256 = dl.sha256;
+            for conn in refresh {
+                let purpose = Purpose::DownloadHave(id);
+                self.request(conn, purpose, |req| Message::GetHave { req, sha256 });
+            }
+            for (si, conn) in stalled {
+                self.close(conn);
+                let why = format!("no answer for {}s", REQUEST_TIMEOUT.as_secs());
+                self.source_lost(id, si, &why, now);
+            }
+            if retry && !self.request_peer_list() {
+                self.step_download(id, now);
             }
         }
     }
 
     pub(super) fn downloads_deadline(&self) -> Option<Instant> {
         let retry_for = self.cfg.retry_for;
-        self.downloads
-            .values()
-            .filter_map(|d| match d.state {
-                SourceState::Waiting { retry_at } => Some(retry_at),
-                SourceState::Active { .. } => Some(if d.unsynced.is_empty() {
-                    d.last_progress + STALL_TIMEOUT
-                } else {
-                    (d.last_checkpoint + CHECKPOINT_EVERY).min(d.last_progress + STALL_TIMEOUT)
-                }),
-                SourceState::Reaching { .. } | SourceState::Confirming { .. } => {
-                    d.lost_since.map(|t| t + retry_for)
+        let mut next: Option<Instant> = None;
+        let mut at = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        for d in self.downloads.values().filter(|d| !d.paused) {
+            if let Some(t) = d.lost_since {
+                at(t + retry_for);
+            }
+            if !d.unsynced.is_empty() {
+                at(d.last_checkpoint + CHECKPOINT_EVERY);
+            }
+            for s in &d.sources {
+                match s.state {
+                    SourceState::Waiting { retry_at } => at(retry_at),
+                    SourceState::Confirming { .. } => at(s.asked_at + REQUEST_TIMEOUT),
+                    SourceState::Active { .. } => {
+                        if let Some(oldest) = s.in_flight.values().min() {
+                            at(*oldest + REQUEST_TIMEOUT);
+                        }
+                        if matches!(s.have, Some(Have::Some(_))) {
+                            at(s.next_have_refresh);
+                        }
+                    }
+                    _ => {}
                 }
-                SourceState::Paused => None,
-            })
-            .min()
+            }
+        }
+        next
     }
 
     /// On exit: make what was fetched durable so a restart continues from here.
@@ -800,16 +1116,14 @@ impl PeerNode {
             if self.download_named(&rec.file_name).is_some() {
                 continue;
             }
-            let chunks = rec.manifest().map(|m| m.chunk_count()).unwrap_or(0);
             let done_bytes = (rec.durable_count() * u64::from(rec.chunk_size)).min(rec.size);
             lines.push(format!(
-                "{}  {:.1}%  {} of {}  from {}  not running (resume to continue){}",
+                "{}  {:.1}%  {} of {}  from {}  not running (resume to continue)",
                 printable(&rec.file_name),
                 percent(done_bytes, rec.size),
                 human_bytes(done_bytes),
                 human_bytes(rec.size),
-                rec.source,
-                if chunks == 0 { " (empty)" } else { "" }
+                rec.sources.join(", "),
             ));
         }
         let bad = bad
@@ -823,6 +1137,10 @@ impl PeerNode {
 impl Pending {
     /// Whether this request belongs to download `id`.
     pub fn is_for(&self, id: DownloadId) -> bool {
-        matches!(self.purpose, Purpose::Chunk { dl, .. } | Purpose::DownloadManifest(dl) if dl == id)
+        matches!(
+            self.purpose,
+            Purpose::Chunk { dl, .. } | Purpose::DownloadManifest(dl) | Purpose::DownloadHave(dl)
+                if dl == id
+        )
     }
 }

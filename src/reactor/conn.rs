@@ -4,7 +4,8 @@
 use crate::wire::FrameDecoder;
 use mio::net::TcpStream;
 use std::collections::VecDeque;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice, Write};
+use std::os::fd::AsRawFd;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -17,6 +18,26 @@ pub const OUT_HIGH_WATER: usize = 8 * 1024 * 1024;
 pub const OUT_LOW_WATER: usize = 2 * 1024 * 1024;
 /// Smallest read we issue; larger when a big frame is being assembled.
 const MIN_READ: usize = 64 * 1024;
+/// A decoder buffer larger than this (after a large manifest, say) is freed once it is empty.
+const RELEASE_ABOVE: usize = 1024 * 1024;
+
+thread_local! {
+    /// The read buffer shared by every connection of this thread's reactor (see
+    /// `Conn::read_once`).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; MIN_READ]);
+}
+
+/// `read(2)` into raw memory, which may be uninitialized: the kernel only writes to it.
+fn read_fd(fd: std::os::fd::RawFd, buf: *mut u8, len: usize) -> io::Result<usize> {
+    // SAFETY: `buf` points to `len` writable bytes (the callers pass a slice's pointer and
+    // length); read(2) writes at most `len` bytes there and never reads them.
+    let n = unsafe { libc::read(fd, buf.cast(), len) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
 
 pub enum Phase {
     /// Non-blocking connect in progress; completes on the first writable event.
@@ -44,6 +65,9 @@ pub struct Conn {
 }
 
 pub enum ReadOutcome {
+    /// A whole frame (or a frame error) is buffered: hand it over, then read on. Carries the
+    /// bytes read by this call.
+    FrameReady(usize),
     /// Read until WouldBlock; nothing more for now.
     Drained,
     /// The read budget ran out with data possibly still waiting.
@@ -82,35 +106,63 @@ impl Conn {
         matches!(self.phase, Phase::Open) && self.out_bytes < OUT_HIGH_WATER
     }
 
-    /// Reads into the frame decoder until WouldBlock, EOF, or `budget` bytes.
+    /// Reads into the frame decoder until a whole frame is buffered, WouldBlock, EOF, or `budget`
+    /// bytes. Stopping at each whole frame lets the caller hand it over while its bytes are still
+    /// in the CPU cache (and keeps the buffer at one frame instead of `budget` bytes).
     pub fn read_some(&mut self, budget: usize) -> io::Result<ReadOutcome> {
         let mut total = 0;
         while total < budget {
-            let want = self
-                .decoder
-                .wanted()
-                .clamp(MIN_READ, crate::wire::MAX_FRAME_LEN + 4);
-            let space = self.decoder.read_space(want);
-            match self.stream.read(space) {
-                Ok(0) => {
-                    self.decoder.filled(want, 0);
-                    return Ok(ReadOutcome::Eof);
-                }
-                Ok(n) => {
-                    self.decoder.filled(want, n);
-                    total += n;
-                }
-                Err(e) => {
-                    self.decoder.filled(want, 0);
-                    match e.kind() {
-                        io::ErrorKind::WouldBlock => return Ok(ReadOutcome::Drained),
-                        io::ErrorKind::Interrupted => continue,
-                        _ => return Err(e),
-                    }
-                }
+            if self.decoder.ready() {
+                return Ok(ReadOutcome::FrameReady(total));
+            }
+            match self.read_once() {
+                Ok(0) => return Ok(ReadOutcome::Eof),
+                Ok(n) => total += n,
+                Err(e) => match e.kind() {
+                    io::ErrorKind::WouldBlock => return Ok(ReadOutcome::Drained),
+                    io::ErrorKind::Interrupted => continue,
+                    _ => return Err(e),
+                },
             }
         }
-        Ok(ReadOutcome::BudgetSpent)
+        Ok(if self.decoder.ready() {
+            ReadOutcome::FrameReady(total)
+        } else {
+            ReadOutcome::BudgetSpent
+        })
+    }
+
+    /// One `read(2)`, sized so that no byte is copied twice and an idle connection holds no
+    /// buffer:
+    /// - the rest of a frame of at least [`MIN_READ`] bytes is read straight into the decoder,
+    ///   exactly up to the frame's end (so finished frames never need moving);
+    /// - a connection whose decoder already has room (it is receiving large frames) reads
+    ///   [`MIN_READ`] into it;
+    /// - anything else (small requests, the first bytes of a frame) is read into a buffer shared
+    ///   by all connections of the thread and only the bytes received are copied to the decoder,
+    ///   so ten thousand quiet connections cost no read buffers at all.
+    fn read_once(&mut self) -> io::Result<usize> {
+        let fd = self.stream.as_raw_fd();
+        if self.decoder.buffered() == 0 && self.decoder.capacity() > RELEASE_ABOVE {
+            self.decoder.release_if_empty();
+        }
+        let want = self.decoder.wanted();
+        if want >= MIN_READ || self.decoder.capacity() >= self.decoder.buffered() + MIN_READ {
+            let len = want.max(MIN_READ);
+            let space = self.decoder.spare(len);
+            let n = read_fd(fd, space.as_mut_ptr().cast(), space.len())?;
+            // SAFETY: read(2) initialized the first `n` bytes of `space`, and nothing touched
+            // the decoder since `spare`.
+            unsafe { self.decoder.assume_filled(n) };
+            Ok(n)
+        } else {
+            SCRATCH.with(|scratch| {
+                let mut scratch = scratch.borrow_mut();
+                let n = read_fd(fd, scratch.as_mut_ptr(), scratch.len())?;
+                self.decoder.extend(&scratch[..n]);
+                Ok(n)
+            })
+        }
     }
 
     /// Writes queued frames until the queue is empty or the socket is full.

@@ -75,6 +75,9 @@ pub enum Action {
     Close(ConnId),
     /// Leave the event loop; the process exits with this code.
     Exit(i32),
+    /// Send one UDP datagram from the reactor's UDP socket (best effort: dropped if it
+    /// cannot leave now, or if there is no UDP socket).
+    SendDatagram(SocketAddr, Vec<u8>),
 }
 
 pub trait Driver {
@@ -94,6 +97,9 @@ pub trait Driver {
     fn handle_timeout(&mut self, now: Instant);
     /// The next instant `handle_timeout` must run, if any.
     fn poll_timeout(&self) -> Option<Instant>;
+    /// A UDP datagram arrived on a socket added with `Reactor::add_udp`. Nodes without UDP
+    /// need not implement it.
+    fn handle_datagram(&mut self, _from: SocketAddr, _bytes: &[u8], _now: Instant) {}
     /// The next action to carry out, until `None`.
     fn poll_action(&mut self) -> Option<Action>;
 }

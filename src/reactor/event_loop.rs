@@ -19,6 +19,12 @@ use std::time::{Duration, Instant};
 const WAKER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
 const FIRST_LISTENER: usize = usize::MAX - 16;
+/// UDP sockets (`udp.rs`) take the tokens below the listeners'.
+const FIRST_UDP: usize = FIRST_LISTENER - super::udp::MAX_UDP;
+
+/// Backlog of connections not yet accepted. With mio's 128, a burst of a few hundred peers
+/// (a tracker restart) overflowed it and the dropped SYNs were retried only after a second.
+const LISTEN_BACKLOG: libc::c_int = 4096;
 
 /// How long an outgoing connect may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -55,6 +61,8 @@ pub struct Reactor {
     exit: Option<i32>,
     /// Connection caps and the idle timeout (`limits.rs`).
     limits: ConnLimits,
+    /// Datagram sockets (`udp.rs`).
+    udp: super::udp::UdpSockets,
 }
 
 impl Reactor {
@@ -74,6 +82,7 @@ impl Reactor {
             readable_again: VecDeque::new(),
             exit: None,
             limits: ConnLimits::new(super::limits::process_limits()),
+            udp: super::udp::UdpSockets::new(FIRST_UDP),
         })
     }
 
@@ -90,6 +99,15 @@ impl Reactor {
     /// Listens on `addr` and returns the address actually bound (port 0 picks one).
     pub fn listen(&mut self, addr: SocketAddr) -> io::Result<SocketAddr> {
         let mut listener = TcpListener::bind(addr)?;
+        // mio listens with a backlog of 128; calling listen(2) again raises it (the kernel caps
+        // it at net.core.somaxconn).
+        // SAFETY: listen(2) on the descriptor `listener` owns.
+        unsafe {
+            libc::listen(
+                std::os::fd::AsRawFd::as_raw_fd(&listener),
+                LISTEN_BACKLOG,
+            );
+        }
         let token = Token(FIRST_LISTENER + self.listeners.len());
         self.poll
             .registry()
@@ -97,6 +115,12 @@ impl Reactor {
         let bound = listener.local_addr()?;
         self.listeners.push(listener);
         Ok(bound)
+    }
+
+    /// Adds a UDP socket: its datagrams go to `Driver::handle_datagram`, and
+    /// `Action::SendDatagram` sends from the first one added.
+    pub fn add_udp(&mut self, socket: mio::net::UdpSocket) -> io::Result<()> {
+        self.udp.add(self.poll.registry(), socket)
     }
 
     /// Delivers SIGINT and SIGTERM to the driver as `Control::Shutdown`.
@@ -143,6 +167,7 @@ impl Reactor {
                     WAKER => self.drain_controls(driver),
                     SIGNALS => self.drain_signals(driver),
                     Token(t) if t >= FIRST_LISTENER => self.accept_all(t - FIRST_LISTENER, driver),
+                    t if self.udp.owns(t) => self.udp.on_readable(t, driver),
                     Token(index) => {
                         if event.is_writable() || event.is_error() || event.is_write_closed() {
                             self.on_writable(index, driver);
@@ -316,18 +341,28 @@ impl Reactor {
         if !self.deliver_frames(id, driver) {
             return; // paused: picked up again once the queue drains (or closed)
         }
-        let Some(conn) = self.conns.get_mut(index) else {
-            return;
-        };
-        let outcome = conn.read_some(READ_BUDGET);
-        // Hand over every whole frame read so far, even if the read then failed.
-        let taking_more = self.deliver_frames(id, driver);
-        match outcome {
-            Ok(ReadOutcome::Drained) => {}
-            Ok(ReadOutcome::BudgetSpent) if taking_more => self.readable_again.push_back(id),
-            Ok(ReadOutcome::BudgetSpent) => {}
-            Ok(ReadOutcome::Eof) => self.fail(id, CloseReason::RemoteClosed, driver),
-            Err(e) => self.fail(id, CloseReason::Io(e), driver),
+        // Read and hand over frame by frame (a frame is handled while its bytes are still in the
+        // CPU cache) until the socket is drained or the budget is spent.
+        let mut budget = READ_BUDGET;
+        loop {
+            let Some(conn) = self.conns.get_mut(index) else {
+                return;
+            };
+            let outcome = conn.read_some(budget);
+            // Hand over every whole frame read so far, even if the read then failed.
+            let taking_more = self.deliver_frames(id, driver);
+            match outcome {
+                Ok(ReadOutcome::FrameReady(n)) if taking_more && n < budget => budget -= n,
+                Ok(ReadOutcome::Drained) => return,
+                Ok(ReadOutcome::BudgetSpent | ReadOutcome::FrameReady(_)) => {
+                    if taking_more {
+                        self.readable_again.push_back(id);
+                    }
+                    return;
+                }
+                Ok(ReadOutcome::Eof) => return self.fail(id, CloseReason::RemoteClosed, driver),
+                Err(e) => return self.fail(id, CloseReason::Io(e), driver),
+            }
         }
     }
 
@@ -471,6 +506,7 @@ impl Reactor {
                 Action::Exit(code) => {
                     self.exit.get_or_insert(code);
                 }
+                Action::SendDatagram(to, bytes) => self.udp.send(to, &bytes),
             }
         }
     }

@@ -5,7 +5,9 @@ mod conn;
 mod driver;
 mod event_loop;
 pub mod limits;
+mod udp;
 
 pub use driver::{Action, CloseReason, ConnId, ConnectTag, Control, Driver};
 pub use event_loop::{ControlSender, Reactor};
 pub use limits::Limits;
+pub use udp::multicast_socket;

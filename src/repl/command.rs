@@ -6,7 +6,10 @@
 pub enum Command {
     Peers,
     Files { peer: String },
-    Get { peer: String, file: String },
+    /// `get PEER FILE` pins a source; `get FILE` (or a first word that is no known peer's
+    /// name: decided when it runs) fetches from every peer that has the content.
+    Get { peer: Option<String>, file: String },
+    Search { text: String },
     Msg { peer: String, text: String },
     Shared,
     Rescan,
@@ -17,6 +20,7 @@ pub enum Command {
     Downloads,
     Resume { file: Option<String> },
     Cancel { file: String },
+    Connect { addr: String },
 }
 
 /// Name, usage and one-line description of every command, for `help` and usage errors.
@@ -24,7 +28,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     (
         "peers",
         "peers",
-        "list known peers: name, address, seconds since last seen",
+        "list known peers: name, address, last seen, source, reachable",
     ),
     (
         "files",
@@ -33,9 +37,10 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ),
     (
         "get",
-        "get PEER FILE",
-        "download FILE from PEER into the downloads folder",
+        "get [PEER] FILE",
+        "download FILE (name or SHA-256 prefix) from PEER, or from every peer that has it",
     ),
+    ("search", "search TEXT", "ask every known peer for files whose name contains TEXT"),
     ("msg", "msg PEER TEXT", "send a text message to PEER"),
     (
         "downloads",
@@ -62,6 +67,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "wait-peer",
         "wait-peer NAME SECONDS",
         "wait until NAME is known (fails after SECONDS)",
+    ),
+    (
+        "connect",
+        "connect ADDR",
+        "connect to the peer at ADDR (host:port), no tracker needed",
     ),
     ("sleep", "sleep SECONDS", "pause (for scripts)"),
     ("help", "help", "show this list"),
@@ -125,22 +135,37 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
             }
             Ok(Some(Command::Files { peer: peer.into() }))
         }
-        "get" | "msg" => {
+        "get" => {
+            let (first, tail) = split_word(rest);
+            let tail = unquote(tail);
+            match (unquote(first).is_empty(), tail.is_empty()) {
+                (true, _) => Err(usage()),
+                (false, true) => Ok(Some(Command::Get {
+                    peer: None,
+                    file: unquote(first).into(),
+                })),
+                (false, false) => Ok(Some(Command::Get {
+                    peer: Some(first.into()),
+                    file: tail.into(),
+                })),
+            }
+        }
+        "search" => {
+            let text = unquote(rest);
+            if text.is_empty() {
+                return Err(usage());
+            }
+            Ok(Some(Command::Search { text: text.into() }))
+        }
+        "msg" => {
             let (peer, tail) = split_word(rest);
             let tail = unquote(tail);
             if peer.is_empty() || tail.is_empty() {
                 return Err(usage());
             }
-            Ok(Some(if name == "get" {
-                Command::Get {
-                    peer: peer.into(),
-                    file: tail.into(),
-                }
-            } else {
-                Command::Msg {
-                    peer: peer.into(),
-                    text: tail.into(),
-                }
+            Ok(Some(Command::Msg {
+                peer: peer.into(),
+                text: tail.into(),
             }))
         }
         "wait-peer" => {
@@ -153,6 +178,13 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
                 _ => Err(usage()),
             }
         }
+        "connect" => {
+            let (addr, extra) = split_word(rest);
+            if addr.is_empty() || !extra.is_empty() {
+                return Err(usage());
+            }
+            Ok(Some(Command::Connect { addr: addr.into() }))
+        }
         "sleep" => match parse_seconds(rest) {
             Some(seconds) => Ok(Some(Command::Sleep { seconds })),
             None => Err(usage()),
@@ -162,6 +194,14 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
             crate::names::printable(name)
         )),
     }
+}
+
+/// The whole argument of a `get` line, for `get FILE` whose first word turned out to be no
+/// peer's name.
+pub fn get_query(line: &str) -> Option<String> {
+    let (name, rest) = split_word(line.trim());
+    let rest = unquote(rest);
+    (name == "get" && !rest.is_empty()).then(|| rest.to_string())
 }
 
 fn split_word(s: &str) -> (&str, &str) {
@@ -193,7 +233,7 @@ mod tests {
 
     fn get(peer: &str, file: &str) -> Option<Command> {
         Some(Command::Get {
-            peer: peer.into(),
+            peer: Some(peer.into()),
             file: file.into(),
         })
     }
@@ -230,9 +270,18 @@ mod tests {
 
     #[test]
     fn wrong_arguments_give_usage() {
-        assert_eq!(parse("get Alice"), Err("usage: get PEER FILE".into()));
-        assert_eq!(parse("get"), Err("usage: get PEER FILE".into()));
-        assert_eq!(parse("get Alice \"\""), Err("usage: get PEER FILE".into()));
+        assert_eq!(
+            parse("get Alice"),
+            Ok(Some(Command::Get {
+                peer: None,
+                file: "Alice".into()
+            }))
+        );
+        assert_eq!(parse("get"), Err("usage: get [PEER] FILE".into()));
+        assert_eq!(parse("get \"\""), Err("usage: get [PEER] FILE".into()));
+        assert_eq!(parse("search"), Err("usage: search TEXT".into()));
+        assert_eq!(get_query("get  my  notes.txt "), Some("my  notes.txt".into()));
+        assert_eq!(get_query("get \"a b\""), Some("a b".into()));
         assert_eq!(parse("files"), Err("usage: files PEER".into()));
         assert_eq!(parse("files a b"), Err("usage: files PEER".into()));
         assert_eq!(parse("peers now"), Err("usage: peers".into()));
@@ -266,6 +315,18 @@ mod tests {
         assert!(err.contains("unknown command 'frobnicate'"), "{err}");
         let err = parse("\u{1b}[2J").unwrap_err();
         assert!(!err.contains('\u{1b}'), "{err:?}");
+    }
+
+    #[test]
+    fn connect_takes_one_address() {
+        assert_eq!(
+            parse("connect 10.0.0.5:4000"),
+            Ok(Some(Command::Connect {
+                addr: "10.0.0.5:4000".into()
+            }))
+        );
+        assert_eq!(parse("connect"), Err("usage: connect ADDR".into()));
+        assert_eq!(parse("connect a b"), Err("usage: connect ADDR".into()));
     }
 
     #[test]

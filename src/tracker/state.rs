@@ -507,22 +507,7 @@ impl Tracker {
 
 /// The `req` of a request or answer, so an error can name what it answers.
 fn request_id(msg: &Message) -> Option<u64> {
-    match msg {
-        Message::Register { req, .. }
-        | Message::ListPeers { req }
-        | Message::Registered { req, .. }
-        | Message::Peers { req, .. }
-        | Message::ListFiles { req }
-        | Message::GetManifest { req, .. }
-        | Message::GetChunk { req, .. }
-        | Message::Chat { req, .. }
-        | Message::Files { req, .. }
-        | Message::Manifest { req, .. }
-        | Message::Chunk { req, .. }
-        | Message::ChatOk { req } => Some(*req),
-        Message::Error { req, .. } => *req,
-        Message::Hello { .. } | Message::Heartbeat | Message::Unregister => None,
-    }
+    msg.req()
 }
 
 /// "30s" for whole seconds, otherwise Debug form ("1.5s", "250ms").
@@ -621,6 +606,7 @@ mod tests {
                     Action::Close(conn) => out.push(Out::Close(conn)),
                     Action::Exit(code) => out.push(Out::Exit(code)),
                     Action::Connect(addr, _) => panic!("the tracker connected to {addr}"),
+                    Action::SendDatagram(to, _) => panic!("the tracker sent a datagram to {to}"),
                 }
             }
             out

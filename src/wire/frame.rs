@@ -54,7 +54,23 @@ pub fn encode_message(msg: &Message) -> Vec<u8> {
 
 /// Decodes one frame body (without its length prefix). Trailing bytes after the CBOR item are an
 /// error: ciborium alone would silently ignore them.
+///
+/// A `Chunk` in the reference encoding takes a hand-written path ([`super::chunk`]) that copies
+/// its data once; everything else, including `Chunk`s encoded any other valid way, goes through
+/// ciborium.
 pub fn decode_message(body: &[u8]) -> Result<Message, FrameError> {
+    if let Some(chunk) = super::chunk::parse_chunk(body) {
+        return Ok(Message::Chunk {
+            req: chunk.req,
+            index: chunk.index,
+            data: chunk.data.to_vec(),
+        });
+    }
+    decode_with_ciborium(body)
+}
+
+/// The general decoder (what [`decode_message`] does for anything but a reference `Chunk`).
+pub(crate) fn decode_with_ciborium(body: &[u8]) -> Result<Message, FrameError> {
     let mut rest = body;
     let msg: Message = ciborium::de::from_reader_with_recursion_limit(&mut rest, MAX_CBOR_DEPTH)
         .map_err(|e| FrameError::Malformed(describe_cbor_error(e)))?;
@@ -81,6 +97,12 @@ fn describe_cbor_error<T: fmt::Debug>(e: ciborium::de::Error<T>) -> String {
 
 /// Splits a byte stream into frame bodies. Feed it whatever a socket read returned; it keeps the
 /// incomplete tail for the next read.
+///
+/// Memory: the buffer holds what was read and not yet handed out, so it is as large as the
+/// largest frame being assembled plus one read. `buf.len()` is always the filled length (no
+/// zero-filled slack), so reserving room for a large read costs address space, not resident
+/// memory. Callers that read into [`Self::spare`] can size reads to end exactly at a frame's end
+/// (see `reactor/conn.rs`), so that consumed frames never need to be moved.
 #[derive(Default)]
 pub struct FrameDecoder {
     buf: Vec<u8>,
@@ -98,6 +120,20 @@ impl FrameDecoder {
         self.buf.len() - self.consumed
     }
 
+    /// Bytes the buffer can hold without growing.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Frees the buffer if nothing is buffered (a connection going quiet after a large frame
+    /// need not keep a large buffer).
+    pub fn release_if_empty(&mut self) {
+        if self.buffered() == 0 {
+            self.buf = Vec::new();
+            self.consumed = 0;
+        }
+    }
+
     /// How many more bytes the frame being assembled needs (at least 1), bounded by the maximum
     /// frame size. Lets the caller size its next read.
     pub fn wanted(&self) -> usize {
@@ -111,13 +147,55 @@ impl FrameDecoder {
             .max(1)
     }
 
-    /// The spare space to read into, with room for at least `min` bytes. Call [`Self::filled`]
-    /// with the count actually read.
-    pub fn read_space(&mut self, min: usize) -> &mut [u8] {
-        if self.consumed > 0 && (self.consumed == self.buf.len() || self.consumed > 1 << 20) {
+    /// Whether [`Self::next_frame`] has something to say without more input: a whole frame, or
+    /// an error (a declared length over the maximum). Reading more is pointless then.
+    pub fn ready(&self) -> bool {
+        let pending = &self.buf[self.consumed..];
+        if pending.len() < 4 {
+            return false;
+        }
+        let len = u32::from_be_bytes([pending[0], pending[1], pending[2], pending[3]]) as usize;
+        len > MAX_FRAME_LEN || pending.len() >= 4 + len
+    }
+
+    /// Makes room for at least `min` more bytes, moving the unconsumed tail to the front first
+    /// when that is free or needed.
+    fn make_room(&mut self, min: usize) {
+        if self.consumed > 0
+            && (self.consumed == self.buf.len()
+                || self.buf.capacity() - self.buf.len() < min
+                || self.consumed > 1 << 20)
+        {
             self.buf.drain(..self.consumed);
             self.consumed = 0;
         }
+        self.buf.reserve(min);
+    }
+
+    /// Exactly `len` bytes of uninitialized space after the buffered bytes, for a read that
+    /// writes into it directly (no zero-filling). Call [`Self::assume_filled`] with the count
+    /// written.
+    pub fn spare(&mut self, len: usize) -> &mut [std::mem::MaybeUninit<u8>] {
+        self.make_room(len);
+        &mut self.buf.spare_capacity_mut()[..len]
+    }
+
+    /// Records that the first `n` bytes of the space from [`Self::spare`] were written.
+    ///
+    /// # Safety
+    /// Those `n` bytes must have been initialized (e.g. by a successful `read(2)` that returned
+    /// `n`), and no call that could move or shrink the buffer may come in between.
+    pub unsafe fn assume_filled(&mut self, n: usize) {
+        let new_len = self.buf.len() + n;
+        assert!(new_len <= self.buf.capacity(), "filled past the spare space");
+        // SAFETY: within capacity (checked) and initialized (the caller's promise).
+        unsafe { self.buf.set_len(new_len) };
+    }
+
+    /// The spare space to read into, with room for `min` bytes, zero-filled (the safe variant of
+    /// [`Self::spare`]). Call [`Self::filled`] with the count actually read.
+    pub fn read_space(&mut self, min: usize) -> &mut [u8] {
+        self.make_room(min);
         let old = self.buf.len();
         self.buf.resize(old + min, 0);
         &mut self.buf[old..]
@@ -130,10 +208,16 @@ impl FrameDecoder {
         self.buf.truncate(new_len);
     }
 
-    /// Appends bytes (for callers that already hold them, like tests and fuzzers).
+    /// Appends bytes (for callers that already hold them: a shared read buffer, tests, fuzzers).
+    /// Once the head of a frame is known, room for the whole frame is reserved at once, so
+    /// assembling a large frame never copies it to a bigger buffer.
     pub fn extend(&mut self, bytes: &[u8]) {
-        let space = self.read_space(bytes.len());
-        space.copy_from_slice(bytes);
+        self.make_room(bytes.len());
+        self.buf.extend_from_slice(bytes);
+        if self.buffered() >= 4 && !self.ready() {
+            let wanted = self.wanted();
+            self.make_room(wanted);
+        }
     }
 
     /// Returns the next complete frame body, `Ok(None)` if more bytes are needed, or an error if
@@ -227,6 +311,72 @@ mod tests {
             got.extend(frames_of(&mut dec));
         }
         assert_eq!(got, vec![hello(), Message::ListFiles { req: 9 }]);
+    }
+
+    /// Reads through `spare`/`assume_filled` in uneven pieces give the same frames as
+    /// `extend`, and the buffer never holds more than a frame plus one read.
+    #[test]
+    fn spare_reads_yield_the_same_frames_without_growing_past_a_frame() {
+        let msgs: Vec<Message> = (0..20)
+            .map(|i| Message::Chunk {
+                req: i,
+                index: i * 3,
+                data: vec![i as u8; 1000 + 5000 * i as usize],
+            })
+            .collect();
+        let stream: Vec<u8> = msgs.iter().flat_map(encode_message).collect();
+        let largest = msgs.iter().map(|m| encode_message(m).len()).max().unwrap();
+        let mut dec = FrameDecoder::new();
+        let mut got = Vec::new();
+        let mut at = 0;
+        let mut step = 1;
+        while at < stream.len() {
+            let n = step.min(stream.len() - at);
+            step = step * 7 % 40_000 + 1;
+            let space = dec.spare(n);
+            for (dst, src) in space.iter_mut().zip(&stream[at..at + n]) {
+                dst.write(*src);
+            }
+            // SAFETY: the loop above wrote all n bytes.
+            unsafe { dec.assume_filled(n) };
+            at += n;
+            assert!(dec.buffered() <= largest + 40_000);
+            while dec.ready() {
+                got.push(decode_message(dec.next_frame().unwrap().unwrap()).unwrap());
+            }
+        }
+        assert_eq!(got, msgs);
+        assert_eq!(dec.buffered(), 0);
+        dec.release_if_empty();
+        assert_eq!(dec.capacity(), 0);
+    }
+
+    #[test]
+    fn ready_means_a_frame_or_an_error_is_waiting() {
+        let frame = encode_message(&Message::ListFiles { req: 3 });
+        let mut dec = FrameDecoder::new();
+        dec.extend(&frame[..frame.len() - 1]);
+        assert!(!dec.ready());
+        dec.extend(&frame[frame.len() - 1..]);
+        assert!(dec.ready());
+        dec.next_frame().unwrap().unwrap();
+        assert!(!dec.ready());
+        dec.extend(&(MAX_FRAME_LEN as u32 + 1).to_be_bytes());
+        assert!(dec.ready(), "a length over the maximum is ready to be refused");
+        assert!(dec.next_frame().is_err());
+    }
+
+    #[test]
+    fn a_partial_frame_is_kept_across_release() {
+        let frame = encode_message(&Message::ListFiles { req: 3 });
+        let mut dec = FrameDecoder::new();
+        dec.extend(&frame[..5]);
+        dec.release_if_empty();
+        dec.extend(&frame[5..]);
+        assert_eq!(
+            decode_message(dec.next_frame().unwrap().unwrap()).unwrap(),
+            Message::ListFiles { req: 3 }
+        );
     }
 
     #[test]

@@ -79,6 +79,14 @@ pub struct FileInfo {
     pub name: String,
     pub size: u64,
     pub sha256: Sha256,
+    /// The file is still being downloaded by the lister, which serves the chunks it has
+    /// (ask `GetHave`). Absent means false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub partial: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,6 +173,33 @@ pub enum Message {
     ChatOk {
         req: u64,
     },
+
+    // ---- peer exchange (peer -> peer) ---------------------------------------------------------
+    /// Asks for the peers the other side knows.
+    GetPeers {
+        req: u64,
+    },
+    /// The answer to `GetPeers`: at most 64 peers, newest first. `last_seen_ms` is how long
+    /// ago the sender (or whoever told it) last heard from each.
+    PeerList {
+        req: u64,
+        peers: Vec<PeerInfo>,
+    },
+
+    // ---- swarm downloads (peer -> peer) -------------------------------------------------------
+    /// Which chunks of this file the other side can serve now.
+    GetHave {
+        req: u64,
+        sha256: Sha256,
+    },
+    /// The answer to `GetHave`. `complete`: every chunk (then `bitmap` is empty); otherwise bit
+    /// `i % 8` of byte `i / 8` of `bitmap` is set when chunk `i` can be served.
+    Have {
+        req: u64,
+        complete: bool,
+        #[serde(with = "serde_bytes")]
+        bitmap: Vec<u8>,
+    },
 }
 
 impl Message {
@@ -174,6 +209,31 @@ impl Message {
             Message::Chunk { data, .. } => data.len(),
             Message::Manifest { chunk_hashes, .. } => chunk_hashes.len(),
             _ => 0,
+        }
+    }
+
+    /// The request id a request carries or an answer echoes (`None` for `Hello`, `Heartbeat`,
+    /// `Unregister` and an `Error` about the whole connection).
+    pub fn req(&self) -> Option<u64> {
+        match self {
+            Message::Register { req, .. }
+            | Message::ListPeers { req }
+            | Message::Registered { req, .. }
+            | Message::Peers { req, .. }
+            | Message::ListFiles { req }
+            | Message::GetManifest { req, .. }
+            | Message::GetChunk { req, .. }
+            | Message::Chat { req, .. }
+            | Message::Files { req, .. }
+            | Message::Manifest { req, .. }
+            | Message::Chunk { req, .. }
+            | Message::ChatOk { req }
+            | Message::GetPeers { req }
+            | Message::PeerList { req, .. }
+            | Message::GetHave { req, .. }
+            | Message::Have { req, .. } => Some(*req),
+            Message::Error { req, .. } => *req,
+            Message::Hello { .. } | Message::Heartbeat | Message::Unregister => None,
         }
     }
 
@@ -196,6 +256,10 @@ impl Message {
             Message::Manifest { .. } => "Manifest",
             Message::Chunk { .. } => "Chunk",
             Message::ChatOk { .. } => "ChatOk",
+            Message::GetPeers { .. } => "GetPeers",
+            Message::PeerList { .. } => "PeerList",
+            Message::GetHave { .. } => "GetHave",
+            Message::Have { .. } => "Have",
         }
     }
 }

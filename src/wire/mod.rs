@@ -3,8 +3,10 @@
 //! Every frame is a 4-byte big-endian length followed by exactly that many bytes of one CBOR item
 //! (see PROTOCOL.md). This module has no sockets: it turns bytes into messages and back.
 
+mod chunk;
 mod frame;
 mod message;
 
+pub use chunk::{ChunkRef, chunk_frame_head, parse_chunk};
 pub use frame::{FrameDecoder, FrameError, MAX_FRAME_LEN, decode_message, encode_message};
 pub use message::{ErrorCode, FileInfo, Message, PROTOCOL_VERSION, PeerInfo, Sha256};

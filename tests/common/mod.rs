@@ -11,6 +11,8 @@
 // Each test binary uses a different subset of the harness.
 #![allow(dead_code)]
 
+pub mod fake_peer;
+
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -74,6 +76,11 @@ impl Proc {
         .env_remove("P2P_DOWNLOADS")
         .env("P2P_CONFIG", "/dev/null")
         .env("NO_COLOR", "1");
+        // LAN discovery stays off unless a test turns it on (with a group port of its own):
+        // tests run in parallel must not hear each other, and no multicast may leave loopback.
+        if !cmd.get_envs().any(|(key, _)| key == "P2P_NO_LAN") {
+            cmd.env("P2P_NO_LAN", "1");
+        }
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("{label}: cannot spawn {cmd:?}: {e}"));
@@ -342,9 +349,13 @@ impl PeerDirs {
         fs::write(self.downloads.join(name), bytes).expect("write download");
     }
 
-    /// Everything in downloads/, hidden entries and subfolders included.
+    /// Everything in downloads/, hidden entries and subfolders included, except the peer's
+    /// own state folder `.p2p/` (hash cache, peer cache, resume records): not a download.
     pub fn downloads_listing(&self) -> Vec<String> {
         list_all(&self.downloads)
+            .into_iter()
+            .filter(|p| p != ".p2p" && !p.starts_with(".p2p/"))
+            .collect()
     }
 }
 

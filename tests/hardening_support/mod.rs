@@ -209,6 +209,7 @@ impl Script {
             name: name.to_string(),
             size: m.size,
             sha256: m.sha256,
+            partial: false,
         });
         self.manifests.insert(
             m.sha256,
@@ -375,6 +376,11 @@ fn serve(n: usize, mut s: TcpStream, name: &str, script: &Mutex<Script>, tx: &Se
                 }
             }
             Message::Chat { req, .. } => Message::ChatOk { req },
+            Message::GetHave { req, .. } => Message::Have {
+                req,
+                complete: true,
+                bitmap: Vec::new(),
+            },
             _ => continue,
         };
         if send(&mut s, &reply).is_err() {

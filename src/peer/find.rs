@@ -1,0 +1,338 @@
+//! Asking every known peer what it shares: `search TEXT`, and `get FILE` with no peer named,
+//! which downloads from every peer that has the same content (the file's SHA-256), whatever
+//! name it has there.
+
+use super::node::{PeerNode, Purpose};
+use crate::names::printable;
+use crate::reactor::ConnId;
+use crate::wire::{FileInfo, Message, Sha256};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// How long a search waits for slow peers; those that have not answered by then are left out.
+const FIND_TIMEOUT: Duration = Duration::from_secs(10);
+/// A SHA-256 prefix must be at least this long to select a file.
+const MIN_HASH_PREFIX: usize = 6;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FindFor {
+    /// `search TEXT`: list what matches.
+    Search,
+    /// `get FILE`: download the one content that matches, from every peer that has it.
+    Get,
+}
+
+#[derive(Debug)]
+pub struct Find {
+    pub query: String,
+    pub purpose: FindFor,
+    /// The peer list was asked for; peers are asked once it arrives.
+    listing: bool,
+    /// Peers not yet answered, with the connection the question went out on.
+    waiting: BTreeMap<String, Option<ConnId>>,
+    /// (peer, file) for every match.
+    results: Vec<(String, FileInfo)>,
+    pub deadline: Instant,
+}
+
+impl Find {
+    pub fn new(query: String, purpose: FindFor, now: Instant) -> Find {
+        Find {
+            query,
+            purpose,
+            listing: true,
+            waiting: BTreeMap::new(),
+            results: Vec::new(),
+            deadline: now + FIND_TIMEOUT,
+        }
+    }
+
+    fn matches(&self, f: &FileInfo) -> bool {
+        let q = self.query.to_lowercase();
+        let by_hash = q.len() >= MIN_HASH_PREFIX
+            && q.chars().all(|c| c.is_ascii_hexdigit())
+            && f.sha256.to_hex().starts_with(&q);
+        match self.purpose {
+            FindFor::Search => by_hash || f.name.to_lowercase().contains(&q),
+            FindFor::Get => by_hash || f.name == self.query,
+        }
+    }
+}
+
+/// One content found: its hash, a name for it, its size and who has it.
+struct Candidate {
+    sha256: Sha256,
+    names: Vec<String>,
+    size: u64,
+    peers: Vec<String>,
+}
+
+fn group(results: &[(String, FileInfo)]) -> Vec<Candidate> {
+    let mut by_sha: BTreeMap<Sha256, Candidate> = BTreeMap::new();
+    for (peer, f) in results {
+        let c = by_sha.entry(f.sha256).or_insert_with(|| Candidate {
+            sha256: f.sha256,
+            names: Vec::new(),
+            size: f.size,
+            peers: Vec::new(),
+        });
+        if !c.names.contains(&f.name) {
+            c.names.push(f.name.clone());
+        }
+        if !c.peers.contains(peer) {
+            c.peers.push(peer.clone());
+        }
+    }
+    by_sha.into_values().collect()
+}
+
+impl PeerNode {
+    /// Starts asking everyone; the tracker's list is refreshed first.
+    pub(super) fn start_find(&mut self, query: String, purpose: FindFor, now: Instant) {
+        let mut find = Find::new(query, purpose, now);
+        find.listing = self.request_peer_list();
+        self.op = Some(super::ops::Op::Find(find));
+        if let Some(super::ops::Op::Find(f)) = &self.op
+            && !f.listing
+        {
+            self.find_ask_everyone();
+        }
+    }
+
+    fn find_mut(&mut self) -> Option<&mut Find> {
+        match &mut self.op {
+            Some(super::ops::Op::Find(f)) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// The peer list arrived (or there is none): ask every peer we know.
+    pub(super) fn find_peer_list_arrived(&mut self) {
+        if let Some(f) = self.find_mut()
+            && f.listing
+        {
+            f.listing = false;
+            self.find_ask_everyone();
+        }
+    }
+
+    fn find_ask_everyone(&mut self) {
+        let mut names: Vec<String> = self.known.iter().map(|(n, _)| n.clone()).collect();
+        for s in self.sessions.values() {
+            if let Some(n) = &s.name
+                && !names.contains(n)
+            {
+                names.push(n.clone());
+            }
+        }
+        let Some(f) = self.find_mut() else { return };
+        for name in names {
+            f.waiting.insert(name, None);
+        }
+        self.find_advance();
+    }
+
+    /// Sends the question to every peer now reachable; resolves once all have answered.
+    pub(super) fn find_advance(&mut self) {
+        let Some(f) = self.find_mut() else { return };
+        if f.listing {
+            return;
+        }
+        let unasked: Vec<String> = f
+            .waiting
+            .iter()
+            .filter(|(_, c)| c.is_none())
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in unasked {
+            let mut refreshed = true;
+            match self.reach(&name, &mut refreshed) {
+                Ok(Some(conn)) => {
+                    self.request(conn, Purpose::Op, |req| Message::ListFiles { req });
+                    if let Some(f) = self.find_mut() {
+                        f.waiting.insert(name, Some(conn));
+                    }
+                }
+                Ok(None) => {}
+                Err(_) => {
+                    if let Some(f) = self.find_mut() {
+                        f.waiting.remove(&name);
+                    }
+                }
+            }
+        }
+        if self.find_mut().is_some_and(|f| f.waiting.is_empty()) {
+            self.find_resolve(Instant::now());
+        }
+    }
+
+    /// A peer answered (`Some(files)`) or cannot (`None`: error, unreachable, gone).
+    pub(super) fn find_answer(&mut self, peer: &str, files: Option<Vec<FileInfo>>) {
+        let Some(f) = self.find_mut() else { return };
+        if f.waiting.remove(peer).is_none() {
+            return;
+        }
+        // Keep every listing: a content found by name is fetched from every peer that has the
+        // same bytes, under whatever name.
+        for file in files.into_iter().flatten() {
+            f.results.push((peer.to_string(), file));
+        }
+        self.find_advance();
+    }
+
+    /// Which peer a connection asked in this search belongs to.
+    pub(super) fn find_peer_on(&mut self, conn: ConnId) -> Option<String> {
+        let f = self.find_mut()?;
+        f.waiting
+            .iter()
+            .find(|(_, c)| **c == Some(conn))
+            .map(|(n, _)| n.clone())
+    }
+
+    /// The deadline passed: go with the answers we have.
+    pub(super) fn find_timed_out(&mut self, now: Instant) {
+        if let Some(f) = self.find_mut() {
+            f.waiting.clear();
+            f.listing = false;
+        }
+        self.find_resolve(now);
+    }
+
+    fn find_resolve(&mut self, now: Instant) {
+        let Some(super::ops::Op::Find(find)) = self.op.take() else { return };
+        let matching: Vec<(String, FileInfo)> = find
+            .results
+            .iter()
+            .filter(|(_, f)| find.matches(f))
+            .cloned()
+            .collect();
+        let mut candidates = group(&matching);
+        // Add the peers that have a matching content under another name.
+        for c in &mut candidates {
+            for (peer, f) in &find.results {
+                if f.sha256 == c.sha256 && !c.peers.contains(peer) {
+                    c.peers.push(peer.clone());
+                }
+            }
+        }
+        match find.purpose {
+            FindFor::Search => {
+                if candidates.is_empty() {
+                    self.ui.line(&format!(
+                        "nothing matches '{}' among {} known peer(s)",
+                        printable(&find.query),
+                        self.known.len()
+                    ));
+                }
+                for c in candidates {
+                    self.ui.line(&format!(
+                        "{}  {} bytes  {}  {} peer(s): {}",
+                        printable(&c.names.join(" | ")),
+                        c.size,
+                        c.sha256,
+                        c.peers.len(),
+                        c.peers.join(", ")
+                    ));
+                }
+                self.finish_op();
+            }
+            FindFor::Get => match candidates.len() {
+                0 => {
+                    let first = find.query.split_whitespace().next().unwrap_or("");
+                    let hint = if find.query.contains(' ') {
+                        format!(" (and '{}' is not a known peer)", printable(first))
+                    } else {
+                        String::new()
+                    };
+                    self.fail_op(&format!(
+                        "no known peer shares '{}'{hint}",
+                        printable(&find.query)
+                    ));
+                }
+                1 => {
+                    let c = &candidates[0];
+                    let name = if c.names.contains(&find.query) {
+                        find.query.clone()
+                    } else {
+                        c.names[0].clone()
+                    };
+                    let info = FileInfo {
+                        name: name.clone(),
+                        size: c.size,
+                        sha256: c.sha256,
+                        partial: false,
+                    };
+                    self.get_from(c.peers.clone(), name, info, now);
+                }
+                _ => {
+                    let list: Vec<String> = candidates
+                        .iter()
+                        .map(|c| {
+                            format!(
+                                "{} ({} bytes, as {}) at {}",
+                                c.sha256,
+                                c.size,
+                                printable(&c.names.join(" | ")),
+                                c.peers.join(", ")
+                            )
+                        })
+                        .collect();
+                    self.fail_op(&format!(
+                        "'{}' names different files: {}; name the peer (get PEER FILE) or give \
+                         a SHA-256 prefix",
+                        printable(&find.query),
+                        list.join("; ")
+                    ));
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(name: &str, content: &[u8]) -> FileInfo {
+        FileInfo {
+            name: name.into(),
+            size: content.len() as u64,
+            sha256: Sha256::of(content),
+            partial: false,
+        }
+    }
+
+    #[test]
+    fn get_matches_exact_names_and_hash_prefixes() {
+        let now = Instant::now();
+        let find = Find::new("a.txt".into(), FindFor::Get, now);
+        assert!(find.matches(&info("a.txt", b"x")));
+        assert!(!find.matches(&info("a.txt.bak", b"x")));
+        let hex = Sha256::of(b"x").to_hex();
+        let find = Find::new(hex[..8].to_uppercase(), FindFor::Get, now);
+        assert!(find.matches(&info("whatever", b"x")));
+        let find = Find::new(hex[..4].into(), FindFor::Get, now);
+        assert!(!find.matches(&info("whatever", b"x")), "too short a prefix");
+    }
+
+    #[test]
+    fn search_matches_substrings_ignoring_case() {
+        let find = Find::new("REPORT".into(), FindFor::Search, Instant::now());
+        assert!(find.matches(&info("annual report.pdf", b"1")));
+        assert!(!find.matches(&info("notes.txt", b"1")));
+    }
+
+    #[test]
+    fn same_content_under_different_names_is_one_candidate() {
+        let results = vec![
+            ("Alice".to_string(), info("a.bin", b"same")),
+            ("Bob".to_string(), info("b.bin", b"same")),
+            ("Carol".to_string(), info("a.bin", b"other")),
+        ];
+        let groups = group(&results);
+        assert_eq!(groups.len(), 2);
+        let same = groups.iter().find(|c| c.sha256 == Sha256::of(b"same")).unwrap();
+        assert_eq!(same.peers, vec!["Alice", "Bob"]);
+        assert_eq!(same.names, vec!["a.bin", "b.bin"]);
+    }
+}

@@ -1,0 +1,281 @@
+//! LAN discovery: every peer multicasts a small announcement (its name and listen port) to a
+//! group on the local network at start and every [`ANNOUNCE_EVERY`], and adds the peers it hears
+//! to its table as `lan`, at the datagram's source IP and the announced port. Hearing a peer it
+//! did not know makes a peer announce itself early (at most once a second), so a newcomer hears
+//! everyone within a moment instead of within the interval.
+//!
+//! Datagram: one CBOR map `{"magic": "p2p-lan", "version": 1, "name": NAME, "port": PORT}`, at
+//! most [`MAX_DATAGRAM`] bytes, nothing after it. Anything else is ignored without a word (a
+//! LAN carries other people's traffic too), as are our own announcements (looped back to us),
+//! and more than [`PER_NAME_PER_SEC`] announcements a second for one name from one IP or
+//! [`PER_IP_PER_SEC`] from one IP.
+
+use super::node::PeerNode;
+use super::peer_table::Source;
+use crate::names::check_peer_name;
+use crate::reactor::Action;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+/// The default group: administratively scoped (239/8, RFC 2365), so it stays on the site.
+pub const DEFAULT_GROUP: &str = "239.255.70.80:9001";
+pub const ANNOUNCE_EVERY: Duration = Duration::from_secs(5);
+/// Hearing a peer we did not know (or had not heard for a while) makes us announce ourselves
+/// early, so a newcomer learns the others at once; never more than once per this interval.
+const EARLY_ANNOUNCE_GAP: Duration = Duration::from_secs(1);
+pub const MAX_DATAGRAM: usize = 512;
+const MAGIC: &str = "p2p-lan";
+const LAN_VERSION: u32 = 1;
+pub const PER_NAME_PER_SEC: u32 = 2;
+pub const PER_IP_PER_SEC: u32 = 64;
+/// Senders tracked per one-second window; datagrams from further senders wait for the next.
+const MAX_SENDERS: usize = 1024;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LanConfig {
+    /// Multicast group and port.
+    pub group: SocketAddrV4,
+    /// Address of the interface to use (`0.0.0.0`: the kernel's choice).
+    pub iface: Ipv4Addr,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Announce {
+    pub magic: String,
+    pub version: u32,
+    pub name: String,
+    pub port: u16,
+}
+
+pub fn encode_announce(name: &str, port: u16) -> Vec<u8> {
+    let a = Announce {
+        magic: MAGIC.to_string(),
+        version: LAN_VERSION,
+        name: name.to_string(),
+        port,
+    };
+    let mut out = Vec::with_capacity(64);
+    // Writing into a Vec cannot fail.
+    let _ = ciborium::into_writer(&a, &mut out);
+    out
+}
+
+/// The announcement in `bytes`, or why it is ignored.
+pub fn decode_announce(bytes: &[u8]) -> Result<Announce, String> {
+    if bytes.len() > MAX_DATAGRAM {
+        return Err(format!("{} bytes, more than {MAX_DATAGRAM}", bytes.len()));
+    }
+    let mut rest = bytes;
+    let a: Announce = ciborium::de::from_reader_with_recursion_limit(&mut rest, 8)
+        .map_err(|e| format!("not an announcement: {e}"))?;
+    if !rest.is_empty() {
+        return Err("bytes after the announcement".into());
+    }
+    if a.magic != MAGIC {
+        return Err("wrong magic".into());
+    }
+    if a.version != LAN_VERSION {
+        return Err(format!("version {}", a.version));
+    }
+    check_peer_name(&a.name)?;
+    if a.port == 0 {
+        return Err("port 0".into());
+    }
+    Ok(a)
+}
+
+/// Counts announcements per sender in one-second windows.
+pub struct RateLimit {
+    window: Instant,
+    per_ip: HashMap<IpAddr, u32>,
+    per_name: HashMap<(IpAddr, String), u32>,
+}
+
+impl RateLimit {
+    pub fn new(now: Instant) -> RateLimit {
+        RateLimit {
+            window: now,
+            per_ip: HashMap::new(),
+            per_name: HashMap::new(),
+        }
+    }
+
+    /// Whether one more announcement of `name` from `ip` is taken now.
+    pub fn allow(&mut self, ip: IpAddr, name: &str, now: Instant) -> bool {
+        if now.saturating_duration_since(self.window) >= Duration::from_secs(1) {
+            self.window = now;
+            self.per_ip.clear();
+            self.per_name.clear();
+        }
+        if self.per_name.len() >= MAX_SENDERS && !self.per_name.contains_key(&(ip, name.into())) {
+            return false;
+        }
+        let by_ip = self.per_ip.entry(ip).or_insert(0);
+        if *by_ip >= PER_IP_PER_SEC {
+            return false;
+        }
+        let by_name = self.per_name.entry((ip, name.to_string())).or_insert(0);
+        if *by_name >= PER_NAME_PER_SEC {
+            return false;
+        }
+        *by_ip += 1;
+        *by_name += 1;
+        true
+    }
+}
+
+/// The peer's LAN discovery state.
+pub struct LanState {
+    pub cfg: LanConfig,
+    next_announce: Instant,
+    last_announce: Option<Instant>,
+    announce: Vec<u8>,
+    limit: RateLimit,
+}
+
+impl LanState {
+    pub fn new(cfg: LanConfig, name: &str, listen_port: u16, now: Instant) -> LanState {
+        LanState {
+            cfg,
+            next_announce: now,
+            last_announce: None,
+            announce: encode_announce(name, listen_port),
+            limit: RateLimit::new(now),
+        }
+    }
+
+    pub fn deadline(&self) -> Instant {
+        self.next_announce
+    }
+}
+
+/// [`ANNOUNCE_EVERY`] ± 10%, so peers started together do not stay in step.
+fn jittered(every: Duration) -> Duration {
+    let noise = RandomState::new().hash_one(Instant::now()) % 1000;
+    every.mul_f64(0.9 + noise as f64 / 5000.0)
+}
+
+impl PeerNode {
+    pub(super) fn lan_tick(&mut self, now: Instant) {
+        let Some(lan) = &mut self.discovery.lan else {
+            return;
+        };
+        if now < lan.next_announce {
+            return;
+        }
+        lan.next_announce = now + jittered(ANNOUNCE_EVERY);
+        lan.last_announce = Some(now);
+        let to = SocketAddr::V4(lan.cfg.group);
+        let bytes = lan.announce.clone();
+        self.actions.push_back(Action::SendDatagram(to, bytes));
+    }
+
+    pub(super) fn lan_datagram(&mut self, from: SocketAddr, bytes: &[u8], now: Instant) {
+        let Some(lan) = &mut self.discovery.lan else {
+            return;
+        };
+        let Ok(a) = decode_announce(bytes) else {
+            return;
+        };
+        if a.name == self.cfg.name || !lan.limit.allow(from.ip(), &a.name, now) {
+            return;
+        }
+        let addr = SocketAddr::new(from.ip(), a.port);
+        let news = self
+            .known
+            .get(&a.name)
+            .is_none_or(|e| now.saturating_duration_since(e.last_seen) > 2 * ANNOUNCE_EVERY);
+        self.known.offer(&a.name, addr, Source::Lan, now, now);
+        if news {
+            let early = lan
+                .last_announce
+                .map_or(now, |t| (t + EARLY_ANNOUNCE_GAP).max(now));
+            lan.next_announce = lan.next_announce.min(early);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announcement_round_trip_and_size() {
+        let bytes = encode_announce("Alice", 41237);
+        assert!(bytes.len() < 64, "{} bytes", bytes.len());
+        let a = decode_announce(&bytes).unwrap();
+        assert_eq!((a.name.as_str(), a.port), ("Alice", 41237));
+    }
+
+    /// The worked example of PROTOCOL.md §14.3.
+    #[test]
+    fn announcement_encodes_as_documented() {
+        assert_eq!(
+            hex::encode(encode_announce("Alice", 4000)),
+            concat!(
+                "a4656d61676963677032702d6c616e",
+                "6776657273696f6e01",
+                "646e616d6565416c696365",
+                "64706f7274190fa0"
+            )
+        );
+    }
+
+    #[test]
+    fn malformed_announcements_are_refused() {
+        let good = encode_announce("Alice", 5);
+        let mut trailing = good.clone();
+        trailing.push(0);
+        assert!(decode_announce(&trailing).is_err());
+        assert!(decode_announce(&good[..good.len() - 1]).is_err());
+        assert!(decode_announce(b"").is_err());
+        assert!(decode_announce(&[0x9f; 400]).is_err());
+        assert!(decode_announce(&vec![0u8; MAX_DATAGRAM + 1]).is_err());
+        assert!(decode_announce(&encode_announce("Al ice", 5)).is_err());
+        assert!(decode_announce(&encode_announce("Alice", 0)).is_err());
+        let other = |magic: &str, version: u32| {
+            let mut out = Vec::new();
+            let a = Announce {
+                magic: magic.into(),
+                version,
+                name: "Alice".into(),
+                port: 5,
+            };
+            ciborium::into_writer(&a, &mut out).unwrap();
+            decode_announce(&out)
+        };
+        assert!(other("p2p-lan", 1).is_ok());
+        assert!(other("other", 1).is_err());
+        assert!(other("p2p-lan", 2).is_err());
+    }
+
+    #[test]
+    fn rate_limit_per_name_and_per_ip() {
+        let t0 = Instant::now();
+        let mut r = RateLimit::new(t0);
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        let other: IpAddr = [10, 0, 0, 2].into();
+        for _ in 0..PER_NAME_PER_SEC {
+            assert!(r.allow(ip, "A", t0));
+        }
+        assert!(!r.allow(ip, "A", t0));
+        assert!(
+            r.allow(ip, "B", t0),
+            "another name from the same host is separate"
+        );
+        assert!(r.allow(other, "A", t0));
+        let mut taken = 0;
+        for i in 0..1000 {
+            if r.allow(ip, &format!("N{i}"), t0) {
+                taken += 1;
+            }
+        }
+        assert_eq!(taken, PER_IP_PER_SEC - PER_NAME_PER_SEC - 1);
+        // A new second, a new budget.
+        assert!(r.allow(ip, "A", t0 + Duration::from_secs(1)));
+    }
+}

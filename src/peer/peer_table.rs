@@ -1,0 +1,756 @@
+//! The peers this peer knows of, whatever told us about them: the tracker, another peer (peer
+//! exchange), our own cache from an earlier run, a LAN announcement, the user (`--peer`,
+//! `connect`), or the peer itself connecting to us. Plain state, no sockets, time passed in.
+//!
+//! One entry per name. Invariants:
+//! - every entry passed [`check_entry`]: a valid peer name that is not ours, an address with a
+//!   port and a specific, unicast IP;
+//! - at most [`MAX_KNOWN`] entries; a full table evicts the stalest second-hand entry first;
+//! - `last_seen` never lies in the future and never moves backwards;
+//! - `source` only moves up in [`Source::rank`] (first-hand news replaces second-hand news), except
+//!   when a lower source brings a new address for an entry we failed to reach since it was seen;
+//! - a changed address resets what we know about reaching it (`reach`, `failures`).
+
+use crate::names::check_peer_name;
+use crate::wire::PeerInfo;
+use std::collections::{BTreeMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+/// Most peers remembered (the tracker lists at most 10,000).
+pub const MAX_KNOWN: usize = 16_384;
+/// Most entries sent in, or taken from, one peer-exchange answer.
+pub const MAX_EXCHANGE: usize = 64;
+/// Failed connection attempts in a row after which an entry is forgotten (not a manual one).
+pub const MAX_FAILURES: u32 = 3;
+/// An entry nobody has seen for this long is forgotten (unless connected or manual), and is no
+/// longer passed on to other peers.
+pub const STALE_AFTER: Duration = Duration::from_secs(600);
+/// A peer learned from LAN announcements that stopped announcing for this long has left the LAN.
+pub const LAN_STALE: Duration = Duration::from_secs(20);
+/// Ages reported by others are capped at a day.
+const MAX_AGE: Duration = Duration::from_secs(86_400);
+/// First wait before trying an entry again after an attempt; doubles with each failure.
+const RETRY_BASE: Duration = Duration::from_secs(5);
+const RETRY_MAX: Duration = Duration::from_secs(300);
+
+/// Where we learned of a peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// The tracker's peer list.
+    Tracker,
+    /// Another peer's list (peer exchange).
+    Exchange,
+    /// Our peer cache from an earlier run.
+    Cache,
+    /// A LAN multicast announcement.
+    Lan,
+    /// The user: `--peer ADDR` or `connect ADDR`.
+    Manual,
+    /// It connected to us (address: its IP and the listen port from its `Hello`).
+    Incoming,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Tracker => "tracker",
+            Source::Exchange => "exchange",
+            Source::Cache => "cache",
+            Source::Lan => "lan",
+            Source::Manual => "manual",
+            Source::Incoming => "incoming",
+        }
+    }
+
+    /// How much we trust an address from this source. Second-hand news (cache, exchange) ranks
+    /// lowest; what the user typed ranks highest.
+    fn rank(self) -> u8 {
+        match self {
+            Source::Cache | Source::Exchange => 0,
+            Source::Incoming => 1,
+            Source::Lan => 2,
+            Source::Tracker => 3,
+            Source::Manual => 4,
+        }
+    }
+}
+
+/// What we know about reaching a peer at its address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reach {
+    /// Never tried (or the address changed since).
+    Unknown,
+    /// The last connection attempt completed its handshake.
+    Reachable,
+    /// The last connection attempt failed.
+    Unreachable,
+}
+
+#[derive(Clone, Debug)]
+pub struct KnownPeer {
+    pub addr: SocketAddr,
+    /// When we, or whoever told us, last heard from it.
+    pub last_seen: Instant,
+    pub source: Source,
+    pub reach: Reach,
+    /// Failed attempts in a row.
+    pub failures: u32,
+    pub last_attempt: Option<Instant>,
+}
+
+/// What [`PeerTable::offer`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Offered {
+    New,
+    /// The entry's address or source changed.
+    Changed,
+    /// Known already; at most `last_seen` moved.
+    Same,
+    /// Invalid, ourselves, or no room.
+    Refused,
+}
+
+/// Why an entry is refused, or `Ok`.
+pub fn check_entry(me: &str, name: &str, addr: SocketAddr) -> Result<(), &'static str> {
+    if check_peer_name(name).is_err() {
+        return Err("invalid peer name");
+    }
+    if name == me {
+        return Err("ourselves");
+    }
+    if addr.port() == 0 {
+        return Err("port 0");
+    }
+    let ip = addr.ip();
+    if ip.is_unspecified() || ip.is_multicast() {
+        return Err("not a unicast address");
+    }
+    if let IpAddr::V4(v4) = ip
+        && v4.is_broadcast()
+    {
+        return Err("broadcast address");
+    }
+    Ok(())
+}
+
+pub struct PeerTable {
+    me: String,
+    peers: BTreeMap<String, KnownPeer>,
+    /// Something worth saving in the peer cache changed since the last save.
+    dirty: bool,
+}
+
+impl PeerTable {
+    pub fn new(me: &str) -> PeerTable {
+        PeerTable {
+            me: me.to_string(),
+            peers: BTreeMap::new(),
+            dirty: false,
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&KnownPeer> {
+        self.peers.get(name)
+    }
+
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.peers.contains_key(name)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Entries sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &KnownPeer)> {
+        self.peers.iter()
+    }
+
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    pub fn mark_saved(&mut self) {
+        self.dirty = false;
+    }
+
+    /// Merges one piece of news: `name` is at `addr`, heard of at `last_seen`, from `source`.
+    pub fn offer(
+        &mut self,
+        name: &str,
+        addr: SocketAddr,
+        source: Source,
+        last_seen: Instant,
+        now: Instant,
+    ) -> Offered {
+        if check_entry(&self.me, name, addr).is_err() {
+            return Offered::Refused;
+        }
+        let last_seen = last_seen.min(now);
+        let Some(e) = self.peers.get_mut(name) else {
+            if self.peers.len() >= MAX_KNOWN && !self.evict_one(source) {
+                return Offered::Refused;
+            }
+            self.peers.insert(
+                name.to_string(),
+                KnownPeer {
+                    addr,
+                    last_seen,
+                    source,
+                    reach: Reach::Unknown,
+                    failures: 0,
+                    last_attempt: None,
+                },
+            );
+            self.dirty = true;
+            return Offered::New;
+        };
+        // News newer than our last failed attempt says the peer is (back) up.
+        let fresher_than_failure =
+            e.reach == Reach::Unreachable && e.last_attempt.is_none_or(|tried| last_seen > tried);
+        let (take_addr, take_source) = match source.rank().cmp(&e.source.rank()) {
+            std::cmp::Ordering::Greater => (true, true),
+            std::cmp::Ordering::Equal => (last_seen >= e.last_seen, false),
+            std::cmp::Ordering::Less => (fresher_than_failure && addr != e.addr, true),
+        };
+        let mut changed = false;
+        if take_addr && addr != e.addr {
+            e.addr = addr;
+            e.reach = Reach::Unknown;
+            e.failures = 0;
+            e.last_attempt = None;
+            changed = true;
+        } else if fresher_than_failure && addr == e.addr {
+            e.reach = Reach::Unknown;
+            e.failures = 0;
+        }
+        if take_addr && take_source && e.source != source {
+            e.source = source;
+            changed = true;
+        }
+        e.last_seen = e.last_seen.max(last_seen);
+        if changed {
+            self.dirty = true;
+            Offered::Changed
+        } else {
+            Offered::Same
+        }
+    }
+
+    /// Makes room for one entry from `source`: drops the stalest entry that ranks no higher
+    /// and is neither manual nor from the tracker. False if there is none.
+    fn evict_one(&mut self, source: Source) -> bool {
+        let victim = self
+            .peers
+            .iter()
+            .filter(|(_, e)| {
+                !matches!(e.source, Source::Manual | Source::Tracker)
+                    && e.source.rank() <= source.rank().max(Source::Incoming.rank())
+            })
+            .min_by_key(|(_, e)| e.last_seen)
+            .map(|(n, _)| n.clone());
+        match victim {
+            Some(name) => {
+                self.peers.remove(&name);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The tracker's list, a snapshot of who is registered now: its entries are merged as
+    /// `Tracker`, and second-hand or tracker entries it does not list are dropped unless
+    /// `connected` says we talk to them right now. First-hand entries (manual, LAN, incoming)
+    /// keep their own lifetimes.
+    pub fn tracker_snapshot(
+        &mut self,
+        list: &[PeerInfo],
+        now: Instant,
+        connected: impl Fn(&str) -> bool,
+    ) {
+        let mut listed = HashSet::new();
+        for p in list {
+            let Some(addr) = parse_addr(&p.addr) else {
+                continue;
+            };
+            if self.offer(
+                &p.name,
+                addr,
+                Source::Tracker,
+                ago(now, p.last_seen_ms),
+                now,
+            ) != Offered::Refused
+            {
+                listed.insert(p.name.as_str());
+            }
+        }
+        let before = self.peers.len();
+        self.peers.retain(|name, e| {
+            listed.contains(name.as_str())
+                || connected(name)
+                || !matches!(e.source, Source::Tracker | Source::Cache | Source::Exchange)
+        });
+        if self.peers.len() != before {
+            self.dirty = true;
+        }
+    }
+
+    /// We are about to connect to `name`.
+    pub fn attempt(&mut self, name: &str, now: Instant) {
+        if let Some(e) = self.peers.get_mut(name) {
+            e.last_attempt = Some(now);
+        }
+    }
+
+    /// A connection to `name` completed its handshake.
+    pub fn reached(&mut self, name: &str, now: Instant) {
+        if let Some(e) = self.peers.get_mut(name) {
+            if e.reach != Reach::Reachable {
+                self.dirty = true;
+            }
+            e.reach = Reach::Reachable;
+            e.failures = 0;
+            e.last_seen = now;
+            e.last_attempt = Some(now);
+        }
+    }
+
+    /// We heard from `name` just now (a frame on an open connection).
+    pub fn touch(&mut self, name: &str, now: Instant) {
+        if let Some(e) = self.peers.get_mut(name) {
+            e.last_seen = e.last_seen.max(now);
+        }
+    }
+
+    /// A connection attempt to `name` failed. Returns true if the entry was forgotten for it.
+    pub fn failed(&mut self, name: &str, now: Instant) -> bool {
+        let Some(e) = self.peers.get_mut(name) else {
+            return false;
+        };
+        e.reach = Reach::Unreachable;
+        e.failures = e.failures.saturating_add(1);
+        e.last_attempt = Some(now);
+        self.dirty = true;
+        if e.failures >= MAX_FAILURES && e.source != Source::Manual {
+            self.peers.remove(name);
+            return true;
+        }
+        false
+    }
+
+    /// Forgets entries nobody has seen for long (LAN entries sooner), unless `connected` or
+    /// manual. Returns how many went.
+    pub fn expire(&mut self, now: Instant, connected: impl Fn(&str) -> bool) -> usize {
+        let before = self.peers.len();
+        self.peers.retain(|name, e| {
+            let age = now.saturating_duration_since(e.last_seen);
+            let stale = age > STALE_AFTER || (e.source == Source::Lan && age > LAN_STALE);
+            !stale || e.source == Source::Manual || connected(name)
+        });
+        let gone = before - self.peers.len();
+        if gone > 0 {
+            self.dirty = true;
+        }
+        gone
+    }
+
+    /// What we tell a peer that asks (leaving out `asker`): entries not known to be
+    /// unreachable and seen recently, newest first, at most [`MAX_EXCHANGE`].
+    pub fn advertise(&self, now: Instant, asker: &str) -> Vec<PeerInfo> {
+        let mut list: Vec<(&String, &KnownPeer)> = self
+            .peers
+            .iter()
+            .filter(|(name, e)| {
+                name.as_str() != asker
+                    && e.reach != Reach::Unreachable
+                    && now.saturating_duration_since(e.last_seen) <= STALE_AFTER
+            })
+            .collect();
+        list.sort_by_key(|(name, e)| (std::cmp::Reverse(e.last_seen), name.as_str()));
+        list.into_iter()
+            .take(MAX_EXCHANGE)
+            .map(|(name, e)| PeerInfo {
+                name: name.clone(),
+                addr: e.addr.to_string(),
+                last_seen_ms: now.saturating_duration_since(e.last_seen).as_millis() as u64,
+            })
+            .collect()
+    }
+
+    /// Up to `max` entries worth a connection attempt now: not `busy` (connected or being
+    /// connected), and not tried too recently (the wait doubles with each failure). Newest
+    /// first, reachable ones before the rest.
+    pub fn probe_candidates(
+        &self,
+        now: Instant,
+        max: usize,
+        busy: impl Fn(&str) -> bool,
+    ) -> Vec<(String, SocketAddr)> {
+        let mut list: Vec<(&String, &KnownPeer)> = self
+            .peers
+            .iter()
+            .filter(|(name, e)| {
+                let wait = RETRY_BASE
+                    .saturating_mul(1 << e.failures.min(6))
+                    .min(RETRY_MAX);
+                e.last_attempt
+                    .is_none_or(|t| now.saturating_duration_since(t) >= wait)
+                    && !busy(name)
+            })
+            .collect();
+        list.sort_by_key(|(name, e)| {
+            (
+                e.reach != Reach::Reachable,
+                std::cmp::Reverse(e.last_seen),
+                name.as_str(),
+            )
+        });
+        list.into_iter()
+            .take(max)
+            .map(|(name, e)| (name.clone(), e.addr))
+            .collect()
+    }
+
+    /// The `peers` listing, one line per entry: `NAME  ADDR  Ns ago  SOURCE  REACH`, where
+    /// REACH is `reachable` while `connected` says so or after the last attempt succeeded.
+    pub fn rows(&self, now: Instant, connected: impl Fn(&str) -> bool) -> Vec<String> {
+        self.peers
+            .iter()
+            .map(|(name, e)| {
+                let ago = now.saturating_duration_since(e.last_seen).as_secs();
+                let reach = if connected(name) {
+                    "reachable"
+                } else {
+                    match e.reach {
+                        Reach::Reachable => "reachable",
+                        Reach::Unreachable => "unreachable",
+                        Reach::Unknown => "?",
+                    }
+                };
+                format!(
+                    "{name}  {}  {ago}s ago  {}  {reach}",
+                    e.addr,
+                    e.source.as_str()
+                )
+            })
+            .collect()
+    }
+
+    /// Entries worth remembering across runs: not known to be unreachable, newest first.
+    pub fn to_remember(&self, max: usize) -> Vec<(&String, &KnownPeer)> {
+        let mut list: Vec<(&String, &KnownPeer)> = self
+            .peers
+            .iter()
+            .filter(|(_, e)| e.reach != Reach::Unreachable)
+            .collect();
+        list.sort_by_key(|(name, e)| (std::cmp::Reverse(e.last_seen), name.as_str()));
+        list.truncate(max);
+        list
+    }
+}
+
+/// An `ip:port` string from the network, or `None`.
+pub fn parse_addr(s: &str) -> Option<SocketAddr> {
+    if s.len() > 64 {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// The instant `ms` milliseconds before `now` (capped at a day; `now` if that underflows).
+pub fn ago(now: Instant, ms: u64) -> Instant {
+    let age = Duration::from_millis(ms).min(MAX_AGE);
+    now.checked_sub(age).unwrap_or(now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    /// A clock far from zero, so tests can look back in time on a machine that just booted.
+    fn base() -> Instant {
+        Instant::now() + Duration::from_secs(100_000)
+    }
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    fn info(name: &str, addr: &str, ms: u64) -> PeerInfo {
+        PeerInfo {
+            name: name.into(),
+            addr: addr.into(),
+            last_seen_ms: ms,
+        }
+    }
+
+    #[test]
+    fn invalid_entries_are_refused() {
+        let now = base();
+        let mut t = PeerTable::new("Me");
+        assert_eq!(
+            t.offer("Me", addr(1), Source::Exchange, now, now),
+            Offered::Refused
+        );
+        assert_eq!(
+            t.offer("a b", addr(1), Source::Exchange, now, now),
+            Offered::Refused
+        );
+        assert_eq!(
+            t.offer("", addr(1), Source::Exchange, now, now),
+            Offered::Refused
+        );
+        assert_eq!(
+            t.offer("\u{1b}[2J", addr(1), Source::Lan, now, now),
+            Offered::Refused
+        );
+        assert_eq!(
+            t.offer("A", addr(0), Source::Exchange, now, now),
+            Offered::Refused
+        );
+        for bad in ["0.0.0.0:5", "[::]:5", "239.1.2.3:5", "255.255.255.255:5"] {
+            let a: SocketAddr = bad.parse().unwrap();
+            assert_eq!(
+                t.offer("A", a, Source::Exchange, now, now),
+                Offered::Refused
+            );
+        }
+        assert!(t.is_empty());
+        assert_eq!(parse_addr("nonsense"), None);
+        assert_eq!(parse_addr(&"1".repeat(100)), None);
+    }
+
+    #[test]
+    fn first_hand_news_replaces_second_hand_but_not_the_other_way() {
+        let t0 = base();
+        let now = t0 + secs(100);
+        let mut t = PeerTable::new("Me");
+        assert_eq!(t.offer("A", addr(1), Source::Cache, t0, now), Offered::New);
+        // Exchange ranks like the cache: the label stays "cache", a newer address is taken.
+        assert_eq!(
+            t.offer("A", addr(2), Source::Exchange, t0 + secs(50), now),
+            Offered::Changed
+        );
+        assert_eq!(t.get("A").unwrap().source, Source::Cache);
+        assert_eq!(t.get("A").unwrap().addr, addr(2));
+        // An older report does not move the address back.
+        t.offer("A", addr(1), Source::Exchange, t0 + secs(10), now);
+        assert_eq!(t.get("A").unwrap().addr, addr(2));
+        // The tracker outranks both.
+        assert_eq!(
+            t.offer("A", addr(3), Source::Tracker, t0 + secs(40), now),
+            Offered::Changed
+        );
+        let e = t.get("A").unwrap();
+        assert_eq!((e.source, e.addr), (Source::Tracker, addr(3)));
+        assert_eq!(e.last_seen, t0 + secs(50), "last_seen never moves back");
+        // Second-hand news cannot redirect a first-hand entry...
+        t.offer("A", addr(9), Source::Exchange, now, now);
+        assert_eq!(t.get("A").unwrap().addr, addr(3));
+        // ...unless we failed to reach it since it was last seen.
+        t.failed("A", now);
+        let later = now + secs(1);
+        assert_eq!(
+            t.offer("A", addr(9), Source::Exchange, later, later),
+            Offered::Changed
+        );
+        let e = t.get("A").unwrap();
+        assert_eq!(
+            (e.source, e.addr, e.reach),
+            (Source::Exchange, addr(9), Reach::Unknown)
+        );
+        // The user's word beats everything.
+        t.offer("A", addr(7), Source::Manual, later, later);
+        t.offer("A", addr(8), Source::Tracker, later, later);
+        assert_eq!(t.get("A").unwrap().addr, addr(7));
+        assert_eq!(t.get("A").unwrap().source, Source::Manual);
+    }
+
+    #[test]
+    fn future_last_seen_is_clamped() {
+        let now = base();
+        let mut t = PeerTable::new("Me");
+        t.offer("A", addr(1), Source::Lan, now + secs(100), now);
+        assert_eq!(t.get("A").unwrap().last_seen, now);
+    }
+
+    #[test]
+    fn tracker_snapshot_drops_what_it_no_longer_lists() {
+        let t0 = base();
+        let mut t = PeerTable::new("Me");
+        t.tracker_snapshot(
+            &[info("A", "127.0.0.1:1", 0), info("B", "127.0.0.1:2", 500)],
+            t0,
+            |_| false,
+        );
+        assert_eq!(
+            t.get("B").unwrap().last_seen,
+            t0 - Duration::from_millis(500)
+        );
+        t.offer("C", addr(3), Source::Cache, t0, t0);
+        t.offer("D", addr(4), Source::Exchange, t0, t0);
+        t.offer("E", addr(5), Source::Lan, t0, t0);
+        t.offer("F", addr(6), Source::Manual, t0, t0);
+        t.offer("G", addr(7), Source::Incoming, t0, t0);
+        t.offer("H", addr(8), Source::Exchange, t0, t0);
+        // Invalid entries in the list are skipped; the rest still count.
+        let list = [
+            info("A", "127.0.0.1:1", 0),
+            info("Me", "127.0.0.1:9", 0),
+            info("X", "0.0.0.0:9", 0),
+            info("Y", "nonsense", 0),
+        ];
+        t.tracker_snapshot(&list, t0, |name| name == "H");
+        let names: Vec<&str> = t.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["A", "E", "F", "G", "H"]);
+    }
+
+    #[test]
+    fn failures_age_entries_out_but_not_manual_ones() {
+        let now = base();
+        let mut t = PeerTable::new("Me");
+        t.offer("A", addr(1), Source::Exchange, now, now);
+        t.offer("M", addr(2), Source::Manual, now, now);
+        for i in 0..MAX_FAILURES {
+            let gone = t.failed("A", now);
+            assert_eq!(gone, i + 1 == MAX_FAILURES);
+            t.failed("M", now);
+        }
+        assert!(!t.contains_key("A"));
+        assert_eq!(t.get("M").unwrap().reach, Reach::Unreachable);
+        // Success resets the count.
+        t.reached("M", now);
+        assert_eq!(t.get("M").unwrap().failures, 0);
+        assert_eq!(t.get("M").unwrap().reach, Reach::Reachable);
+    }
+
+    #[test]
+    fn news_newer_than_a_failure_makes_an_entry_worth_trying_again() {
+        let t0 = base();
+        let mut t = PeerTable::new("Me");
+        t.offer("A", addr(1), Source::Tracker, t0, t0);
+        t.failed("A", t0 + secs(1));
+        assert_eq!(t.get("A").unwrap().reach, Reach::Unreachable);
+        // Older news changes nothing.
+        t.offer("A", addr(1), Source::Exchange, t0, t0 + secs(2));
+        assert_eq!(t.get("A").unwrap().reach, Reach::Unreachable);
+        t.offer("A", addr(1), Source::Exchange, t0 + secs(3), t0 + secs(3));
+        let e = t.get("A").unwrap();
+        assert_eq!((e.reach, e.failures), (Reach::Unknown, 0));
+    }
+
+    #[test]
+    fn expiry_spares_connected_and_manual_entries() {
+        let t0 = base();
+        let mut t = PeerTable::new("Me");
+        for (name, src) in [
+            ("L", Source::Lan),
+            ("X", Source::Exchange),
+            ("M", Source::Manual),
+            ("C", Source::Cache),
+        ] {
+            t.offer(name, addr(1), src, t0, t0);
+        }
+        assert_eq!(t.expire(t0 + LAN_STALE, |_| false), 0);
+        assert_eq!(t.expire(t0 + LAN_STALE + secs(1), |_| false), 1);
+        assert!(!t.contains_key("L"));
+        let late = t0 + STALE_AFTER + secs(1);
+        assert_eq!(t.expire(late, |n| n == "C"), 1);
+        let names: Vec<&str> = t.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["C", "M"]);
+    }
+
+    #[test]
+    fn advertised_list_is_bounded_newest_first_and_skips_the_asker_and_the_unreachable() {
+        let t0 = base();
+        let now = t0 + secs(1000);
+        let mut t = PeerTable::new("Me");
+        for i in 0..100u64 {
+            t.offer(
+                &format!("P{i}"),
+                addr(1000 + i as u16),
+                Source::Exchange,
+                now - secs(i),
+                now,
+            );
+        }
+        t.offer("Old", addr(5), Source::Exchange, t0, now);
+        t.failed("P0", now);
+        let list = t.advertise(now, "P1");
+        assert_eq!(list.len(), MAX_EXCHANGE);
+        assert_eq!(list[0].name, "P2");
+        assert_eq!(list[0].last_seen_ms, 2000);
+        assert!(
+            list.windows(2)
+                .all(|w| w[0].last_seen_ms <= w[1].last_seen_ms)
+        );
+        assert!(
+            list.iter()
+                .all(|p| !["P0", "P1", "Old"].contains(&p.name.as_str()))
+        );
+    }
+
+    #[test]
+    fn probe_candidates_back_off_after_attempts() {
+        let now = base();
+        let mut t = PeerTable::new("Me");
+        t.offer("A", addr(1), Source::Cache, now - secs(5), now);
+        t.offer("B", addr(2), Source::Cache, now - secs(1), now);
+        t.offer("C", addr(3), Source::Cache, now, now);
+        let names =
+            |v: Vec<(String, SocketAddr)>| v.into_iter().map(|(n, _)| n).collect::<Vec<_>>();
+        assert_eq!(names(t.probe_candidates(now, 2, |n| n == "C")), ["B", "A"]);
+        t.attempt("B", now);
+        t.failed("A", now);
+        assert_eq!(names(t.probe_candidates(now, 5, |_| false)), ["C"]);
+        // A failed entry waits twice as long as one merely tried.
+        let t1 = now + RETRY_BASE;
+        assert_eq!(names(t.probe_candidates(t1, 5, |_| false)), ["C", "B"]);
+        let t2 = now + RETRY_BASE * 2;
+        assert_eq!(names(t.probe_candidates(t2, 5, |_| false)), ["C", "B", "A"]);
+    }
+
+    #[test]
+    fn table_stays_bounded() {
+        let now = base();
+        let mut t = PeerTable::new("Me");
+        t.offer("Keep", addr(1), Source::Manual, now - secs(500), now);
+        for i in 0..MAX_KNOWN as u64 + 10 {
+            let name = format!("P{i}");
+            let seen = now - secs(400) + Duration::from_millis(i);
+            t.offer(&name, addr(2), Source::Exchange, seen, now);
+        }
+        assert_eq!(t.len(), MAX_KNOWN);
+        assert!(t.contains_key("Keep"), "manual entries are never evicted");
+        assert!(!t.contains_key("P0"), "the stalest entry went first");
+        assert!(t.contains_key(&format!("P{}", MAX_KNOWN + 9)));
+    }
+
+    #[test]
+    fn rows_show_source_and_reachability() {
+        let now = base();
+        let mut t = PeerTable::new("Me");
+        t.offer("A", addr(1), Source::Tracker, now - secs(3), now);
+        t.offer("B", addr(2), Source::Lan, now, now);
+        t.offer("C", addr(3), Source::Cache, now, now);
+        t.failed("C", now);
+        let rows = t.rows(now, |n| n == "B");
+        assert_eq!(
+            rows,
+            [
+                "A  127.0.0.1:1  3s ago  tracker  ?",
+                "B  127.0.0.1:2  0s ago  lan  reachable",
+                "C  127.0.0.1:3  0s ago  cache  unreachable",
+            ]
+        );
+    }
+}
