@@ -133,7 +133,6 @@ fn hostile_names_from_a_peer_are_refused_and_nothing_is_written() {
 /// Fake lies in three ways, then serves one file honestly. Each lie is refused with a clear
 /// error and nothing under the lying name; the honest file then downloads in the same session.
 #[test]
-#[ignore = "finding: the next command reuses the connection the downloader is closing (fix pending in sessions.rs)"]
 fn huge_file_bad_manifest_and_long_chunk_are_refused_and_the_downloader_carries_on() {
     let tracker = Tracker::start();
     let count = pseudo_random(4 * CHUNK, 1);

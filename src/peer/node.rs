@@ -186,7 +186,12 @@ impl PeerNode {
         self.actions.push_back(Action::Connect(addr, tag));
     }
 
+    /// Closes a connection. It stops counting as a way to reach its peer at once, before the
+    /// reactor has carried the close out: the next command must open a new one.
     pub(super) fn close(&mut self, conn: ConnId) {
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.closing = true;
+        }
         self.actions.push_back(Action::Close(conn));
     }
 

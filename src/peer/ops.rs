@@ -465,6 +465,7 @@ impl PeerNode {
         &mut self,
         conn: ConnId,
         name: &str,
+        handshake_failed: bool,
         why: &str,
         _now: Instant,
     ) {
@@ -475,7 +476,9 @@ impl PeerNode {
         let Some(op) = &mut self.op else { return };
         let on_this_conn = match op.step_mut() {
             Some(Step::Asked(c)) | Some(Step::AskedManifest(c, _)) => *c == conn,
-            Some(Step::Reaching { .. }) => op.peer() == Some(name),
+            // Only a connection that never got through its handshake was this command's
+            // attempt to reach the peer; another one closing (an old one we dropped) is not.
+            Some(Step::Reaching { .. }) => handshake_failed && op.peer() == Some(name),
             None => false,
         };
         if on_this_conn {

@@ -21,6 +21,8 @@ pub struct Session {
     /// The remote's name, once its `Hello` arrived.
     pub name: Option<String>,
     pub hello_deadline: Instant,
+    /// We asked the reactor to close it: no new request may start on it.
+    pub closing: bool,
 }
 
 impl Session {
@@ -30,6 +32,7 @@ impl Session {
             expected: None,
             name: None,
             hello_deadline: now + HANDSHAKE_TIMEOUT,
+            closing: false,
         }
     }
 
@@ -60,7 +63,7 @@ impl PeerNode {
     pub(super) fn ready_session(&self, name: &str) -> Option<ConnId> {
         self.sessions
             .iter()
-            .filter(|(_, s)| s.name.as_deref() == Some(name))
+            .filter(|(_, s)| s.name.as_deref() == Some(name) && !s.closing)
             .map(|(c, _)| *c)
             .min()
     }
@@ -69,7 +72,7 @@ impl PeerNode {
     pub(super) fn session_pending(&self, name: &str) -> bool {
         self.sessions
             .values()
-            .any(|s| !s.ready() && s.expected.as_deref() == Some(name))
+            .any(|s| !s.ready() && !s.closing && s.expected.as_deref() == Some(name))
             || self.connecting.values().any(
                 |p| matches!(p, super::node::ConnectPurpose::Peer { name: n, .. } if n == name),
             )
@@ -300,8 +303,9 @@ impl PeerNode {
             self.pending.remove(req);
         }
         self.peer_gone(conn, &session, why, now);
+        let handshake_failed = !session.ready();
         let name = session.name.or(session.expected).unwrap_or_default();
-        self.op_connection_lost(conn, &name, why, now);
+        self.op_connection_lost(conn, &name, handshake_failed, why, now);
         self.downloads_connection_lost(conn, why, now);
     }
 

@@ -752,12 +752,14 @@ impl PeerNode {
             return;
         };
         let name = dl.sources[si].name.clone();
-        if close && let Some(conn) = dl.sources[si].conn() {
-            self.actions.push_back(Action::Close(conn));
-        }
+        let to_close = dl.sources[si].conn().filter(|_| close);
         dl.release_requests(si);
         dl.sources[si].state = SourceState::Dropped;
         dl.sources[si].dropped_why = Some(why.to_string());
+        if let Some(conn) = to_close {
+            self.close(conn);
+        }
+        let Some(dl) = self.downloads.get_mut(&id) else { return };
         let file = printable(&dl.file_name);
         let usable = dl.sources.iter().any(|s| s.state != SourceState::Dropped);
         if usable {
