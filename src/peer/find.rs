@@ -199,7 +199,9 @@ impl PeerNode {
     }
 
     fn find_resolve(&mut self, now: Instant) {
-        let Some(super::ops::Op::Find(find)) = self.op.take() else { return };
+        let Some(super::ops::Op::Find(find)) = self.op.take() else {
+            return;
+        };
         let matching: Vec<(String, FileInfo)> = find
             .results
             .iter()
@@ -331,7 +333,10 @@ mod tests {
         ];
         let groups = group(&results);
         assert_eq!(groups.len(), 2);
-        let same = groups.iter().find(|c| c.sha256 == Sha256::of(b"same")).unwrap();
+        let same = groups
+            .iter()
+            .find(|c| c.sha256 == Sha256::of(b"same"))
+            .unwrap();
         assert_eq!(same.peers, vec!["Alice", "Bob"]);
         assert_eq!(same.names, vec!["a.bin", "b.bin"]);
     }

@@ -2,16 +2,16 @@
 //! peer first reaches it (asking the tracker for its address if needed), then sends its request
 //! and finishes on the answer. Every step is bounded by a deadline.
 
+use super::find::{Find, FindFor};
 use super::node::{ConnectPurpose, Mode, PeerNode, Purpose};
 use super::partial::{Destination, check_destination};
 use super::sessions::MAX_CHAT_LEN;
-use super::find::{Find, FindFor};
 use super::transfer::DownloadId;
-use crate::wire::Sha256;
 use crate::names::{check_file_name, printable};
 use crate::reactor::ConnId;
 use crate::repl::command::{Command, help_text};
 use crate::repl::ui::human_bytes;
+use crate::wire::Sha256;
 use crate::wire::{FileInfo, Message};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -132,8 +132,8 @@ impl PeerNode {
                 })
             }
             Command::Get { peer, file } => {
-                let pinned = peer
-                    .filter(|p| self.known.contains_key(p) || self.ready_session(p).is_some());
+                let pinned =
+                    peer.filter(|p| self.known.contains_key(p) || self.ready_session(p).is_some());
                 match pinned {
                     Some(peer) => {
                         if let Err(e) = check_file_name(&file) {

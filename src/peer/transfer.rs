@@ -759,7 +759,9 @@ impl PeerNode {
         if let Some(conn) = to_close {
             self.close(conn);
         }
-        let Some(dl) = self.downloads.get_mut(&id) else { return };
+        let Some(dl) = self.downloads.get_mut(&id) else {
+            return;
+        };
         let file = printable(&dl.file_name);
         let usable = dl.sources.iter().any(|s| s.state != SourceState::Dropped);
         if usable {
