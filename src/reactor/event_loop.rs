@@ -103,10 +103,7 @@ impl Reactor {
         // it at net.core.somaxconn).
         // SAFETY: listen(2) on the descriptor `listener` owns.
         unsafe {
-            libc::listen(
-                std::os::fd::AsRawFd::as_raw_fd(&listener),
-                LISTEN_BACKLOG,
-            );
+            libc::listen(std::os::fd::AsRawFd::as_raw_fd(&listener), LISTEN_BACKLOG);
         }
         let token = Token(FIRST_LISTENER + self.listeners.len());
         self.poll

@@ -112,7 +112,10 @@ pub fn chunk_frame_head(req: u64, index: u64, data_len: usize) -> Vec<u8> {
     out.extend_from_slice(DATA_KEY);
     put_head(&mut out, BYTES, data_len as u64);
     let body_len = out.len() - 4 + data_len;
-    debug_assert!(body_len <= super::MAX_FRAME_LEN, "chunk frame over the limit");
+    debug_assert!(
+        body_len <= super::MAX_FRAME_LEN,
+        "chunk frame over the limit"
+    );
     out[..4].copy_from_slice(&(body_len as u32).to_be_bytes());
     out
 }
@@ -163,7 +166,9 @@ mod tests {
     #[test]
     fn head_matches_ciborium_for_random_chunks() {
         let mut rng = Rng(0x5EED_1234_ABCD_0001);
-        let lens = [0usize, 1, 23, 24, 255, 256, 1000, 65_535, 65_536, 262_144, 300_001];
+        let lens = [
+            0usize, 1, 23, 24, 255, 256, 1000, 65_535, 65_536, 262_144, 300_001,
+        ];
         for round in 0..400 {
             let req = rng.interesting();
             let index = rng.interesting();
@@ -181,7 +186,10 @@ mod tests {
 
             let body = &reference[4..];
             let parsed = parse_chunk(body).expect("reference encoding is recognized");
-            assert_eq!((parsed.req, parsed.index, parsed.data), (req, index, &data[..]));
+            assert_eq!(
+                (parsed.req, parsed.index, parsed.data),
+                (req, index, &data[..])
+            );
             assert_eq!(
                 decode_with_ciborium(body).unwrap(),
                 chunk(req, index, data.clone())
@@ -240,10 +248,7 @@ mod tests {
         let mut body = b"\xA1\x65Chunk\xA3\x63req\x18\x05".to_vec();
         body.extend_from_slice(b"\x65index\x00\x64data\x43abc");
         assert_eq!(parse_chunk(&body), None);
-        assert_eq!(
-            decode_message(&body).unwrap(),
-            chunk(5, 0, b"abc".to_vec())
-        );
+        assert_eq!(decode_message(&body).unwrap(), chunk(5, 0, b"abc".to_vec()));
         // Keys in another order.
         let mut body = b"\xA1\x65Chunk\xA3\x65index\x01\x63req\x02".to_vec();
         body.extend_from_slice(b"\x64data\x41z");

@@ -187,7 +187,10 @@ impl FrameDecoder {
     /// `n`), and no call that could move or shrink the buffer may come in between.
     pub unsafe fn assume_filled(&mut self, n: usize) {
         let new_len = self.buf.len() + n;
-        assert!(new_len <= self.buf.capacity(), "filled past the spare space");
+        assert!(
+            new_len <= self.buf.capacity(),
+            "filled past the spare space"
+        );
         // SAFETY: within capacity (checked) and initialized (the caller's promise).
         unsafe { self.buf.set_len(new_len) };
     }
@@ -362,7 +365,10 @@ mod tests {
         dec.next_frame().unwrap().unwrap();
         assert!(!dec.ready());
         dec.extend(&(MAX_FRAME_LEN as u32 + 1).to_be_bytes());
-        assert!(dec.ready(), "a length over the maximum is ready to be refused");
+        assert!(
+            dec.ready(),
+            "a length over the maximum is ready to be refused"
+        );
         assert!(dec.next_frame().is_err());
     }
 

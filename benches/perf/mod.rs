@@ -1,0 +1,915 @@
+//! The performance benchmark (issue 6): builds nothing itself — cargo hands it the release `p2p`
+//! binary — then starts trackers and peers on 127.0.0.1 and measures, in one run:
+//!
+//! 1. a verified 1 GiB download from one source, against three yardsticks measured in-process on
+//!    the same file in the same run (plain TCP copy, the reference loop "receive + SHA-256 +
+//!    write", single-core SHA-256);
+//! 2. (placeholder) 2 and 3 sources, once swarm downloads exist;
+//! 3. peak RSS of sender and receiver for a 64 MiB and a 1 GiB file;
+//! 4. start-up with 1 GiB shared: first start (hashing) and restart with the hash cache;
+//! 5. the tracker under load from [`loadgen`] with 1,000 and 10,000 simulated peers;
+//! 6. a 64 MiB download over a link with 50 ms round trip (netem, or a delay proxy).
+//!
+//! `cargo bench --bench transfer` runs it at full size (see docs/performance.md);
+//! `tests/perf_smoke.rs` runs [`Config::smoke`] in the default test suite.
+
+pub mod delay;
+pub mod loadgen;
+pub mod procs;
+pub mod reference;
+
+use p2p::wire::{FrameDecoder, Message, PROTOCOL_VERSION, decode_message, encode_message};
+use procs::{Ended, Proc};
+use std::fmt::Write as _;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The binary under test, built by cargo in the same profile as the benchmark.
+pub const BIN: &str = env!("CARGO_BIN_EXE_p2p");
+
+const MIB: u64 = 1024 * 1024;
+const STARTUP: Duration = Duration::from_secs(60);
+
+/// How the delayed link is made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DelayMethod {
+    /// netem in a network namespace if it can be set up, else the proxy.
+    Auto,
+    /// Always the user-space delay proxy.
+    Proxy,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Size of the large file (rows 1, 3, 4).
+    pub big: u64,
+    /// Size of the small file (rows 3 and 6).
+    pub small: u64,
+    /// Each transfer measurement (and its yardsticks) is run this many times; the best counts.
+    pub repeat: usize,
+    /// Simulated peer counts for the tracker rows.
+    pub tracker_peers: Vec<usize>,
+    /// Length of each tracker load phase (register, list).
+    pub load_phase: Duration,
+    /// Requests kept in flight by the load generator.
+    pub load_concurrency: usize,
+    /// Round-trip time of the delayed link.
+    pub delay_rtt: Duration,
+    pub delay_method: DelayMethod,
+    /// Where to put the files (a temporary folder inside it); the system temp dir if `None`.
+    pub dir: Option<PathBuf>,
+    /// Progress lines on stderr.
+    pub verbose: bool,
+    pub parts: Parts,
+}
+
+impl Config {
+    /// The benchmark as the issue asks for it.
+    pub fn full() -> Config {
+        Config {
+            big: 1024 * MIB,
+            small: 64 * MIB,
+            repeat: 3,
+            tracker_peers: vec![1_000, 10_000],
+            load_phase: Duration::from_secs(3),
+            load_concurrency: 32,
+            delay_rtt: Duration::from_millis(50),
+            delay_method: DelayMethod::Auto,
+            dir: None,
+            verbose: true,
+            parts: Parts::default(),
+        }
+    }
+
+    /// A version that takes seconds, for the default test suite.
+    pub fn smoke() -> Config {
+        Config {
+            big: 16 * MIB,
+            small: 4 * MIB,
+            repeat: 1,
+            tracker_peers: vec![200],
+            load_phase: Duration::from_millis(300),
+            load_concurrency: 16,
+            delay_rtt: Duration::from_millis(20),
+            delay_method: DelayMethod::Proxy,
+            dir: None,
+            verbose: false,
+            parts: Parts::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Transfer {
+    /// Verified download rate from the receiver's summary line (best of the runs), MB/s.
+    pub download_mbps: f64,
+    pub all_download_mbps: Vec<f64>,
+    pub reference_mbps: f64,
+    pub tcp_mbps: f64,
+    pub sha_mbps: f64,
+    /// CPU seconds per GiB (least of the runs): the p2p receiver process, the reference loop's
+    /// receiving thread, and the p2p sender process (over all rounds).
+    pub receiver_cpu_per_gib: f64,
+    pub reference_cpu_per_gib: f64,
+    pub sender_cpu_per_gib: f64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Rss {
+    pub size: u64,
+    pub sender_kib: u64,
+    pub receiver_kib: u64,
+    pub download_mbps: f64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Startup {
+    pub size: u64,
+    /// Hashing rate the peer reports on its first start.
+    pub first_hash_mbps: f64,
+    pub first_serving_ms: f64,
+    pub restart_serving_ms: f64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct TrackerRow {
+    pub load: loadgen::LoadResult,
+    pub tracker_rss_kib: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct DelayRow {
+    pub size: u64,
+    pub rtt: Duration,
+    /// How the delay was made, and why that way.
+    pub method: String,
+    pub no_delay_secs: f64,
+    pub delayed_secs: f64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Results {
+    pub transfer: Option<Transfer>,
+    pub rss: Vec<Rss>,
+    pub startup: Option<Startup>,
+    pub tracker: Vec<TrackerRow>,
+    pub delay: Option<DelayRow>,
+    pub notes: Vec<String>,
+}
+
+struct Bench<'a> {
+    cfg: &'a Config,
+    dir: tempfile::TempDir,
+}
+
+fn say(cfg: &Config, what: &str) {
+    if cfg.verbose {
+        eprintln!("[bench] {what}");
+    }
+}
+
+fn io_err(what: &str) -> impl Fn(io::Error) -> String + '_ {
+    move |e| format!("{what}: {e}")
+}
+
+/// Fills `path` with `size` pseudo-random bytes (xorshift: fast, incompressible enough).
+fn write_random_file(path: &Path, size: u64, seed: u64) -> io::Result<()> {
+    let mut file = std::fs::File::create(path)?;
+    let mut state = seed | 1;
+    let mut block = vec![0u8; MIB as usize];
+    let mut left = size;
+    while left > 0 {
+        for word in block.chunks_exact_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            word.copy_from_slice(&state.to_le_bytes());
+        }
+        let n = left.min(MIB) as usize;
+        file.write_all(&block[..n])?;
+        left -= n as u64;
+    }
+    file.sync_all()
+}
+
+/// `SocketAddr` at the end of a "... listening on ADDR" line.
+fn listen_addr(line: &str) -> Result<SocketAddr, String> {
+    line.rsplit(' ')
+        .next()
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| format!("no address in '{line}'"))
+}
+
+/// The MB/s figure of a `saved ... in 1.23s, 456.7 MB/s, sha256 ...` summary line.
+fn summary_rate(line: &str) -> Option<f64> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let at = words.iter().position(|w| w.starts_with("MB/s"))?;
+    words.get(at.checked_sub(1)?)?.parse().ok()
+}
+
+/// Speaks to a peer or tracker over plain blocking TCP with the crate's codec.
+struct Client {
+    stream: TcpStream,
+    decoder: FrameDecoder,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> io::Result<Client> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(STARTUP))?;
+        Ok(Client {
+            stream,
+            decoder: FrameDecoder::new(),
+        })
+    }
+
+    fn send(&mut self, msg: &Message) -> io::Result<()> {
+        self.stream.write_all(&encode_message(msg))
+    }
+
+    fn hello(&mut self, name: &str, port: Option<u16>) -> io::Result<()> {
+        self.send(&Message::Hello {
+            version: PROTOCOL_VERSION,
+            name: name.into(),
+            listen_port: port,
+            agent: "p2p-bench".into(),
+        })
+    }
+
+    /// Reads until a message for which `pick` returns `Some`.
+    fn wait_for<T>(&mut self, mut pick: impl FnMut(Message) -> Option<T>) -> io::Result<T> {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            while let Some(body) = self
+                .decoder
+                .next_frame()
+                .map_err(|e| io::Error::other(e.to_string()))?
+            {
+                let msg = decode_message(body).map_err(|e| io::Error::other(e.to_string()))?;
+                if let Message::Error { message, .. } = &msg {
+                    return Err(io::Error::other(message.clone()));
+                }
+                if let Some(found) = pick(msg) {
+                    return Ok(found);
+                }
+            }
+            let n = self.stream.read(&mut buf)?;
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            self.decoder.extend(&buf[..n]);
+        }
+    }
+}
+
+/// Connects to a peer, asks for its file list and returns when the answer is there: the peer
+/// is serving.
+fn ask_files(addr: SocketAddr) -> io::Result<usize> {
+    let mut c = Client::connect(addr)?;
+    c.hello("bench", None)?;
+    c.send(&Message::ListFiles { req: 1 })?;
+    c.wait_for(|m| match m {
+        Message::Files { req: 1, files } => Some(files.len()),
+        _ => None,
+    })
+}
+
+/// Registers `name` at `port` on the tracker from this process, so other peers find "`name`"
+/// at 127.0.0.1:`port` (the delay proxy). The registration lasts while the stream is open.
+fn register_alias(tracker: SocketAddr, name: &str, port: u16) -> io::Result<Client> {
+    let mut c = Client::connect(tracker)?;
+    c.hello("", None)?;
+    c.send(&Message::Register {
+        req: 1,
+        name: name.into(),
+        listen_port: port,
+    })?;
+    c.wait_for(|m| matches!(m, Message::Registered { req: 1, .. }).then_some(()))?;
+    Ok(c)
+}
+
+/// Where processes run: on this host, or inside a network namespace.
+#[derive(Clone, Copy)]
+enum Place<'n> {
+    Host,
+    Netns(&'n delay::Netns),
+}
+
+impl Place<'_> {
+    fn p2p(&self) -> Command {
+        match self {
+            Place::Host => Command::new(BIN),
+            Place::Netns(ns) => ns.command(BIN),
+        }
+    }
+}
+
+impl Bench<'_> {
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Starts a tracker; `peers` simulated peers from 127.0.0.1 must fit its per-IP caps.
+    fn start_tracker(&self, place: Place, peers: usize) -> Result<(Proc, SocketAddr), String> {
+        let mut cmd = place.p2p();
+        cmd.args(["tracker", "--listen", "127.0.0.1:0", "--peer-ttl", "600"]);
+        if peers > 0 {
+            let conns = (peers + 64).to_string();
+            cmd.args(["--max-peers-per-ip", &peers.to_string()]).args([
+                "--max-conns",
+                &conns,
+                "--max-conns-per-ip",
+                &conns,
+            ]);
+        }
+        let mut t = Proc::spawn("tracker", &mut cmd)?;
+        let line = t.wait_line("tracker listening", STARTUP, |l| {
+            l.starts_with("tracker listening on")
+        })?;
+        let addr = listen_addr(&line)?;
+        Ok((t, addr))
+    }
+
+    /// Starts a serving peer; returns once its start-up scan is done (and it registered, if
+    /// `registered`). With `time_serving`, also asks for its file list as soon as it listens and
+    /// records the time from spawn to the answer.
+    fn start_peer(
+        &self,
+        place: Place,
+        name: &str,
+        tracker: SocketAddr,
+        shared: &str,
+        registered: bool,
+        time_serving: bool,
+    ) -> Result<PeerStart, String> {
+        let mut cmd = place.p2p();
+        cmd.args(["peer", "--name", name, "--listen", "127.0.0.1:0", "--serve"])
+            .arg("--tracker")
+            .arg(tracker.to_string())
+            .arg("--shared")
+            .arg(self.path(shared))
+            .arg("--downloads")
+            .arg(self.path(&format!("{shared}-state")));
+        let spawned = Instant::now();
+        let mut p = Proc::spawn(name, &mut cmd)?;
+        let line = p.wait_line("listening", STARTUP, |l| l.contains(" listening on "))?;
+        let addr = listen_addr(&line)?;
+        let serving_ms = if time_serving {
+            ask_files(addr).map_err(io_err("asking for the file list"))?;
+            Some(spawned.elapsed().as_secs_f64() * 1000.0)
+        } else {
+            None
+        };
+        let sharing = p.wait_line("sharing", STARTUP, |l| l.starts_with("sharing "))?;
+        if registered {
+            p.wait_line("registered", STARTUP, |l| {
+                l.starts_with("registered with tracker")
+            })?;
+        }
+        Ok(PeerStart {
+            proc: p,
+            addr,
+            sharing,
+            serving_ms: serving_ms.unwrap_or(0.0),
+        })
+    }
+
+    /// Runs a receiving peer in batch mode that fetches `file` from `from`; returns the summary
+    /// line's MB/s and how the receiver ended (peak RSS).
+    fn download(
+        &self,
+        place: Place,
+        tracker: SocketAddr,
+        from: &str,
+        file: &str,
+        size: u64,
+        tag: &str,
+    ) -> Result<(f64, Ended), String> {
+        let downloads = self.path(&format!("dl-{tag}"));
+        let _ = std::fs::remove_dir_all(&downloads);
+        std::fs::create_dir_all(&downloads).map_err(io_err("downloads folder"))?;
+        let batch = self.path(&format!("batch-{tag}.txt"));
+        std::fs::write(&batch, format!("wait-peer {from} 30\nget {from} {file}\n"))
+            .map_err(io_err("batch file"))?;
+        let mut cmd = place.p2p();
+        cmd.args(["peer", "--name", "receiver", "--listen", "127.0.0.1:0"])
+            .arg("--tracker")
+            .arg(tracker.to_string())
+            .arg("--shared")
+            .arg(self.path("empty"))
+            .arg("--downloads")
+            .arg(&downloads)
+            .arg("--batch")
+            .arg(&batch);
+        let mut r = Proc::spawn("receiver", &mut cmd)?;
+        let timeout = Duration::from_secs(60 + size / MIB);
+        let line = r.wait_line("saved ...", timeout, |l| l.starts_with("saved "))?;
+        let ended = r.expect_success(Duration::from_secs(60))?;
+        let rate =
+            summary_rate(&line).ok_or_else(|| format!("no MB/s in the summary line '{line}'"))?;
+        let got = std::fs::metadata(downloads.join(file))
+            .map_err(io_err("the downloaded file"))?
+            .len();
+        if got != size {
+            return Err(format!("downloaded {got} bytes of {file}, expected {size}"));
+        }
+        let _ = std::fs::remove_dir_all(&downloads);
+        Ok((rate, ended))
+    }
+}
+
+struct PeerStart {
+    proc: Proc,
+    addr: SocketAddr,
+    /// Its "sharing N files ..." line.
+    sharing: String,
+    /// Spawn to first file list answered (if asked for).
+    serving_ms: f64,
+}
+
+/// Which parts of the benchmark run (all by default).
+#[derive(Clone, Debug)]
+pub struct Parts {
+    /// Rows 1, 3 (large file) and 4.
+    pub transfer: bool,
+    /// Row 3 (small file).
+    pub small: bool,
+    /// Row 6.
+    pub delay: bool,
+    /// Row 5.
+    pub tracker: bool,
+}
+
+impl Default for Parts {
+    fn default() -> Parts {
+        Parts {
+            transfer: true,
+            small: true,
+            delay: true,
+            tracker: true,
+        }
+    }
+}
+
+pub fn run(cfg: &Config) -> Result<Results, String> {
+    let base = cfg.dir.clone().unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&base).map_err(io_err("benchmark folder"))?;
+    let dir = tempfile::Builder::new()
+        .prefix("p2p-bench-")
+        .tempdir_in(&base)
+        .map_err(io_err("benchmark folder"))?;
+    let b = Bench { cfg, dir };
+    let mut results = Results::default();
+    for d in ["big", "small", "empty"] {
+        std::fs::create_dir_all(b.path(d)).map_err(io_err("benchmark folder"))?;
+    }
+    say(
+        cfg,
+        &format!("writing test files in {}", b.dir.path().display()),
+    );
+    if cfg.parts.transfer {
+        write_random_file(&b.path("big/big.bin"), cfg.big, 0x9E37_79B9_7F4A_7C15)
+            .map_err(io_err("test file"))?;
+    }
+    write_random_file(&b.path("small/small.bin"), cfg.small, 0x2545_F491_4F6C_DD1D)
+        .map_err(io_err("test file"))?;
+
+    if cfg.parts.transfer {
+        transfer_rows(&b, &mut results)?;
+    }
+    if cfg.parts.small {
+        results.rss.insert(0, small_rss_row(&b)?);
+    }
+    if cfg.parts.delay {
+        results.delay = Some(delayed_download(&b)?);
+    }
+    if cfg.parts.tracker {
+        for &n in &cfg.tracker_peers {
+            say(cfg, &format!("tracker: {n} simulated peers"));
+            let (mut t, taddr) = b.start_tracker(Place::Host, n)?;
+            let generator = loadgen::LoadGen::new(taddr, n)
+                .map_err(io_err("load generator"))?
+                .watch(t.pid());
+            let load = generator.run(cfg.load_phase, cfg.load_concurrency)?;
+            let rss = t.vm_hwm_kib().unwrap_or(0);
+            let ended = t.terminate();
+            results.tracker.push(TrackerRow {
+                load,
+                tracker_rss_kib: rss.max(ended.map_or(0, |e| e.max_rss_kib)),
+            });
+        }
+    }
+    Ok(results)
+}
+
+/// Rows 4, 1 and 3 (large file): start-up, then the verified download and its yardsticks.
+fn transfer_rows(b: &Bench, results: &mut Results) -> Result<(), String> {
+    let cfg = b.cfg;
+    let big = b.path("big/big.bin");
+    let (mut tracker, taddr) = b.start_tracker(Place::Host, 0)?;
+
+    // 4. Start-up with the big file shared: first start hashes it, the restart uses the cache.
+    say(cfg, "start-up: first start (hashing)");
+    let first = b.start_peer(Place::Host, "sender", taddr, "big", true, true)?;
+    let first_hash_mbps = summary_rate(&first.sharing).ok_or_else(|| {
+        format!(
+            "no hashing rate in the first start's line '{}'",
+            first.sharing
+        )
+    })?;
+    let first_serving_ms = first.serving_ms;
+    let mut first = first.proc;
+    first.terminate(); // unregisters, so the restart can take the name again
+    std::thread::sleep(Duration::from_millis(100));
+    say(cfg, "start-up: restart with the hash cache");
+    let restart = b.start_peer(Place::Host, "sender", taddr, "big", true, true)?;
+    if restart.sharing.contains("hashed") {
+        results
+            .notes
+            .push(format!("the restart hashed again: '{}'", restart.sharing));
+    }
+    results.startup = Some(Startup {
+        size: cfg.big,
+        first_hash_mbps,
+        first_serving_ms,
+        restart_serving_ms: restart.serving_ms,
+    });
+    let mut sender = restart.proc;
+
+    // 1. Verified download against its yardsticks, interleaved so that a noisy neighbour hurts
+    //    both sides alike; the best of `repeat` runs counts for each.
+    let mut t = Transfer::default();
+    let mut receiver_rss = 0;
+    let want_sha = reference::sha256_speed(&big).map_err(io_err("hashing"))?.1;
+    for round in 1..=cfg.repeat.max(1) {
+        say(cfg, &format!("round {round}: plain TCP copy"));
+        t.tcp_mbps = t
+            .tcp_mbps
+            .max(reference::tcp_copy(&big).map_err(io_err("TCP copy"))?);
+        say(cfg, &format!("round {round}: reference loop"));
+        let (rate, sha, cpu) = reference::reference_loop(&big, &b.path("reference.out"))
+            .map_err(io_err("reference loop"))?;
+        if sha != want_sha {
+            return Err("the reference loop received other bytes".into());
+        }
+        t.reference_mbps = t.reference_mbps.max(rate);
+        t.reference_cpu_per_gib = least(t.reference_cpu_per_gib, cpu / gib(cfg.big));
+        say(cfg, &format!("round {round}: single-core SHA-256"));
+        t.sha_mbps = t
+            .sha_mbps
+            .max(reference::sha256_speed(&big).map_err(io_err("hashing"))?.0);
+        say(cfg, &format!("round {round}: p2p verified download"));
+        let (rate, ended) = b.download(Place::Host, taddr, "sender", "big.bin", cfg.big, "big")?;
+        t.all_download_mbps.push(rate);
+        t.download_mbps = t.download_mbps.max(rate);
+        t.receiver_cpu_per_gib = least(t.receiver_cpu_per_gib, ended.cpu_secs / gib(cfg.big));
+        receiver_rss = receiver_rss.max(ended.max_rss_kib);
+    }
+    let sender_end = sender
+        .terminate()
+        .ok_or("the sender did not exit when asked")?;
+    t.sender_cpu_per_gib = sender_end.cpu_secs / gib(cfg.big * cfg.repeat.max(1) as u64);
+    results.rss.push(Rss {
+        size: cfg.big,
+        sender_kib: sender_end.max_rss_kib,
+        receiver_kib: receiver_rss,
+        download_mbps: t.download_mbps,
+    });
+    results.transfer = Some(t);
+    tracker.terminate();
+    Ok(())
+}
+
+/// Row 3 for the small file, with fresh processes.
+fn small_rss_row(b: &Bench) -> Result<Rss, String> {
+    let cfg = b.cfg;
+    say(cfg, "small file: sender and receiver RSS");
+    let (mut tracker, taddr) = b.start_tracker(Place::Host, 0)?;
+    let mut small_sender = b
+        .start_peer(Place::Host, "small-sender", taddr, "small", true, false)?
+        .proc;
+    let (rate, recv_end) = b.download(
+        Place::Host,
+        taddr,
+        "small-sender",
+        "small.bin",
+        cfg.small,
+        "small",
+    )?;
+    let send_end = small_sender
+        .terminate()
+        .ok_or("the sender did not exit when asked")?;
+    tracker.terminate();
+    Ok(Rss {
+        size: cfg.small,
+        sender_kib: send_end.max_rss_kib,
+        receiver_kib: recv_end.max_rss_kib,
+        download_mbps: rate,
+    })
+}
+
+/// Row 6: the small file with and without the delay, through the same path both times.
+fn delayed_download(b: &Bench) -> Result<DelayRow, String> {
+    let cfg = b.cfg;
+    let one_way = cfg.delay_rtt / 2;
+    let netem = match cfg.delay_method {
+        DelayMethod::Proxy => Err("the proxy was asked for".to_string()),
+        DelayMethod::Auto => delay::netem_available(),
+    };
+    let mut row = DelayRow {
+        size: cfg.small,
+        rtt: cfg.delay_rtt,
+        ..DelayRow::default()
+    };
+    match netem {
+        Ok(()) => {
+            row.method = format!(
+                "netem delay {} ms on lo in a network namespace",
+                one_way.as_millis()
+            );
+            let mut secs = [0.0; 2];
+            for (i, d) in [Duration::ZERO, one_way].into_iter().enumerate() {
+                say(
+                    cfg,
+                    &format!("delayed link: netem, one-way {} ms", d.as_millis()),
+                );
+                let ns = delay::Netns::create(&format!("d{i}"), d)?;
+                let place = Place::Netns(&ns);
+                let (mut t, taddr) = b.start_tracker(place, 0)?;
+                let mut s = b
+                    .start_peer(place, "far", taddr, "small", true, false)?
+                    .proc;
+                let (rate, _) = b.download(place, taddr, "far", "small.bin", cfg.small, "delay")?;
+                secs[i] = cfg.small as f64 / rate / 1e6;
+                s.terminate();
+                t.terminate();
+            }
+            row.no_delay_secs = secs[0];
+            row.delayed_secs = secs[1];
+        }
+        Err(why) => {
+            row.method = format!(
+                "user-space delay proxy, {} ms each way (netem not available: {why})",
+                one_way.as_millis()
+            );
+            let (mut t, taddr) = b.start_tracker(Place::Host, 0)?;
+            // The source registers with no tracker (it keeps retrying a closed port); the
+            // benchmark registers its name at the proxy, so the receiver goes through it.
+            let nowhere: SocketAddr = "127.0.0.1:1".parse().expect("valid address");
+            let far = b.start_peer(Place::Host, "far", nowhere, "small", false, false)?;
+            let (mut s, saddr) = (far.proc, far.addr);
+            let mut secs = [0.0; 2];
+            for (i, d) in [Duration::ZERO, one_way].into_iter().enumerate() {
+                say(
+                    cfg,
+                    &format!("delayed link: proxy, one-way {} ms", d.as_millis()),
+                );
+                let proxy = delay::DelayProxy::start(saddr, d).map_err(io_err("delay proxy"))?;
+                let alias = register_alias(taddr, "far", proxy.addr.port())
+                    .map_err(io_err("registering the proxy"))?;
+                let (rate, _) =
+                    b.download(Place::Host, taddr, "far", "small.bin", cfg.small, "delay")?;
+                secs[i] = cfg.small as f64 / rate / 1e6;
+                drop(alias);
+                drop(proxy);
+                // The tracker forgets the alias when its connection closes; wait for that
+                // before the next registration of the same name.
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            row.no_delay_secs = secs[0];
+            row.delayed_secs = secs[1];
+            s.terminate();
+            t.terminate();
+        }
+    }
+    Ok(row)
+}
+
+fn gib(bytes: u64) -> f64 {
+    bytes as f64 / (1u64 << 30) as f64
+}
+
+/// The smaller of two CPU times, 0 meaning "none yet".
+fn least(a: f64, b: f64) -> f64 {
+    if a == 0.0 { b } else { a.min(b) }
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+fn size(bytes: u64) -> String {
+    if bytes >= 1024 * MIB && bytes.is_multiple_of(1024 * MIB) {
+        format!("{} GiB", bytes / (1024 * MIB))
+    } else {
+        format!("{} MiB", bytes / MIB)
+    }
+}
+
+fn thousands(n: f64) -> String {
+    let s = format!("{:.0}", n);
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl Results {
+    /// The results as a Markdown table (plus notes), ready for docs/performance.md.
+    pub fn table(&self, cfg: &Config) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "| # | measurement | result | compared with | target |\n|---|---|---|---|---|"
+        );
+        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+        let sha_mbps = self.transfer.as_ref().map_or(0.0, |t| t.sha_mbps);
+        if let Some(t) = &self.transfer {
+            let _ = writeln!(
+                out,
+                "| 1 | verified download, {}, 1 source (best of {}: {}) | **{:.0} MB/s** | \
+             **{:.2}×** reference loop ({:.0} MB/s) · {:.2}× single-core SHA-256 ({:.0} MB/s) · \
+             {:.2}× plain TCP copy ({:.0} MB/s) | ≥ 0.9× reference loop |",
+                size(cfg.big),
+                cfg.repeat.max(1),
+                t.all_download_mbps
+                    .iter()
+                    .map(|r| format!("{r:.0}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                t.download_mbps,
+                ratio(t.download_mbps, t.reference_mbps),
+                t.reference_mbps,
+                ratio(t.download_mbps, t.sha_mbps),
+                t.sha_mbps,
+                ratio(t.download_mbps, t.tcp_mbps),
+                t.tcp_mbps
+            );
+        }
+        let _ = writeln!(
+            out,
+            "| 2 | verified download, 2 and 3 sources | — | **placeholder: swarm (multi-source) \
+             downloads do not exist yet** | |"
+        );
+        for r in &self.rss {
+            let _ = writeln!(
+                out,
+                "| 3 | peak RSS, {} file: sender / receiver | **{} / {}** | download at {:.0} MB/s \
+                 | < 64 MiB each |",
+                size(r.size),
+                mib(r.sender_kib),
+                mib(r.receiver_kib),
+                r.download_mbps
+            );
+        }
+        if let Some(s) = &self.startup {
+            let _ = writeln!(
+                out,
+                "| 4 | start-up sharing {}: first start (hashing) | **{:.0} MB/s** hashing, serving \
+             after {:.0} ms | {:.2}× single-core SHA-256 | |",
+                size(s.size),
+                s.first_hash_mbps,
+                s.first_serving_ms,
+                ratio(s.first_hash_mbps, sha_mbps)
+            );
+            let _ = writeln!(
+                out,
+                "| 4 | start-up sharing {}: restart with the hash cache | **{:.0} ms** to serving | \
+             process start to first file list answered | < 100 ms |",
+                size(s.size),
+                s.restart_serving_ms
+            );
+        }
+        for row in &self.tracker {
+            let l = &row.load;
+            let _ = writeln!(
+                out,
+                "| 5 | tracker, {} peers: register | **{} req/s**, p99 {:.2} ms | {} in flight; \
+                 set-up (connect + Hello + Register) {} peers/s, p99 {:.1} ms | ≥ 20,000 req/s |",
+                thousands(l.peers as f64),
+                thousands(l.register.per_sec),
+                l.register.p99_ms,
+                cfg.load_concurrency,
+                thousands(l.setup.per_sec),
+                l.setup.p99_ms
+            );
+            let _ = writeln!(
+                out,
+                "| 5 | tracker, {} peers: list | **{} req/s**, p99 {:.2} ms | {} in flight; each \
+                 answer lists {} peers | ≥ 20,000 req/s |",
+                thousands(l.peers as f64),
+                thousands(l.list.per_sec),
+                l.list.p99_ms,
+                cfg.load_concurrency,
+                thousands(l.listed as f64)
+            );
+            let _ = writeln!(
+                out,
+                "| 5 | tracker, {} peers: peak RSS | **{}** | {} once all registered, {} after the \
+                 register phase (the rest: list answers queued); {} heartbeats | < 100 MiB at \
+                 10,000 |",
+                thousands(l.peers as f64),
+                mib(row.tracker_rss_kib),
+                mib(l.rss_registered_kib),
+                mib(l.rss_after_register_kib),
+                thousands(l.heartbeats as f64)
+            );
+        }
+        if let Some(d) = &self.delay {
+            let _ = writeln!(
+                out,
+                "| 6 | {} download over a {} ms round trip | **{:.2} s** | {:.2} s without delay: \
+             **{:.1}×**; {} | ≤ 2× |",
+                size(d.size),
+                d.rtt.as_millis(),
+                d.delayed_secs,
+                d.no_delay_secs,
+                ratio(d.delayed_secs, d.no_delay_secs),
+                d.method
+            );
+        }
+        for n in &self.notes {
+            let _ = writeln!(out, "\nNote: {n}");
+        }
+        out
+    }
+
+    /// For the smoke test: every figure is there and plausible (no speed thresholds).
+    pub fn check_sane(&self, cfg: &Config) -> Result<(), String> {
+        let positive = |what: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(format!("{what} is {v}"))
+            }
+        };
+        let t = self.transfer.as_ref().ok_or("no transfer row")?;
+        positive("download MB/s", t.download_mbps)?;
+        positive("reference MB/s", t.reference_mbps)?;
+        positive("TCP copy MB/s", t.tcp_mbps)?;
+        positive("SHA-256 MB/s", t.sha_mbps)?;
+        if self.rss.len() != 2 {
+            return Err(format!("{} RSS rows", self.rss.len()));
+        }
+        for r in &self.rss {
+            for (who, kib) in [("sender", r.sender_kib), ("receiver", r.receiver_kib)] {
+                if kib == 0 || kib > 4 * 1024 * 1024 {
+                    return Err(format!("{who} peak RSS of {kib} KiB"));
+                }
+            }
+        }
+        let startup = self.startup.as_ref().ok_or("no start-up row")?;
+        positive("first start hashing MB/s", startup.first_hash_mbps)?;
+        positive("restart ms", startup.restart_serving_ms)?;
+        if self.tracker.len() != cfg.tracker_peers.len() {
+            return Err("missing tracker rows".into());
+        }
+        for row in &self.tracker {
+            let l = &row.load;
+            if l.listed != l.peers {
+                return Err(format!("a list held {} of {} peers", l.listed, l.peers));
+            }
+            positive("register req/s", l.register.per_sec)?;
+            positive("list req/s", l.list.per_sec)?;
+            positive("tracker RSS", row.tracker_rss_kib as f64)?;
+        }
+        let delay = self.delay.as_ref().ok_or("no delay row")?;
+        positive("no-delay seconds", delay.no_delay_secs)?;
+        positive("delayed seconds", delay.delayed_secs)?;
+        Ok(())
+    }
+}
+
+/// One line saying where and when the figures were taken.
+pub fn header() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_default();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    let rev = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "?".into());
+    format!(
+        "p2p benchmark: {cpus} CPUs ({model}), load average {} at the end, commit {rev}\n",
+        load.join(" ")
+    )
+}

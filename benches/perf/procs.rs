@@ -1,0 +1,240 @@
+//! Child processes for the benchmark: the real `p2p` binary, its stdout read line by line on a
+//! thread, and its peak RSS taken from `wait4(2)` (`ru_maxrss`) when it is reaped, or from
+//! `/proc/PID/status` (`VmHWM`) while it runs.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How a child ended: its `wait4` status and peak resident set in KiB.
+#[derive(Clone, Copy, Debug)]
+pub struct Ended {
+    /// The exit code, or `128 + signal` if a signal ended it.
+    pub code: i32,
+    pub max_rss_kib: u64,
+    /// User + system CPU time of the whole life of the process.
+    pub cpu_secs: f64,
+}
+
+pub struct Proc {
+    label: String,
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+    stderr: Arc<Mutex<String>>,
+    ended: Option<Ended>,
+}
+
+impl Proc {
+    /// Spawns `cmd` with stdin closed and stdout/stderr piped.
+    pub fn spawn(label: &str, cmd: &mut Command) -> Result<Proc, String> {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env_remove("P2P_TRACKER")
+            .env("NO_COLOR", "1");
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("{label}: cannot spawn {cmd:?}: {e}"))?;
+        let (tx, lines) = channel();
+        let out = child.stdout.take().expect("stdout is piped");
+        thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = Arc::clone(&stderr);
+        let mut err = child.stderr.take().expect("stderr is piped");
+        thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                sink.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push_str(&text);
+            }
+        });
+        Ok(Proc {
+            label: label.to_string(),
+            child,
+            lines,
+            seen: Vec::new(),
+            stderr,
+            ended: None,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the process printed so far, for error messages.
+    pub fn diagnostics(&mut self) -> String {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        let err = self
+            .stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        format!(
+            "--- {} stdout ---\n{}\n--- {} stderr ---\n{err}",
+            self.label,
+            self.seen.join("\n"),
+            self.label
+        )
+    }
+
+    /// Waits for the next stdout line for which `pred` holds (earlier lines are skipped).
+    pub fn wait_line(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Result<String, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if pred(&line) {
+                        return Ok(line);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    let diag = self.diagnostics();
+                    return Err(format!(
+                        "{}: no line {what} within {timeout:?}\n{diag}",
+                        self.label
+                    ));
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let _ = self.wait_exit(Duration::from_secs(2));
+                    let diag = self.diagnostics();
+                    return Err(format!(
+                        "{}: exited ({:?}) before a line {what}\n{diag}",
+                        self.label, self.ended
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Peak RSS so far (KiB) from `/proc/PID/status`, while the process runs.
+    pub fn vm_hwm_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    /// Reaps the process if it has exited (non-blocking).
+    fn try_reap(&mut self) -> Option<Ended> {
+        if self.ended.is_none() {
+            let mut status = 0;
+            // SAFETY: zeroed rusage is a valid value for the out parameter.
+            let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+            let pid = self.child.id() as libc::pid_t;
+            // SAFETY: wait4 on our own child's pid, with valid pointers to locals. std's Child
+            // never waits for it (we never call `Child::wait`), so the pid cannot be reused
+            // before this reaps it.
+            let rc = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+            if rc == pid {
+                let code = if libc::WIFEXITED(status) {
+                    libc::WEXITSTATUS(status)
+                } else {
+                    128 + libc::WTERMSIG(status)
+                };
+                let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+                self.ended = Some(Ended {
+                    code,
+                    // Linux reports ru_maxrss in KiB.
+                    max_rss_kib: usage.ru_maxrss as u64,
+                    cpu_secs: secs(usage.ru_utime) + secs(usage.ru_stime),
+                });
+            }
+        }
+        self.ended
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<Ended> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(ended) = self.try_reap() {
+                return Some(ended);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Waits for a clean exit (status 0) within `timeout`; anything else is an error carrying
+    /// what the process printed.
+    pub fn expect_success(&mut self, timeout: Duration) -> Result<Ended, String> {
+        match self.wait_exit(timeout) {
+            Some(ended) if ended.code == 0 => Ok(ended),
+            Some(ended) => {
+                let diag = self.diagnostics();
+                Err(format!(
+                    "{} exited with status {}\n{diag}",
+                    self.label, ended.code
+                ))
+            }
+            None => {
+                self.kill();
+                let diag = self.diagnostics();
+                Err(format!(
+                    "{} still running after {timeout:?}; killed\n{diag}",
+                    self.label
+                ))
+            }
+        }
+    }
+
+    fn signal(&mut self, sig: libc::c_int) {
+        if self.try_reap().is_none() {
+            // SAFETY: kill(2) on our own child, which is not reaped yet (checked just above),
+            // so the pid still names it.
+            unsafe {
+                libc::kill(self.child.id() as libc::pid_t, sig);
+            }
+        }
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited within 5 s; returns how it ended.
+    pub fn terminate(&mut self) -> Option<Ended> {
+        self.signal(libc::SIGTERM);
+        if let Some(ended) = self.wait_exit(Duration::from_secs(5)) {
+            return Some(ended);
+        }
+        self.kill();
+        self.ended
+    }
+
+    pub fn kill(&mut self) {
+        self.signal(libc::SIGKILL);
+        let _ = self.wait_exit(Duration::from_secs(5));
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,115 @@
+//! `cargo bench --bench transfer [-- OPTIONS]`: the performance benchmark of issue 6. Prints
+//! one Markdown table (see docs/performance.md for the latest one and what each row means).
+//!
+//! Options (all optional):
+//!   --quick            the seconds-long smoke configuration (16 MiB, 200 tracker peers)
+//!   --big SIZE         large file size, e.g. 1GiB, 256MiB (default 1GiB)
+//!   --small SIZE       small file size (default 64MiB)
+//!   --repeat N         transfer rounds; the best counts (default 3)
+//!   --peers N,N        simulated tracker peers (default 1000,10000)
+//!   --phase SECS       length of each tracker load phase (default 3)
+//!   --only PARTS       run only these parts (comma-separated): transfer (rows 1, 3 for the
+//!                      large file, 4), small (row 3 for the small file), delay (row 6),
+//!                      tracker (row 5)
+//!   --proxy            use the delay proxy even where netem works
+//!   --dir PATH         where the temporary files go (default: the system temp dir)
+
+#[allow(dead_code)] // the smoke test uses the rest
+mod perf;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let lower = s.to_ascii_lowercase();
+    let (num, mul) = if let Some(n) = lower.strip_suffix("gib") {
+        (n, 1u64 << 30)
+    } else if let Some(n) = lower.strip_suffix("mib") {
+        (n, 1 << 20)
+    } else if let Some(n) = lower.strip_suffix("kib") {
+        (n, 1 << 10)
+    } else {
+        (lower.as_str(), 1)
+    };
+    num.trim()
+        .parse::<u64>()
+        .map(|n| n * mul)
+        .map_err(|_| format!("bad size '{s}'"))
+}
+
+fn config(args: &[String]) -> Result<perf::Config, String> {
+    let mut cfg = if args.iter().any(|a| a == "--quick") {
+        let mut c = perf::Config::smoke();
+        c.verbose = true;
+        c
+    } else {
+        perf::Config::full()
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            // cargo bench passes --bench to every benchmark binary.
+            "--bench" | "--quick" => {}
+            "--big" => cfg.big = parse_size(value()?)?,
+            "--small" => cfg.small = parse_size(value()?)?,
+            "--repeat" => cfg.repeat = value()?.parse().map_err(|_| "bad --repeat")?,
+            "--peers" => {
+                cfg.tracker_peers = value()?
+                    .split(',')
+                    .map(|n| {
+                        n.trim()
+                            .parse()
+                            .map_err(|_| format!("bad peer count '{n}'"))
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            "--phase" => {
+                let secs: f64 = value()?.parse().map_err(|_| "bad --phase")?;
+                cfg.load_phase = Duration::from_secs_f64(secs);
+            }
+            "--only" => {
+                let wanted: Vec<&str> = value()?.split(',').map(str::trim).collect();
+                for w in &wanted {
+                    if !["transfer", "small", "delay", "tracker"].contains(w) {
+                        return Err(format!("unknown part '{w}'"));
+                    }
+                }
+                cfg.parts = perf::Parts {
+                    transfer: wanted.contains(&"transfer"),
+                    small: wanted.contains(&"small"),
+                    delay: wanted.contains(&"delay"),
+                    tracker: wanted.contains(&"tracker"),
+                };
+            }
+            "--proxy" => cfg.delay_method = perf::DelayMethod::Proxy,
+            "--dir" => cfg.dir = Some(value()?.into()),
+            other => return Err(format!("unknown option '{other}'")),
+        }
+    }
+    Ok(cfg)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cfg = match config(&args) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let started = std::time::Instant::now();
+    match perf::run(&cfg) {
+        Ok(results) => {
+            println!("{}", perf::header());
+            println!("{}", results.table(&cfg));
+            eprintln!("[bench] done in {:.0} s", started.elapsed().as_secs_f64());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("benchmark failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
