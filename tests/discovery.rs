@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// The `peers` rows of a batch run, as (name, addr, last-seen) fields.
+/// The `peers` rows of a batch run, as (name, addr, last-seen, source, reachable) fields.
 fn peer_rows(out: &BatchOutput) -> Vec<Vec<String>> {
     out.stdout_lines()
         .into_iter()
         .map(fields)
-        .filter(|f| f.len() == 3 && f[2].ends_with("s ago"))
+        .filter(|f| f.len() == 5 && f[2].ends_with("s ago"))
         .map(|f| f.into_iter().map(String::from).collect())
         .collect()
 }

@@ -417,20 +417,13 @@ impl PeerNode {
 
     /// `peers`: every known peer with its address, last-seen age, source and reachability.
     pub(super) fn print_peers(&mut self, now: Instant) {
-        if self.known.is_empty() {
-            let note = if self.tracker.up().is_none() {
-                " (the tracker is unreachable)"
-            } else {
-                ""
-            };
-            self.ui.line(&format!("no peers known{note}"));
-            return;
-        }
         let connected = self.connected_names();
-        let rows = self.known.rows(now, |n| connected.contains(n));
-        for row in rows {
-            self.ui.line(&row);
-        }
+        let peers = self.known.listing(now, |n| connected.contains(n));
+        let tracker_unreachable = self.tracker.up().is_none();
+        self.ui.event(&crate::repl::Event::Peers {
+            peers,
+            tracker_unreachable,
+        });
     }
 }
 

@@ -12,6 +12,7 @@
 //! - a changed address resets what we know about reaching it (`reach`, `failures`).
 
 use crate::names::check_peer_name;
+use crate::repl::event::PeerEntry;
 use crate::wire::PeerInfo;
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -416,27 +417,25 @@ impl PeerTable {
             .collect()
     }
 
-    /// The `peers` listing, one line per entry: `NAME  ADDR  Ns ago  SOURCE  REACH`, where
-    /// REACH is `reachable` while `connected` says so or after the last attempt succeeded.
-    pub fn rows(&self, now: Instant, connected: impl Fn(&str) -> bool) -> Vec<String> {
+    /// The `peers` listing, sorted by name (shown as `NAME  ADDR  Ns ago  SOURCE  REACH`):
+    /// reachable while `connected` says so or after the last attempt succeeded.
+    pub fn listing(&self, now: Instant, connected: impl Fn(&str) -> bool) -> Vec<PeerEntry> {
         self.peers
             .iter()
-            .map(|(name, e)| {
-                let ago = now.saturating_duration_since(e.last_seen).as_secs();
-                let reach = if connected(name) {
-                    "reachable"
+            .map(|(name, e)| PeerEntry {
+                name: name.clone(),
+                addr: e.addr.to_string(),
+                last_seen_secs: now.saturating_duration_since(e.last_seen).as_secs(),
+                source: e.source.as_str(),
+                reachable: if connected(name) {
+                    Some(true)
                 } else {
                     match e.reach {
-                        Reach::Reachable => "reachable",
-                        Reach::Unreachable => "unreachable",
-                        Reach::Unknown => "?",
+                        Reach::Reachable => Some(true),
+                        Reach::Unreachable => Some(false),
+                        Reach::Unknown => None,
                     }
-                };
-                format!(
-                    "{name}  {}  {ago}s ago  {}  {reach}",
-                    e.addr,
-                    e.source.as_str()
-                )
+                },
             })
             .collect()
     }
@@ -743,7 +742,12 @@ mod tests {
         t.offer("B", addr(2), Source::Lan, now, now);
         t.offer("C", addr(3), Source::Cache, now, now);
         t.failed("C", now);
-        let rows = t.rows(now, |n| n == "B");
+        let peers = t.listing(now, |n| n == "B");
+        let rows = crate::repl::Event::Peers {
+            peers,
+            tracker_unreachable: false,
+        }
+        .human_lines();
         assert_eq!(
             rows,
             [

@@ -57,6 +57,11 @@ pub struct PeerEntry {
     pub addr: String,
     /// Seconds since the tracker (or discovery) last heard from it.
     pub last_seen_secs: u64,
+    /// Where it was learned: `tracker`, `exchange`, `cache`, `lan`, `manual` or `incoming`.
+    pub source: &'static str,
+    /// Connected now or the last attempt worked (true), the last attempt failed (false), or
+    /// never tried (null; `?` in the text).
+    pub reachable: Option<bool>,
 }
 
 /// A file in a `files` or `shared` answer.
@@ -74,8 +79,12 @@ pub struct DownloadEntry {
     pub done: u64,
     pub size: u64,
     pub percent: f64,
-    pub source: String,
+    pub sources: Vec<String>,
+    /// `downloading`, `waiting`, `paused` or `not running` (left by an earlier run).
     pub state: String,
+    /// The human line, as printed without `--json`.
+    #[serde(skip)]
+    pub text: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -269,7 +278,15 @@ impl Event {
                 }
                 peers
                     .iter()
-                    .map(|p| format!("{}  {}  {}s ago", p.name, p.addr, p.last_seen_secs))
+                    .map(|p| {
+                        let reach = match p.reachable {
+                            Some(true) => "reachable",
+                            Some(false) => "unreachable",
+                            None => "?",
+                        };
+                        let (name, addr, ago) = (&p.name, &p.addr, p.last_seen_secs);
+                        format!("{name}  {addr}  {ago}s ago  {}  {reach}", p.source)
+                    })
                     .collect()
             }
             Event::Files { peer, files } => {
@@ -321,13 +338,16 @@ impl Event {
                 downloads
                     .iter()
                     .map(|d| {
+                        if !d.text.is_empty() {
+                            return d.text.clone();
+                        }
                         format!(
                             "{}  {:.1}%  {} of {}  from {}  {}",
                             printable(&d.file),
                             d.percent,
                             human_bytes(d.done),
                             human_bytes(d.size),
-                            d.source,
+                            d.sources.join(", "),
                             d.state
                         )
                     })
@@ -407,10 +427,15 @@ mod tests {
                 name: "Alice".into(),
                 addr: "127.0.0.1:5".into(),
                 last_seen_secs: 3,
+                source: "tracker",
+                reachable: None,
             }],
             tracker_unreachable: false,
         };
-        assert_eq!(e.human_lines(), vec!["Alice  127.0.0.1:5  3s ago"]);
+        assert_eq!(
+            e.human_lines(),
+            vec!["Alice  127.0.0.1:5  3s ago  tracker  ?"]
+        );
         let e = Event::Peers {
             peers: vec![],
             tracker_unreachable: true,
