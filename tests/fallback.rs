@@ -1,0 +1,482 @@
+//! Working without the tracker: a tracker that dies mid-download or restarts empty, a newcomer
+//! that knows one address (`--peer`), a peer restarted with the tracker down (peer cache), LAN
+//! discovery by multicast, and `connect ADDR`. Real processes on 127.0.0.1, every wait bounded.
+
+mod common;
+
+use std::fs;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// The `peers` rows of some output: (name, addr, `Ns ago`, source, reachable) fields.
+fn peer_rows(stdout: &str) -> Vec<Vec<String>> {
+    stdout
+        .lines()
+        .map(fields)
+        .filter(|f| f.len() == 5 && f[2].ends_with("s ago"))
+        .map(|f| f.into_iter().map(String::from).collect())
+        .collect()
+}
+
+fn row<'a>(rows: &'a [Vec<String>], name: &str, out: &dyn std::fmt::Display) -> &'a [String] {
+    rows.iter()
+        .find(|r| r[0] == name)
+        .unwrap_or_else(|| panic!("`peers` does not list {name}\n{out}"))
+}
+
+/// Starts `p2p tracker --listen ADDR --peer-ttl TTL`; retries for a while if ADDR's port is
+/// not free yet (a tracker restarted on the port of one just killed).
+fn tracker_at(addr: SocketAddr, ttl: u32) -> (Proc, tempfile::TempDir) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let cwd = tempfile::tempdir().expect("tempdir");
+        let mut cmd = Command::new(bin());
+        cmd.args(["tracker", "--listen", &addr.to_string()])
+            .args(["--peer-ttl", &ttl.to_string()])
+            .current_dir(cwd.path());
+        let mut proc = Proc::spawn(format!("tracker {addr}"), cmd, None);
+        if proc.try_wait_for(Duration::from_millis(300)).is_none() {
+            proc.wait_line("`tracker listening on ADDR`", STARTUP, |l| {
+                l.starts_with("tracker listening on")
+            });
+            return (proc, cwd);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a tracker cannot listen on {addr} again\n{}",
+            proc.diagnostics()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A `--serve` peer that may have no tracker: waits only for its `listening` line.
+fn serve_alone(
+    name: &str,
+    tracker: SocketAddr,
+    dirs: &PeerDirs,
+    extra: &[&str],
+) -> (Proc, SocketAddr) {
+    let mut args = vec!["--serve"];
+    args.extend_from_slice(extra);
+    let mut proc = Proc::spawn(name, peer_command(name, tracker, dirs, &args), None);
+    let addr = expect_listening(&mut proc, name);
+    (proc, addr)
+}
+
+/// Spawns a batch run (not waited for), commands in a file in the peer's root.
+fn spawn_batch(
+    name: &str,
+    tracker: SocketAddr,
+    dirs: &PeerDirs,
+    commands: &str,
+    extra: &[&str],
+) -> Proc {
+    let path = dirs.root().join(format!("batch-{name}.txt"));
+    fs::write(&path, commands).expect("write batch");
+    let mut args = vec!["--batch", path.to_str().expect("utf-8 path")];
+    args.extend_from_slice(extra);
+    Proc::spawn(
+        format!("{name} --batch"),
+        peer_command(name, tracker, dirs, &args),
+        None,
+    )
+}
+
+/// Waits for a batch run to end; returns (status code, stdout, stderr).
+fn finish(proc: &mut Proc, timeout: Duration) -> (Option<i32>, String, String) {
+    let status = proc.wait_exit(timeout);
+    // Whatever is left on stdout arrives once the process is gone.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut lines = proc.lines_so_far();
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = proc.lines_so_far();
+        if now.len() == lines.len() {
+            break;
+        }
+        lines = now;
+    }
+    (status.code(), lines.join("\n"), proc.stderr_text())
+}
+
+fn count(haystack: &str, needle: &str) -> usize {
+    haystack.matches(needle).count()
+}
+
+/// The tracker is SIGKILLed while a 256 MiB download runs: the download completes with the
+/// right bytes, the message after it is delivered, and the downloader says once that it works
+/// without a tracker.
+#[test]
+fn tracker_killed_mid_download_download_completes_and_messages_flow() {
+    let mut tracker = Tracker::start();
+    let big = pseudo_random(256 << 20, 41);
+    let alice = Peer::serve("Alice", tracker.addr, &[("big.bin", &big)]);
+    let bob = PeerDirs::new();
+    let mut run = spawn_batch(
+        "Bob",
+        tracker.addr,
+        &bob,
+        "wait-peer Alice 10\nget Alice big.bin\nmsg Alice got it without the tracker\n",
+        &[],
+    );
+    // Kill the tracker as soon as the first bytes are in Bob's partial file.
+    let partial = bob.downloads.join(".big.bin.p2p-part");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if fs::metadata(&partial).is_ok_and(|m| m.len() > 0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline && run.is_running(),
+            "the download never started\n{}",
+            run.diagnostics()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    tracker.proc.kill();
+    let done_before_kill = bob.downloads.join("big.bin").exists();
+    assert!(
+        !done_before_kill,
+        "the download finished before the tracker died: the test proves nothing"
+    );
+
+    let (code, stdout, stderr) = finish(&mut run, Duration::from_secs(180));
+    assert_eq!(code, Some(0), "Bob's batch failed\n{stdout}\n{stderr}");
+    assert_file_eq(&bob.downloads.join("big.bin"), &big);
+    assert!(stdout.contains("message delivered to Alice"), "{stdout}");
+    let mut alice = alice;
+    alice
+        .proc
+        .wait_line("Bob's message", Duration::from_secs(10), |l| {
+            l == "Bob: got it without the tracker"
+        });
+    assert_eq!(
+        count(&stderr, "working without a tracker"),
+        1,
+        "said once\n{stderr}"
+    );
+}
+
+/// With the tracker dead, Dave knows one address (Alice's): peer exchange with Alice tells him
+/// about Carol, whom he then downloads from and messages. `peers` says where each came from.
+#[test]
+fn newcomer_with_one_peer_address_finds_a_third_peer_through_exchange() {
+    let mut tracker = Tracker::start();
+    let alice = Peer::serve("Alice", tracker.addr, &[("a.txt", b"from Alice\n")]);
+    // Carol registers after Alice, and is sure to have the tracker's list (Alice in it) before
+    // the tracker goes: her batch waits for Alice, then she serves.
+    let carol_file = pseudo_random(3 * CHUNK + 17, 7);
+    let carol_dirs = PeerDirs::with_files(&[("carol.bin", &carol_file)]);
+    let mut carol = spawn_batch(
+        "Carol",
+        tracker.addr,
+        &carol_dirs,
+        "wait-peer Alice 10\n",
+        &["--serve"],
+    );
+    let carol_addr = expect_listening(&mut carol, "Carol");
+    carol.wait_line("`batch finished`", STARTUP, |l| {
+        l.starts_with("batch finished")
+    });
+    tracker.proc.kill();
+
+    let dave = PeerDirs::new();
+    let alice_addr = alice.addr.to_string();
+    let mut run = spawn_batch(
+        "Dave",
+        tracker.addr,
+        &dave,
+        "wait-peer Carol 20\nget Carol carol.bin\nmsg Carol hello from Dave\npeers\n",
+        &["--peer", &alice_addr],
+    );
+    let (code, stdout, stderr) = finish(&mut run, Duration::from_secs(90));
+    let out = format!("{stdout}\n--- stderr ---\n{stderr}");
+    assert_eq!(code, Some(0), "Dave's batch failed\n{out}");
+    assert!(
+        stdout.contains(&format!("connected to Alice at {alice_addr}")),
+        "{out}"
+    );
+    assert_file_eq(&dave.downloads.join("carol.bin"), &carol_file);
+    carol.wait_line("Dave's message", Duration::from_secs(10), |l| {
+        l == "Dave: hello from Dave"
+    });
+    let rows = peer_rows(&stdout);
+    let a = row(&rows, "Alice", &out);
+    assert_eq!(
+        (a[1].as_str(), a[3].as_str(), a[4].as_str()),
+        (alice_addr.as_str(), "manual", "reachable"),
+        "{out}"
+    );
+    let c = row(&rows, "Carol", &out);
+    assert_eq!(
+        (c[1].as_str(), c[3].as_str(), c[4].as_str()),
+        (carol_addr.to_string().as_str(), "exchange", "reachable"),
+        "{out}"
+    );
+    assert_eq!(count(&stderr, "working without a tracker"), 1, "{out}");
+}
+
+/// A tracker restarted empty on the same address has every live peer listed again within a
+/// bounded time, without anything done on the peers' side.
+#[test]
+fn tracker_restarted_on_the_same_address_is_full_again() {
+    let (mut first, _cwd) = tracker_at("127.0.0.1:0".parse().unwrap(), 3);
+    let line = first
+        .lines_so_far()
+        .into_iter()
+        .find(|l| l.starts_with("tracker listening on "))
+        .expect("listening line");
+    let addr: SocketAddr = line["tracker listening on ".len()..]
+        .trim()
+        .parse()
+        .unwrap();
+    let mut alice = Peer::serve("Alice", addr, &[]);
+    let mut carol = Peer::serve("Carol", addr, &[]);
+
+    first.kill();
+    std::thread::sleep(Duration::from_millis(1500));
+    let (_second, _cwd2) = tracker_at(addr, 3);
+    let restarted = Instant::now();
+    // ttl 3 s: peers heartbeat every second and never wait longer than that between retries.
+    for peer in [&mut alice, &mut carol] {
+        peer.proc.wait_line(
+            "`re-registered with tracker`",
+            Duration::from_secs(10),
+            |l| l.starts_with("re-registered with tracker"),
+        );
+    }
+    let took = restarted.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "peers took {took:?} to come back (heartbeat interval 1 s)"
+    );
+    let bob = PeerDirs::new();
+    let out = run_batch(
+        "Bob",
+        addr,
+        &bob,
+        "wait-peer Alice 5\nwait-peer Carol 5\npeers\n",
+    );
+    out.assert_success();
+    let rows = peer_rows(&out.stdout);
+    for peer in [&alice, &carol] {
+        let r = row(&rows, &peer.name, &out);
+        assert_eq!(r[1], peer.addr.to_string(), "{out}");
+        assert_eq!(r[3], "tracker", "{out}");
+    }
+}
+
+/// Bob met Alice and Carol through the tracker in an earlier run. The tracker is gone when he
+/// starts again: his peer cache still gets him to both.
+#[test]
+fn restarted_peer_reaches_its_old_peers_from_the_cache() {
+    let mut tracker = Tracker::start();
+    let _alice = Peer::serve("Alice", tracker.addr, &[("a.txt", b"cached Alice\n")]);
+    let mut carol = Peer::serve("Carol", tracker.addr, &[]);
+    let bob = PeerDirs::new();
+    run_batch(
+        "Bob",
+        tracker.addr,
+        &bob,
+        "wait-peer Alice 10\nwait-peer Carol 10\n",
+    )
+    .assert_success();
+    let cache = bob.downloads.join(".p2p").join("peers.cbor");
+    assert!(cache.exists(), "no peer cache at {}", cache.display());
+
+    tracker.proc.kill();
+    let out = run_batch(
+        "Bob",
+        tracker.addr,
+        &bob,
+        "get Alice a.txt\nmsg Carol back from the cache\npeers\n",
+    );
+    out.assert_success();
+    assert_file_eq(&bob.downloads.join("a.txt"), b"cached Alice\n");
+    carol
+        .proc
+        .wait_line("Bob's message", Duration::from_secs(10), |l| {
+            l == "Bob: back from the cache"
+        });
+    let rows = peer_rows(&out.stdout);
+    for name in ["Alice", "Carol"] {
+        let r = row(&rows, name, &out);
+        assert_eq!(
+            (r[3].as_str(), r[4].as_str()),
+            ("cache", "reachable"),
+            "{out}"
+        );
+    }
+    assert_eq!(count(&out.stderr, "working without a tracker"), 1, "{out}");
+}
+
+/// A corrupt peer cache is ignored with a warning; the peer runs and rewrites it.
+#[test]
+fn corrupt_peer_cache_is_ignored_with_a_warning() {
+    let tracker = Tracker::start();
+    let _alice = Peer::serve("Alice", tracker.addr, &[]);
+    let bob = PeerDirs::new();
+    let cache = bob.downloads.join(".p2p").join("peers.cbor");
+    fs::create_dir_all(cache.parent().unwrap()).unwrap();
+    fs::write(&cache, [0x9f; 4096]).unwrap();
+    let out = run_batch("Bob", tracker.addr, &bob, "wait-peer Alice 10\npeers\n");
+    out.assert_success();
+    assert!(out.stderr.contains("ignoring the peer cache"), "{out}");
+    assert!(
+        fs::read(&cache).unwrap() != vec![0x9f; 4096],
+        "the cache was not rewritten"
+    );
+}
+
+/// `connect ADDR` reaches a peer with no tracker at all and learns its name; a dead address
+/// fails the command.
+#[test]
+fn connect_command_reaches_a_peer_by_address() {
+    let nowhere = unused_addr();
+    let alice_dirs = PeerDirs::with_files(&[("a.txt", b"a\n")]);
+    let (mut alice, alice_addr) = serve_alone("Alice", nowhere, &alice_dirs, &[]);
+    let bob = PeerDirs::new();
+    let out = run_batch(
+        "Bob",
+        nowhere,
+        &bob,
+        &format!("connect {alice_addr}\nmsg Alice hello by address\npeers\n"),
+    );
+    out.assert_success();
+    assert!(
+        out.stdout
+            .contains(&format!("connected to Alice at {alice_addr}")),
+        "{out}"
+    );
+    alice.wait_line("Bob's message", Duration::from_secs(10), |l| {
+        l == "Bob: hello by address"
+    });
+    let rows = peer_rows(&out.stdout);
+    let r = row(&rows, "Alice", &out);
+    assert_eq!(
+        (r[3].as_str(), r[4].as_str()),
+        ("manual", "reachable"),
+        "{out}"
+    );
+
+    let dead = unused_addr();
+    let out = run_batch("Bob", nowhere, &bob, &format!("connect {dead}\n"));
+    out.assert_failure();
+    assert!(out.stderr.contains(&dead.to_string()), "{out}");
+}
+
+/// Whether two sockets in `group` on 127.0.0.1 hear each other; `Err(why)` if not.
+fn loopback_multicast_works(group: SocketAddrV4) -> Result<(), String> {
+    let lo = Ipv4Addr::LOCALHOST;
+    let open = || -> std::io::Result<UdpSocket> {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)?;
+        s.set_reuse_address(true)?;
+        s.bind(&socket2::SockAddr::from(group))?;
+        s.join_multicast_v4(group.ip(), &lo)?;
+        s.set_multicast_if_v4(&lo)?;
+        s.set_multicast_loop_v4(true)?;
+        s.set_multicast_ttl_v4(1)?;
+        let s: UdpSocket = s.into();
+        s.set_read_timeout(Some(Duration::from_secs(1)))?;
+        Ok(s)
+    };
+    let (a, b) = (
+        open().map_err(|e| e.to_string())?,
+        open().map_err(|e| e.to_string())?,
+    );
+    a.send_to(b"probe", group).map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 16];
+    match b.recv_from(&mut buf) {
+        Ok((5, _)) => Ok(()),
+        Ok((n, _)) => Err(format!("got {n} bytes instead of 5")),
+        Err(e) => Err(format!("nothing received: {e}")),
+    }
+}
+
+/// A UDP port nobody on 127.0.0.1 uses right now, for a LAN group of this test's own.
+fn unused_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// With no tracker and no address given, Bob finds Alice by her LAN announcements (multicast
+/// kept on 127.0.0.1, in a group port of this test's own), downloads from her and messages her.
+/// Carol, started with LAN discovery off, stays unknown. Junk sent to the group harms nobody.
+#[test]
+fn lan_discovery_finds_peers_with_no_tracker_and_no_address() {
+    let group = SocketAddrV4::new(Ipv4Addr::new(239, 255, 70, 80), unused_udp_port());
+    if let Err(why) = loopback_multicast_works(group) {
+        println!("skipping LAN discovery test: multicast does not work on loopback here ({why})");
+        return;
+    }
+    let lan_group = group.to_string();
+    let lan = [
+        "--lan-group",
+        lan_group.as_str(),
+        "--lan-iface",
+        "127.0.0.1",
+    ];
+    let nowhere = unused_addr();
+
+    let alice_dirs = PeerDirs::with_files(&[("a.txt", b"over the LAN\n")]);
+    let mut cmd = peer_command(
+        "Alice",
+        nowhere,
+        &alice_dirs,
+        &[&["--serve"][..], &lan[..]].concat(),
+    );
+    cmd.env("P2P_NO_LAN", "0");
+    let mut alice = Proc::spawn("Alice", cmd, None);
+    let alice_addr = expect_listening(&mut alice, "Alice");
+    let carol_dirs = PeerDirs::new();
+    let (_carol, _) = serve_alone("Carol", nowhere, &carol_dirs, &[]);
+
+    // Junk in the group: not CBOR, the wrong magic, an oversized datagram.
+    let junk = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket2::SockRef::from(&junk)
+        .set_multicast_if_v4(&Ipv4Addr::LOCALHOST)
+        .unwrap();
+    for bytes in [
+        &b"hello"[..],
+        &[0xa1, 0x61, 0x78, 0x01][..],
+        &[0x9f; 1400][..],
+    ] {
+        let _ = junk.send_to(bytes, group);
+    }
+
+    let bob = PeerDirs::new();
+    let path = bob.root().join("batch-lan.txt");
+    fs::write(
+        &path,
+        "wait-peer Alice 20\nget Alice a.txt\nmsg Alice found you\npeers\n",
+    )
+    .unwrap();
+    let mut args = vec!["--batch", path.to_str().unwrap()];
+    args.extend_from_slice(&lan);
+    let mut cmd = peer_command("Bob", nowhere, &bob, &args);
+    cmd.env("P2P_NO_LAN", "0");
+    let mut run = Proc::spawn("Bob --batch (LAN)", cmd, None);
+    let (code, stdout, stderr) = finish(&mut run, Duration::from_secs(60));
+    let out = format!("{stdout}\n--- stderr ---\n{stderr}");
+    assert_eq!(code, Some(0), "{out}");
+    assert_file_eq(&bob.downloads.join("a.txt"), b"over the LAN\n");
+    alice.wait_line("Bob's message", Duration::from_secs(10), |l| {
+        l == "Bob: found you"
+    });
+    let rows = peer_rows(&stdout);
+    let r = row(&rows, "Alice", &out);
+    assert_eq!(r[1], alice_addr.to_string(), "{out}");
+    assert_eq!(r[3], "lan", "{out}");
+    assert!(
+        !rows.iter().any(|r| r[0] == "Carol"),
+        "Carol has LAN discovery off\n{out}"
+    );
+    assert!(alice.is_running(), "{}", alice.diagnostics());
+}
