@@ -35,7 +35,10 @@ impl Proc {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .env_remove("P2P_TRACKER")
-            .env("NO_COLOR", "1");
+            .env("NO_COLOR", "1")
+            // No LAN multicast: the benchmark's peers find each other through the tracker,
+            // and nothing may leave this machine.
+            .env("P2P_NO_LAN", "1");
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("{label}: cannot spawn {cmd:?}: {e}"))?;
