@@ -112,6 +112,15 @@ enum Cmd {
         #[command(flatten)]
         limits: LimitArgs,
     },
+    /// See the whole system work: a tracker and three peers in this process on 127.0.0.1, in a
+    /// temporary folder removed afterwards; one peer downloads a generated file from the other
+    /// two and sends a message.
+    Demo {
+        /// Size of the generated file, in MiB.
+        #[arg(long, default_value_t = 64, value_name = "MIB",
+              value_parser = clap::value_parser!(u64).range(1..=4096))]
+        size_mib: u64,
+    },
     /// Print shell completions for bash, zsh or fish (e.g. `p2p completions bash >
     /// ~/.local/share/bash-completion/completions/p2p`).
     Completions {
@@ -166,6 +175,7 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "p2p", &mut std::io::stdout());
             Ok(0)
         }
+        Cmd::Demo { size_mib } => p2p::demo::run(size_mib << 20),
         Cmd::Tracker {
             listen,
             peer_ttl,

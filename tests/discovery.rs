@@ -207,7 +207,8 @@ fn wait_peer_times_out_for_a_name_never_seen() {
     let _alice = Peer::serve("Alice", tracker.addr, &[]);
     let bob = PeerDirs::new();
     let out = run_batch("Bob", tracker.addr, &bob, "wait-peer Nobody 1\n");
-    out.assert_failure();
+    // A peer that never shows up is unreachable: exit status 4 (README, "Exit status").
+    out.assert_failed_with(4);
     assert!(
         out.elapsed >= Duration::from_millis(900),
         "wait-peer Nobody 1 gave up after only {:?}\n{out}",

@@ -98,7 +98,16 @@ fn hostile_name_dot_dot_in_the_middle_fails() {
 
 #[test]
 fn msg_to_unknown_peer_fails() {
-    assert_command_fails("msg Nobody are you there?");
+    // An unknown peer cannot be reached: exit status 4 (README, "Exit status").
+    let s = setup();
+    let out = run_batch(
+        "Bob",
+        s.tracker.addr,
+        &s.bob,
+        "wait-peer Alice 10\nmsg Nobody are you there?\n",
+    );
+    out.assert_failed_with(4);
+    assert!(out.error_text().contains("unknown peer"), "{out}");
 }
 
 /// The first failure ends the batch: later commands do not run.

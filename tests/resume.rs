@@ -245,7 +245,8 @@ fn source_that_never_returns_fails_the_batch_and_keeps_the_partial_download() {
     }
     drop(alice);
     let status = run.wait_exit(Duration::from_secs(60));
-    assert_eq!(status.code(), Some(1), "{}", run.diagnostics());
+    // Unfinished, resumable: exit status 5 (README, "Exit status").
+    assert_eq!(status.code(), Some(5), "{}", run.diagnostics());
     let err = run.stderr_text();
     assert!(
         err.contains("error:") && err.contains("did not come back"),
@@ -286,7 +287,8 @@ fn full_disk_pauses_with_a_clear_error_and_resume_completes_later() {
         .current_dir(bob.root());
     let mut proc = Proc::spawn("Bob (16 MiB file limit)", cmd, None);
     let status = proc.wait_exit(LONG);
-    assert_eq!(status.code(), Some(1), "{}", proc.diagnostics());
+    // Paused with the partial file kept: exit status 5 (README, "Exit status").
+    assert_eq!(status.code(), Some(5), "{}", proc.diagnostics());
     let err = proc.stderr_text();
     assert!(
         err.contains("error:") && err.contains("cannot write"),
@@ -404,7 +406,8 @@ fn resume_against_changed_content_is_refused_never_merged() {
         &bob,
         "wait-peer Alice 10\nresume f.bin\n",
     );
-    out.assert_failure();
+    // The partial download is kept for a source with the right bytes: unfinished (5).
+    out.assert_failed_with(5);
     assert!(
         out.stderr.contains("no longer shares the same content"),
         "{out}"

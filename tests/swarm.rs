@@ -160,7 +160,8 @@ fn the_only_source_being_corrupt_gives_up_with_a_clear_error() {
         &dave,
         "wait-peer Mallory 10\nget Mallory f.bin\n",
     );
-    out.assert_failure();
+    // Corrupt data nobody could repair: exit status 3 (README, "Exit status").
+    out.assert_failed_with(3);
     assert!(out.stderr.contains("banned"), "{out}");
     assert!(!dave.downloads.join("f.bin").exists());
 }

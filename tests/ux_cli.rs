@@ -265,8 +265,32 @@ fn completions_generate_for_bash_zsh_and_fish() {
         );
         assert_eq!(code, Some(0), "{shell}: {err}");
         assert!(out.contains(marker), "{shell} completions lack {marker:?}");
-        for word in ["peer", "tracker", "print-config", "json", "completions"] {
+        for word in ["peer", "tracker", "print-config", "json", "demo"] {
             assert!(out.contains(word), "{shell} completions lack {word}");
         }
     }
+}
+
+#[test]
+fn demo_runs_and_reports_a_verified_transfer() {
+    let home = tempfile::tempdir().unwrap();
+    let (code, out, err) = p2p_env(
+        &["demo", "--size-mib", "8"],
+        &[],
+        home.path(),
+        Duration::from_secs(90),
+    );
+    assert_eq!(code, Some(0), "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("demo: ") && out.contains("verified:"), "{out}");
+    assert!(out.contains("[Carol] saved "), "{out}");
+    assert!(out.contains("[Alice] Carol: thanks"), "{out}");
+    // The temporary folder is gone.
+    let dir = out
+        .lines()
+        .find_map(|l| l.split("working in ").nth(1))
+        .expect("the demo names its folder");
+    assert!(
+        !std::path::Path::new(dir.trim()).exists(),
+        "{dir} left behind"
+    );
 }

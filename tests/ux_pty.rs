@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::fake_peer::{Behaviour, FakePeer};
 use common::*;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -274,4 +275,99 @@ fn message_arrives_while_a_line_is_half_typed_and_the_line_survives() {
         history.contains("help") && history.contains("peers"),
         "{history:?}"
     );
+}
+
+#[test]
+fn tab_completes_peer_and_remote_file_names() {
+    let tracker = Tracker::start();
+    let _alice = Peer::serve(
+        "Alice",
+        tracker.addr,
+        &[("holiday photos.tar", b"pictures")],
+    );
+    let dirs = PeerDirs::new();
+    let cmd = peer_command("Remy", tracker.addr, &dirs, &[]);
+    let Some(mut repl) = PtyProc::spawn("Remy (pty)", cmd) else {
+        return;
+    };
+    repl.wait_for("the prompt", 0, STARTUP, |t| t.contains(PROMPT));
+    repl.type_keys("peers\r");
+    repl.wait_for("Alice listed", 0, WAIT, |t| t.contains("Alice  127.0.0.1"));
+    repl.wait_for("a new prompt", 0, WAIT, |t| {
+        t.split("Alice  127.0.0.1")
+            .nth(1)
+            .is_some_and(|a| a.contains(PROMPT))
+    });
+    repl.type_keys("files Al\t\r");
+    repl.wait_for("Alice's files", 0, WAIT, |t| {
+        t.contains("holiday photos.tar  8 bytes")
+    });
+    repl.wait_for("a new prompt", 0, WAIT, |t| {
+        t.split("holiday photos.tar  8 bytes")
+            .nth(1)
+            .is_some_and(|a| a.contains(PROMPT))
+    });
+    let before = repl.raw_len();
+    repl.type_keys("get Alice hol\t");
+    repl.wait_for("the file name completed", before, WAIT, |t| {
+        t.contains("get Alice holiday photos.tar")
+    });
+    repl.type_keys("\r");
+    repl.wait_for("the download", before, WAIT, |t| t.contains("saved "));
+    assert_file_eq(&dirs.downloads.join("holiday photos.tar"), b"pictures");
+    repl.type_keys("quit\r");
+    assert_eq!(repl.wait_exit(EXIT_TIMEOUT), Some(0), "{}", repl.text());
+}
+
+#[test]
+fn ctrl_c_pauses_the_foreground_download_and_the_peer_goes_on() {
+    let tracker = Tracker::start();
+    let content = pseudo_random(8 * CHUNK, 9);
+    let stally = FakePeer::start(
+        "Stally",
+        tracker.addr,
+        "big.bin",
+        content,
+        Behaviour::StallAfter(2),
+    );
+    let dirs = PeerDirs::new();
+    let cmd = peer_command("Remy", tracker.addr, &dirs, &[]);
+    let Some(mut repl) = PtyProc::spawn("Remy (pty)", cmd) else {
+        return;
+    };
+    repl.wait_for("the prompt", 0, STARTUP, |t| t.contains(PROMPT));
+    repl.type_keys("get Stally big.bin\r");
+    let deadline = Instant::now() + STARTUP;
+    while stally.served.load(std::sync::atomic::Ordering::Relaxed) < 2 {
+        assert!(Instant::now() < deadline, "the download never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let before = repl.raw_len();
+    repl.type_keys("\u{3}");
+    repl.wait_for("the download paused", before, WAIT, |t| {
+        t.contains("interrupted: big.bin paused at") && t.contains("resume big.bin")
+    });
+    repl.wait_for("the prompt again", before, WAIT, |t| {
+        t.split("continues it")
+            .nth(1)
+            .is_some_and(|a| a.contains(PROMPT))
+    });
+    assert!(
+        repl.child.try_wait().expect("try_wait").is_none(),
+        "Ctrl-C during a download ended the peer:\n{}",
+        repl.text()
+    );
+    let kept = list_all(&dirs.downloads);
+    assert!(
+        kept.iter().any(|p| p.ends_with(".p2p-part")),
+        "the partial download was not kept: {kept:?}"
+    );
+    let before = repl.raw_len();
+    repl.type_keys("downloads\r");
+    repl.wait_for("the paused download listed", before, WAIT, |t| {
+        t.contains("big.bin") && t.contains("paused")
+    });
+    repl.type_keys("quit\r");
+    assert_eq!(repl.wait_exit(EXIT_TIMEOUT), Some(0), "{}", repl.text());
 }

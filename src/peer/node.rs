@@ -311,9 +311,20 @@ impl Driver for PeerNode {
         match ctl {
             // A signal does not wait behind queued commands.
             Control::Shutdown => {
-                if matches!(self.cfg.mode, Mode::Batch { then_serve: false }) && self.op.is_some() {
-                    self.ui.error("interrupted");
-                    self.exit(1);
+                // Ctrl-C (SIGINT, not SIGTERM) in the REPL stops the foreground command, not
+                // the peer; a download it waited for stays resumable.
+                let ctrl_c = crate::repl::input::take_interrupt();
+                if ctrl_c && self.cfg.mode == Mode::Repl && self.interrupt_foreground() {
+                } else if matches!(self.cfg.mode, Mode::Batch { then_serve: false })
+                    && self.op.is_some()
+                {
+                    let kind = if self.op_download_ids().is_empty() {
+                        crate::repl::Failure::Failed
+                    } else {
+                        crate::repl::Failure::Unfinished
+                    };
+                    self.ui.error_as(kind, "interrupted");
+                    self.exit(kind.exit_code());
                 } else {
                     self.exit(0);
                 }

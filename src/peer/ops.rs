@@ -10,7 +10,7 @@ use super::transfer::DownloadId;
 use crate::names::{check_file_name, printable};
 use crate::reactor::ConnId;
 use crate::repl::command::{Command, help_text};
-use crate::repl::ui::human_bytes;
+use crate::repl::event::{Event, Failure, FileEntry};
 use crate::wire::Sha256;
 use crate::wire::{FileInfo, Message};
 use std::collections::BTreeSet;
@@ -181,20 +181,15 @@ impl PeerNode {
                 self.op_tick(now);
             }
             Command::Downloads => {
-                let (lines, bad) = self.describe_downloads();
-                if lines.is_empty() {
-                    self.ui.line("no unfinished downloads");
-                }
-                for line in lines {
-                    self.ui.line(&line);
-                }
+                let (downloads, bad) = self.describe_downloads();
+                self.ui.event(&Event::Downloads { downloads });
                 for line in bad {
                     self.ui.warn(&line);
                 }
             }
             Command::Resume { file } => self.start_resume(file, now),
             Command::Cancel { file } => match self.cancel_download(&file) {
-                Ok(()) => self.ui.line(&format!("cancelled {}", printable(&file))),
+                Ok(()) => self.ui.event(&Event::Cancelled { file }),
                 Err(e) => self.fail_op(&e),
             },
             Command::Connect { addr } => self.start_connect(&addr, now),
@@ -217,12 +212,40 @@ impl PeerNode {
     /// The command failed: say why; in a batch, stop with status 1. Downloads it started go
     /// on in the background (or stay paused, resumable).
     pub(super) fn fail_op(&mut self, why: &str) {
+        self.fail_op_as(Failure::Failed, why);
+    }
+
+    /// The command failed in a way scripts can tell apart: in a batch, the exit status is
+    /// `kind`'s (README, "Exit status").
+    pub(super) fn fail_op_as(&mut self, kind: Failure, why: &str) {
         self.op = None;
         self.forget_op_requests();
         self.ui.finish_progress();
-        self.ui.error(why);
+        self.ui.error_as(kind, why);
         if matches!(self.cfg.mode, Mode::Batch { .. }) {
-            self.exit(1);
+            self.exit(kind.exit_code());
+        }
+    }
+
+    /// Ctrl-C while a command runs (REPL): the command stops; a download it waits for is
+    /// paused with its partial file and record kept (`resume` continues it). False when no
+    /// command runs.
+    pub(super) fn interrupt_foreground(&mut self) -> bool {
+        match &self.op {
+            None => false,
+            Some(Op::Await { ids }) => {
+                for id in ids.clone() {
+                    self.pause_interrupted(id);
+                }
+                if self.op.is_some() {
+                    self.fail_op_as(Failure::Unfinished, "interrupted");
+                }
+                true
+            }
+            Some(_) => {
+                self.fail_op("interrupted");
+                true
+            }
         }
     }
 
@@ -319,21 +342,26 @@ impl PeerNode {
         }
     }
 
-    /// A download ended: completed (`Ok(summary)`), failed or paused (`Err(why)`).
-    pub(super) fn download_done(&mut self, id: DownloadId, result: Result<String, String>) {
+    /// A download ended: completed (`Ok(download_done event)`), failed or paused
+    /// (`Err((kind, why))`).
+    pub(super) fn download_done(
+        &mut self,
+        id: DownloadId,
+        result: Result<Event, (Failure, String)>,
+    ) {
         let awaited = match &mut self.op {
             Some(Op::Await { ids }) => ids.remove(&id),
             _ => false,
         };
         match result {
-            Ok(line) => {
+            Ok(event) => {
                 if awaited && self.op_download_ids().is_empty() {
                     self.finish_op();
                 }
-                self.ui.line(&line);
+                self.ui.event(&event);
             }
-            Err(why) if awaited => self.fail_op(&why),
-            Err(why) => self.ui.error(&why),
+            Err((kind, why)) if awaited => self.fail_op_as(kind, &why),
+            Err((kind, why)) => self.ui.error_as(kind, &why),
         }
     }
 
@@ -348,7 +376,7 @@ impl PeerNode {
         };
         if ids.remove(&id) {
             self.ui
-                .line("the download goes on in the background; `downloads` shows it");
+                .notice("the download goes on in the background; `downloads` shows it");
             if ids.is_empty() {
                 self.finish_op();
             }
@@ -370,7 +398,7 @@ impl PeerNode {
             *refreshed = refreshed_now;
         }
         match reached {
-            Err(e) => self.fail_op(&e),
+            Err(e) => self.fail_op_as(Failure::Unreachable, &e),
             Ok(None) => {}
             Ok(Some(conn)) => self.ask(conn, now),
         }
@@ -457,7 +485,7 @@ impl PeerNode {
             return self.find_answer(name, None);
         }
         if self.op.as_ref().and_then(Op::peer) == Some(name) {
-            self.fail_op(why);
+            self.fail_op_as(Failure::Unreachable, why);
         }
     }
 
@@ -482,7 +510,8 @@ impl PeerNode {
             None => false,
         };
         if on_this_conn {
-            self.fail_op(&format!("connection to {} lost: {why}", printable(name)));
+            let why = format!("connection to {} lost: {why}", printable(name));
+            self.fail_op_as(Failure::Unreachable, &why);
         }
     }
 
@@ -502,20 +531,18 @@ impl PeerNode {
         let Some(op) = self.op.take() else { return };
         match (op, msg) {
             (Op::Files { peer, .. }, Message::Files { files, .. }) => {
-                if files.is_empty() {
-                    self.ui.line(&format!("{peer} shares no files"));
-                }
-                for f in files {
-                    self.ui.line(&format!(
-                        "{}  {} bytes  {}",
-                        printable(&f.name),
-                        f.size,
-                        f.sha256
-                    ));
-                }
+                let files = files
+                    .into_iter()
+                    .map(|f| FileEntry {
+                        name: f.name,
+                        size: f.size,
+                        sha256: f.sha256.to_string(),
+                    })
+                    .collect();
+                self.ui.event(&Event::Files { peer, files });
             }
             (Op::Msg { peer, .. }, Message::ChatOk { .. }) => {
-                self.ui.line(&format!("message delivered to {peer}"));
+                self.ui.event(&Event::MessageDelivered { to: peer });
             }
             (Op::Find(find), msg) => {
                 self.op = Some(Op::Find(find));
@@ -548,11 +575,18 @@ impl PeerNode {
                 match check_destination(&dest, &info.sha256) {
                     Err(e) => self.fail_op(&e),
                     Ok(Destination::AlreadyThere) => {
-                        self.ui.line(&format!(
-                            "{} already there (same content), sha256 {}",
-                            dest.display(),
-                            info.sha256
-                        ));
+                        self.ui.event(&Event::DownloadDone {
+                            file,
+                            path: dest.display().to_string(),
+                            size: info.size,
+                            sha256: info.sha256.to_string(),
+                            seconds: 0.0,
+                            bytes_per_sec: 0.0,
+                            bytes_fetched: 0,
+                            bytes_per_source: Default::default(),
+                            already_there: true,
+                            summary: None,
+                        });
                     }
                     Ok(Destination::Free) => {
                         let sha256 = info.sha256;
@@ -635,11 +669,11 @@ impl PeerNode {
                     *next_poll = now + WAIT_PEER_POLL;
                 }
                 if self.known.contains_key(&name) || self.ready_session(&name).is_some() {
-                    self.ui.line(&format!("{name} is known"));
+                    self.ui.event(&Event::PeerKnown { name });
                     self.finish_op();
                 } else if now >= deadline {
                     let why = format!("{} did not appear in time", printable(&name));
-                    self.fail_op(&why);
+                    self.fail_op_as(Failure::Unreachable, &why);
                 } else if poll_due && !self.request_peer_list() {
                     // No tracker: ask the peers we are connected to instead.
                     self.exchange_refresh(now);
@@ -649,7 +683,10 @@ impl PeerNode {
             Op::Find(f) if now >= f.deadline => self.find_timed_out(now),
             other if now >= other.deadline() => {
                 let peer = other.peer().unwrap_or("the tracker").to_string();
-                self.fail_op(&format!("timed out waiting for {peer}"));
+                self.fail_op_as(
+                    Failure::Unreachable,
+                    &format!("timed out waiting for {peer}"),
+                );
             }
             _ => {}
         }
@@ -668,25 +705,18 @@ impl PeerNode {
     }
 
     fn print_shared(&mut self) {
-        let lines: Vec<String> = self
+        let files = self
             .index
             .files()
             .iter()
-            .map(|f| {
-                format!(
-                    "{}  {} bytes  {}",
-                    f.name, f.manifest.size, f.manifest.sha256
-                )
+            .map(|f| FileEntry {
+                name: f.name.clone(),
+                size: f.manifest.size,
+                sha256: f.manifest.sha256.to_string(),
             })
             .collect();
-        if lines.is_empty() {
-            let dir = self.cfg.shared_dir.display().to_string();
-            self.ui
-                .line(&format!("no files shared (put some in {dir})"));
-        }
-        for line in lines {
-            self.ui.line(&line);
-        }
+        let dir = self.cfg.shared_dir.display().to_string();
+        self.ui.event(&Event::Shared { dir, files });
     }
 
     fn rescan(&mut self) {
@@ -695,14 +725,19 @@ impl PeerNode {
             Ok((index, report)) => {
                 self.index = index;
                 for (name, why) in &report.skipped {
-                    self.ui.line(&format!("skipped {}: {why}", printable(name)));
+                    self.ui.event(&Event::Skipped {
+                        file: name.clone(),
+                        reason: why.to_string(),
+                    });
                 }
-                self.ui.line(&format!(
-                    "sharing {} files ({} hashed, {})",
-                    report.files,
-                    report.hashed,
-                    human_bytes(report.hashed_bytes)
-                ));
+                self.ui.event(&Event::Sharing {
+                    files: report.files,
+                    dir: self.cfg.shared_dir.display().to_string(),
+                    hashed: report.hashed,
+                    hashed_bytes: report.hashed_bytes,
+                    mb_per_sec: None,
+                    rescan: true,
+                });
             }
             Err(e) => self.fail_op(&format!(
                 "cannot scan {}: {e}",

@@ -16,6 +16,7 @@ use super::partial::PartialFile;
 use super::resume::{self, LoadError, ResumeRecord};
 use crate::names::printable;
 use crate::reactor::{Action, ConnId};
+use crate::repl::event::{DownloadEntry, Event, Failure};
 use crate::repl::ui::human_bytes;
 use crate::wire::{Message, Sha256, encode_message};
 use std::collections::BTreeMap;
@@ -211,6 +212,26 @@ impl Download {
     }
 
     /// One line for the `downloads` command.
+    /// The `downloads` entry: the line above plus its parts, for `--json`.
+    pub fn entry(&self) -> DownloadEntry {
+        let state = if self.paused {
+            "paused"
+        } else if self.active_sources() > 0 {
+            "downloading"
+        } else {
+            "waiting"
+        };
+        DownloadEntry {
+            file: self.file_name.clone(),
+            done: self.bytes_done(),
+            size: self.size(),
+            percent: self.percent(),
+            sources: self.sources.iter().map(|s| s.name.clone()).collect(),
+            state: state.to_string(),
+            text: self.describe(),
+        }
+    }
+
     pub fn describe(&self) -> String {
         let state = if self.paused {
             "paused".to_string()
@@ -699,6 +720,11 @@ impl PeerNode {
         let file_name = dl.file_name.clone();
         let sources = dl.source_names();
         let per_source = dl.bytes_per_source();
+        let by_source: BTreeMap<String, u64> = dl
+            .sources
+            .iter()
+            .map(|s| (s.name.clone(), s.bytes))
+            .collect();
         let (fetched, sha256) = (dl.fetched, dl.sha256);
         let manifest = dl.plan.manifest().clone();
         let result = match dl.part.finish(&sha256) {
@@ -713,25 +739,56 @@ impl PeerNode {
                 } else {
                     0.0
                 };
-                Ok(format!(
+                let summary = format!(
                     "saved {} ({size} bytes, {}) from {sources} in {secs:.2}s, {rate:.1} MB/s, \
                      {fetched} bytes fetched ({per_source}), sha256 {sha256}",
                     path.display(),
                     human_bytes(size),
-                ))
+                );
+                Ok(Event::DownloadDone {
+                    file: file_name.clone(),
+                    path: path.display().to_string(),
+                    size,
+                    sha256: sha256.to_string(),
+                    seconds: (secs * 1000.0).round() / 1000.0,
+                    bytes_per_sec: (rate * 1e6).round(),
+                    bytes_fetched: fetched,
+                    bytes_per_source: by_source,
+                    already_there: false,
+                    summary: Some(summary),
+                })
             }
             Err(e) => {
                 // The chunks matched the manifest but the whole file did not: the manifest was
                 // wrong. Nothing of it can be trusted.
                 resume::remove(&self.cfg.downloads_dir, &file_name);
-                Err(e)
+                Err((Failure::Verification, e))
             }
         };
         self.download_done(id, result);
     }
 
-    /// Stops a download (partial file and record kept) and reports why.
+    /// Stops a download (partial file and record kept) and reports why: it is unfinished, and
+    /// `resume` continues it.
     fn pause_download(&mut self, id: DownloadId, result: Result<String, String>) {
+        self.pause_download_as(id, Failure::Unfinished, result);
+    }
+
+    /// Ctrl-C in the REPL: pauses download `id` like any pause (`resume` continues it).
+    pub(super) fn pause_interrupted(&mut self, id: DownloadId) {
+        let Some(dl) = self.downloads.get(&id) else {
+            return;
+        };
+        let name = printable(&dl.file_name);
+        let why = format!(
+            "interrupted: {name} paused at {:.1}% — `resume {name}` continues it",
+            dl.percent()
+        );
+        self.pause_download(id, Err(why));
+    }
+
+    /// [`Self::pause_download`], reporting a failure of `kind`.
+    fn pause_download_as(&mut self, id: DownloadId, kind: Failure, result: Result<String, String>) {
         let now = Instant::now();
         self.checkpoint(id, now);
         let Some(dl) = self.downloads.get_mut(&id) else {
@@ -742,6 +799,9 @@ impl PeerNode {
             dl.release_requests(i);
         }
         self.pending.retain(|_, p| !p.is_for(id));
+        let result = result
+            .map(|text| Event::Info { text })
+            .map_err(|why| (kind, why));
         self.download_done(id, result);
     }
 
@@ -771,7 +831,15 @@ impl PeerNode {
             self.update_lost_since(id, now);
             self.fill_window(id);
         } else {
-            self.pause_download(id, Err(format!("{name} {why}; no source left for {file}")));
+            // Sources that sent corrupt chunks and nobody left to repair them: the download
+            // failed verification (exit 3); otherwise it is only unfinished (exit 5).
+            let kind = if dl.sources.iter().any(|s| s.bad_chunks > 0) {
+                Failure::Verification
+            } else {
+                Failure::Unfinished
+            };
+            let why = format!("{name} {why}; no source left for {file}");
+            self.pause_download_as(id, kind, Err(why));
         }
     }
 
@@ -1109,26 +1177,41 @@ impl PeerNode {
             .filter_map(|id| self.downloads.get(id))
             .map(|d| d.bytes_done())
             .sum();
+        let sources = ids
+            .iter()
+            .filter_map(|id| self.downloads.get(id))
+            .map(|d| d.active_sources())
+            .sum();
+        self.ui.set_sources(sources);
         self.ui.set_progress(done);
     }
 
-    /// Lines for the `downloads` command: running ones and those left by an earlier run.
-    pub(super) fn describe_downloads(&self) -> (Vec<String>, Vec<String>) {
-        let mut lines: Vec<String> = self.downloads.values().map(Download::describe).collect();
+    /// Entries for the `downloads` command: running ones and those left by an earlier run.
+    pub(super) fn describe_downloads(&self) -> (Vec<DownloadEntry>, Vec<String>) {
+        let mut lines: Vec<DownloadEntry> = self.downloads.values().map(Download::entry).collect();
         let (records, bad) = resume::list(&self.cfg.downloads_dir);
         for rec in records {
             if self.download_named(&rec.file_name).is_some() {
                 continue;
             }
             let done_bytes = (rec.durable_count() * u64::from(rec.chunk_size)).min(rec.size);
-            lines.push(format!(
+            let text = format!(
                 "{}  {:.1}%  {} of {}  from {}  not running (resume to continue)",
                 printable(&rec.file_name),
                 percent(done_bytes, rec.size),
                 human_bytes(done_bytes),
                 human_bytes(rec.size),
                 rec.sources.join(", "),
-            ));
+            );
+            lines.push(DownloadEntry {
+                file: rec.file_name.clone(),
+                done: done_bytes,
+                size: rec.size,
+                percent: percent(done_bytes, rec.size),
+                sources: rec.sources.clone(),
+                state: "not running".to_string(),
+                text,
+            });
         }
         let bad = bad
             .into_iter()

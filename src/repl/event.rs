@@ -154,8 +154,6 @@ pub enum Event {
     PeerKnown { name: String },
     /// `cancel FILE` dropped the download and its partial file.
     Cancelled { file: String },
-    /// Ctrl-C stopped the foreground command; downloads it ran are paused and resumable.
-    Interrupted { paused: Vec<String> },
     /// A command failed (in a batch, the run then exits with [`Failure::exit_code`]).
     Error { kind: Failure, message: String },
     /// Something went wrong but nothing failed.
@@ -197,7 +195,6 @@ impl Event {
             Event::MessageDelivered { .. } => "message_delivered",
             Event::PeerKnown { .. } => "peer_known",
             Event::Cancelled { .. } => "cancelled",
-            Event::Interrupted { .. } => "interrupted",
             Event::Error { .. } => "error",
             Event::Warning { .. } => "warning",
             Event::Info { .. } => "info",
@@ -357,17 +354,6 @@ impl Event {
             Event::MessageDelivered { to } => vec![format!("message delivered to {to}")],
             Event::PeerKnown { name } => vec![format!("{name} is known")],
             Event::Cancelled { file } => vec![format!("cancelled {}", printable(file))],
-            Event::Interrupted { paused } => {
-                if paused.is_empty() {
-                    vec!["interrupted".to_string()]
-                } else {
-                    let names: Vec<String> = paused.iter().map(|f| printable(f)).collect();
-                    vec![format!(
-                        "interrupted; paused {} (`resume` continues)",
-                        names.join(", ")
-                    )]
-                }
-            }
             Event::Error { message, .. } => vec![message.clone()],
             Event::Warning { message } => vec![message.clone()],
             Event::Info { text } | Event::Notice { text } => vec![text.clone()],

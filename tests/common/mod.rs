@@ -586,10 +586,15 @@ impl BatchOutput {
 
     /// Exit 1 and a line starting with `error:` on stderr, or panic showing the output.
     pub fn assert_failure(&self) -> &Self {
+        self.assert_failed_with(1)
+    }
+
+    /// Exit `code` (README, "Exit status") and a line starting with `error:` on stderr.
+    pub fn assert_failed_with(&self, code: i32) -> &Self {
         assert_eq!(
             self.code(),
-            Some(1),
-            "{}: expected exit 1 ({:?})\n{self}",
+            Some(code),
+            "{}: expected exit {code} ({:?})\n{self}",
             self.label,
             self.status
         );

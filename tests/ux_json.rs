@@ -1,0 +1,190 @@
+//! `--json`: every stdout line of a batch or serve run is one JSON object with a `type`, and
+//! each type carries the fields README ("JSON output") documents. Human text goes to stderr.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::time::Duration;
+
+/// The fields README documents for each event type (beyond `type`).
+const DOCUMENTED: &[(&str, &[&str])] = &[
+    ("listening", &["name", "addr"]),
+    (
+        "sharing",
+        &["files", "dir", "hashed", "hashed_bytes", "rescan"],
+    ),
+    ("skipped", &["file", "reason"]),
+    ("registered", &["tracker", "again"]),
+    ("peers", &["peers"]),
+    ("files", &["peer", "files"]),
+    ("shared", &["dir", "files"]),
+    ("progress", &["file", "done", "total", "bytes_per_sec"]),
+    (
+        "download_done",
+        &[
+            "file",
+            "path",
+            "size",
+            "sha256",
+            "seconds",
+            "bytes_per_sec",
+            "bytes_fetched",
+            "bytes_per_source",
+            "already_there",
+        ],
+    ),
+    ("downloads", &["downloads"]),
+    ("message", &["from", "text"]),
+    ("message_delivered", &["to"]),
+    ("peer_known", &["name"]),
+    ("cancelled", &["file"]),
+    ("error", &["kind", "message"]),
+    ("warning", &["message"]),
+    ("info", &["text"]),
+    ("notice", &["text"]),
+];
+
+/// Parses every line and checks its documented fields; returns the objects.
+fn events(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line:?}\n{stdout}"));
+            let kind = v["type"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no type: {line}"));
+            let fields = DOCUMENTED
+                .iter()
+                .find(|(t, _)| *t == kind)
+                .unwrap_or_else(|| panic!("undocumented event type {kind:?}: {line}"))
+                .1;
+            for f in fields {
+                assert!(v.get(f).is_some(), "{kind} lacks {f}: {line}");
+            }
+            v
+        })
+        .collect()
+}
+
+fn of_type<'a>(evs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    evs.iter().filter(|v| v["type"] == kind).collect()
+}
+
+#[test]
+fn batch_results_and_serve_events_are_json_lines() {
+    let tracker = Tracker::start();
+    let content = pseudo_random(3 * CHUNK + 5, 7);
+    let alice_dirs = PeerDirs::with_files(&[("data.bin", &content)]);
+    let cmd = peer_command("Alice", tracker.addr, &alice_dirs, &["--serve", "--json"]);
+    let mut alice = Proc::spawn("Alice --serve --json", cmd, None);
+    let first = alice.next_line("the first JSON line", STARTUP);
+    let v: Value = serde_json::from_str(&first).expect("JSON");
+    assert_eq!(v["type"], "listening");
+    assert_eq!(v["name"], "Alice");
+    alice.wait_line("a registered event", STARTUP, |l| {
+        l.contains("\"type\":\"registered\"")
+    });
+
+    let bob = PeerDirs::new();
+    let commands = "wait-peer Alice 10\npeers\nfiles Alice\nget Alice data.bin\n\
+                    msg Alice hi \"there\"\nshared\ndownloads\nget Alice data.bin\n";
+    let cmd = peer_command("Bob", tracker.addr, &bob, &["--json", "--batch", "-"]);
+    let mut proc = Proc::spawn("Bob --json", cmd, Some(commands.as_bytes().to_vec()));
+    let status = proc.wait_exit(BATCH_TIMEOUT);
+    let stdout = proc.collect_stdout(Duration::from_secs(5)).join("\n");
+    let stderr = proc.stderr_text();
+    assert_eq!(status.code(), Some(0), "{stdout}\n{stderr}");
+    let evs = events(&stdout);
+
+    assert_eq!(evs[0]["type"], "listening", "{stdout}");
+    assert_eq!(of_type(&evs, "peer_known")[0]["name"], "Alice");
+    let peers = &of_type(&evs, "peers")[0]["peers"];
+    assert!(
+        peers
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "Alice" && p["addr"].is_string()),
+        "{stdout}"
+    );
+    let files = of_type(&evs, "files")[0];
+    assert_eq!(files["peer"], "Alice");
+    assert_eq!(files["files"][0]["name"], "data.bin");
+    assert_eq!(files["files"][0]["size"], content.len() as u64);
+    assert_eq!(files["files"][0]["sha256"], sha256_hex(&content));
+
+    let done = of_type(&evs, "download_done");
+    assert_eq!(done.len(), 2, "{stdout}");
+    let first = done[0];
+    assert_eq!(first["already_there"], false);
+    assert_eq!(first["size"], content.len() as u64);
+    assert_eq!(first["sha256"], sha256_hex(&content));
+    assert!(first["path"].as_str().unwrap().ends_with("data.bin"));
+    assert!(first["seconds"].as_f64().unwrap() >= 0.0);
+    let per_source = first["bytes_per_source"].as_object().unwrap();
+    let total: u64 = per_source.values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(total, content.len() as u64, "{first}");
+    assert!(per_source.contains_key("Alice"), "{first}");
+    assert_eq!(
+        done[1]["already_there"], true,
+        "the second get finds it there"
+    );
+    assert_file_eq(&bob.downloads.join("data.bin"), &content);
+
+    assert_eq!(of_type(&evs, "message_delivered")[0]["to"], "Alice");
+    // What Bob downloaded he shares on (until the next rescan).
+    let shared = of_type(&evs, "shared")[0];
+    assert!(shared["dir"].is_string());
+    assert_eq!(shared["files"][0]["name"], "data.bin", "{shared}");
+    assert_eq!(
+        of_type(&evs, "downloads")[0]["downloads"],
+        serde_json::json!([])
+    );
+    for p in of_type(&evs, "progress") {
+        assert!(p["done"].as_u64().unwrap() <= p["total"].as_u64().unwrap());
+    }
+    // Human text went to stderr instead.
+    assert!(stderr.contains("Bob listening on"), "{stderr}");
+    assert!(stderr.contains("message delivered to Alice"), "{stderr}");
+
+    // Alice's serve mode reported the message as an event; the text is exact.
+    let line = alice.wait_line("a message event", STARTUP, |l| {
+        l.contains("\"type\":\"message\"")
+    });
+    let v: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["from"], "Bob");
+    assert_eq!(v["text"], "hi \"there\"");
+    alice.signal(libc::SIGTERM);
+    alice.wait_exit(EXIT_TIMEOUT);
+    let rest = alice.collect_stdout(Duration::from_secs(5)).join("\n");
+    events(&rest);
+}
+
+#[test]
+fn a_failed_command_is_an_error_event_and_its_exit_status() {
+    let tracker = Tracker::start();
+    let dirs = PeerDirs::new();
+    let cmd = peer_command("Carl", tracker.addr, &dirs, &["--json", "--batch", "-"]);
+    let mut proc = Proc::spawn("Carl --json", cmd, Some(b"frobnicate\npeers\n".to_vec()));
+    let status = proc.wait_exit(BATCH_TIMEOUT);
+    let stdout = proc.collect_stdout(Duration::from_secs(5)).join("\n");
+    let stderr = proc.stderr_text();
+    assert_eq!(status.code(), Some(1), "{stdout}\n{stderr}");
+    let evs = events(&stdout);
+    let err = of_type(&evs, "error");
+    assert_eq!(err.len(), 1, "{stdout}");
+    assert_eq!(err[0]["kind"], "failed");
+    assert!(
+        err[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown command")
+    );
+    assert!(
+        of_type(&evs, "peers").is_empty(),
+        "the batch stopped at the failure"
+    );
+    assert!(stderr.contains("error: unknown command"), "{stderr}");
+}
