@@ -261,7 +261,12 @@ impl SharedIndex {
     /// Shares a file this peer just downloaded (from the downloads folder) until the next
     /// scan: whoever fetched from us while we were downloading can finish from us. A name
     /// already shared keeps its file.
-    pub fn add_downloaded(&mut self, name: &str, path: &Path, manifest: Manifest) -> io::Result<()> {
+    pub fn add_downloaded(
+        &mut self,
+        name: &str,
+        path: &Path,
+        manifest: Manifest,
+    ) -> io::Result<()> {
         use std::os::unix::fs::MetadataExt;
         if self.by_name(name).is_some() {
             return Ok(());

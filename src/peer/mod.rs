@@ -2,8 +2,8 @@
 //! the tracker. `node.rs` is the state machine the reactor drives; `run` wires it to the world.
 
 pub mod chunk_plan;
-mod find;
 mod exchange;
+mod find;
 pub mod index;
 pub mod lan;
 pub mod manifest;

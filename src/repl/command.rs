@@ -5,22 +5,43 @@
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
     Peers,
-    Files { peer: String },
+    Files {
+        peer: String,
+    },
     /// `get PEER FILE` pins a source; `get FILE` (or a first word that is no known peer's
     /// name: decided when it runs) fetches from every peer that has the content.
-    Get { peer: Option<String>, file: String },
-    Search { text: String },
-    Msg { peer: String, text: String },
+    Get {
+        peer: Option<String>,
+        file: String,
+    },
+    Search {
+        text: String,
+    },
+    Msg {
+        peer: String,
+        text: String,
+    },
     Shared,
     Rescan,
     Help,
     Quit,
-    WaitPeer { name: String, seconds: f64 },
-    Sleep { seconds: f64 },
+    WaitPeer {
+        name: String,
+        seconds: f64,
+    },
+    Sleep {
+        seconds: f64,
+    },
     Downloads,
-    Resume { file: Option<String> },
-    Cancel { file: String },
-    Connect { addr: String },
+    Resume {
+        file: Option<String>,
+    },
+    Cancel {
+        file: String,
+    },
+    Connect {
+        addr: String,
+    },
 }
 
 /// Name, usage and one-line description of every command, for `help` and usage errors.
@@ -40,7 +61,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "get [PEER] FILE",
         "download FILE (name or SHA-256 prefix) from PEER, or from every peer that has it",
     ),
-    ("search", "search TEXT", "ask every known peer for files whose name contains TEXT"),
+    (
+        "search",
+        "search TEXT",
+        "ask every known peer for files whose name contains TEXT",
+    ),
     ("msg", "msg PEER TEXT", "send a text message to PEER"),
     (
         "downloads",
@@ -280,7 +305,10 @@ mod tests {
         assert_eq!(parse("get"), Err("usage: get [PEER] FILE".into()));
         assert_eq!(parse("get \"\""), Err("usage: get [PEER] FILE".into()));
         assert_eq!(parse("search"), Err("usage: search TEXT".into()));
-        assert_eq!(get_query("get  my  notes.txt "), Some("my  notes.txt".into()));
+        assert_eq!(
+            get_query("get  my  notes.txt "),
+            Some("my  notes.txt".into())
+        );
         assert_eq!(get_query("get \"a b\""), Some("a b".into()));
         assert_eq!(parse("files"), Err("usage: files PEER".into()));
         assert_eq!(parse("files a b"), Err("usage: files PEER".into()));
