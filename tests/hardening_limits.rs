@@ -136,6 +136,7 @@ fn slowloris_against(addr: std::net::SocketAddr, name: &str) {
     };
     let end = ending(&mut watcher, Duration::from_secs(10));
     let after = started.elapsed();
+    eprintln!("slowloris dropped after {after:?}");
     assert_eq!(
         end,
         Ending::ErrorThenClosed(ErrorCode::Other),
@@ -245,6 +246,10 @@ fn a_thousand_idle_connections_each_against_a_peer_and_the_tracker() {
             "idle connection {i} was closed"
         );
     }
+    eprintln!(
+        "2,000 idle connections made in {connected_in:?}; all done in {:?}",
+        started.elapsed()
+    );
     assert!(
         started.elapsed() < Duration::from_secs(50),
         "took {:?} (connecting: {connected_in:?}); the idle timeout (60 s) would interfere",
@@ -297,6 +302,7 @@ fn a_request_flood_that_reads_nothing_does_not_grow_memory() {
     out.assert_success();
     assert_file_eq(&bob.downloads.join("f.bin"), &content);
     let rss_during = rss_kib(alice.proc.pid());
+    eprintln!("Alice's RSS: {rss_before} KiB before the flood, {rss_during} KiB during it");
     assert!(
         rss_during < rss_before + 64 * 1024,
         "Alice grew from {rss_before} KiB to {rss_during} KiB under the flood"

@@ -265,3 +265,32 @@ fn a_peer_that_disconnects_after_every_chunk_still_delivers_the_file() {
         "only {hangups} hang-ups: the test did not test much"
     );
 }
+
+/// A frame naming an unknown message made of an escape sequence (`{"\x1b[2J": 0}`): the peer
+/// drops that connection, and what it prints about it is escaped (fuzzer finding: serde's error
+/// text quoted the sender's bytes raw, onto the peer's terminal).
+#[test]
+fn a_frame_quoting_an_escape_sequence_reaches_no_terminal_raw() {
+    use std::io::Write;
+    let tracker = Tracker::start();
+    let mut alice = Peer::serve("Alice", tracker.addr, &[]);
+    let mut s = std::net::TcpStream::connect(alice.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    send(&mut s, &hello("Mallory")).unwrap();
+    assert!(matches!(recv(&mut s).unwrap(), Message::Hello { .. }));
+    let body = b"\xA1\x64\x1b[2J\x00";
+    s.write_all(&(body.len() as u32).to_be_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    assert!(matches!(
+        ending(&mut s, Duration::from_secs(5)),
+        Ending::ErrorThenClosed(_) | Ending::Closed
+    ));
+    std::thread::sleep(Duration::from_millis(300));
+    let printed = format!(
+        "{}\n{}",
+        alice.proc.lines_so_far().join("\n"),
+        alice.proc.stderr_text()
+    );
+    assert!(printed.contains("\\x1b[2J"), "{printed}");
+    assert!(!printed.contains('\x1b'), "raw escape printed: {printed:?}");
+}

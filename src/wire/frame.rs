@@ -87,9 +87,11 @@ fn describe_cbor_error<T: fmt::Debug>(e: ciborium::de::Error<T>) -> String {
     match e {
         ciborium::de::Error::Io(e) => format!("truncated CBOR ({e:?})"),
         ciborium::de::Error::Syntax(off) => format!("CBOR syntax error at byte {off}"),
+        // serde's text quotes the sender's bytes ("unknown variant `\x1b[2J`"): escape it, as
+        // it ends up in logs, on terminals and in `Error` frames (found by fuzzing).
         ciborium::de::Error::Semantic(off, msg) => match off {
-            Some(off) => format!("{msg} (at byte {off})"),
-            None => msg,
+            Some(off) => format!("{} (at byte {off})", crate::names::printable(&msg)),
+            None => crate::names::printable(&msg),
         },
         ciborium::de::Error::RecursionLimitExceeded => "CBOR nested too deeply".to_string(),
     }
@@ -438,6 +440,14 @@ mod tests {
         body.extend(std::iter::repeat_n(0x81, 10_000));
         body.push(0x00);
         assert!(decode_message(&body).is_err());
+    }
+
+    #[test]
+    fn errors_quoting_the_senders_bytes_are_printable() {
+        // {"\x1b[2J": 0}: an unknown variant named with an escape sequence.
+        let e = decode_message(b"\xA1\x64\x1b[2J\x00").unwrap_err().to_string();
+        assert!(e.contains("\\x1b[2J"), "{e}");
+        assert!(!e.chars().any(char::is_control), "{e:?}");
     }
 
     #[test]
