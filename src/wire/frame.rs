@@ -445,7 +445,9 @@ mod tests {
     #[test]
     fn errors_quoting_the_senders_bytes_are_printable() {
         // {"\x1b[2J": 0}: an unknown variant named with an escape sequence.
-        let e = decode_message(b"\xA1\x64\x1b[2J\x00").unwrap_err().to_string();
+        let e = decode_message(b"\xA1\x64\x1b[2J\x00")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("\\x1b[2J"), "{e}");
         assert!(!e.chars().any(char::is_control), "{e:?}");
     }
