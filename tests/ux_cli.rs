@@ -294,3 +294,55 @@ fn demo_runs_and_reports_a_verified_transfer() {
         "{dir} left behind"
     );
 }
+
+/// Runs `p2p peer NAME ... FLAGS --batch -` with `commands` on stdin and `env` set.
+fn batch_run(
+    tracker: std::net::SocketAddr,
+    flags: &[&str],
+    env: &[(&str, &str)],
+    commands: &str,
+) -> (Option<i32>, String, String) {
+    let dirs = PeerDirs::new();
+    let mut args = flags.to_vec();
+    args.extend(["--batch", "-"]);
+    let mut cmd = peer_command("Quinn", tracker, &dirs, &args);
+    cmd.env_remove("RUST_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut proc = Proc::spawn("Quinn", cmd, Some(commands.as_bytes().to_vec()));
+    let status = proc.wait_exit(BATCH_TIMEOUT);
+    let out = proc.collect_stdout(Duration::from_secs(5)).join("\n");
+    (status.code(), out, proc.stderr_text())
+}
+
+#[test]
+fn quiet_keeps_results_and_verbose_or_rust_log_add_logs_on_stderr() {
+    let tracker = Tracker::start();
+    let (code, out, err) = batch_run(tracker.addr, &["-q"], &[], "shared\n");
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("no files shared"), "{out}");
+    assert!(
+        !out.contains("listening on") && !out.contains("registered"),
+        "{out}"
+    );
+    assert!(!err.contains("DEBUG") && !err.contains("INFO"), "{err}");
+
+    let (code, out, err) = batch_run(tracker.addr, &["-vv"], &[], "shared\n");
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(
+        out.starts_with("Quinn listening on"),
+        "stdout is unchanged: {out}"
+    );
+    assert!(
+        err.contains("DEBUG") && err.contains("command Shared"),
+        "{err}"
+    );
+    assert!(!out.contains("DEBUG"), "logs stay off stdout: {out}");
+
+    let env = [("RUST_LOG", "p2p::peer::ops=debug")];
+    let (code, out, err) = batch_run(tracker.addr, &[], &env, "frobnicate\n");
+    assert_eq!(code, Some(1), "{out}\n{err}");
+    assert!(err.contains("command failed (Failed)"), "{err}");
+    assert!(err.contains("error: unknown command"), "{err}");
+}

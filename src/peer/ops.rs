@@ -114,6 +114,7 @@ impl PeerNode {
             Ok(None) => return,
             Err(e) => return self.fail_op(&e),
         };
+        tracing::debug!("command {cmd:?}");
         let deadline = now + STEP_TIMEOUT;
         let reaching = Step::Reaching { refreshed: false };
         match cmd {
@@ -218,6 +219,7 @@ impl PeerNode {
     /// The command failed in a way scripts can tell apart: in a batch, the exit status is
     /// `kind`'s (README, "Exit status").
     pub(super) fn fail_op_as(&mut self, kind: Failure, why: &str) {
+        tracing::debug!("command failed ({kind:?}): {why}");
         self.op = None;
         self.forget_op_requests();
         self.ui.finish_progress();

@@ -132,6 +132,7 @@ impl PeerNode {
     }
 
     pub(super) fn tracker_connected(&mut self, conn: ConnId, _now: Instant) {
+        tracing::debug!("connected to tracker {}", self.tracker.addr);
         self.tracker.state = LinkState::Handshaking { conn };
         self.send_hello(conn);
     }
@@ -143,6 +144,10 @@ impl PeerNode {
         }
         self.tracker.list_in_flight = false;
         let delay = self.tracker.next_backoff();
+        tracing::info!(
+            "tracker {} lost ({why}); next attempt in {delay:?}",
+            self.tracker.addr
+        );
         self.tracker.state = LinkState::Down {
             retry_at: now + delay,
         };

@@ -384,6 +384,13 @@ impl PeerNode {
             fetched: 0,
             lost_since: Some(now),
         };
+        tracing::info!(
+            "downloading {} ({} bytes, sha256 {}) from {}",
+            printable(file_name),
+            download.size(),
+            download.sha256,
+            download.source_names()
+        );
         self.downloads.insert(id, download);
         Ok(id)
     }
@@ -727,6 +734,11 @@ impl PeerNode {
             .collect();
         let (fetched, sha256) = (dl.fetched, dl.sha256);
         let manifest = dl.plan.manifest().clone();
+        tracing::info!(
+            "{}: all {} chunks verified in {secs:.2}s ({per_source}); checking the whole file",
+            printable(&file_name),
+            dl.plan.chunk_count()
+        );
         let result = match dl.part.finish(&sha256) {
             Ok(path) => {
                 resume::remove(&self.cfg.downloads_dir, &file_name);

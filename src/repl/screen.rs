@@ -152,6 +152,22 @@ pub fn install_editor_printer(mut printer: impl rustyline::ExternalPrinter + Sen
         let mut s = screen();
         s.printer = Some(tx);
         s.saved_termios = saved_termios();
+        if let Some(t) = s.saved_termios {
+            no_echo_between_prompts(t);
+        }
+    }
+}
+
+/// Keys typed while a command runs are not echoed: the terminal would print them (and `^C`)
+/// after the progress bar, which indicatif leaves with the cursor at the right edge, so they
+/// would land on a line of their own and the bar could not be cleared. They are not lost:
+/// rustyline reads them at the next prompt (it sets its own raw mode there and puts this mode
+/// back after). Ctrl-C still raises SIGINT.
+fn no_echo_between_prompts(mut t: libc::termios) {
+    t.c_lflag &= !(libc::ECHO | libc::ECHOCTL);
+    // SAFETY: tcsetattr on fd 0 with a termios read from the same fd by tcgetattr.
+    unsafe {
+        libc::tcsetattr(0, libc::TCSANOW, &t);
     }
 }
 
