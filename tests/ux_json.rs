@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The fields README documents for each event type (beyond `type`).
 const DOCUMENTED: &[(&str, &[&str])] = &[
@@ -187,4 +187,61 @@ fn a_failed_command_is_an_error_event_and_its_exit_status() {
         "the batch stopped at the failure"
     );
     assert!(stderr.contains("error: unknown command"), "{stderr}");
+}
+
+#[test]
+fn progress_events_come_a_few_times_a_second_with_the_sources() {
+    use common::fake_peer::{Behaviour, FakePeer};
+    let tracker = Tracker::start();
+    let content = pseudo_random(12 * CHUNK, 11);
+    let slow = FakePeer::start(
+        "Slow",
+        tracker.addr,
+        "slow.bin",
+        content.clone(),
+        Behaviour::StallAfter(3),
+    );
+    let dirs = PeerDirs::new();
+    let cmd = peer_command("Bob", tracker.addr, &dirs, &["--json", "--batch", "-"]);
+    let mut proc = Proc::spawn(
+        "Bob --json",
+        cmd,
+        Some(b"wait-peer Slow 10\nget Slow slow.bin\n".to_vec()),
+    );
+    let started = Instant::now();
+    let deadline = started + STARTUP;
+    while slow.served.load(std::sync::atomic::Ordering::Relaxed) < 3 {
+        assert!(Instant::now() < deadline, "the download never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    slow.release();
+    let status = proc.wait_exit(BATCH_TIMEOUT);
+    let elapsed = started.elapsed();
+    let stdout = proc.collect_stdout(Duration::from_secs(5)).join("\n");
+    assert_eq!(status.code(), Some(0), "{stdout}\n{}", proc.stderr_text());
+    let evs = events(&stdout);
+    let progress = of_type(&evs, "progress");
+    assert!(!progress.is_empty(), "no progress event\n{stdout}");
+    // At most 4 a second, plus the last one.
+    let most = (elapsed.as_secs_f64() * 4.0).ceil() as usize + 2;
+    assert!(
+        progress.len() <= most,
+        "{} progress events in {elapsed:?}",
+        progress.len()
+    );
+    for p in &progress {
+        assert_eq!(p["file"], "slow.bin");
+        assert_eq!(p["total"], content.len() as u64);
+        assert!(p["done"].as_u64().unwrap() <= content.len() as u64);
+        assert!(p["sources"].as_u64().unwrap() <= 1, "{p}");
+    }
+    assert!(
+        progress
+            .iter()
+            .any(|p| p["sources"] == 1 && p["done"].as_u64() > Some(0)),
+        "no progress event while the source sent chunks\n{stdout}"
+    );
+    let done = of_type(&evs, "download_done");
+    assert_eq!(done[0]["bytes_per_source"]["Slow"], content.len() as u64);
 }
