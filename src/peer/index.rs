@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Write};
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// Version of the on-disk hash cache. A cache with another version is ignored (re-hash all).
@@ -335,6 +335,28 @@ impl SharedIndex {
         buf: &mut Vec<u8>,
     ) -> Result<(), (ErrorCode, String)> {
         buf.clear();
+        self.append_chunk(sha, index, buf)
+    }
+
+    /// The whole frame (length prefix included) answering `GetChunk { req, sha256: sha, index }`
+    /// with a `Chunk`: the envelope is written first and the file is read straight into the
+    /// frame after it, so serving a chunk copies its bytes once (page cache to frame) and never
+    /// zero-fills. The bytes are exactly `encode_message(&Message::Chunk { .. })`'s. Same
+    /// checks and errors as [`Self::read_chunk`].
+    pub fn chunk_frame(
+        &mut self,
+        sha: &Sha256,
+        req: u64,
+        index: u64,
+    ) -> Result<Vec<u8>, (ErrorCode, String)> {
+        let (_, len) = self.locate_chunk(sha, index)?;
+        let mut frame = crate::wire::chunk_frame_head(req, index, len as usize);
+        self.append_chunk(sha, index, &mut frame)?;
+        Ok(frame)
+    }
+
+    /// The file holding chunk `index` of `sha`, and the chunk's length.
+    fn locate_chunk(&self, sha: &Sha256, index: u64) -> Result<(usize, u32), (ErrorCode, String)> {
         let Some(&i) = self.by_sha.get(sha) else {
             return Err((
                 ErrorCode::NoSuchFile,
@@ -342,16 +364,29 @@ impl SharedIndex {
             ));
         };
         let f = &self.files[i];
-        let Some(len) = f.manifest.chunk_len(index) else {
-            return Err((
+        match f.manifest.chunk_len(index) {
+            Some(len) => Ok((i, len)),
+            None => Err((
                 ErrorCode::BadChunkIndex,
                 format!(
                     "chunk {index} is outside '{}' ({} chunks)",
                     f.name,
                     f.manifest.chunk_count()
                 ),
-            ));
-        };
+            )),
+        }
+    }
+
+    /// Appends chunk `index` of `sha` to `out` (see [`Self::read_chunk`]); `out` is left as it
+    /// was on error.
+    fn append_chunk(
+        &mut self,
+        sha: &Sha256,
+        index: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<(), (ErrorCode, String)> {
+        let (i, len) = self.locate_chunk(sha, index)?;
+        let f = &self.files[i];
         let offset = f.manifest.chunk_offset(index);
         let unavailable = |why: String| (ErrorCode::Unavailable, format!("'{}' {why}", f.name));
 
@@ -389,13 +424,10 @@ impl SharedIndex {
             Err(e) => Err(unavailable(format!("cannot be checked: {}", io_reason(&e)))),
         };
         let read = checked.and_then(|()| {
-            buf.resize(len as usize, 0);
-            open.file
-                .read_exact_at(buf, offset)
+            read_exact_at_append(&open.file, out, len as usize, offset)
                 .map_err(|e| unavailable(format!("cannot be read: {}", io_reason(&e))))
         });
         if read.is_err() {
-            buf.clear();
             self.open.remove(sha);
         }
         read
@@ -405,6 +437,41 @@ impl SharedIndex {
     pub fn open_files(&self) -> usize {
         self.open.len()
     }
+}
+
+/// Reads exactly `len` bytes of `file` at `offset` and appends them to `out`, straight into its
+/// spare capacity (no zero-filling first). `out` is unchanged on error; a file shorter than
+/// that is `UnexpectedEof`.
+fn read_exact_at_append(file: &File, out: &mut Vec<u8>, len: usize, offset: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    out.reserve(len);
+    let mut done = 0;
+    while done < len {
+        let spare = &mut out.spare_capacity_mut()[done..len];
+        let at = offset
+            .checked_add(done as u64)
+            .and_then(|at| libc::off_t::try_from(at).ok())
+            .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: pread(2) writes at most `spare.len()` bytes into memory we own (the vector's
+        // spare capacity) and never reads it.
+        let n =
+            unsafe { libc::pread(file.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len(), at) };
+        match n {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            n if n < 0 => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            n => done += n as usize,
+        }
+    }
+    let filled = out.len() + len;
+    // SAFETY: the loop initialized the `len` bytes after the old length, within the capacity
+    // reserved above.
+    unsafe { out.set_len(filled) };
+    Ok(())
 }
 
 /// A short reason for a remote peer: the kind of error, without the OS text that may hold paths.
@@ -963,6 +1030,40 @@ mod tests {
                 .unwrap()
                 .contains("over the maximum")
         );
+    }
+
+    #[test]
+    fn chunk_frame_is_the_encoded_chunk_and_errors_like_read_chunk() {
+        use crate::wire::{Message, encode_message};
+        let fx = fixture();
+        let data = bytes(2 * CS + 99, 8);
+        fx.write("f", &data);
+        let (mut index, _) = fx.scan();
+        let sha = Sha256::of(&data);
+        for (i, want) in data.chunks(CS).enumerate() {
+            let frame = index.chunk_frame(&sha, 1000 + i as u64, i as u64).unwrap();
+            let expected = encode_message(&Message::Chunk {
+                req: 1000 + i as u64,
+                index: i as u64,
+                data: want.to_vec(),
+            });
+            assert!(
+                frame == expected,
+                "chunk {i}: the frame differs from the encoder's"
+            );
+        }
+        let (code, _) = index.chunk_frame(&sha, 1, 3).unwrap_err();
+        assert_eq!(code, ErrorCode::BadChunkIndex);
+        let (code, _) = index.chunk_frame(&Sha256([7; 32]), 1, 0).unwrap_err();
+        assert_eq!(code, ErrorCode::NoSuchFile);
+        // Shrunk behind our back: the read comes up short, which is `Unavailable`.
+        let f = OpenOptions::new()
+            .write(true)
+            .open(fx.shared.join("f"))
+            .unwrap();
+        f.set_len(CS as u64 + 10).unwrap();
+        let (code, _) = index.chunk_frame(&sha, 1, 1).unwrap_err();
+        assert_eq!(code, ErrorCode::Unavailable);
     }
 
     #[test]

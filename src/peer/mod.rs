@@ -3,6 +3,7 @@
 
 pub mod chunk_plan;
 mod exchange;
+pub mod file_hasher;
 mod find;
 pub mod index;
 pub mod lan;

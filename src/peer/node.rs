@@ -107,7 +107,6 @@ pub struct PeerNode {
     pub(super) ready: bool,
     pub(super) ready_deadline: Instant,
     pub(super) exiting: bool,
-    pub(super) chunk_buf: Vec<u8>,
 }
 
 /// Longest wait for the tracker before commands run anyway.
@@ -143,7 +142,6 @@ impl PeerNode {
             ready: false,
             ready_deadline: now + STARTUP_GRACE,
             exiting: false,
-            chunk_buf: Vec::new(),
         };
         node.discovery_start(now);
         node
