@@ -77,7 +77,7 @@ enum Cmd {
         #[arg(long)]
         json: bool,
         /// Run the commands in FILE (one a line; `-` reads stdin) instead of a REPL. The first
-        /// failing command ends the run with exit status 1.
+        /// failing command ends the run with exit status 1 (or 3, 4, 5: see `p2p --help`).
         #[arg(long, value_name = "FILE")]
         batch: Option<String>,
         /// No REPL: serve until SIGINT/SIGTERM, printing messages and events (after the batch, if

@@ -19,6 +19,7 @@ const DOCUMENTED: &[(&str, &[&str])] = &[
     ("peers", &["peers"]),
     ("files", &["peer", "files"]),
     ("shared", &["dir", "files"]),
+    ("search", &["query", "asked", "results"]),
     ("progress", &["file", "done", "total", "bytes_per_sec"]),
     (
         "download_done",
@@ -89,7 +90,8 @@ fn batch_results_and_serve_events_are_json_lines() {
 
     let bob = PeerDirs::new();
     let commands = "wait-peer Alice 10\npeers\nfiles Alice\nget Alice data.bin\n\
-                    msg Alice hi \"there\"\nshared\ndownloads\nget Alice data.bin\n";
+                    msg Alice hi \"there\"\nshared\ndownloads\nget Alice data.bin\n\
+                    search data\n";
     let cmd = peer_command("Bob", tracker.addr, &bob, &["--json", "--batch", "-"]);
     let mut proc = Proc::spawn("Bob --json", cmd, Some(commands.as_bytes().to_vec()));
     let status = proc.wait_exit(BATCH_TIMEOUT);
@@ -142,6 +144,13 @@ fn batch_results_and_serve_events_are_json_lines() {
         of_type(&evs, "downloads")[0]["downloads"],
         serde_json::json!([])
     );
+    let search = of_type(&evs, "search")[0];
+    assert_eq!(search["query"], "data");
+    let found = &search["results"][0];
+    assert_eq!(found["names"][0], "data.bin", "{search}");
+    assert_eq!(found["size"], content.len() as u64);
+    assert_eq!(found["sha256"], sha256_hex(&content));
+    assert_eq!(found["peers"][0], "Alice", "{search}");
     for p in of_type(&evs, "progress") {
         assert!(p["done"].as_u64().unwrap() <= p["total"].as_u64().unwrap());
     }

@@ -219,23 +219,20 @@ impl PeerNode {
         }
         match find.purpose {
             FindFor::Search => {
-                if candidates.is_empty() {
-                    self.ui.line(&format!(
-                        "nothing matches '{}' among {} known peer(s)",
-                        printable(&find.query),
-                        self.known.len()
-                    ));
-                }
-                for c in candidates {
-                    self.ui.line(&format!(
-                        "{}  {} bytes  {}  {} peer(s): {}",
-                        printable(&c.names.join(" | ")),
-                        c.size,
-                        c.sha256,
-                        c.peers.len(),
-                        c.peers.join(", ")
-                    ));
-                }
+                let results = candidates
+                    .into_iter()
+                    .map(|c| crate::repl::event::Found {
+                        names: c.names,
+                        size: c.size,
+                        sha256: c.sha256.to_string(),
+                        peers: c.peers,
+                    })
+                    .collect();
+                self.ui.event(&crate::repl::Event::Search {
+                    query: find.query.clone(),
+                    asked: self.known.len(),
+                    results,
+                });
                 self.finish_op();
             }
             FindFor::Get => match candidates.len() {

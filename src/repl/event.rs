@@ -72,6 +72,15 @@ pub struct FileEntry {
     pub sha256: String,
 }
 
+/// One content found by `search`: its names, size, SHA-256 and the peers that have it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Found {
+    pub names: Vec<String>,
+    pub size: u64,
+    pub sha256: String,
+    pub peers: Vec<String>,
+}
+
 /// An unfinished download in a `downloads` answer.
 #[derive(Clone, Debug, Serialize)]
 pub struct DownloadEntry {
@@ -116,6 +125,12 @@ pub enum Event {
     Files { peer: String, files: Vec<FileEntry> },
     /// Answer to `shared`.
     Shared { dir: String, files: Vec<FileEntry> },
+    /// Answer to `search TEXT` (`asked`: how many peers were asked).
+    Search {
+        query: String,
+        asked: usize,
+        results: Vec<Found>,
+    },
     /// A running download, at most a few times a second.
     Progress {
         file: String,
@@ -188,6 +203,7 @@ impl Event {
             Event::Peers { .. } => "peers",
             Event::Files { .. } => "files",
             Event::Shared { .. } => "shared",
+            Event::Search { .. } => "search",
             Event::Progress { .. } => "progress",
             Event::DownloadDone { .. } => "download_done",
             Event::Downloads { .. } => "downloads",
@@ -297,6 +313,31 @@ impl Event {
                     return vec![format!("no files shared (put some in {dir})")];
                 }
                 files.iter().map(file_line).collect()
+            }
+            Event::Search {
+                query,
+                asked,
+                results,
+            } => {
+                if results.is_empty() {
+                    return vec![format!(
+                        "nothing matches '{}' among {asked} known peer(s)",
+                        printable(query)
+                    )];
+                }
+                results
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{}  {} bytes  {}  {} peer(s): {}",
+                            printable(&c.names.join(" | ")),
+                            c.size,
+                            c.sha256,
+                            c.peers.len(),
+                            c.peers.join(", ")
+                        )
+                    })
+                    .collect()
             }
             Event::Progress { .. } => Vec::new(),
             Event::DownloadDone {
