@@ -59,8 +59,10 @@ impl PtyProc {
             .env("TERM", "xterm")
             .env("NO_COLOR", "1")
             .env("P2P_NO_LAN", "1")
-            .env_remove("P2P_TRACKER")
-            .env_remove("RUST_LOG");
+            .env_remove("P2P_TRACKER");
+        if !cmd.get_envs().any(|(key, _)| key == "RUST_LOG") {
+            cmd.env_remove("RUST_LOG");
+        }
         // SAFETY: only async-signal-safe calls between fork and exec: a new session whose
         // controlling terminal is the pty (so Ctrl-C on it is a SIGINT for the child).
         unsafe {
@@ -367,6 +369,44 @@ fn ctrl_c_pauses_the_foreground_download_and_the_peer_goes_on() {
     repl.type_keys("downloads\r");
     repl.wait_for("the paused download listed", before, WAIT, |t| {
         t.contains("big.bin") && t.contains("paused")
+    });
+    repl.type_keys("quit\r");
+    assert_eq!(repl.wait_exit(EXIT_TIMEOUT), Some(0), "{}", repl.text());
+}
+
+#[test]
+fn log_lines_print_above_the_prompt_and_keep_the_typed_text() {
+    let mut tracker = Tracker::start();
+    let dirs = PeerDirs::new();
+    let mut cmd = peer_command("Remy", tracker.addr, &dirs, &[]);
+    cmd.env("RUST_LOG", "p2p=info");
+    let Some(mut repl) = PtyProc::spawn("Remy (pty)", cmd) else {
+        return;
+    };
+    repl.wait_for("the prompt", 0, STARTUP, |t| t.contains(PROMPT));
+    repl.wait_for("registration", 0, STARTUP, |t| {
+        t.contains("registered with tracker")
+    });
+    repl.type_keys("sha");
+    repl.wait_for("the typed text echoed", 0, WAIT, |t| t.contains("p2p> sha"));
+    let before = repl.raw_len();
+    // The tracker goes away: an INFO log line and a warning arrive while `sha` waits.
+    tracker.proc.kill();
+    repl.wait_for(
+        "the log line, then the prompt with `sha`",
+        before,
+        WAIT,
+        |t| {
+            t.contains("INFO") && t.contains("lost") && {
+                let after = t.rsplit("unreachable").next().unwrap_or("");
+                after.contains("p2p> sha")
+            }
+        },
+    );
+    let before = repl.raw_len();
+    repl.type_keys("red\r");
+    repl.wait_for("`shared` ran", before, WAIT, |t| {
+        t.contains("no files shared")
     });
     repl.type_keys("quit\r");
     assert_eq!(repl.wait_exit(EXIT_TIMEOUT), Some(0), "{}", repl.text());
