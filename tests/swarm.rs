@@ -61,7 +61,8 @@ fn three_seeders_with_different_names_all_contribute() {
         "search counts three peers with that content\n{out}"
     );
     let per = bytes_per_source(&out);
-    let names: Vec<&str> = per.iter().map(|(n, _)| n.as_str()).collect();
+    let mut names: Vec<&str> = per.iter().map(|(n, _)| n.as_str()).collect();
+    names.sort();
     assert_eq!(names, ["Alice", "Bob", "Carol"], "{out}");
     for (name, bytes) in &per {
         assert!(*bytes > 0, "{name} contributed nothing\n{out}");

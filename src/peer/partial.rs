@@ -2,7 +2,8 @@
 //! written at their offsets, renamed into place only once the whole file hashes to the SHA-256
 //! that was asked for. Nothing ever stands under the final name that is not exactly those bytes.
 
-use super::chunk_plan::{ChunkPlan, ChunkState};
+use super::chunk_plan::ChunkPlan;
+use super::file_hasher::FileHasher;
 use crate::names::partial_name;
 use crate::wire::Sha256;
 use sha2::Digest;
@@ -60,10 +61,10 @@ pub struct PartialFile {
     file: File,
     part_path: PathBuf,
     dest: PathBuf,
-    /// Whole-file SHA-256 over chunks `0..hashed_upto`, fed in order as they become available,
-    /// so completion needs no second pass over the file.
-    hasher: sha2::Sha256,
-    hashed_upto: u64,
+    /// Whole-file SHA-256, computed on its own thread from the chunks as they are written (in
+    /// any order), so completion needs no second pass over the file. Started on first use,
+    /// when the chunk geometry is known.
+    hasher: Option<FileHasher>,
 }
 
 impl PartialFile {
@@ -113,8 +114,7 @@ impl PartialFile {
             file,
             part_path,
             dest: dest.to_path_buf(),
-            hasher: sha2::Sha256::new(),
-            hashed_upto: 0,
+            hasher: None,
         }
     }
 
@@ -147,7 +147,13 @@ impl PartialFile {
                 kept += 1;
             }
         }
-        self.catch_up(plan)?;
+        let kept_chunks: Vec<u64> = (0..plan.chunk_count())
+            .filter(|&i| plan.state(i) == Some(super::chunk_plan::ChunkState::Done))
+            .collect();
+        let hasher = self.hasher_for(plan)?;
+        for index in kept_chunks {
+            hasher.add_from_file(index);
+        }
         Ok(kept)
     }
 
@@ -169,38 +175,38 @@ impl PartialFile {
         &self.dest
     }
 
-    /// Writes a verified chunk at its offset. Call before `plan.mark_written(index)`.
-    pub fn write_chunk(&mut self, plan: &ChunkPlan, index: u64, data: &[u8]) -> io::Result<()> {
-        let manifest = plan.manifest();
-        self.file.write_all_at(data, manifest.chunk_offset(index))?;
-        if index == self.hashed_upto {
-            self.hasher.update(data);
-            self.hashed_upto += 1;
-            self.catch_up(plan)?;
+    /// The whole-file hasher, started with this download's geometry on first use.
+    fn hasher_for(&mut self, plan: &ChunkPlan) -> io::Result<&mut FileHasher> {
+        if self.hasher.is_none() {
+            let m = plan.manifest();
+            self.hasher = Some(FileHasher::start(self.file.try_clone()?, m.chunk_size, m.size)?);
         }
-        Ok(())
+        Ok(self.hasher.as_mut().expect("just started"))
     }
 
-    /// Feeds the whole-file hasher with the chunks that arrived early (already written, not yet
-    /// hashed), reading them back from disk.
-    fn catch_up(&mut self, plan: &ChunkPlan) -> io::Result<()> {
-        let manifest = plan.manifest();
-        let mut buf = Vec::new();
-        while plan.state(self.hashed_upto) == Some(ChunkState::Done) {
-            let len = manifest.chunk_len(self.hashed_upto).unwrap_or(0) as usize;
-            buf.resize(len, 0);
-            self.file
-                .read_exact_at(&mut buf, manifest.chunk_offset(self.hashed_upto))?;
-            self.hasher.update(&buf);
-            self.hashed_upto += 1;
-        }
+    /// Writes a verified chunk at its offset, then hands its bytes to the whole-file hasher.
+    /// Call before `plan.mark_written(index)`.
+    pub fn write_chunk(&mut self, plan: &ChunkPlan, index: u64, data: Vec<u8>) -> io::Result<()> {
+        self.file
+            .write_all_at(&data, plan.manifest().chunk_offset(index))?;
+        self.hasher_for(plan)?.add(index, data);
         Ok(())
     }
 
     /// Called when every chunk is written: checks the whole-file hash, makes the bytes durable
     /// and links the file under its final name without replacing anything.
-    pub fn finish(self, expected: &Sha256) -> Result<PathBuf, String> {
-        let got = Sha256(self.hasher.clone().finalize().into());
+    pub fn finish(mut self, expected: &Sha256) -> Result<PathBuf, String> {
+        let hashed = match self.hasher.take() {
+            Some(hasher) => hasher.finish(),
+            None => hash_file(&self.part_path),
+        };
+        let got = match hashed {
+            Ok(sha) => sha,
+            Err(e) => {
+                self.abandon();
+                return Err(format!("cannot hash the finished download: {e}"));
+            }
+        };
         if got != *expected {
             self.abandon();
             return Err(format!(
@@ -271,6 +277,7 @@ pub fn sync_dir(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::peer::chunk_plan::ChunkState;
     use crate::peer::manifest::manifest_of_reader;
 
     fn plan_for(data: &[u8]) -> ChunkPlan {
@@ -285,7 +292,7 @@ mod tests {
             let len = m.chunk_len(i).unwrap() as usize;
             let chunk = &data[off..off + len];
             plan.verify(i, chunk).unwrap();
-            part.write_chunk(plan, i, chunk).unwrap();
+            part.write_chunk(plan, i, chunk.to_vec()).unwrap();
             plan.mark_written(i);
         }
     }
@@ -381,7 +388,7 @@ mod tests {
             let off = m.chunk_offset(i) as usize;
             let c = &data[off..off + m.chunk_len(i).unwrap() as usize];
             plan.verify(i, c).unwrap();
-            part.write_chunk(&plan, i, c).unwrap();
+            part.write_chunk(&plan, i, c.to_vec()).unwrap();
             plan.mark_written(i);
         }
         let sha = plan.manifest().sha256;

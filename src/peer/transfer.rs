@@ -641,7 +641,8 @@ impl PeerNode {
         };
         match verdict {
             Ok(()) => {
-                if let Err(e) = dl.part.write_chunk(&dl.plan, asked, &data) {
+                let len = data.len() as u64;
+                if let Err(e) = dl.part.write_chunk(&dl.plan, asked, data) {
                     dl.plan.give_back(asked);
                     let dest = dl.part.dest().display().to_string();
                     let why = format!(
@@ -653,7 +654,7 @@ impl PeerNode {
                     return self.pause_download(id, Err(why));
                 }
                 dl.plan.mark_written(asked);
-                dl.sources[si].bytes += data.len() as u64;
+                dl.sources[si].bytes += len;
                 dl.unsynced.push(asked);
                 // Duplicates of this chunk still out elsewhere are dropped when they arrive.
                 for s in &mut dl.sources {
