@@ -179,7 +179,11 @@ impl PartialFile {
     fn hasher_for(&mut self, plan: &ChunkPlan) -> io::Result<&mut FileHasher> {
         if self.hasher.is_none() {
             let m = plan.manifest();
-            self.hasher = Some(FileHasher::start(self.file.try_clone()?, m.chunk_size, m.size)?);
+            self.hasher = Some(FileHasher::start(
+                self.file.try_clone()?,
+                m.chunk_size,
+                m.size,
+            )?);
         }
         Ok(self.hasher.as_mut().expect("just started"))
     }
