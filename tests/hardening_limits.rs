@@ -200,6 +200,23 @@ fn registered_peers_survive_a_short_idle_timeout() {
     );
 }
 
+/// True if nothing arrived on `s` but (at most) frames: no EOF, no reset. Non-blocking.
+fn still_open(s: &mut TcpStream) -> bool {
+    use std::io::Read;
+    s.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 4096];
+    let open = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break false,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break true,
+            Err(_) => break false,
+        }
+    };
+    s.set_nonblocking(false).unwrap();
+    open
+}
+
 /// 1,000 idle connections (past the handshake, from 25 loopback addresses so the per-IP cap of
 /// 64 does not refuse them) against the tracker and 1,000 against Alice; Bob still downloads a
 /// file from Alice and sends her a message, and every idle connection is still open at the end.
@@ -232,6 +249,7 @@ fn a_thousand_idle_connections_each_against_a_peer_and_the_tracker() {
         "wait-peer Alice 10\nget Alice f.bin\nmsg Alice hello through the crowd\n",
     );
     out.assert_success();
+    eprintln!("Bob's batch took {:?}", out.elapsed);
     assert_file_eq(&bob.downloads.join("f.bin"), &content);
     alice
         .proc
@@ -239,15 +257,13 @@ fn a_thousand_idle_connections_each_against_a_peer_and_the_tracker() {
             l.contains("Bob: hello through the crowd")
         });
     // All 2,000 are still open (nothing was cut to make room).
+    let checking = Instant::now();
     for (i, s) in idle.iter_mut().enumerate() {
-        assert_eq!(
-            ending(s, Duration::from_millis(1)),
-            Ending::Open,
-            "idle connection {i} was closed"
-        );
+        assert!(still_open(s), "idle connection {i} was closed");
     }
     eprintln!(
-        "2,000 idle connections made in {connected_in:?}; all done in {:?}",
+        "2,000 idle connections made in {connected_in:?}; checked open in {:?}; all done in {:?}",
+        checking.elapsed(),
         started.elapsed()
     );
     assert!(
