@@ -106,14 +106,26 @@ impl PeerNode {
         }
     }
 
-    /// The peer list arrived (or there is none): ask every peer we know.
+    /// The peer list arrived (or there is none): ask every peer we know. A `get` whose first
+    /// word turns out to be a peer's name after all becomes `get PEER FILE`.
     pub(super) fn find_peer_list_arrived(&mut self) {
-        if let Some(f) = self.find_mut()
-            && f.listing
-        {
-            f.listing = false;
-            self.find_ask_everyone();
+        let Some(f) = self.find_mut() else { return };
+        if !f.listing {
+            return;
         }
+        f.listing = false;
+        if f.purpose == FindFor::Get
+            && let Some((first, rest)) = f.query.split_once(' ')
+            && !rest.trim().is_empty()
+        {
+            let first = first.to_string();
+            let line = format!("get {}", f.query);
+            if self.known.contains_key(&first) || self.ready_session(&first).is_some() {
+                self.op = None;
+                return self.start_command(&line, Instant::now());
+            }
+        }
+        self.find_ask_everyone();
     }
 
     fn find_ask_everyone(&mut self) {

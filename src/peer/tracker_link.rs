@@ -202,14 +202,18 @@ impl PeerNode {
                     .event(&crate::repl::Event::Registered { tracker, again });
                 self.tracker.registered_before = true;
                 self.tracker.announced_down = false;
-                self.ready = true;
-                self.request_peer_list();
+                // Commands start once the first peer list is in (or after a grace period), so
+                // a script's first `get PEER FILE` knows PEER.
+                if !self.request_peer_list() {
+                    self.ready = true;
+                }
             }
             Message::Peers { req, peers } => {
                 if let Some(p) = self.pending.remove(&req)
                     && matches!(p.purpose, Purpose::PeerList)
                 {
                     self.tracker.list_in_flight = false;
+                    self.ready = true;
                     self.set_known_peers(peers, now);
                     self.op_peer_list_arrived(now);
                     self.downloads_peer_event(now);

@@ -33,8 +33,8 @@ const MAX_BAD_CHUNKS: u32 = 3;
 /// A request unanswered for this long marks its source as stalled: its chunks go elsewhere.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// Checkpoint (fsync + record) after this many chunks or this much time, whichever first:
-/// durability costs one fsync per 8 MiB, not one per chunk.
-const CHECKPOINT_CHUNKS: usize = 32;
+/// durability costs about one fsync a second (or per 64 MiB), not one per chunk.
+const CHECKPOINT_CHUNKS: usize = 256;
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// How often a source that has only part of the file is asked again what it has.
 const HAVE_REFRESH: Duration = Duration::from_secs(1);
