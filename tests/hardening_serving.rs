@@ -204,3 +204,33 @@ fn a_tracker_with_64_file_descriptors_refuses_politely_and_does_not_spin() {
         l.starts_with("registered with tracker")
     });
 }
+
+/// 14,000 shared files with 250-byte names: their listing would be about 4.8 MB, above the
+/// 4 MiB frame limit. The answer lists as many as fit in one frame instead of sending a frame
+/// every receiver refuses, and `files` works.
+#[test]
+fn a_huge_shared_folder_lists_what_fits_in_one_frame() {
+    let tracker = Tracker::start();
+    let dirs = PeerDirs::new();
+    for i in 0..14_000 {
+        let name = format!("{i:05}{}", "n".repeat(245));
+        std::fs::write(dirs.shared.join(name), i.to_string()).unwrap();
+    }
+    let alice = Peer::serve_in("Alice", tracker.addr, dirs, &[]);
+    let mut s = client(alice.addr);
+    let files = list(&mut s);
+    eprintln!("{} of 14000 files listed", files.len());
+    assert!(
+        files.len() > 10_000 && files.len() < 14_000,
+        "{} files listed",
+        files.len()
+    );
+    let bob = PeerDirs::new();
+    let out = run_batch(
+        "Bob",
+        tracker.addr,
+        &bob,
+        "wait-peer Alice 10\nfiles Alice\n",
+    );
+    out.assert_success();
+}

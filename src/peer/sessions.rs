@@ -13,6 +13,26 @@ use std::time::{Duration, Instant};
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest chat message accepted or sent, in bytes.
 pub const MAX_CHAT_LEN: usize = 4096;
+/// Bytes of file entries one `Files` answer may carry: well below the frame limit whatever the
+/// names, so a huge shared folder gives a shorter list rather than a frame every receiver
+/// refuses (about 13,000 files with 255-byte names, 40,000 with short ones).
+const LISTING_BUDGET: usize = crate::wire::MAX_FRAME_LEN - 64 * 1024;
+
+/// The first entries of `files` whose encoding fits in [`LISTING_BUDGET`].
+fn fit_listing(mut files: Vec<crate::wire::FileInfo>) -> Vec<crate::wire::FileInfo> {
+    // Per entry: the map and its four keys (~30 bytes), a string header (≤ 3), a u64 (≤ 9), a
+    // 32-byte hash with its header (34) and a bool: 96 is a safe upper bound besides the name.
+    let mut used = 64;
+    let fit = files
+        .iter()
+        .take_while(|f| {
+            used += 96 + f.name.len();
+            used <= LISTING_BUDGET
+        })
+        .count();
+    files.truncate(fit);
+    files
+}
 
 pub struct Session {
     pub remote: SocketAddr,
@@ -114,7 +134,7 @@ impl PeerNode {
         }
         match msg {
             Message::ListFiles { req } => {
-                let files = self.listing();
+                let files = fit_listing(self.listing());
                 self.send(conn, &Message::Files { req, files });
             }
             Message::GetHave { req, sha256 } => self.serve_have(conn, req, sha256),
