@@ -24,12 +24,14 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::thread::JoinHandle;
 
 /// Most chunk bytes waiting for the hashing thread at once (in its queue or held back behind a
 /// missing chunk). A chunk that would go over is read back from the file instead.
 pub const MAX_HELD: usize = 16 * 1024 * 1024;
+/// Spent buffers waiting to go back to the receiving side at most.
+const SPARES: usize = 4;
 
 enum Job {
     /// Chunk `index` is in the file; `data` is its bytes unless they were left out (then the
@@ -69,7 +71,7 @@ impl FileHasher {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "chunk size 0"));
         }
         let (jobs, rx) = channel();
-        let (spare_tx, spares) = channel();
+        let (spare_tx, spares) = sync_channel(SPARES);
         let held = Arc::new(AtomicUsize::new(0));
         let cancelled = Arc::new(AtomicBool::new(false));
         let worker = Worker {
@@ -97,7 +99,14 @@ impl FileHasher {
     /// thread. Never blocks: if too many bytes are already waiting, `data` is dropped here and
     /// the thread reads the chunk back from the file instead. Hand over each index once; a
     /// repeated index is ignored.
+    ///
+    /// Buffers the thread has finished with go back to the frame decoder's pool
+    /// ([`crate::wire::recycle_chunk_buffer`]), so the next chunks are received into memory
+    /// that is already mapped instead of fresh allocations (which cost page faults).
     pub fn add(&mut self, index: u64, data: Vec<u8>) {
+        while let Ok(spare) = self.spares.try_recv() {
+            crate::wire::recycle_chunk_buffer(spare);
+        }
         let len = data.len();
         let data = if self.held.load(Ordering::Acquire) + len <= self.limit {
             self.held.fetch_add(len, Ordering::AcqRel);
@@ -113,12 +122,6 @@ impl FileHasher {
     /// back when its turn comes.
     pub fn add_from_file(&mut self, index: u64) {
         let _ = self.jobs.send(Job::Chunk { index, data: None });
-    }
-
-    /// A buffer the thread has finished with, to receive the next chunk into (saves an
-    /// allocation and touches memory that is already mapped).
-    pub fn spare_buffer(&mut self) -> Option<Vec<u8>> {
-        self.spares.try_recv().ok()
     }
 
     /// Waits until every chunk of the file has been hashed and returns the SHA-256 of the
@@ -148,7 +151,7 @@ struct Worker {
     size: u64,
     held: Arc<AtomicUsize>,
     cancelled: Arc<AtomicBool>,
-    spares: Sender<Vec<u8>>,
+    spares: SyncSender<Vec<u8>>,
 }
 
 impl Worker {
@@ -168,7 +171,6 @@ impl Worker {
         // Chunks handed over ahead of `next`, with their bytes unless those were left out.
         let mut early: BTreeMap<u64, Option<Vec<u8>>> = BTreeMap::new();
         let mut read_back = Vec::new();
-        let mut spares_kept = 0;
         loop {
             let job = jobs.recv().map_err(|_| cancelled())?;
             if self.cancelled.load(Ordering::Acquire) {
@@ -178,9 +180,9 @@ impl Worker {
                 Job::Chunk { index, data } => {
                     let fresh = index >= next && index < count && !early.contains_key(&index);
                     match data {
-                        Some(data) if !fresh => self.release(data, &mut spares_kept),
+                        Some(data) if !fresh => self.release(data),
                         Some(data) if data.len() != self.chunk_len(index) => {
-                            self.release(data, &mut spares_kept);
+                            self.release(data);
                             early.insert(index, None);
                         }
                         data if fresh => {
@@ -192,7 +194,7 @@ impl Worker {
                         match data {
                             Some(data) => {
                                 hasher.update(&data);
-                                self.release(data, &mut spares_kept);
+                                self.release(data);
                             }
                             None => {
                                 read_back.resize(self.chunk_len(next), 0);
@@ -221,12 +223,10 @@ impl Worker {
     }
 
     /// Done with a chunk's bytes: they no longer count as held, and the buffer goes back to the
-    /// receiving side for reuse (a few at most; the rest are freed).
-    fn release(&self, data: Vec<u8>, kept: &mut usize) {
+    /// receiving side for reuse (if [`SPARES`] are already waiting there, it is freed).
+    fn release(&self, data: Vec<u8>) {
         self.held.fetch_sub(data.len(), Ordering::AcqRel);
-        if *kept < 4 && self.spares.send(data).is_ok() {
-            *kept += 1;
-        }
+        let _ = self.spares.try_send(data);
     }
 }
 
@@ -331,7 +331,7 @@ mod tests {
     }
 
     #[test]
-    fn buffers_come_back_for_reuse_and_held_bytes_drain() {
+    fn spent_buffers_come_back_and_held_bytes_drain() {
         let d = data(8 * CS as usize);
         let (_keep, f) = file_with(&d);
         let mut h = FileHasher::start(f, CS, d.len() as u64).unwrap();
@@ -344,7 +344,7 @@ mod tests {
             std::thread::yield_now();
         }
         assert_eq!(held.load(Ordering::Acquire), 0);
-        let spare = h.spare_buffer().expect("a buffer handed back");
+        let spare = h.spares.try_recv().expect("a buffer handed back");
         assert_eq!(spare.len(), CS as usize);
         assert_eq!(h.finish().unwrap(), Sha256::of(&d));
     }

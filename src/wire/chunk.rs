@@ -120,6 +120,42 @@ pub fn chunk_frame_head(req: u64, index: u64, data_len: usize) -> Vec<u8> {
     out
 }
 
+thread_local! {
+    /// Chunk buffers handed back by whoever consumed a decoded `Chunk` (see
+    /// [`recycle_chunk_buffer`]), reused by the next decode on this thread.
+    static POOL: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Most buffers and bytes the pool keeps.
+const POOL_BUFFERS: usize = 8;
+const POOL_BYTES: usize = 8 * 1024 * 1024;
+
+/// Gives a chunk's buffer back once its bytes are no longer needed, so the next `Chunk` decoded
+/// on this thread reuses memory that is already mapped (and likely cached) instead of a fresh
+/// allocation. Optional: a buffer that is simply dropped is freed as usual.
+pub fn recycle_chunk_buffer(mut buf: Vec<u8>) {
+    buf.clear();
+    POOL.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        let held: usize = pool.iter().map(Vec::capacity).sum();
+        if pool.len() < POOL_BUFFERS && held + buf.capacity() <= POOL_BYTES {
+            pool.push(buf);
+        }
+    });
+}
+
+/// A copy of `data` in a recycled buffer if one is big enough, else in a new one.
+pub(crate) fn pooled_copy(data: &[u8]) -> Vec<u8> {
+    let reused = POOL.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        let at = pool.iter().position(|b| b.capacity() >= data.len())?;
+        Some(pool.swap_remove(at))
+    });
+    let mut buf = reused.unwrap_or_else(|| Vec::with_capacity(data.len()));
+    buf.extend_from_slice(data);
+    buf
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,6 +295,30 @@ mod tests {
         body.extend_from_slice(b"\x5F\x41a\x41b\xFF");
         assert_eq!(parse_chunk(&body), None);
         assert_eq!(decode_message(&body).unwrap(), chunk(1, 2, b"ab".to_vec()));
+    }
+
+    #[test]
+    fn recycled_buffers_are_reused_by_the_next_decode() {
+        let frame = encode_message(&chunk(1, 2, vec![5; 5000]));
+        let first = match decode_message(&frame[4..]).unwrap() {
+            Message::Chunk { data, .. } => data,
+            other => panic!("{other:?}"),
+        };
+        let ptr = first.as_ptr();
+        recycle_chunk_buffer(first);
+        match decode_message(&frame[4..]).unwrap() {
+            Message::Chunk { data, .. } => {
+                assert_eq!(data.as_ptr(), ptr, "the recycled buffer was used");
+                assert_eq!(data, vec![5; 5000]);
+            }
+            other => panic!("{other:?}"),
+        }
+        // A buffer too small for the next chunk is not used for it.
+        recycle_chunk_buffer(Vec::with_capacity(10));
+        let Message::Chunk { data, .. } = decode_message(&frame[4..]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(data.len(), 5000);
     }
 
     #[test]

@@ -63,7 +63,7 @@ pub fn decode_message(body: &[u8]) -> Result<Message, FrameError> {
         return Ok(Message::Chunk {
             req: chunk.req,
             index: chunk.index,
-            data: chunk.data.to_vec(),
+            data: super::chunk::pooled_copy(chunk.data),
         });
     }
     decode_with_ciborium(body)

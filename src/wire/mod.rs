@@ -7,6 +7,6 @@ mod chunk;
 mod frame;
 mod message;
 
-pub use chunk::{ChunkRef, chunk_frame_head, parse_chunk};
+pub use chunk::{ChunkRef, chunk_frame_head, parse_chunk, recycle_chunk_buffer};
 pub use frame::{FrameDecoder, FrameError, MAX_FRAME_LEN, decode_message, encode_message};
 pub use message::{ErrorCode, FileInfo, Message, PROTOCOL_VERSION, PeerInfo, Sha256};
