@@ -522,8 +522,10 @@ pub fn expect_listening(proc: &mut Proc, name: &str) -> SocketAddr {
 pub struct Peer {
     pub name: String,
     pub addr: SocketAddr,
-    pub dirs: PeerDirs,
+    // Fields drop in this order: the process is killed before its folders are removed, so a
+    // dropped peer never serves (or fails to serve) files that are being deleted under it.
     pub proc: Proc,
+    pub dirs: PeerDirs,
 }
 
 impl Peer {
