@@ -624,7 +624,10 @@ impl PeerNode {
                     ..
                 },
             ) => {
+                // A lying manifest ends the command and that connection, like a chunk of the
+                // wrong length does: the next command starts afresh.
                 if sha256 != info.sha256 {
+                    self.close(conn);
                     return self.fail_op(&format!("{peer} sent the manifest of another file"));
                 }
                 let manifest = match super::manifest::Manifest::from_wire(
@@ -635,7 +638,10 @@ impl PeerNode {
                     Some(info.size),
                 ) {
                     Ok(m) => m,
-                    Err(e) => return self.fail_op(&format!("{peer} sent a bad manifest: {e}")),
+                    Err(e) => {
+                        self.close(conn);
+                        return self.fail_op(&format!("{peer} sent a bad manifest: {e}"));
+                    }
                 };
                 let sources = swarm.map_or_else(|| vec![peer], |(all, _)| all);
                 match self.begin_download(&sources, &file, manifest, now) {
