@@ -339,3 +339,25 @@ fn a_request_flood_that_reads_nothing_does_not_grow_memory() {
     drop(flood);
     let _ = write_thread.join();
 }
+
+/// `--max-peers-per-ip 1`: a second peer from the same address is told the tracker is busy,
+/// keeps working without it and retries; once the first one leaves, the second registers.
+#[test]
+fn registrations_beyond_the_per_ip_cap_are_busy_and_retried() {
+    let tracker = Tracker::start_with(&["--max-peers-per-ip", "1"]);
+    let alice = Peer::serve("Alice", tracker.addr, &[]);
+    let dirs = PeerDirs::new();
+    let cmd = peer_command("Bob", tracker.addr, &dirs, &["--serve"]);
+    let mut bob = Proc::spawn("Bob", cmd, None);
+    expect_listening(&mut bob, "Bob");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !bob.stderr_text().contains("busy") {
+        assert!(Instant::now() < deadline, "{}", bob.diagnostics());
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(bob.stderr_text().contains("already holds 1 registrations"));
+    drop(alice);
+    bob.wait_line("`registered with tracker`", Duration::from_secs(40), |l| {
+        l.starts_with("registered with tracker")
+    });
+}

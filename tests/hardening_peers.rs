@@ -295,3 +295,40 @@ fn a_frame_quoting_an_escape_sequence_reaches_no_terminal_raw() {
     assert!(printed.contains("\\x1b[2J"), "{printed}");
     assert!(!printed.contains('\x1b'), "raw escape printed: {printed:?}");
 }
+
+/// A "tracker" that accepts connections and never says a word: the peer gives up on each
+/// connection after 10 s, says it works without a tracker, and keeps retrying (before, it
+/// waited in the handshake forever and never tried again).
+#[test]
+fn a_tracker_that_accepts_but_never_answers_is_dropped_and_retried() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let (tx, accepted) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in silent.incoming() {
+            let Ok(s) = s else { return };
+            held.push(s);
+            if tx.send(std::time::Instant::now()).is_err() {
+                return;
+            }
+        }
+    });
+    let dirs = PeerDirs::new();
+    let cmd = peer_command("Alice", addr, &dirs, &["--serve"]);
+    let mut alice = Proc::spawn("Alice", cmd, None);
+    let first = accepted
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a first connection");
+    let second = accepted
+        .recv_timeout(Duration::from_secs(20))
+        .expect("a retry after the silent tracker timed out");
+    let waited = second - first;
+    assert!(
+        waited >= Duration::from_secs(10) && waited < Duration::from_secs(15),
+        "retried after {waited:?}"
+    );
+    assert!(alice.is_running());
+    let err = alice.stderr_text();
+    assert!(err.contains("no answer within 10s"), "{err}");
+}

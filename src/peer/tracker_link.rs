@@ -14,6 +14,9 @@ const FIRST_RETRY: Duration = Duration::from_millis(500);
 const MAX_RETRY: Duration = Duration::from_secs(30);
 /// Heartbeat this many times per TTL, so one lost heartbeat does not expire us.
 const HEARTBEATS_PER_TTL: u32 = 3;
+/// A tracker that accepted our connection must answer `Hello` and then `Register` within this
+/// long; one that accepts and stays silent is dropped and retried like an unreachable one.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
 pub enum LinkState {
@@ -46,6 +49,8 @@ pub struct TrackerLink {
     heartbeat: Option<Duration>,
     /// A peer-list request is in flight.
     pub list_in_flight: bool,
+    /// While handshaking or registering: the tracker must have answered by then.
+    answer_by: Option<Instant>,
 }
 
 impl TrackerLink {
@@ -58,6 +63,7 @@ impl TrackerLink {
             registered_before: false,
             heartbeat: None,
             list_in_flight: false,
+            answer_by: None,
         }
     }
 
@@ -82,7 +88,8 @@ impl TrackerLink {
         match self.state {
             LinkState::Down { retry_at } => Some(retry_at),
             LinkState::Up { next_heartbeat, .. } => Some(next_heartbeat),
-            _ => None,
+            LinkState::Handshaking { .. } | LinkState::Registering { .. } => self.answer_by,
+            LinkState::Connecting => None,
         }
     }
 
@@ -109,6 +116,14 @@ impl TrackerLink {
 
 impl PeerNode {
     pub(super) fn tracker_tick(&mut self, now: Instant) {
+        let waiting = matches!(
+            self.tracker.state,
+            LinkState::Handshaking { .. } | LinkState::Registering { .. }
+        );
+        if waiting && self.tracker.answer_by.is_some_and(|t| now >= t) {
+            let why = format!("no answer within {}s", ANSWER_TIMEOUT.as_secs());
+            return self.tracker_lost(&why, now);
+        }
         match self.tracker.state {
             LinkState::Down { retry_at } if now >= retry_at => {
                 self.tracker.state = LinkState::Connecting;
@@ -131,9 +146,10 @@ impl PeerNode {
         }
     }
 
-    pub(super) fn tracker_connected(&mut self, conn: ConnId, _now: Instant) {
+    pub(super) fn tracker_connected(&mut self, conn: ConnId, now: Instant) {
         tracing::debug!("connected to tracker {}", self.tracker.addr);
         self.tracker.state = LinkState::Handshaking { conn };
+        self.tracker.answer_by = Some(now + ANSWER_TIMEOUT);
         self.send_hello(conn);
     }
 
@@ -143,6 +159,7 @@ impl PeerNode {
             self.pending.retain(|_, p| p.conn != conn);
         }
         self.tracker.list_in_flight = false;
+        self.tracker.answer_by = None;
         let delay = self.tracker.next_backoff();
         tracing::info!(
             "tracker {} lost ({why}); next attempt in {delay:?}",
@@ -175,7 +192,7 @@ impl PeerNode {
         match msg {
             Message::Hello { version, .. } if version == PROTOCOL_VERSION => {
                 if matches!(self.tracker.state, LinkState::Handshaking { .. }) {
-                    self.register(conn);
+                    self.register(conn, now);
                 }
             }
             Message::Hello { version, .. } => {
@@ -193,6 +210,7 @@ impl PeerNode {
                     next_heartbeat: now + interval,
                     interval,
                 };
+                self.tracker.answer_by = None;
                 self.tracker.backoff = FIRST_RETRY;
                 self.tracker.heartbeat = Some(interval);
                 let tracker = self.tracker.addr.to_string();
@@ -228,7 +246,12 @@ impl PeerNode {
                     ));
                     self.exit(1);
                 }
-                ErrorCode::NotRegistered => self.register(conn),
+                ErrorCode::NotRegistered => self.register(conn, now),
+                // Full, or too many names from our address: try again later, with backoff.
+                ErrorCode::Busy if matches!(self.tracker.state, LinkState::Registering { .. }) => {
+                    let text = crate::names::printable(&message);
+                    self.tracker_lost(&format!("the tracker is busy: {text}"), now);
+                }
                 _ => {
                     let text = crate::names::printable(&message);
                     self.ui.warn(&format!("tracker: {text}"));
@@ -238,8 +261,9 @@ impl PeerNode {
         }
     }
 
-    fn register(&mut self, conn: ConnId) {
+    fn register(&mut self, conn: ConnId, now: Instant) {
         self.tracker.state = LinkState::Registering { conn };
+        self.tracker.answer_by = Some(now + ANSWER_TIMEOUT);
         let req = self.next_id();
         let name = self.cfg.name.clone();
         let listen_port = self.listen_port;
