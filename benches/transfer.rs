@@ -6,6 +6,7 @@
 //!   --big SIZE         large file size, e.g. 1GiB, 256MiB (default 1GiB)
 //!   --small SIZE       small file size (default 64MiB)
 //!   --repeat N         transfer rounds; the best counts (default 3)
+//!   --sources N        row 2 downloads from 2..=N sources at once (default 3; 1 skips it)
 //!   --peers N,N        simulated tracker peers (default 1000,10000)
 //!   --phase SECS       length of each tracker load phase (default 3)
 //!   --only PARTS       run only these parts (comma-separated): transfer (rows 1, 3 for the
@@ -54,6 +55,7 @@ fn config(args: &[String]) -> Result<perf::Config, String> {
             "--big" => cfg.big = parse_size(value()?)?,
             "--small" => cfg.small = parse_size(value()?)?,
             "--repeat" => cfg.repeat = value()?.parse().map_err(|_| "bad --repeat")?,
+            "--sources" => cfg.max_sources = value()?.parse().map_err(|_| "bad --sources")?,
             "--peers" => {
                 cfg.tracker_peers = value()?
                     .split(',')

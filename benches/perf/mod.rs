@@ -50,6 +50,8 @@ pub struct Config {
     pub small: u64,
     /// Each transfer measurement (and its yardsticks) is run this many times; the best counts.
     pub repeat: usize,
+    /// Row 2 downloads from 2..=`max_sources` sources (1: no row 2).
+    pub max_sources: usize,
     /// Simulated peer counts for the tracker rows.
     pub tracker_peers: Vec<usize>,
     /// Length of each tracker load phase (register, list).
@@ -73,6 +75,7 @@ impl Config {
             big: 1024 * MIB,
             small: 64 * MIB,
             repeat: 3,
+            max_sources: 3,
             tracker_peers: vec![1_000, 10_000],
             load_phase: Duration::from_secs(3),
             load_concurrency: 32,
@@ -90,6 +93,7 @@ impl Config {
             big: 16 * MIB,
             small: 4 * MIB,
             repeat: 1,
+            max_sources: 2,
             tracker_peers: vec![200],
             load_phase: Duration::from_millis(300),
             load_concurrency: 16,
@@ -115,6 +119,8 @@ pub struct Transfer {
     pub receiver_cpu_per_gib: f64,
     pub reference_cpu_per_gib: f64,
     pub sender_cpu_per_gib: f64,
+    /// Swarm downloads: (sources, best MB/s, every run's MB/s).
+    pub swarm: Vec<(usize, f64, Vec<f64>)>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -346,6 +352,29 @@ impl Bench<'_> {
         registered: bool,
         time_serving: bool,
     ) -> Result<PeerStart, String> {
+        self.start_peer_in(
+            place,
+            name,
+            tracker,
+            shared,
+            shared,
+            registered,
+            time_serving,
+        )
+    }
+
+    /// [`Self::start_peer`] with its state (hash cache) in `{state}-state`.
+    #[allow(clippy::too_many_arguments)]
+    fn start_peer_in(
+        &self,
+        place: Place,
+        name: &str,
+        tracker: SocketAddr,
+        shared: &str,
+        state: &str,
+        registered: bool,
+        time_serving: bool,
+    ) -> Result<PeerStart, String> {
         let mut cmd = place.p2p();
         cmd.args(["peer", "--name", name, "--listen", "127.0.0.1:0", "--serve"])
             .arg("--tracker")
@@ -353,7 +382,7 @@ impl Bench<'_> {
             .arg("--shared")
             .arg(self.path(shared))
             .arg("--downloads")
-            .arg(self.path(&format!("{shared}-state")));
+            .arg(self.path(&format!("{state}-state")));
         let spawned = Instant::now();
         let mut p = Proc::spawn(name, &mut cmd)?;
         let line = p.wait_line("listening", STARTUP, |l| l.contains(" listening on "))?;
@@ -389,12 +418,30 @@ impl Bench<'_> {
         size: u64,
         tag: &str,
     ) -> Result<(f64, Ended), String> {
+        self.download_from(place, tracker, &[from], file, size, tag)
+    }
+
+    /// [`Self::download`] from every source in `from` at once (`get FILE`, a swarm download)
+    /// when there is more than one.
+    fn download_from(
+        &self,
+        place: Place,
+        tracker: SocketAddr,
+        from: &[&str],
+        file: &str,
+        size: u64,
+        tag: &str,
+    ) -> Result<(f64, Ended), String> {
         let downloads = self.path(&format!("dl-{tag}"));
         let _ = std::fs::remove_dir_all(&downloads);
         std::fs::create_dir_all(&downloads).map_err(io_err("downloads folder"))?;
         let batch = self.path(&format!("batch-{tag}.txt"));
-        std::fs::write(&batch, format!("wait-peer {from} 30\nget {from} {file}\n"))
-            .map_err(io_err("batch file"))?;
+        let mut script: String = from.iter().map(|p| format!("wait-peer {p} 30\n")).collect();
+        match from {
+            [one] => script.push_str(&format!("get {one} {file}\n")),
+            _ => script.push_str(&format!("get {file}\n")),
+        }
+        std::fs::write(&batch, script).map_err(io_err("batch file"))?;
         let mut cmd = place.p2p();
         cmd.args(["peer", "--name", "receiver", "--listen", "127.0.0.1:0"])
             .arg("--tracker")
@@ -539,6 +586,23 @@ fn transfer_rows(b: &Bench, results: &mut Results) -> Result<(), String> {
         restart_serving_ms: restart.serving_ms,
     });
     let mut sender = restart.proc;
+    // More sources for row 2: the same folder, each with its own state folder holding a copy
+    // of the hash cache (so they start without hashing).
+    let mut extra = Vec::new();
+    for n in 2..=cfg.max_sources {
+        let name = format!("sender{n}");
+        let cache = |state: &str| b.path(&format!("{state}-state/.p2p/hash-cache.cbor"));
+        let state = format!("big{n}");
+        if let Some(dir) = cache(&state).parent() {
+            std::fs::create_dir_all(dir).map_err(io_err("state folder"))?;
+        }
+        let _ = std::fs::copy(cache("big"), cache(&state));
+        let p = b.start_peer_in(Place::Host, &name, taddr, "big", &state, true, false)?;
+        extra.push((name, p.proc));
+    }
+    let mut swarm: Vec<(usize, f64, Vec<f64>)> = (2..=cfg.max_sources)
+        .map(|n| (n, 0.0, Vec::new()))
+        .collect();
 
     // 1. Verified download against its yardsticks, interleaved so that a noisy neighbour hurts
     //    both sides alike; the best of `repeat` runs counts for each.
@@ -563,16 +627,37 @@ fn transfer_rows(b: &Bench, results: &mut Results) -> Result<(), String> {
             .sha_mbps
             .max(reference::sha256_speed(&big).map_err(io_err("hashing"))?.0);
         say(cfg, &format!("round {round}: p2p verified download"));
+        let sender_cpu = sender.cpu_secs_now();
         let (rate, ended) = b.download(Place::Host, taddr, "sender", "big.bin", cfg.big, "big")?;
+        if let (Some(before), Some(after)) = (sender_cpu, sender.cpu_secs_now()) {
+            t.sender_cpu_per_gib = least(t.sender_cpu_per_gib, (after - before) / gib(cfg.big));
+        }
         t.all_download_mbps.push(rate);
         t.download_mbps = t.download_mbps.max(rate);
         t.receiver_cpu_per_gib = least(t.receiver_cpu_per_gib, ended.cpu_secs / gib(cfg.big));
         receiver_rss = receiver_rss.max(ended.max_rss_kib);
+        for (n, best, all) in &mut swarm {
+            say(
+                cfg,
+                &format!("round {round}: p2p verified download, {n} sources"),
+            );
+            let mut from = vec!["sender".to_string()];
+            from.extend(extra.iter().take(*n - 1).map(|(name, _)| name.clone()));
+            let from: Vec<&str> = from.iter().map(String::as_str).collect();
+            let (rate, ended) =
+                b.download_from(Place::Host, taddr, &from, "big.bin", cfg.big, "swarm")?;
+            all.push(rate);
+            *best = best.max(rate);
+            receiver_rss = receiver_rss.max(ended.max_rss_kib);
+        }
+    }
+    t.swarm = swarm;
+    for (_, mut p) in extra {
+        p.terminate();
     }
     let sender_end = sender
         .terminate()
         .ok_or("the sender did not exit when asked")?;
-    t.sender_cpu_per_gib = sender_end.cpu_secs / gib(cfg.big * cfg.repeat.max(1) as u64);
     results.rss.push(Rss {
         size: cfg.big,
         sender_kib: sender_end.max_rss_kib,
@@ -753,12 +838,31 @@ impl Results {
                 ratio(t.download_mbps, t.tcp_mbps),
                 t.tcp_mbps
             );
+            let _ = writeln!(
+                out,
+                "| 1 | CPU time per GiB (least of the runs; steadier than MB/s on a busy machine) \
+                 | receiver **{:.2} s**, sender {:.2} s | **{:.2}×** the reference loop's \
+                 receiving thread ({:.2} s); sender measured during the one-source downloads | |",
+                t.receiver_cpu_per_gib,
+                t.sender_cpu_per_gib,
+                ratio(t.receiver_cpu_per_gib, t.reference_cpu_per_gib),
+                t.reference_cpu_per_gib
+            );
+            for (n, best, all) in &t.swarm {
+                let runs: Vec<String> = all.iter().map(|r| format!("{r:.0}")).collect();
+                let _ = writeln!(
+                    out,
+                    "| 2 | verified download, {}, {n} sources (`get FILE`, best of {}: {}) | \
+                     **{best:.0} MB/s** | **{:.2}×** one source · {:.2}× reference loop; all \
+                     sources and the receiver share this machine's CPUs | |",
+                    size(cfg.big),
+                    all.len(),
+                    runs.join(", "),
+                    ratio(*best, t.download_mbps),
+                    ratio(*best, t.reference_mbps)
+                );
+            }
         }
-        let _ = writeln!(
-            out,
-            "| 2 | verified download, 2 and 3 sources | — | **placeholder: swarm (multi-source) \
-             downloads do not exist yet** | |"
-        );
         for r in &self.rss {
             let _ = writeln!(
                 out,
@@ -856,6 +960,14 @@ impl Results {
         positive("reference MB/s", t.reference_mbps)?;
         positive("TCP copy MB/s", t.tcp_mbps)?;
         positive("SHA-256 MB/s", t.sha_mbps)?;
+        positive("receiver CPU", t.receiver_cpu_per_gib)?;
+        positive("reference CPU", t.reference_cpu_per_gib)?;
+        for (n, best, _) in &t.swarm {
+            positive(&format!("{n}-source MB/s"), *best)?;
+        }
+        if t.swarm.len() + 1 != cfg.max_sources.max(1) {
+            return Err(format!("{} swarm rows", t.swarm.len()));
+        }
         if self.rss.len() != 2 {
             return Err(format!("{} RSS rows", self.rss.len()));
         }

@@ -144,6 +144,18 @@ impl Proc {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
+    /// CPU time (user + system) used so far, from `/proc/PID/stat` (clock-tick resolution).
+    pub fn cpu_secs_now(&self) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
+        // The command name may hold spaces: count fields after its closing parenthesis.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let utime: f64 = fields.get(11)?.parse().ok()?;
+        let stime: f64 = fields.get(12)?.parse().ok()?;
+        // SAFETY: sysconf has no memory effects.
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        (ticks > 0.0).then(|| (utime + stime) / ticks)
+    }
+
     /// Reaps the process if it has exited (non-blocking).
     fn try_reap(&mut self) -> Option<Ended> {
         if self.ended.is_none() {
