@@ -332,3 +332,51 @@ fn a_tracker_that_accepts_but_never_answers_is_dropped_and_retried() {
     let err = alice.stderr_text();
     assert!(err.contains("no answer within 10s"), "{err}");
 }
+
+/// A tracker that registers us and then never answers `ListPeers` (heartbeats vanish into its
+/// socket buffer): the peer drops the link 10 s after asking and comes back on a new one,
+/// instead of waiting for that list forever.
+#[test]
+fn a_tracker_that_stops_answering_peer_lists_is_dropped_and_retried() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, accepted) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { return };
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            // Hello and Register are answered; nothing after that ever is.
+            let ok = matches!(recv(&mut s), Ok(Message::Hello { .. }))
+                && send(&mut s, &hello("")).is_ok()
+                && matches!(recv(&mut s), Ok(Message::Register { .. }))
+                && send(
+                    &mut s,
+                    &Message::Registered {
+                        req: 0,
+                        ttl_secs: 30,
+                    },
+                )
+                .is_ok();
+            held.push(s);
+            if tx.send((std::time::Instant::now(), ok)).is_err() {
+                return;
+            }
+        }
+    });
+    let dirs = PeerDirs::new();
+    let cmd = peer_command("Alice", addr, &dirs, &["--serve"]);
+    let mut alice = Proc::spawn("Alice", cmd, None);
+    let (first, ok) = accepted.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(ok, "the fake tracker's handshake failed");
+    let (second, _) = accepted
+        .recv_timeout(Duration::from_secs(20))
+        .expect("a new link after the peer list never came");
+    let waited = second - first;
+    assert!(
+        waited >= Duration::from_secs(10) && waited < Duration::from_secs(15),
+        "came back after {waited:?}"
+    );
+    assert!(alice.is_running());
+    assert!(alice.stderr_text().contains("no answer within 10s"));
+}

@@ -14,8 +14,9 @@ const FIRST_RETRY: Duration = Duration::from_millis(500);
 const MAX_RETRY: Duration = Duration::from_secs(30);
 /// Heartbeat this many times per TTL, so one lost heartbeat does not expire us.
 const HEARTBEATS_PER_TTL: u32 = 3;
-/// A tracker that accepted our connection must answer `Hello` and then `Register` within this
-/// long; one that accepts and stays silent is dropped and retried like an unreachable one.
+/// A tracker that accepted our connection must answer `Hello`, `Register` and every
+/// `ListPeers` within this long; one that goes silent is dropped and retried like an
+/// unreachable one.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
@@ -49,7 +50,8 @@ pub struct TrackerLink {
     heartbeat: Option<Duration>,
     /// A peer-list request is in flight.
     pub list_in_flight: bool,
-    /// While handshaking or registering: the tracker must have answered by then.
+    /// While handshaking, registering or waiting for a peer list: the tracker must have
+    /// answered by then.
     answer_by: Option<Instant>,
 }
 
@@ -87,7 +89,10 @@ impl TrackerLink {
     pub fn deadline(&self) -> Option<Instant> {
         match self.state {
             LinkState::Down { retry_at } => Some(retry_at),
-            LinkState::Up { next_heartbeat, .. } => Some(next_heartbeat),
+            LinkState::Up { next_heartbeat, .. } => Some(
+                self.answer_by
+                    .map_or(next_heartbeat, |t| t.min(next_heartbeat)),
+            ),
             LinkState::Handshaking { .. } | LinkState::Registering { .. } => self.answer_by,
             LinkState::Connecting => None,
         }
@@ -116,13 +121,21 @@ impl TrackerLink {
 
 impl PeerNode {
     pub(super) fn tracker_tick(&mut self, now: Instant) {
-        let waiting = matches!(
-            self.tracker.state,
-            LinkState::Handshaking { .. } | LinkState::Registering { .. }
-        );
-        if waiting && self.tracker.answer_by.is_some_and(|t| now >= t) {
-            let why = format!("no answer within {}s", ANSWER_TIMEOUT.as_secs());
-            return self.tracker_lost(&why, now);
+        let owed = match self.tracker.state {
+            LinkState::Handshaking { .. } | LinkState::Registering { .. } => true,
+            LinkState::Up { .. } => self.tracker.list_in_flight,
+            _ => false,
+        };
+        if owed {
+            match self.tracker.answer_by {
+                // A peer-list request went out since the last tick: its clock starts now.
+                None => self.tracker.answer_by = Some(now + ANSWER_TIMEOUT),
+                Some(t) if now >= t => {
+                    let why = format!("no answer within {}s", ANSWER_TIMEOUT.as_secs());
+                    return self.tracker_lost(&why, now);
+                }
+                Some(_) => {}
+            }
         }
         match self.tracker.state {
             LinkState::Down { retry_at } if now >= retry_at => {
@@ -231,6 +244,7 @@ impl PeerNode {
                     && matches!(p.purpose, Purpose::PeerList)
                 {
                     self.tracker.list_in_flight = false;
+                    self.tracker.answer_by = None;
                     self.ready = true;
                     self.set_known_peers(peers, now);
                     self.op_peer_list_arrived(now);
