@@ -18,6 +18,8 @@ pub const OUT_HIGH_WATER: usize = 8 * 1024 * 1024;
 pub const OUT_LOW_WATER: usize = 2 * 1024 * 1024;
 /// Smallest read we issue; larger when a big frame is being assembled.
 const MIN_READ: usize = 64 * 1024;
+/// Sent frames at least this large go back to the chunk buffer pool.
+const RECYCLE_FROM: usize = 64 * 1024;
 /// A decoder buffer larger than this (after a large manifest, say) is freed once it is empty.
 const RELEASE_ABOVE: usize = 1024 * 1024;
 
@@ -183,7 +185,12 @@ impl Conn {
                         let front_left = self.out[0].len() - self.out_head;
                         if n >= front_left {
                             n -= front_left;
-                            self.out.pop_front();
+                            if let Some(sent) = self.out.pop_front()
+                                && sent.capacity() >= RECYCLE_FROM
+                            {
+                                // A chunk frame: its buffer serves the next one.
+                                crate::wire::recycle_chunk_buffer(sent);
+                            }
                             self.out_head = 0;
                         } else {
                             self.out_head += n;

@@ -103,7 +103,7 @@ pub fn parse_chunk(body: &[u8]) -> Option<ChunkRef<'_>> {
 /// bytes, with capacity reserved for them: append exactly `data_len` bytes of data and the
 /// frame is the one `encode_message(&Message::Chunk { req, index, data })` would produce.
 pub fn chunk_frame_head(req: u64, index: u64, data_len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4 + 48 + data_len);
+    let mut out = pooled_buffer(4 + 48 + data_len);
     out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(PREFIX);
     put_head(&mut out, UINT, req);
@@ -131,8 +131,10 @@ const POOL_BUFFERS: usize = 8;
 const POOL_BYTES: usize = 8 * 1024 * 1024;
 
 /// Gives a chunk's buffer back once its bytes are no longer needed, so the next `Chunk` decoded
-/// on this thread reuses memory that is already mapped (and likely cached) instead of a fresh
-/// allocation. Optional: a buffer that is simply dropped is freed as usual.
+/// or encoded ([`chunk_frame_head`]) on this thread reuses memory that is already mapped (and
+/// likely cached) instead of a fresh allocation, which costs page faults and, once freed, an
+/// unmap. Optional: a buffer that is simply dropped is freed as usual. The reactor hands back
+/// every large frame it has finished sending.
 pub fn recycle_chunk_buffer(mut buf: Vec<u8>) {
     buf.clear();
     POOL.with(|pool| {
@@ -144,14 +146,25 @@ pub fn recycle_chunk_buffer(mut buf: Vec<u8>) {
     });
 }
 
-/// A copy of `data` in a recycled buffer if one is big enough, else in a new one.
-pub(crate) fn pooled_copy(data: &[u8]) -> Vec<u8> {
+/// An empty buffer with room for `capacity` bytes: a recycled one if one is big enough (the
+/// smallest such), else a new one.
+fn pooled_buffer(capacity: usize) -> Vec<u8> {
     let reused = POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
-        let at = pool.iter().position(|b| b.capacity() >= data.len())?;
+        let at = pool
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.capacity() >= capacity)
+            .min_by_key(|(_, b)| b.capacity())?
+            .0;
         Some(pool.swap_remove(at))
     });
-    let mut buf = reused.unwrap_or_else(|| Vec::with_capacity(data.len()));
+    reused.unwrap_or_else(|| Vec::with_capacity(capacity))
+}
+
+/// A copy of `data` in a recycled buffer if one is big enough, else in a new one.
+pub(crate) fn pooled_copy(data: &[u8]) -> Vec<u8> {
+    let mut buf = pooled_buffer(data.len());
     buf.extend_from_slice(data);
     buf
 }
@@ -313,6 +326,13 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // An encoded frame reuses a recycled buffer too.
+        let mut sent = chunk_frame_head(9, 9, 100);
+        sent.extend_from_slice(&[1; 100]);
+        let ptr = sent.as_ptr();
+        recycle_chunk_buffer(sent);
+        let next = chunk_frame_head(1, 1, 90);
+        assert_eq!(next.as_ptr(), ptr);
         // A buffer too small for the next chunk is not used for it.
         recycle_chunk_buffer(Vec::with_capacity(10));
         let Message::Chunk { data, .. } = decode_message(&frame[4..]).unwrap() else {
