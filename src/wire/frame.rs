@@ -49,6 +49,11 @@ pub fn encode_message(msg: &Message) -> Vec<u8> {
         "we never build frames we would refuse"
     );
     out[..4].copy_from_slice(&(body_len as u32).to_be_bytes());
+    // A list grown by doubling can hold twice its size; frames wait in output queues, so give
+    // the slack back (realloc shrinks in place, without copying).
+    if out.capacity() - out.len() > 4096 {
+        out.shrink_to_fit();
+    }
     out
 }
 
