@@ -451,11 +451,16 @@ impl Bench<'_> {
             .arg("--downloads")
             .arg(&downloads)
             .arg("--batch")
-            .arg(&batch);
+            .arg(&batch)
+            // Serve after the batch, so its peak RSS and CPU time can be read before it exits.
+            .arg("--serve");
         let mut r = Proc::spawn("receiver", &mut cmd)?;
         let timeout = Duration::from_secs(60 + size / MIB);
         let line = r.wait_line("saved ...", timeout, |l| l.starts_with("saved "))?;
-        let ended = r.expect_success(Duration::from_secs(60))?;
+        r.wait_line("batch finished", Duration::from_secs(60), |l| {
+            l.contains("batch finished")
+        })?;
+        let ended = r.stop_measured()?;
         let rate =
             summary_rate(&line).ok_or_else(|| format!("no MB/s in the summary line '{line}'"))?;
         let got = std::fs::metadata(downloads.join(file))
@@ -542,11 +547,10 @@ pub fn run(cfg: &Config) -> Result<Results, String> {
                 .map_err(io_err("load generator"))?
                 .watch(t.pid());
             let load = generator.run(cfg.load_phase, cfg.load_concurrency)?;
-            let rss = t.vm_hwm_kib().unwrap_or(0);
-            let ended = t.terminate();
+            let ended = t.stop_measured()?;
             results.tracker.push(TrackerRow {
                 load,
-                tracker_rss_kib: rss.max(ended.map_or(0, |e| e.max_rss_kib)),
+                tracker_rss_kib: ended.max_rss_kib,
             });
         }
     }
@@ -655,9 +659,7 @@ fn transfer_rows(b: &Bench, results: &mut Results) -> Result<(), String> {
     for (_, mut p) in extra {
         p.terminate();
     }
-    let sender_end = sender
-        .terminate()
-        .ok_or("the sender did not exit when asked")?;
+    let sender_end = sender.stop_measured()?;
     results.rss.push(Rss {
         size: cfg.big,
         sender_kib: sender_end.max_rss_kib,
@@ -685,9 +687,7 @@ fn small_rss_row(b: &Bench) -> Result<Rss, String> {
         cfg.small,
         "small",
     )?;
-    let send_end = small_sender
-        .terminate()
-        .ok_or("the sender did not exit when asked")?;
+    let send_end = small_sender.stop_measured()?;
     tracker.terminate();
     Ok(Rss {
         size: cfg.small,
