@@ -13,7 +13,7 @@ use common::*;
 const MIB: usize = 1024 * 1024;
 const CHUNK: u64 = 256 * 1024;
 /// Bytes of requests the downloader keeps in flight (src/peer/transfer.rs WINDOW_BYTES).
-const WINDOW: u64 = 8 * MIB as u64;
+const WINDOW: u64 = 32 * MIB as u64;
 const LONG: Duration = Duration::from_secs(120);
 
 fn partial_path(dirs: &PeerDirs, name: &str) -> PathBuf {
