@@ -46,17 +46,15 @@ fn rand_suffix() -> u128 {
         .unwrap_or(0)
 }
 
-/// Waits until the partial file of `name` holds at least `bytes` (its length grows as chunks are
-/// written in order), then SIGKILLs `proc`. Returns the partial file's length at the kill.
-fn kill_when_partial_reaches(proc: &mut Proc, dirs: &PeerDirs, name: &str, bytes: u64) -> u64 {
+/// Waits (bounded) until the partial file of `name` holds at least `bytes` while `proc` runs;
+/// its length grows as chunks are written in order. Returns the length seen.
+fn wait_partial(proc: &mut Proc, dirs: &PeerDirs, name: &str, bytes: u64) -> u64 {
     let path = partial_path(dirs, name);
     let deadline = Instant::now() + LONG;
     loop {
         let len = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         if len >= bytes {
-            proc.signal(libc::SIGKILL);
-            proc.wait_exit(Duration::from_secs(10));
-            return fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            return len;
         }
         if !proc.is_running() || Instant::now() > deadline {
             panic!(
@@ -67,6 +65,16 @@ fn kill_when_partial_reaches(proc: &mut Proc, dirs: &PeerDirs, name: &str, bytes
         }
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// [`wait_partial`], then SIGKILLs `proc`. Returns the partial file's length at the kill.
+fn kill_when_partial_reaches(proc: &mut Proc, dirs: &PeerDirs, name: &str, bytes: u64) -> u64 {
+    wait_partial(proc, dirs, name, bytes);
+    proc.signal(libc::SIGKILL);
+    proc.wait_exit(Duration::from_secs(10));
+    fs::metadata(partial_path(dirs, name))
+        .map(|m| m.len())
+        .unwrap_or(0)
 }
 
 /// From `resuming NAME from SOURCE: K of N chunks already here`, K.
@@ -173,16 +181,7 @@ fn sender_killed_and_restarted_on_another_port_while_the_receiver_waits() {
     );
 
     // Kill Alice once a third has arrived.
-    let path = partial_path(&bob, "big.bin");
-    let deadline = Instant::now() + LONG;
-    while fs::metadata(&path).map(|m| m.len()).unwrap_or(0) < size as u64 / 3 {
-        assert!(
-            run.is_running() && Instant::now() < deadline,
-            "{}",
-            run.diagnostics()
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_partial(&mut run, &bob, "big.bin", size as u64 / 3);
     let Peer {
         dirs,
         mut proc,
@@ -234,15 +233,7 @@ fn source_that_never_returns_fails_the_batch_and_keeps_the_partial_download() {
         &["--retry-for", "2"],
     );
     let path = partial_path(&bob, "f.bin");
-    let deadline = Instant::now() + LONG;
-    while fs::metadata(&path).map(|m| m.len()).unwrap_or(0) < size as u64 / 4 {
-        assert!(
-            run.is_running() && Instant::now() < deadline,
-            "{}",
-            run.diagnostics()
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    wait_partial(&mut run, &bob, "f.bin", size as u64 / 4);
     drop(alice);
     let status = run.wait_exit(Duration::from_secs(60));
     // Unfinished, resumable: exit status 5 (README, "Exit status").

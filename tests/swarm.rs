@@ -41,7 +41,9 @@ fn partial_len(dirs: &PeerDirs, name: &str) -> u64 {
 
 #[test]
 fn three_seeders_with_different_names_all_contribute() {
-    let content = pseudo_random(64 * MIB, 21);
+    // Large against the 32 MiB per-source window, so every source gets fresh chunks even when
+    // it joins a little after the first one.
+    let content = pseudo_random(256 * MIB, 21);
     let tracker = Tracker::start();
     let _a = Peer::serve("Alice", tracker.addr, &[("a.bin", &content)]);
     let _b = Peer::serve("Bob", tracker.addr, &[("b.bin", &content)]);

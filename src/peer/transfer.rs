@@ -153,6 +153,37 @@ pub struct Download {
 }
 
 impl Download {
+    /// A download from `sources` with nothing asked yet and no source active.
+    fn new(
+        id: DownloadId,
+        file_name: &str,
+        sources: &[String],
+        plan: ChunkPlan,
+        part: PartialFile,
+        record: ResumeRecord,
+        now: Instant,
+    ) -> Download {
+        let window = window_for(plan.manifest());
+        Download {
+            id,
+            file_name: file_name.to_string(),
+            sha256: plan.manifest().sha256,
+            sources: sources
+                .iter()
+                .map(|s| Source::new(s, window, now))
+                .collect(),
+            plan,
+            part,
+            record,
+            paused: false,
+            unsynced: Vec::new(),
+            last_checkpoint: now,
+            started: now,
+            fetched: 0,
+            lost_since: Some(now),
+        }
+    }
+
     pub fn size(&self) -> u64 {
         self.plan.manifest().size
     }
@@ -291,6 +322,23 @@ impl Download {
     }
 }
 
+/// Opens (or creates) the partial file of `file_name` and keeps the chunks in it that verify
+/// against `manifest`. Returns how many were kept.
+fn open_partial(
+    downloads: &std::path::Path,
+    file_name: &str,
+    manifest: Manifest,
+) -> Result<(PartialFile, ChunkPlan, u64), String> {
+    let shown = printable(file_name);
+    let mut part = PartialFile::open_existing(&downloads.join(file_name), file_name)
+        .map_err(|e| format!("cannot open the partial download of {shown}: {e}"))?;
+    let mut plan = ChunkPlan::new(manifest);
+    let kept = part
+        .adopt_verified_chunks(&mut plan)
+        .map_err(|e| format!("cannot read the partial download of {shown}: {e}"))?;
+    Ok((part, plan, kept))
+}
+
 pub fn percent(done: u64, total: u64) -> f64 {
     if total == 0 {
         100.0
@@ -339,13 +387,7 @@ impl PeerNode {
                 printable(file_name)
             )),
         }
-        let dest = downloads.join(file_name);
-        let mut part = PartialFile::open_existing(&dest, file_name)
-            .map_err(|e| format!("cannot open a file in {}: {e}", downloads.display()))?;
-        let mut plan = ChunkPlan::new(manifest);
-        let kept = part
-            .adopt_verified_chunks(&mut plan)
-            .map_err(|e| format!("cannot read the partial download of {file_name}: {e}"))?;
+        let (part, plan, kept) = open_partial(&downloads, file_name, manifest)?;
         if kept > 0 {
             self.ui.line(&format!(
                 "resuming {} from {}: {kept} of {} chunks already here ({:.1}%)",
@@ -370,25 +412,7 @@ impl PeerNode {
                 )
             })?;
         let id = self.next_id();
-        let window = window_for(plan.manifest());
-        let download = Download {
-            id,
-            file_name: file_name.to_string(),
-            sha256: plan.manifest().sha256,
-            sources: sources
-                .iter()
-                .map(|s| Source::new(s, window, now))
-                .collect(),
-            plan,
-            part,
-            record,
-            paused: false,
-            unsynced: Vec::new(),
-            last_checkpoint: now,
-            started: now,
-            fetched: 0,
-            lost_since: Some(now),
-        };
+        let download = Download::new(id, file_name, sources, plan, part, record, now);
         tracing::info!(
             "downloading {} ({} bytes, sha256 {}) from {}",
             printable(file_name),
@@ -441,13 +465,7 @@ impl PeerNode {
             }
         };
         let manifest = record.manifest()?;
-        let dest = downloads.join(file_name);
-        let mut part = PartialFile::open_existing(&dest, file_name)
-            .map_err(|e| format!("cannot open the partial download of {shown}: {e}"))?;
-        let mut plan = ChunkPlan::new(manifest);
-        let kept = part
-            .adopt_verified_chunks(&mut plan)
-            .map_err(|e| format!("cannot read the partial download of {shown}: {e}"))?;
+        let (part, plan, kept) = open_partial(&downloads, file_name, manifest)?;
         let recorded = record.durable_count();
         self.ui.line(&format!(
             "resuming {shown} from {}: {kept} of {} chunks already here ({:.1}%)",
@@ -463,27 +481,8 @@ impl PeerNode {
             ));
         }
         let id = self.next_id();
-        let window = window_for(plan.manifest());
-        let sources = record
-            .sources
-            .iter()
-            .map(|s| Source::new(s, window, now))
-            .collect();
-        let download = Download {
-            id,
-            file_name: file_name.to_string(),
-            sha256: record.sha256,
-            sources,
-            plan,
-            part,
-            record,
-            paused: false,
-            unsynced: Vec::new(),
-            last_checkpoint: now,
-            started: now,
-            fetched: 0,
-            lost_since: Some(now),
-        };
+        let sources = record.sources.clone();
+        let download = Download::new(id, file_name, &sources, plan, part, record, now);
         self.downloads.insert(id, download);
         self.step_download(id, now);
         self.maybe_finish(id, now);
