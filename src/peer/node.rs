@@ -107,6 +107,8 @@ pub struct PeerNode {
     pub(super) ready: bool,
     pub(super) ready_deadline: Instant,
     pub(super) exiting: bool,
+    /// The wait before the current command reaches a busy peer again (`ops.rs`).
+    pub(super) busy_wait: Option<std::time::Duration>,
 }
 
 /// Longest wait for the tracker before commands run anyway.
@@ -142,7 +144,10 @@ impl PeerNode {
             ready: false,
             ready_deadline: now + STARTUP_GRACE,
             exiting: false,
+            busy_wait: None,
         };
+        // Temporary resume records a crash left behind are of no use to anyone.
+        super::resume::clean_stale_temps(&node.cfg.downloads_dir);
         node.discovery_start(now);
         node
     }

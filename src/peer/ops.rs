@@ -18,14 +18,31 @@ use std::time::{Duration, Instant};
 
 /// A command waiting on the network gives up after this long without progress.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+/// First wait before reaching a peer again that refused us as busy; doubles up to the last.
+const BUSY_FIRST_RETRY: Duration = Duration::from_millis(500);
+const BUSY_MAX_RETRY: Duration = Duration::from_secs(5);
 /// How often `wait-peer` asks the tracker again.
 const WAIT_PEER_POLL: Duration = Duration::from_millis(250);
+
+/// How a connection to a peer ended, as far as the command that was reaching it cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lost {
+    /// It had completed its handshake.
+    Established,
+    /// It never completed its handshake.
+    Handshake,
+    /// The peer refused it as busy (`Error` with code `Busy` in place of `Hello`).
+    Busy,
+}
 
 /// What a command that talks to a peer is waiting for.
 #[derive(Debug)]
 pub enum Step {
     /// Finding and connecting to the peer. `refreshed`: we already asked the tracker anew.
     Reaching { refreshed: bool },
+    /// The peer refused the connection as busy (its connection cap): reach it again at
+    /// `retry_at`; the next refusal waits twice `wait`. The command's deadline still holds.
+    Busy { retry_at: Instant, wait: Duration },
     /// Our request went out on this connection; waiting for the answer.
     Asked(ConnId),
     /// `get` only: the manifest was asked for this file.
@@ -85,6 +102,13 @@ impl Op {
         }
     }
 
+    fn step(&self) -> Option<&Step> {
+        match self {
+            Op::Files { step, .. } | Op::Get { step, .. } | Op::Msg { step, .. } => Some(step),
+            _ => None,
+        }
+    }
+
     fn step_mut(&mut self) -> Option<&mut Step> {
         match self {
             Op::Files { step, .. } | Op::Get { step, .. } | Op::Msg { step, .. } => Some(step),
@@ -117,6 +141,7 @@ impl PeerNode {
         tracing::debug!("command {cmd:?}");
         let deadline = now + STEP_TIMEOUT;
         let reaching = Step::Reaching { refreshed: false };
+        self.busy_wait = None;
         match cmd {
             Command::Peers => {
                 if self.request_peer_list() {
@@ -307,9 +332,10 @@ impl PeerNode {
         let mut ids = BTreeSet::new();
         for name in names {
             match self.resume_from_record(&name, now) {
-                Ok(id) => {
+                Ok(Some(id)) => {
                     ids.insert(id);
                 }
+                Ok(None) => {}
                 Err(e) if single => return self.fail_op(&e),
                 Err(e) => self.ui.warn(&e),
             }
@@ -495,10 +521,11 @@ impl PeerNode {
         &mut self,
         conn: ConnId,
         name: &str,
-        handshake_failed: bool,
+        lost: Lost,
         why: &str,
-        _now: Instant,
+        now: Instant,
     ) {
+        let handshake_failed = lost != Lost::Established;
         if matches!(self.op, Some(Op::Find(_))) {
             let peer = self.find_peer_on(conn).unwrap_or_else(|| name.to_string());
             return self.find_answer(&peer, None);
@@ -509,8 +536,25 @@ impl PeerNode {
             // Only a connection that never got through its handshake was this command's
             // attempt to reach the peer; another one closing (an old one we dropped) is not.
             Some(Step::Reaching { .. }) => handshake_failed && op.peer() == Some(name),
-            None => false,
+            Some(Step::Busy { .. }) | None => false,
         };
+        if on_this_conn && lost == Lost::Busy {
+            // "Try again later": a seeder at its connection cap. Wait and try again, within the
+            // command's deadline, instead of failing at once.
+            let wait = self.busy_wait.unwrap_or(BUSY_FIRST_RETRY);
+            if let Some(step) = self.op.as_mut().and_then(Op::step_mut) {
+                *step = Step::Busy {
+                    retry_at: now + wait,
+                    wait,
+                };
+            }
+            self.ui.notice(&format!(
+                "{} is busy ({why}); trying again in {:.1}s",
+                printable(name),
+                wait.as_secs_f64()
+            ));
+            return;
+        }
         if on_this_conn {
             let why = format!("connection to {} lost: {why}", printable(name));
             self.fail_op_as(Failure::Unreachable, &why);
@@ -664,6 +708,16 @@ impl PeerNode {
 
     pub(super) fn op_tick(&mut self, now: Instant) {
         let Some(op) = &mut self.op else { return };
+        let deadline = op.deadline();
+        if let Some(step) = op.step_mut()
+            && let Step::Busy { retry_at, wait } = *step
+            && now >= retry_at
+            && now < deadline
+        {
+            *step = Step::Reaching { refreshed: true };
+            self.busy_wait = Some((wait * 2).min(BUSY_MAX_RETRY));
+            return self.op_advance(now);
+        }
         match op {
             Op::Sleep { until } if now >= *until => self.finish_op(),
             Op::WaitPeer {
@@ -708,7 +762,10 @@ impl PeerNode {
                 next_poll,
                 ..
             }) => Some(*deadline.min(next_poll)),
-            Some(op) => Some(op.deadline()),
+            Some(op) => match op.step() {
+                Some(Step::Busy { retry_at, .. }) => Some(op.deadline().min(*retry_at)),
+                _ => Some(op.deadline()),
+            },
         }
     }
 

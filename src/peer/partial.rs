@@ -82,6 +82,10 @@ impl PartialFile {
             .create_new(true)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&part_path)?;
+        // The new name must survive a crash as surely as the bytes later written into it.
+        if let Some(dir) = part_path.parent() {
+            sync_dir(dir);
+        }
         Ok(PartialFile::with_file(file, part_path, dest))
     }
 
@@ -121,8 +125,16 @@ impl PartialFile {
     /// Resume: checks every chunk already in the partial file against the manifest and marks
     /// the intact ones done. A torn or lost write simply fails its hash and is fetched again.
     /// Holes (never written) are skipped without reading. Returns how many chunks were kept.
+    ///
+    /// A partial file longer than the file it becomes (the file shrank at its source, and the
+    /// record that said so is gone) is cut to the manifest's size first: bytes past the end are
+    /// never checked by any chunk hash, so they must not survive into the finished file.
     pub fn adopt_verified_chunks(&mut self, plan: &mut ChunkPlan) -> io::Result<u64> {
         use std::os::fd::AsRawFd;
+        let size = plan.manifest().size;
+        if self.file.metadata()?.len() > size {
+            self.file.set_len(size)?;
+        }
         let len = self.file.metadata()?.len();
         let fd = self.file.as_raw_fd();
         let mut buf = Vec::new();
@@ -175,6 +187,16 @@ impl PartialFile {
         &self.dest
     }
 
+    /// The hidden file the chunks are written to (named in errors: it is what fills a disk).
+    pub fn part_path(&self) -> &Path {
+        &self.part_path
+    }
+
+    /// Whether nothing was ever written to the partial file.
+    pub fn is_empty(&self) -> bool {
+        self.file.metadata().is_ok_and(|m| m.len() == 0)
+    }
+
     /// The whole-file hasher, started with this download's geometry on first use.
     fn hasher_for(&mut self, plan: &ChunkPlan) -> io::Result<&mut FileHasher> {
         if self.hasher.is_none() {
@@ -197,65 +219,109 @@ impl PartialFile {
         Ok(())
     }
 
-    /// Called when every chunk is written: checks the whole-file hash, makes the bytes durable
-    /// and links the file under its final name without replacing anything.
-    pub fn finish(mut self, expected: &Sha256) -> Result<PathBuf, String> {
+    /// Called when every chunk is written: checks the whole-file hash and size, makes the bytes
+    /// durable and links the file under its final name without replacing anything.
+    ///
+    /// Only a content mismatch removes the partial file (nothing in it can be trusted). Any
+    /// other failure (the final fsync, the link, a file that appeared under the final name)
+    /// keeps it: every chunk in it is verified, and `resume` re-checks them from the disk (an
+    /// fsync that failed once may "succeed" later with the data gone, so nothing is assumed).
+    pub fn finish(&mut self, expected: &Sha256, size: u64) -> Result<PathBuf, FinishError> {
         let hashed = match self.hasher.take() {
             Some(hasher) => hasher.finish(),
             None => hash_file(&self.part_path),
         };
-        let got = match hashed {
-            Ok(sha) => sha,
-            Err(e) => {
-                self.abandon();
-                return Err(format!("cannot hash the finished download: {e}"));
-            }
-        };
+        let got = hashed.map_err(|e| {
+            FinishError::Kept(format!(
+                "cannot read the finished download back ({}): {e}",
+                self.part_path.display()
+            ))
+        })?;
         if got != *expected {
-            self.abandon();
-            return Err(format!(
+            self.remove();
+            return Err(FinishError::Mismatch(format!(
                 "the finished file hashes to {got}, not {expected}: the source's manifest does not \
                  describe that file; nothing was saved"
-            ));
+            )));
         }
-        let fail = |what: &str, e: io::Error, part: &Path| {
-            let _ = std::fs::remove_file(part);
-            format!("{what}: {e}")
+        let kept = |what: &str, e: io::Error, part: &Path| {
+            FinishError::Kept(format!("{what} ({}): {e}", part.display()))
         };
-        if let Err(e) = self.file.sync_all() {
-            return Err(fail(
-                "could not flush the download to disk",
-                e,
-                &self.part_path,
-            ));
+        // What is linked must be exactly what was verified: the chunks cover [0, size) and
+        // nothing is ever written past it, but the length is checked, not assumed.
+        let len = self
+            .file
+            .metadata()
+            .map_err(|e| kept("cannot check the finished download", e, &self.part_path))?
+            .len();
+        if len != size {
+            self.file.set_len(size).map_err(|e| {
+                kept(
+                    "cannot cut the finished download to size",
+                    e,
+                    &self.part_path,
+                )
+            })?;
         }
+        self.file
+            .sync_all()
+            .map_err(|e| kept("could not flush the download to disk", e, &self.part_path))?;
         // link() fails if the destination exists: a file that appeared meanwhile is kept.
         if let Err(e) = std::fs::hard_link(&self.part_path, &self.dest) {
-            let why = if e.kind() == io::ErrorKind::AlreadyExists {
-                match check_destination(&self.dest, expected) {
-                    Ok(_) => {
-                        let _ = std::fs::remove_file(&self.part_path);
-                        return Ok(self.dest);
-                    }
-                    Err(conflict) => conflict,
+            if e.kind() != io::ErrorKind::AlreadyExists {
+                return Err(FinishError::Kept(format!(
+                    "could not create {}: {e}",
+                    self.dest.display()
+                )));
+            }
+            return match check_destination(&self.dest, expected) {
+                Ok(_) => {
+                    self.remove();
+                    Ok(self.dest.clone())
                 }
-            } else {
-                format!("could not create {}: {e}", self.dest.display())
+                Err(conflict) => Err(FinishError::Kept(conflict)),
             };
-            let _ = std::fs::remove_file(&self.part_path);
-            return Err(why);
         }
+        self.remove();
+        Ok(self.dest.clone())
+    }
+
+    /// Unlinks the partial file, durably (a crash must not bring the name back).
+    fn remove(&self) {
         let _ = std::fs::remove_file(&self.part_path);
-        if let Some(dir) = self.dest.parent() {
+        if let Some(dir) = self.part_path.parent() {
             sync_dir(dir);
         }
-        Ok(self.dest)
     }
 
     /// Removes the partial file (download failed or cancelled).
     pub fn abandon(self) {
-        let _ = std::fs::remove_file(&self.part_path);
+        self.remove();
     }
+}
+
+/// Why a finished download was not saved.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FinishError {
+    /// The bytes are not the file asked for: the partial file is gone.
+    Mismatch(String),
+    /// The bytes are right but could not be saved (disk, permissions, a file in the way): the
+    /// partial file is kept for `resume`.
+    Kept(String),
+}
+
+/// Bytes an unprivileged process may still write in the filesystem holding `dir`.
+pub fn free_space(dir: &Path) -> io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| io::Error::other("path contains a NUL byte"))?;
+    // SAFETY: `path` is a valid C string and `stat` a writable statvfs the call fills in.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // Both are u64 on 64-bit Linux; the casts keep 32-bit targets building.
+    Ok((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
 }
 
 /// Where the partial file of `dest` lives: beside it, hidden.
@@ -313,7 +379,7 @@ mod tests {
         fetch_all(&mut plan, &mut part, &data, &[2, 0, 3, 1]);
         assert!(plan.is_complete());
         let sha = plan.manifest().sha256;
-        let path = part.finish(&sha).unwrap();
+        let path = part.finish(&sha, data.len() as u64).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), data);
         assert!(!dir.path().join(".f.bin.p2p-part").exists());
     }
@@ -326,7 +392,10 @@ mod tests {
         let dest = dir.path().join("x");
         let mut part = PartialFile::create(&dest, "x").unwrap();
         fetch_all(&mut plan, &mut part, &data, &[0]);
-        assert!(part.finish(&Sha256([0; 32])).is_err());
+        assert!(matches!(
+            part.finish(&Sha256([0; 32]), 1000),
+            Err(FinishError::Mismatch(_))
+        ));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
@@ -339,9 +408,14 @@ mod tests {
         let mut part = PartialFile::create(&dest, "x").unwrap();
         fetch_all(&mut plan, &mut part, &data, &[0]);
         std::fs::write(&dest, b"someone else's").unwrap();
-        let err = part.finish(&plan.manifest().sha256).unwrap_err();
+        let err = part.finish(&plan.manifest().sha256, 10).unwrap_err();
+        let FinishError::Kept(err) = err else {
+            panic!("{err:?}")
+        };
         assert!(err.contains("different content"), "{err}");
         assert_eq!(std::fs::read(&dest).unwrap(), b"someone else's");
+        // The verified bytes stay for `resume` once the other file is moved away.
+        assert_eq!(std::fs::read(dir.path().join(".x.p2p-part")).unwrap(), data);
     }
 
     #[test]
@@ -396,7 +470,11 @@ mod tests {
             plan.mark_written(i);
         }
         let sha = plan.manifest().sha256;
-        assert_eq!(std::fs::read(part.finish(&sha).unwrap()).unwrap(), data);
+        let size = data.len() as u64;
+        assert_eq!(
+            std::fs::read(part.finish(&sha, size).unwrap()).unwrap(),
+            data
+        );
     }
 
     #[test]
@@ -421,6 +499,54 @@ mod tests {
         assert_eq!(part.adopt_verified_chunks(&mut plan).unwrap(), 1);
     }
 
+    /// Every right byte, then 1 MiB of others (the file shrank at its source): the finished
+    /// file is the exact bytes of the manifest, never the longer partial.
+    #[test]
+    fn a_partial_longer_than_the_file_is_cut_to_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..256 * 1024 * 32 + 3).map(|i| (i % 251) as u8).collect();
+        let dest = dir.path().join("g.bin");
+        let part_path = dir.path().join(".g.bin.p2p-part");
+        let mut longer = data.clone();
+        longer.extend(std::iter::repeat_n(0xA5u8, 1 << 20));
+        std::fs::write(&part_path, &longer).unwrap();
+
+        let mut plan = plan_for(&data);
+        let mut part = PartialFile::open_existing(&dest, "g.bin").unwrap();
+        assert_eq!(part.adopt_verified_chunks(&mut plan).unwrap(), 33);
+        assert!(plan.is_complete());
+        let sha = plan.manifest().sha256;
+        let saved = part.finish(&sha, data.len() as u64).unwrap();
+        let on_disk = std::fs::read(&saved).unwrap();
+        assert_eq!(on_disk.len(), data.len());
+        assert_eq!(Sha256::of(&on_disk), sha);
+    }
+
+    /// The same when the extra bytes sit past a partial that is still missing chunks.
+    #[test]
+    fn extra_bytes_past_the_end_never_reach_the_final_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..256 * 1024 * 3 + 10).map(|i| (i % 249) as u8).collect();
+        let dest = dir.path().join("h");
+        let part_path = dir.path().join(".h.p2p-part");
+        let mut longer = data.clone();
+        longer[10] ^= 1; // chunk 0 torn: fetched again
+        longer.extend(std::iter::repeat_n(7u8, 300_000));
+        std::fs::write(&part_path, &longer).unwrap();
+
+        let mut plan = plan_for(&data);
+        let mut part = PartialFile::open_existing(&dest, "h").unwrap();
+        assert_eq!(part.adopt_verified_chunks(&mut plan).unwrap(), 3);
+        assert_eq!(
+            std::fs::metadata(&part_path).unwrap().len(),
+            data.len() as u64
+        );
+        fetch_all(&mut plan, &mut part, &data, &[0]);
+        let sha = plan.manifest().sha256;
+        let saved = part.finish(&sha, data.len() as u64).unwrap();
+        assert_eq!(std::fs::read(saved).unwrap(), data);
+    }
+
     #[test]
     fn planted_symlink_at_partial_path_is_not_followed() {
         let dir = tempfile::tempdir().unwrap();
@@ -431,7 +557,7 @@ mod tests {
         let mut plan = plan_for(&data);
         let mut part = PartialFile::create(&dir.path().join("x"), "x").unwrap();
         fetch_all(&mut plan, &mut part, &data, &[0]);
-        part.finish(&plan.manifest().sha256).unwrap();
+        part.finish(&plan.manifest().sha256, 100).unwrap();
         assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
         assert_eq!(std::fs::read(dir.path().join("x")).unwrap(), data);
     }

@@ -153,14 +153,46 @@ pub fn load_for(downloads: &Path, file_name: &str) -> Result<ResumeRecord, LoadE
 
 /// Removes the record, and our state folders if that left them empty (a peer that only
 /// downloads leaves nothing of ours in its downloads folder).
+/// Removes a record, durably: a crash right after must not bring it back (a record of a
+/// finished download would fetch it again).
 pub fn remove(downloads: &Path, file_name: &str) {
-    let _ = std::fs::remove_file(record_path(downloads, file_name));
-    let _ = std::fs::remove_dir(records_dir(downloads));
-    let _ = std::fs::remove_dir(super::state_dir(downloads));
+    let dir = records_dir(downloads);
+    if std::fs::remove_file(record_path(downloads, file_name)).is_ok() {
+        sync_dir(&dir);
+    }
+    if std::fs::remove_dir(&dir).is_ok() && std::fs::remove_dir(super::state_dir(downloads)).is_ok()
+    {
+        sync_dir(downloads);
+    }
+}
+
+/// A temporary record older than this is left by a crash mid-save (a save takes milliseconds).
+const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Deletes the temporary files a crash between writing a record and renaming it left behind.
+/// Only old ones: a younger one may belong to a save in progress in another process.
+pub fn clean_stale_temps(downloads: &Path) {
+    let Ok(entries) = std::fs::read_dir(records_dir(downloads)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let is_temp = entry.file_name().as_encoded_bytes().starts_with(b".tmp");
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= STALE_TEMP_AGE);
+        if is_temp && old {
+            tracing::info!("removing {}, left by a crash", entry.path().display());
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Every record in the downloads folder; bad ones come back as `(path, why)`.
 pub fn list(downloads: &Path) -> (Vec<ResumeRecord>, Vec<(PathBuf, String)>) {
+    clean_stale_temps(downloads);
     let mut good = Vec::new();
     let mut bad = Vec::new();
     let Ok(entries) = std::fs::read_dir(records_dir(downloads)) else {
@@ -257,5 +289,29 @@ mod tests {
         std::fs::copy(record_path(dir.path(), "x"), record_path(dir.path(), "y")).unwrap();
         assert!(matches!(load_for(dir.path(), "y"), Err(LoadError::Bad(_))));
         assert!(matches!(load_for(dir.path(), "z"), Err(LoadError::Missing)));
+    }
+
+    /// A kill between writing a temporary record and renaming it leaves `.tmpXXXX` behind:
+    /// old ones go at the next listing, young ones (a save in progress) stay.
+    #[test]
+    fn temporary_records_left_by_a_crash_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = ResumeRecord::new("x", vec!["Alice".into()], &manifest(10));
+        save(dir.path(), &rec).unwrap();
+        let stale = records_dir(dir.path()).join(".tmpAbC123");
+        let fresh = records_dir(dir.path()).join(".tmpXyZ789");
+        std::fs::write(&stale, b"half a record").unwrap();
+        std::fs::write(&fresh, b"a save in progress").unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&stale)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let (good, bad) = list(dir.path());
+        assert_eq!((good.len(), bad.len()), (1, 0));
+        assert!(!stale.exists(), "the stale temporary record is still there");
+        assert!(fresh.exists(), "a young temporary record was removed");
     }
 }

@@ -3,6 +3,7 @@
 //! peer named in that connection's handshake, never a name inside the request.
 
 use super::node::{PeerNode, Purpose};
+use super::ops::Lost;
 use crate::names::{check_peer_name, printable};
 use crate::reactor::ConnId;
 use crate::wire::{ErrorCode, Message, PROTOCOL_VERSION, Sha256, decode_message};
@@ -43,6 +44,8 @@ pub struct Session {
     pub hello_deadline: Instant,
     /// We asked the reactor to close it: no new request may start on it.
     pub closing: bool,
+    /// The remote refused it as busy (its connection cap) in place of `Hello`.
+    pub refused_busy: bool,
 }
 
 impl Session {
@@ -53,6 +56,7 @@ impl Session {
             name: None,
             hello_deadline: now + HANDSHAKE_TIMEOUT,
             closing: false,
+            refused_busy: false,
         }
     }
 
@@ -182,8 +186,11 @@ impl PeerNode {
     }
 
     fn handshake(&mut self, conn: ConnId, msg: Message, now: Instant) {
-        if let Message::Error { message, .. } = &msg {
+        if let Message::Error { message, code, .. } = &msg {
             // The other side refused us (wrong version, busy...): its reason is the news.
+            if let Some(session) = self.sessions.get_mut(&conn) {
+                session.refused_busy = *code == ErrorCode::Busy;
+            }
             let why = format!("refused: {}", printable(message));
             self.close(conn);
             self.session_closed(conn, &why, now);
@@ -318,10 +325,24 @@ impl PeerNode {
             self.pending.remove(req);
         }
         self.peer_gone(conn, &session, why, now);
-        let handshake_failed = !session.ready();
+        let lost = if session.ready() {
+            Lost::Established
+        } else if session.refused_busy {
+            Lost::Busy
+        } else {
+            Lost::Handshake
+        };
+        let reaching = session.expected.clone().filter(|_| !session.ready());
         let name = session.name.or(session.expected).unwrap_or_default();
-        self.op_connection_lost(conn, &name, handshake_failed, why, now);
+        self.op_connection_lost(conn, &name, lost, why, now);
         self.downloads_connection_lost(conn, why, now);
+        if let Some(name) = reaching {
+            // Our attempt to reach `name` died in its handshake (a peer frozen, busy or gone
+            // mid-way): sources of downloads that were reaching it go back to the reconnect
+            // cycle with backoff, as after a refused connect. Without this they waited for a
+            // connection that would never come, until `--retry-for` ran out.
+            self.downloads_peer_unreachable(&name, now);
+        }
     }
 
     pub(super) fn sessions_tick(&mut self, now: Instant) {

@@ -12,7 +12,7 @@
 use super::chunk_plan::{ChunkFault, ChunkPlan, ChunkState};
 use super::manifest::Manifest;
 use super::node::{PeerNode, Pending, Purpose};
-use super::partial::PartialFile;
+use super::partial::{Destination, FinishError, PartialFile, check_destination};
 use super::resume::{self, LoadError, ResumeRecord};
 use crate::names::printable;
 use crate::reactor::{Action, ConnId};
@@ -336,7 +336,35 @@ fn open_partial(
     let kept = part
         .adopt_verified_chunks(&mut plan)
         .map_err(|e| format!("cannot read the partial download of {shown}: {e}"))?;
+    if let Err(why) = check_room(downloads, file_name, &plan) {
+        if part.is_empty() {
+            part.abandon();
+        }
+        return Err(why);
+    }
     Ok((part, plan, kept))
+}
+
+/// Refuses a download the disk cannot hold, before a byte of it is written (without this, a
+/// 300 MiB file into 82 MiB free wrote 82 MiB and then failed). Sparse partial files make
+/// "what is missing" the space still needed. If the free space cannot be read, go ahead: a
+/// full disk later still pauses the download cleanly.
+fn check_room(
+    downloads: &std::path::Path,
+    file_name: &str,
+    plan: &ChunkPlan,
+) -> Result<(), String> {
+    let needed = plan.manifest().size.saturating_sub(plan.bytes_done());
+    match super::partial::free_space(downloads) {
+        Ok(free) if free < needed => Err(format!(
+            "not enough space in {} for {}: {} more needed, {} free; make room and try again",
+            downloads.display(),
+            printable(file_name),
+            human_bytes(needed),
+            human_bytes(free)
+        )),
+        _ => Ok(()),
+    }
 }
 
 pub fn percent(done: u64, total: u64) -> f64 {
@@ -432,11 +460,12 @@ impl PeerNode {
 
     /// Continues the download a resume record describes (or a paused one): it finds its sources
     /// by name again.
+    /// `Ok(None)`: nothing to run, the file was already saved.
     pub(super) fn resume_from_record(
         &mut self,
         file_name: &str,
         now: Instant,
-    ) -> Result<DownloadId, String> {
+    ) -> Result<Option<DownloadId>, String> {
         if let Some(id) = self.download_named(file_name) {
             let dl = self.downloads.get_mut(&id).expect("just found");
             if dl.paused {
@@ -447,7 +476,7 @@ impl PeerNode {
                 }
                 self.step_download(id, now);
             }
-            return Ok(id);
+            return Ok(Some(id));
         }
         let downloads = self.cfg.downloads_dir.clone();
         let shown = printable(file_name);
@@ -464,6 +493,9 @@ impl PeerNode {
                 ));
             }
         };
+        if self.already_saved(&record)? {
+            return Ok(None);
+        }
         let manifest = record.manifest()?;
         let (part, plan, kept) = open_partial(&downloads, file_name, manifest)?;
         let recorded = record.durable_count();
@@ -486,7 +518,37 @@ impl PeerNode {
         self.downloads.insert(id, download);
         self.step_download(id, now);
         self.maybe_finish(id, now);
-        Ok(id)
+        Ok(Some(id))
+    }
+
+    /// A record whose file already stands, whole and right, under its final name: a crash hit
+    /// between linking the file and removing the partial file or the record. That is a finished
+    /// download; its leftovers are removed and it is reported done, not fetched again. A
+    /// different file under that name is an error (never overwritten).
+    fn already_saved(&mut self, record: &ResumeRecord) -> Result<bool, String> {
+        let downloads = self.cfg.downloads_dir.clone();
+        let dest = downloads.join(&record.file_name);
+        if check_destination(&dest, &record.sha256)? != Destination::AlreadyThere {
+            return Ok(false);
+        }
+        let part = super::partial::partial_path(&dest, &record.file_name);
+        if std::fs::remove_file(&part).is_ok() {
+            super::partial::sync_dir(&downloads);
+        }
+        resume::remove(&downloads, &record.file_name);
+        self.ui.event(&Event::DownloadDone {
+            file: record.file_name.clone(),
+            path: dest.display().to_string(),
+            size: record.size,
+            sha256: record.sha256.to_string(),
+            seconds: 0.0,
+            bytes_per_sec: 0.0,
+            bytes_fetched: 0,
+            bytes_per_source: BTreeMap::new(),
+            already_there: true,
+            summary: None,
+        });
+        Ok(true)
     }
 
     pub(super) fn download_named(&self, file_name: &str) -> Option<DownloadId> {
@@ -654,9 +716,9 @@ impl PeerNode {
                 let len = data.len() as u64;
                 if let Err(e) = dl.part.write_chunk(&dl.plan, asked, data) {
                     dl.plan.give_back(asked);
-                    let dest = dl.part.dest().display().to_string();
+                    let part = dl.part.part_path().display().to_string();
                     let why = format!(
-                        "cannot write {dest}: {e}; the download is paused at {:.1}% — \
+                        "cannot write {part}: {e}; the download is paused at {:.1}% — \
                          `resume {}` continues it once the problem is fixed",
                         dl.percent(),
                         printable(&dl.file_name)
@@ -696,15 +758,17 @@ impl PeerNode {
         self.maybe_finish(id, now);
     }
 
-    /// Makes written chunks durable and records them. An fsync or record failure pauses the
-    /// download: retrying an fsync can "succeed" with the data gone.
-    fn checkpoint(&mut self, id: DownloadId, now: Instant) {
+    /// Makes written chunks durable and records them. Returns false if that failed: the
+    /// download is then suspended (see [`Self::suspend_download`]), since retrying an fsync can
+    /// "succeed" with the data gone and nothing written since the last good checkpoint may be
+    /// trusted.
+    fn checkpoint(&mut self, id: DownloadId, now: Instant) -> bool {
         let Some(dl) = self.downloads.get_mut(&id) else {
-            return;
+            return false;
         };
         dl.last_checkpoint = now;
         if dl.unsynced.is_empty() {
-            return;
+            return true;
         }
         let synced = dl.part.sync().and_then(|()| {
             for index in dl.unsynced.drain(..) {
@@ -713,23 +777,40 @@ impl PeerNode {
             resume::save(&self.cfg.downloads_dir, &dl.record)
         });
         if let Err(e) = synced {
+            let name = printable(&dl.file_name);
             let why = format!(
-                "cannot make the download of {} durable: {e}; paused",
-                printable(&dl.file_name)
+                "cannot make the download of {name} durable ({}): {e}; paused — `resume {name}` \
+                 checks what is on disk and continues once the problem is fixed",
+                dl.part.part_path().display()
             );
-            self.pause_download(id, Err(why));
+            self.suspend_download(id, why);
+            return false;
         }
+        true
+    }
+
+    /// Stops a download after an I/O failure and forgets it in memory: the partial file and
+    /// the resume record (which names only chunks known durable) stay on disk, nothing goes
+    /// under the final name, and `resume` re-verifies every chunk from the disk before it goes
+    /// on. Reported as unfinished (exit 5), with the cause.
+    fn suspend_download(&mut self, id: DownloadId, why: String) {
+        if self.downloads.remove(&id).is_none() {
+            return;
+        }
+        self.pending.retain(|_, p| !p.is_for(id));
+        self.download_done(id, Err((Failure::Unfinished, why)));
     }
 
     fn maybe_finish(&mut self, id: DownloadId, now: Instant) {
+        // A paused download is never published: paused means nothing under the final name.
         if !self
             .downloads
             .get(&id)
-            .is_some_and(|d| d.plan.is_complete())
+            .is_some_and(|d| d.plan.is_complete() && !d.paused)
         {
             return;
         }
-        let Some(dl) = self.downloads.remove(&id) else {
+        let Some(mut dl) = self.downloads.remove(&id) else {
             return;
         };
         self.pending.retain(|_, p| !p.is_for(id));
@@ -750,7 +831,7 @@ impl PeerNode {
             printable(&file_name),
             dl.plan.chunk_count()
         );
-        let result = match dl.part.finish(&sha256) {
+        let result = match dl.part.finish(&sha256, size) {
             Ok(path) => {
                 resume::remove(&self.cfg.downloads_dir, &file_name);
                 if let Err(e) = self.index.add_downloaded(&file_name, &path, manifest) {
@@ -781,11 +862,20 @@ impl PeerNode {
                     summary: Some(summary),
                 })
             }
-            Err(e) => {
+            Err(FinishError::Mismatch(e)) => {
                 // The chunks matched the manifest but the whole file did not: the manifest was
                 // wrong. Nothing of it can be trusted.
                 resume::remove(&self.cfg.downloads_dir, &file_name);
                 Err((Failure::Verification, e))
+            }
+            Err(FinishError::Kept(e)) => {
+                // Every chunk is verified; only saving failed. Keep it all for `resume`.
+                let name = printable(&file_name);
+                let why = format!(
+                    "{name} is complete and verified but could not be saved: {e}; the partial \
+                     download is kept — `resume {name}` saves it once the problem is fixed"
+                );
+                Err((Failure::Unfinished, why))
             }
         };
         self.download_done(id, result);
@@ -813,7 +903,9 @@ impl PeerNode {
     /// [`Self::pause_download`], reporting a failure of `kind`.
     fn pause_download_as(&mut self, id: DownloadId, kind: Failure, result: Result<String, String>) {
         let now = Instant::now();
-        self.checkpoint(id, now);
+        if !self.checkpoint(id, now) {
+            return;
+        }
         let Some(dl) = self.downloads.get_mut(&id) else {
             return;
         };

@@ -20,6 +20,10 @@ pub enum Behaviour {
     CorruptChunks,
     /// Serves this many chunks, then leaves chunk requests unanswered until `release()`.
     StallAfter(u64),
+    /// Serves this many chunks on its first connection and closes it; never answers the
+    /// `Hello` of the second (a peer frozen mid-way: the connect succeeds, the handshake
+    /// times out); serves honestly from the third on.
+    DropThenMute(u64),
 }
 
 pub struct FakePeer {
@@ -29,6 +33,8 @@ pub struct FakePeer {
     release: Arc<AtomicBool>,
     /// Chunks sent so far.
     pub served: Arc<AtomicU64>,
+    /// Connections accepted so far.
+    pub connections: Arc<AtomicU64>,
 }
 
 struct Shared {
@@ -40,6 +46,7 @@ struct Shared {
     stop: Arc<AtomicBool>,
     release: Arc<AtomicBool>,
     served: Arc<AtomicU64>,
+    connections: Arc<AtomicU64>,
 }
 
 impl FakePeer {
@@ -58,6 +65,7 @@ impl FakePeer {
         let stop = Arc::new(AtomicBool::new(false));
         let release = Arc::new(AtomicBool::new(false));
         let served = Arc::new(AtomicU64::new(0));
+        let connections = Arc::new(AtomicU64::new(0));
         let shared = Arc::new(Shared {
             name: name.to_string(),
             file_name: file_name.to_string(),
@@ -67,6 +75,7 @@ impl FakePeer {
             stop: stop.clone(),
             release: release.clone(),
             served: served.clone(),
+            connections: connections.clone(),
         });
         register(&shared, tracker, addr.port());
         let s = shared.clone();
@@ -89,6 +98,7 @@ impl FakePeer {
             stop,
             release,
             served,
+            connections,
         }
     }
 
@@ -185,10 +195,23 @@ fn serve(s: &Shared, mut stream: TcpStream) -> io::Result<()> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(Duration::from_millis(100)))?;
     let port = stream.local_addr()?.port();
+    let nth = s.connections.fetch_add(1, Ordering::Relaxed) + 1;
+    let mut served_here = 0;
     while !s.stop.load(Ordering::Relaxed) {
         let Some(msg) = recv(&mut stream)? else {
             continue;
         };
+        if let Behaviour::DropThenMute(n) = s.behaviour {
+            if nth == 1 && served_here >= n {
+                return Ok(());
+            }
+            if nth == 2 {
+                continue; // read everything, answer nothing, until the other side gives up
+            }
+        }
+        if let Message::GetChunk { .. } = msg {
+            served_here += 1;
+        }
         let reply = match msg {
             Message::Hello { .. } => hello(&s.name, port),
             Message::ListFiles { req } => Message::Files {
