@@ -116,6 +116,15 @@ pub enum Event {
     Skipped { file: String, reason: String },
     /// Registered (`again`: after losing the tracker) with the tracker at `tracker`.
     Registered { tracker: String, again: bool },
+    /// The tracker refused our name (a live registration holds it, or the tracker does not
+    /// accept it). The peer goes on without a registration and asks again, at least every
+    /// `retry_secs`.
+    NameRefused {
+        tracker: String,
+        name: String,
+        reason: String,
+        retry_secs: u64,
+    },
     /// Answer to `peers`.
     Peers {
         peers: Vec<PeerEntry>,
@@ -200,6 +209,7 @@ impl Event {
             Event::Sharing { .. } => "sharing",
             Event::Skipped { .. } => "skipped",
             Event::Registered { .. } => "registered",
+            Event::NameRefused { .. } => "name_refused",
             Event::Peers { .. } => "peers",
             Event::Files { .. } => "files",
             Event::Shared { .. } => "shared",
@@ -224,7 +234,9 @@ impl Event {
             | Event::Sharing { .. }
             | Event::Registered { .. }
             | Event::Notice { .. } => Weight::Notice,
-            Event::Error { .. } | Event::Warning { .. } => Weight::Problem,
+            Event::Error { .. } | Event::Warning { .. } | Event::NameRefused { .. } => {
+                Weight::Problem
+            }
             Event::Progress { .. } => Weight::Silent,
             _ => Weight::Result,
         }
@@ -277,6 +289,18 @@ impl Event {
                 let again = if *again { "re-" } else { "" };
                 vec![format!("{again}registered with tracker {tracker}")]
             }
+            Event::NameRefused {
+                tracker,
+                name,
+                reason,
+                retry_secs,
+            } => vec![format!(
+                "the tracker {tracker} refused the name '{}': {}; going on without a \
+                 registration (peers that know us still reach us) and asking again at least \
+                 every {retry_secs}s",
+                printable(name),
+                printable(reason)
+            )],
             Event::Peers {
                 peers,
                 tracker_unreachable,

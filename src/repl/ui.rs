@@ -126,7 +126,7 @@ impl Ui {
     fn human(&self, stream: Stream, event: &Event) {
         let tag = match event {
             Event::Error { .. } => "error: ",
-            Event::Warning { .. } => "warning: ",
+            Event::Warning { .. } | Event::NameRefused { .. } => "warning: ",
             _ => "",
         };
         let prefix = self.opts.prefix.as_deref().unwrap_or("");

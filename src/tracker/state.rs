@@ -282,7 +282,8 @@ impl Tracker {
             Ok(outcome) => {
                 match outcome {
                     Registered::New => self.log(&format!("registered {name} at {addr}")),
-                    Registered::Renewed => self.log(&format!("re-registered {name} at {addr}")),
+                    // The reference peer's keep-alive (PROTOCOL.md §6.3): not news.
+                    Registered::Renewed => tracing::debug!("renewed {name} at {addr}"),
                     Registered::Renamed { old } => {
                         self.log(&format!("{old} left (re-registered as {name})"));
                         self.log(&format!("registered {name} at {addr}"));
