@@ -389,3 +389,44 @@ fn a_busy_seeder_is_tried_again_until_it_has_room() {
     assert_eq!(status.code(), Some(0), "{}", proc.diagnostics());
     assert_file_eq(&bob.downloads.join("f.bin"), &content);
 }
+
+/// A source that answers chunk requests with frames that do not decode, or that are far
+/// larger than the frame limit: each broken frame counts towards its ban like a bad chunk, its
+/// reconnects back off, and `get --retry-for 2` ends (it used to reconnect every 300 ms for
+/// ever, counting as active each time).
+#[test]
+fn a_source_sending_broken_frames_is_banned_and_get_ends() {
+    for behaviour in [Behaviour::GarbageChunks, Behaviour::OversizeChunks] {
+        let content = pseudo_random(6 * CHUNK, 10);
+        let tracker = Tracker::start();
+        let fake = FakePeer::start("Mallory", tracker.addr, "f.bin", content, behaviour);
+        let bob = PeerDirs::new();
+        let path = bob.root().join("batch.txt");
+        fs::write(&path, "wait-peer Mallory 10\nget Mallory f.bin\n").unwrap();
+        let cmd = peer_command(
+            "Bob",
+            tracker.addr,
+            &bob,
+            &["--batch", path.to_str().unwrap(), "--retry-for", "2"],
+        );
+        let mut proc = Proc::spawn(format!("Bob --batch ({behaviour:?})"), cmd, None);
+        let status = proc.wait_exit(Duration::from_secs(30));
+        let connections = fake.connections.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(
+            status.code(),
+            Some(3),
+            "{behaviour:?}: expected a verification failure (every source sent bad data)\n{}",
+            proc.diagnostics()
+        );
+        assert!(
+            proc.stderr_text().contains("banned"),
+            "{}",
+            proc.diagnostics()
+        );
+        assert!(
+            connections <= 4,
+            "{behaviour:?}: {connections} connections: one per bad frame at most"
+        );
+        assert!(!bob.downloads.join("f.bin").exists());
+    }
+}

@@ -305,6 +305,9 @@ impl Driver for PeerNode {
         if self.tracker.conn() == Some(conn) {
             self.tracker_lost(&reason.to_string(), now);
         } else {
+            if let CloseReason::BadFrame(why) = &reason {
+                self.downloads_protocol_fault(conn, why, now);
+            }
             self.session_closed(conn, &reason.to_string(), now);
         }
         self.take_input(now);

@@ -128,6 +128,7 @@ impl PeerNode {
                     .clone()
                     .unwrap_or_else(|| session.remote.to_string());
                 self.ui.warn(&format!("dropping {who}: {e}"));
+                self.downloads_protocol_fault(conn, &e.to_string(), now);
                 self.refuse(conn, ErrorCode::UnexpectedMessage, e.to_string(), now);
                 return;
             }

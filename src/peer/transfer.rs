@@ -78,6 +78,11 @@ struct Source {
     dropped_why: Option<String>,
     /// When the last manifest or chunk map was asked of it (an unanswered one is a stall).
     asked_at: Instant,
+    /// A verified chunk arrived over its current connection. Only then does it count as
+    /// back (for `--retry-for`) and its reconnect backoff start over: a source that passes
+    /// GetManifest and GetHave and then breaks every time must not be retried every 300 ms for
+    /// ever.
+    delivering: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -114,7 +119,15 @@ impl Source {
             next_have_refresh: now,
             dropped_why: None,
             asked_at: now,
+            delivering: false,
         }
+    }
+
+    /// Whether this source makes the download "not lost": it delivers, or it is a partial
+    /// seeder that has nothing for us yet (waiting on it is the point).
+    fn counts_as_back(&self) -> bool {
+        matches!(self.state, SourceState::Active { .. })
+            && (self.delivering || matches!(self.have, Some(Have::Some(_))))
     }
 
     fn conn(&self) -> Option<ConnId> {
@@ -726,7 +739,11 @@ impl PeerNode {
                     return self.pause_download(id, Err(why));
                 }
                 dl.plan.mark_written(asked);
-                dl.sources[si].bytes += len;
+                let source = &mut dl.sources[si];
+                source.bytes += len;
+                source.delivering = true;
+                source.backoff = FIRST_RETRY;
+                dl.lost_since = None;
                 dl.unsynced.push(asked);
                 // Duplicates of this chunk still out elsewhere are dropped when they arrive.
                 for s in &mut dl.sources {
@@ -958,13 +975,36 @@ impl PeerNode {
         }
     }
 
-    /// Keeps `lost_since` true to "no source active since when".
+    /// Keeps `lost_since` true to "no source delivering since when".
     fn update_lost_since(&mut self, id: DownloadId, now: Instant) {
         if let Some(dl) = self.downloads.get_mut(&id) {
-            if dl.active_sources() > 0 {
+            if dl.sources.iter().any(Source::counts_as_back) {
                 dl.lost_since = None;
             } else {
                 dl.lost_since.get_or_insert(now);
+            }
+        }
+    }
+
+    /// A source broke the frame layer (an oversize or undecodable frame) on `conn`: that counts
+    /// like a bad chunk towards its ban, for every download it serves. The connection is
+    /// closing anyway; what is left of the source then waits and reconnects with backoff.
+    pub(super) fn downloads_protocol_fault(&mut self, conn: ConnId, why: &str, now: Instant) {
+        let hits: Vec<(DownloadId, usize)> = self
+            .downloads
+            .values()
+            .filter_map(|d| d.source_on(conn).map(|si| (d.id, si)))
+            .collect();
+        for (id, si) in hits {
+            let Some(dl) = self.downloads.get_mut(&id) else {
+                continue;
+            };
+            dl.sources[si].bad_chunks += 1;
+            let bad = dl.sources[si].bad_chunks;
+            if bad >= MAX_BAD_CHUNKS {
+                let why = format!("sent a broken frame ({why}; {bad} bad so far): banned");
+                // Not closed here: the connection is already on its way out.
+                self.drop_source(id, si, &why, false, now);
             }
         }
     }
@@ -1043,6 +1083,7 @@ impl PeerNode {
                 Ok(Some(conn)) => {
                     source.state = SourceState::Confirming { conn };
                     source.asked_at = now;
+                    source.delivering = false;
                     let sha256 = dl.sha256;
                     let purpose = Purpose::DownloadManifest(id);
                     self.request(conn, purpose, |req| Message::GetManifest { req, sha256 });
@@ -1149,7 +1190,6 @@ impl PeerNode {
         source.have = Some(have);
         if newly_active {
             source.state = SourceState::Active { conn };
-            source.backoff = FIRST_RETRY;
             let name = source.name.clone();
             let reconnected = dl.fetched > 0 || dl.plan.bytes_done() > 0;
             let line = format!(

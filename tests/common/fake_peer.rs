@@ -24,6 +24,10 @@ pub enum Behaviour {
     /// `Hello` of the second (a peer frozen mid-way: the connect succeeds, the handshake
     /// times out); serves honestly from the third on.
     DropThenMute(u64),
+    /// Answers every chunk request with a frame that is not CBOR at all.
+    GarbageChunks,
+    /// Answers every chunk request with a length prefix far above the frame limit.
+    OversizeChunks,
 }
 
 pub struct FakePeer {
@@ -211,6 +215,16 @@ fn serve(s: &Shared, mut stream: TcpStream) -> io::Result<()> {
         }
         if let Message::GetChunk { .. } = msg {
             served_here += 1;
+            if let Behaviour::GarbageChunks = s.behaviour {
+                let mut frame = 8u32.to_be_bytes().to_vec();
+                frame.extend([0xFF; 8]);
+                stream.write_all(&frame)?;
+                continue;
+            }
+            if let Behaviour::OversizeChunks = s.behaviour {
+                stream.write_all(&u32::MAX.to_be_bytes())?;
+                continue;
+            }
         }
         let reply = match msg {
             Message::Hello { .. } => hello(&s.name, port),
