@@ -430,3 +430,37 @@ fn a_source_sending_broken_frames_is_banned_and_get_ends() {
         assert!(!bob.downloads.join("f.bin").exists());
     }
 }
+
+/// Unfinished downloads are not silent: the next start lists them, and `quit` warns that
+/// they stay behind (issue 16, item 7).
+#[test]
+fn unfinished_downloads_are_announced_at_start_and_at_quit() {
+    let content = pseudo_random(4 * MIB, 11);
+    let tracker = Tracker::start();
+    let _alice = Peer::serve("Alice", tracker.addr, &[("u.bin", &content)]);
+    let bob = PeerDirs::new();
+    let out = batch_with_faults(
+        "Bob",
+        tracker.addr,
+        &bob,
+        "wait-peer Alice 10\nget Alice u.bin\n",
+        &[
+            ("P2P_FAULT_PWRITE_PART", ENOSPC),
+            ("P2P_FAULT_PWRITE_PART_AFTER", "5"),
+        ],
+    );
+    out.assert_failed_with(5);
+    let again = run_batch("Bob", tracker.addr, &bob, "quit\n");
+    again.assert_success();
+    assert!(
+        again.stdout.contains("1 unfinished download here: u.bin (")
+            && again.stdout.contains("`resume` continues it"),
+        "not announced at start\n{again}"
+    );
+    assert!(
+        again
+            .stderr
+            .contains("warning: quitting with 1 unfinished download: u.bin ("),
+        "no warning at quit\n{again}"
+    );
+}

@@ -148,6 +148,7 @@ impl PeerNode {
         };
         // Temporary resume records a crash left behind are of no use to anyone.
         super::resume::clean_stale_temps(&node.cfg.downloads_dir);
+        node.announce_unfinished(false);
         node.discovery_start(now);
         node
     }

@@ -197,7 +197,10 @@ impl PeerNode {
             Command::Shared => self.print_shared(),
             Command::Rescan => self.rescan(),
             Command::Help => self.ui.line(&help_text()),
-            Command::Quit => self.exit(0),
+            Command::Quit => {
+                self.announce_unfinished(true);
+                self.exit(0)
+            }
             Command::WaitPeer { name, seconds } => {
                 self.op = Some(Op::WaitPeer {
                     name,

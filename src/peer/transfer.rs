@@ -1341,6 +1341,18 @@ impl PeerNode {
         self.ui.set_progress(done);
     }
 
+    /// Says which downloads are unfinished, if any: at start-up (left by an earlier run), and
+    /// on `quit` (running or paused ones are checkpointed on the way out and stay resumable).
+    pub(super) fn announce_unfinished(&mut self, quitting: bool) {
+        let (downloads, _) = self.describe_downloads();
+        if !downloads.is_empty() {
+            self.ui.event(&Event::Unfinished {
+                downloads,
+                quitting,
+            });
+        }
+    }
+
     /// Entries for the `downloads` command: running ones and those left by an earlier run.
     pub(super) fn describe_downloads(&self) -> (Vec<DownloadEntry>, Vec<String>) {
         let mut lines: Vec<DownloadEntry> = self.downloads.values().map(Download::entry).collect();

@@ -180,6 +180,12 @@ pub enum Event {
     Cancelled { file: String },
     /// A command failed (in a batch, the run then exits with [`Failure::exit_code`]).
     Error { kind: Failure, message: String },
+    /// Downloads left unfinished in the downloads folder: said at start-up (`quitting`
+    /// false) and when the peer quits with some still open (`quitting` true, a warning).
+    Unfinished {
+        downloads: Vec<DownloadEntry>,
+        quitting: bool,
+    },
     /// Something went wrong but nothing failed.
     Warning { message: String },
     /// Any other result line (`help`, `rescan` notes, ...).
@@ -221,6 +227,7 @@ impl Event {
             Event::MessageDelivered { .. } => "message_delivered",
             Event::PeerKnown { .. } => "peer_known",
             Event::Cancelled { .. } => "cancelled",
+            Event::Unfinished { .. } => "unfinished",
             Event::Error { .. } => "error",
             Event::Warning { .. } => "warning",
             Event::Info { .. } => "info",
@@ -233,10 +240,14 @@ impl Event {
             Event::Listening { .. }
             | Event::Sharing { .. }
             | Event::Registered { .. }
-            | Event::Notice { .. } => Weight::Notice,
-            Event::Error { .. } | Event::Warning { .. } | Event::NameRefused { .. } => {
-                Weight::Problem
-            }
+            | Event::Notice { .. }
+            | Event::Unfinished {
+                quitting: false, ..
+            } => Weight::Notice,
+            Event::Error { .. }
+            | Event::Warning { .. }
+            | Event::NameRefused { .. }
+            | Event::Unfinished { quitting: true, .. } => Weight::Problem,
             Event::Progress { .. } => Weight::Silent,
             _ => Weight::Result,
         }
@@ -392,6 +403,26 @@ impl Event {
                     sources.join(", "),
                     bytes_per_sec / 1e6
                 )]
+            }
+            Event::Unfinished {
+                downloads,
+                quitting,
+            } => {
+                let n = downloads.len();
+                let list = downloads
+                    .iter()
+                    .map(|d| format!("{} ({:.1}%)", printable(&d.file), d.percent))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let (them, s) = if n == 1 { ("it", "") } else { ("them", "s") };
+                vec![if *quitting {
+                    format!(
+                        "quitting with {n} unfinished download{s}: {list}; their partial files are \
+                         kept and `resume` continues {them} after a restart"
+                    )
+                } else {
+                    format!("{n} unfinished download{s} here: {list}; `resume` continues {them}")
+                }]
             }
             Event::Downloads { downloads } => {
                 if downloads.is_empty() {

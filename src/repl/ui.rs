@@ -126,7 +126,9 @@ impl Ui {
     fn human(&self, stream: Stream, event: &Event) {
         let tag = match event {
             Event::Error { .. } => "error: ",
-            Event::Warning { .. } | Event::NameRefused { .. } => "warning: ",
+            Event::Warning { .. }
+            | Event::NameRefused { .. }
+            | Event::Unfinished { quitting: true, .. } => "warning: ",
             _ => "",
         };
         let prefix = self.opts.prefix.as_deref().unwrap_or("");
