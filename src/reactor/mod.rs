@@ -1,6 +1,7 @@
 //! The event loop: one thread, one `mio::Poll`, a slab of TCP connections, frames in and out.
 //! It knows frames, not meaning: everything else is the [`Driver`]'s business.
 
+mod budget;
 mod conn;
 mod driver;
 mod event_loop;
