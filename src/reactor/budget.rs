@@ -102,7 +102,6 @@ impl OutputBudget {
     }
 
     /// Bytes queued in all connections.
-    #[cfg(test)]
     pub fn total(&self) -> usize {
         self.total
     }

@@ -7,6 +7,7 @@
 use super::budget::{DEFAULT_LIMITS, OutputBudget};
 use super::conn::{Conn, Phase, ReadOutcome};
 use super::limits::{ConnLimits, Limits};
+use super::memory::{TrimAfterBurst, pin_mmap_threshold};
 use super::{Action, CloseReason, ConnId, ConnectTag, Control, Driver};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -68,10 +69,13 @@ pub struct Reactor {
     udp: super::udp::UdpSockets,
     /// Output queued per connection and in all; who may be read (`budget.rs`).
     budget: OutputBudget,
+    /// Gives the heap back after a burst of output (`memory.rs`).
+    trim: TrimAfterBurst,
 }
 
 impl Reactor {
     pub fn new() -> io::Result<Reactor> {
+        pin_mmap_threshold();
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (control_tx, control_rx) = channel();
@@ -89,6 +93,7 @@ impl Reactor {
             limits: ConnLimits::new(super::limits::process_limits()),
             udp: super::udp::UdpSockets::new(FIRST_UDP),
             budget: OutputBudget::new(DEFAULT_LIMITS),
+            trim: TrimAfterBurst::default(),
         })
     }
 
@@ -355,6 +360,7 @@ impl Reactor {
                 self.readable_again.push_back(id);
             }
         }
+        self.trim.observe(self.budget.total());
     }
 
     fn on_readable(&mut self, index: usize, driver: &mut impl Driver) {

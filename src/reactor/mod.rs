@@ -6,6 +6,7 @@ mod conn;
 mod driver;
 mod event_loop;
 pub mod limits;
+mod memory;
 mod udp;
 
 pub use driver::{Action, CloseReason, ConnId, ConnectTag, Control, Driver};
