@@ -8,9 +8,9 @@
 //! it; `malloc_trim` after a burst of frees returns what the heap holds, large or small.
 //!
 //! Measured (`tests/hardening_memory.rs`: 300 clients that never read, then close; RSS about
-//! 137 MiB while they are stuck): with neither, the seeder stayed at 137 MiB after they had
-//! gone; with the pinned threshold alone it fell to 6.9 MiB, with the trim alone to 5.9 MiB,
-//! with both to 5.9 MiB. Both are kept: the pinned threshold does not depend on a burst being
+//! 134 MiB while they are stuck): with neither, the seeder stayed at 134 MiB after they had
+//! gone; with the pinned threshold alone it fell to 6.8 MiB, with the trim alone to 5.7 MiB,
+//! with both to 5.7 MiB. Both are kept: the pinned threshold does not depend on a burst being
 //! recognized, the trim catches what is below the threshold. One download's speed did not
 //! change measurably (docs/performance.md).
 
