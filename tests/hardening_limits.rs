@@ -274,8 +274,8 @@ fn a_thousand_idle_connections_each_against_a_peer_and_the_tracker() {
 }
 
 /// A client pipelines 20,000 chunk requests (5 GiB of answers) and reads none of them. The
-/// peer takes requests only while less than 8 MiB of answers are queued, so its memory stays
-/// flat, and Bob's download goes through meanwhile.
+/// peer takes requests only while less than 1 MiB of answers are queued for it, so its memory
+/// stays flat, and Bob's download goes through meanwhile.
 #[test]
 fn a_request_flood_that_reads_nothing_does_not_grow_memory() {
     let tracker = Tracker::start();

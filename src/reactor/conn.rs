@@ -1,5 +1,6 @@
 //! One TCP connection as the reactor sees it: a socket, the frame decoder for what comes in and
-//! a queue of encoded frames going out.
+//! a queue of encoded frames going out. Sent buffers go back to the chunk buffer pool, and a
+//! dropped connection frees its queue at once.
 
 use crate::wire::FrameDecoder;
 use mio::net::TcpStream;
@@ -11,11 +12,6 @@ use std::time::Instant;
 
 use super::ConnectTag;
 
-/// Stop reading from a connection while this much is queued for it: a peer that asks for chunks
-/// but does not read them must not make us buffer without bound.
-pub const OUT_HIGH_WATER: usize = 8 * 1024 * 1024;
-/// Resume reading once the queue has drained below this.
-pub const OUT_LOW_WATER: usize = 2 * 1024 * 1024;
 /// Smallest read we issue; larger when a big frame is being assembled.
 const MIN_READ: usize = 64 * 1024;
 /// Sent frames at least this large go back to the chunk buffer pool.
@@ -103,9 +99,10 @@ impl Conn {
         }
     }
 
-    /// Whether we should take more input: not while closing or while our replies pile up.
-    pub fn read_allowed(&self) -> bool {
-        matches!(self.phase, Phase::Open) && self.out_bytes < OUT_HIGH_WATER
+    /// Whether its frames are for the node: not while connecting or closing. (How much output
+    /// may pile up before we stop taking frames is the reactor's `OutputBudget`.)
+    pub fn is_open(&self) -> bool {
+        matches!(self.phase, Phase::Open)
     }
 
     /// Reads into the frame decoder until a whole frame is buffered, WouldBlock, EOF, or `budget`

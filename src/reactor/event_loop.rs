@@ -1,9 +1,13 @@
 //! The poll loop. Edge-triggered: every readable or writable event is followed by reads or
 //! writes until `WouldBlock`, or until a per-event budget is spent (the connection then goes on a
-//! queue of still-readable sockets so one busy peer cannot starve the others).
+//! queue of still-readable sockets so one busy peer cannot starve the others). Frames are
+//! handed over only while the output budget (`budget.rs`) allows: answers queued for one
+//! connection, and for all of them together, stay bounded.
 
-use super::conn::{Conn, OUT_LOW_WATER, Phase, ReadOutcome};
+use super::budget::{DEFAULT_LIMITS, OutputBudget};
+use super::conn::{Conn, Phase, ReadOutcome};
 use super::limits::{ConnLimits, Limits};
+use super::memory::{TrimAfterBurst, pin_mmap_threshold};
 use super::{Action, CloseReason, ConnId, ConnectTag, Control, Driver};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -63,10 +67,15 @@ pub struct Reactor {
     limits: ConnLimits,
     /// Datagram sockets (`udp.rs`).
     udp: super::udp::UdpSockets,
+    /// Output queued per connection and in all; who may be read (`budget.rs`).
+    budget: OutputBudget,
+    /// Gives the heap back after a burst of output (`memory.rs`).
+    trim: TrimAfterBurst,
 }
 
 impl Reactor {
     pub fn new() -> io::Result<Reactor> {
+        pin_mmap_threshold();
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (control_tx, control_rx) = channel();
@@ -83,6 +92,8 @@ impl Reactor {
             exit: None,
             limits: ConnLimits::new(super::limits::process_limits()),
             udp: super::udp::UdpSockets::new(FIRST_UDP),
+            budget: OutputBudget::new(DEFAULT_LIMITS),
+            trim: TrimAfterBurst::default(),
         })
     }
 
@@ -143,6 +154,7 @@ impl Reactor {
         let mut events = Events::with_capacity(1024);
         loop {
             self.apply_actions(driver);
+            self.resume_ready();
             if let Some(code) = self.exit {
                 self.flush_all_briefly();
                 return Ok(code);
@@ -176,6 +188,7 @@ impl Reactor {
                 }
                 self.apply_actions(driver);
             }
+            self.resume_ready();
             for _ in 0..self.readable_again.len() {
                 let Some(id) = self.readable_again.pop_front() else {
                     break;
@@ -304,29 +317,50 @@ impl Reactor {
             }
             return;
         }
-        match conn.flush() {
-            Ok(()) => {
-                if matches!(conn.phase, Phase::Closing { .. }) && conn.queued() == 0 {
-                    self.drop_conn(index);
-                } else {
-                    self.resume_if_drained(id);
-                }
+        match self.flush_conn(index) {
+            Ok(0) if matches!(self.conns[index].phase, Phase::Closing { .. }) => {
+                self.drop_conn(index);
             }
+            Ok(_) => self.resume_ready(),
             Err(e) => self.fail(id, CloseReason::Io(e), driver),
         }
     }
 
-    /// A connection we stopped taking frames from (its output queue was full) goes back on the
-    /// read queue once the queue has drained below the low-water mark.
-    fn resume_if_drained(&mut self, id: ConnId) {
-        if let Some(conn) = self.conns.get(id.index)
-            && conn.generation == id.generation
-            && conn.queued() < OUT_LOW_WATER
-            && conn.read_allowed()
-            && self.limits.unpause(id.index)
-        {
-            self.readable_again.push_back(id);
+    /// Queues `bytes` on connection `index`, counted against the output budget, and writes
+    /// what the socket takes. Returns the bytes still queued.
+    fn queue_and_flush(&mut self, index: usize, bytes: Vec<u8>) -> io::Result<usize> {
+        if let Some(conn) = self.conns.get_mut(index) {
+            self.budget.add(index, bytes.len());
+            conn.queue(bytes);
         }
+        self.flush_conn(index)
+    }
+
+    /// Writes what the socket of `index` takes and tells the budget. Returns the bytes still
+    /// queued.
+    fn flush_conn(&mut self, index: usize) -> io::Result<usize> {
+        let Some(conn) = self.conns.get_mut(index) else {
+            return Ok(0);
+        };
+        let before = conn.queued();
+        let result = conn.flush();
+        let left = conn.queued();
+        self.budget.remove(index, before - left);
+        debug_assert_eq!(self.budget.queued(index), left, "budget out of step");
+        result.map(|()| left)
+    }
+
+    /// Connections we stopped taking frames from go back on the read queue once the budget
+    /// lets them (their queue drained, or the total did), oldest pause first.
+    fn resume_ready(&mut self) {
+        for index in self.budget.take_resumable() {
+            if let Some(id) = self.id_of(index)
+                && self.conns[index].is_open()
+            {
+                self.readable_again.push_back(id);
+            }
+        }
+        self.trim.observe(self.budget.total());
     }
 
     fn on_readable(&mut self, index: usize, driver: &mut impl Driver) {
@@ -364,29 +398,29 @@ impl Reactor {
     }
 
     /// Hands the whole frames buffered for `id` to the driver one at a time, applying the
-    /// driver's actions after each, so the answers count against the output high-water mark.
-    /// Returns false, leaving the rest buffered, once the connection is gone, closing, or has
-    /// that much output queued: a client that pipelines thousands of requests gets answers only
-    /// as fast as it reads them, and no more than one frame's answers beyond the mark are ever
-    /// queued for it (bounded requests in flight per connection).
+    /// driver's actions after each, so the answers count against the output budget before the
+    /// next frame is taken. Returns false, leaving the rest buffered, once the connection is
+    /// gone, closing, or the budget says no (it is paused until the budget lets it go): a
+    /// client that pipelines thousands of requests gets answers only as fast as it reads them,
+    /// and no more than one frame's answers beyond the marks are ever queued for it (bounded
+    /// requests in flight per connection).
     fn deliver_frames(&mut self, id: ConnId, driver: &mut impl Driver) -> bool {
         loop {
             let Some(conn) = self.conns.get_mut(id.index) else {
                 return false;
             };
-            if conn.generation != id.generation {
+            if conn.generation != id.generation || !conn.is_open() {
                 return false;
             }
-            if !conn.read_allowed() {
-                if matches!(conn.phase, Phase::Open) {
-                    self.limits.pause(id.index);
-                }
+            if !self.budget.may_take(id.index) {
+                self.budget.pause(id.index);
                 return false;
             }
             match conn.decoder.next_frame() {
                 Ok(Some(body)) => {
                     let now = Instant::now();
                     driver.handle_frame(id, body, now);
+                    self.budget.took_frame(id.index);
                     self.limits.frame_seen(id.index, now);
                 }
                 Ok(None) => return true,
@@ -415,6 +449,7 @@ impl Reactor {
             let mut conn = self.conns.remove(index);
             let _ = self.poll.registry().deregister(&mut conn.stream);
         }
+        self.budget.forget(index);
         self.limits.release(index);
     }
 
@@ -428,13 +463,11 @@ impl Reactor {
             if !self.live(id) {
                 continue;
             }
-            let conn = &mut self.conns[index];
-            if !matches!(conn.phase, Phase::Open) {
+            if !self.conns[index].is_open() {
                 continue; // already closing; the linger bounds it
             }
-            conn.queue(super::limits::idle_frame(idle));
-            if conn.flush().is_ok() && conn.queued() > 0 {
-                conn.phase = Phase::Closing {
+            if let Ok(1..) = self.queue_and_flush(index, super::limits::idle_frame(idle)) {
+                self.conns[index].phase = Phase::Closing {
                     deadline: now + CLOSE_LINGER,
                 };
             } else {
@@ -472,14 +505,11 @@ impl Reactor {
                     if !self.live(id) {
                         continue;
                     }
-                    let conn = &mut self.conns[id.index];
-                    if !matches!(conn.phase, Phase::Open) {
+                    if !self.conns[id.index].is_open() {
                         continue;
                     }
-                    conn.queue(bytes);
-                    match conn.flush() {
-                        Ok(()) => self.resume_if_drained(id),
-                        Err(e) => self.fail(id, CloseReason::Io(e), driver),
+                    if let Err(e) = self.queue_and_flush(id.index, bytes) {
+                        self.fail(id, CloseReason::Io(e), driver);
                     }
                 }
                 Action::Connect(addr, tag) => self.connect(addr, tag, driver),

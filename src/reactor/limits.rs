@@ -17,7 +17,7 @@
 //! read/write paths are untouched.
 
 use crate::wire::{ErrorCode, Message, encode_message};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -154,9 +154,6 @@ pub struct ConnLimits {
     limits: Limits,
     accepted: HashMap<usize, Accepted>,
     per_ip: HashMap<IpAddr, usize>,
-    /// Connections (accepted or not) we stopped handing frames from because their output queue
-    /// is full; they resume once it drains.
-    paused: HashSet<usize>,
     /// Lower bound of the earliest idle deadline (exact after every sweep).
     next_idle_check: Option<Instant>,
     refused: u64,
@@ -168,7 +165,6 @@ impl ConnLimits {
             limits,
             accepted: HashMap::new(),
             per_ip: HashMap::new(),
-            paused: HashSet::new(),
             next_idle_check: None,
             refused: 0,
         }
@@ -235,7 +231,6 @@ impl ConnLimits {
 
     /// Forgets the connection in slab slot `index` (accepted or not).
     pub fn release(&mut self, index: usize) {
-        self.paused.remove(&index);
         if let Some(a) = self.accepted.remove(&index)
             && let Some(n) = self.per_ip.get_mut(&a.ip)
         {
@@ -251,19 +246,6 @@ impl ConnLimits {
         if let Some(a) = self.accepted.get_mut(&index) {
             a.last_frame = now;
         }
-    }
-
-    pub fn pause(&mut self, index: usize) {
-        self.paused.insert(index);
-    }
-
-    /// True (once) if `index` was paused: the caller resumes it.
-    pub fn unpause(&mut self, index: usize) -> bool {
-        self.paused.remove(&index)
-    }
-
-    pub fn is_paused(&self, index: usize) -> bool {
-        self.paused.contains(&index)
     }
 
     /// When [`Self::idle_expired`] must run next.
@@ -398,18 +380,6 @@ mod tests {
         );
         assert_eq!(Limits::default().fitted_to(1 << 20).max_connections, 4096);
         assert_eq!(Limits::default().fitted_to(64).max_connections, 16);
-    }
-
-    #[test]
-    fn paused_connections_resume_once() {
-        let mut l = ConnLimits::new(Limits::default());
-        l.pause(3);
-        assert!(l.is_paused(3));
-        assert!(l.unpause(3));
-        assert!(!l.unpause(3));
-        l.pause(4);
-        l.release(4);
-        assert!(!l.is_paused(4));
     }
 
     #[test]

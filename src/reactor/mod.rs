@@ -1,10 +1,12 @@
 //! The event loop: one thread, one `mio::Poll`, a slab of TCP connections, frames in and out.
 //! It knows frames, not meaning: everything else is the [`Driver`]'s business.
 
+mod budget;
 mod conn;
 mod driver;
 mod event_loop;
 pub mod limits;
+mod memory;
 mod udp;
 
 pub use driver::{Action, CloseReason, ConnId, ConnectTag, Control, Driver};

@@ -341,6 +341,21 @@ mod tests {
         assert_eq!(data.len(), 5000);
     }
 
+    /// After a burst (hundreds of connections' chunk frames sent at once) the pool keeps no
+    /// more than its cap; the rest is freed.
+    #[test]
+    fn the_pool_keeps_at_most_its_cap_after_a_burst() {
+        for _ in 0..300 {
+            recycle_chunk_buffer(Vec::with_capacity(4 + 48 + 262_144));
+        }
+        let (buffers, bytes) = POOL.with(|pool| {
+            let pool = pool.borrow();
+            (pool.len(), pool.iter().map(Vec::capacity).sum::<usize>())
+        });
+        assert!(buffers <= POOL_BUFFERS, "{buffers} buffers");
+        assert!(bytes <= POOL_BYTES, "{bytes} bytes");
+    }
+
     #[test]
     fn truncated_and_padded_chunks_are_errors() {
         let frame = encode_message(&chunk(1, 2, vec![7; 100]));
