@@ -27,8 +27,9 @@ pub type DownloadId = u64;
 /// Bytes of chunk requests kept in flight per source: enough to fill a fast link with a long
 /// round trip (the bandwidth-delay product of ~5 Gbit/s at 50 ms; 8 MiB capped one source at
 /// ~170 MB/s over 50 ms), so a transfer never waits a round trip per chunk. It costs the
-/// receiver no memory (answers wait in the sockets) and the sender stops reading requests while
-/// 8 MiB of answers are queued for us.
+/// receiver no memory (answers wait in the sockets): the sender takes no more requests from us
+/// while 1 MiB of answers is queued for us (src/reactor/budget.rs). What is in flight is what
+/// a kill of the receiver costs (tests/crash_campaign.rs).
 const WINDOW_BYTES: usize = 32 * 1024 * 1024;
 /// Requests are topped up in batches of at least this many (or whatever the window has room
 /// for, when it is small): one write per few chunks instead of one per chunk.
