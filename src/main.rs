@@ -278,6 +278,7 @@ fn main() -> ExitCode {
             let lan = (!no_lan).then_some(p2p::peer::lan::LanConfig {
                 group: lan_group,
                 iface: lan_iface,
+                announce: true,
             });
             let mode = match (&batch, serve) {
                 (Some(_), then_serve) => Mode::Batch { then_serve },

@@ -304,6 +304,9 @@ impl PeerNode {
         if !session.ready()
             && let Some(name) = &session.expected
         {
+            // A handshake that failed (wrong peer at that address, refused, timed out) moves
+            // the entry on to another address it is known by, if any; whoever was reaching it
+            // retries there (see `Self::peer_reach_again` callers in sessions.rs).
             self.known.failed(name, now);
         }
     }

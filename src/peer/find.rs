@@ -32,6 +32,8 @@ pub struct Find {
     waiting: BTreeMap<String, Option<ConnId>>,
     /// (peer, file) for every match.
     results: Vec<(String, FileInfo)>,
+    /// Peers that could not be asked (unreachable) or did not answer in time.
+    unanswered: Vec<String>,
     pub deadline: Instant,
 }
 
@@ -43,6 +45,7 @@ impl Find {
             listing: true,
             waiting: BTreeMap::new(),
             results: Vec::new(),
+            unanswered: Vec::new(),
             deadline: now + FIND_TIMEOUT,
         }
     }
@@ -184,6 +187,9 @@ impl PeerNode {
         if f.waiting.remove(peer).is_none() {
             return;
         }
+        if files.is_none() {
+            f.unanswered.push(peer.to_string());
+        }
         // Keep every listing: a content found by name is fetched from every peer that has the
         // same bytes, under whatever name.
         for file in files.into_iter().flatten() {
@@ -204,7 +210,8 @@ impl PeerNode {
     /// The deadline passed: go with the answers we have.
     pub(super) fn find_timed_out(&mut self, now: Instant) {
         if let Some(f) = self.find_mut() {
-            f.waiting.clear();
+            let late = std::mem::take(&mut f.waiting).into_keys();
+            f.unanswered.extend(late);
             f.listing = false;
         }
         self.find_resolve(now);
@@ -262,6 +269,16 @@ impl PeerNode {
                 }
                 1 => {
                     let c = &candidates[0];
+                    if !find.unanswered.is_empty() {
+                        // Chosen by name among the answers we got: one of the silent peers may
+                        // have a different file under that name. Say so, never quietly.
+                        self.ui.warn(&format!(
+                            "{} could not be asked; the '{}' found is the only one among the \
+                             peers that answered (give a SHA-256 prefix to be sure)",
+                            find.unanswered.join(", "),
+                            printable(&find.query)
+                        ));
+                    }
                     let name = if c.names.contains(&find.query) {
                         find.query.clone()
                     } else {

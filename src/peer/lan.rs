@@ -41,6 +41,36 @@ pub struct LanConfig {
     pub group: SocketAddrV4,
     /// Address of the interface to use (`0.0.0.0`: the kernel's choice).
     pub iface: Ipv4Addr,
+    /// Whether we announce ourselves, or only listen to others (see [`fit_to_listener`]).
+    pub announce: bool,
+}
+
+/// Makes LAN discovery never announce an address we do not listen on: receivers dial the
+/// announcement's source IP, so a peer listening only on 127.0.0.1 (or on one IP while the
+/// kernel would announce from another interface) sent them to an address that refuses.
+/// Listening on one IPv4 address: announce from that interface. Listening only on loopback
+/// (unless the LAN interface is loopback too, as in tests) or on one IPv6 address: stay quiet
+/// and only listen. Returns why announcements are off, to say so once.
+pub fn fit_to_listener(lan: &mut LanConfig, listen: SocketAddr) -> Option<String> {
+    let ip = listen.ip();
+    if ip.is_unspecified() {
+        return None;
+    }
+    match ip {
+        IpAddr::V4(v4) if v4.is_loopback() && lan.iface.is_loopback() => None,
+        IpAddr::V4(v4) if !v4.is_loopback() && (lan.iface.is_unspecified() || lan.iface == v4) => {
+            lan.iface = v4;
+            None
+        }
+        _ => {
+            lan.announce = false;
+            Some(format!(
+                "this peer listens only on {listen}, which peers on the LAN (group {}, interface \
+                 {}) cannot reach there: it does not announce itself, and still hears others",
+                lan.group, lan.iface
+            ))
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,6 +198,9 @@ impl PeerNode {
             return;
         }
         lan.next_announce = now + jittered(ANNOUNCE_EVERY);
+        if !lan.cfg.announce {
+            return;
+        }
         lan.last_announce = Some(now);
         let to = SocketAddr::V4(lan.cfg.group);
         let bytes = lan.announce.clone();
@@ -277,5 +310,43 @@ mod tests {
         assert_eq!(taken, PER_IP_PER_SEC - PER_NAME_PER_SEC - 1);
         // A new second, a new budget.
         assert!(r.allow(ip, "A", t0 + Duration::from_secs(1)));
+    }
+
+    fn cfg(iface: [u8; 4]) -> LanConfig {
+        LanConfig {
+            group: DEFAULT_GROUP.parse().unwrap(),
+            iface: iface.into(),
+            announce: true,
+        }
+    }
+
+    #[test]
+    fn announcements_only_name_an_address_we_listen_on() {
+        let at = |ip: &str| -> SocketAddr { format!("{ip}:4000").parse().unwrap() };
+        // Everywhere: the kernel's choice of interface is fine.
+        let mut c = cfg([0, 0, 0, 0]);
+        assert_eq!(fit_to_listener(&mut c, at("0.0.0.0")), None);
+        assert!(c.announce);
+        // One LAN address: announce from that interface.
+        let mut c = cfg([0, 0, 0, 0]);
+        assert_eq!(fit_to_listener(&mut c, at("192.168.1.7")), None);
+        assert_eq!((c.iface, c.announce), (Ipv4Addr::new(192, 168, 1, 7), true));
+        // Loopback only, LAN on a real interface: quiet.
+        let mut c = cfg([0, 0, 0, 0]);
+        let why = fit_to_listener(&mut c, at("127.0.0.1")).unwrap();
+        assert!(why.contains("127.0.0.1:4000"), "{why}");
+        assert!(!c.announce);
+        // Loopback with LAN pinned to loopback (tests): announce.
+        let mut c = cfg([127, 0, 0, 1]);
+        assert_eq!(fit_to_listener(&mut c, at("127.0.0.1")), None);
+        assert!(c.announce);
+        // One address, LAN pinned to another interface: quiet.
+        let mut c = cfg([10, 0, 0, 1]);
+        assert!(fit_to_listener(&mut c, at("192.168.1.7")).is_some());
+        assert!(!c.announce);
+        // A specific IPv6 address: IPv4 announcements would name the wrong address.
+        let mut c = cfg([0, 0, 0, 0]);
+        assert!(fit_to_listener(&mut c, "[fd00::1]:4000".parse().unwrap()).is_some());
+        assert!(!c.announce);
     }
 }

@@ -102,6 +102,11 @@ fn run_inner(
         name: cfg.name.clone(),
         addr: bound.to_string(),
     });
+    if let Some(lan) = &mut cfg.lan
+        && let Some(why) = crate::peer::lan::fit_to_listener(lan, bound)
+    {
+        ui.notice(&format!("LAN announcements are off: {why}"));
+    }
     if let Some(lan) = &cfg.lan {
         let joined = crate::reactor::multicast_socket(lan.group, lan.iface)
             .and_then(|socket| reactor.add_udp(socket));

@@ -9,7 +9,7 @@ use super::exchange::{Bootstrap, Discovery};
 use super::index::SharedIndex;
 use super::lan::LanConfig;
 use super::ops::Op;
-use super::peer_table::PeerTable;
+use super::peer_table::{Failed, PeerTable};
 use super::sessions::Session;
 use super::tracker_link::TrackerLink;
 use super::transfer::{Download, DownloadId};
@@ -283,9 +283,14 @@ impl Driver for PeerNode {
             Some(ConnectPurpose::Tracker) => self.tracker_lost(&error.to_string(), now),
             Some(ConnectPurpose::Peer { name, addr }) => {
                 let why = format!("cannot reach {name} at {addr}: {error}");
-                self.known.failed(&name, now);
-                self.peer_unreachable(&name, &why, now);
-                self.downloads_peer_unreachable(&name, now);
+                if let Failed::Switched(next) = self.known.failed(&name, now) {
+                    // Another address it is known by: try that before anyone gives up.
+                    tracing::info!("{why}; trying {next}");
+                    self.peer_reach_again(&name, now);
+                } else {
+                    self.peer_unreachable(&name, &why);
+                    self.downloads_peer_unreachable(&name, now);
+                }
             }
             Some(ConnectPurpose::Bootstrap(b)) => self.bootstrap_failed(b, &error.to_string()),
             None => {}

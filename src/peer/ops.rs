@@ -511,13 +511,42 @@ impl PeerNode {
         }
     }
 
-    pub(super) fn peer_unreachable(&mut self, name: &str, why: &str, _now: Instant) {
+    pub(super) fn peer_unreachable(&mut self, name: &str, why: &str) {
         if matches!(self.op, Some(Op::Find(_))) {
             return self.find_answer(name, None);
         }
-        if self.op.as_ref().and_then(Op::peer) == Some(name) {
+        if self.op.as_ref().and_then(Op::peer) == Some(name) && !self.op_ask_tracker_again() {
             self.fail_op_as(Failure::Unreachable, why);
         }
+    }
+
+    /// `name` is known by a fresh address now (the one that failed gave way to another):
+    /// whoever was reaching it tries that one at once.
+    pub(super) fn peer_reach_again(&mut self, name: &str, now: Instant) {
+        if self.op.as_ref().and_then(Op::peer) == Some(name) {
+            self.op_advance(now);
+        }
+        if matches!(self.op, Some(Op::Find(_))) {
+            self.find_advance();
+        }
+        self.downloads_peer_event(now);
+    }
+
+    /// The command could not reach its peer at the address we had: if the tracker was not
+    /// asked during this command yet, ask it once for a fresh address (a peer that restarted
+    /// on another port is listed at the new one) and go on when the list arrives. False if
+    /// there is nothing more to try.
+    fn op_ask_tracker_again(&mut self) -> bool {
+        let Some(Step::Reaching { refreshed: false }) = self.op.as_ref().and_then(Op::step) else {
+            return false;
+        };
+        if !self.request_peer_list() {
+            return false;
+        }
+        if let Some(Step::Reaching { refreshed }) = self.op.as_mut().and_then(Op::step_mut) {
+            *refreshed = true;
+        }
+        true
     }
 
     pub(super) fn op_connection_lost(
@@ -557,6 +586,19 @@ impl PeerNode {
                 wait.as_secs_f64()
             ));
             return;
+        }
+        if on_this_conn && lost == Lost::Handshake {
+            // Another address it is known by, or a fresh one from the tracker, before failing.
+            let fresh = self
+                .known
+                .get(name)
+                .is_some_and(|e| e.reach == super::peer_table::Reach::Unknown);
+            if fresh {
+                return self.op_advance(now);
+            }
+            if self.op_ask_tracker_again() {
+                return;
+            }
         }
         if on_this_conn {
             let why = format!("connection to {} lost: {why}", printable(name));

@@ -9,7 +9,11 @@
 //! - `last_seen` never lies in the future and never moves backwards;
 //! - `source` only moves up in [`Source::rank`] (first-hand news replaces second-hand news), except
 //!   when a lower source brings a new address for an entry we failed to reach since it was seen;
-//! - a changed address resets what we know about reaching it (`reach`, `failures`).
+//! - a changed address resets what we know about reaching it (`reach`, `failures`);
+//! - `alternates` holds at most [`MAX_ALTERNATES`] other first-hand addresses of the entry (the
+//!   tracker's, a LAN one, the user's...), never the primary one, best first: a failed attempt
+//!   moves on to the next before the entry is given up on, so one stale address (a peer that
+//!   restarted on another port, a LAN address it does not listen on) never hides a working one.
 
 use crate::names::check_peer_name;
 use crate::repl::event::PeerEntry;
@@ -31,6 +35,8 @@ pub const STALE_AFTER: Duration = Duration::from_secs(600);
 pub const LAN_STALE: Duration = Duration::from_secs(20);
 /// Ages reported by others are capped at a day.
 const MAX_AGE: Duration = Duration::from_secs(86_400);
+/// Other addresses remembered per entry.
+pub const MAX_ALTERNATES: usize = 4;
 /// First wait before trying an entry again after an attempt; doubles with each failure.
 const RETRY_BASE: Duration = Duration::from_secs(5);
 const RETRY_MAX: Duration = Duration::from_secs(300);
@@ -62,6 +68,11 @@ impl Source {
             Source::Manual => "manual",
             Source::Incoming => "incoming",
         }
+    }
+
+    /// Heard from the peer itself, the tracker or the user, not passed on by someone else.
+    fn first_hand(self) -> bool {
+        !matches!(self, Source::Cache | Source::Exchange)
     }
 
     /// How much we trust an address from this source. Second-hand news (cache, exchange) ranks
@@ -98,6 +109,54 @@ pub struct KnownPeer {
     /// Failed attempts in a row.
     pub failures: u32,
     pub last_attempt: Option<Instant>,
+    /// Other first-hand addresses it is known by, best first (see the module invariants).
+    pub alternates: Vec<Alternate>,
+}
+
+/// An address an entry is also known by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Alternate {
+    pub addr: SocketAddr,
+    pub source: Source,
+    pub last_seen: Instant,
+}
+
+impl KnownPeer {
+    /// Remembers `alt` as another way to reach this peer (not the primary address).
+    fn remember(&mut self, alt: Alternate) {
+        if alt.addr == self.addr || !alt.source.first_hand() {
+            return;
+        }
+        match self.alternates.iter_mut().find(|a| a.addr == alt.addr) {
+            Some(a) => {
+                a.last_seen = a.last_seen.max(alt.last_seen);
+                if alt.source.rank() > a.source.rank() {
+                    a.source = alt.source;
+                }
+            }
+            None => self.alternates.push(alt),
+        }
+        self.alternates.sort_by_key(|a| {
+            (
+                std::cmp::Reverse(a.source.rank()),
+                std::cmp::Reverse(a.last_seen),
+            )
+        });
+        self.alternates.truncate(MAX_ALTERNATES);
+    }
+}
+
+/// What [`PeerTable::failed`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failed {
+    /// The entry moved on to another address it is known by: worth trying at once.
+    Switched(SocketAddr),
+    /// No other address: marked unreachable.
+    Unreachable,
+    /// Too many failures: forgotten.
+    Forgotten,
+    /// Not in the table.
+    Unknown,
 }
 
 /// What [`PeerTable::offer`] did.
@@ -206,6 +265,7 @@ impl PeerTable {
                     reach: Reach::Unknown,
                     failures: 0,
                     last_attempt: None,
+                    alternates: Vec::new(),
                 },
             );
             self.dirty = true;
@@ -220,8 +280,23 @@ impl PeerTable {
             std::cmp::Ordering::Less => (fresher_than_failure && addr != e.addr, true),
         };
         let mut changed = false;
+        let offered = Alternate {
+            addr,
+            source,
+            last_seen,
+        };
         if take_addr && addr != e.addr {
+            let old = Alternate {
+                addr: e.addr,
+                source: e.source,
+                last_seen: e.last_seen,
+            };
+            e.alternates.retain(|a| a.addr != addr);
             e.addr = addr;
+            // The old address stays worth a try if someone else vouched for it first-hand.
+            if old.source != source {
+                e.remember(old);
+            }
             e.reach = Reach::Unknown;
             e.failures = 0;
             e.last_attempt = None;
@@ -229,6 +304,8 @@ impl PeerTable {
         } else if fresher_than_failure && addr == e.addr {
             e.reach = Reach::Unknown;
             e.failures = 0;
+        } else if addr != e.addr {
+            e.remember(offered);
         }
         if take_addr && take_source && e.source != source {
             e.source = source;
@@ -328,20 +405,40 @@ impl PeerTable {
         }
     }
 
-    /// A connection attempt to `name` failed. Returns true if the entry was forgotten for it.
-    pub fn failed(&mut self, name: &str, now: Instant) -> bool {
+    /// A connection attempt to `name` failed: the entry moves on to the best other address it
+    /// is known by (a failed manual address stays last in line: the user gave it), or is
+    /// marked unreachable, or forgotten after [`MAX_FAILURES`] (not a manual one).
+    pub fn failed(&mut self, name: &str, now: Instant) -> Failed {
         let Some(e) = self.peers.get_mut(name) else {
-            return false;
+            return Failed::Unknown;
         };
+        self.dirty = true;
+        if !e.alternates.is_empty() {
+            let next = e.alternates.remove(0);
+            let failed = Alternate {
+                addr: e.addr,
+                source: e.source,
+                last_seen: e.last_seen,
+            };
+            e.addr = next.addr;
+            e.source = next.source;
+            e.last_seen = e.last_seen.max(next.last_seen);
+            e.reach = Reach::Unknown;
+            e.failures = 0;
+            e.last_attempt = Some(now);
+            if failed.source == Source::Manual {
+                e.alternates.push(failed);
+            }
+            return Failed::Switched(next.addr);
+        }
         e.reach = Reach::Unreachable;
         e.failures = e.failures.saturating_add(1);
         e.last_attempt = Some(now);
-        self.dirty = true;
         if e.failures >= MAX_FAILURES && e.source != Source::Manual {
             self.peers.remove(name);
-            return true;
+            return Failed::Forgotten;
         }
-        false
+        Failed::Unreachable
     }
 
     /// Forgets entries nobody has seen for long (LAN entries sooner), unless `connected` or
@@ -620,7 +717,7 @@ mod tests {
         t.offer("A", addr(1), Source::Exchange, now, now);
         t.offer("M", addr(2), Source::Manual, now, now);
         for i in 0..MAX_FAILURES {
-            let gone = t.failed("A", now);
+            let gone = t.failed("A", now) == Failed::Forgotten;
             assert_eq!(gone, i + 1 == MAX_FAILURES);
             t.failed("M", now);
         }
@@ -755,6 +852,67 @@ mod tests {
                 "B  127.0.0.1:2  0s ago  lan  reachable",
                 "C  127.0.0.1:3  0s ago  cache  unreachable",
             ]
+        );
+    }
+
+    /// A peer that restarted on another port: the tracker has the new address while the user's
+    /// (or the LAN's) is stale. The failed attempt moves on to the other address at once.
+    #[test]
+    fn a_failed_address_gives_way_to_another_first_hand_one() {
+        let t0 = base();
+        let mut t = PeerTable::new("Me");
+        t.offer("Eve", addr(1), Source::Manual, t0, t0);
+        // The tracker's word does not displace the user's, but is kept.
+        t.offer("Eve", addr(2), Source::Tracker, t0 + secs(1), t0 + secs(1));
+        t.offer("Eve", addr(3), Source::Lan, t0 + secs(2), t0 + secs(2));
+        // Second-hand news is not kept as an alternate.
+        t.offer("Eve", addr(4), Source::Exchange, t0 + secs(3), t0 + secs(3));
+        let e = t.get("Eve").unwrap();
+        assert_eq!(e.addr, addr(1));
+        let alts: Vec<SocketAddr> = e.alternates.iter().map(|a| a.addr).collect();
+        assert_eq!(alts, [addr(2), addr(3)], "best first: tracker, then LAN");
+
+        assert_eq!(t.failed("Eve", t0 + secs(4)), Failed::Switched(addr(2)));
+        let e = t.get("Eve").unwrap();
+        assert_eq!(
+            (e.addr, e.source, e.reach),
+            (addr(2), Source::Tracker, Reach::Unknown)
+        );
+        assert_eq!(t.failed("Eve", t0 + secs(5)), Failed::Switched(addr(3)));
+        // The user's address comes back last, then the entry is unreachable (never forgotten:
+        // it is manual).
+        assert_eq!(t.failed("Eve", t0 + secs(6)), Failed::Switched(addr(1)));
+        assert_eq!(t.failed("Eve", t0 + secs(7)), Failed::Unreachable);
+        assert_eq!(t.get("Eve").unwrap().reach, Reach::Unreachable);
+    }
+
+    /// A LAN address replaced by the tracker's stays as an alternate, and the other way round.
+    #[test]
+    fn a_replaced_first_hand_address_stays_an_alternate() {
+        let t0 = base();
+        let mut t = PeerTable::new("Me");
+        t.offer("A", addr(1), Source::Lan, t0, t0);
+        t.offer("A", addr(2), Source::Tracker, t0, t0);
+        let e = t.get("A").unwrap();
+        assert_eq!(e.addr, addr(2));
+        assert_eq!(e.alternates.len(), 1);
+        assert_eq!(e.alternates[0].addr, addr(1));
+        // The same source moving on (a restart on a new port) drops the old address.
+        t.offer("A", addr(5), Source::Tracker, t0 + secs(1), t0 + secs(1));
+        let e = t.get("A").unwrap();
+        assert_eq!(e.addr, addr(5));
+        let alts: Vec<SocketAddr> = e.alternates.iter().map(|a| a.addr).collect();
+        assert_eq!(alts, [addr(1)]);
+        for port in 10..20 {
+            t.offer("A", addr(port), Source::Incoming, t0, t0);
+        }
+        assert!(t.get("A").unwrap().alternates.len() <= MAX_ALTERNATES);
+        assert!(
+            t.get("A")
+                .unwrap()
+                .alternates
+                .iter()
+                .all(|a| a.addr != addr(5))
         );
     }
 }

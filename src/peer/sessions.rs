@@ -339,10 +339,19 @@ impl PeerNode {
         self.downloads_connection_lost(conn, why, now);
         if let Some(name) = reaching {
             // Our attempt to reach `name` died in its handshake (a peer frozen, busy or gone
-            // mid-way): sources of downloads that were reaching it go back to the reconnect
-            // cycle with backoff, as after a refused connect. Without this they waited for a
-            // connection that would never come, until `--retry-for` ran out.
-            self.downloads_peer_unreachable(&name, now);
+            // mid-way, or another peer at that address). If the entry moved on to another
+            // address it is known by, downloads try that at once; otherwise sources reaching it
+            // go back to the reconnect cycle with backoff, as after a refused connect. (Before,
+            // they waited for a connection that would never come, until `--retry-for` ran out.)
+            let fresh = self
+                .known
+                .get(&name)
+                .is_some_and(|e| e.reach == super::peer_table::Reach::Unknown);
+            if fresh {
+                self.downloads_peer_event(now);
+            } else {
+                self.downloads_peer_unreachable(&name, now);
+            }
         }
     }
 
