@@ -380,3 +380,42 @@ fn a_tracker_that_stops_answering_peer_lists_is_dropped_and_retried() {
     assert!(alice.is_running());
     assert!(alice.stderr_text().contains("no answer within 10s"));
 }
+
+/// PROTOCOL.md §5 and §11, as an implementation written from the text alone expects: a peer
+/// acceptor answers a first frame that is not `Hello` (an `Error` included) with
+/// `Error{UnexpectedMessage}`, and a `Hello` claiming its own name with `Error{Other}`, then
+/// closes. (It used to close silently, and to answer the own-name `Hello` with its own.)
+#[test]
+fn a_peer_acceptor_answers_a_bad_first_frame_as_the_protocol_says() {
+    use p2p::wire::ErrorCode;
+    let tracker = Tracker::start();
+    let alice = Peer::serve("Alice", tracker.addr, &[("f.bin", b"x")]);
+    let wait = Duration::from_secs(5);
+
+    let mut s = std::net::TcpStream::connect(alice.addr).unwrap();
+    let error = Message::Error {
+        req: None,
+        code: ErrorCode::Other,
+        message: "hi".into(),
+    };
+    send(&mut s, &error).unwrap();
+    assert_eq!(
+        ending(&mut s, wait),
+        Ending::ErrorThenClosed(ErrorCode::UnexpectedMessage)
+    );
+
+    let mut s = std::net::TcpStream::connect(alice.addr).unwrap();
+    send(&mut s, &hello("Alice")).unwrap();
+    let first = recv(&mut s).unwrap();
+    assert!(
+        matches!(
+            first,
+            Message::Error {
+                code: ErrorCode::Other,
+                ..
+            }
+        ),
+        "answered {first:?}"
+    );
+    assert_eq!(ending(&mut s, wait), Ending::Closed);
+}

@@ -187,6 +187,18 @@ impl PeerNode {
     }
 
     fn handshake(&mut self, conn: ConnId, msg: Message, now: Instant) {
+        let incoming = self
+            .sessions
+            .get(&conn)
+            .is_some_and(|s| s.expected.is_none())
+            && !self.discovery.is_bootstrap(conn);
+        if incoming && !matches!(msg, Message::Hello { .. }) {
+            // PROTOCOL.md §5: the connector's first frame must be `Hello`; anything else (an
+            // `Error` included) is answered with UnexpectedMessage before we close.
+            let message = format!("expected Hello first, got {}", msg.kind());
+            self.refuse(conn, ErrorCode::UnexpectedMessage, message, now);
+            return;
+        }
         if let Message::Error { message, code, .. } = &msg {
             // The other side refused us (wrong version, busy...): its reason is the news.
             if let Some(session) = self.sessions.get_mut(&conn) {
@@ -218,6 +230,12 @@ impl PeerNode {
             self.refuse(conn, ErrorCode::BadName, why, now);
             return;
         }
+        if incoming && name == self.cfg.name {
+            // Someone claims our own name: refused before we say who we are (§5).
+            let message = format!("'{name}' is this peer's own name");
+            self.refuse(conn, ErrorCode::Other, message, now);
+            return;
+        }
         let session = self.sessions.get_mut(&conn).expect("caller checked");
         if let Some(expected) = &session.expected
             && *expected != name
@@ -226,7 +244,6 @@ impl PeerNode {
             self.refuse(conn, ErrorCode::Other, message, now);
             return;
         }
-        let incoming = session.expected.is_none() && !self.discovery.is_bootstrap(conn);
         session.name = Some(name);
         if incoming {
             self.send_hello(conn);
