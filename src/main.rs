@@ -245,7 +245,9 @@ fn main() -> ExitCode {
             if let Err(why) = p2p::names::check_peer_name(&name) {
                 return usage_error(&format!("invalid name ({name_from}): {why}"));
             }
-            let tracker = match resolve(&s.tracker.value) {
+            // Resolved once, here, before the event loop starts: a slow DNS answer never stalls
+            // the reactor (the peer keeps this address for its whole run).
+            let tracker = match resolve(&with_default_port(&s.tracker.value, TRACKER_PORT)) {
                 Ok(addr) => addr,
                 Err(why) => {
                     let (t, from) = (&s.tracker.value, &s.tracker.origin);
@@ -261,6 +263,12 @@ fn main() -> ExitCode {
             };
             let (shared, downloads, retry_for) =
                 (s.shared.value, s.downloads.value, s.retry_for.value);
+            for (dir, what) in [(&shared, "shared"), (&downloads, "downloads")] {
+                if let Err(why) = check_folder(dir, what) {
+                    eprintln!("error: {why}");
+                    return ExitCode::from(1);
+                }
+            }
             p2p::reactor::limits::set_process_limits(limits.apply());
             let mut bootstrap = Vec::new();
             for peer in &peers {
@@ -321,6 +329,54 @@ fn resolve(addr: &str) -> Result<SocketAddr, String> {
         .map_err(|e| e.to_string())?
         .next()
         .ok_or_else(|| "no address found".to_string())
+}
+
+/// The port a tracker listens on by default (`p2p tracker`), and so the one `--tracker HOST`
+/// means.
+const TRACKER_PORT: u16 = 9000;
+
+/// `host` -> `host:9000`; `host:port`, `[v6]:port` and `1.2.3.4:port` stay as they are. A bare
+/// IPv6 address gets brackets.
+fn with_default_port(addr: &str, port: u16) -> String {
+    if addr.parse::<SocketAddr>().is_ok() {
+        return addr.to_string();
+    }
+    if addr.parse::<std::net::Ipv6Addr>().is_ok() {
+        return format!("[{addr}]:{port}");
+    }
+    match addr.rsplit_once(':') {
+        Some((_, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => addr.to_string(),
+        _ if addr.starts_with('[') && addr.ends_with(']') => format!("{addr}:{port}"),
+        Some(_) => addr.to_string(),
+        None => format!("{addr}:{port}"),
+    }
+}
+
+/// A folder the peer is about to use: a file in the way is an error, and a missing folder is
+/// created only when its parent exists, so a typo (`--shared ~/Pubic/x`) is reported instead
+/// of silently growing a new tree (README, "Flags").
+fn check_folder(dir: &std::path::Path, what: &str) -> Result<(), String> {
+    let shown = dir.display();
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => return Err(format!("the {what} folder {shown} is a file, not a folder")),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(format!("cannot use the {what} folder {shown}: {e}"));
+        }
+        Err(_) => {}
+    }
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    if !parent.is_dir() {
+        return Err(format!(
+            "the {what} folder {shown} does not exist, and neither does {}: \
+             check the path, or create it first (mkdir -p)",
+            parent.display()
+        ));
+    }
+    std::fs::create_dir(dir).map_err(|e| format!("cannot create the {what} folder {shown}: {e}"))
 }
 
 /// What the command line said about `id`: a flag, its environment variable, or nothing.

@@ -46,6 +46,45 @@ fn is_slash_lookalike(c: char) -> bool {
     )
 }
 
+/// The name in `known` that `typed` was most likely meant to be, for "did you mean": the same
+/// name in another case, or one at most two edits away (one for short names). `None` when
+/// nothing is close, or `typed` itself is known.
+pub fn closest<'a>(typed: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let lower = typed.to_lowercase();
+    let limit = if typed.chars().count() <= 4 { 1 } else { 2 };
+    let mut best: Option<(usize, &str)> = None;
+    for name in known {
+        if name == typed {
+            return None;
+        }
+        let d = if name.to_lowercase() == lower {
+            0
+        } else {
+            edit_distance(&lower, &name.to_lowercase())
+        };
+        if d <= limit && best.is_none_or(|(bd, bn)| (d, name) < (bd, bn)) {
+            best = Some((d, name));
+        }
+    }
+    best.map(|(_, name)| name)
+}
+
+/// Levenshtein distance over chars (names are at most 32 bytes: the table is tiny).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
 /// A peer name: 1..=32 bytes, no whitespace, no control characters, no '"' (and no bidi
 /// controls, so a name cannot disguise itself as another). `Err` holds text for the user.
 pub fn check_peer_name(name: &str) -> Result<(), String> {
@@ -347,5 +386,17 @@ mod tests {
         assert_eq!(printable("evil\u{202E}fdp.exe"), "evil\\u{202e}fdp.exe");
         let out = printable(&(0u8..=0x7f).map(char::from).collect::<String>());
         assert!(!out.chars().any(|c| c.is_control()), "{out:?}");
+    }
+
+    #[test]
+    fn closest_finds_case_and_typo_slips_only() {
+        let known = ["Alice", "Bob", "Carol"];
+        assert_eq!(closest("alice", known), Some("Alice"));
+        assert_eq!(closest("Alcie", known), Some("Alice"));
+        assert_eq!(closest("bob", known), Some("Bob"));
+        assert_eq!(closest("Bo", known), Some("Bob"));
+        assert_eq!(closest("Dave", known), None);
+        assert_eq!(closest("Alice", known), None);
+        assert_eq!(closest("x", []), None);
     }
 }

@@ -365,7 +365,8 @@ fn connect_command_reaches_a_peer_by_address() {
 
     let dead = unused_addr();
     let out = run_batch("Bob", nowhere, &bob, &format!("connect {dead}\n"));
-    out.assert_failure();
+    // README, "Exit status": a peer that cannot be reached is 4.
+    out.assert_failed_with(4);
     assert!(out.stderr.contains(&dead.to_string()), "{out}");
 }
 

@@ -93,19 +93,21 @@ fn get_several_files_in_one_batch() {
     assert_downloads_exactly(&bob, &["a.bin", "b.bin", "c.bin"]);
 }
 
-/// `files Alice` lists every shared file as `NAME  SIZE bytes  SHA256HEX`.
+/// `files Alice` lists every shared file as `NAME  SIZE  SHA256HEX`, the size in binary units
+/// (exact bytes are in `--json`).
 #[test]
 fn files_lists_name_size_and_sha256() {
     let small = b"hello\n".to_vec();
     let empty = Vec::new();
     let odd = pseudo_random(CHUNK + 5, 20);
-    let shared: [(&str, &[u8]); 3] = [
-        ("hello.txt", &small),
-        ("empty.bin", &empty),
-        ("my notes.txt", &odd),
+    let shared: [(&str, &[u8], &str); 3] = [
+        ("hello.txt", &small, "6 B"),
+        ("empty.bin", &empty, "0 B"),
+        ("my notes.txt", &odd, "256.0 KiB"),
     ];
     let tracker = Tracker::start();
-    let _alice = Peer::serve("Alice", tracker.addr, &shared);
+    let files: Vec<(&str, &[u8])> = shared.iter().map(|(n, c, _)| (*n, *c)).collect();
+    let _alice = Peer::serve("Alice", tracker.addr, &files);
     let bob = PeerDirs::new();
     let out = run_batch(
         "Bob",
@@ -119,14 +121,14 @@ fn files_lists_name_size_and_sha256() {
         .stdout_lines()
         .into_iter()
         .map(fields)
-        .filter(|f| f.len() == 3 && f[1].ends_with(" bytes"))
+        .filter(|f| f.len() == 3 && f[2].len() == 64)
         .collect();
-    for (name, content) in shared {
+    for (name, content, size) in shared {
         let row = listed
             .iter()
             .find(|f| f[0] == name)
             .unwrap_or_else(|| panic!("`files Alice` does not list {name:?}\n{out}"));
-        assert_eq!(row[1], format!("{} bytes", content.len()), "size of {name}");
+        assert_eq!(row[1], size, "size of {name}");
         assert_eq!(row[2], sha256_hex(content), "sha256 of {name}");
     }
     assert_eq!(

@@ -18,7 +18,7 @@ const DOCUMENTED: &[(&str, &[&str])] = &[
     ("registered", &["tracker", "again"]),
     ("peers", &["peers"]),
     ("files", &["peer", "files"]),
-    ("shared", &["dir", "files"]),
+    ("shared", &["dir", "files", "seeding"]),
     ("search", &["query", "asked", "results"]),
     ("progress", &["file", "done", "total", "bytes_per_sec"]),
     (
@@ -41,6 +41,18 @@ const DOCUMENTED: &[(&str, &[&str])] = &[
     ("peer_known", &["name"]),
     ("cancelled", &["file"]),
     ("error", &["kind", "message"]),
+    ("connected", &["name", "addr"]),
+    ("tracker_unreachable", &["tracker", "reason"]),
+    (
+        "resuming",
+        &["file", "sources", "chunks_here", "chunks", "percent"],
+    ),
+    ("source_joined", &["file", "peer", "percent", "others"]),
+    (
+        "source_lost",
+        &["file", "peer", "reason", "percent", "others", "retry_secs"],
+    ),
+    ("source_dropped", &["file", "peer", "reason"]),
     ("warning", &["message"]),
     ("info", &["text"]),
     ("notice", &["text"]),
@@ -136,10 +148,12 @@ fn batch_results_and_serve_events_are_json_lines() {
     assert_file_eq(&bob.downloads.join("data.bin"), &content);
 
     assert_eq!(of_type(&evs, "message_delivered")[0]["to"], "Alice");
-    // What Bob downloaded he shares on (until the next rescan).
+    // What Bob downloaded he shares on (until the next rescan), listed apart from what is in
+    // his shared folder (nothing here).
     let shared = of_type(&evs, "shared")[0];
     assert!(shared["dir"].is_string());
-    assert_eq!(shared["files"][0]["name"], "data.bin", "{shared}");
+    assert_eq!(shared["files"], serde_json::json!([]), "{shared}");
+    assert_eq!(shared["seeding"][0]["name"], "data.bin", "{shared}");
     assert_eq!(
         of_type(&evs, "downloads")[0]["downloads"],
         serde_json::json!([])

@@ -25,11 +25,16 @@ struct PtyProc {
 
 impl PtyProc {
     /// `None` (with the reason printed) when this machine has no pseudo-terminals.
-    fn spawn(label: &str, mut cmd: Command) -> Option<PtyProc> {
+    fn spawn(label: &str, cmd: Command) -> Option<PtyProc> {
+        PtyProc::spawn_sized(label, cmd, 200)
+    }
+
+    /// [`PtyProc::spawn`] on a terminal `cols` columns wide.
+    fn spawn_sized(label: &str, mut cmd: Command, cols: u16) -> Option<PtyProc> {
         let (mut master, mut slave) = (-1, -1);
         let size = libc::winsize {
             ws_row: 50,
-            ws_col: 200,
+            ws_col: cols,
             ws_xpixel: 0,
             ws_ypixel: 0,
         };
@@ -302,10 +307,10 @@ fn tab_completes_peer_and_remote_file_names() {
     });
     repl.type_keys("files Al\t\r");
     repl.wait_for("Alice's files", 0, WAIT, |t| {
-        t.contains("holiday photos.tar  8 bytes")
+        t.contains("holiday photos.tar  8 B  ")
     });
     repl.wait_for("a new prompt", 0, WAIT, |t| {
-        t.split("holiday photos.tar  8 bytes")
+        t.split("holiday photos.tar  8 B  ")
             .nth(1)
             .is_some_and(|a| a.contains(PROMPT))
     });
@@ -372,6 +377,51 @@ fn ctrl_c_pauses_the_foreground_download_and_the_peer_goes_on() {
     });
     repl.type_keys("quit\r");
     assert_eq!(repl.wait_exit(EXIT_TIMEOUT), Some(0), "{}", repl.text());
+}
+
+#[test]
+fn the_progress_bar_fits_a_60_column_terminal() {
+    let tracker = Tracker::start();
+    let content = pseudo_random(8 * CHUNK, 19);
+    let stally = FakePeer::start(
+        "Stally",
+        tracker.addr,
+        "a-rather-long-file-name-for-a-narrow-terminal.bin",
+        content,
+        Behaviour::StallAfter(2),
+    );
+    let dirs = PeerDirs::new();
+    let cmd = peer_command("Remy", tracker.addr, &dirs, &[]);
+    let Some(mut repl) = PtyProc::spawn_sized("Remy (pty, 60 columns)", cmd, 60) else {
+        return;
+    };
+    repl.wait_for("the prompt", 0, STARTUP, |t| t.contains(PROMPT));
+    let before = repl.raw_len();
+    repl.type_keys("get Stally a-rather-long-file-name-for-a-narrow-terminal.bin\r");
+    let deadline = Instant::now() + STARTUP;
+    while stally.served.load(std::sync::atomic::Ordering::Relaxed) < 2 {
+        assert!(Instant::now() < deadline, "the download never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    repl.wait_for("the bar", before, WAIT, |t| t.contains("] "));
+    std::thread::sleep(Duration::from_millis(300));
+    // Each redraw of the bar starts at a carriage return: every one must fit the width.
+    let raw = repl.screen.lock().unwrap()[before..].to_vec();
+    let draws: Vec<String> = String::from_utf8_lossy(&raw)
+        .split(['\r', '\n'])
+        .map(strip_ansi)
+        .filter(|d| d.contains(" [") && d.contains("] "))
+        .collect();
+    assert!(!draws.is_empty(), "no bar drawn:\n{}", repl.text());
+    for d in &draws {
+        assert!(
+            d.chars().count() <= 60,
+            "a bar wider than 60 columns: {d:?}"
+        );
+    }
+    repl.type_keys("\u{3}");
+    repl.type_keys("quit\r");
+    let _ = repl.wait_exit(EXIT_TIMEOUT);
 }
 
 #[test]

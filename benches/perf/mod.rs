@@ -209,11 +209,21 @@ fn listen_addr(line: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("no address in '{line}'"))
 }
 
-/// The MB/s figure of a `saved ... in 1.23s, 456.7 MB/s, sha256 ...` summary line.
+/// The rate of a `saved ... in 1.23s, 435.6 MiB/s, ...` summary line, in MB/s (the tables
+/// here are decimal; the peer prints binary units like its progress bar).
 fn summary_rate(line: &str) -> Option<f64> {
     let words: Vec<&str> = line.split_whitespace().collect();
-    let at = words.iter().position(|w| w.starts_with("MB/s"))?;
-    words.get(at.checked_sub(1)?)?.parse().ok()
+    let (at, unit) = words.iter().enumerate().find_map(|(i, w)| {
+        let unit = match w.trim_end_matches(',') {
+            "KiB/s" => 1024.0,
+            "MiB/s" => 1024.0 * 1024.0,
+            "GiB/s" => 1024.0 * 1024.0 * 1024.0,
+            _ => return None,
+        };
+        Some((i, unit))
+    })?;
+    let n: f64 = words.get(at.checked_sub(1)?)?.parse().ok()?;
+    Some(n * unit / 1e6)
 }
 
 /// Speaks to a peer or tracker over plain blocking TCP with the crate's codec.

@@ -166,8 +166,9 @@ impl PeerNode {
     pub(super) fn bootstrap_failed(&mut self, b: Bootstrap, why: &str) {
         let text = format!("cannot connect to {}: {why}", b.addr);
         if b.command {
+            // README: a peer that cannot be reached is exit status 4, `connect` included.
             if matches!(self.op, Some(Op::Connect { addr, .. }) if addr == b.addr) {
-                self.fail_op(&text);
+                self.fail_op_as(crate::repl::Failure::Unreachable, &text);
             }
         } else {
             self.ui.warn(&text);
@@ -206,11 +207,14 @@ impl PeerNode {
             (Some(b), _) => {
                 self.known.offer(&name, remote, Source::Manual, now, now);
                 self.known.reached(&name, now);
-                let line = format!("connected to {name} at {}", b.addr);
+                let event = crate::repl::Event::Connected {
+                    name: name.clone(),
+                    addr: b.addr.to_string(),
+                };
                 if !b.command {
-                    self.ui.line(&line);
+                    self.ui.event(&event);
                 } else if matches!(self.op, Some(Op::Connect { addr, .. }) if addr == b.addr) {
-                    self.ui.line(&line);
+                    self.ui.event(&event);
                     self.finish_op();
                 }
                 if b.startup {

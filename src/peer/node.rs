@@ -330,13 +330,16 @@ impl Driver for PeerNode {
                 } else if matches!(self.cfg.mode, Mode::Batch { then_serve: false })
                     && self.op.is_some()
                 {
-                    let kind = if self.op_download_ids().is_empty() {
-                        crate::repl::Failure::Failed
+                    if self.op_download_ids().is_empty() {
+                        let kind = crate::repl::Failure::Failed;
+                        self.ui.error_as(kind, "interrupted");
+                        self.exit(kind.exit_code());
                     } else {
-                        crate::repl::Failure::Unfinished
-                    };
-                    self.ui.error_as(kind, "interrupted");
-                    self.exit(kind.exit_code());
+                        // Paused like Ctrl-C in the REPL, so the error says how far each
+                        // download got and how to go on; the batch then ends with status 5.
+                        self.interrupt_foreground();
+                        self.exit(crate::repl::Failure::Unfinished.exit_code());
+                    }
                 } else {
                     self.exit(0);
                 }

@@ -9,7 +9,7 @@ use super::sessions::MAX_CHAT_LEN;
 use super::transfer::DownloadId;
 use crate::names::{check_file_name, printable};
 use crate::reactor::ConnId;
-use crate::repl::command::{Command, help_text};
+use crate::repl::command::{Command, help_for, help_text};
 use crate::repl::event::{Event, Failure, FileEntry};
 use crate::wire::Sha256;
 use crate::wire::{FileInfo, Message};
@@ -196,7 +196,11 @@ impl PeerNode {
             }
             Command::Shared => self.print_shared(),
             Command::Rescan => self.rescan(),
-            Command::Help => self.ui.line(&help_text()),
+            Command::Help { topic: None } => self.ui.line(&help_text()),
+            Command::Help { topic: Some(name) } => match help_for(&name) {
+                Ok(text) => self.ui.line(&text),
+                Err(e) => self.fail_op(&e),
+            },
             Command::Quit => {
                 self.announce_unfinished(true);
                 self.exit(0)
@@ -463,11 +467,14 @@ impl PeerNode {
         if self.tracker.list_in_flight {
             return Ok(None);
         }
-        let hint = if self.tracker.up().is_none() {
-            " (the tracker is unreachable)"
-        } else {
-            ""
+        let mut hint = match crate::names::closest(name, self.known.iter().map(|(n, _)| n.as_str()))
+        {
+            Some(near) => format!("; did you mean {near}?"),
+            None => String::new(),
         };
+        if self.tracker.up().is_none() {
+            hint.push_str(" (the tracker is unreachable)");
+        }
         Err(format!("unknown peer '{}'{hint}", printable(name)))
     }
 
@@ -676,7 +683,6 @@ impl PeerNode {
                             bytes_fetched: 0,
                             bytes_per_source: Default::default(),
                             already_there: true,
-                            summary: None,
                         });
                     }
                     Ok(Destination::Free) => {
@@ -815,18 +821,30 @@ impl PeerNode {
     }
 
     fn print_shared(&mut self) {
-        let files = self
-            .index
-            .files()
-            .iter()
-            .map(|f| FileEntry {
+        // Files finished by this run are served too (from downloads/), but they are not in
+        // the shared folder and are gone after a restart: listed apart.
+        let (files, seeding): (Vec<FileEntry>, Vec<FileEntry>) = {
+            let (in_dir, elsewhere): (Vec<_>, Vec<_>) = self
+                .index
+                .files()
+                .iter()
+                .partition(|f| f.path.parent() == Some(self.cfg.shared_dir.as_path()));
+            let entry = |f: &super::index::SharedFile| FileEntry {
                 name: f.name.clone(),
                 size: f.manifest.size,
                 sha256: f.manifest.sha256.to_string(),
-            })
-            .collect();
+            };
+            (
+                in_dir.into_iter().map(entry).collect(),
+                elsewhere.into_iter().map(entry).collect(),
+            )
+        };
         let dir = self.cfg.shared_dir.display().to_string();
-        self.ui.event(&Event::Shared { dir, files });
+        self.ui.event(&Event::Shared {
+            dir,
+            files,
+            seeding,
+        });
     }
 
     fn rescan(&mut self) {

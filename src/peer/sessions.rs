@@ -213,7 +213,7 @@ impl PeerNode {
             version,
             name,
             listen_port,
-            ..
+            agent,
         } = msg
         else {
             let message = format!("expected Hello first, got {}", msg.kind());
@@ -224,6 +224,13 @@ impl PeerNode {
             let message =
                 format!("this peer speaks protocol version {PROTOCOL_VERSION}, you sent {version}");
             self.refuse(conn, ErrorCode::VersionMismatch, message, now);
+            return;
+        }
+        // A tracker says Hello with no name: "the peer name is empty" would not tell the
+        // user they gave `connect` (or `--peer`) the tracker's address.
+        if agent.starts_with("p2p-tracker/") {
+            let why = "that address is a tracker, not a peer (a tracker is given with --tracker)";
+            self.refuse(conn, ErrorCode::Other, why.to_string(), now);
             return;
         }
         if let Err(why) = check_peer_name(&name) {

@@ -411,10 +411,11 @@ impl PeerNode {
             self.tracker.addr
         );
         if announce && !self.exiting {
-            let addr = self.tracker.addr;
-            self.ui.warn(&format!(
-                "tracker {addr} unreachable ({why}); working without a tracker and retrying"
-            ));
+            let event = crate::repl::Event::TrackerUnreachable {
+                tracker: self.tracker.addr.to_string(),
+                reason: why.to_string(),
+            };
+            self.ui.event(&event);
         }
         self.ready = true;
         // A command waiting for the peer list gets its answer: there is none.

@@ -447,13 +447,13 @@ impl PeerNode {
         }
         let (part, plan, kept) = open_partial(&downloads, file_name, manifest)?;
         if kept > 0 {
-            self.ui.line(&format!(
-                "resuming {} from {}: {kept} of {} chunks already here ({:.1}%)",
-                printable(file_name),
-                sources.join(", "),
-                plan.chunk_count(),
-                percent(plan.bytes_done(), plan.manifest().size)
-            ));
+            self.ui.event(&Event::Resuming {
+                file: file_name.to_string(),
+                sources: sources.to_vec(),
+                chunks_here: kept,
+                chunks: plan.chunk_count(),
+                percent: percent(plan.bytes_done(), plan.manifest().size),
+            });
         }
         let mut record = ResumeRecord::new(file_name, sources.to_vec(), plan.manifest());
         for index in 0..plan.chunk_count() {
@@ -529,12 +529,13 @@ impl PeerNode {
         let manifest = record.manifest()?;
         let (part, plan, kept) = open_partial(&downloads, file_name, manifest)?;
         let recorded = record.durable_count();
-        self.ui.line(&format!(
-            "resuming {shown} from {}: {kept} of {} chunks already here ({:.1}%)",
-            record.sources.join(", "),
-            plan.chunk_count(),
-            percent(plan.bytes_done(), plan.manifest().size)
-        ));
+        self.ui.event(&Event::Resuming {
+            file: file_name.to_string(),
+            sources: record.sources.clone(),
+            chunks_here: kept,
+            chunks: plan.chunk_count(),
+            percent: percent(plan.bytes_done(), plan.manifest().size),
+        });
         if kept < recorded {
             self.ui.warn(&format!(
                 "{shown}: {} of the {recorded} chunks recorded as done failed verification \
@@ -576,7 +577,6 @@ impl PeerNode {
             bytes_fetched: 0,
             bytes_per_source: BTreeMap::new(),
             already_there: true,
-            summary: None,
         });
         Ok(true)
     }
@@ -851,7 +851,6 @@ impl PeerNode {
         let secs = now.duration_since(dl.started).as_secs_f64();
         let size = dl.size();
         let file_name = dl.file_name.clone();
-        let sources = dl.source_names();
         let per_source = dl.bytes_per_source();
         let by_source: BTreeMap<String, u64> = dl
             .sources
@@ -873,27 +872,20 @@ impl PeerNode {
                         .warn(&format!("cannot share {}: {e}", path.display()));
                 }
                 let rate = if secs > 0.0 {
-                    fetched as f64 / secs / 1e6
+                    fetched as f64 / secs
                 } else {
                     0.0
                 };
-                let summary = format!(
-                    "saved {} ({size} bytes, {}) from {sources} in {secs:.2}s, {rate:.1} MB/s, \
-                     {fetched} bytes fetched ({per_source}), sha256 {sha256}",
-                    path.display(),
-                    human_bytes(size),
-                );
                 Ok(Event::DownloadDone {
                     file: file_name.clone(),
                     path: path.display().to_string(),
                     size,
                     sha256: sha256.to_string(),
                     seconds: (secs * 1000.0).round() / 1000.0,
-                    bytes_per_sec: (rate * 1e6).round(),
+                    bytes_per_sec: rate.round(),
                     bytes_fetched: fetched,
                     bytes_per_source: by_source,
                     already_there: false,
-                    summary: Some(summary),
                 })
             }
             Err(FinishError::Mismatch(e)) => {
@@ -921,15 +913,19 @@ impl PeerNode {
         self.pause_download_as(id, Failure::Unfinished, result);
     }
 
-    /// Ctrl-C in the REPL: pauses download `id` like any pause (`resume` continues it).
+    /// Ctrl-C in the REPL or a batch: pauses download `id` like any pause (`resume`
+    /// continues it, after a restart too).
     pub(super) fn pause_interrupted(&mut self, id: DownloadId) {
         let Some(dl) = self.downloads.get(&id) else {
             return;
         };
         let name = printable(&dl.file_name);
         let why = format!(
-            "interrupted: {name} paused at {:.1}% — `resume {name}` continues it",
-            dl.percent()
+            "interrupted: {name} paused at {:.1}% ({} of {}), partial file kept — `resume \
+             {name}` continues it",
+            dl.percent(),
+            human_bytes(dl.bytes_done()),
+            human_bytes(dl.size())
         );
         self.pause_download(id, Err(why));
     }
@@ -974,9 +970,12 @@ impl PeerNode {
         let file = printable(&dl.file_name);
         let usable = dl.sources.iter().any(|s| s.state != SourceState::Dropped);
         if usable {
-            self.ui.warn(&format!(
-                "{name} {why}; its chunks of {file} come from the others"
-            ));
+            let event = Event::SourceDropped {
+                file: dl.file_name.clone(),
+                peer: name,
+                reason: why.to_string(),
+            };
+            self.ui.event(&event);
             self.update_lost_since(id, now);
             self.fill_window(id);
         } else {
@@ -1048,17 +1047,15 @@ impl PeerNode {
         dl.sources[si].have = None;
         let name = dl.sources[si].name.clone();
         let others = dl.active_sources();
-        let line = if others > 0 {
-            format!("lost {name} ({why}); the other sources go on")
-        } else {
-            format!(
-                "lost {name} ({why}); {} kept at {:.1}%, retrying for up to {}s",
-                printable(&dl.file_name),
-                dl.percent(),
-                retry_for.as_secs()
-            )
+        let event = Event::SourceLost {
+            file: dl.file_name.clone(),
+            peer: name,
+            reason: why.to_string(),
+            percent: dl.percent(),
+            others,
+            retry_secs: retry_for.as_secs(),
         };
-        self.ui.warn(&line);
+        self.ui.event(&event);
         self.update_lost_since(id, now);
         self.checkpoint(id, now);
         self.fill_window(id);
@@ -1209,20 +1206,16 @@ impl PeerNode {
             source.state = SourceState::Active { conn };
             // The GetHave just answered measured this source's round trip.
             source.window = window_for_rtt(dl.plan.manifest(), now.duration_since(source.asked_at));
-            let name = source.name.clone();
-            let reconnected = dl.fetched > 0 || dl.plan.bytes_done() > 0;
-            let line = format!(
-                "{} {name} for {} ({:.1}% done)",
-                if reconnected {
-                    "also fetching from"
-                } else {
-                    "fetching from"
-                },
-                printable(&dl.file_name),
-                dl.percent()
-            );
-            if reconnected {
-                self.ui.line(&line);
+            let peer = source.name.clone();
+            // A source at the start is no news; one joining a download under way is.
+            if dl.fetched > 0 || dl.plan.bytes_done() > 0 {
+                let event = Event::SourceJoined {
+                    file: dl.file_name.clone(),
+                    peer,
+                    percent: dl.percent(),
+                    others: dl.active_sources().saturating_sub(1),
+                };
+                self.ui.event(&event);
             }
         }
         self.update_lost_since(id, now);

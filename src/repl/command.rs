@@ -23,7 +23,10 @@ pub enum Command {
     },
     Shared,
     Rescan,
-    Help,
+    /// `help`, or `help COMMAND` for one command.
+    Help {
+        topic: Option<String>,
+    },
     Quit,
     WaitPeer {
         name: String,
@@ -99,7 +102,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "connect to the peer at ADDR (host:port), no tracker needed",
     ),
     ("sleep", "sleep SECONDS", "pause (for scripts)"),
-    ("help", "help", "show this list"),
+    (
+        "help",
+        "help [COMMAND]",
+        "show this list, or what COMMAND does",
+    ),
     ("quit", "quit", "leave (Ctrl-D too)"),
 ];
 
@@ -108,6 +115,22 @@ pub fn usage_of(name: &str) -> &'static str {
         .iter()
         .find(|(n, _, _)| *n == name)
         .map_or("", |(_, usage, _)| usage)
+}
+
+/// `help COMMAND`: its usage and what it does; an unknown name is an error listing the
+/// commands.
+pub fn help_for(name: &str) -> Result<String, String> {
+    match COMMANDS.iter().find(|(n, _, _)| *n == name) {
+        Some((_, usage, what)) => Ok(format!("usage: {usage}\n  {what}")),
+        None => {
+            let names: Vec<&str> = COMMANDS.iter().map(|(n, _, _)| *n).collect();
+            Err(format!(
+                "no command '{}'; the commands are: {}",
+                crate::names::printable(name),
+                names.join(", ")
+            ))
+        }
+    }
 }
 
 pub fn help_text() -> String {
@@ -137,7 +160,15 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
         "peers" => no_args(Command::Peers),
         "shared" => no_args(Command::Shared),
         "rescan" => no_args(Command::Rescan),
-        "help" | "?" => no_args(Command::Help),
+        "help" | "?" => {
+            let (topic, extra) = split_word(rest);
+            if !extra.is_empty() {
+                return Err(usage());
+            }
+            Ok(Some(Command::Help {
+                topic: (!topic.is_empty()).then(|| topic.to_string()),
+            }))
+        }
         "quit" | "exit" => no_args(Command::Quit),
         "downloads" => no_args(Command::Downloads),
         "resume" => {
@@ -355,6 +386,25 @@ mod tests {
         );
         assert_eq!(parse("connect"), Err("usage: connect ADDR".into()));
         assert_eq!(parse("connect a b"), Err("usage: connect ADDR".into()));
+    }
+
+    #[test]
+    fn help_takes_a_command_name() {
+        assert_eq!(parse("help"), Ok(Some(Command::Help { topic: None })));
+        assert_eq!(
+            parse("help get"),
+            Ok(Some(Command::Help {
+                topic: Some("get".into())
+            }))
+        );
+        assert_eq!(parse("help a b"), Err("usage: help [COMMAND]".into()));
+        let get = help_for("get").unwrap();
+        assert!(get.starts_with("usage: get [PEER] FILE\n"), "{get}");
+        let err = help_for("frob").unwrap_err();
+        assert!(
+            err.contains("no command 'frob'") && err.contains("wait-peer"),
+            "{err}"
+        );
     }
 
     #[test]

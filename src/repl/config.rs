@@ -163,8 +163,7 @@ pub fn resolve(cli: CommandLine, env: &impl Env) -> Result<PeerSettings, String>
     let (file, found) = match &path {
         Some(p) => match std::fs::read_to_string(p) {
             Ok(text) => (
-                toml::from_str::<ConfigFile>(&text)
-                    .map_err(|e| format!("config file {}: {}", p.display(), e.message()))?,
+                toml::from_str::<ConfigFile>(&text).map_err(|e| toml_error(p, &text, &e))?,
                 true,
             ),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
@@ -231,6 +230,17 @@ pub fn resolve(cli: CommandLine, env: &impl Env) -> Result<PeerSettings, String>
         downloads,
         retry_for,
     })
+}
+
+/// `config file PATH, line N: what is wrong` (toml's own text says "invalid float, expected
+/// `inf`" with no hint of where).
+fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> String {
+    let place = e
+        .span()
+        .and_then(|span| text.get(..span.start))
+        .map(|before| format!(", line {}", before.matches('\n').count() + 1))
+        .unwrap_or_default();
+    format!("config file {}{place}: {}", path.display(), e.message())
 }
 
 fn default<T>(value: T) -> Setting<T> {
@@ -470,6 +480,20 @@ mod tests {
         assert!(err.contains("nmae"), "{err}");
         std::fs::write(&path, "retry_for = \"soon\"\n").unwrap();
         assert!(resolve(cli, &env(&[])).is_err());
+    }
+
+    #[test]
+    fn a_bad_value_names_the_file_and_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "name = \"Alice\"\n\nretry_for = in\n").unwrap();
+        let cli = CommandLine {
+            config: Given::Flag(path.clone()),
+            ..CommandLine::default()
+        };
+        let err = resolve(cli, &env(&[])).unwrap_err();
+        let want = format!("config file {}, line 3: ", path.display());
+        assert!(err.starts_with(&want), "{err}");
     }
 
     #[test]

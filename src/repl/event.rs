@@ -4,7 +4,7 @@
 //! that what is printed matches that list.
 
 use crate::names::printable;
-use crate::repl::ui::human_bytes;
+use crate::repl::ui::{human_bytes, human_rate};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -132,8 +132,13 @@ pub enum Event {
     },
     /// Answer to `files PEER`.
     Files { peer: String, files: Vec<FileEntry> },
-    /// Answer to `shared`.
-    Shared { dir: String, files: Vec<FileEntry> },
+    /// Answer to `shared`: the files in the shared folder, and (`seeding`) files downloaded
+    /// by this run that it also serves until it restarts.
+    Shared {
+        dir: String,
+        files: Vec<FileEntry>,
+        seeding: Vec<FileEntry>,
+    },
     /// Answer to `search TEXT` (`asked`: how many peers were asked).
     Search {
         query: String,
@@ -164,9 +169,6 @@ pub enum Event {
         /// Bytes each source sent, by peer name.
         bytes_per_source: BTreeMap<String, u64>,
         already_there: bool,
-        /// The human summary line, as printed without `--json`.
-        #[serde(skip)]
-        summary: Option<String>,
     },
     /// Answer to `downloads`.
     Downloads { downloads: Vec<DownloadEntry> },
@@ -185,6 +187,43 @@ pub enum Event {
     Unfinished {
         downloads: Vec<DownloadEntry>,
         quitting: bool,
+    },
+    /// `connect ADDR` (or `--peer ADDR`) reached NAME.
+    Connected { name: String, addr: String },
+    /// The tracker cannot be reached; the peer works without it and keeps trying.
+    TrackerUnreachable { tracker: String, reason: String },
+    /// A download continues from a partial file: `chunks_here` of `chunks` were already
+    /// verified on disk.
+    Resuming {
+        file: String,
+        sources: Vec<String>,
+        chunks_here: u64,
+        chunks: u64,
+        percent: f64,
+    },
+    /// A source (re)joined a download that had bytes already (`others`: sources active
+    /// besides it).
+    SourceJoined {
+        file: String,
+        peer: String,
+        percent: f64,
+        others: usize,
+    },
+    /// A download lost a source's connection; it is retried (for up to `retry_secs` when no
+    /// other source is left).
+    SourceLost {
+        file: String,
+        peer: String,
+        reason: String,
+        percent: f64,
+        others: usize,
+        retry_secs: u64,
+    },
+    /// A source is dropped from a download (banned or cannot serve it); the others go on.
+    SourceDropped {
+        file: String,
+        peer: String,
+        reason: String,
     },
     /// Something went wrong but nothing failed.
     Warning { message: String },
@@ -229,6 +268,12 @@ impl Event {
             Event::Cancelled { .. } => "cancelled",
             Event::Unfinished { .. } => "unfinished",
             Event::Error { .. } => "error",
+            Event::Connected { .. } => "connected",
+            Event::TrackerUnreachable { .. } => "tracker_unreachable",
+            Event::Resuming { .. } => "resuming",
+            Event::SourceJoined { .. } => "source_joined",
+            Event::SourceLost { .. } => "source_lost",
+            Event::SourceDropped { .. } => "source_dropped",
             Event::Warning { .. } => "warning",
             Event::Info { .. } => "info",
             Event::Notice { .. } => "notice",
@@ -246,6 +291,9 @@ impl Event {
             } => Weight::Notice,
             Event::Error { .. }
             | Event::Warning { .. }
+            | Event::TrackerUnreachable { .. }
+            | Event::SourceLost { .. }
+            | Event::SourceDropped { .. }
             | Event::NameRefused { .. }
             | Event::Unfinished { quitting: true, .. } => Weight::Problem,
             Event::Progress { .. } => Weight::Silent,
@@ -277,20 +325,24 @@ impl Event {
                 mb_per_sec,
                 rescan,
             } => {
+                let n = count(*files, "file", "files");
                 if *rescan {
                     vec![format!(
-                        "sharing {files} files ({hashed} hashed, {})",
+                        "sharing {n} ({hashed} hashed, {})",
                         human_bytes(*hashed_bytes)
                     )]
                 } else {
                     let hashed = match mb_per_sec {
-                        Some(rate) if *hashed > 0 => format!(
-                            "; hashed {hashed} ({}) at {rate:.0} MB/s",
-                            human_bytes(*hashed_bytes)
-                        ),
+                        Some(rate) if *hashed > 0 => {
+                            let secs = *hashed_bytes as f64 / (rate * 1e6).max(1.0);
+                            let rate = human_rate(*hashed_bytes, secs)
+                                .map(|r| format!(" at {r}"))
+                                .unwrap_or_default();
+                            format!("; hashed {hashed} ({}){rate}", human_bytes(*hashed_bytes))
+                        }
                         _ => String::new(),
                     };
-                    vec![format!("sharing {files} files from {dir}{hashed}")]
+                    vec![format!("sharing {n} from {dir}{hashed}")]
                 }
             }
             Event::Skipped { file, reason } => {
@@ -343,11 +395,23 @@ impl Event {
                 }
                 files.iter().map(file_line).collect()
             }
-            Event::Shared { dir, files } => {
+            Event::Shared {
+                dir,
+                files,
+                seeding,
+            } => {
+                let mut lines: Vec<String> = files.iter().map(file_line).collect();
                 if files.is_empty() {
-                    return vec![format!("no files shared (put some in {dir})")];
+                    lines.push(format!("no files shared (put some in {dir})"));
                 }
-                files.iter().map(file_line).collect()
+                if !seeding.is_empty() {
+                    lines.push(format!(
+                        "also seeding {} downloaded here (until this peer restarts):",
+                        count(seeding.len(), "file", "files")
+                    ));
+                    lines.extend(seeding.iter().map(|f| format!("  {}", file_line(f))));
+                }
+                lines
             }
             Event::Search {
                 query,
@@ -364,9 +428,9 @@ impl Event {
                     .iter()
                     .map(|c| {
                         format!(
-                            "{}  {} bytes  {}  {} peer(s): {}",
+                            "{}  {}  {}  {} peer(s): {}",
                             printable(&c.names.join(" | ")),
-                            c.size,
+                            human_bytes(c.size),
                             c.sha256,
                             c.peers.len(),
                             c.peers.join(", ")
@@ -380,28 +444,22 @@ impl Event {
                 size,
                 sha256,
                 seconds,
-                bytes_per_sec,
                 bytes_fetched,
                 bytes_per_source,
                 already_there,
-                summary,
                 ..
             } => {
-                if let Some(line) = summary {
-                    return vec![line.clone()];
-                }
+                let sha = short_sha(sha256);
                 if *already_there {
-                    return vec![format!(
-                        "{path} already there (same content), sha256 {sha256}"
-                    )];
+                    return vec![format!("{path} already there (same content), sha256 {sha}")];
                 }
-                let sources: Vec<&str> = bytes_per_source.keys().map(String::as_str).collect();
-                vec![format!(
-                    "saved {path} ({size} bytes, {}) from {} in {seconds:.2}s, {:.1} MB/s, \
-                     {bytes_fetched} bytes fetched, sha256 {sha256}",
-                    human_bytes(*size),
-                    sources.join(", "),
-                    bytes_per_sec / 1e6
+                vec![saved_line(
+                    path,
+                    *size,
+                    *seconds,
+                    *bytes_fetched,
+                    bytes_per_source,
+                    sha,
                 )]
             }
             Event::Unfinished {
@@ -452,13 +510,119 @@ impl Event {
             Event::Cancelled { file } => vec![format!("cancelled {}", printable(file))],
             Event::Error { message, .. } => vec![message.clone()],
             Event::Warning { message } => vec![message.clone()],
+            Event::Connected { name, addr } => vec![format!("connected to {name} at {addr}")],
+            Event::TrackerUnreachable { tracker, reason } => vec![format!(
+                "tracker {tracker} unreachable ({reason}); working without a tracker and retrying"
+            )],
+            Event::Resuming {
+                file,
+                sources,
+                chunks_here,
+                chunks,
+                percent,
+            } => vec![format!(
+                "resuming {} from {}: {chunks_here} of {chunks} chunks already here ({percent:.1}%)",
+                printable(file),
+                sources.join(", ")
+            )],
+            Event::SourceJoined {
+                file,
+                peer,
+                percent,
+                others,
+            } => {
+                let file = printable(file);
+                vec![if *others > 0 {
+                    format!("also fetching from {peer} for {file} ({percent:.1}% done)")
+                } else {
+                    format!("continuing {file} from {peer} ({percent:.1}% done)")
+                }]
+            }
+            Event::SourceLost {
+                file,
+                peer,
+                reason,
+                percent,
+                others,
+                retry_secs,
+            } => vec![if *others > 0 {
+                format!("lost {peer} ({reason}); the other sources go on")
+            } else {
+                format!(
+                    "lost {peer} ({reason}); {} kept at {percent:.1}%, retrying for up to \
+                     {retry_secs}s",
+                    printable(file)
+                )
+            }],
+            Event::SourceDropped { file, peer, reason } => vec![format!(
+                "{peer} {reason}; its chunks of {} come from the others",
+                printable(file)
+            )],
             Event::Info { text } | Event::Notice { text } => vec![text.clone()],
         }
     }
 }
 
 fn file_line(f: &FileEntry) -> String {
-    format!("{}  {} bytes  {}", printable(&f.name), f.size, f.sha256)
+    format!(
+        "{}  {}  {}",
+        printable(&f.name),
+        human_bytes(f.size),
+        f.sha256
+    )
+}
+
+/// `1 file`, `2 files`.
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Hex digits of a SHA-256 shown to people: enough to tell files apart and to `get` by
+/// prefix, short enough that the summary fits a terminal line. `--json` has all 64.
+const SHORT_SHA: usize = 16;
+
+fn short_sha(sha256: &str) -> &str {
+    sha256.get(..SHORT_SHA).unwrap_or(sha256)
+}
+
+/// The summary of a finished download. Sources that sent nothing are left out; when part of
+/// the file was already here (a resumed download), the bytes counted are this run's only.
+fn saved_line(
+    path: &str,
+    size: u64,
+    seconds: f64,
+    fetched: u64,
+    per_source: &BTreeMap<String, u64>,
+    sha: &str,
+) -> String {
+    let senders: Vec<(&String, &u64)> = per_source.iter().filter(|(_, b)| **b > 0).collect();
+    let names = if senders.is_empty() {
+        "what was already here".to_string()
+    } else {
+        senders
+            .iter()
+            .map(|(n, _)| printable(n))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let rate = human_rate(fetched, seconds)
+        .map(|r| format!(", {r}"))
+        .unwrap_or_default();
+    let this_run = if fetched < size { " in this run" } else { "" };
+    let per = if senders.is_empty() {
+        String::new()
+    } else {
+        let parts: Vec<String> = senders
+            .iter()
+            .map(|(n, b)| format!("{} {b}", printable(n)))
+            .collect();
+        format!(" ({})", parts.join(", "))
+    };
+    format!(
+        "saved {path} ({size} bytes, {}) from {names} in {seconds:.2}s{rate}, \
+         {fetched} bytes fetched{this_run}{per}, sha256 {sha}",
+        human_bytes(size)
+    )
 }
 
 #[cfg(test)]
@@ -527,5 +691,74 @@ mod tests {
             vec!["no peers known (the tracker is unreachable)"]
         );
         assert_eq!(Failure::Unfinished.exit_code(), 5);
+    }
+
+    fn done(fetched: u64, per: &[(&str, u64)]) -> Event {
+        Event::DownloadDone {
+            file: "big.iso".into(),
+            path: "dl/big.iso".into(),
+            size: 8 << 20,
+            sha256: "ab".repeat(32),
+            seconds: 0.5,
+            bytes_per_sec: 0.0,
+            bytes_fetched: fetched,
+            bytes_per_source: per.iter().map(|(n, b)| (n.to_string(), *b)).collect(),
+            already_there: false,
+        }
+    }
+
+    #[test]
+    fn the_saved_line_is_short_and_in_binary_units() {
+        let line = &done(8 << 20, &[("Alice", 8 << 20), ("Mallory", 0)]).human_lines()[0];
+        assert_eq!(
+            line,
+            "saved dl/big.iso (8388608 bytes, 8.0 MiB) from Alice in 0.50s, 16.0 MiB/s, \
+             8388608 bytes fetched (Alice 8388608), sha256 abababababababab"
+        );
+        let json: serde_json::Value = serde_json::from_str(&done(1, &[]).to_json()).unwrap();
+        assert_eq!(json["sha256"], "ab".repeat(32));
+        // Resumed: what this run fetched, said so; a tiny amount gets no rate.
+        let line = &done(5, &[("Alice", 5)]).human_lines()[0];
+        assert!(
+            line.contains("in 0.50s, 5 bytes fetched in this run (Alice 5)"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn counts_sizes_and_sources_read_well() {
+        let e = Event::Sharing {
+            files: 1,
+            dir: "shared".into(),
+            hashed: 1,
+            hashed_bytes: 9,
+            mb_per_sec: Some(0.0),
+            rescan: false,
+        };
+        assert_eq!(
+            e.human_lines(),
+            vec!["sharing 1 file from shared; hashed 1 (9 B)"]
+        );
+        let e = Event::Files {
+            peer: "Alice".into(),
+            files: vec![FileEntry {
+                name: "a".into(),
+                size: 1536,
+                sha256: "00".into(),
+            }],
+        };
+        assert_eq!(e.human_lines(), vec!["a  1.5 KiB  00"]);
+        let joined = |others| Event::SourceJoined {
+            file: "f".into(),
+            peer: "Alice".into(),
+            percent: 50.0,
+            others,
+        };
+        assert_eq!(
+            joined(0).human_lines(),
+            vec!["continuing f from Alice (50.0% done)"]
+        );
+        assert!(joined(1).human_lines()[0].starts_with("also fetching from Alice"));
+        assert_eq!(joined(0).kind(), "source_joined");
     }
 }

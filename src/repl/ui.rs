@@ -102,6 +102,13 @@ impl Ui {
     /// Reports one event: JSON on stdout (and the human text on stderr) with `--json`, the
     /// human text otherwise.
     pub fn event(&mut self, event: &Event) {
+        // Hidden files (`.gitkeep`, `.DS_Store`) are never shared, by rule (README, "What a
+        // peer shares"): saying so at every start is noise, not news.
+        if let Event::Skipped { file, .. } = event
+            && file.starts_with('.')
+        {
+            return;
+        }
         self.learn(event);
         if let Some(tap) = &self.opts.tap {
             let _ = tap.send(event.clone());
@@ -127,6 +134,9 @@ impl Ui {
         let tag = match event {
             Event::Error { .. } => "error: ",
             Event::Warning { .. }
+            | Event::TrackerUnreachable { .. }
+            | Event::SourceLost { .. }
+            | Event::SourceDropped { .. }
             | Event::NameRefused { .. }
             | Event::Unfinished { quitting: true, .. } => "warning: ",
             _ => "",
@@ -246,12 +256,20 @@ impl Ui {
     pub fn start_progress(&mut self, label: &str, total: u64) {
         self.finish_progress();
         let bar = (self.tty && !self.opts.json && !self.opts.no_bars).then(|| {
-            let style = ProgressStyle::with_template(
-                "{msg} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}{prefix}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
+            // The bar takes what the text leaves of the terminal's width; a narrow terminal
+            // gets the short form, so the line never wraps (a wrapped bar cannot be redrawn
+            // in place and scrolls the screen instead).
+            let narrow = terminal_columns().is_some_and(|c| c < 80);
+            let template = if narrow {
+                "{msg} [{wide_bar:.cyan/blue}] {percent}% {bytes_per_sec} {eta}"
+            } else {
+                "{msg} [{wide_bar:.cyan/blue}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}{prefix}"
+            };
+            let style = ProgressStyle::with_template(template)
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
             let prefix = self.opts.prefix.as_deref().unwrap_or("");
+            let label = shorten(label, if narrow { 16 } else { 32 });
             ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stdout())
                 .with_style(style)
                 .with_message(format!("{prefix}{label}"))
@@ -333,6 +351,25 @@ impl Ui {
     }
 }
 
+/// Columns of the terminal on stdout, if it is one.
+fn terminal_columns() -> Option<u16> {
+    // SAFETY: TIOCGWINSZ fills the zeroed winsize; the return value says whether it did.
+    unsafe {
+        let mut size: libc::winsize = std::mem::zeroed();
+        (libc::ioctl(1, libc::TIOCGWINSZ, &mut size) == 0 && size.ws_col > 0).then_some(size.ws_col)
+    }
+}
+
+/// `name` cut to `max` characters (an ellipsis marks the cut), for the bar's label.
+fn shorten(name: &str, max: usize) -> String {
+    if name.chars().count() <= max {
+        return name.to_string();
+    }
+    let mut out: String = name.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
 /// `1536` -> `1.5 KiB`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -348,9 +385,29 @@ pub fn human_bytes(n: u64) -> String {
     format!("{v:.1} {}", UNITS[unit])
 }
 
+/// A rate in the units of [`human_bytes`] (`402.1 MiB/s`, like the progress bar), or `None`
+/// when too little moved or it was too quick for a rate to mean anything (`0.0 MB/s` for a
+/// 9-byte file says nothing).
+pub fn human_rate(bytes: u64, secs: f64) -> Option<String> {
+    const MIN_BYTES: u64 = 1 << 20;
+    const MIN_SECS: f64 = 0.001;
+    if bytes < MIN_BYTES || !secs.is_finite() || secs < MIN_SECS {
+        return None;
+    }
+    Some(format!("{}/s", human_bytes((bytes as f64 / secs) as u64)))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::human_bytes;
+    use super::{human_bytes, human_rate};
+
+    #[test]
+    fn rates_use_binary_units_and_none_for_tiny_or_instant_work() {
+        assert_eq!(human_rate(9, 0.001), None);
+        assert_eq!(human_rate(64 << 20, 0.0), None);
+        assert_eq!(human_rate(64 << 20, 0.0005), None);
+        assert_eq!(human_rate(100 << 20, 0.5).as_deref(), Some("200.0 MiB/s"));
+    }
 
     #[test]
     fn human_sizes() {

@@ -29,7 +29,9 @@ use std::net::SocketAddr;
 pub fn run(listen: SocketAddr, config: TrackerConfig) -> io::Result<i32> {
     let mut reactor = crate::reactor::Reactor::new()?;
     reactor.set_limits(effective_limits(&config));
-    let bound = reactor.listen(listen)?;
+    let bound = reactor
+        .listen(listen)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}")))?;
     reactor.catch_signals()?;
     {
         let mut out = io::stdout().lock();

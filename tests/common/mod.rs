@@ -699,23 +699,27 @@ fn run_to_end(label: &str, cmd: Command, stdin: Option<Vec<u8>>, timeout: Durati
 // ---------------------------------------------------------------------------------------------
 // Assertions about downloads
 
+/// Hex digits of the SHA-256 the human `saved` line shows (the full 64 are in `--json`).
+pub const SHORT_SHA: usize = 16;
+
 /// Asserts a `saved ...` line for `name` holding `content`: it mentions the file name, the size
-/// in bytes and the SHA-256 hex.
+/// in bytes and the first [`SHORT_SHA`] hex digits of the SHA-256.
 pub fn assert_saved_line(out: &BatchOutput, dirs: &PeerDirs, name: &str, content: &[u8]) {
-    let sha = sha256_hex(content);
+    let full = sha256_hex(content);
+    let sha = &full[..SHORT_SHA];
     let line = out
         .stdout_lines()
         .into_iter()
         .find(|l| l.starts_with("saved ") && l.contains(name))
         .unwrap_or_else(|| panic!("no `saved ...{name}...` line on stdout\n{out}"));
     assert!(
-        line.contains(&sha),
+        line.contains(&format!("sha256 {sha}")),
         "`saved` line lacks the SHA-256 {sha}: {line:?}"
     );
     // Look for the size as a number of its own, once the path and hash (which hold digits of
     // their own) are taken out.
     let rest = line
-        .replace(&sha, " ")
+        .replace(sha, " ")
         .replace(&*dirs.downloads.to_string_lossy(), " ")
         .replace(name, " ");
     let size = content.len().to_string();
