@@ -275,6 +275,7 @@ fn start_peer(
             retry_for: Duration::from_secs(10),
             bootstrap: Vec::new(),
             lan: None,
+            resume_on_start: false,
         };
         Ok(PeerNode::new(cfg, index, addr.port(), ui, Instant::now()))
     })

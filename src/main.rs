@@ -89,6 +89,12 @@ enum Cmd {
         /// [default: 60].
         #[arg(long, value_name = "SECONDS")]
         retry_for: Option<u64>,
+        /// Continue the unfinished downloads of an earlier run as soon as the peer starts, in
+        /// the background (`downloads` shows them) [default: yes in the REPL and with --serve,
+        /// no with --batch, where the script says what to fetch].
+        #[arg(long, env = "P2P_RESUME_ON_START", value_name = "yes|no",
+              value_parser = clap::builder::BoolishValueParser::new())]
+        resume_on_start: Option<bool>,
         /// A peer to connect to at start, tracker or not (repeatable); its name comes from its
         /// handshake, and peer exchange with it finds the others.
         #[arg(long = "peer", value_name = "ADDR")]
@@ -202,6 +208,7 @@ fn main() -> ExitCode {
             batch,
             serve,
             retry_for,
+            resume_on_start,
             peers,
             no_lan,
             lan_group,
@@ -219,6 +226,7 @@ fn main() -> ExitCode {
                 shared: given(m, "shared", shared),
                 downloads: given(m, "downloads", downloads),
                 retry_for: given(m, "retry_for", retry_for),
+                resume_on_start: given(m, "resume_on_start", resume_on_start),
             };
             let s = match settings::resolve(given, &settings::ProcessEnv) {
                 Ok(s) => s,
@@ -297,6 +305,9 @@ fn main() -> ExitCode {
                 "-" => BatchSource::Stdin,
                 path => BatchSource::File(path.into()),
             });
+            let resume_on_start = s
+                .resume_on_start
+                .map_or(!matches!(mode, Mode::Batch { .. }), |r| r.value);
             let cfg = PeerConfig {
                 name,
                 tracker,
@@ -306,6 +317,7 @@ fn main() -> ExitCode {
                 retry_for: Duration::from_secs(retry_for),
                 bootstrap,
                 lan,
+                resume_on_start,
             };
             let out = p2p::repl::UiOptions {
                 json,

@@ -464,3 +464,35 @@ fn unfinished_downloads_are_announced_at_start_and_at_quit() {
         "no warning at quit\n{again}"
     );
 }
+
+/// A peer started with `--serve` (or in the REPL) continues the unfinished downloads of its
+/// last run by itself, in the background (`--resume-on-start`, on by default there; off in
+/// `--batch`, see the test above).
+#[test]
+fn serve_mode_resumes_unfinished_downloads_at_start() {
+    let content = pseudo_random(4 * MIB + 1, 12);
+    let tracker = Tracker::start();
+    let _alice = Peer::serve("Alice", tracker.addr, &[("r.bin", &content)]);
+    let bob = PeerDirs::new();
+    let out = batch_with_faults(
+        "Bob",
+        tracker.addr,
+        &bob,
+        "wait-peer Alice 10\nget Alice r.bin\n",
+        &[
+            ("P2P_FAULT_PWRITE_PART", ENOSPC),
+            ("P2P_FAULT_PWRITE_PART_AFTER", "5"),
+        ],
+    );
+    out.assert_failed_with(5);
+    let cmd = peer_command("Bob", tracker.addr, &bob, &["--serve"]);
+    let mut serve = Proc::spawn("Bob --serve", cmd, None);
+    serve.wait_line("resuming in the background", Duration::from_secs(20), |l| {
+        l.starts_with("resuming in the background: r.bin (")
+    });
+    serve.wait_line("the saved line", Duration::from_secs(30), |l| {
+        l.starts_with("saved ") && l.contains("r.bin")
+    });
+    assert_file_eq(&bob.downloads.join("r.bin"), &content);
+    assert_eq!(record_count(&bob), 0);
+}

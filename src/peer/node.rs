@@ -46,6 +46,8 @@ pub struct PeerConfig {
     pub bootstrap: Vec<SocketAddr>,
     /// LAN discovery by multicast, unless `--no-lan`.
     pub lan: Option<LanConfig>,
+    /// Continue the unfinished downloads found at start, in the background.
+    pub resume_on_start: bool,
 }
 
 /// What an outgoing connection is for.
@@ -148,7 +150,11 @@ impl PeerNode {
         };
         // Temporary resume records a crash left behind are of no use to anyone.
         super::resume::clean_stale_temps(&node.cfg.downloads_dir);
-        node.announce_unfinished(false);
+        if node.cfg.resume_on_start {
+            node.resume_in_background(now);
+        } else {
+            node.announce_unfinished(false);
+        }
         node.discovery_start(now);
         node
     }

@@ -1365,6 +1365,23 @@ impl PeerNode {
         }
     }
 
+    /// `--resume-on-start`: every unfinished download left by an earlier run goes on in the
+    /// background, as aria2c and rqbit do; the foreground stays free for commands.
+    pub(super) fn resume_in_background(&mut self, now: Instant) {
+        let (records, _) = resume::list(&self.cfg.downloads_dir);
+        let mut resumed = Vec::new();
+        for rec in records {
+            match self.resume_from_record(&rec.file_name, now) {
+                Ok(Some(id)) => resumed.extend(self.downloads.get(&id).map(Download::entry)),
+                Ok(None) => {}
+                Err(e) => self.ui.warn(&e),
+            }
+        }
+        if !resumed.is_empty() {
+            self.ui.event(&Event::Resumed { downloads: resumed });
+        }
+    }
+
     /// Entries for the `downloads` command: running ones and those left by an earlier run.
     pub(super) fn describe_downloads(&self) -> (Vec<DownloadEntry>, Vec<String>) {
         let mut lines: Vec<DownloadEntry> = self.downloads.values().map(Download::entry).collect();

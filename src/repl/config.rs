@@ -14,6 +14,7 @@
 //! shared = "~/Public"          # relative paths are relative to the config file's folder
 //! downloads = "~/Downloads/p2p"
 //! retry_for = 60
+//! resume_on_start = true       # default: on in the REPL and --serve, off in --batch
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -93,6 +94,7 @@ pub struct CommandLine {
     pub shared: Given<PathBuf>,
     pub downloads: Given<PathBuf>,
     pub retry_for: Given<u64>,
+    pub resume_on_start: Given<bool>,
 }
 
 /// The config file as written.
@@ -105,6 +107,7 @@ pub struct ConfigFile {
     pub shared: Option<PathBuf>,
     pub downloads: Option<PathBuf>,
     pub retry_for: Option<u64>,
+    pub resume_on_start: Option<bool>,
 }
 
 /// Which config file was used.
@@ -126,6 +129,9 @@ pub struct PeerSettings {
     pub shared: Setting<PathBuf>,
     pub downloads: Setting<PathBuf>,
     pub retry_for: Setting<u64>,
+    /// `None`: not given anywhere, so it depends on the mode (on in the REPL and `--serve`,
+    /// off in `--batch`, where the script says what to fetch).
+    pub resume_on_start: Option<Setting<bool>>,
 }
 
 /// The environment the settings are read from (the real one, or a test's).
@@ -217,6 +223,13 @@ pub fn resolve(cli: CommandLine, env: &impl Env) -> Result<PeerSettings, String>
         &file_origin,
     )
     .unwrap_or_else(|| default(DEFAULT_RETRY_FOR));
+    let resume_on_start = pick(
+        cli.resume_on_start,
+        "--resume-on-start",
+        "P2P_RESUME_ON_START",
+        file.resume_on_start,
+        &file_origin,
+    );
     Ok(PeerSettings {
         config_file: ConfigSource {
             path,
@@ -229,6 +242,7 @@ pub fn resolve(cli: CommandLine, env: &impl Env) -> Result<PeerSettings, String>
         shared,
         downloads,
         retry_for,
+        resume_on_start,
     })
 }
 
@@ -331,6 +345,20 @@ impl PeerSettings {
             Some(&self.retry_for.origin),
             self.retry_for.value.into(),
         ));
+        rows.push(match &self.resume_on_start {
+            Some(r) => (
+                "resume_on_start",
+                Some(r.value.to_string()),
+                Some(&r.origin),
+                r.value.into(),
+            ),
+            None => (
+                "resume_on_start",
+                Some("on in the REPL and --serve, off in --batch".to_string()),
+                None,
+                serde_json::Value::Null,
+            ),
+        });
         rows
     }
 

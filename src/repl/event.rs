@@ -225,6 +225,8 @@ pub enum Event {
         peer: String,
         reason: String,
     },
+    /// `--resume-on-start`: these unfinished downloads go on in the background.
+    Resumed { downloads: Vec<DownloadEntry> },
     /// Something went wrong but nothing failed.
     Warning { message: String },
     /// Any other result line (`help`, `rescan` notes, ...).
@@ -267,6 +269,7 @@ impl Event {
             Event::PeerKnown { .. } => "peer_known",
             Event::Cancelled { .. } => "cancelled",
             Event::Unfinished { .. } => "unfinished",
+            Event::Resumed { .. } => "resumed",
             Event::Error { .. } => "error",
             Event::Connected { .. } => "connected",
             Event::TrackerUnreachable { .. } => "tracker_unreachable",
@@ -286,6 +289,7 @@ impl Event {
             | Event::Sharing { .. }
             | Event::Registered { .. }
             | Event::Notice { .. }
+            | Event::Resumed { .. }
             | Event::Unfinished {
                 quitting: false, ..
             } => Weight::Notice,
@@ -481,6 +485,16 @@ impl Event {
                 } else {
                     format!("{n} unfinished download{s} here: {list}; `resume` continues {them}")
                 }]
+            }
+            Event::Resumed { downloads } => {
+                let list = downloads
+                    .iter()
+                    .map(|d| format!("{} ({:.1}%)", printable(&d.file), d.percent))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                vec![format!(
+                    "resuming in the background: {list}; `downloads` shows them"
+                )]
             }
             Event::Downloads { downloads } => {
                 if downloads.is_empty() {
