@@ -241,11 +241,16 @@ impl Ui {
         }
     }
 
+    /// Whether [`Self::start_progress`] draws a bar (a terminal, no `--json`, bars not off).
+    pub fn draws_bars(&self) -> bool {
+        self.tty && !self.opts.json && !self.opts.no_bars
+    }
+
     /// Starts tracking a transfer of `total` bytes: a bar on a terminal, `progress` events with
     /// `--json`.
     pub fn start_progress(&mut self, label: &str, total: u64) {
         self.finish_progress();
-        let bar = (self.tty && !self.opts.json && !self.opts.no_bars).then(|| {
+        let bar = self.draws_bars().then(|| {
             let style = ProgressStyle::with_template(
                 "{msg} [{bar:30.cyan/blue}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}{prefix}",
             )
