@@ -13,7 +13,7 @@
 //! scan stops within one chunk read and still ends with `Finished { cancelled: true }`, having
 //! saved what it hashed in the cache, so the next scan does not hash those files again.
 
-use super::index::{SharedFile, Unhashed, hash_candidate, plan_scan, save_cache};
+use super::index::{Candidate, SharedFile, Unhashed, hash_candidate, plan_scan, save_cache};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,8 +27,10 @@ pub type JobId = u64;
 /// `Progress` reports come at most this often (per file, plus one when a file starts).
 pub const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 /// During a long scan the cache is saved again after a file once this much time has passed
-/// since the last save, so quitting in the middle loses at most the file being hashed.
+/// since the last save, and before a file this big is hashed (if anything is unsaved), so
+/// quitting in the middle loses little more than the file being hashed.
 const SAVE_EVERY: Duration = Duration::from_secs(1);
+const SAVE_BEFORE: u64 = 64 * 1024 * 1024;
 
 /// What a scan job tells the node.
 #[derive(Debug)]
@@ -224,8 +226,7 @@ impl Outbox {
 
 /// One scan job, start to end (see the module docs for the reports it sends).
 fn run_scan(job: &Job, out: &Outbox, progress_every: Duration) {
-    let cancelled = || job.cancel.load(Ordering::Acquire);
-    if cancelled() {
+    if job.cancel.load(Ordering::Acquire) {
         // Cancelled while it waited behind another scan: it changes nothing.
         return out.send(Report::Finished {
             job: job.id,
@@ -252,33 +253,22 @@ fn run_scan(job: &Job, out: &Outbox, progress_every: Duration) {
         skipped: plan.skipped,
     });
     let mut hashed_any = false;
+    let mut unsaved = false;
     let mut last_save = Instant::now();
     let mut stopped = false;
     for c in plan.to_hash {
         if stopped {
             break;
         }
-        let (name, size) = (c.name().to_string(), c.size());
-        let mut last_report: Option<Instant> = None;
-        let watch = |done: u64| {
-            if cancelled() {
-                return false;
-            }
-            let now = Instant::now();
-            if last_report.is_none_or(|t| now >= t + progress_every) && done < size {
-                last_report = Some(now);
-                out.send(Report::Progress {
-                    job: job.id,
-                    file: name.clone(),
-                    done,
-                    size,
-                });
-            }
-            true
-        };
-        match hash_candidate(c, watch) {
+        if unsaved && (c.size() >= SAVE_BEFORE || last_save.elapsed() >= SAVE_EVERY) {
+            // Failures are reported once, by the final save.
+            let _ = save_cache(&job.cache, &files, true);
+            (unsaved, last_save) = (false, Instant::now());
+        }
+        let name = c.name().to_string();
+        match hash_reporting(job, c, out, progress_every) {
             Ok(file) => {
-                hashed_any = true;
+                (hashed_any, unsaved) = (true, true);
                 files.push(file.clone());
                 out.send(Report::Hashed { job: job.id, file });
             }
@@ -289,11 +279,6 @@ fn run_scan(job: &Job, out: &Outbox, progress_every: Duration) {
             }),
             Err(Unhashed::Stopped) => stopped = true,
         }
-        if hashed_any && last_save.elapsed() >= SAVE_EVERY {
-            // Failures are reported once, by the final save.
-            let _ = save_cache(&job.cache, &files, true);
-            last_save = Instant::now();
-        }
     }
     let cache_error = save_cache(&job.cache, &files, hashed_any);
     out.send(Report::Finished {
@@ -301,6 +286,33 @@ fn run_scan(job: &Job, out: &Outbox, progress_every: Duration) {
         cancelled: stopped,
         cache_error,
     });
+}
+
+/// Hashes one file, sending `Progress` reports now and then; stops if the job is cancelled.
+fn hash_reporting(
+    job: &Job,
+    c: Candidate,
+    out: &Outbox,
+    progress_every: Duration,
+) -> Result<SharedFile, Unhashed> {
+    let (name, size) = (c.name().to_string(), c.size());
+    let mut last_report: Option<Instant> = None;
+    hash_candidate(c, |done| {
+        if job.cancel.load(Ordering::Acquire) {
+            return false;
+        }
+        let now = Instant::now();
+        if last_report.is_none_or(|t| now >= t + progress_every) && done < size {
+            last_report = Some(now);
+            out.send(Report::Progress {
+                job: job.id,
+                file: name.clone(),
+                done,
+                size,
+            });
+        }
+        true
+    })
 }
 
 #[cfg(test)]
