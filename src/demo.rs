@@ -277,7 +277,14 @@ fn start_peer(
             lan: None,
             resume_on_start: false,
         };
-        Ok(PeerNode::new(cfg, index, addr.port(), ui, Instant::now()))
+        let mut node = PeerNode::new(cfg, index, addr.port(), ui, Instant::now());
+        // Scanned above already; the worker is for `rescan`.
+        node.start_hashing(
+            crate::peer::hash_worker_for(reactor)?,
+            false,
+            Instant::now(),
+        );
+        Ok(node)
     })
 }
 

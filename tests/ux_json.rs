@@ -15,6 +15,7 @@ const DOCUMENTED: &[(&str, &[&str])] = &[
         &["files", "dir", "hashed", "hashed_bytes", "rescan"],
     ),
     ("skipped", &["file", "reason"]),
+    ("hashing", &["file", "done", "total", "rescan"]),
     ("registered", &["tracker", "again"]),
     ("peers", &["peers"]),
     ("files", &["peer", "files"]),

@@ -90,13 +90,34 @@ struct OpenFile {
 }
 
 /// A directory entry that passed the name and type checks, with the metadata of what it names.
-struct Candidate {
+pub struct Candidate {
     name: String,
     path: PathBuf,
     size: u64,
     mtime_ns: i128,
     dev: u64,
     inode: u64,
+}
+
+impl Candidate {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn into_shared(self, manifest: Manifest) -> SharedFile {
+        SharedFile {
+            name: self.name,
+            path: self.path,
+            manifest,
+            mtime_ns: self.mtime_ns,
+            dev: self.dev,
+            inode: self.inode,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -170,92 +191,59 @@ impl SharedIndex {
     ///
     /// Errors only if `dir` itself cannot be resolved or listed.
     pub fn scan(dir: &Path, cache_path: &Path) -> io::Result<(SharedIndex, ScanReport)> {
-        let canon_dir = fs::canonicalize(dir)?;
-        let mut report = ScanReport::default();
-
-        let mut candidates = Vec::new();
-        for entry in fs::read_dir(dir)? {
-            let entry = match entry {
-                Ok(e) => e,
-                Err(e) => {
-                    report.skipped.push((
-                        "?".to_string(),
-                        format!("cannot read the folder entry: {e}"),
-                    ));
-                    continue;
+        let plan = plan_scan(dir, cache_path)?;
+        let mut report = ScanReport {
+            from_cache: plan.ready.len(),
+            skipped: plan.skipped,
+            ..ScanReport::default()
+        };
+        let mut files = plan.ready;
+        for c in plan.to_hash {
+            let name = c.name.clone();
+            match hash_candidate(c, |_| true) {
+                Ok(f) => {
+                    report.hashed += 1;
+                    report.hashed_bytes += f.size();
+                    files.push(f);
                 }
-            };
-            match classify(dir, &canon_dir, &entry.file_name()) {
-                Ok(c) => candidates.push(c),
-                Err((name, why)) => report.skipped.push((name, why)),
+                Err(Unhashed::Skip(why)) => report.skipped.push((name, why)),
+                Err(Unhashed::Stopped) => unreachable!("the watcher never stops the hashing"),
             }
-        }
-        candidates.sort_by(|a, b| a.name.cmp(&b.name));
-
-        let mut cache = load_cache(cache_path);
-        let mut files = Vec::with_capacity(candidates.len());
-        for c in candidates {
-            let key = CacheKey {
-                name: c.name.clone(),
-                size: c.size,
-                mtime_ns: c.mtime_ns,
-                inode: c.inode,
-            };
-            let manifest = match cache.remove(&key) {
-                Some(m) => {
-                    report.from_cache += 1;
-                    m
-                }
-                None => match hash_file(&c) {
-                    Ok(m) => {
-                        report.hashed += 1;
-                        report.hashed_bytes += m.size;
-                        m
-                    }
-                    Err(why) => {
-                        report.skipped.push((c.name, why));
-                        continue;
-                    }
-                },
-            };
-            files.push(SharedFile {
-                name: c.name,
-                path: c.path,
-                manifest,
-                mtime_ns: c.mtime_ns,
-                dev: c.dev,
-                inode: c.inode,
-            });
         }
         report.files = files.len();
         report.skipped.sort();
+        report.cache_error = save_cache(cache_path, &files, report.hashed > 0);
+        Ok((SharedIndex::from_files(files), report))
+    }
 
-        // Nothing to remember and nothing remembered: leave no state folder behind (a peer
-        // that only downloads keeps its downloads folder free of our files).
-        let needed = report.hashed > 0 || cache_path.exists();
-        let written = if needed {
-            write_cache(cache_path, &files)
-        } else {
-            Ok(())
-        };
-        if let Err(e) = written {
-            report.cache_error = Some(format!(
-                "cannot write the hash cache {}: {e}",
-                cache_path.display()
-            ));
-        }
-
-        let mut by_sha = HashMap::with_capacity(files.len());
-        for (i, f) in files.iter().enumerate() {
-            by_sha.entry(f.manifest.sha256).or_insert(i);
-        }
-        let index = SharedIndex {
+    /// An index of these files (any order; names must be unique).
+    pub fn from_files(mut files: Vec<SharedFile>) -> SharedIndex {
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut index = SharedIndex {
             files,
-            by_sha,
-            open: HashMap::new(),
-            clock: 0,
+            ..SharedIndex::default()
         };
-        Ok((index, report))
+        index.rebuild_by_sha();
+        index
+    }
+
+    /// Shares one more file (just hashed); a file of the same name is replaced.
+    pub fn insert(&mut self, file: SharedFile) {
+        match self
+            .files
+            .binary_search_by(|f| f.name.as_str().cmp(&file.name))
+        {
+            Ok(at) => self.files[at] = file,
+            Err(at) => self.files.insert(at, file),
+        }
+        self.rebuild_by_sha();
+    }
+
+    fn rebuild_by_sha(&mut self) {
+        self.by_sha.clear();
+        for (i, f) in self.files.iter().enumerate() {
+            self.by_sha.entry(f.manifest.sha256).or_insert(i);
+        }
     }
 
     /// Shares a file this peer just downloaded (from the downloads folder) until the next
@@ -280,12 +268,7 @@ impl SharedIndex {
             dev: meta.dev(),
             inode: meta.ino(),
         };
-        let at = self.files.partition_point(|f| f.name.as_str() < name);
-        self.files.insert(at, file);
-        self.by_sha.clear();
-        for (i, f) in self.files.iter().enumerate() {
-            self.by_sha.entry(f.manifest.sha256).or_insert(i);
-        }
+        self.insert(file);
         Ok(())
     }
 
@@ -554,11 +537,86 @@ fn classify(
     })
 }
 
+/// The quick first part of a scan (listing, checks, cache look-ups), which needs no hashing.
+/// The files in `to_hash` are then hashed one by one with [`hash_candidate`], and the cache
+/// rewritten with [`save_cache`]: [`SharedIndex::scan`] does all three in a row, the hash
+/// worker (`hash_worker.rs`) does them on its own thread, sharing each file as it is hashed.
+#[derive(Default)]
+pub struct ScanPlan {
+    /// Files unchanged since they were cached: ready to share at once.
+    pub ready: Vec<SharedFile>,
+    /// Files to hash, smallest first: most files are shared soon, the big ones come last.
+    pub to_hash: Vec<Candidate>,
+    /// (name, reason) for every entry not shared, sorted.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Lists `dir` and splits its shareable files into those the cache at `cache_path` knows
+/// (unchanged) and those to hash. See [`SharedIndex::scan`] for what is skipped and why.
+/// Errors only if `dir` itself cannot be resolved or listed.
+pub fn plan_scan(dir: &Path, cache_path: &Path) -> io::Result<ScanPlan> {
+    let canon_dir = fs::canonicalize(dir)?;
+    let mut plan = ScanPlan::default();
+    let mut candidates = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                plan.skipped.push((
+                    "?".to_string(),
+                    format!("cannot read the folder entry: {e}"),
+                ));
+                continue;
+            }
+        };
+        match classify(dir, &canon_dir, &entry.file_name()) {
+            Ok(c) => candidates.push(c),
+            Err((name, why)) => plan.skipped.push((name, why)),
+        }
+    }
+    let mut cache = load_cache(cache_path);
+    for c in candidates {
+        let key = CacheKey {
+            name: c.name.clone(),
+            size: c.size,
+            mtime_ns: c.mtime_ns,
+            inode: c.inode,
+        };
+        match cache.remove(&key) {
+            Some(manifest) => plan.ready.push(c.into_shared(manifest)),
+            None => plan.to_hash.push(c),
+        }
+    }
+    plan.ready.sort_by(|a, b| a.name.cmp(&b.name));
+    plan.to_hash
+        .sort_by(|a, b| a.size.cmp(&b.size).then_with(|| a.name.cmp(&b.name)));
+    plan.skipped.sort();
+    Ok(plan)
+}
+
+/// Why [`hash_candidate`] gave no file.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unhashed {
+    /// The file is not shared, for this reason (unreadable, changed while being read...).
+    Skip(String),
+    /// The watcher asked to stop.
+    Stopped,
+}
+
 /// Hashes one candidate, checking that it is the file we classified and that it did not change
-/// while we read it. `Err` is the reason to skip it.
-fn hash_file(c: &Candidate) -> Result<Manifest, String> {
-    let changed = || "changed while being indexed; it will be picked up by the next scan";
-    let file = open_for_read(&c.path).map_err(|e| format!("cannot open: {e}"))?;
+/// while we read it. Before every read `watch` is told how many bytes were hashed so far; it
+/// returns false to stop (a cancelled scan), which gives [`Unhashed::Stopped`].
+pub fn hash_candidate(
+    c: Candidate,
+    watch: impl FnMut(u64) -> bool,
+) -> Result<SharedFile, Unhashed> {
+    let changed = || {
+        Unhashed::Skip(
+            "changed while being indexed; it will be picked up by the next scan".to_string(),
+        )
+    };
+    let skip = |what: &str, e: io::Error| Unhashed::Skip(format!("{what}: {e}"));
+    let file = open_for_read(&c.path).map_err(|e| skip("cannot open", e))?;
     let same = |m: &Metadata| {
         m.is_file()
             && m.dev() == c.dev
@@ -566,19 +624,62 @@ fn hash_file(c: &Candidate) -> Result<Manifest, String> {
             && m.len() == c.size
             && mtime_ns(m) == c.mtime_ns
     };
-    let before = file.metadata().map_err(|e| format!("cannot stat: {e}"))?;
+    let before = file.metadata().map_err(|e| skip("cannot stat", e))?;
     if !same(&before) {
-        return Err(changed().to_string());
+        return Err(changed());
     }
-    let manifest = manifest_of_reader(&file, c.size).map_err(|e| match e.kind() {
-        io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData => changed().to_string(),
-        _ => format!("cannot read: {e}"),
+    let mut reader = Watched {
+        file: &file,
+        done: 0,
+        watch,
+        stopped: false,
+    };
+    let hashed = manifest_of_reader(&mut reader, c.size);
+    if reader.stopped {
+        return Err(Unhashed::Stopped);
+    }
+    let manifest = hashed.map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData => changed(),
+        _ => skip("cannot read", e),
     })?;
-    let after = file.metadata().map_err(|e| format!("cannot stat: {e}"))?;
+    let after = file.metadata().map_err(|e| skip("cannot stat", e))?;
     if !same(&after) {
-        return Err(changed().to_string());
+        return Err(changed());
     }
-    Ok(manifest)
+    Ok(c.into_shared(manifest))
+}
+
+/// A file read through a watcher that sees the progress and may stop the reading.
+struct Watched<'a, F> {
+    file: &'a File,
+    done: u64,
+    watch: F,
+    stopped: bool,
+}
+
+impl<F: FnMut(u64) -> bool> Read for Watched<'_, F> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !(self.watch)(self.done) {
+            self.stopped = true;
+            // Not `Interrupted`: `read_exact` would retry that.
+            return Err(io::Error::other("hashing stopped"));
+        }
+        let n = self.file.read(buf)?;
+        self.done += n as u64;
+        Ok(n)
+    }
+}
+
+/// Rewrites the cache at `cache_path` with the manifests of `files`; the error text if that
+/// failed. Nothing to remember (`hashed_any` false) and no cache yet: writes nothing, so a
+/// peer that only downloads keeps its downloads folder free of our files.
+pub fn save_cache(cache_path: &Path, files: &[SharedFile], hashed_any: bool) -> Option<String> {
+    if !hashed_any && !cache_path.exists() {
+        return None;
+    }
+    write_cache(cache_path, files)
+        .err()
+        .map(|e| format!("cannot write the hash cache {}: {e}", cache_path.display()))
 }
 
 /// The cached manifests, or an empty map if the cache is missing, unreadable, corrupt or of
@@ -759,6 +860,48 @@ mod tests {
         assert_eq!(index.file_infos()[1].name, "alpha.txt");
         assert_eq!(index.file_infos()[1].size, 5);
         assert!(fx.cache.is_file(), "the cache was written");
+    }
+
+    #[test]
+    fn a_plan_then_hashing_one_by_one_builds_the_same_index() {
+        let fx = fixture();
+        fx.write("big", &bytes(2 * CS + 3, 6));
+        fx.write("small", b"small");
+        fx.write("same", b"same");
+        fx.write("twin", b"same");
+        let plan = plan_scan(&fx.shared, &fx.cache).unwrap();
+        assert!(plan.ready.is_empty());
+        let order: Vec<&str> = plan.to_hash.iter().map(Candidate::name).collect();
+        assert_eq!(order, ["same", "twin", "small", "big"], "smallest first");
+        let mut index = SharedIndex::from_files(Vec::new());
+        for c in plan.to_hash {
+            index.insert(hash_candidate(c, |_| true).unwrap());
+        }
+        let (scanned, _) = fx.scan();
+        assert_eq!(index.files(), scanned.files());
+        assert_eq!(index.by_sha(&Sha256::of(b"same")).unwrap().name, "same");
+        // A file of the same name is replaced, and found by its new hash only.
+        let mut changed = index.by_name("small").unwrap().clone();
+        changed.manifest = manifest_of_reader(&b"other"[..], 5).unwrap();
+        index.insert(changed);
+        assert_eq!(index.files().len(), 4);
+        assert!(index.by_sha(&Sha256::of(b"small")).is_none());
+        assert_eq!(index.by_sha(&Sha256::of(b"other")).unwrap().name, "small");
+    }
+
+    #[test]
+    fn hashing_stops_when_the_watcher_says_so() {
+        let fx = fixture();
+        fx.write("f", &bytes(3 * CS, 7));
+        let plan = plan_scan(&fx.shared, &fx.cache).unwrap();
+        let c = plan.to_hash.into_iter().next().unwrap();
+        let mut seen = Vec::new();
+        let stopped = hash_candidate(c, |done| {
+            seen.push(done);
+            done < CS as u64
+        });
+        assert_eq!(stopped, Err(Unhashed::Stopped));
+        assert_eq!(seen, [0, CS as u64], "one look per chunk read");
     }
 
     #[test]

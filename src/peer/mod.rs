@@ -5,6 +5,8 @@ pub mod chunk_plan;
 mod exchange;
 pub mod file_hasher;
 mod find;
+pub mod hash_worker;
+mod hashing;
 pub mod index;
 pub mod lan;
 pub mod manifest;
@@ -119,34 +121,15 @@ fn run_inner(
         }
     }
 
-    let started = Instant::now();
-    let (index, report) =
-        index::SharedIndex::scan(&cfg.shared_dir, &hash_cache_path(&cfg.downloads_dir)).map_err(
-            |e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("cannot scan {}: {e}", cfg.shared_dir.display()),
-                )
-            },
-        )?;
-    for (name, why) in &report.skipped {
-        ui.event(&Event::Skipped {
-            file: name.clone(),
-            reason: why.to_string(),
-        });
-    }
-    if let Some(e) = &report.cache_error {
-        ui.warn(e);
-    }
-    let secs = started.elapsed().as_secs_f64();
-    ui.event(&Event::Sharing {
-        files: report.files,
-        dir: cfg.shared_dir.display().to_string(),
-        hashed: report.hashed,
-        hashed_bytes: report.hashed_bytes,
-        mb_per_sec: (report.hashed > 0).then(|| report.hashed_bytes as f64 / secs.max(1e-6) / 1e6),
-        rescan: false,
-    });
+    // The folder must be listable now (a typo in --shared is a start-up error); hashing it
+    // happens on the hash worker while the peer already serves.
+    std::fs::read_dir(&cfg.shared_dir).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot scan {}: {e}", cfg.shared_dir.display()),
+        )
+    })?;
+    let worker = hash_worker_for(&reactor)?;
 
     let to_loop = reactor.control_sender();
     match (&cfg.mode, batch_file) {
@@ -165,6 +148,17 @@ fn run_inner(
     if cfg.mode == Mode::Repl {
         ui.notice("type help for the commands");
     }
-    let mut node = PeerNode::new(cfg, index, bound.port(), ui, Instant::now());
+    let now = Instant::now();
+    let mut node = PeerNode::new(cfg, index::SharedIndex::default(), bound.port(), ui, now);
+    node.start_hashing(worker, true, now);
     reactor.run(&mut node)
+}
+
+/// A hash worker whose reports wake `reactor` (as `Control::Work`).
+pub fn hash_worker_for(reactor: &Reactor) -> io::Result<hash_worker::HashWorker> {
+    let to_loop = reactor.control_sender();
+    hash_worker::HashWorker::spawn(move || {
+        to_loop.send(crate::reactor::Control::Work);
+    })
+    .map_err(|e| io::Error::new(e.kind(), format!("cannot start the hashing thread: {e}")))
 }

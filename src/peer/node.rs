@@ -111,6 +111,8 @@ pub struct PeerNode {
     pub(super) exiting: bool,
     /// The wait before the current command reaches a busy peer again (`ops.rs`).
     pub(super) busy_wait: Option<std::time::Duration>,
+    /// Scanning and hashing the shared folder on the hash worker (`hashing.rs`).
+    pub(super) hashing: super::hashing::Hashing,
 }
 
 /// Longest wait for the tracker before commands run anyway.
@@ -147,6 +149,7 @@ impl PeerNode {
             ready_deadline: now + STARTUP_GRACE,
             exiting: false,
             busy_wait: None,
+            hashing: Default::default(),
         };
         // Temporary resume records a crash left behind are of no use to anyone.
         super::resume::clean_stale_temps(&node.cfg.downloads_dir);
@@ -211,6 +214,7 @@ impl PeerNode {
             return;
         }
         self.exiting = true;
+        self.stop_hashing();
         self.tracker_goodbye();
         self.checkpoint_all();
         self.save_peer_cache(Instant::now());
@@ -244,6 +248,7 @@ impl PeerNode {
                 Control::Line(line) => self.start_command(&line, now),
                 Control::EndOfInput => self.input_ended(),
                 Control::Shutdown => self.exit(0),
+                Control::Work => self.hashing_reports(now),
             }
         }
     }
@@ -332,7 +337,10 @@ impl Driver for PeerNode {
                 // Ctrl-C (SIGINT, not SIGTERM) in the REPL stops the foreground command, not
                 // the peer; a download it waited for stays resumable.
                 let ctrl_c = crate::repl::input::take_interrupt();
-                if ctrl_c && self.cfg.mode == Mode::Repl && self.interrupt_foreground() {
+                if ctrl_c
+                    && self.cfg.mode == Mode::Repl
+                    && (self.interrupt_foreground() || self.interrupt_hashing())
+                {
                 } else if matches!(self.cfg.mode, Mode::Batch { then_serve: false })
                     && self.op.is_some()
                 {
@@ -350,6 +358,8 @@ impl Driver for PeerNode {
                     self.exit(0);
                 }
             }
+            // Results of a helper thread never wait behind commands either.
+            Control::Work => self.hashing_reports(now),
             Control::Line(_) if self.cfg.mode == Mode::Repl => {
                 self.ui.input_taken();
                 self.queue.push_back(ctl);
@@ -363,7 +373,9 @@ impl Driver for PeerNode {
         if !self.ready && now >= self.ready_deadline {
             self.ready = true;
         }
-        self.tracker_tick(now);
+        if self.tracker_may_act(now) {
+            self.tracker_tick(now);
+        }
         self.sessions_tick(now);
         self.downloads_tick(now);
         self.discovery_tick(now);
@@ -375,7 +387,7 @@ impl Driver for PeerNode {
         let gate = (!self.ready).then_some(self.ready_deadline);
         [
             gate,
-            self.tracker.deadline(),
+            self.tracker_hold().or(self.tracker.deadline()),
             self.sessions_deadline(),
             self.op_deadline(),
             self.downloads_deadline(),

@@ -92,6 +92,10 @@ pub enum Op {
         addr: std::net::SocketAddr,
         deadline: Instant,
     },
+    /// `rescan`: until its scan on the hash worker ends (`hashing.rs`).
+    Rescan {
+        job: super::hash_worker::JobId,
+    },
 }
 
 impl Op {
@@ -126,7 +130,7 @@ impl Op {
             | Op::Connect { deadline, .. } => *deadline,
             Op::Sleep { until } => *until,
             Op::Find(f) => f.deadline,
-            Op::Await { .. } => Instant::now() + STEP_TIMEOUT,
+            Op::Await { .. } | Op::Rescan { .. } => Instant::now() + STEP_TIMEOUT,
         }
     }
 }
@@ -195,7 +199,7 @@ impl PeerNode {
                 })
             }
             Command::Shared => self.print_shared(),
-            Command::Rescan => self.rescan(),
+            Command::Rescan => self.start_rescan(now),
             Command::Help { topic: None } => self.ui.line(&help_text()),
             Command::Help { topic: Some(name) } => match help_for(&name) {
                 Ok(text) => self.ui.line(&text),
@@ -274,6 +278,12 @@ impl PeerNode {
                 if self.op.is_some() {
                     self.fail_op_as(Failure::Unfinished, "interrupted");
                 }
+                true
+            }
+            Some(Op::Rescan { job }) => {
+                let job = *job;
+                self.cancel_scan(job);
+                self.fail_op("interrupted");
                 true
             }
             Some(_) => {
@@ -792,7 +802,7 @@ impl PeerNode {
                     self.exchange_refresh(now);
                 }
             }
-            Op::Await { .. } | Op::Sleep { .. } => {}
+            Op::Await { .. } | Op::Sleep { .. } | Op::Rescan { .. } => {}
             Op::Find(f) if now >= f.deadline => self.find_timed_out(now),
             other if now >= other.deadline() => {
                 let peer = other.peer().unwrap_or("the tracker").to_string();
@@ -807,7 +817,7 @@ impl PeerNode {
 
     pub(super) fn op_deadline(&self) -> Option<Instant> {
         match &self.op {
-            None | Some(Op::Await { .. }) => None,
+            None | Some(Op::Await { .. }) | Some(Op::Rescan { .. }) => None,
             Some(Op::WaitPeer {
                 deadline,
                 next_poll,
@@ -845,33 +855,7 @@ impl PeerNode {
             files,
             seeding,
         });
-    }
-
-    fn rescan(&mut self) {
-        let cache = super::hash_cache_path(&self.cfg.downloads_dir);
-        match super::index::SharedIndex::scan(&self.cfg.shared_dir, &cache) {
-            Ok((index, report)) => {
-                self.index = index;
-                for (name, why) in &report.skipped {
-                    self.ui.event(&Event::Skipped {
-                        file: name.clone(),
-                        reason: why.to_string(),
-                    });
-                }
-                self.ui.event(&Event::Sharing {
-                    files: report.files,
-                    dir: self.cfg.shared_dir.display().to_string(),
-                    hashed: report.hashed,
-                    hashed_bytes: report.hashed_bytes,
-                    mb_per_sec: None,
-                    rescan: true,
-                });
-            }
-            Err(e) => self.fail_op(&format!(
-                "cannot scan {}: {e}",
-                self.cfg.shared_dir.display()
-            )),
-        }
+        self.note_hashing();
     }
 }
 

@@ -62,6 +62,9 @@ pub enum Control {
     EndOfInput,
     /// SIGINT or SIGTERM.
     Shutdown,
+    /// A helper thread (hashing, disk scans) has results waiting in a channel of the node's
+    /// own; the node drains it. Carries nothing so the reactor stays ignorant of what they are.
+    Work,
 }
 
 /// What a node asks the reactor to do.

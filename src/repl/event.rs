@@ -114,6 +114,14 @@ pub enum Event {
     },
     /// A file in the shared folder is not shared, and why.
     Skipped { file: String, reason: String },
+    /// The shared folder is being hashed (at start-up, or by `rescan` when `rescan` is true):
+    /// `done` of the `total` bytes this scan hashes; `file` is being read now. Now and then.
+    Hashing {
+        file: String,
+        done: u64,
+        total: u64,
+        rescan: bool,
+    },
     /// Registered (`again`: after losing the tracker) with the tracker at `tracker`.
     Registered { tracker: String, again: bool },
     /// The tracker refused our name (a live registration holds it, or the tracker does not
@@ -255,6 +263,7 @@ impl Event {
             Event::Listening { .. } => "listening",
             Event::Sharing { .. } => "sharing",
             Event::Skipped { .. } => "skipped",
+            Event::Hashing { .. } => "hashing",
             Event::Registered { .. } => "registered",
             Event::NameRefused { .. } => "name_refused",
             Event::Peers { .. } => "peers",
@@ -287,6 +296,7 @@ impl Event {
         match self {
             Event::Listening { .. }
             | Event::Sharing { .. }
+            | Event::Hashing { .. }
             | Event::Registered { .. }
             | Event::Notice { .. }
             | Event::Resumed { .. }
@@ -351,6 +361,17 @@ impl Event {
             }
             Event::Skipped { file, reason } => {
                 vec![format!("skipped {}: {reason}", printable(file))]
+            }
+            Event::Hashing {
+                file, done, total, ..
+            } => {
+                let percent = (*done as f64 * 100.0 / (*total).max(1) as f64).min(100.0);
+                vec![format!(
+                    "hashing {}: {} of {} ({percent:.0}%)",
+                    printable(file),
+                    human_bytes(*done),
+                    human_bytes(*total)
+                )]
             }
             Event::Registered { tracker, again } => {
                 let again = if *again { "re-" } else { "" };

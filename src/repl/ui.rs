@@ -251,11 +251,16 @@ impl Ui {
         }
     }
 
+    /// Whether [`Self::start_progress`] draws a bar (a terminal, no `--json`, bars not off).
+    pub fn draws_bars(&self) -> bool {
+        self.tty && !self.opts.json && !self.opts.no_bars
+    }
+
     /// Starts tracking a transfer of `total` bytes: a bar on a terminal, `progress` events with
     /// `--json`.
     pub fn start_progress(&mut self, label: &str, total: u64) {
         self.finish_progress();
-        let bar = (self.tty && !self.opts.json && !self.opts.no_bars).then(|| {
+        let bar = self.draws_bars().then(|| {
             // The bar takes what the text leaves of the terminal's width; a narrow terminal
             // gets the short form, so the line never wraps (a wrapped bar cannot be redrawn
             // in place and scrolls the screen instead).

@@ -452,7 +452,7 @@ impl Driver for Tracker {
                 self.log(&format!("shutting down ({n} peers registered)"));
                 self.actions.push_back(Action::Exit(0));
             }
-            Control::Line(_) => {}
+            Control::Line(_) | Control::Work => {}
         }
     }
 

@@ -60,22 +60,47 @@ impl Proc {
     /// Spawns `cmd` with piped stdout/stderr. `stdin`: `None` gives the child an empty stdin
     /// (like CI), `Some(bytes)` feeds those bytes and then closes it.
     pub fn spawn(label: impl Into<String>, mut cmd: Command, stdin: Option<Vec<u8>>) -> Proc {
-        let label = label.into();
         cmd.stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
             Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // The environment must not redirect a peer to another tracker or add colour, and a
-        // developer's own settings (README, "Configuration") must not leak in.
-        .env_remove("P2P_TRACKER")
-        .env_remove("P2P_NAME")
-        .env_remove("P2P_SHARED")
-        .env_remove("P2P_DOWNLOADS")
-        .env("P2P_CONFIG", "/dev/null")
-        .env("NO_COLOR", "1");
+        });
+        let mut proc = Proc::start(label.into(), cmd);
+        if let Some(bytes) = stdin {
+            let mut pipe = proc.child.stdin.take().expect("stdin is piped");
+            thread::spawn(move || {
+                // The child may exit before reading everything; a broken pipe is its business.
+                let _ = pipe.write_all(&bytes);
+                // Dropping `pipe` closes it: the child sees end of input.
+            });
+        }
+        proc
+    }
+
+    /// Like [`Proc::spawn`], with stdin a pipe the caller writes to and closes when it wants
+    /// (a REPL fed one line at a time).
+    pub fn spawn_with_stdin(
+        label: impl Into<String>,
+        mut cmd: Command,
+    ) -> (Proc, std::process::ChildStdin) {
+        cmd.stdin(Stdio::piped());
+        let mut proc = Proc::start(label.into(), cmd);
+        let stdin = proc.child.stdin.take().expect("stdin is piped");
+        (proc, stdin)
+    }
+
+    /// Spawns `cmd` (stdin already set up) with piped stdout/stderr read on threads.
+    fn start(label: String, mut cmd: Command) -> Proc {
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // The environment must not redirect a peer to another tracker or add colour, and a
+            // developer's own settings (README, "Configuration") must not leak in.
+            .env_remove("P2P_TRACKER")
+            .env_remove("P2P_NAME")
+            .env_remove("P2P_SHARED")
+            .env_remove("P2P_DOWNLOADS")
+            .env("P2P_CONFIG", "/dev/null")
+            .env("NO_COLOR", "1");
         // LAN discovery stays off unless a test turns it on (with a group port of its own):
         // tests run in parallel must not hear each other, and no multicast may leave loopback.
         if !cmd.get_envs().any(|(key, _)| key == "P2P_NO_LAN") {
@@ -84,15 +109,6 @@ impl Proc {
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("{label}: cannot spawn {cmd:?}: {e}"));
-
-        if let Some(bytes) = stdin {
-            let mut pipe = child.stdin.take().expect("stdin is piped");
-            thread::spawn(move || {
-                // The child may exit before reading everything; a broken pipe is its business.
-                let _ = pipe.write_all(&bytes);
-                // Dropping `pipe` closes it: the child sees end of input.
-            });
-        }
 
         let (tx, rx) = mpsc::channel();
         let mut out = BufReader::new(child.stdout.take().expect("stdout is piped"));
@@ -529,7 +545,9 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// Starts NAME with `--serve`, sharing `files`, and waits until it listens and is registered.
+    /// Starts NAME with `--serve`, sharing `files`, and waits until it listens, is registered
+    /// and has hashed its shared folder (`sharing ...`; hashing runs beside the reactor, so
+    /// for a big file that line may come after the registration).
     pub fn serve(name: &str, tracker: SocketAddr, files: &[(&str, &[u8])]) -> Peer {
         Peer::serve_in(name, tracker, PeerDirs::with_files(files), &[])
     }
@@ -541,9 +559,16 @@ impl Peer {
         let cmd = peer_command(name, tracker, &dirs, &args);
         let mut proc = Proc::spawn(name, cmd, None);
         let addr = expect_listening(&mut proc, name);
-        proc.wait_line("`registered with tracker ADDR`", STARTUP, |l| {
-            l.starts_with("registered with tracker")
-        });
+        let (mut registered, mut sharing) = (false, false);
+        while !(registered && sharing) {
+            let line = proc.wait_line(
+                "`registered with tracker ADDR` and `sharing N files`",
+                STARTUP,
+                |l| l.starts_with("registered with tracker") || l.starts_with("sharing "),
+            );
+            registered |= line.starts_with("registered with tracker");
+            sharing |= line.starts_with("sharing ");
+        }
         Peer {
             name: name.to_string(),
             addr,

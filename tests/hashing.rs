@@ -1,0 +1,304 @@
+//! Hashing the shared folder runs beside the reactor (issue 16, items 1-3): while a peer hashes
+//! a big file, at start-up or on `rescan`, other peers find it, list its files and message it
+//! at once; progress shows as `hashing` lines or JSON events; Ctrl-C stops a `rescan` and the
+//! peer goes on; SIGTERM during start-up hashing exits at once with status 0; a file is listed
+//! once it is hashed, and a `get` of it before that is told plainly that there is no such file.
+//!
+//! The big files are sparse (created in no time, no disk used): reading a hole returns zeros,
+//! which hash exactly as slowly as data, 0.3-0.7 GiB/s here (each byte is hashed twice, for its
+//! chunk and for the whole file). Every check made "while hashing" also checks that the hashing
+//! was indeed still going on (no `sharing` summary yet), so a fast machine cannot make the test
+//! pass without proving anything.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const GIB: u64 = 1 << 30;
+/// The bound each command must meet while the other side hashes (the target is under 1 s).
+const ANSWER_BOUND: Duration = Duration::from_secs(3);
+
+/// A file of `size` zero bytes that takes no disk space.
+fn sparse(dir: &Path, name: &str, size: u64) {
+    File::create(dir.join(name))
+        .and_then(|f| f.set_len(size))
+        .unwrap_or_else(|e| panic!("cannot create sparse {name}: {e}"));
+}
+
+/// Whether the scan is still going on: no summary of it printed so far. The start-up scan's
+/// summary is `sharing N files from DIR...` (or a JSON `sharing` event); a rescan's is
+/// `sharing N files (H hashed, SIZE)`.
+fn still_hashing(proc: &mut Proc, rescan: bool) -> bool {
+    !proc.lines_so_far().iter().any(|l| {
+        let human = l.starts_with("sharing ") && l.contains(" hashed, ") == rescan;
+        human || (!rescan && l.contains("\"type\":\"sharing\""))
+    })
+}
+
+/// A line matching `pred` that was printed already or comes within `timeout`.
+fn seen_or_wait(proc: &mut Proc, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) {
+    if !proc.lines_so_far().iter().any(|l| pred(l)) {
+        proc.wait_line(what, timeout, pred);
+    }
+}
+
+/// Waits for a `hashing FILE: ...` line, failing if the scan's summary comes first.
+fn wait_hashing_line(proc: &mut Proc, file: &str, timeout: Duration) -> String {
+    let prefix = format!("hashing {file}: ");
+    if let Some(line) = proc
+        .lines_so_far()
+        .into_iter()
+        .find(|l| l.starts_with(&prefix))
+    {
+        return line;
+    }
+    let line = proc.wait_line(&format!("`{prefix}...`"), timeout, |l| {
+        l.starts_with(&prefix) || l.starts_with("sharing")
+    });
+    assert!(
+        line.starts_with(&prefix),
+        "the scan ended before it showed progress: {line}"
+    );
+    line
+}
+
+/// Bob, a `--json --batch -` peer fed one command at a time, each timed from when it was
+/// written to when its answer came.
+struct TimedBob {
+    proc: Proc,
+    stdin: std::process::ChildStdin,
+    _dirs: PeerDirs,
+}
+
+impl TimedBob {
+    fn start(tracker: std::net::SocketAddr) -> TimedBob {
+        let dirs = PeerDirs::new();
+        let cmd = peer_command("Bob", tracker, &dirs, &["--json", "--batch", "-"]);
+        let (mut proc, stdin) = Proc::spawn_with_stdin("Bob", cmd);
+        // Commands start once Bob has heard from the tracker.
+        Self::wait_in(&mut proc, "registered", STARTUP);
+        TimedBob {
+            proc,
+            stdin,
+            _dirs: dirs,
+        }
+    }
+
+    fn wait_in(proc: &mut Proc, kind: &str, timeout: Duration) -> Value {
+        let want = format!("\"type\":\"{kind}\"");
+        let line = proc.wait_line(&format!("a `{kind}` event"), timeout, |l| l.contains(&want));
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+    }
+
+    /// Runs `command`; its answer, a `kind` event, must come within [`ANSWER_BOUND`].
+    fn ask(&mut self, command: &str, kind: &str) -> (Value, Duration) {
+        let asked = Instant::now();
+        writeln!(self.stdin, "{command}").expect("Bob reads commands");
+        let event = Self::wait_in(&mut self.proc, kind, ANSWER_BOUND);
+        (event, asked.elapsed())
+    }
+}
+
+fn file_names(files_event: &Value) -> Vec<String> {
+    files_event["files"]
+        .as_array()
+        .expect("files is an array")
+        .iter()
+        .map(|f| f["name"].as_str().expect("a name").to_string())
+        .collect()
+}
+
+/// The target of issue 16 item 1 at start-up: Alice hashes 2 GiB; meanwhile Bob's
+/// `wait-peer`, `files` and `msg` each answer within the bound (printed: the real figures), a
+/// `get` of the file being hashed fails plainly, Alice shows progress, and SIGTERM ends her at
+/// once with status 0, all before her `sharing` summary.
+#[test]
+fn a_peer_hashing_a_big_file_at_start_up_answers_at_once() {
+    let tracker = Tracker::start();
+    let dirs = PeerDirs::with_files(&[("small.txt", b"hashed in no time")]);
+    sparse(&dirs.shared, "big.bin", 2 * GIB);
+    let cmd = peer_command("Alice", tracker.addr, &dirs, &["--serve"]);
+    let mut alice = Proc::spawn("Alice", cmd, None);
+    expect_listening(&mut alice, "Alice");
+    alice.wait_line("`registered with tracker`", STARTUP, |l| {
+        l.starts_with("registered with tracker")
+    });
+    assert!(
+        still_hashing(&mut alice, false),
+        "registered only after hashing"
+    );
+
+    let mut bob = TimedBob::start(tracker.addr);
+    let (_, wait_peer) = bob.ask("wait-peer Alice 8", "peer_known");
+    let (files, list) = bob.ask("files Alice", "files");
+    let (_, msg) = bob.ask("msg Alice hello while you hash", "message_delivered");
+    let (error, get) = bob.ask("get Alice big.bin", "error");
+    eprintln!(
+        "while Alice hashes at start-up: wait-peer {wait_peer:?}, files {list:?}, \
+         msg {msg:?}, get {get:?}"
+    );
+    assert!(
+        still_hashing(&mut alice, false),
+        "Alice finished hashing: proves nothing"
+    );
+    assert_eq!(
+        file_names(&files),
+        ["small.txt"],
+        "only what is hashed is listed"
+    );
+    let why = error["message"].as_str().unwrap_or_default();
+    assert!(why.contains("no file named 'big.bin'"), "{error}");
+    seen_or_wait(&mut alice, "Bob's message", ANSWER_BOUND, |l| {
+        l == "Bob: hello while you hash"
+    });
+
+    let line = wait_hashing_line(&mut alice, "big.bin", Duration::from_secs(20));
+    assert!(line.contains(" of 2.0 GiB ("), "{line}");
+
+    let asked = Instant::now();
+    alice.signal(libc::SIGTERM);
+    let status = alice.wait_exit(ANSWER_BOUND);
+    eprintln!("SIGTERM while hashing: exited in {:?}", asked.elapsed());
+    assert_eq!(status.code(), Some(0), "{}", alice.diagnostics());
+    assert!(
+        still_hashing(&mut alice, false),
+        "exited only after hashing"
+    );
+}
+
+/// Alice's REPL (stdin a pipe) with `small.txt` shared and hashed, then `big.bin` of `size`
+/// put in her folder: she is told to `rescan` and is seen hashing it.
+fn alice_rescanning(tracker: &Tracker, size: u64) -> (Proc, std::process::ChildStdin, PeerDirs) {
+    let dirs = PeerDirs::with_files(&[("small.txt", b"hashed in no time")]);
+    let cmd = peer_command("Alice", tracker.addr, &dirs, &[]);
+    let (mut alice, mut stdin) = Proc::spawn_with_stdin("Alice", cmd);
+    expect_listening(&mut alice, "Alice");
+    alice.wait_line("`sharing 1 files`", STARTUP, |l| {
+        l.starts_with("sharing 1 files")
+    });
+    alice.wait_line("`registered with tracker`", STARTUP, |l| {
+        l.starts_with("registered with tracker")
+    });
+    sparse(&dirs.shared, "big.bin", size);
+    writeln!(stdin, "rescan").expect("Alice reads commands");
+    wait_hashing_line(&mut alice, "big.bin", Duration::from_secs(20));
+    (alice, stdin, dirs)
+}
+
+/// The target of issue 16 item 1 on `rescan`: while Alice re-hashes, Bob's `files` and `msg`
+/// answer within the bound.
+#[test]
+fn a_peer_rescanning_a_big_file_answers_at_once() {
+    let tracker = Tracker::start();
+    let (mut alice, _stdin, _dirs) = alice_rescanning(&tracker, 2 * GIB);
+    let mut bob = TimedBob::start(tracker.addr);
+    let (_, wait_peer) = bob.ask("wait-peer Alice 8", "peer_known");
+    let (files, list) = bob.ask("files Alice", "files");
+    let (_, msg) = bob.ask("msg Alice hello during rescan", "message_delivered");
+    eprintln!("while Alice runs rescan: wait-peer {wait_peer:?}, files {list:?}, msg {msg:?}");
+    assert!(
+        still_hashing(&mut alice, true),
+        "the rescan ended: proves nothing"
+    );
+    assert_eq!(file_names(&files), ["small.txt"]);
+    seen_or_wait(&mut alice, "Bob's message", ANSWER_BOUND, |l| {
+        l == "Bob: hello during rescan"
+    });
+}
+
+/// Ctrl-C during `rescan` stops it (issue 16 item 2): an `interrupted` error, a warning naming
+/// what is not shared, and the peer goes on: it answers `shared`, then quits with status 0.
+#[test]
+fn ctrl_c_stops_rescan_and_the_peer_goes_on() {
+    let tracker = Tracker::start();
+    let (mut alice, mut stdin, _dirs) = alice_rescanning(&tracker, 4 * GIB);
+    let asked = Instant::now();
+    alice.signal(libc::SIGINT);
+    let summary = alice.wait_line("the rescan's summary", ANSWER_BOUND, |l| {
+        l.starts_with("sharing")
+    });
+    eprintln!("Ctrl-C during rescan: stopped in {:?}", asked.elapsed());
+    assert_eq!(summary, "sharing 1 files (0 hashed, 0 B)");
+    let deadline = Instant::now() + ANSWER_BOUND;
+    let stderr = loop {
+        let text = alice.stderr_text();
+        if text.contains("hashing stopped") || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(stderr.contains("error: interrupted"), "{stderr}");
+    assert!(
+        stderr.contains("hashing stopped: 1 file (4.0 GiB) not shared; `rescan` hashes it"),
+        "{stderr}"
+    );
+    assert!(alice.is_running(), "Ctrl-C ended the peer");
+
+    writeln!(stdin, "shared").expect("Alice reads commands");
+    let line = alice.wait_line("`shared` listing small.txt", ANSWER_BOUND, |l| {
+        l.contains("small.txt") || l.contains("big.bin")
+    });
+    assert!(line.contains("small.txt"), "{line}");
+    writeln!(stdin, "quit").expect("Alice reads commands");
+    assert_eq!(alice.wait_exit(EXIT_TIMEOUT).code(), Some(0));
+}
+
+/// `--json`: `hashing` events while the start-up scan hashes (issue 16 item 3), and the big
+/// file is listed once it is hashed, not before.
+#[test]
+fn json_hashing_events_then_the_file_is_listed_once_hashed() {
+    let tracker = Tracker::start();
+    let dirs = PeerDirs::with_files(&[("small.txt", b"hashed in no time")]);
+    let size = 3 * GIB / 2;
+    sparse(&dirs.shared, "big.bin", size);
+    let cmd = peer_command("Alice", tracker.addr, &dirs, &["--serve", "--json"]);
+    let mut alice = Proc::spawn("Alice", cmd, None);
+    alice.wait_line("a `registered` event", STARTUP, |l| {
+        l.contains("\"type\":\"registered\"")
+    });
+    let mut bob = TimedBob::start(tracker.addr);
+    let (before, _) = bob.ask("files Alice", "files");
+    assert!(
+        still_hashing(&mut alice, false),
+        "Alice finished hashing: proves nothing"
+    );
+    assert_eq!(file_names(&before), ["small.txt"]);
+
+    let is = |kind: &str, l: &str| l.contains(&format!("\"type\":\"{kind}\""));
+    while !alice.lines_so_far().iter().any(|l| is("sharing", l)) {
+        alice.wait_line("the `sharing` event", STARTUP, |l| is("sharing", l));
+    }
+    let events: Vec<Value> = alice
+        .lines_so_far()
+        .iter()
+        .filter(|l| is("hashing", l) || is("sharing", l))
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    let (sharing, progress) = events.split_last().expect("the sharing event");
+    assert_eq!(
+        sharing["type"], "sharing",
+        "hashing events after the summary"
+    );
+    assert!(!progress.is_empty(), "no hashing event while hashing");
+    let mut last = 0;
+    for p in progress {
+        assert_eq!(p["file"], "big.bin", "{p}");
+        assert_eq!(p["total"].as_u64(), Some(size + 17), "{p}");
+        assert_eq!(p["rescan"], false, "{p}");
+        let done = p["done"].as_u64().expect("done");
+        assert!(done >= last && done < size + 17, "{p}");
+        last = done;
+    }
+    assert_eq!(sharing["files"], 2, "{sharing}");
+    assert_eq!(sharing["hashed"], 2, "{sharing}");
+
+    let (after, _) = bob.ask("files Alice", "files");
+    assert_eq!(file_names(&after), ["big.bin", "small.txt"]);
+    let big = &after["files"][0];
+    assert_eq!(big["size"].as_u64(), Some(size), "{after}");
+}
