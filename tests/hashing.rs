@@ -178,8 +178,8 @@ fn alice_rescanning(tracker: &Tracker, size: u64) -> (Proc, std::process::ChildS
     let cmd = peer_command("Alice", tracker.addr, &dirs, &[]);
     let (mut alice, mut stdin) = Proc::spawn_with_stdin("Alice", cmd);
     expect_listening(&mut alice, "Alice");
-    alice.wait_line("`sharing 1 files`", STARTUP, |l| {
-        l.starts_with("sharing 1 files")
+    alice.wait_line("`sharing 1 file`", STARTUP, |l| {
+        l.starts_with("sharing 1 file ")
     });
     alice.wait_line("`registered with tracker`", STARTUP, |l| {
         l.starts_with("registered with tracker")
@@ -223,7 +223,7 @@ fn ctrl_c_stops_rescan_and_the_peer_goes_on() {
         l.starts_with("sharing")
     });
     eprintln!("Ctrl-C during rescan: stopped in {:?}", asked.elapsed());
-    assert_eq!(summary, "sharing 1 files (0 hashed, 0 B)");
+    assert_eq!(summary, "sharing 1 file (0 hashed, 0 B)");
     let deadline = Instant::now() + ANSWER_BOUND;
     let stderr = loop {
         let text = alice.stderr_text();
