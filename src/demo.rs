@@ -284,6 +284,7 @@ fn start_peer(
             false,
             Instant::now(),
         );
+        node.set_disk_jobs(crate::peer::disk_jobs_for(reactor));
         Ok(node)
     })
 }

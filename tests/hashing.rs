@@ -302,3 +302,129 @@ fn json_hashing_events_then_the_file_is_listed_once_hashed() {
     let big = &after["files"][0];
     assert_eq!(big["size"].as_u64(), Some(size), "{after}");
 }
+
+/// Issue 16 item 1, the resume half: a peer that re-checks a big partial file when it resumes
+/// it at start (3 GiB of zeros written for real, so every chunk is read and hashed; a record
+/// whose source does not exist) answers `wait-peer` and `msg` at once meanwhile, and the check
+/// does finish (its `resuming ...: N of N chunks already here` line).
+#[test]
+fn a_peer_checking_a_big_partial_file_answers_at_once() {
+    use p2p::peer::manifest::{Manifest, chunk_size_for};
+    use p2p::peer::resume::{ResumeRecord, save};
+    use p2p::wire::Sha256;
+    let size = 3 * GIB;
+    let chunk = chunk_size_for(size);
+    let bob = PeerDirs::new();
+    std::fs::create_dir_all(&bob.downloads).unwrap();
+    write_zeros(
+        &bob.downloads.join(".big.bin.p2p-part"),
+        size,
+        chunk as usize,
+    );
+    let zeros = vec![0u8; chunk as usize];
+    let count = size / u64::from(chunk);
+    let hashes = Sha256::of(&zeros).0.repeat(count as usize);
+    let manifest = Manifest::from_wire(Sha256([7; 32]), size, chunk, &hashes, None).unwrap();
+    save(
+        &bob.downloads,
+        &ResumeRecord::new("big.bin", vec!["Gone".into()], &manifest),
+    )
+    .unwrap();
+
+    let tracker = Tracker::start();
+    let cmd = peer_command("Bob", tracker.addr, &bob, &["--serve"]);
+    let mut proc = Proc::spawn("Bob --serve", cmd, None);
+    proc.wait_line("`registered with tracker`", STARTUP, |l| {
+        l.starts_with("registered with tracker")
+    });
+    let carol = PeerDirs::new();
+    let asked = Instant::now();
+    let out = run_batch(
+        "Carol",
+        tracker.addr,
+        &carol,
+        "wait-peer Bob 10\nmsg Bob are you there\n",
+    );
+    let took = asked.elapsed();
+    out.assert_success();
+    let checked = |l: &String| l.starts_with("resuming big.bin from Gone: ");
+    assert!(
+        !proc.lines_so_far().iter().any(checked),
+        "the check was over before Carol's message (make the file bigger)\n{}",
+        proc.diagnostics()
+    );
+    eprintln!("while Bob checks 3 GiB: Carol's wait-peer + msg (with her start-up) took {took:?}");
+    assert!(took < ANSWER_BOUND, "Carol waited {took:?}\n{out}");
+    let line = proc.wait_line("the check's result", Duration::from_secs(120), |l| {
+        l.starts_with("resuming big.bin from Gone: ")
+    });
+    assert!(
+        line.contains(&format!("{count} of {count} chunks")),
+        "{line}"
+    );
+}
+
+/// `size` bytes of zeros written for real (not a sparse file: every byte is read back and
+/// hashed), `block` at a time.
+fn write_zeros(path: &Path, size: u64, block: usize) {
+    let mut f = File::create(path).unwrap();
+    let zeros = vec![0u8; block];
+    for _ in 0..size / block as u64 {
+        f.write_all(&zeros).unwrap();
+    }
+}
+
+/// Issue 16 item 1, the `get` half: a file already stands under the name `get` would save to
+/// (3 GiB, written for real); hashing it to see whether it is the same file happens off the
+/// reactor, so Carol's message is answered at once meanwhile, and then `get` says plainly that
+/// another file is in the way (nothing overwritten).
+#[test]
+fn a_peer_hashing_a_file_in_the_way_of_a_get_answers_at_once() {
+    let tracker = Tracker::start();
+    let _alice = Peer::serve("Alice", tracker.addr, &[("big.bin", b"alice's big.bin")]);
+    let bob = PeerDirs::new();
+    std::fs::create_dir_all(&bob.downloads).unwrap();
+    write_zeros(&bob.downloads.join("big.bin"), 3 * GIB, 1 << 20);
+    let path = bob.root().join("batch.txt");
+    std::fs::write(&path, "wait-peer Alice 10\nget Alice big.bin\n").unwrap();
+    let cmd = peer_command(
+        "Bob",
+        tracker.addr,
+        &bob,
+        &["--batch", path.to_str().unwrap(), "--serve"],
+    );
+    let mut proc = Proc::spawn("Bob --batch --serve", cmd, None);
+    proc.wait_line("`registered with tracker`", STARTUP, |l| {
+        l.starts_with("registered with tracker")
+    });
+    let carol = PeerDirs::new();
+    let asked = Instant::now();
+    let out = run_batch(
+        "Carol",
+        tracker.addr,
+        &carol,
+        "wait-peer Bob 10\nmsg Bob are you there\n",
+    );
+    let took = asked.elapsed();
+    out.assert_success();
+    let refused = |text: &str| text.contains("already exists with different content");
+    assert!(
+        !refused(&proc.stderr_text()),
+        "Bob was done hashing before Carol's message (make the file bigger)\n{}",
+        proc.diagnostics()
+    );
+    eprintln!("while Bob hashes 3 GiB for a get: Carol's wait-peer + msg took {took:?}");
+    assert!(took < ANSWER_BOUND, "Carol waited {took:?}\n{out}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !refused(&proc.stderr_text()) {
+        assert!(Instant::now() < deadline, "{}", proc.diagnostics());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        std::fs::metadata(bob.downloads.join("big.bin"))
+            .unwrap()
+            .len(),
+        3 * GIB,
+        "the file in the way was touched"
+    );
+}

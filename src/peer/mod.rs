@@ -2,6 +2,7 @@
 //! the tracker. `node.rs` is the state machine the reactor drives; `run` wires it to the world.
 
 pub mod chunk_plan;
+pub mod disk_jobs;
 mod exchange;
 pub mod file_hasher;
 mod find;
@@ -151,7 +152,16 @@ fn run_inner(
     let now = Instant::now();
     let mut node = PeerNode::new(cfg, index::SharedIndex::default(), bound.port(), ui, now);
     node.start_hashing(worker, true, now);
+    node.set_disk_jobs(disk_jobs_for(&reactor));
     reactor.run(&mut node)
+}
+
+/// Disk jobs whose results wake `reactor` (as `Control::Work`).
+pub fn disk_jobs_for(reactor: &Reactor) -> disk_jobs::DiskJobs {
+    let to_loop = reactor.control_sender();
+    disk_jobs::DiskJobs::threads(move || {
+        to_loop.send(crate::reactor::Control::Work);
+    })
 }
 
 /// A hash worker whose reports wake `reactor` (as `Control::Work`).

@@ -5,6 +5,7 @@
 //! handshake, answering requests), `ops.rs` (the user's commands), `transfer.rs` (downloads).
 //! This file holds the state they share and the dispatch.
 
+use super::disk_jobs::{DiskJobId, DiskJobs, Outcome};
 use super::exchange::{Bootstrap, Discovery};
 use super::index::SharedIndex;
 use super::lan::LanConfig;
@@ -48,6 +49,15 @@ pub struct PeerConfig {
     pub lan: Option<LanConfig>,
     /// Continue the unfinished downloads found at start, in the background.
     pub resume_on_start: bool,
+}
+
+/// What a disk job's result is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiskWait {
+    /// The check of this download's partial file (and destination, on a resume).
+    Download(DownloadId),
+    /// The foreground `get`'s look at what stands under the file's name at home.
+    GetDestination,
 }
 
 /// What an outgoing connection is for.
@@ -113,6 +123,12 @@ pub struct PeerNode {
     pub(super) busy_wait: Option<std::time::Duration>,
     /// Scanning and hashing the shared folder on the hash worker (`hashing.rs`).
     pub(super) hashing: super::hashing::Hashing,
+    /// Disk work off the reactor (checking partial files), and which download each job is for.
+    pub(super) disk: DiskJobs,
+    pub(super) disk_waiting: HashMap<DiskJobId, DiskWait>,
+    /// `--resume-on-start`, done at the first tick: by then the disk jobs run on their threads,
+    /// so checking big partial files never holds up the start.
+    resume_at_start: bool,
 }
 
 /// Longest wait for the tracker before commands run anyway.
@@ -149,12 +165,15 @@ impl PeerNode {
             ready_deadline: now + STARTUP_GRACE,
             exiting: false,
             busy_wait: None,
+            disk: DiskJobs::inline(),
+            disk_waiting: HashMap::new(),
             hashing: Default::default(),
+            resume_at_start: false,
         };
         // Temporary resume records a crash left behind are of no use to anyone.
         super::resume::clean_stale_temps(&node.cfg.downloads_dir);
         if node.cfg.resume_on_start {
-            node.resume_in_background(now);
+            node.resume_at_start = true;
         } else {
             node.announce_unfinished(false);
         }
@@ -235,7 +254,36 @@ impl PeerNode {
             .tracker_snapshot(&peers, now, |n| connected.contains(n));
     }
 
+    /// Uses `disk` for disk jobs (threads that wake the reactor) instead of running them inline.
+    pub fn set_disk_jobs(&mut self, disk: DiskJobs) {
+        // Jobs started inline before (unfinished downloads resumed at start) keep their results.
+        self.disk.replace_with(disk);
+    }
+
+    /// Handles every finished disk job.
+    pub(super) fn disk_reports(&mut self, now: Instant) {
+        while let Some(done) = self.disk.try_recv() {
+            let Some(wait) = self.disk_waiting.remove(&done.job) else {
+                continue;
+            };
+            match (wait, done.outcome) {
+                (DiskWait::Download(id), Outcome::PartialChecked { dest, intact }) => {
+                    self.download_checked(id, dest, intact, now)
+                }
+                (DiskWait::GetDestination, Outcome::DestinationChecked(result)) => {
+                    self.get_destination_checked(result, now)
+                }
+                (wait, outcome) => {
+                    tracing::error!("disk job for {wait:?} answered {outcome:?}; dropped")
+                }
+            }
+        }
+    }
+
     fn take_input(&mut self, now: Instant) {
+        if self.disk.has_ready() {
+            self.disk_reports(now);
+        }
         while self.op.is_none() && !self.exiting && self.ready && self.discovery.startup_done(now) {
             let Some(ctl) = self.queue.pop_front() else {
                 if self.ui.wants_peer_names() {
@@ -248,7 +296,10 @@ impl PeerNode {
                 Control::Line(line) => self.start_command(&line, now),
                 Control::EndOfInput => self.input_ended(),
                 Control::Shutdown => self.exit(0),
-                Control::Work => self.hashing_reports(now),
+                Control::Work => {
+                    self.hashing_reports(now);
+                    self.disk_reports(now);
+                }
             }
         }
     }
@@ -359,7 +410,10 @@ impl Driver for PeerNode {
                 }
             }
             // Results of a helper thread never wait behind commands either.
-            Control::Work => self.hashing_reports(now),
+            Control::Work => {
+                self.hashing_reports(now);
+                self.disk_reports(now);
+            }
             Control::Line(_) if self.cfg.mode == Mode::Repl => {
                 self.ui.input_taken();
                 self.queue.push_back(ctl);
@@ -372,6 +426,9 @@ impl Driver for PeerNode {
     fn handle_timeout(&mut self, now: Instant) {
         if !self.ready && now >= self.ready_deadline {
             self.ready = true;
+        }
+        if std::mem::take(&mut self.resume_at_start) {
+            self.resume_in_background(now);
         }
         if self.tracker_may_act(now) {
             self.tracker_tick(now);

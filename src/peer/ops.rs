@@ -3,8 +3,9 @@
 //! and finishes on the answer. Every step is bounded by a deadline.
 
 use super::find::{Find, FindFor};
+use super::node::DiskWait;
 use super::node::{ConnectPurpose, Mode, PeerNode, Purpose};
-use super::partial::{Destination, check_destination};
+use super::partial::Destination;
 use super::sessions::MAX_CHAT_LEN;
 use super::transfer::DownloadId;
 use crate::names::{check_file_name, printable};
@@ -47,6 +48,9 @@ pub enum Step {
     Asked(ConnId),
     /// `get` only: the manifest was asked for this file.
     AskedManifest(ConnId, FileInfo),
+    /// `get` only: a file already stands under that name at home; it is being hashed (a disk
+    /// job) to see whether it is this one. The connection stays ready for the manifest.
+    CheckingDestination(ConnId, FileInfo),
 }
 
 #[derive(Debug)]
@@ -488,6 +492,71 @@ impl PeerNode {
         Err(format!("unknown peer '{}'{hint}", printable(name)))
     }
 
+    /// `get`: asks `conn` for the manifest of `info` (nothing stands in the way at home).
+    fn ask_manifest(&mut self, conn: ConnId, info: &FileInfo) {
+        let sha256 = info.sha256;
+        self.request(conn, Purpose::Op, |req| Message::GetManifest {
+            req,
+            sha256,
+        });
+    }
+
+    /// `get`: what stands under the file's name in the downloads folder was checked (off the
+    /// reactor). The same content: done, nothing fetched. Another file: the command fails,
+    /// nothing is overwritten. Nothing there: ask for the manifest.
+    pub(super) fn get_destination_checked(
+        &mut self,
+        result: Result<Destination, String>,
+        now: Instant,
+    ) {
+        let Some(Op::Get {
+            step: Step::CheckingDestination(..),
+            ..
+        }) = &self.op
+        else {
+            return; // the command ended meanwhile (interrupted, timed out)
+        };
+        let Some(Op::Get {
+            peer,
+            file,
+            step: Step::CheckingDestination(conn, info),
+            deadline,
+            swarm,
+        }) = self.op.take()
+        else {
+            unreachable!("matched just above");
+        };
+        match result {
+            Err(e) => self.fail_op(&e),
+            Ok(Destination::AlreadyThere) => {
+                let path = self.cfg.downloads_dir.join(&file).display().to_string();
+                self.ui.event(&Event::DownloadDone {
+                    file,
+                    path,
+                    size: info.size,
+                    sha256: info.sha256.to_string(),
+                    seconds: 0.0,
+                    bytes_per_sec: 0.0,
+                    bytes_fetched: 0,
+                    bytes_per_source: Default::default(),
+                    already_there: true,
+                });
+            }
+            Ok(Destination::Free) => {
+                self.ask_manifest(conn, &info);
+                let mut op = Op::Get {
+                    peer,
+                    file,
+                    step: Step::AskedManifest(conn, info),
+                    deadline,
+                    swarm,
+                };
+                bump(&mut op, now);
+                self.op = Some(op);
+            }
+        }
+    }
+
     /// Sends the command's request on a ready connection.
     fn ask(&mut self, conn: ConnId, now: Instant) {
         let text = match &self.op {
@@ -581,7 +650,9 @@ impl PeerNode {
         }
         let Some(op) = &mut self.op else { return };
         let on_this_conn = match op.step_mut() {
-            Some(Step::Asked(c)) | Some(Step::AskedManifest(c, _)) => *c == conn,
+            Some(Step::Asked(c))
+            | Some(Step::AskedManifest(c, _))
+            | Some(Step::CheckingDestination(c, _)) => *c == conn,
             // Only a connection that never got through its handshake was this command's
             // attempt to reach the peer; another one closing (an old one we dropped) is not.
             Some(Step::Reaching { .. }) => handshake_failed && op.peer() == Some(name),
@@ -680,38 +751,26 @@ impl PeerNode {
                         .fail_op(&format!("{peer} has no file named '{}'", printable(&file)));
                 };
                 let dest = self.cfg.downloads_dir.join(&file);
-                match check_destination(&dest, &info.sha256) {
-                    Err(e) => self.fail_op(&e),
-                    Ok(Destination::AlreadyThere) => {
-                        self.ui.event(&Event::DownloadDone {
-                            file,
-                            path: dest.display().to_string(),
-                            size: info.size,
-                            sha256: info.sha256.to_string(),
-                            seconds: 0.0,
-                            bytes_per_sec: 0.0,
-                            bytes_fetched: 0,
-                            bytes_per_source: Default::default(),
-                            already_there: true,
-                        });
-                    }
-                    Ok(Destination::Free) => {
-                        let sha256 = info.sha256;
-                        self.request(conn, Purpose::Op, |req| Message::GetManifest {
-                            req,
-                            sha256,
-                        });
-                        let mut op = Op::Get {
-                            peer,
-                            file,
-                            step: Step::AskedManifest(conn, info),
-                            deadline,
-                            swarm,
-                        };
-                        bump(&mut op, now);
-                        self.op = Some(op);
-                    }
-                }
+                let nothing_there = std::fs::symlink_metadata(&dest)
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+                let step = if nothing_there {
+                    self.ask_manifest(conn, &info);
+                    Step::AskedManifest(conn, info)
+                } else {
+                    // Something is there: hashing it may take seconds, off the reactor.
+                    let job = self.disk.check_destination(dest, info.sha256);
+                    self.disk_waiting.insert(job, DiskWait::GetDestination);
+                    Step::CheckingDestination(conn, info)
+                };
+                let mut op = Op::Get {
+                    peer,
+                    file,
+                    step,
+                    deadline,
+                    swarm,
+                };
+                bump(&mut op, now);
+                self.op = Some(op);
             }
             (
                 Op::Get {

@@ -4,6 +4,7 @@
 
 use super::chunk_plan::ChunkPlan;
 use super::file_hasher::FileHasher;
+use super::manifest::Manifest;
 use crate::names::partial_name;
 use crate::wire::Sha256;
 use sha2::Digest;
@@ -123,50 +124,29 @@ impl PartialFile {
     }
 
     /// Resume: checks every chunk already in the partial file against the manifest and marks
-    /// the intact ones done. A torn or lost write simply fails its hash and is fetched again.
-    /// Holes (never written) are skipped without reading. Returns how many chunks were kept.
-    ///
-    /// A partial file longer than the file it becomes (the file shrank at its source, and the
-    /// record that said so is gone) is cut to the manifest's size first: bytes past the end are
-    /// never checked by any chunk hash, so they must not survive into the finished file.
+    /// the intact ones done ([`check_partial`], then [`Self::adopt`]). Returns how many were
+    /// kept. The node does the check on a thread (`disk_jobs.rs`); this is the same in one call.
     pub fn adopt_verified_chunks(&mut self, plan: &mut ChunkPlan) -> io::Result<u64> {
-        use std::os::fd::AsRawFd;
-        let size = plan.manifest().size;
-        if self.file.metadata()?.len() > size {
-            self.file.set_len(size)?;
+        let intact = check_partial(&self.file, plan.manifest())?;
+        self.adopt(plan, &intact)
+    }
+
+    /// Marks `intact` (chunks a [`check_partial`] of this file found right) done in `plan`, and
+    /// hands them to the whole-file hasher. Returns how many there were.
+    pub fn adopt(&mut self, plan: &mut ChunkPlan, intact: &[u64]) -> io::Result<u64> {
+        for &index in intact {
+            plan.mark_present(index);
         }
-        let len = self.file.metadata()?.len();
-        let fd = self.file.as_raw_fd();
-        let mut buf = Vec::new();
-        let mut kept = 0;
-        for index in 0..plan.chunk_count() {
-            let manifest = plan.manifest();
-            let offset = manifest.chunk_offset(index);
-            let chunk_len = manifest.chunk_len(index).unwrap_or(0) as u64;
-            if offset + chunk_len > len {
-                break;
-            }
-            // SEEK_DATA finds the next byte that was ever written: past this chunk means the
-            // chunk is a hole.
-            let data_at = unsafe { libc::lseek(fd, offset as libc::off_t, libc::SEEK_DATA) };
-            if data_at < 0 || data_at as u64 >= offset + chunk_len {
-                continue;
-            }
-            buf.resize(chunk_len as usize, 0);
-            self.file.read_exact_at(&mut buf, offset)?;
-            if manifest.chunk_hash(index) == Some(&Sha256::of(&buf)) {
-                plan.mark_present(index);
-                kept += 1;
-            }
-        }
-        let kept_chunks: Vec<u64> = (0..plan.chunk_count())
-            .filter(|&i| plan.state(i) == Some(super::chunk_plan::ChunkState::Done))
-            .collect();
         let hasher = self.hasher_for(plan)?;
-        for index in kept_chunks {
+        for &index in intact {
             hasher.add_from_file(index);
         }
-        Ok(kept)
+        Ok(intact.len() as u64)
+    }
+
+    /// A second handle on the partial file, for checking it on another thread.
+    pub fn try_clone_file(&self) -> io::Result<File> {
+        self.file.try_clone()
     }
 
     /// Reads a verified chunk back (to serve it to others while the download goes on).
@@ -308,6 +288,44 @@ pub enum FinishError {
     /// The bytes are right but could not be saved (disk, permissions, a file in the way): the
     /// partial file is kept for `resume`.
     Kept(String),
+}
+
+/// The chunks of the partial file `file` that verify against `manifest`, in order. A torn or
+/// lost write simply fails its hash (it is fetched again); holes (never written) are skipped
+/// without reading.
+///
+/// A partial file longer than the file it becomes (the file shrank at its source, and the
+/// record that said so is gone) is cut to the manifest's size first: bytes past the end are
+/// never checked by any chunk hash, so they must not survive into the finished file.
+pub fn check_partial(file: &File, manifest: &Manifest) -> io::Result<Vec<u64>> {
+    use std::os::fd::AsRawFd;
+    if file.metadata()?.len() > manifest.size {
+        file.set_len(manifest.size)?;
+    }
+    let len = file.metadata()?.len();
+    let fd = file.as_raw_fd();
+    let mut buf = Vec::new();
+    let mut intact = Vec::new();
+    for index in 0..manifest.chunk_count() {
+        let offset = manifest.chunk_offset(index);
+        let chunk_len = manifest.chunk_len(index).unwrap_or(0) as u64;
+        if offset + chunk_len > len {
+            break;
+        }
+        // SEEK_DATA finds the next byte that was ever written: past this chunk means the
+        // chunk is a hole.
+        // SAFETY: lseek on a descriptor we own; it reads no memory of ours.
+        let data_at = unsafe { libc::lseek(fd, offset as libc::off_t, libc::SEEK_DATA) };
+        if data_at < 0 || data_at as u64 >= offset + chunk_len {
+            continue;
+        }
+        buf.resize(chunk_len as usize, 0);
+        file.read_exact_at(&mut buf, offset)?;
+        if manifest.chunk_hash(index) == Some(&Sha256::of(&buf)) {
+            intact.push(index);
+        }
+    }
+    Ok(intact)
 }
 
 /// Bytes an unprivileged process may still write in the filesystem holding `dir`.

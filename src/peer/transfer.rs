@@ -12,7 +12,7 @@
 use super::chunk_plan::{ChunkFault, ChunkPlan, ChunkState};
 use super::manifest::Manifest;
 use super::node::{PeerNode, Pending, Purpose};
-use super::partial::{Destination, FinishError, PartialFile, check_destination};
+use super::partial::{Destination, FinishError, PartialFile};
 use super::resume::{self, LoadError, ResumeRecord};
 use crate::names::printable;
 use crate::reactor::{Action, ConnId};
@@ -164,6 +164,16 @@ pub struct Download {
     fetched: u64,
     /// Since when no source has been active (None while one is).
     lost_since: Option<Instant>,
+    /// Its partial file is being checked off the reactor (`disk_jobs.rs`): nothing is asked of
+    /// any source until the check says which chunks are already here.
+    checking: Option<Check>,
+}
+
+/// A download waiting for the check of its partial file.
+struct Check {
+    /// A `resume` (the record names these many chunks as durable; fewer found intact is worth
+    /// a warning), or a new `get` (the record is written once the check is done).
+    resume: Option<u64>,
 }
 
 impl Download {
@@ -195,6 +205,7 @@ impl Download {
             started: now,
             fetched: 0,
             lost_since: Some(now),
+            checking: None,
         }
     }
 
@@ -266,6 +277,8 @@ impl Download {
     pub fn entry(&self) -> DownloadEntry {
         let state = if self.paused {
             "paused"
+        } else if self.checking.is_some() {
+            "checking"
         } else if self.active_sources() > 0 {
             "downloading"
         } else {
@@ -285,6 +298,8 @@ impl Download {
     pub fn describe(&self) -> String {
         let state = if self.paused {
             "paused".to_string()
+        } else if self.checking.is_some() {
+            "checking the chunks already here".to_string()
         } else if self.active_sources() > 0 {
             format!("downloading from {} source(s)", self.active_sources())
         } else {
@@ -336,27 +351,15 @@ impl Download {
     }
 }
 
-/// Opens (or creates) the partial file of `file_name` and keeps the chunks in it that verify
-/// against `manifest`. Returns how many were kept.
-fn open_partial(
-    downloads: &std::path::Path,
-    file_name: &str,
-    manifest: Manifest,
-) -> Result<(PartialFile, ChunkPlan, u64), String> {
-    let shown = printable(file_name);
-    let mut part = PartialFile::open_existing(&downloads.join(file_name), file_name)
-        .map_err(|e| format!("cannot open the partial download of {shown}: {e}"))?;
-    let mut plan = ChunkPlan::new(manifest);
-    let kept = part
-        .adopt_verified_chunks(&mut plan)
-        .map_err(|e| format!("cannot read the partial download of {shown}: {e}"))?;
-    if let Err(why) = check_room(downloads, file_name, &plan) {
-        if part.is_empty() {
-            part.abandon();
-        }
-        return Err(why);
-    }
-    Ok((part, plan, kept))
+/// Opens (or creates) the partial file of `file_name`. Which chunks in it are intact is
+/// checked off the reactor next ([`PeerNode::start_check`]).
+fn open_partial(downloads: &std::path::Path, file_name: &str) -> Result<PartialFile, String> {
+    PartialFile::open_existing(&downloads.join(file_name), file_name).map_err(|e| {
+        format!(
+            "cannot open the partial download of {}: {e}",
+            printable(file_name)
+        )
+    })
 }
 
 /// Refuses a download the disk cannot hold, before a byte of it is written (without this, a
@@ -445,30 +448,9 @@ impl PeerNode {
                 printable(file_name)
             )),
         }
-        let (part, plan, kept) = open_partial(&downloads, file_name, manifest)?;
-        if kept > 0 {
-            self.ui.event(&Event::Resuming {
-                file: file_name.to_string(),
-                sources: sources.to_vec(),
-                chunks_here: kept,
-                chunks: plan.chunk_count(),
-                percent: percent(plan.bytes_done(), plan.manifest().size),
-            });
-        }
-        let mut record = ResumeRecord::new(file_name, sources.to_vec(), plan.manifest());
-        for index in 0..plan.chunk_count() {
-            if plan.state(index) == Some(ChunkState::Done) {
-                record.set_durable(index);
-            }
-        }
-        part.sync()
-            .and_then(|()| resume::save(&downloads, &record))
-            .map_err(|e| {
-                format!(
-                    "cannot save the resume record in {}: {e}",
-                    downloads.display()
-                )
-            })?;
+        let part = open_partial(&downloads, file_name)?;
+        let plan = ChunkPlan::new(manifest);
+        let record = ResumeRecord::new(file_name, sources.to_vec(), plan.manifest());
         let id = self.next_id();
         let download = Download::new(id, file_name, sources, plan, part, record, now);
         tracing::info!(
@@ -479,6 +461,7 @@ impl PeerNode {
             download.source_names()
         );
         self.downloads.insert(id, download);
+        self.start_check(id, None)?;
         Ok(id)
     }
 
@@ -523,62 +506,164 @@ impl PeerNode {
                 ));
             }
         };
-        if self.already_saved(&record)? {
-            return Ok(None);
-        }
         let manifest = record.manifest()?;
-        let (part, plan, kept) = open_partial(&downloads, file_name, manifest)?;
+        let part = open_partial(&downloads, file_name)?;
+        let plan = ChunkPlan::new(manifest);
         let recorded = record.durable_count();
-        self.ui.event(&Event::Resuming {
-            file: file_name.to_string(),
-            sources: record.sources.clone(),
-            chunks_here: kept,
-            chunks: plan.chunk_count(),
-            percent: percent(plan.bytes_done(), plan.manifest().size),
-        });
-        if kept < recorded {
+        let id = self.next_id();
+        let sources = record.sources.clone();
+        let download = Download::new(id, file_name, &sources, plan, part, record, now);
+        self.downloads.insert(id, download);
+        self.start_check(id, Some(recorded))?;
+        Ok(Some(id))
+    }
+
+    /// Hands the partial file of download `id` to a disk job (with the destination too, for a
+    /// `resume`): until it answers, the download asks nothing of anyone and does not count
+    /// as waiting for a source.
+    fn start_check(&mut self, id: DownloadId, resume: Option<u64>) -> Result<(), String> {
+        let dl = self
+            .downloads
+            .get_mut(&id)
+            .expect("the caller just inserted it");
+        let file = match dl.part.try_clone_file() {
+            Ok(file) => file,
+            Err(e) => {
+                let why = format!(
+                    "cannot read the partial download of {}: {e}",
+                    printable(&dl.file_name)
+                );
+                self.downloads.remove(&id);
+                return Err(why);
+            }
+        };
+        let dest = resume.map(|_| dl.part.dest().to_path_buf());
+        let job = self
+            .disk
+            .check_partial(file, dl.plan.manifest().clone(), dest);
+        dl.checking = Some(Check { resume });
+        dl.lost_since = None;
+        self.disk_waiting
+            .insert(job, super::node::DiskWait::Download(id));
+        Ok(())
+    }
+
+    /// The check of download `id`'s partial file is done: keep the intact chunks, make sure
+    /// the disk can hold the rest, write the record (a new download), say how far it is, and
+    /// set it going. A failure ends the download (partial file kept, except an empty one).
+    pub(super) fn download_checked(
+        &mut self,
+        id: DownloadId,
+        dest: Option<Result<Destination, String>>,
+        intact: std::io::Result<Vec<u64>>,
+        now: Instant,
+    ) {
+        let Some(dl) = self.downloads.get_mut(&id) else {
+            return; // cancelled meanwhile
+        };
+        let Some(check) = dl.checking.take() else {
+            return;
+        };
+        match dest {
+            Some(Ok(Destination::AlreadyThere)) => return self.already_saved(id),
+            Some(Err(conflict)) => return self.check_failed(id, conflict),
+            Some(Ok(Destination::Free)) | None => {}
+        }
+        let shown = printable(&dl.file_name);
+        let kept = match intact.and_then(|intact| dl.part.adopt(&mut dl.plan, &intact)) {
+            Ok(kept) => kept,
+            Err(e) => {
+                let why = format!("cannot read the partial download of {shown}: {e}");
+                return self.check_failed(id, why);
+            }
+        };
+        if let Err(why) = check_room(&self.cfg.downloads_dir, &dl.file_name, &dl.plan) {
+            return self.check_failed(id, why);
+        }
+        if check.resume.is_none() {
+            for index in 0..dl.plan.chunk_count() {
+                if dl.plan.state(index) == Some(ChunkState::Done) {
+                    dl.record.set_durable(index);
+                }
+            }
+            let downloads = &self.cfg.downloads_dir;
+            if let Err(e) = dl
+                .part
+                .sync()
+                .and_then(|()| resume::save(downloads, &dl.record))
+            {
+                let why = format!(
+                    "cannot save the resume record in {}: {e}",
+                    downloads.display()
+                );
+                return self.check_failed(id, why);
+            }
+        }
+        if kept > 0 || check.resume.is_some() {
+            self.ui.event(&Event::Resuming {
+                file: dl.file_name.clone(),
+                sources: dl.sources.iter().map(|s| s.name.clone()).collect(),
+                chunks_here: kept,
+                chunks: dl.plan.chunk_count(),
+                percent: dl.percent(),
+            });
+        }
+        if let Some(recorded) = check.resume
+            && kept < recorded
+        {
             self.ui.warn(&format!(
                 "{shown}: {} of the {recorded} chunks recorded as done failed verification \
                  (torn or lost writes); they will be fetched again",
                 recorded - kept
             ));
         }
-        let id = self.next_id();
-        let sources = record.sources.clone();
-        let download = Download::new(id, file_name, &sources, plan, part, record, now);
-        self.downloads.insert(id, download);
-        self.step_download(id, now);
-        self.maybe_finish(id, now);
-        Ok(Some(id))
+        let dl = self.downloads.get_mut(&id).expect("still here");
+        dl.lost_since = Some(now);
+        if !dl.paused {
+            self.step_download(id, now);
+            self.maybe_finish(id, now);
+        }
+    }
+
+    /// The check of a download failed: it ends (reported as failed), its partial file kept
+    /// unless nothing was ever written to it.
+    fn check_failed(&mut self, id: DownloadId, why: String) {
+        if let Some(dl) = self.downloads.remove(&id) {
+            self.pending.retain(|_, p| !p.is_for(id));
+            let record = resume::load_for(&self.cfg.downloads_dir, &dl.file_name);
+            if dl.part.is_empty() && matches!(record, Err(LoadError::Missing)) {
+                dl.part.abandon();
+            }
+        }
+        self.download_done(id, Err((Failure::Failed, why)));
     }
 
     /// A record whose file already stands, whole and right, under its final name: a crash hit
     /// between linking the file and removing the partial file or the record. That is a finished
-    /// download; its leftovers are removed and it is reported done, not fetched again. A
-    /// different file under that name is an error (never overwritten).
-    fn already_saved(&mut self, record: &ResumeRecord) -> Result<bool, String> {
+    /// download; its leftovers are removed and it is reported done, not fetched again. (A
+    /// different file under that name fails the check instead: never overwritten.)
+    fn already_saved(&mut self, id: DownloadId) {
+        let Some(dl) = self.downloads.remove(&id) else {
+            return;
+        };
+        self.pending.retain(|_, p| !p.is_for(id));
         let downloads = self.cfg.downloads_dir.clone();
-        let dest = downloads.join(&record.file_name);
-        if check_destination(&dest, &record.sha256)? != Destination::AlreadyThere {
-            return Ok(false);
-        }
-        let part = super::partial::partial_path(&dest, &record.file_name);
-        if std::fs::remove_file(&part).is_ok() {
-            super::partial::sync_dir(&downloads);
-        }
-        resume::remove(&downloads, &record.file_name);
-        self.ui.event(&Event::DownloadDone {
-            file: record.file_name.clone(),
+        let dest = dl.part.dest().to_path_buf();
+        let (size, sha256) = (dl.size(), dl.sha256);
+        dl.part.abandon();
+        resume::remove(&downloads, &dl.file_name);
+        let event = Event::DownloadDone {
+            file: dl.file_name.clone(),
             path: dest.display().to_string(),
-            size: record.size,
-            sha256: record.sha256.to_string(),
+            size,
+            sha256: sha256.to_string(),
             seconds: 0.0,
             bytes_per_sec: 0.0,
             bytes_fetched: 0,
             bytes_per_source: BTreeMap::new(),
             already_there: true,
-        });
-        Ok(true)
+        };
+        self.download_done(id, Ok(event));
     }
 
     pub(super) fn download_named(&self, file_name: &str) -> Option<DownloadId> {
@@ -840,7 +925,7 @@ impl PeerNode {
         if !self
             .downloads
             .get(&id)
-            .is_some_and(|d| d.plan.is_complete() && !d.paused)
+            .is_some_and(|d| d.plan.is_complete() && !d.paused && d.checking.is_none())
         {
             return;
         }
@@ -1069,7 +1154,7 @@ impl PeerNode {
         let Some(dl) = self.downloads.get(&id) else {
             return;
         };
-        if dl.paused {
+        if dl.paused || dl.checking.is_some() {
             return;
         }
         let reaching: Vec<(usize, String, bool)> = dl
