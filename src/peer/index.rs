@@ -16,7 +16,7 @@ use crate::wire::{ErrorCode, FileInfo, Sha256};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::{self, File, Metadata, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, Read};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -184,10 +184,10 @@ impl SharedIndex {
     ///
     /// Files whose (name, size, mtime in ns, inode) is in the cache at `cache_path` reuse the
     /// cached manifest; the others are hashed. The cache is then rewritten atomically with the
-    /// current files (temp file in the same folder, `sync_all`, rename). A missing, unreadable,
-    /// corrupt or other-version cache means "hash everything", never an error; failing to write
-    /// it is reported in [`ScanReport::cache_error`]. The cache's parent folder is created if
-    /// missing.
+    /// current files (`state_file.rs`: temp file in the same folder, fsync, rename). A missing,
+    /// unreadable, corrupt or other-version cache means "hash everything", never an error;
+    /// failing to write it is reported in [`ScanReport::cache_error`]. The cache's parent folder
+    /// is created if missing.
     ///
     /// Errors only if `dir` itself cannot be resolved or listed.
     pub fn scan(dir: &Path, cache_path: &Path) -> io::Result<(SharedIndex, ScanReport)> {
@@ -723,11 +723,6 @@ fn load_cache(cache_path: &Path) -> HashMap<CacheKey, Manifest> {
 
 /// Replaces the cache atomically with the manifests of `files`.
 fn write_cache(cache_path: &Path, files: &[SharedFile]) -> io::Result<()> {
-    let parent = match cache_path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    fs::create_dir_all(parent)?;
     let cache = CacheFile {
         version: CACHE_VERSION,
         entries: files
@@ -743,19 +738,7 @@ fn write_cache(cache_path: &Path, files: &[SharedFile]) -> io::Result<()> {
             })
             .collect(),
     };
-    let mut tmp = tempfile::NamedTempFile::new_in(parent)?;
-    {
-        let mut w = BufWriter::new(tmp.as_file_mut());
-        ciborium::into_writer(&cache, &mut w).map_err(|e| io::Error::other(e.to_string()))?;
-        w.flush()?;
-    }
-    tmp.as_file().sync_all()?;
-    tmp.persist(cache_path).map_err(|e| e.error)?;
-    // Make the rename durable; a failure here loses at most a cache, so it is not an error.
-    if let Ok(d) = File::open(parent) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    super::state_file::replace_cbor(cache_path, &cache)
 }
 
 #[cfg(test)]

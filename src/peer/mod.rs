@@ -19,6 +19,7 @@ pub mod peer_table;
 pub mod resume;
 mod seeding;
 mod sessions;
+pub mod state_file;
 mod tracker_link;
 mod transfer;
 
@@ -38,6 +39,13 @@ pub fn state_dir(downloads: &Path) -> PathBuf {
 
 pub fn hash_cache_path(downloads: &Path) -> PathBuf {
     state_dir(downloads).join("hash-cache.cbor")
+}
+
+/// Removes the temporary files a crash mid-save left in every folder the peer keeps state
+/// files in (old ones only; see [`state_file::clean_stale_temps`]).
+pub fn clean_crash_leftovers(downloads: &Path) {
+    state_file::clean_stale_temps(&state_dir(downloads));
+    state_file::clean_stale_temps(&resume::records_dir(downloads));
 }
 
 /// Where a batch comes from.

@@ -170,8 +170,8 @@ impl PeerNode {
             hashing: Default::default(),
             resume_at_start: false,
         };
-        // Temporary resume records a crash left behind are of no use to anyone.
-        super::resume::clean_stale_temps(&node.cfg.downloads_dir);
+        // Temporary state files a crash left behind are of no use to anyone.
+        super::clean_crash_leftovers(&node.cfg.downloads_dir);
         if node.cfg.resume_on_start {
             node.resume_at_start = true;
         } else {

@@ -2,15 +2,15 @@
 //! a peer restarted while the tracker is down can still reach its old peers.
 //!
 //! The file is one CBOR map `{version: 1, peers: [{name, addr, last_seen_unix_ms}, ...]}`,
-//! newest first, at most [`MAX_CACHED`] entries. It is replaced atomically (temporary file in the
-//! same folder, fsync, rename). A missing file is an empty cache; a corrupt or oversized one is
-//! ignored with a warning and overwritten at the next save. Every entry read back goes through
-//! the same checks as news from the network (the file is only a hint).
+//! newest first, at most [`MAX_CACHED`] entries. It is replaced atomically (`state_file.rs`). A
+//! missing file is an empty cache; a corrupt or oversized one is ignored with a warning and
+//! overwritten at the next save. Every entry read back goes through the same checks as news
+//! from the network (the file is only a hint).
 
 use super::peer_table::{PeerTable, Source, parse_addr};
 use serde::{Deserialize, Serialize};
-use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Write};
+use std::fs::File;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -116,36 +116,21 @@ pub fn save(path: &Path, table: &PeerTable, now: Instant) -> io::Result<()> {
             }
         })
         .collect::<Vec<_>>();
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
     if peers.is_empty() && !path.exists() {
         // Nothing to remember and nothing remembered: leave no state folder behind.
         return Ok(());
     }
-    fs::create_dir_all(parent)?;
     let cache = CacheFile {
         version: CACHE_VERSION,
         peers,
     };
-    let mut tmp = tempfile::NamedTempFile::new_in(parent)?;
-    {
-        let mut w = BufWriter::new(tmp.as_file_mut());
-        ciborium::into_writer(&cache, &mut w).map_err(|e| io::Error::other(e.to_string()))?;
-        w.flush()?;
-    }
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    if let Ok(d) = File::open(parent) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    super::state_file::replace_cbor(path, &cache)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::net::SocketAddr;
 
     fn addr(port: u16) -> SocketAddr {

@@ -1,16 +1,16 @@
 //! The resume record of a download in progress: which file, from whom, its manifest, and which
-//! chunks are verified *and durable* in the partial file. CBOR, replaced atomically (temporary
-//! file, fsync, rename, fsync of the folder), so a crash at any instant leaves either the old
-//! record or the new one, never half of one.
+//! chunks are verified *and durable* in the partial file. CBOR, replaced atomically
+//! ([`state_file`]: temporary file, fsync, rename, fsync of the folder), so a crash at any
+//! instant leaves either the old record or the new one, never half of one.
 //!
 //! Records live in `DOWNLOADS/.p2p/resume/`, one per download, named after the SHA-256 of the
 //! file name (a name may be 255 bytes; a record name must not grow past that).
 
 use super::manifest::Manifest;
-use super::partial::sync_dir;
+use super::state_file::{self, sync_dir};
 use crate::wire::Sha256;
 use serde::{Deserialize, Serialize};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 const RECORD_VERSION: u32 = 1;
@@ -87,17 +87,7 @@ pub fn record_path(downloads: &Path, file_name: &str) -> PathBuf {
 
 /// Writes the record atomically.
 pub fn save(downloads: &Path, record: &ResumeRecord) -> io::Result<()> {
-    let dir = records_dir(downloads);
-    std::fs::create_dir_all(&dir)?;
-    let mut bytes = Vec::with_capacity(256 + record.chunk_hashes.len());
-    ciborium::into_writer(record, &mut bytes).map_err(|e| io::Error::other(e.to_string()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
-    tmp.write_all(&bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(record_path(downloads, &record.file_name))
-        .map_err(|e| e.error)?;
-    sync_dir(&dir);
-    Ok(())
+    state_file::replace_cbor(&record_path(downloads, &record.file_name), record)
 }
 
 /// Why a record could not be used.
@@ -166,28 +156,10 @@ pub fn remove(downloads: &Path, file_name: &str) {
     }
 }
 
-/// A temporary record older than this is left by a crash mid-save (a save takes milliseconds).
-const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Deletes the temporary files a crash between writing a record and renaming it left behind.
-/// Only old ones: a younger one may belong to a save in progress in another process.
+/// Deletes the temporary records a crash between writing a record and renaming it left behind
+/// (only old ones: see [`state_file::clean_stale_temps`]).
 pub fn clean_stale_temps(downloads: &Path) {
-    let Ok(entries) = std::fs::read_dir(records_dir(downloads)) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let is_temp = entry.file_name().as_encoded_bytes().starts_with(b".tmp");
-        let old = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age >= STALE_TEMP_AGE);
-        if is_temp && old {
-            tracing::info!("removing {}, left by a crash", entry.path().display());
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
+    state_file::clean_stale_temps(&records_dir(downloads));
 }
 
 /// Every record in the downloads folder; bad ones come back as `(path, why)`.
