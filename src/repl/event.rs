@@ -89,7 +89,7 @@ pub struct DownloadEntry {
     pub size: u64,
     pub percent: f64,
     pub sources: Vec<String>,
-    /// `downloading`, `waiting`, `paused` or `not running` (left by an earlier run).
+    /// `checking`, `downloading`, `waiting`, `paused` or `not running` (left by an earlier run).
     pub state: String,
     /// The human line, as printed without `--json`.
     #[serde(skip)]
