@@ -117,6 +117,7 @@ fuzz_target!(|data: &[u8]| {
         retry_for: Duration::from_secs(2),
         bootstrap: Vec::new(),
         lan: None,
+        resume_on_start: false,
     };
     let now = Instant::now();
     let mut h = Harness {

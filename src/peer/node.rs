@@ -101,7 +101,11 @@ pub struct PeerNode {
     pub(super) ui: Ui,
     pub(super) index: SharedIndex,
     pub(super) actions: VecDeque<Action>,
-    next_id: u64,
+    /// The next request id (the first is 1: 0 is never issued).
+    next_request: u64,
+    /// The last connect tag and download id handed out.
+    next_tag: u64,
+    next_download: u64,
     pub(super) tracker: TrackerLink,
     pub(super) sessions: HashMap<ConnId, Session>,
     pub(super) connecting: HashMap<ConnectTag, ConnectPurpose>,
@@ -151,7 +155,9 @@ impl PeerNode {
             ui,
             index,
             actions: VecDeque::new(),
-            next_id: 1,
+            next_request: 1,
+            next_tag: 0,
+            next_download: 0,
             tracker,
             sessions: HashMap::new(),
             connecting: HashMap::new(),
@@ -181,16 +187,28 @@ impl PeerNode {
         node
     }
 
-    /// A fresh id for a request or a connect tag.
-    pub(super) fn next_id(&mut self) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
+    /// A fresh request id (the `req` of a request on the wire). Request ids, connect tags and
+    /// download ids come from counters of their own, so one can never pass for another (an
+    /// answer naming a download id used to be taken for a late answer to a request).
+    pub(super) fn next_request_id(&mut self) -> u64 {
+        let id = self.next_request;
+        self.next_request += 1;
         id
     }
 
-    /// Whether `id` was handed out by [`Self::next_id`] (ids only grow).
+    /// Whether request id `id` was handed out by [`Self::next_request_id`] (ids only grow).
     pub(super) fn id_was_issued(&self, id: u64) -> bool {
-        id > 0 && id < self.next_id
+        id > 0 && id < self.next_request
+    }
+
+    fn next_connect_tag(&mut self) -> ConnectTag {
+        self.next_tag += 1;
+        ConnectTag(self.next_tag)
+    }
+
+    pub(super) fn next_download_id(&mut self) -> DownloadId {
+        self.next_download += 1;
+        DownloadId(self.next_download)
     }
 
     pub(super) fn send(&mut self, conn: ConnId, msg: &Message) {
@@ -205,7 +223,7 @@ impl PeerNode {
         purpose: Purpose,
         make: impl FnOnce(u64) -> Message,
     ) -> u64 {
-        let req = self.next_id();
+        let req = self.next_request_id();
         self.pending.insert(req, Pending { conn, purpose });
         let msg = make(req);
         self.send(conn, &msg);
@@ -213,7 +231,7 @@ impl PeerNode {
     }
 
     pub(super) fn connect(&mut self, addr: SocketAddr, purpose: ConnectPurpose) {
-        let tag = self.next_id();
+        let tag = self.next_connect_tag();
         self.connecting.insert(tag, purpose);
         self.actions.push_back(Action::Connect(addr, tag));
     }
@@ -461,5 +479,54 @@ impl Driver for PeerNode {
 
     fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(downloads: &std::path::Path) -> PeerNode {
+        let cfg = PeerConfig {
+            name: "Me".into(),
+            tracker: SocketAddr::from(([127, 0, 0, 1], 9)),
+            shared_dir: downloads.join("shared"),
+            downloads_dir: downloads.to_path_buf(),
+            mode: Mode::Serve,
+            retry_for: Duration::from_secs(2),
+            bootstrap: Vec::new(),
+            lan: None,
+            resume_on_start: false,
+        };
+        PeerNode::new(
+            cfg,
+            SharedIndex::default(),
+            4000,
+            Ui::new(false),
+            Instant::now(),
+        )
+    }
+
+    /// Request ids, connect tags and download ids come from counters of their own: handing out
+    /// downloads and tags never makes an unissued request id look like an abandoned request
+    /// (one shared counter let an answer to a download's id pass as a late answer).
+    #[test]
+    fn request_ids_connect_tags_and_download_ids_never_mix() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut n = node(dir.path());
+        let first = n.next_request_id();
+        assert!(n.id_was_issued(first));
+        assert!(!n.id_was_issued(first + 1));
+        let downloads: Vec<DownloadId> = (0..5).map(|_| n.next_download_id()).collect();
+        let tags: Vec<ConnectTag> = (0..5).map(|_| n.next_connect_tag()).collect();
+        assert!(
+            !n.id_was_issued(first + 1),
+            "downloads or tags advanced the request counter"
+        );
+        assert_eq!(n.next_request_id(), first + 1);
+        let unique: std::collections::BTreeSet<_> = downloads.iter().collect();
+        assert_eq!(unique.len(), 5);
+        assert_ne!(tags[0], tags[1]);
+        assert!(!n.id_was_issued(0), "0 is never a request id");
     }
 }

@@ -520,7 +520,7 @@ impl PeerNode {
     }
 
     fn send_register(&mut self, conn: ConnId) {
-        let req = self.next_id();
+        let req = self.next_request_id();
         let name = self.cfg.name.clone();
         let listen_port = self.listen_port;
         self.send(

@@ -22,7 +22,9 @@ use crate::wire::{Message, Sha256, encode_message};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-pub type DownloadId = u64;
+/// A download of this run, from a counter of its own (never a request id or a connect tag).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DownloadId(pub u64);
 
 /// Bytes of chunk requests kept in flight per source: enough to fill a fast link with a long
 /// round trip (the bandwidth-delay product of ~5 Gbit/s at 50 ms; 8 MiB capped one source at
@@ -451,7 +453,7 @@ impl PeerNode {
         let part = open_partial(&downloads, file_name)?;
         let plan = ChunkPlan::new(manifest);
         let record = ResumeRecord::new(file_name, sources.to_vec(), plan.manifest());
-        let id = self.next_id();
+        let id = self.next_download_id();
         let download = Download::new(id, file_name, sources, plan, part, record, now);
         tracing::info!(
             "downloading {} ({} bytes, sha256 {}) from {}",
@@ -510,7 +512,7 @@ impl PeerNode {
         let part = open_partial(&downloads, file_name)?;
         let plan = ChunkPlan::new(manifest);
         let recorded = record.durable_count();
-        let id = self.next_id();
+        let id = self.next_download_id();
         let sources = record.sources.clone();
         let download = Download::new(id, file_name, &sources, plan, part, record, now);
         self.downloads.insert(id, download);
@@ -758,7 +760,7 @@ impl PeerNode {
         for (conn, asked) in sends {
             let mut batch = Vec::new();
             for index in asked {
-                let req = self.next_id();
+                let req = self.next_request_id();
                 let purpose = Purpose::Chunk { dl: id, index };
                 self.pending.insert(req, Pending { conn, purpose });
                 batch.extend_from_slice(&encode_message(&Message::GetChunk { req, sha256, index }));

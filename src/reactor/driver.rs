@@ -27,7 +27,10 @@ impl ConnId {
 }
 
 /// Opaque value a node attaches to an outgoing connect, handed back when it completes or fails.
-pub type ConnectTag = u64;
+/// What a `Connect` action is for, echoed back in `handle_connected`/`handle_connect_failed`:
+/// the node's own number, a type of its own so it is never mistaken for a request id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectTag(pub u64);
 
 /// Why a connection ended.
 #[derive(Debug)]
