@@ -49,7 +49,7 @@ struct Harness {
     generation: u64,
     /// The last request id the node sent on each connection.
     last_req: HashMap<ConnId, u64>,
-    connects: VecDeque<(SocketAddr, u64)>,
+    connects: VecDeque<(SocketAddr, p2p::reactor::ConnectTag)>,
     exited: bool,
 }
 

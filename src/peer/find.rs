@@ -98,7 +98,7 @@ impl PeerNode {
         if let Some(super::ops::Op::Find(f)) = &self.op
             && !f.listing
         {
-            self.find_ask_everyone();
+            self.find_ask_everyone(now);
         }
     }
 
@@ -111,7 +111,7 @@ impl PeerNode {
 
     /// The peer list arrived (or there is none): ask every peer we know. A `get` whose first
     /// word turns out to be a peer's name after all becomes `get PEER FILE`.
-    pub(super) fn find_peer_list_arrived(&mut self) {
+    pub(super) fn find_peer_list_arrived(&mut self, now: Instant) {
         let Some(f) = self.find_mut() else { return };
         if !f.listing {
             return;
@@ -125,13 +125,13 @@ impl PeerNode {
             let line = format!("get {}", f.query);
             if self.known.contains_key(&first) || self.ready_session(&first).is_some() {
                 self.op = None;
-                return self.start_command(&line, Instant::now());
+                return self.start_command(&line, now);
             }
         }
-        self.find_ask_everyone();
+        self.find_ask_everyone(now);
     }
 
-    fn find_ask_everyone(&mut self) {
+    fn find_ask_everyone(&mut self, now: Instant) {
         let mut names: Vec<String> = self.known.iter().map(|(n, _)| n.clone()).collect();
         for s in self.sessions.values() {
             if let Some(n) = &s.name
@@ -144,11 +144,11 @@ impl PeerNode {
         for name in names {
             f.waiting.insert(name, None);
         }
-        self.find_advance();
+        self.find_advance(now);
     }
 
     /// Sends the question to every peer now reachable; resolves once all have answered.
-    pub(super) fn find_advance(&mut self) {
+    pub(super) fn find_advance(&mut self, now: Instant) {
         let Some(f) = self.find_mut() else { return };
         if f.listing {
             return;
@@ -177,12 +177,12 @@ impl PeerNode {
             }
         }
         if self.find_mut().is_some_and(|f| f.waiting.is_empty()) {
-            self.find_resolve(Instant::now());
+            self.find_resolve(now);
         }
     }
 
     /// A peer answered (`Some(files)`) or cannot (`None`: error, unreachable, gone).
-    pub(super) fn find_answer(&mut self, peer: &str, files: Option<Vec<FileInfo>>) {
+    pub(super) fn find_answer(&mut self, peer: &str, files: Option<Vec<FileInfo>>, now: Instant) {
         let Some(f) = self.find_mut() else { return };
         if f.waiting.remove(peer).is_none() {
             return;
@@ -195,7 +195,7 @@ impl PeerNode {
         for file in files.into_iter().flatten() {
             f.results.push((peer.to_string(), file));
         }
-        self.find_advance();
+        self.find_advance(now);
     }
 
     /// Which peer a connection asked in this search belongs to.

@@ -253,8 +253,12 @@ impl PeerNode {
         self.exiting = true;
         self.stop_hashing();
         self.tracker_goodbye();
-        self.checkpoint_all();
-        self.save_peer_cache(Instant::now());
+        // The one clock read left in the node: `exit` is reached from `fail_op` and its fifty
+        // callers, which have no time to pass. It only stamps the last checkpoint and the
+        // peer cache with the moment of leaving.
+        let now = Instant::now();
+        self.checkpoint_all(now);
+        self.save_peer_cache(now);
         self.ui.finish_progress();
         self.actions.push_back(Action::Exit(code));
     }
@@ -368,7 +372,7 @@ impl Driver for PeerNode {
                     tracing::info!("{why}; trying {next}");
                     self.peer_reach_again(&name, now);
                 } else {
-                    self.peer_unreachable(&name, &why);
+                    self.peer_unreachable(&name, &why, now);
                     self.downloads_peer_unreachable(&name, now);
                 }
             }
@@ -408,7 +412,7 @@ impl Driver for PeerNode {
                 let ctrl_c = crate::repl::input::take_interrupt();
                 if ctrl_c
                     && self.cfg.mode == Mode::Repl
-                    && (self.interrupt_foreground() || self.interrupt_hashing())
+                    && (self.interrupt_foreground(now) || self.interrupt_hashing())
                 {
                 } else if matches!(self.cfg.mode, Mode::Batch { then_serve: false })
                     && self.op.is_some()
@@ -420,7 +424,7 @@ impl Driver for PeerNode {
                     } else {
                         // Paused like Ctrl-C in the REPL, so the error says how far each
                         // download got and how to go on; the batch then ends with status 5.
-                        self.interrupt_foreground();
+                        self.interrupt_foreground(now);
                         self.exit(crate::repl::Failure::Unfinished.exit_code());
                     }
                 } else {

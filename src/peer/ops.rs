@@ -124,17 +124,19 @@ impl Op {
         }
     }
 
-    fn deadline(&self) -> Instant {
+    /// When the command gives up; `None` for those that end with what they wait for (its
+    /// downloads, its scan), which keep their own clocks.
+    fn deadline(&self) -> Option<Instant> {
         match self {
             Op::Peers { deadline }
             | Op::Files { deadline, .. }
             | Op::Get { deadline, .. }
             | Op::Msg { deadline, .. }
             | Op::WaitPeer { deadline, .. }
-            | Op::Connect { deadline, .. } => *deadline,
-            Op::Sleep { until } => *until,
-            Op::Find(f) => f.deadline,
-            Op::Await { .. } | Op::Rescan { .. } => Instant::now() + STEP_TIMEOUT,
+            | Op::Connect { deadline, .. } => Some(*deadline),
+            Op::Sleep { until } => Some(*until),
+            Op::Find(f) => Some(f.deadline),
+            Op::Await { .. } | Op::Rescan { .. } => None,
         }
     }
 }
@@ -272,12 +274,12 @@ impl PeerNode {
     /// Ctrl-C while a command runs (REPL): the command stops; a download it waits for is
     /// paused with its partial file and record kept (`resume` continues it). False when no
     /// command runs.
-    pub(super) fn interrupt_foreground(&mut self) -> bool {
+    pub(super) fn interrupt_foreground(&mut self, now: Instant) -> bool {
         match &self.op {
             None => false,
             Some(Op::Await { ids }) => {
                 for id in ids.clone() {
-                    self.pause_interrupted(id);
+                    self.pause_interrupted(id, now);
                 }
                 if self.op.is_some() {
                     self.fail_op_as(Failure::Unfinished, "interrupted");
@@ -577,7 +579,7 @@ impl PeerNode {
 
     pub(super) fn op_session_ready(&mut self, _conn: ConnId, now: Instant) {
         if matches!(self.op, Some(Op::Find(_))) {
-            return self.find_advance();
+            return self.find_advance(now);
         }
         self.op_advance(now);
     }
@@ -590,16 +592,16 @@ impl PeerNode {
             }
             Some(Op::WaitPeer { .. }) => self.op_tick(now),
             Some(Op::Find(_)) => {
-                self.find_peer_list_arrived();
-                self.find_advance();
+                self.find_peer_list_arrived(now);
+                self.find_advance(now);
             }
             _ => self.op_advance(now),
         }
     }
 
-    pub(super) fn peer_unreachable(&mut self, name: &str, why: &str) {
+    pub(super) fn peer_unreachable(&mut self, name: &str, why: &str, now: Instant) {
         if matches!(self.op, Some(Op::Find(_))) {
-            return self.find_answer(name, None);
+            return self.find_answer(name, None, now);
         }
         if self.op.as_ref().and_then(Op::peer) == Some(name) && !self.op_ask_tracker_again() {
             self.fail_op_as(Failure::Unreachable, why);
@@ -613,7 +615,7 @@ impl PeerNode {
             self.op_advance(now);
         }
         if matches!(self.op, Some(Op::Find(_))) {
-            self.find_advance();
+            self.find_advance(now);
         }
         self.downloads_peer_event(now);
     }
@@ -646,7 +648,7 @@ impl PeerNode {
         let handshake_failed = lost != Lost::Established;
         if matches!(self.op, Some(Op::Find(_))) {
             let peer = self.find_peer_on(conn).unwrap_or_else(|| name.to_string());
-            return self.find_answer(&peer, None);
+            return self.find_answer(&peer, None, now);
         }
         let Some(op) = &mut self.op else { return };
         let on_this_conn = match op.step_mut() {
@@ -727,8 +729,8 @@ impl PeerNode {
                 self.op = Some(Op::Find(find));
                 if let Some(peer) = self.find_peer_on(conn) {
                     match msg {
-                        Message::Files { files, .. } => self.find_answer(&peer, Some(files)),
-                        _ => self.find_answer(&peer, None),
+                        Message::Files { files, .. } => self.find_answer(&peer, Some(files), now),
+                        _ => self.find_answer(&peer, None, now),
                     }
                 }
             }
@@ -832,7 +834,7 @@ impl PeerNode {
         if let Some(step) = op.step_mut()
             && let Step::Busy { retry_at, wait } = *step
             && now >= retry_at
-            && now < deadline
+            && deadline.is_none_or(|d| now < d)
         {
             *step = Step::Reaching { refreshed: true };
             self.busy_wait = Some((wait * 2).min(BUSY_MAX_RETRY));
@@ -863,7 +865,7 @@ impl PeerNode {
             }
             Op::Await { .. } | Op::Sleep { .. } | Op::Rescan { .. } => {}
             Op::Find(f) if now >= f.deadline => self.find_timed_out(now),
-            other if now >= other.deadline() => {
+            other if other.deadline().is_some_and(|d| now >= d) => {
                 let peer = other.peer().unwrap_or("the tracker").to_string();
                 self.fail_op_as(
                     Failure::Unreachable,
@@ -882,9 +884,9 @@ impl PeerNode {
                 next_poll,
                 ..
             }) => Some(*deadline.min(next_poll)),
-            Some(op) => match op.step() {
-                Some(Step::Busy { retry_at, .. }) => Some(op.deadline().min(*retry_at)),
-                _ => Some(op.deadline()),
+            Some(op) => match (op.step(), op.deadline()) {
+                (Some(Step::Busy { retry_at, .. }), Some(d)) => Some(d.min(*retry_at)),
+                (_, deadline) => deadline,
             },
         }
     }

@@ -709,8 +709,7 @@ impl PeerNode {
 
     /// Tops every active source's requests up to its window: missing chunks it has first; at
     /// the very end, chunks another source is still fetching (the first answer wins).
-    fn fill_window(&mut self, id: DownloadId) {
-        let now = Instant::now();
+    fn fill_window(&mut self, id: DownloadId, now: Instant) {
         let Some(dl) = self.downloads.get_mut(&id) else {
             return;
         };
@@ -807,7 +806,7 @@ impl PeerNode {
                     let why = format!("can no longer serve it ({})", printable(&message));
                     return self.drop_source(id, si, &why, false, now);
                 }
-                self.fill_window(id);
+                self.fill_window(id, now);
                 return;
             }
             other => {
@@ -821,7 +820,7 @@ impl PeerNode {
             // that sends garbage is caught even when it is always second.
             if dl.plan.manifest().chunk_hash(asked) == Some(&Sha256::of(&data)) {
                 crate::wire::recycle_chunk_buffer(data);
-                self.fill_window(id);
+                self.fill_window(id, now);
                 return;
             }
             Err(ChunkFault::HashMismatch)
@@ -840,7 +839,7 @@ impl PeerNode {
                         dl.percent(),
                         printable(&dl.file_name)
                     );
-                    return self.pause_download(id, Err(why));
+                    return self.pause_download(id, Err(why), now);
                 }
                 dl.plan.mark_written(asked);
                 let source = &mut dl.sources[si];
@@ -875,7 +874,7 @@ impl PeerNode {
         if self.downloads[&id].unsynced.len() >= CHECKPOINT_CHUNKS {
             self.checkpoint(id, now);
         }
-        self.fill_window(id);
+        self.fill_window(id, now);
         self.maybe_finish(id, now);
     }
 
@@ -996,13 +995,13 @@ impl PeerNode {
 
     /// Stops a download (partial file and record kept) and reports why: it is unfinished, and
     /// `resume` continues it.
-    fn pause_download(&mut self, id: DownloadId, result: Result<String, String>) {
-        self.pause_download_as(id, Failure::Unfinished, result);
+    fn pause_download(&mut self, id: DownloadId, result: Result<String, String>, now: Instant) {
+        self.pause_download_as(id, Failure::Unfinished, result, now);
     }
 
     /// Ctrl-C in the REPL or a batch: pauses download `id` like any pause (`resume`
     /// continues it, after a restart too).
-    pub(super) fn pause_interrupted(&mut self, id: DownloadId) {
+    pub(super) fn pause_interrupted(&mut self, id: DownloadId, now: Instant) {
         let Some(dl) = self.downloads.get(&id) else {
             return;
         };
@@ -1014,12 +1013,17 @@ impl PeerNode {
             human_bytes(dl.bytes_done()),
             human_bytes(dl.size())
         );
-        self.pause_download(id, Err(why));
+        self.pause_download(id, Err(why), now);
     }
 
     /// [`Self::pause_download`], reporting a failure of `kind`.
-    fn pause_download_as(&mut self, id: DownloadId, kind: Failure, result: Result<String, String>) {
-        let now = Instant::now();
+    fn pause_download_as(
+        &mut self,
+        id: DownloadId,
+        kind: Failure,
+        result: Result<String, String>,
+        now: Instant,
+    ) {
         if !self.checkpoint(id, now) {
             return;
         }
@@ -1064,7 +1068,7 @@ impl PeerNode {
             };
             self.ui.event(&event);
             self.update_lost_since(id, now);
-            self.fill_window(id);
+            self.fill_window(id, now);
         } else {
             // Sources that sent corrupt chunks and nobody left to repair them: the download
             // failed verification (exit 3); otherwise it is only unfinished (exit 5).
@@ -1074,7 +1078,7 @@ impl PeerNode {
                 Failure::Unfinished
             };
             let why = format!("{name} {why}; no source left for {file}");
-            self.pause_download_as(id, kind, Err(why));
+            self.pause_download_as(id, kind, Err(why), now);
         }
     }
 
@@ -1145,7 +1149,7 @@ impl PeerNode {
         self.ui.event(&event);
         self.update_lost_since(id, now);
         self.checkpoint(id, now);
-        self.fill_window(id);
+        self.fill_window(id, now);
         if others == 0 {
             self.op_download_waiting(id);
         }
@@ -1306,7 +1310,7 @@ impl PeerNode {
             }
         }
         self.update_lost_since(id, now);
-        self.fill_window(id);
+        self.fill_window(id, now);
         self.maybe_finish(id, now);
     }
 
@@ -1330,7 +1334,7 @@ impl PeerNode {
                     dl.percent(),
                     printable(&dl.file_name)
                 );
-                self.pause_download(id, Err(why));
+                self.pause_download(id, Err(why), now);
                 continue;
             }
             if now >= dl.last_checkpoint + CHECKPOINT_EVERY {
@@ -1412,8 +1416,7 @@ impl PeerNode {
     }
 
     /// On exit: make what was fetched durable so a restart continues from here.
-    pub(super) fn checkpoint_all(&mut self) {
-        let now = Instant::now();
+    pub(super) fn checkpoint_all(&mut self, now: Instant) {
         let ids: Vec<DownloadId> = self.downloads.keys().copied().collect();
         for id in ids {
             self.checkpoint(id, now);
