@@ -363,7 +363,7 @@ impl LoadGen {
                 name: self.peers[i].name.clone(),
                 listen_port: self.peers[i].port,
             },
-            Kind::List => Message::ListPeers { req },
+            Kind::List => Message::list_peers(req),
         };
         self.peers[i].state = State::Waiting {
             since: Instant::now(),
@@ -470,7 +470,9 @@ impl LoadGen {
                             _ => {
                                 // Decode the first list fully to check it is the real thing.
                                 match decode_message(body).map_err(|e| format!("{who}: {e}"))? {
-                                    Message::Peers { req: got, peers } => {
+                                    Message::Peers {
+                                        req: got, peers, ..
+                                    } => {
                                         self.listed = peers.len();
                                         self.checked_list = true;
                                         got == req
