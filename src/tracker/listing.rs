@@ -244,4 +244,37 @@ mod tests {
             assert_eq!(encode(&r, req, &chosen, now), want);
         }
     }
+
+    /// PROTOCOL.md §13.4 gives these frames byte for byte; an independent implementation
+    /// is written from them.
+    #[test]
+    fn protocol_examples_are_what_we_encode() {
+        let hex = |m: &Message| hex::encode(encode_message(m));
+        let ask = Message::ListPeers {
+            req: 2,
+            want: Some(50),
+            names: vec!["Bob".into()],
+        };
+        assert_eq!(
+            hex(&ask),
+            "00000023a1694c6973745065657273a3637265710264776\
+             16e741832656e616d65738163426f62"
+        );
+        let answer = Message::Peers {
+            req: 2,
+            peers: vec![PeerInfo {
+                name: "Bob".into(),
+                addr: "192.168.1.2:5000".into(),
+                last_seen_ms: 1500,
+            }],
+            total: Some(1),
+        };
+        assert_eq!(
+            hex(&answer),
+            "0000004ba1655065657273a36372657102657065657273\
+             81a3646e616d6563426f626461646472703139322e3136\
+             382e312e323a353030306c6c6173745f7365656e5f6d73\
+             1905dc65746f74616c01"
+        );
+    }
 }
