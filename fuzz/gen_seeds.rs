@@ -31,7 +31,7 @@ fn every_message() -> Vec<Message> {
             listen_port: 4001,
         },
         Message::Heartbeat,
-        Message::ListPeers { req: 2 },
+        Message::list_peers(2),
         Message::Unregister,
         Message::Registered {
             req: 1,
@@ -44,6 +44,7 @@ fn every_message() -> Vec<Message> {
                 addr: "127.0.0.1:4001".into(),
                 last_seen_ms: 5,
             }],
+            total: None,
         },
         Message::ListFiles { req: 4 },
         Message::GetManifest {
@@ -124,7 +125,7 @@ fn main() {
     record(&mut t, 3, b""); // Hello on slot 0
     record(&mut t, 7, b"Alice"); // Register Alice
     record(&mut t, 0, &body(&Message::Heartbeat));
-    record(&mut t, 0, &body(&Message::ListPeers { req: 9 }));
+    record(&mut t, 0, &body(&Message::list_peers(9)));
     record(&mut t, 3 | 8, b""); // Hello on slot 1
     record(&mut t, 7 | 8, b"Alice"); // taken
     record(&mut t, 7 | 8, b"Bob");
@@ -205,6 +206,7 @@ fn main() {
                 addr: "127.0.0.1:4001".into(),
                 last_seen_ms: 0,
             }],
+            total: None,
         }),
     );
     record(&mut d, 7, b"get Fake a.txt");

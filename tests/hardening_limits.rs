@@ -27,7 +27,7 @@ fn handshaken(src: Ipv4Addr, addr: std::net::SocketAddr, name: &str) -> TcpStrea
 }
 
 fn list_peers_works(s: &mut TcpStream, req: u64) {
-    send(s, &Message::ListPeers { req }).unwrap();
+    send(s, &Message::list_peers(req)).unwrap();
     let reply = recv_until(s, |m| !matches!(m, Message::Error { req: None, .. })).unwrap();
     assert!(
         matches!(reply, Message::Peers { req: r, .. } if r == req),

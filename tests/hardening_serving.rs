@@ -191,7 +191,7 @@ fn a_tracker_with_64_file_descriptors_refuses_politely_and_does_not_spin() {
     );
     // The held ones are served; once they go, a real peer registers.
     for s in held.iter_mut() {
-        send(s, &Message::ListPeers { req: 3 }).unwrap();
+        send(s, &Message::list_peers(3)).unwrap();
         assert!(matches!(recv(s).unwrap(), Message::Peers { .. }));
     }
     drop(held);

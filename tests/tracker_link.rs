@@ -66,11 +66,12 @@ fn next_register(s: &mut TcpStream) -> Option<u64> {
 /// Answers the first `ListPeers` (the peer asks right after `Registered`) with an empty list.
 fn answer_list(s: &mut TcpStream) -> bool {
     match recv_until(s, |m| matches!(m, Message::ListPeers { .. })) {
-        Ok(Message::ListPeers { req }) => send(
+        Ok(Message::ListPeers { req, .. }) => send(
             s,
             &Message::Peers {
                 req,
                 peers: Vec::new(),
+                total: None,
             },
         )
         .is_ok(),

@@ -6,7 +6,7 @@
 //! 1. set-up: all N connect, `Hello` and `Register` (at most [`SETUP_IN_FLIGHT`] at a time);
 //! 2. `register`: for a fixed time, `concurrency` re-registrations in flight at once, spread
 //!    round-robin over the peers (each answered with `Registered`);
-//! 3. `list`: the same with `ListPeers` (each answered with the whole list of N peers).
+//! 3. `list`: the same with `ListPeers` (each answered with at most 200 of the N peers).
 //!
 //! During phases 2 and 3 every peer heartbeats at the rate a real one would with a 30 s TTL
 //! (one heartbeat per peer per 10 s), so the tracker sees the background load of N live peers.
@@ -118,10 +118,15 @@ fn frame(msg: &Message) -> Vec<u8> {
 }
 
 /// `req` of a `Peers` answer without decoding the (large) list: our encoder writes
-/// `{"Peers": {"req": N, "peers": [...]}}`, so `req` is right after a fixed prefix.
+/// `{"Peers": {"req": N, "peers": [...], ...}}`, so `req` is right after a fixed prefix.
 fn peers_req(body: &[u8]) -> Option<u64> {
-    const PREFIX: &[u8] = b"\xA1\x65Peers\xA2\x63req";
-    let rest = body.strip_prefix(PREFIX)?;
+    // The field map has 2 entries from an older tracker, 3 (with `total`) from ours.
+    let rest = body.strip_prefix(b"\xA1\x65Peers")?;
+    let (&fields, rest) = rest.split_first()?;
+    if !matches!(fields, 0xA2 | 0xA3) {
+        return None;
+    }
+    let rest = rest.strip_prefix(b"\x63req")?;
     let (&first, rest) = rest.split_first()?;
     let n = match first {
         0x00..=0x17 => u64::from(first),
@@ -363,7 +368,7 @@ impl LoadGen {
                 name: self.peers[i].name.clone(),
                 listen_port: self.peers[i].port,
             },
-            Kind::List => Message::ListPeers { req },
+            Kind::List => Message::list_peers(req),
         };
         self.peers[i].state = State::Waiting {
             since: Instant::now(),
@@ -470,7 +475,9 @@ impl LoadGen {
                             _ => {
                                 // Decode the first list fully to check it is the real thing.
                                 match decode_message(body).map_err(|e| format!("{who}: {e}"))? {
-                                    Message::Peers { req: got, peers } => {
+                                    Message::Peers {
+                                        req: got, peers, ..
+                                    } => {
                                         self.listed = peers.len();
                                         self.checked_list = true;
                                         got == req

@@ -88,7 +88,7 @@ pub fn request_id(msg: &p2p::wire::Message) -> Option<u64> {
     use p2p::wire::Message::*;
     match msg {
         Register { req, .. }
-        | ListPeers { req }
+        | ListPeers { req, .. }
         | ListFiles { req }
         | GetManifest { req, .. }
         | GetChunk { req, .. }

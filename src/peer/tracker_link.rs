@@ -17,8 +17,9 @@
 //! swarm: every peer probing with it costs the tracker O(peers²).)
 
 use super::node::{ConnectPurpose, PeerNode, Purpose};
+use super::peer_table::{Source, ago, parse_addr};
 use crate::reactor::ConnId;
-use crate::wire::{ErrorCode, Message, PROTOCOL_VERSION, decode_message};
+use crate::wire::{ErrorCode, Message, PROTOCOL_VERSION, PeerInfo, decode_message};
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::net::SocketAddr;
@@ -98,6 +99,9 @@ pub struct TrackerLink {
     heartbeat: Option<Duration>,
     /// A peer-list request is in flight.
     pub list_in_flight: bool,
+    /// The last `Peers` was a sample (the tracker holds more registrations than it listed,
+    /// PROTOCOL.md §6.2), so it says who is there but not who is not.
+    pub list_was_sample: bool,
     /// A `Register` (first, retry or keep-alive) is in flight.
     register_in_flight: bool,
     /// While the tracker owes an answer (handshake, `Register`, peer list): the tracker must
@@ -119,6 +123,7 @@ impl TrackerLink {
             registered_before: false,
             heartbeat: None,
             list_in_flight: false,
+            list_was_sample: false,
             register_in_flight: false,
             answer_by: None,
             name_backoff: FIRST_NAME_RETRY,
@@ -452,19 +457,37 @@ impl PeerNode {
                     self.tracker_registered(again);
                 }
             }
-            Message::Peers { req, peers } => {
+            Message::Peers { req, peers, total } => {
                 if let Some(p) = self.pending.remove(&req)
                     && matches!(p.purpose, Purpose::PeerList)
                 {
                     self.tracker.peers_answered(now);
                     self.ready = true;
-                    self.set_known_peers(peers, now);
+                    self.merge_tracker_list(peers, total, now);
                     self.op_peer_list_arrived(now);
                     self.downloads_peer_event(now);
                 }
             }
             Message::Error { code, message, .. } => self.tracker_error(code, &message, now),
             _ => {}
+        }
+    }
+
+    /// A complete list is a snapshot of who is registered (entries it lacks are dropped,
+    /// §14.2); a sample only adds and refreshes, or every answer would forget the peers the
+    /// previous one happened to list.
+    fn merge_tracker_list(&mut self, peers: Vec<PeerInfo>, total: Option<u64>, now: Instant) {
+        let sample = total.is_some_and(|t| t > peers.len() as u64);
+        self.tracker.list_was_sample = sample;
+        if !sample {
+            self.set_known_peers(peers, now);
+            return;
+        }
+        for p in &peers {
+            if let Some(addr) = parse_addr(&p.addr) {
+                let seen = ago(now, p.last_seen_ms);
+                self.known.offer(&p.name, addr, Source::Tracker, seen, now);
+            }
         }
     }
 
@@ -541,7 +564,7 @@ impl PeerNode {
         };
         if !self.tracker.list_in_flight {
             self.tracker.list_in_flight = true;
-            self.request(conn, Purpose::PeerList, |req| Message::ListPeers { req });
+            self.request(conn, Purpose::PeerList, Message::list_peers);
         }
         true
     }

@@ -11,9 +11,11 @@
 //! rule is tested without sockets or a clock (tests at the bottom of `state.rs`).
 //! [`run`] is the glue that puts it on a real reactor.
 
+mod listing;
 mod registry;
 mod state;
 
+pub use listing::MAX_LISTED;
 pub use state::{AGENT, DEFAULT_MAX_PEERS_PER_IP, MAX_PEERS, Tracker, TrackerConfig};
 
 use std::io::{self, Write};

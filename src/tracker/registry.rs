@@ -4,8 +4,10 @@
 //! name validation (the caller checks names before registering them).
 //!
 //! Invariants (kept by every method, checked by `check_invariants` in tests):
-//! - `by_name` and `by_conn` are inverse maps: a connection holds at most one name and a name is
-//!   held by exactly one connection.
+//! - `slots` holds each registration once; `by_name` and `by_conn` map its name and its
+//!   connection to its index: a connection holds at most one name and a name is held by exactly
+//!   one connection.
+//! - each slot's `wire` is the encoded `PeerInfo` prefix of its current name and address.
 //! - `by_age` holds exactly one `(last_seen, conn)` per registration, so its first element is the
 //!   registration that expires first.
 //! - `per_ip` holds, for each IP, how many registrations have an address with that IP (no zero
@@ -49,14 +51,27 @@ pub enum RegisterError {
     TooManyFromIp { ip: IpAddr, limit: usize },
 }
 
+/// One registration as stored: who holds the name, and its `PeerInfo` bytes for answers.
+#[derive(Debug)]
+pub struct Slot {
+    pub name: String,
+    pub reg: Registration,
+    /// `super::listing::entry_prefix(name, reg.addr)`: rebuilt whenever the name or address
+    /// changes, so answers never format or encode anything but `last_seen_ms`.
+    pub wire: Vec<u8>,
+}
+
 #[derive(Debug)]
 pub struct Registry {
     capacity: usize,
     max_per_ip: usize,
     per_ip: HashMap<IpAddr, usize>,
-    /// Sorted by name, so listing needs no sort.
-    by_name: BTreeMap<String, Registration>,
-    by_conn: HashMap<ConnId, String>,
+    /// Every registration, densely packed (order is arbitrary: a removal moves the last slot
+    /// into the hole), so a random sample is a random index.
+    slots: Vec<Slot>,
+    /// Name → slot. Sorted by name, so a full listing needs no sort.
+    by_name: BTreeMap<String, usize>,
+    by_conn: HashMap<ConnId, usize>,
     /// `(last_seen, conn)` per registration, oldest first.
     by_age: BTreeSet<(Instant, ConnId)>,
 }
@@ -69,6 +84,7 @@ impl Registry {
             capacity,
             max_per_ip,
             per_ip: HashMap::new(),
+            slots: Vec::new(),
             by_name: BTreeMap::new(),
             by_conn: HashMap::new(),
             by_age: BTreeSet::new(),
@@ -76,17 +92,28 @@ impl Registry {
     }
 
     pub fn len(&self) -> usize {
-        self.by_name.len()
+        self.slots.len()
     }
 
     /// The name `conn` holds, if any.
     pub fn name_of(&self, conn: ConnId) -> Option<&str> {
-        self.by_conn.get(&conn).map(String::as_str)
+        let &slot = self.by_conn.get(&conn)?;
+        Some(self.slots[slot].name.as_str())
     }
 
-    /// Every registration, sorted by name.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Registration)> {
-        self.by_name.iter().map(|(name, reg)| (name.as_str(), reg))
+    /// Every registration, in no particular order (index = slot).
+    pub fn slots(&self) -> &[Slot] {
+        &self.slots
+    }
+
+    /// The slot holding `name`.
+    pub fn slot_of(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+
+    /// Every slot, sorted by name.
+    pub fn slots_by_name(&self) -> impl Iterator<Item = usize> + '_ {
+        self.by_name.values().copied()
     }
 
     /// Gives `name` to `conn` at `addr`. A connection that already holds a name (the same or
@@ -98,19 +125,24 @@ impl Registry {
         addr: SocketAddr,
         now: Instant,
     ) -> Result<Registered, RegisterError> {
-        if let Some(holder) = self.by_name.get(&name)
-            && holder.conn != conn
+        if let Some(&slot) = self.by_name.get(&name)
+            && self.slots[slot].reg.conn != conn
         {
-            return Err(RegisterError::Taken { by: holder.addr });
+            return Err(RegisterError::Taken {
+                by: self.slots[slot].reg.addr,
+            });
         }
-        let outcome = match self.by_conn.get(&conn) {
-            Some(old) if *old == name => Registered::Renewed,
-            // Remove the old name first; `remove_conn` keeps the three maps consistent.
+        let outcome = match self.by_conn.get(&conn).copied() {
+            Some(slot) if self.slots[slot].name == name => {
+                self.renew(slot, addr, now);
+                return Ok(Registered::Renewed);
+            }
+            // Remove the old name first; `remove_conn` keeps the maps consistent.
             Some(_) => match self.remove_conn(conn) {
                 Some((old, _)) => Registered::Renamed { old },
                 None => Registered::New,
             },
-            None if self.by_name.len() >= self.capacity => {
+            None if self.slots.len() >= self.capacity => {
                 return Err(RegisterError::Full {
                     capacity: self.capacity,
                 });
@@ -123,31 +155,49 @@ impl Registry {
             }
             None => Registered::New,
         };
-        let reg = Registration {
-            conn,
-            addr,
-            last_seen: now,
-        };
-        if let Some(prev) = self.by_name.insert(name.clone(), reg) {
-            // Renewed: drop the old age entry and IP count.
-            self.by_age.remove(&(prev.last_seen, prev.conn));
-            self.uncount(prev.addr.ip());
+        self.insert(conn, name, addr, now);
+        Ok(outcome)
+    }
+
+    /// The holder registered its own name again: refresh the time, and the address (with its
+    /// encoded entry) only if it changed, so a keep-alive costs no encoding.
+    fn renew(&mut self, slot: usize, addr: SocketAddr, now: Instant) {
+        let old = self.slots[slot].reg.clone();
+        self.by_age.remove(&(old.last_seen, old.conn));
+        self.by_age.insert((now, old.conn));
+        if old.addr != addr {
+            self.uncount(old.addr.ip());
+            *self.per_ip.entry(addr.ip()).or_insert(0) += 1;
+            let s = &mut self.slots[slot];
+            s.wire = super::listing::entry_prefix(&s.name, addr);
+            s.reg.addr = addr;
         }
+        self.slots[slot].reg.last_seen = now;
+    }
+
+    fn insert(&mut self, conn: ConnId, name: String, addr: SocketAddr, now: Instant) {
+        let slot = self.slots.len();
         *self.per_ip.entry(addr.ip()).or_insert(0) += 1;
         self.by_age.insert((now, conn));
-        self.by_conn.insert(conn, name);
-        Ok(outcome)
+        self.by_conn.insert(conn, slot);
+        self.by_name.insert(name.clone(), slot);
+        self.slots.push(Slot {
+            wire: super::listing::entry_prefix(&name, addr),
+            name,
+            reg: Registration {
+                conn,
+                addr,
+                last_seen: now,
+            },
+        });
     }
 
     /// Marks `conn`'s registration as heard from at `now`. False if it holds none.
     pub fn refresh(&mut self, conn: ConnId, now: Instant) -> bool {
-        let Some(name) = self.by_conn.get(&conn) else {
+        let Some(&slot) = self.by_conn.get(&conn) else {
             return false;
         };
-        let Some(reg) = self.by_name.get_mut(name) else {
-            debug_assert!(false, "by_conn names a registration by_name lacks");
-            return false;
-        };
+        let reg = &mut self.slots[slot].reg;
         self.by_age.remove(&(reg.last_seen, conn));
         reg.last_seen = now;
         self.by_age.insert((now, conn));
@@ -156,11 +206,19 @@ impl Registry {
 
     /// Removes `conn`'s registration, returning it.
     pub fn remove_conn(&mut self, conn: ConnId) -> Option<(String, Registration)> {
-        let name = self.by_conn.remove(&conn)?;
-        let reg = self.by_name.remove(&name)?;
-        self.by_age.remove(&(reg.last_seen, conn));
-        self.uncount(reg.addr.ip());
-        Some((name, reg))
+        let slot = self.by_conn.remove(&conn)?;
+        let gone = self.slots.swap_remove(slot);
+        self.by_name.remove(&gone.name);
+        // The last slot moved into the hole: point its two indexes at its new place.
+        if let Some(moved) = self.slots.get(slot) {
+            self.by_conn.insert(moved.reg.conn, slot);
+            if let Some(at) = self.by_name.get_mut(&moved.name) {
+                *at = slot;
+            }
+        }
+        self.by_age.remove(&(gone.reg.last_seen, conn));
+        self.uncount(gone.reg.addr.ip());
+        Some((gone.name, gone.reg))
     }
 
     fn uncount(&mut self, ip: IpAddr) {
@@ -203,13 +261,17 @@ impl Registry {
 
     #[cfg(test)]
     pub fn check_invariants(&self) {
-        assert_eq!(self.by_name.len(), self.by_conn.len());
-        assert_eq!(self.by_name.len(), self.by_age.len());
+        assert_eq!(self.slots.len(), self.by_name.len());
+        assert_eq!(self.slots.len(), self.by_conn.len());
+        assert_eq!(self.slots.len(), self.by_age.len());
         let mut per_ip: HashMap<IpAddr, usize> = HashMap::new();
-        for (name, reg) in &self.by_name {
-            assert_eq!(self.by_conn.get(&reg.conn), Some(name));
-            assert!(self.by_age.contains(&(reg.last_seen, reg.conn)));
-            *per_ip.entry(reg.addr.ip()).or_insert(0) += 1;
+        for (i, s) in self.slots.iter().enumerate() {
+            assert_eq!(self.by_name.get(&s.name), Some(&i));
+            assert_eq!(self.by_conn.get(&s.reg.conn), Some(&i));
+            assert!(self.by_age.contains(&(s.reg.last_seen, s.reg.conn)));
+            // The cached entry is the one this name and address encode to.
+            assert_eq!(s.wire, super::listing::entry_prefix(&s.name, s.reg.addr));
+            *per_ip.entry(s.reg.addr.ip()).or_insert(0) += 1;
         }
         assert_eq!(per_ip, self.per_ip);
     }

@@ -6,12 +6,11 @@
 //! Per connection: `AwaitingHello` (with a deadline) → `Ready` → `Closing` (we asked the reactor
 //! to close it and ignore whatever else it sends) → forgotten in `handle_closed`.
 
+use super::listing::{Ask, Lister};
 use super::registry::{RegisterError, Registered, Registry};
 use crate::names::{check_peer_name, printable};
 use crate::reactor::{Action, CloseReason, ConnId, ConnectTag, Control, Driver, Limits};
-use crate::wire::{
-    ErrorCode, MAX_FRAME_LEN, Message, PROTOCOL_VERSION, PeerInfo, decode_message, encode_message,
-};
+use crate::wire::{ErrorCode, Message, PROTOCOL_VERSION, decode_message, encode_message};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
@@ -20,8 +19,8 @@ use std::time::{Duration, Instant};
 /// What the tracker calls itself in its `Hello`.
 pub const AGENT: &str = concat!("p2p-tracker/", env!("CARGO_PKG_VERSION"));
 
-/// Most registrations held at once. Beyond it a new registration gets `Busy`. It also keeps a
-/// `Peers` answer far below the frame limit (10,000 entries of at most ~130 bytes ≈ 1.3 MB).
+/// Most registrations held at once. Beyond it a new registration gets `Busy`. (A `Peers`
+/// answer holds at most `listing::MAX_LISTED` of them, so its size does not grow with this.)
 pub const MAX_PEERS: usize = 10_000;
 
 /// Default for the most registrations one IP may hold (`--max-peers-per-ip`). Generous enough
@@ -77,6 +76,8 @@ pub struct Tracker {
     /// `(deadline, conn)` for every connection in `AwaitingHello` with a deadline.
     handshakes: BTreeSet<(Instant, ConnId)>,
     registry: Registry,
+    /// Builds `Peers` answers (bounded, sampled, from each registration's cached bytes).
+    lister: Lister,
     actions: VecDeque<Action>,
 }
 
@@ -90,6 +91,7 @@ impl Tracker {
             conns: HashMap::new(),
             handshakes: BTreeSet::new(),
             registry: Registry::new(MAX_PEERS, config.max_peers_per_ip),
+            lister: Lister::new(random_seed()),
             actions: VecDeque::new(),
         }
     }
@@ -221,7 +223,15 @@ impl Tracker {
                     );
                 }
             }
-            Message::ListPeers { req } => self.on_list_peers(conn, req, now),
+            Message::ListPeers { req, want, names } => self.on_list_peers(
+                conn,
+                &Ask {
+                    req,
+                    want,
+                    names: &names,
+                },
+                now,
+            ),
             Message::Unregister => {
                 // Idempotent: nothing registered means nothing to do (no error, so a peer that
                 // unregisters on its way out is not told to register again).
@@ -330,37 +340,9 @@ impl Tracker {
         }
     }
 
-    fn on_list_peers(&mut self, conn: ConnId, req: u64, now: Instant) {
-        // Stay well below the frame limit whatever the names look like: encoding a frame above
-        // it would be a bug (`encode_message` asserts it in debug builds).
-        let budget = MAX_FRAME_LEN - 4096;
-        let mut used = 64;
-        let mut peers = Vec::with_capacity(self.registry.len());
-        for (name, reg) in self.registry.iter() {
-            let addr = reg.addr.to_string();
-            // Per entry: map header and the three keys (~25 bytes), two string headers and a u64
-            // (≤ 19 bytes), with margin.
-            used += 64 + name.len() + addr.len();
-            if used > budget {
-                break;
-            }
-            let last_seen_ms =
-                u64::try_from(now.saturating_duration_since(reg.last_seen).as_millis())
-                    .unwrap_or(u64::MAX);
-            peers.push(PeerInfo {
-                name: name.to_string(),
-                addr,
-                last_seen_ms,
-            });
-        }
-        let total = self.registry.len();
-        if peers.len() < total {
-            let shown = peers.len();
-            self.log(&format!(
-                "peer list truncated to {shown} of {total} to fit one frame"
-            ));
-        }
-        self.send(conn, &Message::Peers { req, peers });
+    fn on_list_peers(&mut self, conn: ConnId, ask: &Ask, now: Instant) {
+        let frame = self.lister.answer(&self.registry, ask, now);
+        self.actions.push_back(Action::Send(conn, frame));
     }
 }
 
@@ -506,6 +488,13 @@ impl Tracker {
     }
 }
 
+/// A seed that differs per process, so two trackers do not sample alike. The sample needs no
+/// secrecy; std's per-process hash keys are random enough and cost no dependency.
+fn random_seed() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64)
+}
+
 /// The `req` of a request or answer, so an error can name what it answers.
 fn request_id(msg: &Message) -> Option<u64> {
     msg.req()
@@ -523,7 +512,7 @@ fn fmt_duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::FrameDecoder;
+    use crate::wire::{FrameDecoder, PeerInfo};
     use std::cell::RefCell;
     use std::rc::Rc;
 
@@ -649,11 +638,46 @@ mod tests {
             conn
         }
 
+        /// An old-style `ListPeers` (no `want`, no `names`).
         fn list(&mut self, conn: ConnId, secs: u64) -> Vec<PeerInfo> {
-            match &self.send(conn, &Message::ListPeers { req: 77 }, secs)[..] {
-                [Out::Msg(c, Message::Peers { req: 77, peers })] if *c == conn => peers.clone(),
+            self.ask(conn, &Message::list_peers(77), secs).0
+        }
+
+        /// The answer to `msg` (a `ListPeers` with req 77): its peers and `total`.
+        fn ask(&mut self, conn: ConnId, msg: &Message, secs: u64) -> (Vec<PeerInfo>, u64) {
+            match &self.send(conn, msg, secs)[..] {
+                [
+                    Out::Msg(
+                        c,
+                        Message::Peers {
+                            req: 77,
+                            peers,
+                            total: Some(total),
+                        },
+                    ),
+                ] if *c == conn => (peers.clone(), *total),
                 other => panic!("expected Peers, got {other:?}"),
             }
+        }
+
+        /// `ListPeers{req: 77, want, names}`.
+        fn ask_for(
+            &mut self,
+            conn: ConnId,
+            want: Option<u32>,
+            names: &[&str],
+            secs: u64,
+        ) -> Vec<String> {
+            let msg = Message::ListPeers {
+                req: 77,
+                want,
+                names: names.iter().map(|n| n.to_string()).collect(),
+            };
+            self.ask(conn, &msg, secs)
+                .0
+                .into_iter()
+                .map(|p| p.name)
+                .collect()
         }
 
         fn names(&mut self, conn: ConnId, secs: u64) -> Vec<String> {
@@ -1107,12 +1131,12 @@ mod tests {
     }
 
     #[test]
-    fn a_thousand_registrations_are_listed_sorted_by_name() {
+    fn up_to_the_cap_everyone_is_listed_sorted_by_name() {
         let mut h = Harness::new();
         let mut expected = Vec::new();
-        // Register in an order that is not the sorted one.
-        for i in 0..1000u16 {
-            let n = (u32::from(i) * 7919 % 1000) as u16;
+        // Register in an order that is not the sorted one; exactly MAX_LISTED peers.
+        for i in 0..200u16 {
+            let n = (u32::from(i) * 7919 % 200) as u16;
             let name = format!("peer-{n:04}");
             let remote = SocketAddr::from(([10, 0, (n / 250) as u8, (n % 250) as u8], 9999));
             let conn = h.ready(usize::from(i) + 1, remote, 0);
@@ -1124,17 +1148,17 @@ mod tests {
             expected.push((name, format!("10.0.{}.{}:{}", n / 250, n % 250, 1000 + n)));
         }
         expected.sort();
-        assert_eq!(h.tracker.peer_count(), 1000);
+        assert_eq!(h.tracker.peer_count(), super::super::MAX_LISTED);
         let asker = h.ready(5000, ip(200), 1);
         let got: Vec<(String, String)> = h
             .list(asker, 1)
             .into_iter()
             .map(|p| (p.name, p.addr))
             .collect();
-        assert_eq!(got.len(), 1000);
+        assert_eq!(got.len(), 200);
         assert_eq!(got, expected);
         assert_eq!(got[0].0, "peer-0000");
-        assert_eq!(got[999].0, "peer-0999");
+        assert_eq!(got[199].0, "peer-0199");
     }
 
     #[test]
@@ -1245,7 +1269,187 @@ mod tests {
         let out = h.send(late, &register(3, "late", 4000), 0);
         assert_eq!(error_of(&out, late).0, Some(3));
         assert_eq!(error_of(&out, late).1, ErrorCode::Busy);
-        // The full list still fits one frame.
-        assert_eq!(h.list(late, 0).len(), MAX_PEERS);
+        // A full tracker answers with a bounded sample and says how many it holds.
+        let (peers, total) = h.ask(late, &Message::list_peers(77), 0);
+        assert_eq!(
+            (peers.len(), total),
+            (super::super::MAX_LISTED, MAX_PEERS as u64)
+        );
+    }
+
+    /// A tracker holding `n` peers `p0`..`p{n-1}` (all from one IP, which is allowed here),
+    /// and a connection to ask with.
+    fn crowd(n: usize) -> (Harness, ConnId) {
+        let mut h = Harness::with(TrackerConfig {
+            max_peers_per_ip: usize::MAX,
+            ..TrackerConfig::default()
+        });
+        for i in 0..n {
+            let conn = h.ready(i + 1, ip(1), 0);
+            let out = h.send(conn, &register(1, &format!("p{i}"), 1000 + i as u16), 0);
+            assert!(matches!(out[..], [Out::Msg(_, Message::Registered { .. })]));
+        }
+        let asker = h.ready(n + 1, ip(2), 0);
+        (h, asker)
+    }
+
+    #[test]
+    fn an_answer_never_exceeds_the_cap() {
+        let cap = super::super::MAX_LISTED;
+        let (mut h, asker) = crowd(1000);
+        let many: Vec<String> = (0..300).map(|i| format!("p{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        for (want, names, len) in [
+            (None, &[][..], cap),
+            (Some(0), &[][..], 0),
+            (Some(5), &[][..], 5),
+            (Some(200), &[][..], cap),
+            (Some(201), &[][..], cap),
+            (Some(u32::MAX), &[][..], cap),
+            // More names than the cap: the first 200 are answered, nothing else.
+            (None, &many[..], cap),
+            (Some(u32::MAX), &many[..], cap),
+        ] {
+            let got = h.ask_for(asker, want, names, 1);
+            assert_eq!(got.len(), len, "want {want:?}, {} names", names.len());
+            if names.len() > cap {
+                assert_eq!(got, many[..cap]);
+            }
+        }
+        let (_, total) = h.ask(asker, &Message::list_peers(77), 1);
+        assert_eq!(total, 1000);
+    }
+
+    #[test]
+    fn named_peers_come_first_once_each_and_unknown_names_are_skipped() {
+        let (mut h, asker) = crowd(1000);
+        let got = h.ask_for(
+            asker,
+            Some(10),
+            &["p999", "nobody", "p5", "p999", "bad name"],
+            1,
+        );
+        assert_eq!(got.len(), 10);
+        assert_eq!(got[..2], ["p999", "p5"]);
+        let mut unique = got.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), 10, "{got:?}");
+        // want 0: only the names asked for; more names than want: all of them.
+        assert_eq!(h.ask_for(asker, Some(0), &["p7", "p3"], 1), ["p7", "p3"]);
+        assert_eq!(h.ask_for(asker, Some(1), &["p7", "p3"], 1), ["p7", "p3"]);
+        // Below the cap the rest come sorted by name, after the named ones.
+        let (mut small, asker) = crowd(4);
+        assert_eq!(
+            small.ask_for(asker, None, &["p2"], 1),
+            ["p2", "p0", "p1", "p3"]
+        );
+    }
+
+    #[test]
+    fn the_sample_is_random_and_covers_everyone() {
+        let (mut h, asker) = crowd(1000);
+        let mut seen = HashMap::new();
+        let mut answers = BTreeSet::new();
+        for _ in 0..100 {
+            let got = h.ask_for(asker, None, &[], 1);
+            let distinct: BTreeSet<&String> = got.iter().collect();
+            assert_eq!(distinct.len(), got.len(), "a peer listed twice");
+            for name in &got {
+                *seen.entry(name.clone()).or_insert(0u32) += 1;
+            }
+            answers.insert(got);
+        }
+        assert_eq!(answers.len(), 100, "two answers alike: not random");
+        // Each peer is in an answer with probability 0.2: missing from all 100 has odds 2e-10.
+        assert_eq!(seen.len(), 1000);
+        // ...and about 20 times each; a biased sampler would put some far out.
+        assert!(seen.values().all(|&n| (3..=45).contains(&n)), "{seen:?}");
+    }
+
+    #[test]
+    fn cached_entries_follow_register_unregister_and_expiry() {
+        let mut h = Harness::new();
+        let alice = h.registered(1, ip(1), "Alice", 4000);
+        assert_eq!(h.list(alice, 0)[0].addr, "192.168.1.1:4000");
+        // A keep-alive with a new port must not list the old one.
+        h.send(alice, &register(2, "Alice", 4100), 1);
+        assert_eq!(h.list(alice, 1)[0].addr, "192.168.1.1:4100");
+        h.send(alice, &register(3, "Alicia", 4200), 1);
+        let bob = h.registered(2, ip(2), "Bob", 5000);
+        let carol = h.registered(3, ip(3), "Carol", 6000);
+        let pairs = |h: &mut Harness, secs| -> Vec<(String, String)> {
+            h.list(bob, secs)
+                .into_iter()
+                .map(|p| (p.name, p.addr))
+                .collect()
+        };
+        assert_eq!(
+            pairs(&mut h, 1),
+            [
+                ("Alicia".into(), "192.168.1.1:4200".into()),
+                ("Bob".into(), "192.168.1.2:5000".into()),
+                ("Carol".into(), "192.168.1.3:6000".into()),
+            ]
+        );
+        // Alicia held the first slot: Carol's entry moves into it and must still read right.
+        assert!(h.send(alice, &Message::Unregister, 2).is_empty());
+        assert_eq!(
+            pairs(&mut h, 2),
+            [
+                ("Bob".into(), "192.168.1.2:5000".into()),
+                ("Carol".into(), "192.168.1.3:6000".into()),
+            ]
+        );
+        h.send(bob, &Message::Heartbeat, 20);
+        h.tracker.handle_timeout(h.at(30));
+        assert_eq!(
+            pairs(&mut h, 30),
+            [("Bob".into(), "192.168.1.2:5000".into())]
+        );
+        let _ = carol;
+        // The sampled path reads the same cache: above the cap, ask by name after a change.
+        let (mut big, asker) = crowd(300);
+        big.send(ConnId::fake(7), &register(2, "p6", 7777), 1);
+        let (peers, _) = big.ask(
+            asker,
+            &Message::ListPeers {
+                req: 77,
+                want: Some(1),
+                names: vec!["p6".into()],
+            },
+            1,
+        );
+        assert_eq!(peers[0].addr, "192.168.1.1:7777");
+        big.tracker.registry.check_invariants();
+    }
+
+    #[test]
+    fn an_old_style_list_peers_is_still_answered() {
+        let mut h = Harness::new();
+        let alice = h.registered(1, ip(1), "Alice", 4000);
+        // The body of PROTOCOL.md §13.4's `{"ListPeers": {"req": 2}}`, byte for byte.
+        let old = [
+            0xa1, 0x69, b'L', b'i', b's', b't', b'P', b'e', b'e', b'r', b's', 0xa1, 0x63, b'r',
+            b'e', b'q', 0x02,
+        ];
+        h.tracker.handle_frame(alice, &old, h.at(1));
+        match &h.drain()[..] {
+            [
+                Out::Msg(
+                    _,
+                    Message::Peers {
+                        req: 2,
+                        peers,
+                        total: Some(1),
+                    },
+                ),
+            ] => {
+                assert_eq!(peers[0].name, "Alice")
+            }
+            other => panic!("{other:?}"),
+        }
+        // Our plain request is still exactly those bytes.
+        assert_eq!(body(&Message::list_peers(2)), old);
     }
 }

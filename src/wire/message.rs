@@ -116,8 +116,17 @@ pub enum Message {
         listen_port: u16,
     },
     Heartbeat,
+    /// Asks for registered peers. Both extra fields are optional and omitted when unused, so a
+    /// plain `{"req": n}` (what older clients send) is still a complete request.
     ListPeers {
         req: u64,
+        /// How many peers the answer should hold at most (the tracker caps it, PROTOCOL.md §6.2).
+        /// Absent: the tracker's cap.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        want: Option<u32>,
+        /// Peers wanted by name: those registered come first in the answer.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        names: Vec<String>,
     },
     Unregister,
 
@@ -130,6 +139,10 @@ pub enum Message {
     Peers {
         req: u64,
         peers: Vec<PeerInfo>,
+        /// How many registrations the tracker holds. More than `peers.len()` means the answer
+        /// is a sample, not everyone. Absent (a tracker that always lists everyone): everyone.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        total: Option<u64>,
     },
 
     // ---- peer -> peer requests ----------------------------------------------------------------
@@ -203,6 +216,15 @@ pub enum Message {
 }
 
 impl Message {
+    /// A `ListPeers` without the optional fields: the tracker's default answer.
+    pub fn list_peers(req: u64) -> Message {
+        Message::ListPeers {
+            req,
+            want: None,
+            names: Vec::new(),
+        }
+    }
+
     /// Size of the bulk payload, to size the encode buffer once.
     pub fn bulk_len(&self) -> usize {
         match self {
@@ -217,7 +239,7 @@ impl Message {
     pub fn req(&self) -> Option<u64> {
         match self {
             Message::Register { req, .. }
-            | Message::ListPeers { req }
+            | Message::ListPeers { req, .. }
             | Message::Registered { req, .. }
             | Message::Peers { req, .. }
             | Message::ListFiles { req }
