@@ -69,7 +69,11 @@ pub fn with_req(msg: p2p::wire::Message, new: u64) -> p2p::wire::Message {
             code,
             message,
         },
-        Peers { peers, .. } => Peers { req: new, peers },
+        Peers { peers, total, .. } => Peers {
+            req: new,
+            peers,
+            total,
+        },
         Registered { ttl_secs, .. } => Registered { req: new, ttl_secs },
         PeerList { peers, .. } => PeerList { req: new, peers },
         Have {

@@ -277,10 +277,12 @@ impl PeerNode {
                 .and_then(|s| s.name.clone())
                 .unwrap_or_default();
             self.known.touch(&from, now);
-            let tracker_up = self.tracker.up().is_some();
+            // With a tracker whose whole list we have, that list says who is there and gossip
+            // only refreshes. A tracker too big to list everyone sent a sample: gossip fills in
+            // the rest (PROTOCOL.md §6.2).
+            let complete_list = self.tracker.up().is_some() && !self.tracker.list_was_sample;
             for p in peers.iter().take(MAX_EXCHANGE) {
-                // With a tracker, its list says who is there; gossip only refreshes.
-                if tracker_up && !self.known.contains_key(&p.name) {
+                if complete_list && !self.known.contains_key(&p.name) {
                     continue;
                 }
                 let Some(addr) = parse_addr(&p.addr) else {

@@ -476,7 +476,7 @@ impl PeerNode {
             self.connect(addr, ConnectPurpose::Peer { name, addr });
             return Ok(None);
         }
-        if !*refreshed && self.request_peer_list() {
+        if !*refreshed && self.request_peer_list_naming(Some(name)) {
             *refreshed = true;
             return Ok(None);
         }
@@ -628,7 +628,8 @@ impl PeerNode {
         let Some(Step::Reaching { refreshed: false }) = self.op.as_ref().and_then(Op::step) else {
             return false;
         };
-        if !self.request_peer_list() {
+        let peer = self.op.as_ref().and_then(Op::peer).map(str::to_string);
+        if !self.request_peer_list_naming(peer.as_deref()) {
             return false;
         }
         if let Some(Step::Reaching { refreshed }) = self.op.as_mut().and_then(Op::step_mut) {
@@ -858,7 +859,7 @@ impl PeerNode {
                 } else if now >= deadline {
                     let why = format!("{} did not appear in time", printable(&name));
                     self.fail_op_as(Failure::Unreachable, &why);
-                } else if poll_due && !self.request_peer_list() {
+                } else if poll_due && !self.request_peer_list_naming(Some(&name)) {
                     // No tracker: ask the peers we are connected to instead.
                     self.exchange_refresh(now);
                 }

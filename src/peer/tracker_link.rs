@@ -559,12 +559,24 @@ impl PeerNode {
     /// Asks the tracker for the peer list (once at a time). Returns false if there is no
     /// tracker to ask.
     pub(super) fn request_peer_list(&mut self) -> bool {
+        self.request_peer_list_naming(None)
+    }
+
+    /// [`Self::request_peer_list`], asking for `name` by name: a tracker with more peers than
+    /// one answer holds lists it first (PROTOCOL.md §6.2), so looking a peer up works whatever
+    /// the swarm's size.
+    pub(super) fn request_peer_list_naming(&mut self, name: Option<&str>) -> bool {
         let Some(conn) = self.tracker.listing() else {
             return false;
         };
         if !self.tracker.list_in_flight {
             self.tracker.list_in_flight = true;
-            self.request(conn, Purpose::PeerList, Message::list_peers);
+            let names: Vec<String> = name.into_iter().map(str::to_string).collect();
+            self.request(conn, Purpose::PeerList, |req| Message::ListPeers {
+                req,
+                want: None,
+                names,
+            });
         }
         true
     }
