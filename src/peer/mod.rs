@@ -161,6 +161,7 @@ fn run_inner(
     let mut node = PeerNode::new(cfg, index::SharedIndex::default(), bound.port(), ui, now);
     node.start_hashing(worker, true, now);
     node.set_disk_jobs(disk_jobs_for(&reactor));
+    node.set_listen_ip(bound.ip());
     reactor.run(&mut node)
 }
 

@@ -98,6 +98,9 @@ pub struct Pending {
 pub struct PeerNode {
     pub(super) cfg: PeerConfig,
     pub(super) listen_port: u16,
+    /// The address the listener is bound to (unspecified: every address), so a `Hello` never
+    /// tells a peer to call back where nobody listens (`sessions.rs`).
+    pub(super) listen_ip: std::net::IpAddr,
     pub(super) ui: Ui,
     pub(super) index: SharedIndex,
     pub(super) actions: VecDeque<Action>,
@@ -152,6 +155,7 @@ impl PeerNode {
         let mut node = PeerNode {
             cfg,
             listen_port,
+            listen_ip: std::net::Ipv4Addr::UNSPECIFIED.into(),
             ui,
             index,
             actions: VecDeque::new(),
@@ -274,6 +278,11 @@ impl PeerNode {
             .collect();
         self.known
             .tracker_snapshot(&peers, now, |n| connected.contains(n));
+    }
+
+    /// The listener is bound to `ip` only (default: every address).
+    pub fn set_listen_ip(&mut self, ip: std::net::IpAddr) {
+        self.listen_ip = ip;
     }
 
     /// Uses `disk` for disk jobs (threads that wake the reactor) instead of running them inline.

@@ -77,10 +77,20 @@ impl PeerNode {
         let hello = Message::Hello {
             version: PROTOCOL_VERSION,
             name: self.cfg.name.clone(),
-            listen_port: Some(self.listen_port),
+            listen_port: self.advertised_port(conn),
             agent: format!("p2p/{}", env!("CARGO_PKG_VERSION")),
         };
         self.send(conn, &hello);
+    }
+
+    /// The listening port to put in a `Hello` on `conn`: the other side will call us back at
+    /// the connection's source IP and that port. A listener bound to loopback only is not
+    /// reachable from another host, so it is named only to peers on this machine; to anyone
+    /// else we are a peer that cannot be called back (`listen_port: null`, PROTOCOL.md §5).
+    fn advertised_port(&self, conn: ConnId) -> Option<u16> {
+        let remote = self.sessions.get(&conn).map(|s| s.remote.ip());
+        let reachable = !self.listen_ip.is_loopback() || remote.is_some_and(|ip| ip.is_loopback());
+        reachable.then_some(self.listen_port)
     }
 
     /// A ready connection to `name`, if there is one.
