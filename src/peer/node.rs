@@ -49,6 +49,8 @@ pub struct PeerConfig {
     pub lan: Option<LanConfig>,
     /// Continue the unfinished downloads found at start, in the background.
     pub resume_on_start: bool,
+    /// Upload and download rate limits (`--max-down` and friends, the `limit` command).
+    pub rate_limits: crate::reactor::RateLimits,
 }
 
 /// What a disk job's result is for.
@@ -176,6 +178,10 @@ impl PeerNode {
             hashing: Default::default(),
             resume_at_start: false,
         };
+        if !node.cfg.rate_limits.is_unlimited() {
+            let limits = node.cfg.rate_limits;
+            node.actions.push_back(Action::SetRateLimits(limits));
+        }
         // Temporary state files a crash left behind are of no use to anyone.
         super::clean_crash_leftovers(&node.cfg.downloads_dir);
         if node.cfg.resume_on_start {
@@ -501,6 +507,7 @@ mod tests {
             bootstrap: Vec::new(),
             lan: None,
             resume_on_start: false,
+            rate_limits: Default::default(),
         };
         PeerNode::new(
             cfg,
