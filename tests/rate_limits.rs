@@ -116,3 +116,36 @@ fn target_figures_200_mib_at_20_mb_s_and_5_mb_s_per_peer() {
     assert!((9.0..=11.0).contains(&secs), "{secs:.2}s");
     assert!((4.5..=5.5).contains(&rate2), "{rate2:.2} MB/s");
 }
+
+/// `limit down RATE` in a batch applies at once, and `limit` shows the limits.
+#[test]
+fn the_limit_command_sets_and_shows_the_limits() {
+    let content = pseudo_random(16 << 20, 9);
+    let tracker = Tracker::start();
+    let _alice = Peer::serve("Alice", tracker.addr, &[("lim.bin", &content)]);
+    let bob = PeerDirs::new();
+    let out = run_batch_timeout(
+        "Bob",
+        tracker.addr,
+        &bob,
+        "wait-peer Alice 10\nlimit down 8MB/s\nget Alice lim.bin\nlimit up-per-peer 1.5M\nlimit\n",
+        Duration::from_secs(60),
+    );
+    out.assert_success();
+    assert_file_eq(&bob.downloads.join("lim.bin"), &content);
+    let lines = out.stdout_lines();
+    assert!(
+        lines.contains(&"rate limits: down 8 MB/s, up off; per peer: down off, up off"),
+        "{out}"
+    );
+    assert!(
+        lines.contains(&"rate limits: down 8 MB/s, up off; per peer: down off, up 1.5 MB/s"),
+        "{out}"
+    );
+    let secs = saved_seconds(&out, "lim.bin");
+    let expected = (16 << 20) as f64 / 8e6;
+    assert!(
+        (secs - expected).abs() <= expected * 0.25,
+        "took {secs:.2}s, expected {expected:.2}s ± 25%"
+    );
+}

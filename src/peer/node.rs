@@ -217,6 +217,29 @@ impl PeerNode {
         DownloadId(self.next_download)
     }
 
+    /// `limit`: sets one rate limit (the reactor applies it at once), then shows them all.
+    pub(super) fn limit(&mut self, set: Option<(crate::repl::command::LimitKind, Option<u64>)>) {
+        use crate::repl::command::LimitKind;
+        if let Some((kind, rate)) = set {
+            let l = &mut self.cfg.rate_limits;
+            match kind {
+                LimitKind::Down => l.down = rate,
+                LimitKind::Up => l.up = rate,
+                LimitKind::DownPerPeer => l.down_per_peer = rate,
+                LimitKind::UpPerPeer => l.up_per_peer = rate,
+            }
+            let limits = *l;
+            self.actions.push_back(Action::SetRateLimits(limits));
+        }
+        let l = self.cfg.rate_limits;
+        self.ui.event(&crate::repl::Event::Limits {
+            down: l.down,
+            up: l.up,
+            down_per_peer: l.down_per_peer,
+            up_per_peer: l.up_per_peer,
+        });
+    }
+
     pub(super) fn send(&mut self, conn: ConnId, msg: &Message) {
         self.actions
             .push_back(Action::Send(conn, encode_message(msg)));
