@@ -164,7 +164,8 @@ struct LimitArgs {
 #[derive(clap::Args)]
 struct RateArgs {
     /// Most bytes a second downloaded from all peers together (reading stops while over it, so
-    /// TCP slows the senders) [default: off].
+    /// TCP slows the senders). RATE: e.g. 20MB/s, 20MiB/s, 500k, 1.5M (k, M, G: 1000, 10^6,
+    /// 10^9 bytes; KiB, MiB, GiB: powers of 1024; /s optional); 0 or off: no limit [default: off].
     #[arg(long, env = "P2P_MAX_DOWN", value_name = "RATE")]
     max_down: Option<String>,
     /// Most bytes a second uploaded to all peers together [default: off].
