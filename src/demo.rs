@@ -276,6 +276,7 @@ fn start_peer(
             bootstrap: Vec::new(),
             lan: None,
             resume_on_start: false,
+            rate_limits: Default::default(),
         };
         let mut node = PeerNode::new(cfg, index, addr.port(), ui, Instant::now());
         // Scanned above already; the worker is for `rescan`.

@@ -117,6 +117,8 @@ enum Cmd {
         lan_iface: Ipv4Addr,
         #[command(flatten)]
         limits: LimitArgs,
+        #[command(flatten)]
+        rates: Box<RateArgs>,
     },
     /// See the whole system work: a tracker and three peers in this process on 127.0.0.1, in a
     /// temporary folder removed afterwards; one peer downloads a generated file from the other
@@ -154,6 +156,27 @@ struct LimitArgs {
           default_value_t = p2p::reactor::limits::DEFAULT_IDLE_TIMEOUT.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     idle_timeout: u64,
+}
+
+/// Rate limits of a peer (README, "Rate limits"). Each takes a rate such as `20MB/s`,
+/// `20MiB/s`, `500k` or `1.5M` (k, M, G = powers of 1,000 bytes; KiB, MiB, GiB = of 1,024; `/s`
+/// optional), or `0`/`off` for no limit, the default.
+#[derive(clap::Args)]
+struct RateArgs {
+    /// Most bytes a second downloaded from all peers together (reading stops while over it, so
+    /// TCP slows the senders). RATE: e.g. 20MB/s, 20MiB/s, 500k, 1.5M (k, M, G: 1000, 10^6,
+    /// 10^9 bytes; KiB, MiB, GiB: powers of 1024; /s optional); 0 or off: no limit [default: off].
+    #[arg(long, env = "P2P_MAX_DOWN", value_name = "RATE")]
+    max_down: Option<String>,
+    /// Most bytes a second uploaded to all peers together [default: off].
+    #[arg(long, env = "P2P_MAX_UP", value_name = "RATE")]
+    max_up: Option<String>,
+    /// Most bytes a second downloaded over each peer connection [default: off].
+    #[arg(long, value_name = "RATE")]
+    max_down_per_peer: Option<String>,
+    /// Most bytes a second uploaded over each peer connection [default: off].
+    #[arg(long, value_name = "RATE")]
+    max_up_per_peer: Option<String>,
 }
 
 impl LimitArgs {
@@ -214,6 +237,7 @@ fn main() -> ExitCode {
             lan_group,
             lan_iface,
             limits,
+            rates,
         } => {
             let m = matches
                 .subcommand_matches("peer")
@@ -227,6 +251,10 @@ fn main() -> ExitCode {
                 downloads: given(m, "downloads", downloads),
                 retry_for: given(m, "retry_for", retry_for),
                 resume_on_start: given(m, "resume_on_start", resume_on_start),
+                max_down: given(m, "max_down", rates.max_down),
+                max_up: given(m, "max_up", rates.max_up),
+                max_down_per_peer: given(m, "max_down_per_peer", rates.max_down_per_peer),
+                max_up_per_peer: given(m, "max_up_per_peer", rates.max_up_per_peer),
             };
             let s = match settings::resolve(given, &settings::ProcessEnv) {
                 Ok(s) => s,
@@ -318,6 +346,7 @@ fn main() -> ExitCode {
                 bootstrap,
                 lan,
                 resume_on_start,
+                rate_limits: s.rate_limits,
             };
             let out = p2p::repl::UiOptions {
                 json,

@@ -49,6 +49,8 @@ pub struct PeerConfig {
     pub lan: Option<LanConfig>,
     /// Continue the unfinished downloads found at start, in the background.
     pub resume_on_start: bool,
+    /// Upload and download rate limits (`--max-down` and friends, the `limit` command).
+    pub rate_limits: crate::reactor::RateLimits,
 }
 
 /// What a disk job's result is for.
@@ -180,6 +182,10 @@ impl PeerNode {
             hashing: Default::default(),
             resume_at_start: false,
         };
+        if !node.cfg.rate_limits.is_unlimited() {
+            let limits = node.cfg.rate_limits;
+            node.actions.push_back(Action::SetRateLimits(limits));
+        }
         // Temporary state files a crash left behind are of no use to anyone.
         super::clean_crash_leftovers(&node.cfg.downloads_dir);
         if node.cfg.resume_on_start {
@@ -213,6 +219,29 @@ impl PeerNode {
     pub(super) fn next_download_id(&mut self) -> DownloadId {
         self.next_download += 1;
         DownloadId(self.next_download)
+    }
+
+    /// `limit`: sets one rate limit (the reactor applies it at once), then shows them all.
+    pub(super) fn limit(&mut self, set: Option<(crate::repl::command::LimitKind, Option<u64>)>) {
+        use crate::repl::command::LimitKind;
+        if let Some((kind, rate)) = set {
+            let l = &mut self.cfg.rate_limits;
+            match kind {
+                LimitKind::Down => l.down = rate,
+                LimitKind::Up => l.up = rate,
+                LimitKind::DownPerPeer => l.down_per_peer = rate,
+                LimitKind::UpPerPeer => l.up_per_peer = rate,
+            }
+            let limits = *l;
+            self.actions.push_back(Action::SetRateLimits(limits));
+        }
+        let l = self.cfg.rate_limits;
+        self.ui.event(&crate::repl::Event::Limits {
+            down: l.down,
+            up: l.up,
+            down_per_peer: l.down_per_peer,
+            up_per_peer: l.up_per_peer,
+        });
     }
 
     pub(super) fn send(&mut self, conn: ConnId, msg: &Message) {
@@ -510,6 +539,7 @@ mod tests {
             bootstrap: Vec::new(),
             lan: None,
             resume_on_start: false,
+            rate_limits: Default::default(),
         };
         PeerNode::new(
             cfg,

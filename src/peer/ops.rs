@@ -236,6 +236,7 @@ impl PeerNode {
                 Err(e) => self.fail_op(&e),
             },
             Command::Connect { addr } => self.start_connect(&addr, now),
+            Command::Limit { set } => self.limit(set),
             Command::Sleep { seconds } => {
                 self.op = Some(Op::Sleep {
                     until: now + Duration::from_secs_f64(seconds),

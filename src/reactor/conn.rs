@@ -60,6 +60,8 @@ pub struct Conn {
     /// Bytes of `out.front()` already written.
     out_head: usize,
     out_bytes: usize,
+    /// Bytes read from the socket so far (what the rate limiter charges).
+    pub bytes_read: u64,
 }
 
 pub enum ReadOutcome {
@@ -85,6 +87,7 @@ impl Conn {
             out: VecDeque::new(),
             out_head: 0,
             out_bytes: 0,
+            bytes_read: 0,
         }
     }
 
@@ -141,6 +144,12 @@ impl Conn {
     ///   by all connections of the thread and only the bytes received are copied to the decoder,
     ///   so ten thousand quiet connections cost no read buffers at all.
     fn read_once(&mut self) -> io::Result<usize> {
+        let n = self.read_once_uncounted()?;
+        self.bytes_read += n as u64;
+        Ok(n)
+    }
+
+    fn read_once_uncounted(&mut self) -> io::Result<usize> {
         let fd = self.stream.as_raw_fd();
         if self.decoder.buffered() == 0 && self.decoder.capacity() > RELEASE_ABOVE {
             self.decoder.release_if_empty();
@@ -166,17 +175,31 @@ impl Conn {
 
     /// Writes queued frames until the queue is empty or the socket is full.
     pub fn flush(&mut self) -> io::Result<()> {
-        while !self.out.is_empty() {
+        self.flush_at_most(usize::MAX).map(|_| ())
+    }
+
+    /// Writes queued frames until the queue is empty, the socket is full or `max` bytes are
+    /// written. Returns the bytes written.
+    pub fn flush_at_most(&mut self, max: usize) -> io::Result<usize> {
+        let mut written = 0;
+        while !self.out.is_empty() && written < max {
             let mut slices: [IoSlice<'_>; 16] = [IoSlice::new(&[]); 16];
             let mut count = 0;
+            let mut room = max - written;
             for (i, buf) in self.out.iter().take(16).enumerate() {
                 let start = if i == 0 { self.out_head } else { 0 };
-                slices[i] = IoSlice::new(&buf[start..]);
+                let len = (buf.len() - start).min(room);
+                slices[i] = IoSlice::new(&buf[start..start + len]);
                 count += 1;
+                room -= len;
+                if room == 0 {
+                    break;
+                }
             }
             match self.stream.write_vectored(&slices[..count]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(mut n) => {
+                    written += n;
                     self.out_bytes -= n;
                     while n > 0 {
                         let front_left = self.out[0].len() - self.out_head;
@@ -195,11 +218,11 @@ impl Conn {
                         }
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(written),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
         }
-        Ok(())
+        Ok(written)
     }
 }

@@ -84,6 +84,8 @@ pub enum Action {
     /// Send one UDP datagram from the reactor's UDP socket (best effort: dropped if it
     /// cannot leave now, or if there is no UDP socket).
     SendDatagram(SocketAddr, Vec<u8>),
+    /// Upload and download rate limits from now on (`rate.rs`); the default is unlimited.
+    SetRateLimits(super::RateLimits),
 }
 
 pub trait Driver {

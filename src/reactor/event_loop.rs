@@ -8,6 +8,7 @@ use super::budget::{DEFAULT_LIMITS, OutputBudget};
 use super::conn::{Conn, Phase, ReadOutcome};
 use super::limits::{ConnLimits, Limits};
 use super::memory::{TrimAfterBurst, pin_mmap_threshold};
+use super::rate::{RateLimiter, RateLimits};
 use super::{Action, CloseReason, ConnId, ConnectTag, Control, Driver};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -71,6 +72,8 @@ pub struct Reactor {
     budget: OutputBudget,
     /// Gives the heap back after a burst of output (`memory.rs`).
     trim: TrimAfterBurst,
+    /// Upload and download rate limits; connections waiting for tokens (`rate.rs`).
+    rate: RateLimiter,
 }
 
 impl Reactor {
@@ -94,12 +97,18 @@ impl Reactor {
             udp: super::udp::UdpSockets::new(FIRST_UDP),
             budget: OutputBudget::new(DEFAULT_LIMITS),
             trim: TrimAfterBurst::default(),
+            rate: RateLimiter::new(),
         })
     }
 
     /// Sets the connection caps and the idle timeout for accepted connections.
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits.set_limits(limits);
+    }
+
+    /// Sets the upload and download rate limits (also `Action::SetRateLimits`).
+    pub fn set_rate_limits(&mut self, limits: RateLimits) {
+        self.rate.set_limits(limits, Instant::now());
     }
 
     /// Accepted connections refused by a cap so far (for tests and diagnostics).
@@ -189,6 +198,7 @@ impl Reactor {
                 self.apply_actions(driver);
             }
             self.resume_ready();
+            self.wake_rate_limited(driver);
             for _ in 0..self.readable_again.len() {
                 let Some(id) = self.readable_again.pop_front() else {
                     break;
@@ -218,7 +228,12 @@ impl Reactor {
         })
     }
 
-    fn next_deadline(&self, driver: &impl Driver) -> Option<Instant> {
+    fn next_deadline(&mut self, driver: &impl Driver) -> Option<Instant> {
+        let rate = if self.rate.is_active() {
+            self.rate.next_deadline(Instant::now())
+        } else {
+            None
+        };
         let conn_deadlines = self.conns.iter().filter_map(|(_, c)| match c.phase {
             Phase::Connecting { deadline, .. } | Phase::Closing { deadline } => Some(deadline),
             Phase::Open => None,
@@ -226,6 +241,7 @@ impl Reactor {
         conn_deadlines
             .chain(driver.poll_timeout())
             .chain(self.limits.next_check())
+            .chain(rate)
             .min()
     }
 
@@ -317,12 +333,37 @@ impl Reactor {
             }
             return;
         }
-        match self.flush_conn(index) {
-            Ok(0) if matches!(self.conns[index].phase, Phase::Closing { .. }) => {
-                self.drop_conn(index);
+        self.write_queued(id, driver);
+    }
+
+    /// Writes what is queued on an open or closing connection; drops a closing one once its
+    /// queue is empty.
+    fn write_queued(&mut self, id: ConnId, driver: &mut impl Driver) {
+        match self.flush_conn(id.index) {
+            Ok(0) if matches!(self.conns[id.index].phase, Phase::Closing { .. }) => {
+                self.drop_conn(id.index);
             }
             Ok(_) => self.resume_ready(),
             Err(e) => self.fail(id, CloseReason::Io(e), driver),
+        }
+    }
+
+    /// Connections that waited for rate-limit tokens and may go on: reads go on the read
+    /// queue, writes are done now.
+    fn wake_rate_limited(&mut self, driver: &mut impl Driver) {
+        if !self.rate.is_active() {
+            return;
+        }
+        let (reads, writes) = self.rate.take_due(Instant::now());
+        for id in writes {
+            if self.live(id) && !matches!(self.conns[id.index].phase, Phase::Connecting { .. }) {
+                self.write_queued(id, driver);
+            }
+        }
+        for id in reads {
+            if self.live(id) && !self.readable_again.contains(&id) {
+                self.readable_again.push_back(id);
+            }
         }
     }
 
@@ -343,7 +384,25 @@ impl Reactor {
             return Ok(0);
         };
         let before = conn.queued();
-        let result = conn.flush();
+        let result = if self.rate.is_active() && before > 0 {
+            // Upload limit: write at most what the buckets allow, and wait for tokens when
+            // that stopped us (rather than a full socket).
+            let now = Instant::now();
+            let allowed = self.rate.write_allowance(index, now);
+            let written = conn.flush_at_most(allowed);
+            if let Ok(n) = written {
+                self.rate.consumed_write(index, n, now);
+                if n >= allowed && conn.queued() > 0 {
+                    self.rate.park_write(ConnId {
+                        index,
+                        generation: conn.generation,
+                    });
+                }
+            }
+            written.map(|_| ())
+        } else {
+            conn.flush()
+        };
         let left = conn.queued();
         self.budget.remove(index, before - left);
         debug_assert_eq!(self.budget.queued(index), left, "budget out of step");
@@ -375,16 +434,37 @@ impl Reactor {
         // Read and hand over frame by frame (a frame is handled while its bytes are still in the
         // CPU cache) until the socket is drained or the budget is spent.
         let mut budget = READ_BUDGET;
+        let limited = self.rate.is_active();
         loop {
+            // Download limit: read at most what the buckets allow; with none left, leave the
+            // bytes in the socket (TCP slows the sender) until the buckets refill.
+            let mut cap = budget;
+            let now = limited.then(Instant::now);
+            if let Some(now) = now {
+                let allowed = self.rate.read_allowance(index, now);
+                if allowed == 0 {
+                    self.rate.park_read(id);
+                    return;
+                }
+                cap = cap.min(allowed);
+            }
             let Some(conn) = self.conns.get_mut(index) else {
                 return;
             };
-            let outcome = conn.read_some(budget);
+            let before = conn.bytes_read;
+            let outcome = conn.read_some(cap);
+            if let Some(now) = now {
+                let n = (conn.bytes_read - before) as usize;
+                self.rate.consumed_read(index, n, now);
+            }
             // Hand over every whole frame read so far, even if the read then failed.
             let taking_more = self.deliver_frames(id, driver);
             match outcome {
                 Ok(ReadOutcome::FrameReady(n)) if taking_more && n < budget => budget -= n,
                 Ok(ReadOutcome::Drained) => return,
+                Ok(ReadOutcome::BudgetSpent) if taking_more && cap < budget => {
+                    budget -= cap; // the rate allowance, not the turn, ran out: ask again
+                }
                 Ok(ReadOutcome::BudgetSpent | ReadOutcome::FrameReady(_)) => {
                     if taking_more {
                         self.readable_again.push_back(id);
@@ -451,6 +531,7 @@ impl Reactor {
         }
         self.budget.forget(index);
         self.limits.release(index);
+        self.rate.forget(index);
     }
 
     /// Closes accepted connections that sent no complete frame within the idle timeout: an
@@ -534,6 +615,7 @@ impl Reactor {
                     self.exit.get_or_insert(code);
                 }
                 Action::SendDatagram(to, bytes) => self.udp.send(to, &bytes),
+                Action::SetRateLimits(limits) => self.set_rate_limits(limits),
             }
         }
     }

@@ -7,9 +7,11 @@ mod driver;
 mod event_loop;
 pub mod limits;
 mod memory;
+pub mod rate;
 mod udp;
 
 pub use driver::{Action, CloseReason, ConnId, ConnectTag, Control, Driver};
 pub use event_loop::{ControlSender, Reactor};
 pub use limits::Limits;
+pub use rate::RateLimits;
 pub use udp::multicast_socket;

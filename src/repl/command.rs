@@ -45,6 +45,19 @@ pub enum Command {
     Connect {
         addr: String,
     },
+    /// `limit` shows the rate limits; `limit WHICH RATE` sets one (`None`: no limit).
+    Limit {
+        set: Option<(LimitKind, Option<u64>)>,
+    },
+}
+
+/// Which rate limit `limit` sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LimitKind {
+    Down,
+    Up,
+    DownPerPeer,
+    UpPerPeer,
 }
 
 /// Name, usage and one-line description of every command, for `help` and usage errors.
@@ -100,6 +113,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "connect",
         "connect ADDR",
         "connect to the peer at ADDR (host:port), no tracker needed",
+    ),
+    (
+        "limit",
+        "limit [down|up|down-per-peer|up-per-peer RATE]",
+        "show the rate limits, or set one (RATE: 20MB/s, 20MiB/s, 500k, off)",
     ),
     ("sleep", "sleep SECONDS", "pause (for scripts)"),
     (
@@ -240,6 +258,26 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
                 return Err(usage());
             }
             Ok(Some(Command::Connect { addr: addr.into() }))
+        }
+        "limit" => {
+            let (which, rate) = split_word(rest);
+            if which.is_empty() {
+                return Ok(Some(Command::Limit { set: None }));
+            }
+            let kind = match which {
+                "down" => LimitKind::Down,
+                "up" => LimitKind::Up,
+                "down-per-peer" => LimitKind::DownPerPeer,
+                "up-per-peer" => LimitKind::UpPerPeer,
+                _ => return Err(usage()),
+            };
+            if rate.is_empty() {
+                return Err(usage());
+            }
+            let rate = crate::reactor::rate::parse_rate(rate)?;
+            Ok(Some(Command::Limit {
+                set: Some((kind, rate)),
+            }))
         }
         "sleep" => match parse_seconds(rest) {
             Some(seconds) => Ok(Some(Command::Sleep { seconds })),
@@ -386,6 +424,26 @@ mod tests {
         );
         assert_eq!(parse("connect"), Err("usage: connect ADDR".into()));
         assert_eq!(parse("connect a b"), Err("usage: connect ADDR".into()));
+    }
+
+    #[test]
+    fn limit_shows_or_sets_one_rate() {
+        assert_eq!(parse("limit"), Ok(Some(Command::Limit { set: None })));
+        assert_eq!(
+            parse("limit down 5MB/s"),
+            Ok(Some(Command::Limit {
+                set: Some((LimitKind::Down, Some(5_000_000)))
+            }))
+        );
+        assert_eq!(
+            parse("limit up-per-peer off"),
+            Ok(Some(Command::Limit {
+                set: Some((LimitKind::UpPerPeer, None))
+            }))
+        );
+        assert!(parse("limit sideways 5M").is_err());
+        assert!(parse("limit down").is_err());
+        assert!(parse("limit down fast").is_err());
     }
 
     #[test]

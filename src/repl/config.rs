@@ -15,6 +15,10 @@
 //! downloads = "~/Downloads/p2p"
 //! retry_for = 60
 //! resume_on_start = true       # default: on in the REPL and --serve, off in --batch
+//! max_down = "20MB/s"          # rate limits (README, "Rate limits"); "off" or 0: none
+//! max_up = "5MiB/s"
+//! max_down_per_peer = "500k"
+//! max_up_per_peer = 1000000    # a number is bytes a second
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -95,6 +99,27 @@ pub struct CommandLine {
     pub downloads: Given<PathBuf>,
     pub retry_for: Given<u64>,
     pub resume_on_start: Given<bool>,
+    pub max_down: Given<String>,
+    pub max_up: Given<String>,
+    pub max_down_per_peer: Given<String>,
+    pub max_up_per_peer: Given<String>,
+}
+
+/// A rate in the config file: text (`"20MB/s"`, `"off"`) or a number of bytes a second.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum RateValue {
+    Bytes(u64),
+    Text(String),
+}
+
+impl RateValue {
+    fn text(self) -> String {
+        match self {
+            RateValue::Bytes(n) => n.to_string(),
+            RateValue::Text(t) => t,
+        }
+    }
 }
 
 /// The config file as written.
@@ -108,6 +133,10 @@ pub struct ConfigFile {
     pub downloads: Option<PathBuf>,
     pub retry_for: Option<u64>,
     pub resume_on_start: Option<bool>,
+    pub max_down: Option<RateValue>,
+    pub max_up: Option<RateValue>,
+    pub max_down_per_peer: Option<RateValue>,
+    pub max_up_per_peer: Option<RateValue>,
 }
 
 /// Which config file was used.
@@ -132,6 +161,10 @@ pub struct PeerSettings {
     /// `None`: not given anywhere, so it depends on the mode (on in the REPL and `--serve`,
     /// off in `--batch`, where the script says what to fetch).
     pub resume_on_start: Option<Setting<bool>>,
+    /// Upload and download rate limits (all unlimited unless given).
+    pub rate_limits: crate::reactor::RateLimits,
+    /// Where each limit that is set came from: (config key, text as given, origin).
+    pub rate_origins: Vec<(&'static str, String, Origin)>,
 }
 
 /// The environment the settings are read from (the real one, or a test's).
@@ -230,7 +263,48 @@ pub fn resolve(cli: CommandLine, env: &impl Env) -> Result<PeerSettings, String>
         file.resume_on_start,
         &file_origin,
     );
+    let mut rate_limits = crate::reactor::RateLimits::default();
+    let mut rate_origins = Vec::new();
+    for (key, flag, var, given, in_file) in [
+        (
+            "max_down",
+            "--max-down",
+            "P2P_MAX_DOWN",
+            cli.max_down,
+            file.max_down,
+        ),
+        ("max_up", "--max-up", "P2P_MAX_UP", cli.max_up, file.max_up),
+        (
+            "max_down_per_peer",
+            "--max-down-per-peer",
+            "",
+            cli.max_down_per_peer,
+            file.max_down_per_peer,
+        ),
+        (
+            "max_up_per_peer",
+            "--max-up-per-peer",
+            "",
+            cli.max_up_per_peer,
+            file.max_up_per_peer,
+        ),
+    ] {
+        let Some(set) = pick(given, flag, var, in_file.map(RateValue::text), &file_origin) else {
+            continue;
+        };
+        let rate = crate::reactor::rate::parse_rate(&set.value)
+            .map_err(|why| format!("{why} ({})", set.origin))?;
+        match key {
+            "max_down" => rate_limits.down = rate,
+            "max_up" => rate_limits.up = rate,
+            "max_down_per_peer" => rate_limits.down_per_peer = rate,
+            _ => rate_limits.up_per_peer = rate,
+        }
+        rate_origins.push((key, crate::reactor::rate::format_rate(rate), set.origin));
+    }
     Ok(PeerSettings {
+        rate_limits,
+        rate_origins,
         config_file: ConfigSource {
             path,
             origin,
@@ -359,6 +433,10 @@ impl PeerSettings {
                 serde_json::Value::Null,
             ),
         });
+        // Rate limits appear only when set somewhere (unlimited otherwise).
+        for (key, text, origin) in &self.rate_origins {
+            rows.push((key, Some(text.clone()), Some(origin), text.clone().into()));
+        }
         rows
     }
 

@@ -188,6 +188,13 @@ pub enum Event {
     PeerKnown { name: String },
     /// `cancel FILE` dropped the download and its partial file.
     Cancelled { file: String },
+    /// Answer to `limit`: the rate limits in bytes a second (`null`: none).
+    Limits {
+        down: Option<u64>,
+        up: Option<u64>,
+        down_per_peer: Option<u64>,
+        up_per_peer: Option<u64>,
+    },
     /// A command failed (in a batch, the run then exits with [`Failure::exit_code`]).
     Error { kind: Failure, message: String },
     /// Downloads left unfinished in the downloads folder: said at start-up (`quitting`
@@ -277,6 +284,7 @@ impl Event {
             Event::MessageDelivered { .. } => "message_delivered",
             Event::PeerKnown { .. } => "peer_known",
             Event::Cancelled { .. } => "cancelled",
+            Event::Limits { .. } => "limits",
             Event::Unfinished { .. } => "unfinished",
             Event::Resumed { .. } => "resumed",
             Event::Error { .. } => "error",
@@ -543,6 +551,21 @@ impl Event {
             Event::MessageDelivered { to } => vec![format!("message delivered to {to}")],
             Event::PeerKnown { name } => vec![format!("{name} is known")],
             Event::Cancelled { file } => vec![format!("cancelled {}", printable(file))],
+            Event::Limits {
+                down,
+                up,
+                down_per_peer,
+                up_per_peer,
+            } => {
+                let r = |v: &Option<u64>| crate::reactor::rate::format_rate(*v);
+                vec![format!(
+                    "rate limits: down {}, up {}; per peer: down {}, up {}",
+                    r(down),
+                    r(up),
+                    r(down_per_peer),
+                    r(up_per_peer)
+                )]
+            }
             Event::Error { message, .. } => vec![message.clone()],
             Event::Warning { message } => vec![message.clone()],
             Event::Connected { name, addr } => vec![format!("connected to {name} at {addr}")],

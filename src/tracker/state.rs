@@ -597,6 +597,7 @@ mod tests {
                     Action::Exit(code) => out.push(Out::Exit(code)),
                     Action::Connect(addr, _) => panic!("the tracker connected to {addr}"),
                     Action::SendDatagram(to, _) => panic!("the tracker sent a datagram to {to}"),
+                    Action::SetRateLimits(_) => panic!("the tracker set rate limits"),
                 }
             }
             out

@@ -669,6 +669,18 @@ pub fn run_batch_timeout(
     commands: &str,
     timeout: Duration,
 ) -> BatchOutput {
+    run_batch_with(name, tracker, dirs, commands, &[], timeout)
+}
+
+/// `run_batch_timeout` with more flags for the peer.
+pub fn run_batch_with(
+    name: &str,
+    tracker: SocketAddr,
+    dirs: &PeerDirs,
+    commands: &str,
+    extra: &[&str],
+    timeout: Duration,
+) -> BatchOutput {
     let mut file = tempfile::Builder::new()
         .prefix("batch-")
         .suffix(".txt")
@@ -677,7 +689,9 @@ pub fn run_batch_timeout(
     file.write_all(commands.as_bytes()).expect("write batch");
     file.flush().expect("flush batch");
     let path = file.path().to_str().expect("utf-8 path").to_string();
-    let cmd = peer_command(name, tracker, dirs, &["--batch", &path]);
+    let mut args = vec!["--batch", path.as_str()];
+    args.extend_from_slice(extra);
+    let cmd = peer_command(name, tracker, dirs, &args);
     run_to_end(&format!("{name} --batch"), cmd, None, timeout)
 }
 
