@@ -118,6 +118,7 @@ fuzz_target!(|data: &[u8]| {
         bootstrap: Vec::new(),
         lan: None,
         resume_on_start: false,
+        rate_limits: Default::default(),
     };
     let now = Instant::now();
     let mut h = Harness {
