@@ -9,39 +9,10 @@
 
 mod common;
 
+use common::netns::{Link, run};
 use common::*;
 use std::process::Command;
 use std::time::Duration;
-
-/// Two namespaces and the veth pair between them; removed on drop (deleting a namespace
-/// deletes its end of the veth, and with it the other end).
-struct Link {
-    ns: [String; 2],
-}
-
-impl Drop for Link {
-    fn drop(&mut self) {
-        for ns in &self.ns {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
-
-fn run(args: &[&str]) -> Result<(), String> {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .map_err(|e| format!("{}: {e}", args.join(" ")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
 
 const A_IP: &str = "10.99.0.1";
 const B_IP: &str = "10.99.0.2";

@@ -7,41 +7,13 @@
 
 mod common;
 
+use common::netns::{Link, run};
 use common::*;
 use std::process::Command;
 use std::time::Duration;
 
 const A_IP: &str = "10.98.0.1";
 const B_IP: &str = "10.98.0.2";
-
-/// Two namespaces and the veth pair between them; removed on drop.
-struct Link {
-    ns: [String; 2],
-}
-
-impl Drop for Link {
-    fn drop(&mut self) {
-        for ns in &self.ns {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
-
-fn run(args: &[&str]) -> Result<(), String> {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .map_err(|e| format!("{}: {e}", args.join(" ")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
 
 fn make_link() -> Result<Link, String> {
     let id = std::process::id();

@@ -349,18 +349,9 @@ pub fn partial_path(dest: &Path, file_name: &str) -> PathBuf {
         .join(partial_name(file_name))
 }
 
-/// fsync a directory so a rename or link in it survives a crash. Best effort: some filesystems
-/// refuse to open directories for this.
-pub fn sync_dir(dir: &Path) {
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-}
+/// fsync a directory so a rename or link in it survives a crash (one helper for every state
+/// file and download: `state_file::sync_dir`).
+pub use super::state_file::sync_dir;
 
 #[cfg(test)]
 mod tests {

@@ -12,6 +12,7 @@
 #![allow(dead_code)]
 
 pub mod fake_peer;
+pub mod netns;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
