@@ -6,7 +6,6 @@
 mod common;
 
 use common::*;
-use std::fs;
 use std::time::Duration;
 
 /// Restarts Eve's process on a new port with the same folders; waits until it is registered.
@@ -27,10 +26,7 @@ fn restart_on_new_port(eve: Peer, tracker: std::net::SocketAddr) -> Peer {
 
 /// Spawns Bob's batch; returns it running.
 fn spawn_bob(bob: &PeerDirs, tracker: std::net::SocketAddr, commands: &str) -> Proc {
-    let path = bob.root().join("batch.txt");
-    fs::write(&path, commands).expect("write batch");
-    let cmd = peer_command("Bob", tracker, bob, &["--batch", path.to_str().unwrap()]);
-    Proc::spawn("Bob --batch", cmd, None)
+    spawn_batch("Bob", tracker, bob, commands, &[])
 }
 
 #[test]

@@ -51,20 +51,8 @@ impl Rng {
 }
 
 fn batch_command(bob: &PeerDirs, tracker: std::net::SocketAddr, retry_for: &str) -> Proc {
-    let path = bob.root().join("campaign.txt");
-    fs::write(&path, "wait-peer Alice 10\nget Alice big.bin\n").expect("write batch");
-    let cmd = peer_command(
-        "Bob",
-        tracker,
-        bob,
-        &[
-            "--batch",
-            path.to_str().expect("utf-8"),
-            "--retry-for",
-            retry_for,
-        ],
-    );
-    Proc::spawn("Bob --batch", cmd, None)
+    let get = "wait-peer Alice 10\nget Alice big.bin\n";
+    spawn_batch("Bob", tracker, bob, get, &["--retry-for", retry_for])
 }
 
 fn main() {

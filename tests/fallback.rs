@@ -67,25 +67,6 @@ fn serve_alone(
     (proc, addr)
 }
 
-/// Spawns a batch run (not waited for), commands in a file in the peer's root.
-fn spawn_batch(
-    name: &str,
-    tracker: SocketAddr,
-    dirs: &PeerDirs,
-    commands: &str,
-    extra: &[&str],
-) -> Proc {
-    let path = dirs.root().join(format!("batch-{name}.txt"));
-    fs::write(&path, commands).expect("write batch");
-    let mut args = vec!["--batch", path.to_str().expect("utf-8 path")];
-    args.extend_from_slice(extra);
-    Proc::spawn(
-        format!("{name} --batch"),
-        peer_command(name, tracker, dirs, &args),
-        None,
-    )
-}
-
 /// Waits for a batch run to end; returns (status code, stdout, stderr).
 fn finish(proc: &mut Proc, timeout: Duration) -> (Option<i32>, String, String) {
     let status = proc.wait_exit(timeout);

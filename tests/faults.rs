@@ -331,15 +331,8 @@ fn a_source_whose_reconnect_times_out_in_its_handshake_is_tried_again() {
         Behaviour::DropThenMute(8),
     );
     let bob = PeerDirs::new();
-    let path = bob.root().join("batch.txt");
-    fs::write(&path, "wait-peer Alice 10\nget Alice f.bin\n").unwrap();
-    let cmd = peer_command(
-        "Bob",
-        tracker.addr,
-        &bob,
-        &["--batch", path.to_str().unwrap(), "--retry-for", "50"],
-    );
-    let mut proc = Proc::spawn("Bob --batch", cmd, None);
+    let get = "wait-peer Alice 10\nget Alice f.bin\n";
+    let mut proc = spawn_batch("Bob", tracker.addr, &bob, get, &["--retry-for", "50"]);
     let status = proc.wait_exit(Duration::from_secs(45));
     assert_eq!(
         status.code(),
@@ -370,15 +363,8 @@ fn a_busy_seeder_is_tried_again_until_it_has_room() {
         .map(|_| TcpStream::connect(alice.addr).expect("connect"))
         .collect();
     let bob = PeerDirs::new();
-    let path = bob.root().join("batch.txt");
-    fs::write(&path, "wait-peer Alice 10\nget Alice f.bin\n").unwrap();
-    let cmd = peer_command(
-        "Bob",
-        tracker.addr,
-        &bob,
-        &["--batch", path.to_str().unwrap()],
-    );
-    let mut proc = Proc::spawn("Bob --batch", cmd, None);
+    let get = "wait-peer Alice 10\nget Alice f.bin\n";
+    let mut proc = spawn_batch("Bob", tracker.addr, &bob, get, &[]);
     proc.wait_line(
         "a line saying Alice is busy",
         Duration::from_secs(20),
@@ -401,15 +387,8 @@ fn a_source_sending_broken_frames_is_banned_and_get_ends() {
         let tracker = Tracker::start();
         let fake = FakePeer::start("Mallory", tracker.addr, "f.bin", content, behaviour);
         let bob = PeerDirs::new();
-        let path = bob.root().join("batch.txt");
-        fs::write(&path, "wait-peer Mallory 10\nget Mallory f.bin\n").unwrap();
-        let cmd = peer_command(
-            "Bob",
-            tracker.addr,
-            &bob,
-            &["--batch", path.to_str().unwrap(), "--retry-for", "2"],
-        );
-        let mut proc = Proc::spawn(format!("Bob --batch ({behaviour:?})"), cmd, None);
+        let get = "wait-peer Mallory 10\nget Mallory f.bin\n";
+        let mut proc = spawn_batch("Bob", tracker.addr, &bob, get, &["--retry-for", "2"]);
         let status = proc.wait_exit(Duration::from_secs(30));
         let connections = fake.connections.load(std::sync::atomic::Ordering::Relaxed);
         assert_eq!(

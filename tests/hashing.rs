@@ -385,15 +385,8 @@ fn a_peer_hashing_a_file_in_the_way_of_a_get_answers_at_once() {
     let bob = PeerDirs::new();
     std::fs::create_dir_all(&bob.downloads).unwrap();
     write_zeros(&bob.downloads.join("big.bin"), 3 * GIB, 1 << 20);
-    let path = bob.root().join("batch.txt");
-    std::fs::write(&path, "wait-peer Alice 10\nget Alice big.bin\n").unwrap();
-    let cmd = peer_command(
-        "Bob",
-        tracker.addr,
-        &bob,
-        &["--batch", path.to_str().unwrap(), "--serve"],
-    );
-    let mut proc = Proc::spawn("Bob --batch --serve", cmd, None);
+    let get = "wait-peer Alice 10\nget Alice big.bin\n";
+    let mut proc = spawn_batch("Bob", tracker.addr, &bob, get, &["--serve"]);
     proc.wait_line("`registered with tracker`", STARTUP, |l| {
         l.starts_with("registered with tracker")
     });

@@ -20,32 +20,6 @@ fn partial_path(dirs: &PeerDirs, name: &str) -> PathBuf {
     dirs.downloads.join(format!(".{name}.p2p-part"))
 }
 
-/// Starts `commands` as a batch run of NAME that the test can kill.
-fn spawn_batch(
-    name: &str,
-    tracker: std::net::SocketAddr,
-    dirs: &PeerDirs,
-    commands: &str,
-    extra: &[&str],
-) -> Proc {
-    let path = dirs.root().join(format!("batch-{}.txt", rand_suffix()));
-    fs::write(&path, commands).expect("write batch");
-    let mut args = vec!["--batch", path.to_str().expect("utf-8")];
-    args.extend_from_slice(extra);
-    Proc::spawn(
-        format!("{name} --batch"),
-        peer_command(name, tracker, dirs, &args),
-        None,
-    )
-}
-
-fn rand_suffix() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
-}
-
 /// Waits (bounded) until the partial file of `name` holds at least `bytes` while `proc` runs;
 /// its length grows as chunks are written in order. Returns the length seen.
 fn wait_partial(proc: &mut Proc, dirs: &PeerDirs, name: &str, bytes: u64) -> u64 {

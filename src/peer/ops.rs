@@ -533,17 +533,9 @@ impl PeerNode {
             Err(e) => self.fail_op(&e),
             Ok(Destination::AlreadyThere) => {
                 let path = self.cfg.downloads_dir.join(&file).display().to_string();
-                self.ui.event(&Event::DownloadDone {
-                    file,
-                    path,
-                    size: info.size,
-                    sha256: info.sha256.to_string(),
-                    seconds: 0.0,
-                    bytes_per_sec: 0.0,
-                    bytes_fetched: 0,
-                    bytes_per_source: Default::default(),
-                    already_there: true,
-                });
+                let (size, sha256) = (info.size, info.sha256.to_string());
+                self.ui
+                    .event(&Event::already_there(file, path, size, sha256));
             }
             Ok(Destination::Free) => {
                 self.ask_manifest(conn, &info);
@@ -681,11 +673,7 @@ impl PeerNode {
         }
         if on_this_conn && lost == Lost::Handshake {
             // Another address it is known by, or a fresh one from the tracker, before failing.
-            let fresh = self
-                .known
-                .get(name)
-                .is_some_and(|e| e.reach == super::peer_table::Reach::Unknown);
-            if fresh {
+            if self.known.has_untried_address(name) {
                 return self.op_advance(now);
             }
             if self.op_ask_tracker_again() {

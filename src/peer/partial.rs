@@ -125,7 +125,9 @@ impl PartialFile {
 
     /// Resume: checks every chunk already in the partial file against the manifest and marks
     /// the intact ones done ([`check_partial`], then [`Self::adopt`]). Returns how many were
-    /// kept. The node does the check on a thread (`disk_jobs.rs`); this is the same in one call.
+    /// kept. The node does the check on a thread (`disk_jobs.rs`); this is the same in one
+    /// call, for the tests.
+    #[cfg(test)]
     pub fn adopt_verified_chunks(&mut self, plan: &mut ChunkPlan) -> io::Result<u64> {
         let intact = check_partial(&self.file, plan.manifest())?;
         self.adopt(plan, &intact)

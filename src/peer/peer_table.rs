@@ -214,6 +214,14 @@ impl PeerTable {
         self.peers.get(name)
     }
 
+    /// Whether `name` has an address nobody has tried yet: after a failed attempt, that the
+    /// entry moved on to another address it is known by (or fresh news came for it).
+    pub fn has_untried_address(&self, name: &str) -> bool {
+        self.peers
+            .get(name)
+            .is_some_and(|e| e.reach == Reach::Unknown)
+    }
+
     pub fn contains_key(&self, name: &str) -> bool {
         self.peers.contains_key(name)
     }

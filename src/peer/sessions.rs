@@ -377,11 +377,7 @@ impl PeerNode {
             // address it is known by, downloads try that at once; otherwise sources reaching it
             // go back to the reconnect cycle with backoff, as after a refused connect. (Before,
             // they waited for a connection that would never come, until `--retry-for` ran out.)
-            let fresh = self
-                .known
-                .get(&name)
-                .is_some_and(|e| e.reach == super::peer_table::Reach::Unknown);
-            if fresh {
+            if self.known.has_untried_address(&name) {
                 self.downloads_peer_event(now);
             } else {
                 self.downloads_peer_unreachable(&name, now);

@@ -654,17 +654,8 @@ impl PeerNode {
         let (size, sha256) = (dl.size(), dl.sha256);
         dl.part.abandon();
         resume::remove(&downloads, &dl.file_name);
-        let event = Event::DownloadDone {
-            file: dl.file_name.clone(),
-            path: dest.display().to_string(),
-            size,
-            sha256: sha256.to_string(),
-            seconds: 0.0,
-            bytes_per_sec: 0.0,
-            bytes_fetched: 0,
-            bytes_per_source: BTreeMap::new(),
-            already_there: true,
-        };
+        let path = dest.display().to_string();
+        let event = Event::already_there(dl.file_name.clone(), path, size, sha256.to_string());
         self.download_done(id, Ok(event));
     }
 
@@ -1097,12 +1088,7 @@ impl PeerNode {
     /// like a bad chunk towards its ban, for every download it serves. The connection is
     /// closing anyway; what is left of the source then waits and reconnects with backoff.
     pub(super) fn downloads_protocol_fault(&mut self, conn: ConnId, why: &str, now: Instant) {
-        let hits: Vec<(DownloadId, usize)> = self
-            .downloads
-            .values()
-            .filter_map(|d| d.source_on(conn).map(|si| (d.id, si)))
-            .collect();
-        for (id, si) in hits {
+        for (id, si) in self.sources_on(conn) {
             let Some(dl) = self.downloads.get_mut(&id) else {
                 continue;
             };
@@ -1118,14 +1104,17 @@ impl PeerNode {
 
     /// A connection closed: downloads using it keep their progress and look for the source.
     pub(super) fn downloads_connection_lost(&mut self, conn: ConnId, why: &str, now: Instant) {
-        let hits: Vec<(DownloadId, usize)> = self
-            .downloads
-            .values()
-            .filter_map(|d| d.source_on(conn).map(|si| (d.id, si)))
-            .collect();
-        for (id, si) in hits {
+        for (id, si) in self.sources_on(conn) {
             self.source_lost(id, si, why, now);
         }
+    }
+
+    /// Every (download, source) that uses connection `conn`.
+    fn sources_on(&self, conn: ConnId) -> Vec<(DownloadId, usize)> {
+        self.downloads
+            .values()
+            .filter_map(|d| d.source_on(conn).map(|si| (d.id, si)))
+            .collect()
     }
 
     fn source_lost(&mut self, id: DownloadId, si: usize, why: &str, now: Instant) {

@@ -264,6 +264,22 @@ pub enum Weight {
 }
 
 impl Event {
+    /// The `download_done` of a file that already stood, whole and right, at `path`: nothing
+    /// was fetched.
+    pub fn already_there(file: String, path: String, size: u64, sha256: String) -> Event {
+        Event::DownloadDone {
+            file,
+            path,
+            size,
+            sha256,
+            seconds: 0.0,
+            bytes_per_sec: 0.0,
+            bytes_fetched: 0,
+            bytes_per_source: BTreeMap::new(),
+            already_there: true,
+        }
+    }
+
     /// The `type` field of the JSON form.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -657,6 +657,29 @@ impl std::fmt::Display for BatchOutput {
     }
 }
 
+/// Starts `p2p peer --name NAME ... --batch FILE EXTRA` with `commands` written to a file of
+/// its own in the peer's root, and returns it running (the test waits for or kills it).
+pub fn spawn_batch(
+    name: &str,
+    tracker: SocketAddr,
+    dirs: &PeerDirs,
+    commands: &str,
+    extra: &[&str],
+) -> Proc {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dirs.root().join(format!("batch-{name}-{n}.txt"));
+    fs::write(&path, commands).expect("write batch");
+    let mut args = vec!["--batch", path.to_str().expect("utf-8 path")];
+    args.extend_from_slice(extra);
+    let label = format!("{name} --batch {}", extra.join(" "));
+    Proc::spawn(
+        label.trim_end(),
+        peer_command(name, tracker, dirs, &args),
+        None,
+    )
+}
+
 /// Runs `p2p peer --name NAME ... --batch FILE` with `commands` written to a file in the peer's
 /// root; waits up to [`BATCH_TIMEOUT`] (kill + panic after).
 pub fn run_batch(name: &str, tracker: SocketAddr, dirs: &PeerDirs, commands: &str) -> BatchOutput {
