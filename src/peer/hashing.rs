@@ -14,6 +14,7 @@
 //! tracker lists already shares whatever hashes in a blink, while a big file never keeps it
 //! off the tracker.
 
+use super::frontend::{Progress, ProgressOf};
 use super::hash_worker::{HashWorker, JobId, Report, ScanHandle};
 use super::index::{SharedFile, SharedIndex};
 use super::node::PeerNode;
@@ -289,9 +290,8 @@ impl PeerNode {
             self.ui.event(&Event::Skipped { file, reason });
         }
         if self.is_foreground(job) && total > 0 && self.ui.draws_bars() {
-            let s = if files == 1 { "" } else { "s" };
-            self.ui
-                .start_progress(&format!("hashing {files} file{s}"), total);
+            let of = ProgressOf::Hashing { files };
+            self.ui.progress(Progress::Start { of, total });
         }
     }
 
@@ -307,11 +307,11 @@ impl PeerNode {
 
     /// Moves the bar of a foreground `rescan`, or says how far hashing is, now and then.
     fn show_hashing(&mut self, at: usize, now: Instant) {
-        let json = self.ui.options().json;
+        let json = self.ui.machine_readable();
         let scan = &mut self.hashing.scans[at];
         let (job, rescan, done) = (scan.handle.job, scan.rescan, scan.tally.done());
         if self.ui.draws_bars() && matches!(self.op, Some(Op::Rescan { job: j }) if j == job) {
-            return self.ui.set_progress(done);
+            return self.ui.progress(Progress::Done(done));
         }
         let every = if json { JSON_EVERY } else { LINE_EVERY };
         let Some(file) = scan.tally.current().map(str::to_string) else {

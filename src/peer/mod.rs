@@ -6,6 +6,7 @@ pub mod disk_jobs;
 mod exchange;
 pub mod file_hasher;
 mod find;
+pub mod frontend;
 pub mod hash_worker;
 mod hashing;
 pub mod index;
@@ -23,10 +24,12 @@ pub mod state_file;
 mod tracker_link;
 mod transfer;
 
+pub use crate::repl::event::{Event, Failure};
+pub use frontend::{Frontend, Progress, ProgressOf, Recorded, Recorder};
 pub use node::{Mode, PeerConfig, PeerNode};
 
 use crate::reactor::Reactor;
-use crate::repl::{Event, Ui, UiOptions};
+use crate::repl::{Ui, UiOptions};
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -7,6 +7,7 @@
 
 use super::disk_jobs::{DiskJobId, DiskJobs, Outcome};
 use super::exchange::{Bootstrap, Discovery};
+use super::frontend::{Frontend, Progress};
 use super::index::SharedIndex;
 use super::lan::LanConfig;
 use super::ops::Op;
@@ -15,7 +16,6 @@ use super::sessions::Session;
 use super::tracker_link::TrackerLink;
 use super::transfer::{Download, DownloadId};
 use crate::reactor::{Action, CloseReason, ConnId, ConnectTag, Control, Driver};
-use crate::repl::Ui;
 use crate::wire::{Message, PeerInfo, encode_message};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
@@ -103,7 +103,8 @@ pub struct PeerNode {
     /// The address the listener is bound to (unspecified: every address), so a `Hello` never
     /// tells a peer to call back where nobody listens (`sessions.rs`).
     pub(super) listen_ip: std::net::IpAddr,
-    pub(super) ui: Ui,
+    /// Where everything the node reports goes (`frontend.rs`).
+    pub(super) ui: Box<dyn Frontend>,
     pub(super) index: SharedIndex,
     pub(super) actions: VecDeque<Action>,
     /// The next request id (the first is 1: 0 is never issued).
@@ -148,7 +149,7 @@ impl PeerNode {
         cfg: PeerConfig,
         index: SharedIndex,
         listen_port: u16,
-        ui: Ui,
+        ui: impl Frontend + 'static,
         now: Instant,
     ) -> PeerNode {
         let tracker = TrackerLink::new(cfg.tracker, now);
@@ -158,7 +159,7 @@ impl PeerNode {
             cfg,
             listen_port,
             listen_ip: std::net::Ipv4Addr::UNSPECIFIED.into(),
-            ui,
+            ui: Box::new(ui),
             index,
             actions: VecDeque::new(),
             next_request: 1,
@@ -292,7 +293,7 @@ impl PeerNode {
         let now = Instant::now();
         self.checkpoint_all(now);
         self.save_peer_cache(now);
-        self.ui.finish_progress();
+        self.ui.progress(Progress::Finish);
         self.actions.push_back(Action::Exit(code));
     }
 
@@ -346,10 +347,8 @@ impl PeerNode {
         }
         while self.op.is_none() && !self.exiting && self.ready && self.discovery.startup_done(now) {
             let Some(ctl) = self.queue.pop_front() else {
-                if self.ui.wants_peer_names() {
-                    self.ui.known_peers(self.known.iter());
-                }
-                self.ui.prompt();
+                let mut known = self.known.iter().map(|(name, _)| name.as_str());
+                self.ui.waiting_for_input(&mut known);
                 return;
             };
             match ctl {
@@ -545,7 +544,7 @@ mod tests {
             cfg,
             SharedIndex::default(),
             4000,
-            Ui::new(false),
+            crate::peer::Recorder::new(),
             Instant::now(),
         )
     }

@@ -3,6 +3,7 @@
 //! and finishes on the answer. Every step is bounded by a deadline.
 
 use super::find::{Find, FindFor};
+use super::frontend::{Progress, ProgressOf};
 use super::node::DiskWait;
 use super::node::{ConnectPurpose, Mode, PeerNode, Purpose};
 use super::partial::Destination;
@@ -250,7 +251,7 @@ impl PeerNode {
     pub(super) fn finish_op(&mut self) {
         self.op = None;
         self.forget_op_requests();
-        self.ui.finish_progress();
+        self.ui.progress(Progress::Finish);
     }
 
     /// The command failed: say why; in a batch, stop with status 1. Downloads it started go
@@ -265,7 +266,7 @@ impl PeerNode {
         tracing::debug!("command failed ({kind:?}): {why}");
         self.op = None;
         self.forget_op_requests();
-        self.ui.finish_progress();
+        self.ui.progress(Progress::Finish);
         self.ui.error_as(kind, why);
         if matches!(self.cfg.mode, Mode::Batch { .. }) {
             self.exit(kind.exit_code());
@@ -377,11 +378,13 @@ impl PeerNode {
             return self.finish_op();
         }
         let total = ids.iter().map(|id| self.downloads[id].size()).sum();
-        let label = match ids.len() {
-            1 => printable(&self.downloads[ids.first().expect("one")].file_name),
-            n => format!("{n} downloads"),
+        let of = match ids.len() {
+            1 => ProgressOf::Download {
+                file: self.downloads[ids.first().expect("one")].file_name.clone(),
+            },
+            count => ProgressOf::Downloads { count },
         };
-        self.ui.start_progress(&label, total);
+        self.ui.progress(Progress::Start { of, total });
         self.op = Some(Op::Await { ids });
         self.show_progress();
     }

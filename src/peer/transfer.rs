@@ -10,6 +10,7 @@
 //! waits up to `--retry-for`, then pauses, partial file and record kept, until `resume`.
 
 use super::chunk_plan::{ChunkFault, ChunkPlan, ChunkState};
+use super::frontend::Progress;
 use super::manifest::Manifest;
 use super::node::{PeerNode, Pending, Purpose};
 use super::partial::{Destination, FinishError, PartialFile};
@@ -1428,8 +1429,8 @@ impl PeerNode {
             .filter_map(|id| self.downloads.get(id))
             .map(|d| d.active_sources())
             .sum();
-        self.ui.set_sources(sources);
-        self.ui.set_progress(done);
+        self.ui.progress(Progress::Sources(sources));
+        self.ui.progress(Progress::Done(done));
     }
 
     /// Says which downloads are unfinished, if any: at start-up (left by an earlier run), and

@@ -6,6 +6,8 @@
 
 use super::event::{Event, Failure, Weight};
 use super::screen::{self, Stream};
+use crate::names::printable;
+use crate::peer::{Frontend, Progress as Update, ProgressOf};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
@@ -179,13 +181,13 @@ impl Ui {
         self.editor.is_some() && self.opts.interactive && !self.prompt_shown
     }
 
-    /// The peers this node knows now (name and whatever is known about it), for completion.
-    pub fn known_peers<'a, T>(&mut self, peers: impl IntoIterator<Item = (&'a String, T)>) {
+    /// The peers this node knows now, for completion.
+    pub fn known_peers<'a>(&mut self, peers: impl IntoIterator<Item = &'a str>) {
         if let Some(editor) = &self.editor {
             let mut c = editor.completions.lock().unwrap_or_else(|e| e.into_inner());
-            for (name, _) in peers {
-                if !c.peers.contains(name) {
-                    c.peers.push(name.clone());
+            for name in peers {
+                if !c.peers.iter().any(|p| p == name) {
+                    c.peers.push(name.to_string());
                 }
             }
         }
@@ -352,6 +354,52 @@ impl Ui {
         {
             screen::set_bar(None);
             bar.finish_and_clear();
+        }
+    }
+}
+
+impl Frontend for Ui {
+    fn event(&mut self, event: &Event) {
+        Ui::event(self, event);
+    }
+
+    fn progress(&mut self, progress: Update) {
+        match progress {
+            Update::Start { of, total } => self.start_progress(&progress_label(&of), total),
+            Update::Sources(n) => self.set_sources(n),
+            Update::Done(done) => self.set_progress(done),
+            Update::Finish => self.finish_progress(),
+        }
+    }
+
+    fn draws_bars(&self) -> bool {
+        Ui::draws_bars(self)
+    }
+
+    fn machine_readable(&self) -> bool {
+        self.opts.json
+    }
+
+    fn waiting_for_input(&mut self, known: &mut dyn Iterator<Item = &str>) {
+        if self.wants_peer_names() {
+            self.known_peers(known);
+        }
+        self.prompt();
+    }
+
+    fn input_taken(&mut self) {
+        Ui::input_taken(self);
+    }
+}
+
+/// The label of a bar (and the `file` of JSON `progress` events).
+fn progress_label(of: &ProgressOf) -> String {
+    match of {
+        ProgressOf::Download { file } => printable(file),
+        ProgressOf::Downloads { count } => format!("{count} downloads"),
+        ProgressOf::Hashing { files } => {
+            let s = if *files == 1 { "" } else { "s" };
+            format!("hashing {files} file{s}")
         }
     }
 }
