@@ -7,7 +7,7 @@
 
 use crate::peer::index::SharedIndex;
 use crate::peer::{Mode, PeerConfig, PeerNode};
-use crate::reactor::{Control, ControlSender, Reactor};
+use crate::reactor::{Control, ControlSender, Reactor, Signal};
 use crate::repl::screen::{self, Stream};
 use crate::repl::ui::human_bytes;
 use crate::repl::{Event, Ui, UiOptions};
@@ -95,9 +95,9 @@ fn run_inner(size: u64) -> io::Result<i32> {
     let carol_status = carol.join();
 
     for peer in [&alice, &bob] {
-        peer.control.send(Control::Shutdown);
+        peer.control.send(Control::Shutdown(Signal::Terminate));
     }
-    tracker.control.send(Control::Shutdown);
+    tracker.control.send(Control::Shutdown(Signal::Terminate));
     let _ = alice.join();
     let _ = bob.join();
     let _ = tracker.join();

@@ -104,7 +104,6 @@ fn run_inner(
         .listen(listen)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}")))?;
     reactor.catch_signals()?;
-    crate::repl::input::catch_interrupts();
     tracing::debug!(
         "peer {} listening on {bound}; tracker {}, shared {}, downloads {}",
         cfg.name,

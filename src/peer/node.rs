@@ -15,7 +15,7 @@ use super::peer_table::{Failed, PeerTable};
 use super::sessions::Session;
 use super::tracker_link::TrackerLink;
 use super::transfer::{Download, DownloadId};
-use crate::reactor::{Action, CloseReason, ConnId, ConnectTag, Control, Driver};
+use crate::reactor::{Action, CloseReason, ConnId, ConnectTag, Control, Driver, Signal};
 use crate::wire::{Message, PeerInfo, encode_message};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
@@ -354,7 +354,7 @@ impl PeerNode {
             match ctl {
                 Control::Line(line) => self.start_command(&line, now),
                 Control::EndOfInput => self.input_ended(),
-                Control::Shutdown => self.exit(0),
+                Control::Shutdown(_) => self.exit(0),
                 Control::Work => {
                     self.hashing_reports(now);
                     self.disk_reports(now);
@@ -443,11 +443,10 @@ impl Driver for PeerNode {
     fn handle_control(&mut self, ctl: Control, now: Instant) {
         match ctl {
             // A signal does not wait behind queued commands.
-            Control::Shutdown => {
+            Control::Shutdown(signal) => {
                 // Ctrl-C (SIGINT, not SIGTERM) in the REPL stops the foreground command, not
                 // the peer; a download it waited for stays resumable.
-                let ctrl_c = crate::repl::input::take_interrupt();
-                if ctrl_c
+                if signal == Signal::Interrupt
                     && self.cfg.mode == Mode::Repl
                     && (self.interrupt_foreground(now) || self.interrupt_hashing())
                 {

@@ -29,24 +29,3 @@ pub fn spawn_line_reader(input: impl Read + Send + 'static, to_loop: ControlSend
         })
         .expect("spawning the input thread");
 }
-
-/// Set by SIGINT (Ctrl-C), next to the reactor's own handler that turns SIGINT and SIGTERM
-/// alike into `Control::Shutdown`: the flag tells the two apart, so Ctrl-C in the REPL can stop
-/// the foreground command instead of the peer.
-static INTERRUPTED: std::sync::OnceLock<std::sync::Arc<std::sync::atomic::AtomicBool>> =
-    std::sync::OnceLock::new();
-
-/// Starts noting SIGINTs (call once, after the reactor catches its signals).
-pub fn catch_interrupts() {
-    let flag = INTERRUPTED.get_or_init(Default::default).clone();
-    if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGINT, flag) {
-        tracing::warn!("cannot tell Ctrl-C from SIGTERM: {e}");
-    }
-}
-
-/// Whether a SIGINT arrived since the last call (the `Shutdown` being handled came from Ctrl-C).
-pub fn take_interrupt() -> bool {
-    INTERRUPTED
-        .get()
-        .is_some_and(|f| f.swap(false, std::sync::atomic::Ordering::SeqCst))
-}
