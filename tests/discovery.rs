@@ -156,59 +156,8 @@ fn batch_peer_that_finished_disappears_from_peers() {
     );
 }
 
-/// A second peer with a live peer's name is refused (serve mode and batch mode) but does not
-/// exit: it warns, goes on without a registration, and takes the name once the first one is
-/// gone. (Before issue 11 it exited with status 1.)
-#[test]
-fn taken_name_is_refused_then_freed() {
-    let tracker = Tracker::start();
-    let mut alice = Peer::serve("Alice", tracker.addr, &[]);
-
-    // --serve: keeps serving, says why it is not registered.
-    let dirs = PeerDirs::new();
-    let mut second = Proc::spawn(
-        "second Alice --serve",
-        peer_command("Alice", tracker.addr, &dirs, &["--serve"]),
-        None,
-    );
-    expect_listening(&mut second, "Alice");
-    let deadline = Instant::now() + STARTUP;
-    while !second.stderr_text().contains("refused the name 'Alice'") {
-        assert!(
-            Instant::now() < deadline && second.is_running(),
-            "second Alice --serve: no refusal warning\n{}",
-            second.diagnostics()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let stderr = second.stderr_text();
-    assert!(
-        stderr.contains("warning:") && stderr.to_lowercase().contains("taken"),
-        "stderr should be `warning: ... taken ...`\n{}",
-        second.diagnostics()
-    );
-
-    // --batch: the same; the batch runs to its end. (It lasts 3 s, so the refusal arrives
-    // while it runs whether or not the peer waits for its registration before starting.)
-    let other = PeerDirs::new();
-    let out = run_batch("Alice", tracker.addr, &other, "sleep 3\n");
-    out.assert_success();
-    assert!(out.stderr.contains("warning:"), "{out}");
-    assert!(out.stderr.to_lowercase().contains("taken"), "{out}");
-
-    // The first Alice is unharmed.
-    assert!(alice.proc.is_running(), "{}", alice.proc.diagnostics());
-    let bob = PeerDirs::new();
-    run_batch("Bob", tracker.addr, &bob, "wait-peer Alice 10\n").assert_success();
-
-    // Once she is gone, the second Alice gets the name by herself.
-    alice.proc.signal(libc::SIGTERM);
-    alice.proc.wait_exit(EXIT_TIMEOUT);
-    second.wait_line("`registered with tracker`", Duration::from_secs(15), |l| {
-        l.starts_with("registered with tracker")
-    });
-    assert!(second.is_running(), "{}", second.diagnostics());
-}
+// `taken_name_is_refused_then_freed` moved to the in-memory harness
+// (src/sim/tests/tracker_link.rs): the name's retries run there in fake time.
 
 #[test]
 fn wait_peer_times_out_for_a_name_never_seen() {

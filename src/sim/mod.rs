@@ -232,6 +232,8 @@ struct Node {
     parked: VecDeque<Input>,
     /// Every event the node reported, with the fake time since the start.
     events: Vec<(Duration, Event)>,
+    /// How far `wait_event` has read `events`.
+    read: usize,
     /// A tracker's log lines, with the fake time.
     log: Vec<(Duration, String)>,
     /// The reactor's idle timeout for accepted connections.
@@ -283,6 +285,23 @@ enum Input {
         reason: CloseReason,
     },
     Control(Control),
+}
+
+impl Input {
+    /// For `SIM_TRACE=1`: one line per input.
+    fn describe(&self) -> String {
+        match self {
+            Input::Frame { conn, body } => match crate::wire::decode_message(body) {
+                Ok(m) => format!("frame on {}: {m:?}", conn.index),
+                Err(e) => format!("frame on {}: undecodable ({e})", conn.index),
+            },
+            Input::Accepted { conn, remote } => format!("accepted {} from {remote}", conn.index),
+            Input::Connected { conn, tag, .. } => format!("connected {} ({tag:?})", conn.index),
+            Input::ConnectFailed { tag, error } => format!("connect {tag:?} failed: {error}"),
+            Input::Closed { conn, reason } => format!("closed {}: {reason}", conn.index),
+            Input::Control(c) => format!("{c:?}"),
+        }
+    }
 }
 
 /// One end of a connection, as seen from the node that holds it.
@@ -392,6 +411,7 @@ impl Sim {
             next_conn: 0,
             parked: VecDeque::new(),
             events: Vec::new(),
+            read: 0,
             log: Vec::new(),
             idle,
             dirty: true,
@@ -657,15 +677,16 @@ impl Sim {
         self.exit_code(node).expect("exited")
     }
 
-    /// Runs until `node` reports an event matching `pred` (one not seen before `from`
-    /// events); returns the event's index and fake time. Panics after `limit`.
+    /// Runs until `node` reports an event matching `pred`, looking past the last event an
+    /// earlier `wait_event` returned (like reading a process's output line by line); returns
+    /// the event's index and fake time. Panics after `limit`.
     pub fn wait_event(
         &mut self,
         node: NodeId,
         limit: Duration,
         pred: impl Fn(&Event) -> bool,
     ) -> (usize, Duration) {
-        let from = self.nodes[node].events.len();
+        let from = self.nodes[node].read;
         let found = |s: &Sim| {
             s.nodes[node].events[from..]
                 .iter()
@@ -680,6 +701,7 @@ impl Sim {
             );
         }
         let i = found(self).expect("found");
+        self.nodes[node].read = i + 1;
         (i, self.nodes[node].events[i].0)
     }
 
@@ -717,6 +739,9 @@ impl Sim {
                 }
                 if let Some(d) = node.driver() {
                     d.handle_timeout(now);
+                }
+                if std::env::var_os("SIM_TRACE").is_some() {
+                    eprintln!("{:>12?} {} <- timeout", now - self.t0, self.nodes[n].name);
                 }
                 self.drain(n);
             }
@@ -853,6 +878,14 @@ impl Sim {
             && end.idle_since.is_some()
         {
             end.idle_since = Some(now);
+        }
+        if std::env::var_os("SIM_TRACE").is_some() {
+            eprintln!(
+                "{:>12?} {} <- {}",
+                self.elapsed(),
+                self.nodes[n].name,
+                input.describe()
+            );
         }
         let node = &mut self.nodes[n];
         node.dirty = true;

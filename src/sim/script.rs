@@ -108,6 +108,12 @@ impl<F: FnMut(&mut Io, Seen)> Script<F> {
         }
     }
 
+    /// A first [`Seen::Timeout`] at `at` (to start something of its own: connect, register).
+    pub fn waking_at(mut self, at: Instant) -> Script<F> {
+        self.io.wake = Some(at);
+        self
+    }
+
     fn call(&mut self, now: Instant, seen: Seen) {
         self.io.now = Some(now);
         (self.f)(&mut self.io, seen);
@@ -367,9 +373,7 @@ impl FakePeer {
             }
         });
         // The first timeout (at once) connects to the tracker.
-        let mut driver = driver;
-        driver.io.wake = Some(now);
-        (handles, Box::new(driver))
+        (handles, Box::new(driver.waking_at(now)))
     }
 
     /// Events so far.

@@ -3,3 +3,4 @@
 //! which process test it came from.
 
 mod harness;
+mod tracker_link;
