@@ -233,11 +233,14 @@ fn huge_file_bad_manifest_and_long_chunk_are_refused_and_the_downloader_carries_
 }
 
 /// Fake hangs up after every chunk it sends. The download reconnects each time, checks the
-/// manifest again, and completes byte-identical (resumable downloads).
+/// manifest again, and completes byte-identical (resumable downloads). Over real TCP, so a
+/// hang-up with requests unread can reach Bob as a reset; the 7-chunk version with its
+/// reconnect timing runs in the in-memory harness (src/sim/tests/downloads.rs), this one is
+/// slimmed to 3 chunks.
 #[test]
 fn a_peer_that_disconnects_after_every_chunk_still_delivers_the_file() {
     let tracker = Tracker::start();
-    let content = pseudo_random(6 * CHUNK + 1234, 6);
+    let content = pseudo_random(2 * CHUNK + 1234, 6);
     let mut script = Script::default();
     let sha = script.share("flaky.bin", &content);
     let honest = honest_chunks(HashMap::from([(sha, content.clone())]));
@@ -262,7 +265,7 @@ fn a_peer_that_disconnects_after_every_chunk_still_delivers_the_file() {
         .filter(|e| matches!(e, FakeEvent::ClosedByUs(_)))
         .count();
     assert!(
-        hangups >= 7,
+        hangups >= 3,
         "only {hangups} hang-ups: the test did not test much"
     );
 }

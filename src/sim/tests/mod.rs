@@ -2,5 +2,6 @@
 //! reconnects, silent trackers, peer exchange, names refused) in fake time. Each test says
 //! which process test it came from.
 
+mod downloads;
 mod harness;
 mod tracker_link;
