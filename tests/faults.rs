@@ -1,10 +1,10 @@
 //! The faults a crash-and-fault campaign found (issue 11), each replayed against the real
-//! binary: a partial file longer than the file it becomes, a seeder at its connection cap, and disk failures injected with an `LD_PRELOAD` shim
-//! (tests/faults_support/shim.c, built here with the system C compiler): a failed final fsync
-//! or link, a failed checkpoint, a write that fails, too little free space. Whatever fails, a
-//! file under its final name is only ever the exact bytes that were shared. (The source frozen
-//! past its handshake and the sources sending broken frames run in the in-memory harness,
-//! src/sim/tests/downloads.rs.)
+//! binary: a partial file longer than the file it becomes, a seeder at its connection cap,
+//! and disk failures injected with an `LD_PRELOAD` shim (tests/faults_support/shim.c, built
+//! here with the system C compiler): a failed final fsync or link, a failed checkpoint, a
+//! write that fails, too little free space. Whatever fails, a file under its final name is
+//! only ever the exact bytes that were shared. (The source frozen past its handshake and the
+//! sources sending broken frames run in the in-memory harness, src/sim/tests/downloads.rs.)
 
 mod common;
 
