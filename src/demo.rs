@@ -5,12 +5,13 @@
 //! terminal), and sends Alice a message. The demo then checks Carol's copy against the original
 //! byte for byte, says what happened, stops everything and removes the folder.
 
+use crate::peer::Event;
 use crate::peer::index::SharedIndex;
 use crate::peer::{Mode, PeerConfig, PeerNode};
 use crate::reactor::{Control, ControlSender, Reactor, Signal};
 use crate::repl::screen::{self, Stream};
 use crate::repl::ui::human_bytes;
-use crate::repl::{Event, Ui, UiOptions};
+use crate::repl::{Ui, UiOptions};
 use sha2::{Digest, Sha256};
 use std::io;
 use std::net::SocketAddr;
@@ -279,6 +280,7 @@ fn start_peer(
             rate_limits: Default::default(),
         };
         let mut node = PeerNode::new(cfg, index, addr.port(), ui, Instant::now());
+        node.set_parser(crate::repl::parse);
         // Scanned above already; the worker is for `rescan`.
         node.start_hashing(
             crate::peer::hash_worker_for(reactor)?,

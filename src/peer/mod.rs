@@ -2,7 +2,9 @@
 //! the tracker. `node.rs` is the state machine the reactor drives; `run` wires it to the world.
 
 pub mod chunk_plan;
+pub mod command;
 pub mod disk_jobs;
+pub mod event;
 mod exchange;
 pub mod file_hasher;
 mod find;
@@ -24,12 +26,14 @@ pub mod state_file;
 mod tracker_link;
 mod transfer;
 
-pub use crate::repl::event::{Event, Failure};
+pub use command::{Command, LimitKind, Parser};
+pub use event::{Event, Failure};
 pub use frontend::{Frontend, Progress, ProgressOf, Recorded, Recorder};
 pub use node::{Mode, PeerConfig, PeerNode};
 
 use crate::reactor::Reactor;
 use crate::repl::{Ui, UiOptions};
+use event::{Notice, Warning};
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -118,16 +122,17 @@ fn run_inner(
     if let Some(lan) = &mut cfg.lan
         && let Some(why) = crate::peer::lan::fit_to_listener(lan, bound)
     {
-        ui.notice(&format!("LAN announcements are off: {why}"));
+        ui.event(&Event::Notice(Notice::LanAnnouncementsOff { why }));
     }
     if let Some(lan) = &cfg.lan {
         let joined = crate::reactor::multicast_socket(lan.group, lan.iface)
             .and_then(|socket| reactor.add_udp(socket));
         if let Err(e) = joined {
-            ui.warn(&format!(
-                "LAN discovery is off: cannot join {} on {}: {e}",
-                lan.group, lan.iface
-            ));
+            ui.event(&Event::Warning(Warning::LanUnavailable {
+                group: lan.group.to_string(),
+                iface: lan.iface.to_string(),
+                error: e.to_string(),
+            }));
             cfg.lan = None;
         }
     }
@@ -157,10 +162,11 @@ fn run_inner(
         }
     }
     if cfg.mode == Mode::Repl {
-        ui.notice("type help for the commands");
+        ui.event(&Event::Notice(Notice::TypeHelp));
     }
     let now = Instant::now();
     let mut node = PeerNode::new(cfg, index::SharedIndex::default(), bound.port(), ui, now);
+    node.set_parser(crate::repl::parse);
     node.start_hashing(worker, true, now);
     node.set_disk_jobs(disk_jobs_for(&reactor));
     node.set_listen_ip(bound.ip());

@@ -5,7 +5,9 @@
 //! handshake, answering requests), `ops.rs` (the user's commands), `transfer.rs` (downloads).
 //! This file holds the state they share and the dispatch.
 
+use super::command::{Command, LimitKind, Parser};
 use super::disk_jobs::{DiskJobId, DiskJobs, Outcome};
+use super::event::{Event, Failure, Notice, Problem};
 use super::exchange::{Bootstrap, Discovery};
 use super::frontend::{Frontend, Progress};
 use super::index::SharedIndex;
@@ -121,7 +123,9 @@ pub struct PeerNode {
     /// Peer exchange, `--peer`/`connect`, the peer cache, LAN (`exchange.rs`, `lan.rs`).
     pub(super) discovery: Discovery,
     /// Input waiting for the current command to finish.
-    pub(super) queue: VecDeque<Control>,
+    queue: VecDeque<Input>,
+    /// Makes commands of input lines (the front end's, `set_parser`).
+    parse: Parser,
     pub(super) op: Option<Op>,
     pub(super) downloads: BTreeMap<DownloadId, Download>,
     /// Commands wait until the first contact with the tracker has succeeded or failed, so a
@@ -139,6 +143,15 @@ pub struct PeerNode {
     /// `--resume-on-start`, done at the first tick: by then the disk jobs run on their threads,
     /// so checking big partial files never holds up the start.
     resume_at_start: bool,
+}
+
+/// Input that waits its turn: commands run one at a time, after start-up.
+#[derive(Debug)]
+enum Input {
+    Line(String),
+    Command(Command),
+    /// Ctrl-D, or the end of the batch.
+    Ended,
 }
 
 /// Longest wait for the tracker before commands run anyway.
@@ -172,6 +185,7 @@ impl PeerNode {
             known,
             discovery: Discovery::new(cache_path, now),
             queue: VecDeque::new(),
+            parse: super::command::no_parser,
             op: None,
             downloads: BTreeMap::new(),
             ready: false,
@@ -223,8 +237,7 @@ impl PeerNode {
     }
 
     /// `limit`: sets one rate limit (the reactor applies it at once), then shows them all.
-    pub(super) fn limit(&mut self, set: Option<(crate::repl::command::LimitKind, Option<u64>)>) {
-        use crate::repl::command::LimitKind;
+    pub(super) fn limit(&mut self, set: Option<(LimitKind, Option<u64>)>) {
         if let Some((kind, rate)) = set {
             let l = &mut self.cfg.rate_limits;
             match kind {
@@ -237,7 +250,7 @@ impl PeerNode {
             self.actions.push_back(Action::SetRateLimits(limits));
         }
         let l = self.cfg.rate_limits;
-        self.ui.event(&crate::repl::Event::Limits {
+        self.ui.event(&Event::Limits {
             down: l.down,
             up: l.up,
             down_per_peer: l.down_per_peer,
@@ -310,6 +323,19 @@ impl PeerNode {
             .tracker_snapshot(&peers, now, |n| connected.contains(n));
     }
 
+    /// Makes commands of input lines with `parse` (the front end's). Without one, every line
+    /// fails.
+    pub fn set_parser(&mut self, parse: Parser) {
+        self.parse = parse;
+    }
+
+    /// Runs `cmd` when its turn comes, like a line of input: after the command before it and
+    /// once start-up is done.
+    pub fn handle_command(&mut self, cmd: Command, now: Instant) {
+        self.queue.push_back(Input::Command(cmd));
+        self.take_input(now);
+    }
+
     /// The listener is bound to `ip` only (default: every address).
     pub fn set_listen_ip(&mut self, ip: std::net::IpAddr) {
         self.listen_ip = ip;
@@ -346,19 +372,19 @@ impl PeerNode {
             self.disk_reports(now);
         }
         while self.op.is_none() && !self.exiting && self.ready && self.discovery.startup_done(now) {
-            let Some(ctl) = self.queue.pop_front() else {
+            let Some(input) = self.queue.pop_front() else {
                 let mut known = self.known.iter().map(|(name, _)| name.as_str());
                 self.ui.waiting_for_input(&mut known);
                 return;
             };
-            match ctl {
-                Control::Line(line) => self.start_command(&line, now),
-                Control::EndOfInput => self.input_ended(),
-                Control::Shutdown(_) => self.exit(0),
-                Control::Work => {
-                    self.hashing_reports(now);
-                    self.disk_reports(now);
-                }
+            match input {
+                Input::Line(line) => match (self.parse)(&line) {
+                    Ok(Some(cmd)) => self.start_command(cmd, now),
+                    Ok(None) => {}
+                    Err(e) => self.fail_op(Problem::Input(e)),
+                },
+                Input::Command(cmd) => self.start_command(cmd, now),
+                Input::Ended => self.input_ended(),
             }
         }
     }
@@ -368,7 +394,7 @@ impl PeerNode {
             Mode::Repl | Mode::Batch { then_serve: false } => self.exit(0),
             Mode::Batch { then_serve: true } => {
                 self.cfg.mode = Mode::Serve;
-                self.ui.notice("batch finished; serving until interrupted");
+                self.ui.event(&Event::Notice(Notice::BatchFinished));
             }
             Mode::Serve => {}
         }
@@ -403,13 +429,18 @@ impl Driver for PeerNode {
         match self.connecting.remove(&tag) {
             Some(ConnectPurpose::Tracker) => self.tracker_lost(&error.to_string(), now),
             Some(ConnectPurpose::Peer { name, addr }) => {
-                let why = format!("cannot reach {name} at {addr}: {error}");
                 if let Failed::Switched(next) = self.known.failed(&name, now) {
                     // Another address it is known by: try that before anyone gives up.
-                    tracing::info!("{why}; trying {next}");
+                    tracing::info!("cannot reach {name} at {addr}: {error}; trying {next}");
                     self.peer_reach_again(&name, now);
                 } else {
-                    self.peer_unreachable(&name, &why, now);
+                    let error = error.to_string();
+                    let why = Problem::CannotReach {
+                        peer: name.clone(),
+                        addr,
+                        error,
+                    };
+                    self.peer_unreachable(&name, why, now);
                     self.downloads_peer_unreachable(&name, now);
                 }
             }
@@ -454,14 +485,15 @@ impl Driver for PeerNode {
                     && self.op.is_some()
                 {
                     if self.op_download_ids().is_empty() {
-                        let kind = crate::repl::Failure::Failed;
-                        self.ui.error_as(kind, "interrupted");
+                        let kind = Failure::Failed;
+                        let problem = Problem::Interrupted;
+                        self.ui.event(&Event::Error { kind, problem });
                         self.exit(kind.exit_code());
                     } else {
                         // Paused like Ctrl-C in the REPL, so the error says how far each
                         // download got and how to go on; the batch then ends with status 5.
                         self.interrupt_foreground(now);
-                        self.exit(crate::repl::Failure::Unfinished.exit_code());
+                        self.exit(Failure::Unfinished.exit_code());
                     }
                 } else {
                     self.exit(0);
@@ -472,11 +504,13 @@ impl Driver for PeerNode {
                 self.hashing_reports(now);
                 self.disk_reports(now);
             }
-            Control::Line(_) if self.cfg.mode == Mode::Repl => {
-                self.ui.input_taken();
-                self.queue.push_back(ctl);
+            Control::Line(line) => {
+                if self.cfg.mode == Mode::Repl {
+                    self.ui.input_taken();
+                }
+                self.queue.push_back(Input::Line(line));
             }
-            other => self.queue.push_back(other),
+            Control::EndOfInput => self.queue.push_back(Input::Ended),
         }
         self.take_input(now);
     }

@@ -2,6 +2,8 @@
 //! peer first reaches it (asking the tracker for its address if needed), then sends its request
 //! and finishes on the answer. Every step is bounded by a deadline.
 
+use super::command::Command;
+use super::event::{Event, Failure, FileEntry, Info, Notice, Problem, Warning};
 use super::find::{Find, FindFor};
 use super::frontend::{Progress, ProgressOf};
 use super::node::DiskWait;
@@ -9,10 +11,8 @@ use super::node::{ConnectPurpose, Mode, PeerNode, Purpose};
 use super::partial::Destination;
 use super::sessions::MAX_CHAT_LEN;
 use super::transfer::DownloadId;
-use crate::names::{check_file_name, printable};
+use crate::names::check_file_name;
 use crate::reactor::ConnId;
-use crate::repl::command::{Command, help_for, help_text};
-use crate::repl::event::{Event, Failure, FileEntry};
 use crate::wire::Sha256;
 use crate::wire::{FileInfo, Message};
 use std::collections::BTreeSet;
@@ -143,12 +143,7 @@ impl Op {
 }
 
 impl PeerNode {
-    pub(super) fn start_command(&mut self, line: &str, now: Instant) {
-        let cmd = match crate::repl::parse(line) {
-            Ok(Some(cmd)) => cmd,
-            Ok(None) => return,
-            Err(e) => return self.fail_op(&e),
-        };
+    pub(super) fn start_command(&mut self, cmd: Command, now: Instant) {
         tracing::debug!("command {cmd:?}");
         let deadline = now + STEP_TIMEOUT;
         let reaching = Step::Reaching { refreshed: false };
@@ -168,13 +163,14 @@ impl PeerNode {
                     deadline,
                 })
             }
-            Command::Get { peer, file } => {
-                let pinned =
-                    peer.filter(|p| self.known.contains_key(p) || self.ready_session(p).is_some());
-                match pinned {
-                    Some(peer) => {
+            Command::Get { peer, file, query } => {
+                let pinned = peer
+                    .as_ref()
+                    .is_some_and(|p| self.known.contains_key(p) || self.ready_session(p).is_some());
+                match peer {
+                    Some(peer) if pinned => {
                         if let Err(e) = check_file_name(&file) {
-                            return self.fail_op(&e);
+                            return self.fail_op(e.into());
                         }
                         self.op = Some(Op::Get {
                             peer,
@@ -184,19 +180,21 @@ impl PeerNode {
                             swarm: None,
                         })
                     }
-                    None => {
-                        let query = crate::repl::command::get_query(line).unwrap_or(file);
-                        return self.start_find(query, FindFor::Get, now);
+                    // No peer of that name yet: look for the whole argument; the peer list may
+                    // name it still (`find.rs`).
+                    peer => {
+                        let named = peer.map(|peer| (peer, file));
+                        return self.start_find(query, FindFor::Get, named, now);
                     }
                 }
             }
-            Command::Search { text } => return self.start_find(text, FindFor::Search, now),
+            Command::Search { text } => return self.start_find(text, FindFor::Search, None, now),
             Command::Msg { peer, text } => {
                 if text.len() > MAX_CHAT_LEN {
-                    return self.fail_op(&format!(
-                        "message is {} bytes; the limit is {MAX_CHAT_LEN}",
-                        text.len()
-                    ));
+                    return self.fail_op(Problem::MessageTooLong {
+                        bytes: text.len(),
+                        limit: MAX_CHAT_LEN,
+                    });
                 }
                 self.op = Some(Op::Msg {
                     peer,
@@ -207,11 +205,7 @@ impl PeerNode {
             }
             Command::Shared => self.print_shared(),
             Command::Rescan => self.start_rescan(now),
-            Command::Help { topic: None } => self.ui.line(&help_text()),
-            Command::Help { topic: Some(name) } => match help_for(&name) {
-                Ok(text) => self.ui.line(&text),
-                Err(e) => self.fail_op(&e),
-            },
+            Command::Help { topic } => self.ui.event(&Event::Info(Info::Help { topic })),
             Command::Quit => {
                 self.announce_unfinished(true);
                 self.exit(0)
@@ -227,14 +221,14 @@ impl PeerNode {
             Command::Downloads => {
                 let (downloads, bad) = self.describe_downloads();
                 self.ui.event(&Event::Downloads { downloads });
-                for line in bad {
-                    self.ui.warn(&line);
+                for warning in bad {
+                    self.ui.event(&Event::Warning(warning));
                 }
             }
             Command::Resume { file } => self.start_resume(file, now),
             Command::Cancel { file } => match self.cancel_download(&file) {
                 Ok(()) => self.ui.event(&Event::Cancelled { file }),
-                Err(e) => self.fail_op(&e),
+                Err(e) => self.fail_op(e.into()),
             },
             Command::Connect { addr } => self.start_connect(&addr, now),
             Command::Limit { set } => self.limit(set),
@@ -256,18 +250,18 @@ impl PeerNode {
 
     /// The command failed: say why; in a batch, stop with status 1. Downloads it started go
     /// on in the background (or stay paused, resumable).
-    pub(super) fn fail_op(&mut self, why: &str) {
+    pub(super) fn fail_op(&mut self, why: Problem) {
         self.fail_op_as(Failure::Failed, why);
     }
 
     /// The command failed in a way scripts can tell apart: in a batch, the exit status is
     /// `kind`'s (README, "Exit status").
-    pub(super) fn fail_op_as(&mut self, kind: Failure, why: &str) {
-        tracing::debug!("command failed ({kind:?}): {why}");
+    pub(super) fn fail_op_as(&mut self, kind: Failure, problem: Problem) {
+        tracing::debug!("command failed ({kind:?}): {problem:?}");
         self.op = None;
         self.forget_op_requests();
         self.ui.progress(Progress::Finish);
-        self.ui.error_as(kind, why);
+        self.ui.event(&Event::Error { kind, problem });
         if matches!(self.cfg.mode, Mode::Batch { .. }) {
             self.exit(kind.exit_code());
         }
@@ -284,18 +278,18 @@ impl PeerNode {
                     self.pause_interrupted(id, now);
                 }
                 if self.op.is_some() {
-                    self.fail_op_as(Failure::Unfinished, "interrupted");
+                    self.fail_op_as(Failure::Unfinished, Problem::Interrupted);
                 }
                 true
             }
             Some(Op::Rescan { job }) => {
                 let job = *job;
                 self.cancel_scan(job);
-                self.fail_op("interrupted");
+                self.fail_op(Problem::Interrupted);
                 true
             }
             Some(_) => {
-                self.fail_op("interrupted");
+                self.fail_op(Problem::Interrupted);
                 true
             }
         }
@@ -310,10 +304,10 @@ impl PeerNode {
         now: Instant,
     ) {
         if let Err(e) = check_file_name(&name) {
-            return self.fail_op(&e);
+            return self.fail_op(e.into());
         }
         let Some(first) = sources.first().cloned() else {
-            return self.fail_op("no source");
+            return self.fail_op(Problem::NoSource);
         };
         self.op = Some(Op::Get {
             peer: first,
@@ -347,7 +341,7 @@ impl PeerNode {
                     }
                 }
                 if names.is_empty() {
-                    self.ui.line("no unfinished downloads");
+                    self.ui.event(&Event::Info(Info::NoUnfinishedDownloads));
                     return;
                 }
                 names
@@ -361,8 +355,10 @@ impl PeerNode {
                     ids.insert(id);
                 }
                 Ok(None) => {}
-                Err(e) if single => return self.fail_op(&e),
-                Err(e) => self.ui.warn(&e),
+                Err(e) if single => return self.fail_op(e.into()),
+                Err(e) => self
+                    .ui
+                    .event(&Event::Warning(Warning::NotResumed(e.into()))),
             }
         }
         self.await_downloads(ids);
@@ -402,7 +398,7 @@ impl PeerNode {
     pub(super) fn download_done(
         &mut self,
         id: DownloadId,
-        result: Result<Event, (Failure, String)>,
+        result: Result<Event, (Failure, Problem)>,
     ) {
         let awaited = match &mut self.op {
             Some(Op::Await { ids }) => ids.remove(&id),
@@ -415,8 +411,8 @@ impl PeerNode {
                 }
                 self.ui.event(&event);
             }
-            Err((kind, why)) if awaited => self.fail_op_as(kind, &why),
-            Err((kind, why)) => self.ui.error_as(kind, &why),
+            Err((kind, problem)) if awaited => self.fail_op_as(kind, problem),
+            Err((kind, problem)) => self.ui.event(&Event::Error { kind, problem }),
         }
     }
 
@@ -430,8 +426,7 @@ impl PeerNode {
             return;
         };
         if ids.remove(&id) {
-            self.ui
-                .notice("the download goes on in the background; `downloads` shows it");
+            self.ui.event(&Event::Notice(Notice::InBackground));
             if ids.is_empty() {
                 self.finish_op();
             }
@@ -453,7 +448,7 @@ impl PeerNode {
             *refreshed = refreshed_now;
         }
         match reached {
-            Err(e) => self.fail_op_as(Failure::Unreachable, &e),
+            Err(e) => self.fail_op_as(Failure::Unreachable, e),
             Ok(None) => {}
             Ok(Some(conn)) => self.ask(conn, now),
         }
@@ -464,9 +459,10 @@ impl PeerNode {
         &mut self,
         name: &str,
         refreshed: &mut bool,
-    ) -> Result<Option<ConnId>, String> {
+    ) -> Result<Option<ConnId>, Problem> {
         if name == self.cfg.name {
-            return Err(format!("'{name}' is this peer"));
+            let name = name.to_string();
+            return Err(Problem::IsThisPeer { name });
         }
         if let Some(conn) = self.ready_session(name) {
             return Ok(Some(conn));
@@ -487,15 +483,12 @@ impl PeerNode {
         if self.tracker.list_in_flight {
             return Ok(None);
         }
-        let mut hint = match crate::names::closest(name, self.known.iter().map(|(n, _)| n.as_str()))
-        {
-            Some(near) => format!("; did you mean {near}?"),
-            None => String::new(),
-        };
-        if self.tracker.up().is_none() {
-            hint.push_str(" (the tracker is unreachable)");
-        }
-        Err(format!("unknown peer '{}'{hint}", printable(name)))
+        let near = crate::names::closest(name, self.known.iter().map(|(n, _)| n.as_str()));
+        Err(Problem::UnknownPeer {
+            name: name.to_string(),
+            near: near.map(str::to_string),
+            tracker_unreachable: self.tracker.up().is_none(),
+        })
     }
 
     /// `get`: asks `conn` for the manifest of `info` (nothing stands in the way at home).
@@ -533,7 +526,7 @@ impl PeerNode {
             unreachable!("matched just above");
         };
         match result {
-            Err(e) => self.fail_op(&e),
+            Err(e) => self.fail_op(e.into()),
             Ok(Destination::AlreadyThere) => {
                 let path = self.cfg.downloads_dir.join(&file).display().to_string();
                 let (size, sha256) = (info.size, info.sha256.to_string());
@@ -595,7 +588,7 @@ impl PeerNode {
         }
     }
 
-    pub(super) fn peer_unreachable(&mut self, name: &str, why: &str, now: Instant) {
+    pub(super) fn peer_unreachable(&mut self, name: &str, why: Problem, now: Instant) {
         if matches!(self.op, Some(Op::Find(_))) {
             return self.find_answer(name, None, now);
         }
@@ -667,11 +660,11 @@ impl PeerNode {
                     wait,
                 };
             }
-            self.ui.notice(&format!(
-                "{} is busy ({why}); trying again in {:.1}s",
-                printable(name),
-                wait.as_secs_f64()
-            ));
+            self.ui.event(&Event::Notice(Notice::Busy {
+                peer: name.to_string(),
+                why: why.to_string(),
+                retry_secs: wait.as_secs_f64(),
+            }));
             return;
         }
         if on_this_conn && lost == Lost::Handshake {
@@ -684,8 +677,9 @@ impl PeerNode {
             }
         }
         if on_this_conn {
-            let why = format!("connection to {} lost: {why}", printable(name));
-            self.fail_op_as(Failure::Unreachable, &why);
+            let peer = name.to_string();
+            let why = why.to_string();
+            self.fail_op_as(Failure::Unreachable, Problem::ConnectionLost { peer, why });
         }
     }
 
@@ -700,7 +694,8 @@ impl PeerNode {
                 .and_then(Op::peer)
                 .unwrap_or("")
                 .to_string();
-            return self.fail_op(&format!("{peer}: {}", printable(message)));
+            let message = message.clone();
+            return self.fail_op(Problem::PeerError { peer, message });
         }
         let Some(op) = self.op.take() else { return };
         match (op, msg) {
@@ -742,8 +737,7 @@ impl PeerNode {
                     None => f.name == file,
                 };
                 let Some(info) = files.into_iter().find(wanted) else {
-                    return self
-                        .fail_op(&format!("{peer} has no file named '{}'", printable(&file)));
+                    return self.fail_op(Problem::NoSuchFile { peer, file });
                 };
                 let dest = self.cfg.downloads_dir.join(&file);
                 let nothing_there = std::fs::symlink_metadata(&dest)
@@ -787,7 +781,7 @@ impl PeerNode {
                 // wrong length does: the next command starts afresh.
                 if sha256 != info.sha256 {
                     self.close(conn);
-                    return self.fail_op(&format!("{peer} sent the manifest of another file"));
+                    return self.fail_op(Problem::OtherManifest { peer });
                 }
                 let manifest = match super::manifest::Manifest::from_wire(
                     sha256,
@@ -799,7 +793,8 @@ impl PeerNode {
                     Ok(m) => m,
                     Err(e) => {
                         self.close(conn);
-                        return self.fail_op(&format!("{peer} sent a bad manifest: {e}"));
+                        let error = e.to_string();
+                        return self.fail_op(Problem::BadManifest { peer, error });
                     }
                 };
                 let sources = swarm.map_or_else(|| vec![peer], |(all, _)| all);
@@ -808,15 +803,13 @@ impl PeerNode {
                         self.await_downloads(BTreeSet::from([id]));
                         self.start_transfer(id, now);
                     }
-                    Err(e) => self.fail_op(&e),
+                    Err(e) => self.fail_op(e.into()),
                 }
             }
             (op, msg) => {
                 let peer = op.peer().unwrap_or("").to_string();
-                self.fail_op(&format!(
-                    "{peer} answered with an unexpected {}",
-                    msg.kind()
-                ));
+                let message = msg.kind();
+                self.fail_op(Problem::Unexpected { peer, message });
             }
         }
     }
@@ -849,8 +842,7 @@ impl PeerNode {
                     self.ui.event(&Event::PeerKnown { name });
                     self.finish_op();
                 } else if now >= deadline {
-                    let why = format!("{} did not appear in time", printable(&name));
-                    self.fail_op_as(Failure::Unreachable, &why);
+                    self.fail_op_as(Failure::Unreachable, Problem::DidNotAppear { name });
                 } else if poll_due && !self.request_peer_list_naming(Some(&name)) {
                     // No tracker: ask the peers we are connected to instead.
                     self.exchange_refresh(now);
@@ -859,11 +851,8 @@ impl PeerNode {
             Op::Await { .. } | Op::Sleep { .. } | Op::Rescan { .. } => {}
             Op::Find(f) if now >= f.deadline => self.find_timed_out(now),
             other if other.deadline().is_some_and(|d| now >= d) => {
-                let peer = other.peer().unwrap_or("the tracker").to_string();
-                self.fail_op_as(
-                    Failure::Unreachable,
-                    &format!("timed out waiting for {peer}"),
-                );
+                let peer = other.peer().map(str::to_string);
+                self.fail_op_as(Failure::Unreachable, Problem::TimedOut { peer });
             }
             _ => {}
         }

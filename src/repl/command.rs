@@ -2,63 +2,7 @@
 //! `get` and `msg` is the rest of the line, so names and texts with spaces need no quotes;
 //! one pair of double quotes around it is accepted and removed.
 
-#[derive(Clone, Debug, PartialEq)]
-pub enum Command {
-    Peers,
-    Files {
-        peer: String,
-    },
-    /// `get PEER FILE` pins a source; `get FILE` (or a first word that is no known peer's
-    /// name: decided when it runs) fetches from every peer that has the content.
-    Get {
-        peer: Option<String>,
-        file: String,
-    },
-    Search {
-        text: String,
-    },
-    Msg {
-        peer: String,
-        text: String,
-    },
-    Shared,
-    Rescan,
-    /// `help`, or `help COMMAND` for one command.
-    Help {
-        topic: Option<String>,
-    },
-    Quit,
-    WaitPeer {
-        name: String,
-        seconds: f64,
-    },
-    Sleep {
-        seconds: f64,
-    },
-    Downloads,
-    Resume {
-        file: Option<String>,
-    },
-    Cancel {
-        file: String,
-    },
-    Connect {
-        addr: String,
-    },
-    /// `limit` shows the rate limits; `limit WHICH RATE` sets one (`None`: no limit).
-    Limit {
-        set: Option<(LimitKind, Option<u64>)>,
-    },
-}
-
-/// Which rate limit `limit` sets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LimitKind {
-    Down,
-    Up,
-    DownPerPeer,
-    UpPerPeer,
-}
+use crate::peer::command::{Command, LimitKind};
 
 /// Name, usage and one-line description of every command, for `help` and usage errors.
 pub const COMMANDS: &[(&str, &str, &str)] = &[
@@ -183,8 +127,12 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
             if !extra.is_empty() {
                 return Err(usage());
             }
+            if topic.is_empty() {
+                return Ok(Some(Command::Help { topic: None }));
+            }
+            help_for(topic)?;
             Ok(Some(Command::Help {
-                topic: (!topic.is_empty()).then(|| topic.to_string()),
+                topic: Some(topic.to_string()),
             }))
         }
         "quit" | "exit" => no_args(Command::Quit),
@@ -212,15 +160,18 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
         "get" => {
             let (first, tail) = split_word(rest);
             let tail = unquote(tail);
+            let query = unquote(rest).to_string();
             match (unquote(first).is_empty(), tail.is_empty()) {
                 (true, _) => Err(usage()),
                 (false, true) => Ok(Some(Command::Get {
                     peer: None,
                     file: unquote(first).into(),
+                    query,
                 })),
                 (false, false) => Ok(Some(Command::Get {
                     peer: Some(first.into()),
                     file: tail.into(),
+                    query,
                 })),
             }
         }
@@ -290,8 +241,8 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
     }
 }
 
-/// The whole argument of a `get` line, for `get FILE` whose first word turned out to be no
-/// peer's name.
+/// The whole argument of a `get` line (a command's `query`), for `get FILE` whose first word
+/// turned out to be no peer's name.
 pub fn get_query(line: &str) -> Option<String> {
     let (name, rest) = split_word(line.trim());
     let rest = unquote(rest);
@@ -325,10 +276,11 @@ fn parse_seconds(s: &str) -> Option<f64> {
 mod tests {
     use super::*;
 
-    fn get(peer: &str, file: &str) -> Option<Command> {
+    fn get(peer: &str, file: &str, query: &str) -> Option<Command> {
         Some(Command::Get {
             peer: Some(peer.into()),
             file: file.into(),
+            query: query.into(),
         })
     }
 
@@ -343,15 +295,15 @@ mod tests {
     fn last_argument_is_the_rest_of_the_line() {
         assert_eq!(
             parse("get Alice my notes.txt"),
-            Ok(get("Alice", "my notes.txt"))
+            Ok(get("Alice", "my notes.txt", "Alice my notes.txt"))
         );
         assert_eq!(
             parse("get  Alice   my  notes.txt  "),
-            Ok(get("Alice", "my  notes.txt"))
+            Ok(get("Alice", "my  notes.txt", "Alice   my  notes.txt"))
         );
         assert_eq!(
             parse("get Alice \"my notes.txt\""),
-            Ok(get("Alice", "my notes.txt"))
+            Ok(get("Alice", "my notes.txt", "Alice \"my notes.txt\""))
         );
         assert_eq!(
             parse("msg Alice hello there"),
@@ -368,7 +320,8 @@ mod tests {
             parse("get Alice"),
             Ok(Some(Command::Get {
                 peer: None,
-                file: "Alice".into()
+                file: "Alice".into(),
+                query: "Alice".into()
             }))
         );
         assert_eq!(parse("get"), Err("usage: get [PEER] FILE".into()));
@@ -456,6 +409,7 @@ mod tests {
             }))
         );
         assert_eq!(parse("help a b"), Err("usage: help [COMMAND]".into()));
+        assert_eq!(parse("help frob"), Err(help_for("frob").unwrap_err()));
         let get = help_for("get").unwrap();
         assert!(get.starts_with("usage: get [PEER] FILE\n"), "{get}");
         let err = help_for("frob").unwrap_err();

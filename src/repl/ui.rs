@@ -4,10 +4,10 @@
 //! keeps them from tearing a progress bar or the prompt. When stdout is not a terminal there are
 //! no bars, no prompt and no escapes.
 
-use super::event::{Event, Failure, Weight};
+use super::event::{Weight, human_lines, to_json, weight};
 use super::screen::{self, Stream};
 use crate::names::printable;
-use crate::peer::{Frontend, Progress as Update, ProgressOf};
+use crate::peer::{Event, Frontend, Progress as Update, ProgressOf};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
@@ -115,9 +115,9 @@ impl Ui {
         if let Some(tap) = &self.opts.tap {
             let _ = tap.send(event.clone());
         }
-        let weight = event.weight();
+        let weight = weight(event);
         if self.opts.json {
-            screen::write_line(Stream::Out, &event.to_json());
+            screen::write_line(Stream::Out, &to_json(event));
             if weight == Weight::Silent || (self.opts.quiet && weight == Weight::Notice) {
                 return;
             }
@@ -135,7 +135,7 @@ impl Ui {
     fn human(&self, stream: Stream, event: &Event) {
         let tag = match event {
             Event::Error { .. } => "error: ",
-            Event::Warning { .. }
+            Event::Warning(_)
             | Event::TrackerUnreachable { .. }
             | Event::SourceLost { .. }
             | Event::SourceDropped { .. }
@@ -144,8 +144,7 @@ impl Ui {
             _ => "",
         };
         let prefix = self.opts.prefix.as_deref().unwrap_or("");
-        let text: Vec<String> = event
-            .human_lines()
+        let text: Vec<String> = human_lines(event)
             .into_iter()
             .map(|l| format!("{prefix}{tag}{l}"))
             .collect();
@@ -191,40 +190,6 @@ impl Ui {
                 }
             }
         }
-    }
-
-    /// One line of normal output (a result).
-    pub fn line(&mut self, text: &str) {
-        self.event(&Event::Info {
-            text: text.to_string(),
-        });
-    }
-
-    /// A line about what the peer is doing (hidden by `-q`).
-    pub fn notice(&mut self, text: &str) {
-        self.event(&Event::Notice {
-            text: text.to_string(),
-        });
-    }
-
-    /// An error line on stderr, `error: ` in front.
-    pub fn error(&mut self, text: &str) {
-        self.error_as(Failure::Failed, text);
-    }
-
-    /// An error of a kind scripts can tell apart (README, "Exit status").
-    pub fn error_as(&mut self, kind: Failure, text: &str) {
-        self.event(&Event::Error {
-            kind,
-            message: text.to_string(),
-        });
-    }
-
-    /// A warning on stderr (something went wrong but nothing failed).
-    pub fn warn(&mut self, text: &str) {
-        self.event(&Event::Warning {
-            message: text.to_string(),
-        });
     }
 
     /// Shows the prompt when a REPL waits for a command: asks the line editor for a line, or
