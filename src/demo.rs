@@ -10,7 +10,7 @@ use crate::peer::index::SharedIndex;
 use crate::peer::{Mode, PeerConfig, PeerNode};
 use crate::reactor::{Control, ControlSender, Reactor, Signal};
 use crate::repl::screen::{self, Stream};
-use crate::repl::ui::human_bytes;
+use crate::repl::text::human_bytes;
 use crate::repl::{Ui, UiOptions};
 use sha2::{Digest, Sha256};
 use std::io;

@@ -2,7 +2,8 @@
 
 use clap::parser::ValueSource;
 use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
-use p2p::peer::{BatchSource, Mode, PeerConfig};
+use p2p::app::BatchSource;
+use p2p::peer::{Mode, PeerConfig};
 use p2p::repl::config::{self as settings, Given};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
 use std::path::PathBuf;
@@ -353,7 +354,7 @@ fn main() -> ExitCode {
                 quiet: cli.quiet,
                 ..Default::default()
             };
-            p2p::peer::run_with(cfg, listen, batch, out)
+            p2p::app::run_with(cfg, listen, batch, out)
         }
     };
     match result {

@@ -10,6 +10,7 @@ pub mod event;
 pub mod input;
 pub mod log;
 pub mod screen;
+pub mod text;
 pub mod ui;
 
 pub use command::parse;
