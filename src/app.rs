@@ -74,7 +74,7 @@ fn run_inner(
         )
     })?;
     let worker = hash_worker_for(&reactor)?;
-    spawn_input(&cfg, batch_file, &reactor, &mut ui);
+    spawn_input(&cfg, batch_file, &reactor, &mut ui)?;
     if cfg.mode == Mode::Repl {
         ui.event(&Event::Notice(Notice::TypeHelp));
     }
@@ -131,20 +131,23 @@ fn join_lan(cfg: &mut PeerConfig, reactor: &mut Reactor, bound: SocketAddr, ui: 
 }
 
 /// Starts the thread that reads commands: the line editor (a REPL on a terminal), a batch
-/// file, or stdin. A server reads none.
+/// file, or stdin. A server reads none. Fails if the system refuses a thread.
 fn spawn_input(
     cfg: &PeerConfig,
     batch_file: Option<std::fs::File>,
     reactor: &Reactor,
     ui: &mut Ui,
-) {
+) -> io::Result<()> {
     let to_loop = reactor.control_sender();
     match (&cfg.mode, batch_file) {
-        (Mode::Serve, _) => {}
+        (Mode::Serve, _) => Ok(()),
         (_, Some(file)) => repl::input::spawn_line_reader(file, to_loop),
         (Mode::Repl, None) if repl::editor::wanted() => {
             match repl::editor::spawn(to_loop.clone(), cfg.downloads_dir.clone()) {
-                Some(editor) => ui.attach_editor(editor),
+                Some(editor) => {
+                    ui.attach_editor(editor);
+                    Ok(())
+                }
                 None => repl::input::spawn_line_reader(io::stdin(), to_loop),
             }
         }

@@ -43,23 +43,7 @@ fn run_inner(size: u64) -> io::Result<i32> {
         root.display()
     ));
 
-    let content = generate(size);
-    let sha256 = hex::encode(Sha256::digest(&content));
-    for peer in ["alice", "bob"] {
-        let shared = root.join(peer).join("shared");
-        std::fs::create_dir_all(&shared)?;
-        std::fs::write(shared.join(FILE), &content)?;
-    }
-    std::fs::write(
-        root.join("alice").join("shared").join("hello.txt"),
-        b"Hello from Alice!\n",
-    )?;
-    say(&format!(
-        "Alice and Bob both share {FILE} ({}, sha256 {}...)",
-        human_bytes(size),
-        &sha256[..16]
-    ));
-
+    let (content, sha256) = share_the_file(&root, size)?;
     let tracker = start_tracker()?;
     say(&format!("tracker listening on {}", tracker.addr));
 
@@ -107,7 +91,55 @@ fn run_inner(size: u64) -> io::Result<i32> {
     let alice_events: Vec<Event> = alice_tap.try_iter().collect();
     let copy = root.join("carol").join("downloads").join(FILE);
     let verified = std::fs::read(&copy).is_ok_and(|bytes| bytes == content);
+    let heard = tell_what_happened(&carol_events, &alice_events, verified, &copy, &sha256);
+    let elapsed = started.elapsed().as_secs_f64();
+    let ok = carol_status == Ok(0) && verified && heard;
+    drop(dir);
+    say(&format!(
+        "stopped the tracker and the peers after {elapsed:.1}s and removed {}",
+        root.display()
+    ));
+    if ok {
+        say("all good. Next: README.md, \"Quick start\", runs the same on real machines.");
+        Ok(0)
+    } else {
+        say(&format!(
+            "something went wrong (Carol's batch: {carol_status:?})"
+        ));
+        Ok(1)
+    }
+}
 
+/// Writes the generated file into Alice's and Bob's shared folders (and a note into Alice's);
+/// returns its bytes and SHA-256.
+fn share_the_file(root: &Path, size: u64) -> io::Result<(Vec<u8>, String)> {
+    let content = generate(size);
+    let sha256 = hex::encode(Sha256::digest(&content));
+    for peer in ["alice", "bob"] {
+        let shared = root.join(peer).join("shared");
+        std::fs::create_dir_all(&shared)?;
+        std::fs::write(shared.join(FILE), &content)?;
+    }
+    std::fs::write(
+        root.join("alice").join("shared").join("hello.txt"),
+        b"Hello from Alice!\n",
+    )?;
+    say(&format!(
+        "Alice and Bob both share {FILE} ({}, sha256 {}...)",
+        human_bytes(size),
+        &sha256[..16]
+    ));
+    Ok((content, sha256))
+}
+
+/// Says what Carol's and Alice's events show; returns whether Alice heard Carol's message.
+fn tell_what_happened(
+    carol_events: &[Event],
+    alice_events: &[Event],
+    verified: bool,
+    copy: &Path,
+    sha256: &str,
+) -> bool {
     say("what happened:");
     let done = carol_events.iter().find_map(|e| match e {
         Event::DownloadDone {
@@ -154,22 +186,7 @@ fn run_inner(size: u64) -> io::Result<i32> {
     } else {
         say("  Alice did not receive Carol's message");
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    let ok = carol_status == Ok(0) && verified && heard;
-    drop(dir);
-    say(&format!(
-        "stopped the tracker and the peers after {elapsed:.1}s and removed {}",
-        root.display()
-    ));
-    if ok {
-        say("all good. Next: README.md, \"Quick start\", runs the same on real machines.");
-        Ok(0)
-    } else {
-        say(&format!(
-            "something went wrong (Carol's batch: {carol_status:?})"
-        ));
-        Ok(1)
-    }
+    heard
 }
 
 /// A node running on its own thread with its own reactor.
@@ -202,7 +219,8 @@ fn spawn_node<D: crate::reactor::Driver + 'static>(
             .spawn(move || -> io::Result<i32> {
                 let built = (|| -> io::Result<(Reactor, SocketAddr, D)> {
                     let mut reactor = Reactor::new()?;
-                    let addr = reactor.listen(LOOPBACK.parse().expect("loopback address"))?;
+                    let addr = reactor
+                        .listen(LOOPBACK.parse().expect("127.0.0.1:0 is a socket address"))?;
                     let node = setup(&mut reactor, addr)?;
                     Ok((reactor, addr, node))
                 })();

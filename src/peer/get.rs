@@ -213,7 +213,11 @@ impl PeerNode {
         let total = ids.iter().map(|id| self.downloads[id].size()).sum();
         let of = match ids.len() {
             1 => ProgressOf::Download {
-                file: self.downloads[ids.first().expect("one")].file_name.clone(),
+                file: self.downloads[ids
+                    .first()
+                    .expect("matched a length of 1, so there is a first")]
+                .file_name
+                .clone(),
             },
             count => ProgressOf::Downloads { count },
         };

@@ -111,134 +111,116 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
     }
     let (name, rest) = split_word(line);
     let usage = || format!("usage: {}", usage_of(name));
-    let no_args = |cmd: Command| {
-        if rest.is_empty() {
-            Ok(Some(cmd))
-        } else {
-            Err(usage())
-        }
+    let no_args = |cmd: Command| rest.is_empty().then_some(cmd);
+    let word = |rest: &str| {
+        let (word, extra) = split_word(rest);
+        (!word.is_empty() && extra.is_empty()).then(|| word.to_string())
     };
-    match name {
+    let text = |rest: &str| {
+        Some(unquote(rest))
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+    };
+    let cmd = match name {
         "peers" => no_args(Command::Peers),
         "shared" => no_args(Command::Shared),
         "rescan" => no_args(Command::Rescan),
-        "help" | "?" => {
-            let (topic, extra) = split_word(rest);
-            if !extra.is_empty() {
-                return Err(usage());
-            }
-            if topic.is_empty() {
-                return Ok(Some(Command::Help { topic: None }));
-            }
-            help_for(topic)?;
-            Ok(Some(Command::Help {
-                topic: Some(topic.to_string()),
-            }))
-        }
         "quit" | "exit" => no_args(Command::Quit),
         "downloads" => no_args(Command::Downloads),
-        "resume" => {
-            let file = unquote(rest);
-            Ok(Some(Command::Resume {
-                file: (!file.is_empty()).then(|| file.to_string()),
-            }))
-        }
-        "cancel" => {
-            let file = unquote(rest);
-            if file.is_empty() {
-                return Err(usage());
-            }
-            Ok(Some(Command::Cancel { file: file.into() }))
-        }
-        "files" => {
-            let (peer, extra) = split_word(rest);
-            if peer.is_empty() || !extra.is_empty() {
-                return Err(usage());
-            }
-            Ok(Some(Command::Files { peer: peer.into() }))
-        }
-        "get" => {
-            let (first, tail) = split_word(rest);
-            let tail = unquote(tail);
-            let query = unquote(rest).to_string();
-            match (unquote(first).is_empty(), tail.is_empty()) {
-                (true, _) => Err(usage()),
-                (false, true) => Ok(Some(Command::Get {
-                    peer: None,
-                    file: unquote(first).into(),
-                    query,
-                })),
-                (false, false) => Ok(Some(Command::Get {
-                    peer: Some(first.into()),
-                    file: tail.into(),
-                    query,
-                })),
-            }
-        }
-        "search" => {
-            let text = unquote(rest);
-            if text.is_empty() {
-                return Err(usage());
-            }
-            Ok(Some(Command::Search { text: text.into() }))
-        }
+        "help" | "?" => return parse_help(rest, usage).map(Some),
+        "limit" => return parse_limit(rest, usage).map(Some),
+        "resume" => Some(Command::Resume { file: text(rest) }),
+        "cancel" => text(rest).map(|file| Command::Cancel { file }),
+        "files" => word(rest).map(|peer| Command::Files { peer }),
+        "connect" => word(rest).map(|addr| Command::Connect { addr }),
+        "search" => text(rest).map(|text| Command::Search { text }),
+        "get" => parse_get(rest),
         "msg" => {
             let (peer, tail) = split_word(rest);
-            let tail = unquote(tail);
-            if peer.is_empty() || tail.is_empty() {
-                return Err(usage());
+            match (peer.is_empty(), text(tail)) {
+                (false, Some(text)) => Some(Command::Msg {
+                    peer: peer.into(),
+                    text,
+                }),
+                _ => None,
             }
-            Ok(Some(Command::Msg {
-                peer: peer.into(),
-                text: tail.into(),
-            }))
         }
         "wait-peer" => {
             let (peer, secs) = split_word(rest);
             match (peer.is_empty(), parse_seconds(secs)) {
-                (false, Some(seconds)) => Ok(Some(Command::WaitPeer {
+                (false, Some(seconds)) => Some(Command::WaitPeer {
                     name: peer.into(),
                     seconds,
-                })),
-                _ => Err(usage()),
+                }),
+                _ => None,
             }
         }
-        "connect" => {
-            let (addr, extra) = split_word(rest);
-            if addr.is_empty() || !extra.is_empty() {
-                return Err(usage());
-            }
-            Ok(Some(Command::Connect { addr: addr.into() }))
+        "sleep" => parse_seconds(rest).map(|seconds| Command::Sleep { seconds }),
+        _ => {
+            return Err(format!(
+                "unknown command '{}' (type help for the list)",
+                crate::names::printable(name)
+            ));
         }
-        "limit" => {
-            let (which, rate) = split_word(rest);
-            if which.is_empty() {
-                return Ok(Some(Command::Limit { set: None }));
-            }
-            let kind = match which {
-                "down" => LimitKind::Down,
-                "up" => LimitKind::Up,
-                "down-per-peer" => LimitKind::DownPerPeer,
-                "up-per-peer" => LimitKind::UpPerPeer,
-                _ => return Err(usage()),
-            };
-            if rate.is_empty() {
-                return Err(usage());
-            }
-            let rate = crate::reactor::rate::parse_rate(rate)?;
-            Ok(Some(Command::Limit {
-                set: Some((kind, rate)),
-            }))
-        }
-        "sleep" => match parse_seconds(rest) {
-            Some(seconds) => Ok(Some(Command::Sleep { seconds })),
-            None => Err(usage()),
-        },
-        _ => Err(format!(
-            "unknown command '{}' (type help for the list)",
-            crate::names::printable(name)
-        )),
+    };
+    cmd.map(Some).ok_or_else(usage)
+}
+
+/// `help [COMMAND]`: the command must exist (the node words the answer from the topic).
+fn parse_help(rest: &str, usage: impl Fn() -> String) -> Result<Command, String> {
+    let (topic, extra) = split_word(rest);
+    if !extra.is_empty() {
+        return Err(usage());
     }
+    if topic.is_empty() {
+        return Ok(Command::Help { topic: None });
+    }
+    help_for(topic)?;
+    Ok(Command::Help {
+        topic: Some(topic.to_string()),
+    })
+}
+
+/// `get [PEER] FILE`; `None` when nothing is named.
+fn parse_get(rest: &str) -> Option<Command> {
+    let (first, tail) = split_word(rest);
+    let tail = unquote(tail);
+    let query = unquote(rest).to_string();
+    match (unquote(first).is_empty(), tail.is_empty()) {
+        (true, _) => None,
+        (false, true) => Some(Command::Get {
+            peer: None,
+            file: unquote(first).into(),
+            query,
+        }),
+        (false, false) => Some(Command::Get {
+            peer: Some(first.into()),
+            file: tail.into(),
+            query,
+        }),
+    }
+}
+
+/// `limit` shows the limits; `limit WHICH RATE` sets one.
+fn parse_limit(rest: &str, usage: impl Fn() -> String) -> Result<Command, String> {
+    let (which, rate) = split_word(rest);
+    if which.is_empty() {
+        return Ok(Command::Limit { set: None });
+    }
+    let kind = match which {
+        "down" => LimitKind::Down,
+        "up" => LimitKind::Up,
+        "down-per-peer" => LimitKind::DownPerPeer,
+        "up-per-peer" => LimitKind::UpPerPeer,
+        _ => return Err(usage()),
+    };
+    if rate.is_empty() {
+        return Err(usage());
+    }
+    let rate = crate::reactor::rate::parse_rate(rate)?;
+    Ok(Command::Limit {
+        set: Some((kind, rate)),
+    })
 }
 
 /// The whole argument of a `get` line (a command's `query`), for `get FILE` whose first word
