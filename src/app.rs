@@ -3,10 +3,12 @@
 //! and the front end it reports to (`repl::Ui`, with its parser). The engine (`peer/`) knows
 //! none of these; `main.rs` calls [`run_with`].
 
+use crate::peer::disk_jobs::DiskJobs;
 use crate::peer::event::{Notice, Warning};
+use crate::peer::hash_worker::HashWorker;
 use crate::peer::index::SharedIndex;
-use crate::peer::{Event, Mode, PeerConfig, PeerNode, disk_jobs_for, hash_worker_for, lan};
-use crate::reactor::Reactor;
+use crate::peer::{Event, Mode, PeerConfig, PeerNode, lan};
+use crate::reactor::{Control, Reactor};
 use crate::repl::{self, Ui, UiOptions};
 use std::io;
 use std::net::SocketAddr;
@@ -155,4 +157,21 @@ fn spawn_input(
             repl::input::spawn_line_reader(io::stdin(), to_loop)
         }
     }
+}
+
+/// Disk jobs whose results wake `reactor` (as `Control::Work`).
+pub fn disk_jobs_for(reactor: &Reactor) -> DiskJobs {
+    let to_loop = reactor.control_sender();
+    DiskJobs::threads(move || {
+        to_loop.send(Control::Work);
+    })
+}
+
+/// A hash worker whose reports wake `reactor` (as `Control::Work`).
+pub fn hash_worker_for(reactor: &Reactor) -> io::Result<HashWorker> {
+    let to_loop = reactor.control_sender();
+    HashWorker::spawn(move || {
+        to_loop.send(Control::Work);
+    })
+    .map_err(|e| io::Error::new(e.kind(), format!("cannot start the hashing thread: {e}")))
 }

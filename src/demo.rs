@@ -300,12 +300,8 @@ fn start_peer(
         let mut node = PeerNode::new(cfg, index, addr.port(), ui, Instant::now());
         node.set_parser(crate::repl::parse);
         // Scanned above already; the worker is for `rescan`.
-        node.start_hashing(
-            crate::peer::hash_worker_for(reactor)?,
-            false,
-            Instant::now(),
-        );
-        node.set_disk_jobs(crate::peer::disk_jobs_for(reactor));
+        node.start_hashing(crate::app::hash_worker_for(reactor)?, false, Instant::now());
+        node.set_disk_jobs(crate::app::disk_jobs_for(reactor));
         Ok(node)
     })
 }

@@ -71,11 +71,3 @@ pub enum LimitKind {
 /// a line that is no command must fail in its place in the queue (a batch stops at that line,
 /// after the commands before it ran).
 pub type Parser = fn(&str) -> Result<Option<Command>, String>;
-
-/// The parser of a node nobody gave one: every line is refused.
-pub fn no_parser(line: &str) -> Result<Option<Command>, String> {
-    Err(format!(
-        "this peer takes no command lines ({} bytes ignored)",
-        line.len()
-    ))
-}

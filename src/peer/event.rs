@@ -329,6 +329,8 @@ impl Event {
 pub enum Problem {
     /// The front end could not make a command of a line; its parser's own words.
     Input(String),
+    /// A line came in but the node was given no parser to make a command of it.
+    NoParser,
     /// Ctrl-C (or SIGTERM in a batch) stopped the command.
     Interrupted,
     /// Ctrl-C paused a download the command waited for; `resume` continues it.

@@ -36,23 +36,3 @@ pub use event::{Event, Failure};
 pub use frontend::{Frontend, Progress, ProgressOf, Recorded, Recorder};
 pub use layout::{clean_crash_leftovers, hash_cache_path, state_dir};
 pub use node::{Mode, PeerConfig, PeerNode};
-
-use crate::reactor::Reactor;
-use std::io;
-
-/// Disk jobs whose results wake `reactor` (as `Control::Work`).
-pub fn disk_jobs_for(reactor: &Reactor) -> disk_jobs::DiskJobs {
-    let to_loop = reactor.control_sender();
-    disk_jobs::DiskJobs::threads(move || {
-        to_loop.send(crate::reactor::Control::Work);
-    })
-}
-
-/// A hash worker whose reports wake `reactor` (as `Control::Work`).
-pub fn hash_worker_for(reactor: &Reactor) -> io::Result<hash_worker::HashWorker> {
-    let to_loop = reactor.control_sender();
-    hash_worker::HashWorker::spawn(move || {
-        to_loop.send(crate::reactor::Control::Work);
-    })
-    .map_err(|e| io::Error::new(e.kind(), format!("cannot start the hashing thread: {e}")))
-}

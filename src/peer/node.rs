@@ -2,8 +2,10 @@
 //!
 //! The work is split by job across files, each adding an `impl PeerNode` block:
 //! `tracker_link.rs` (registration, heartbeats, peer list), `sessions.rs` (peer connections,
-//! handshake, answering requests), `ops.rs` (the user's commands), `transfer.rs` (downloads).
-//! This file holds the state they share and the dispatch.
+//! handshake, answering requests), `ops.rs` (the user's commands), `reaching.rs` (reaching a
+//! command's peer), `get.rs` (the steps of `get`), `transfer.rs` (downloads). This file holds
+//! the state they share and the dispatch. What the node reports goes to its [`Frontend`] as
+//! [`Event`]s; commands come in as lines the front end's parser reads, or as [`Command`]s.
 
 use super::command::{Command, LimitKind, Parser};
 use super::disk_jobs::{DiskJobId, DiskJobs, Outcome};
@@ -125,7 +127,7 @@ pub struct PeerNode {
     /// Input waiting for the current command to finish.
     queue: VecDeque<Input>,
     /// Makes commands of input lines (the front end's, `set_parser`).
-    parse: Parser,
+    parse: Option<Parser>,
     pub(super) op: Option<Op>,
     pub(super) downloads: BTreeMap<DownloadId, Download>,
     /// Commands wait until the first contact with the tracker has succeeded or failed, so a
@@ -185,7 +187,7 @@ impl PeerNode {
             known,
             discovery: Discovery::new(cache_path, now),
             queue: VecDeque::new(),
-            parse: super::command::no_parser,
+            parse: None,
             op: None,
             downloads: BTreeMap::new(),
             ready: false,
@@ -324,9 +326,9 @@ impl PeerNode {
     }
 
     /// Makes commands of input lines with `parse` (the front end's). Without one, every line
-    /// fails.
+    /// fails ([`Problem::NoParser`]).
     pub fn set_parser(&mut self, parse: Parser) {
-        self.parse = parse;
+        self.parse = Some(parse);
     }
 
     /// Runs `cmd` when its turn comes, like a line of input: after the command before it and
@@ -378,10 +380,11 @@ impl PeerNode {
                 return;
             };
             match input {
-                Input::Line(line) => match (self.parse)(&line) {
-                    Ok(Some(cmd)) => self.start_command(cmd, now),
-                    Ok(None) => {}
-                    Err(e) => self.fail_op(Problem::Input(e)),
+                Input::Line(line) => match self.parse.map(|parse| parse(&line)) {
+                    Some(Ok(Some(cmd))) => self.start_command(cmd, now),
+                    Some(Ok(None)) => {}
+                    Some(Err(e)) => self.fail_op(Problem::Input(e)),
+                    None => self.fail_op(Problem::NoParser),
                 },
                 Input::Command(cmd) => self.start_command(cmd, now),
                 Input::Ended => self.input_ended(),

@@ -1,5 +1,5 @@
 //! Front ends: the line REPL, batch mode and serve mode all parse lines into the same
-//! [`Command`] values and render the engine's events through the same [`Ui`] (human text or
+//! [`Command`](crate::peer::Command) values and render the engine's events through the same [`Ui`] (human text or
 //! `--json`); none of them touches a socket. `screen` is the one path to the terminal, `editor` the REPL's line editor,
 //! `config` the layered settings of `p2p peer`, `log` the `tracing` set-up.
 

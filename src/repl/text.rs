@@ -11,6 +11,7 @@ pub fn problem_text(problem: &Problem) -> String {
     match problem {
         Problem::Input(text) | Problem::Text(text) => text.clone(),
         Problem::Interrupted => "interrupted".to_string(),
+        Problem::NoParser => "this peer takes no command lines".to_string(),
         Problem::Paused {
             file,
             percent,
