@@ -563,26 +563,117 @@ impl Driver for PeerNode {
 mod tests {
     use super::*;
 
+    use crate::peer::Recorder;
+    use crate::peer::event::Info;
+
     fn node(downloads: &std::path::Path) -> PeerNode {
+        node_in(downloads, Mode::Serve, Recorder::new(), Instant::now())
+    }
+
+    fn node_in(downloads: &std::path::Path, mode: Mode, seen: Recorder, now: Instant) -> PeerNode {
         let cfg = PeerConfig {
             name: "Me".into(),
             tracker: SocketAddr::from(([127, 0, 0, 1], 9)),
             shared_dir: downloads.join("shared"),
             downloads_dir: downloads.to_path_buf(),
-            mode: Mode::Serve,
+            mode,
             retry_for: Duration::from_secs(2),
             bootstrap: Vec::new(),
             lan: None,
             resume_on_start: false,
             rate_limits: Default::default(),
         };
-        PeerNode::new(
-            cfg,
-            SharedIndex::default(),
-            4000,
-            crate::peer::Recorder::new(),
-            Instant::now(),
-        )
+        PeerNode::new(cfg, SharedIndex::default(), 4000, seen, now)
+    }
+
+    /// A front end's parser, as far as these tests need one.
+    fn parse(line: &str) -> Result<Option<Command>, String> {
+        match line {
+            "" => Ok(None),
+            "help" => Ok(Some(Command::Help { topic: None })),
+            "sleep" => Ok(Some(Command::Sleep { seconds: 60.0 })),
+            other => Err(format!("no command {other}")),
+        }
+    }
+
+    /// A node past its start-up wait (no tracker answered), commands running.
+    fn started(dir: &std::path::Path, mode: Mode) -> (PeerNode, Recorder, Instant) {
+        let (seen, t0) = (Recorder::new(), Instant::now());
+        let mut n = node_in(dir, mode, seen.clone(), t0);
+        n.set_parser(parse);
+        let now = t0 + STARTUP_GRACE;
+        n.handle_timeout(now);
+        seen.take();
+        (n, seen, now)
+    }
+
+    fn exits(n: &mut PeerNode) -> Vec<i32> {
+        std::iter::from_fn(|| n.poll_action())
+            .filter_map(|a| match a {
+                Action::Exit(code) => Some(code),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Lines go through the front end's parser when their turn comes; what it refuses fails
+    /// in its place with the parser's words, and a Command runs like a line.
+    #[test]
+    fn lines_are_parsed_by_the_front_ends_parser_and_commands_run_like_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut n, seen, now) = started(dir.path(), Mode::Serve);
+        n.handle_control(Control::Line("help".into()), now);
+        n.handle_control(Control::Line("".into()), now);
+        n.handle_control(Control::Line("frob".into()), now);
+        n.handle_command(Command::Help { topic: None }, now);
+        let help = Event::Info(Info::Help { topic: None });
+        let refused = Event::Error {
+            kind: Failure::Failed,
+            problem: Problem::Input("no command frob".into()),
+        };
+        assert_eq!(seen.take(), [help.clone(), refused, help]);
+        assert!(exits(&mut n).is_empty(), "a server goes on after a failure");
+    }
+
+    #[test]
+    fn a_node_without_a_parser_refuses_lines_and_a_batch_ends_on_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (seen, t0) = (Recorder::new(), Instant::now());
+        let mode = Mode::Batch { then_serve: false };
+        let mut n = node_in(dir.path(), mode, seen.clone(), t0);
+        n.handle_timeout(t0 + STARTUP_GRACE);
+        n.handle_control(Control::Line("help".into()), t0 + STARTUP_GRACE);
+        let refused = Event::Error {
+            kind: Failure::Failed,
+            problem: Problem::NoParser,
+        };
+        assert!(seen.events().contains(&refused), "{:?}", seen.events());
+        assert_eq!(exits(&mut n), [1]);
+    }
+
+    /// Ctrl-C in the REPL stops the command, not the peer; SIGTERM stops the peer. In a batch
+    /// either one ends the run with the command's failure.
+    #[test]
+    fn the_signal_decides_what_a_shutdown_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut n, seen, now) = started(dir.path(), Mode::Repl);
+        n.handle_control(Control::Line("sleep".into()), now);
+        n.handle_control(Control::Shutdown(Signal::Interrupt), now);
+        let interrupted = Event::Error {
+            kind: Failure::Failed,
+            problem: Problem::Interrupted,
+        };
+        assert_eq!(seen.take(), std::slice::from_ref(&interrupted));
+        assert!(exits(&mut n).is_empty(), "Ctrl-C stopped the command only");
+        n.handle_control(Control::Shutdown(Signal::Terminate), now);
+        assert_eq!(exits(&mut n), [0]);
+
+        let dir = tempfile::tempdir().unwrap();
+        let (mut n, seen, now) = started(dir.path(), Mode::Batch { then_serve: false });
+        n.handle_control(Control::Line("sleep".into()), now);
+        n.handle_control(Control::Shutdown(Signal::Terminate), now);
+        assert_eq!(seen.take(), [interrupted]);
+        assert_eq!(exits(&mut n), [1]);
     }
 
     /// Request ids, connect tags and download ids come from counters of their own: handing out
