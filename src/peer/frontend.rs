@@ -40,35 +40,6 @@ pub trait Frontend {
     fn input_taken(&mut self) {}
 }
 
-/// Shorthands for the engine's remaining free-text reports, until each is a typed event of
-/// its own (issue 12).
-impl dyn Frontend {
-    pub(crate) fn line(&mut self, text: &str) {
-        self.event(&Event::Info {
-            text: text.to_string(),
-        });
-    }
-
-    pub(crate) fn notice(&mut self, text: &str) {
-        self.event(&Event::Notice {
-            text: text.to_string(),
-        });
-    }
-
-    pub(crate) fn error_as(&mut self, kind: super::Failure, text: &str) {
-        self.event(&Event::Error {
-            kind,
-            message: text.to_string(),
-        });
-    }
-
-    pub(crate) fn warn(&mut self, text: &str) {
-        self.event(&Event::Warning {
-            message: text.to_string(),
-        });
-    }
-}
-
 /// The foreground command's progress, in the order the node reports it: one `Start`, then
 /// `Sources` and `Done` as the transfer moves, then `Finish` (also sent when nothing runs).
 #[derive(Clone, Debug, PartialEq, Eq)]

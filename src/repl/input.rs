@@ -5,8 +5,11 @@ use crate::reactor::{Control, ControlSender};
 use std::io::{BufRead, BufReader, Read};
 
 /// Reads lines on a thread until end of input, then sends `EndOfInput`. Bytes that are not
-/// UTF-8 are replaced rather than ending the input.
-pub fn spawn_line_reader(input: impl Read + Send + 'static, to_loop: ControlSender) {
+/// UTF-8 are replaced rather than ending the input. Fails if the system refuses a thread.
+pub fn spawn_line_reader(
+    input: impl Read + Send + 'static,
+    to_loop: ControlSender,
+) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("input".into())
         .spawn(move || {
@@ -27,5 +30,6 @@ pub fn spawn_line_reader(input: impl Read + Send + 'static, to_loop: ControlSend
             }
             to_loop.send(Control::EndOfInput);
         })
-        .expect("spawning the input thread");
+        .map(drop)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot start the input thread: {e}")))
 }
