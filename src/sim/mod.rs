@@ -458,8 +458,9 @@ impl Sim {
         (self.add_node(name, PEER_PORT, driver), fake)
     }
 
-    /// Starts a peer as `p2p peer` would (`peer::run`): folders, the `listening` event, the
-    /// node, its hash worker (start-up scan) and disk jobs on threads, then its batch lines.
+    /// Starts a peer as `p2p peer` would (`app::run`): folders, the `listening` event, the
+    /// node with the REPL's parser, its hash worker (start-up scan) and disk jobs on threads,
+    /// then its batch lines.
     pub fn add_peer(&mut self, spec: PeerSpec) -> NodeId {
         let dirs = spec.dirs.clone().unwrap_or_default();
         for (name, bytes) in &spec.files {
@@ -496,6 +497,7 @@ impl Sim {
             seen.clone(),
             self.now,
         );
+        node.set_parser(crate::repl::parse);
         let tx = self.work_tx.clone();
         let worker = HashWorker::spawn(move || {
             let _ = tx.send(id);
@@ -1175,7 +1177,7 @@ fn end_to(peer: (NodeId, ConnId), idle_since: Option<Instant>) -> End {
 /// rules as `Ui::event` and `Ui::human` (hidden files skipped silently, `warning: ` and
 /// `error: ` in front of problems).
 pub fn human(event: &Event) -> Option<(bool, Vec<String>)> {
-    use crate::repl::event::Weight;
+    use crate::repl::event::{Weight, human_lines, weight};
     if let Event::Skipped { file, .. } = event
         && file.starts_with('.')
     {
@@ -1183,7 +1185,7 @@ pub fn human(event: &Event) -> Option<(bool, Vec<String>)> {
     }
     let tag = match event {
         Event::Error { .. } => "error: ",
-        Event::Warning { .. }
+        Event::Warning(_)
         | Event::TrackerUnreachable { .. }
         | Event::SourceLost { .. }
         | Event::SourceDropped { .. }
@@ -1191,13 +1193,12 @@ pub fn human(event: &Event) -> Option<(bool, Vec<String>)> {
         | Event::Unfinished { quitting: true, .. } => "warning: ",
         _ => "",
     };
-    let stderr = match event.weight() {
+    let stderr = match weight(event) {
         Weight::Silent => return None,
         Weight::Problem => true,
         Weight::Result | Weight::Notice => false,
     };
-    let lines = event
-        .human_lines()
+    let lines = human_lines(event)
         .into_iter()
         .map(|l| format!("{tag}{l}"))
         .collect();
