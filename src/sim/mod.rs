@@ -348,6 +348,8 @@ pub struct Sim {
     work_rx: Receiver<NodeId>,
     tracker: Option<SocketAddr>,
     next_port: u16,
+    /// How long the network takes to carry anything (zero: at the same instant).
+    latency: Duration,
 }
 
 impl Default for Sim {
@@ -373,6 +375,7 @@ impl Sim {
             work_rx,
             tracker: None,
             next_port: 40_000,
+            latency: Duration::ZERO,
         }
     }
 
@@ -424,6 +427,12 @@ impl Sim {
 
     /// A tracker; peers started later use it unless told otherwise.
     pub fn add_tracker(&mut self, config: TrackerConfig) -> NodeId {
+        let addr = SocketAddr::new(self.fresh_ip(), TRACKER_PORT);
+        self.add_tracker_at(addr, config)
+    }
+
+    /// A tracker at `addr` (one restarted where a killed one listened).
+    pub fn add_tracker_at(&mut self, addr: SocketAddr, config: TrackerConfig) -> NodeId {
         let idle = crate::tracker::effective_limits(&config).idle_timeout;
         let log = Rc::new(RefCell::new(Vec::new()));
         let sink = log.clone();
@@ -431,7 +440,6 @@ impl Sim {
             config,
             Box::new(move |line: &str| sink.borrow_mut().push(line.to_string())),
         );
-        let addr = SocketAddr::new(self.fresh_ip(), TRACKER_PORT);
         let kind = Kind::Tracker {
             tracker: Box::new(tracker),
             log,
@@ -574,6 +582,12 @@ impl Sim {
         self.later.insert((at, self.seq), (node, input));
     }
 
+    /// Every frame, connect and close takes `d` to arrive from now on (zero by default): a
+    /// transfer then takes fake time, so a test can act in the middle of one.
+    pub fn set_latency(&mut self, d: Duration) {
+        self.latency = d;
+    }
+
     /// SIGSTOP: the node stops running; the kernel still accepts connections and buffers
     /// frames for it, which it sees once thawed.
     pub fn freeze(&mut self, node: NodeId) {
@@ -707,6 +721,20 @@ impl Sim {
         (i, self.nodes[node].events[i].0)
     }
 
+    /// [`Self::wait_event`] for an event the peer prints (stdout or stderr) as a line
+    /// matching `pred`; returns the line.
+    pub fn wait_line(
+        &mut self,
+        node: NodeId,
+        limit: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
+        let matching =
+            |e: &Event| human(e).and_then(|(_, lines)| lines.into_iter().find(|l| pred(l)));
+        let (i, _) = self.wait_event(node, limit, |e| matching(e).is_some());
+        matching(&self.nodes[node].events[i].1).expect("matched")
+    }
+
     /// Handles everything due at the current instant, until nothing is left.
     fn settle(&mut self) {
         let mut steps = 0;
@@ -768,9 +796,8 @@ impl Sim {
     /// Moves the clock to the next thing due, at most to `end`. False once `end` is reached
     /// with nothing due before it.
     fn advance(&mut self, end: Instant) -> bool {
-        self.wait_for_owed_work();
-        if !self.queue.is_empty() {
-            return true;
+        if self.wait_for_owed_work() || !self.queue.is_empty() {
+            return true; // something happened at this instant: look again before moving on
         }
         let next = self.next_deadline();
         match next {
@@ -832,17 +859,19 @@ impl Sim {
     }
 
     /// Before the clock moves: a running peer that waits for a helper thread gets its result
-    /// first (real time, bounded by [`WORK_WAIT`]).
-    fn wait_for_owed_work(&mut self) {
+    /// first (real time, bounded by [`WORK_WAIT`]). True if a result came.
+    fn wait_for_owed_work(&mut self) -> bool {
+        let mut came = false;
         let owing = |s: &Sim| {
             s.nodes.iter().position(|n| {
                 n.running() && matches!(&n.kind, Kind::Peer { node, .. } if node.owes_work())
             })
         };
         while self.queue.is_empty() {
-            let Some(n) = owing(self) else { return };
+            let Some(n) = owing(self) else { return came };
             match self.work_rx.recv_timeout(WORK_WAIT) {
                 Ok(node) => {
+                    came = true;
                     self.queue.push_back((node, Input::Control(Control::Work)));
                     self.take_work_notices();
                     self.settle();
@@ -853,6 +882,7 @@ impl Sim {
                 ),
             }
         }
+        came
     }
 
     /// Hands one input to its node (parked while frozen, dropped once it is gone).
@@ -864,13 +894,10 @@ impl Sim {
         }
         let now = self.now;
         // Inputs about a connection the node no longer has are dropped (it closed it first).
-        match &input {
-            Input::Frame { conn, .. } | Input::Closed { conn, .. } => {
-                if !self.ends.contains_key(&(n, *conn)) {
-                    return;
-                }
-            }
-            _ => {}
+        if let Input::Frame { conn, .. } | Input::Closed { conn, .. } = &input
+            && !self.ends.contains_key(&(n, *conn))
+        {
+            return;
         }
         if let Input::Closed { conn, .. } = &input {
             self.ends.remove(&(n, *conn));
@@ -963,21 +990,29 @@ impl Sim {
             return;
         }
         peer.decoder.extend(bytes);
-        loop {
+        let mut frames = Vec::new();
+        let broken = loop {
             match peer.decoder.next_frame() {
-                Ok(Some(body)) => {
-                    let body = body.to_vec();
-                    self.queue
-                        .push_back((to.0, Input::Frame { conn: to.1, body }));
-                }
-                Ok(None) => return,
-                Err(e) => {
-                    let why = e.to_string();
-                    self.doom(to, || CloseReason::BadFrame(why));
-                    self.doom(from, || CloseReason::RemoteClosed);
-                    return;
-                }
+                Ok(Some(body)) => frames.push(body.to_vec()),
+                Ok(None) => break None,
+                Err(e) => break Some(e.to_string()),
             }
+        };
+        for body in frames {
+            self.emit(to.0, Input::Frame { conn: to.1, body });
+        }
+        if let Some(why) = broken {
+            self.doom(to, || CloseReason::BadFrame(why));
+            self.doom(from, || CloseReason::RemoteClosed);
+        }
+    }
+
+    /// Something the network carries to `node`: after the link latency, in order.
+    fn emit(&mut self, node: NodeId, input: Input) {
+        if self.latency.is_zero() {
+            self.queue.push_back((node, input));
+        } else {
+            self.later_input(self.now + self.latency, node, input);
         }
     }
 
@@ -988,13 +1023,13 @@ impl Sim {
         {
             e.doomed = true;
             let reason = reason();
-            self.queue.push_back((
+            self.emit(
                 end.0,
                 Input::Closed {
                     conn: end.1,
                     reason,
                 },
-            ));
+            );
         }
     }
 
@@ -1012,8 +1047,7 @@ impl Sim {
             }
             (Some(Reach::Refused), _) | (None, None) => {
                 let error = io::Error::from_raw_os_error(libc::ECONNREFUSED);
-                self.queue
-                    .push_back((n, Input::ConnectFailed { tag, error }));
+                self.emit(n, Input::ConnectFailed { tag, error });
             }
             (None, Some(t)) => {
                 let ours = self.next_conn_id(n);
@@ -1023,21 +1057,21 @@ impl Sim {
                 let idle_since = self.nodes[t].idle.map(|_| self.now);
                 self.ends.insert((n, ours), end_to((t, theirs), None));
                 self.ends.insert((t, theirs), end_to((n, ours), idle_since));
-                self.queue.push_back((
+                self.emit(
                     t,
                     Input::Accepted {
                         conn: theirs,
                         remote: from,
                     },
-                ));
-                self.queue.push_back((
+                );
+                self.emit(
                     n,
                     Input::Connected {
                         conn: ours,
                         tag,
                         remote: addr,
                     },
-                ));
+                );
             }
         }
     }

@@ -2,7 +2,7 @@
 //! frames, bans. Moved from process tests whose subject is the download's logic; each says
 //! where it came from.
 
-use super::harness::pseudo_random;
+use super::pseudo_random;
 use crate::sim::script::{ChunkReply, FakeEvent, FakeScript, OnConnection};
 use crate::sim::{PeerSpec, Sim};
 use crate::tracker::TrackerConfig;

@@ -1,23 +1,10 @@
 //! The harness itself: a download between two peers through a tracker, and the fake clock.
 
+use super::pseudo_random;
 use crate::peer::Event;
 use crate::sim::{PeerSpec, Sim};
 use crate::tracker::TrackerConfig;
 use std::time::Duration;
-
-/// `len` deterministic pseudo-random bytes (xorshift64*), different for each `seed`.
-pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        out.extend_from_slice(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
 
 #[test]
 fn a_download_between_two_simulated_peers_takes_no_real_time() {
