@@ -117,6 +117,7 @@ pub struct PeerSpec {
     bootstrap: Vec<SocketAddr>,
     resume_on_start: Option<bool>,
     at: Option<SocketAddr>,
+    lan: Option<std::net::SocketAddrV4>,
 }
 
 impl PeerSpec {
@@ -133,6 +134,7 @@ impl PeerSpec {
             bootstrap: Vec::new(),
             resume_on_start: None,
             at: None,
+            lan: None,
         }
     }
 
@@ -192,6 +194,14 @@ impl PeerSpec {
         self
     }
 
+    /// LAN discovery in `group` (`--lan-group`, interface: the peer's address). The sim
+    /// carries each datagram sent to a group to every node in it, the sender too (multicast
+    /// loops back), from the sender's address.
+    pub fn lan(mut self, group: std::net::SocketAddrV4) -> PeerSpec {
+        self.lan = Some(group);
+        self
+    }
+
     /// Listens at `addr` (default: an address of its own, port [`PEER_PORT`]).
     pub fn at(mut self, addr: SocketAddr) -> PeerSpec {
         self.at = Some(addr);
@@ -244,6 +254,10 @@ struct Node {
     timed_out_at: Option<Instant>,
     dirs: Option<Dirs>,
     rate_limits: Vec<crate::reactor::RateLimits>,
+    /// The LAN multicast group it joined.
+    lan: Option<std::net::SocketAddrV4>,
+    /// Datagrams it sent.
+    datagrams: usize,
 }
 
 impl Node {
@@ -285,6 +299,10 @@ enum Input {
         reason: CloseReason,
     },
     Control(Control),
+    Datagram {
+        from: SocketAddr,
+        bytes: Vec<u8>,
+    },
 }
 
 impl Input {
@@ -300,6 +318,9 @@ impl Input {
             Input::ConnectFailed { tag, error } => format!("connect {tag:?} failed: {error}"),
             Input::Closed { conn, reason } => format!("closed {}: {reason}", conn.index),
             Input::Control(c) => format!("{c:?}"),
+            Input::Datagram { from, bytes } => {
+                format!("datagram from {from}: {} bytes", bytes.len())
+            }
         }
     }
 }
@@ -421,6 +442,8 @@ impl Sim {
             timed_out_at: None,
             dirs: None,
             rate_limits: Vec::new(),
+            lan: None,
+            datagrams: 0,
         });
         self.nodes.len() - 1
     }
@@ -481,6 +504,18 @@ impl Sim {
             Some(t) => t,
             None => self.nowhere(),
         };
+        // As app.rs: the LAN interface is the listener's, and a listener others cannot reach
+        // is never announced (said once).
+        let mut lan_notice = None;
+        let lan_config = spec.lan.map(|group| {
+            let mut lan = crate::peer::lan::LanConfig {
+                group,
+                iface: Ipv4Addr::UNSPECIFIED,
+                announce: true,
+            };
+            lan_notice = crate::peer::lan::fit_to_listener(&mut lan, addr);
+            lan
+        });
         let resume_on_start = spec
             .resume_on_start
             .unwrap_or(!matches!(spec.mode, Mode::Batch { .. }));
@@ -492,7 +527,7 @@ impl Sim {
             mode: spec.mode.clone(),
             retry_for: spec.retry_for,
             bootstrap: spec.bootstrap.clone(),
-            lan: None,
+            lan: lan_config.clone(),
             resume_on_start,
             rate_limits: Default::default(),
         };
@@ -524,12 +559,17 @@ impl Sim {
         let limits = crate::reactor::Limits::default();
         let id = self.add(&spec.name, addr, kind, Some(limits.idle_timeout));
         self.nodes[id].dirs = Some(dirs);
+        self.nodes[id].lan = spec.lan;
         let listening = Event::Listening {
             name: spec.name.clone(),
             addr: addr.to_string(),
         };
         let at = self.elapsed();
         self.nodes[id].events.insert(0, (at, listening));
+        if let Some(why) = lan_notice {
+            let notice = Event::Notice(crate::peer::event::Notice::LanAnnouncementsOff { why });
+            self.nodes[id].events.insert(1, (at, notice));
+        }
         self.drain(id);
         for line in spec.lines {
             self.control(id, Control::Line(line));
@@ -926,6 +966,7 @@ impl Sim {
             Input::Frame { conn, body } => d.handle_frame(conn, &body, now),
             Input::Closed { conn, reason } => d.handle_closed(conn, reason, now),
             Input::Control(ctl) => d.handle_control(ctl, now),
+            Input::Datagram { from, bytes } => d.handle_datagram(from, &bytes, now),
         }
         self.drain(n);
     }
@@ -969,8 +1010,23 @@ impl Sim {
                 }
             }
             Action::Exit(code) => self.gone(n, Some(code)),
-            Action::SendDatagram(..) => {}
+            Action::SendDatagram(to, bytes) => self.multicast(n, to, bytes),
             Action::SetRateLimits(limits) => self.nodes[n].rate_limits.push(limits),
+        }
+    }
+
+    /// A datagram to a LAN group reaches every node that joined it (the sender too, as
+    /// multicast loops back), from the sender's address and the group's port; to anywhere
+    /// else it is lost.
+    fn multicast(&mut self, n: NodeId, to: SocketAddr, bytes: Vec<u8>) {
+        self.nodes[n].datagrams += 1;
+        let from = SocketAddr::new(self.nodes[n].addr.ip(), to.port());
+        let members: Vec<NodeId> = (0..self.nodes.len())
+            .filter(|&m| self.nodes[m].lan.is_some_and(|g| SocketAddr::V4(g) == to))
+            .collect();
+        for m in members {
+            let bytes = bytes.clone();
+            self.emit(m, Input::Datagram { from, bytes });
         }
     }
 
@@ -1150,6 +1206,11 @@ impl Sim {
     /// A tracker's log lines, with the fake time since the start.
     pub fn tracker_log(&self, node: NodeId) -> &[(Duration, String)] {
         &self.nodes[node].log
+    }
+
+    /// How many datagrams the node has sent (LAN announcements).
+    pub fn datagrams_sent(&self, node: NodeId) -> usize {
+        self.nodes[node].datagrams
     }
 
     /// The rate limits the node asked its reactor for, oldest first.

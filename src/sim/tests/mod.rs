@@ -5,6 +5,7 @@
 mod discovery;
 mod downloads;
 mod harness;
+mod lan;
 mod tracker_link;
 
 /// `len` deterministic pseudo-random bytes (xorshift64*), different for each `seed` (the same
