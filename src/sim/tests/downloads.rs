@@ -2,7 +2,7 @@
 //! frames, bans. Moved from process tests whose subject is the download's logic; each says
 //! where it came from.
 
-use super::pseudo_random;
+use super::{pseudo_random, read};
 use crate::sim::script::{ChunkReply, FakeEvent, FakeScript, OnConnection};
 use crate::sim::{PeerSpec, Sim};
 use crate::tracker::TrackerConfig;
@@ -160,4 +160,150 @@ fn a_source_sending_broken_frames_is_banned_and_get_ends() {
         );
         assert!(!sim.dirs(bob).downloads.join("f.bin").exists());
     }
+}
+
+/// The length of `name`'s partial file in `dirs` (it grows as chunks are written in order).
+fn partial_len(dirs: &crate::sim::Dirs, name: &str) -> u64 {
+    std::fs::metadata(dirs.downloads.join(format!(".{name}.p2p-part")))
+        .map(|m| m.len())
+        .unwrap_or(0)
+}
+
+/// Runs until `name`'s partial file at `node` holds `bytes` (the download still running).
+fn wait_partial(sim: &mut Sim, node: crate::sim::NodeId, name: &str, bytes: u64) {
+    let dirs = sim.dirs(node);
+    let reached = sim.run_until(Duration::from_secs(120), |s| {
+        partial_len(&dirs, name) >= bytes || !s.is_running(node)
+    });
+    assert!(
+        reached && sim.is_running(node),
+        "the download ended or stalled before its partial file reached {bytes} bytes (it has \
+         {})\n{}",
+        partial_len(&dirs, name),
+        sim.diagnostics(node)
+    );
+}
+
+fn is_registered(e: &crate::peer::Event) -> bool {
+    matches!(e, crate::peer::Event::Registered { .. })
+}
+
+/// From `tests/swarm.rs`. A seeder killed mid-swarm leaves the rest to the others: the
+/// download completes byte-identical and says it lost that source. (96 chunks instead of
+/// the process test's 1,024: all three sources join at the same fake instant, so the per-source
+/// window does not need a big file to give each of them chunks.)
+#[test]
+fn a_seeder_killed_mid_swarm_leaves_the_rest_to_finish() {
+    let mut sim = with_tracker();
+    sim.set_latency(Duration::from_millis(1));
+    let content = pseudo_random(96 * CHUNK, 24);
+    let mut seeders = Vec::new();
+    for name in ["Alice", "Bob", "Carol"] {
+        let s = sim.add_peer(PeerSpec::new(name).file("f.bin", &content));
+        sim.wait_event(s, Duration::from_secs(10), is_registered);
+        seeders.push(s);
+    }
+    let dave = sim.add_peer(
+        PeerSpec::new("Dave")
+            .batch("wait-peer Alice 10\nwait-peer Bob 10\nwait-peer Carol 10\nget f.bin\n"),
+    );
+    wait_partial(&mut sim, dave, "f.bin", content.len() as u64 / 4);
+    sim.kill(seeders[1]);
+    assert_eq!(
+        sim.run_to_exit(dave, Duration::from_secs(120)),
+        0,
+        "{}",
+        sim.diagnostics(dave)
+    );
+    assert!(read(&sim.dirs(dave).downloads.join("f.bin")) == content);
+    assert!(
+        sim.stderr(dave).iter().any(|l| l.contains("lost Bob")),
+        "{}",
+        sim.diagnostics(dave)
+    );
+}
+
+/// From `tests/resume.rs`. The only sender is killed and comes back at a new address while the
+/// receiver waits (`--retry-for 60`): the download completes, nothing else left behind.
+#[test]
+fn sender_killed_and_restarted_on_another_port_while_the_receiver_waits() {
+    let mut sim = with_tracker();
+    sim.set_latency(Duration::from_millis(1));
+    let content = pseudo_random(64 * CHUNK, 12);
+    let alice = sim.add_peer(PeerSpec::new("Alice").file("big.bin", &content));
+    sim.wait_event(alice, Duration::from_secs(10), is_registered);
+    let bob = sim.add_peer(
+        PeerSpec::new("Bob")
+            .batch("wait-peer Alice 10\nget Alice big.bin\n")
+            .retry_for(Duration::from_secs(60)),
+    );
+    // Kill Alice once a third has arrived.
+    wait_partial(&mut sim, bob, "big.bin", content.len() as u64 / 3);
+    let (old, dirs) = (sim.addr(alice), sim.dirs(alice));
+    sim.kill(alice);
+
+    // Bob notices, keeps waiting; Alice comes back at a new address.
+    sim.wait_line(bob, Duration::from_secs(30), |l| l.contains("lost Alice"));
+    assert!(sim.is_running(bob));
+    let at = std::net::SocketAddr::new(old.ip(), old.port() + 1);
+    sim.add_peer(PeerSpec::new("Alice").dirs(&dirs).at(at));
+
+    assert_eq!(
+        sim.run_to_exit(bob, Duration::from_secs(120)),
+        0,
+        "Bob's get completes after the sender returns\n{}",
+        sim.diagnostics(bob)
+    );
+    let downloads = sim.dirs(bob).downloads;
+    assert!(read(&downloads.join("big.bin")) == content);
+    let mut listing: Vec<String> = std::fs::read_dir(&downloads)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != ".p2p")
+        .collect();
+    listing.sort();
+    assert_eq!(listing, ["big.bin"]);
+}
+
+/// From `tests/resume.rs`. A source that never returns fails the batch with "unfinished"
+/// (exit status 5) once `--retry-for 2` has passed, and keeps the partial download.
+#[test]
+fn source_that_never_returns_fails_the_batch_and_keeps_the_partial_download() {
+    let mut sim = with_tracker();
+    sim.set_latency(Duration::from_millis(1));
+    let content = pseudo_random(64 * CHUNK, 13);
+    let alice = sim.add_peer(PeerSpec::new("Alice").file("f.bin", &content));
+    sim.wait_event(alice, Duration::from_secs(10), is_registered);
+    let bob = sim.add_peer(
+        PeerSpec::new("Bob")
+            .batch("wait-peer Alice 10\nget Alice f.bin\n")
+            .retry_for(Duration::from_secs(2)),
+    );
+    wait_partial(&mut sim, bob, "f.bin", content.len() as u64 / 4);
+    sim.kill(alice);
+    let lost = sim.elapsed();
+    // Unfinished, resumable: exit status 5 (README, "Exit status").
+    assert_eq!(
+        sim.run_to_exit(bob, Duration::from_secs(60)),
+        5,
+        "{}",
+        sim.diagnostics(bob)
+    );
+    let waited = sim.elapsed() - lost;
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(4),
+        "gave up after {waited:?} (--retry-for 2)\n{}",
+        sim.diagnostics(bob)
+    );
+    let err = sim.stderr(bob).join("\n");
+    assert!(
+        err.contains("error:") && err.contains("did not come back"),
+        "{err}"
+    );
+    let downloads = sim.dirs(bob).downloads;
+    assert!(
+        downloads.join(".f.bin.p2p-part").exists(),
+        "the partial download is kept"
+    );
+    assert!(!downloads.join("f.bin").exists());
 }
