@@ -2,13 +2,16 @@
 //! the tracker. `node.rs` is the state machine the reactor drives; `run` wires it to the world.
 
 pub mod chunk_plan;
+mod dialer;
 pub mod disk_jobs;
 mod exchange;
+mod exchange_glue;
 pub mod file_hasher;
 mod find;
 pub mod hash_worker;
 mod hashing;
 pub mod index;
+mod jitter;
 pub mod lan;
 pub mod manifest;
 pub mod node;
@@ -16,10 +19,12 @@ mod ops;
 pub mod partial;
 pub mod peer_cache;
 pub mod peer_table;
+pub mod resolver;
 pub mod resume;
 mod seeding;
 mod sessions;
 pub mod state_file;
+mod tracker_glue;
 mod tracker_link;
 mod transfer;
 
@@ -161,6 +166,7 @@ fn run_inner(
     let mut node = PeerNode::new(cfg, index::SharedIndex::default(), bound.port(), ui, now);
     node.start_hashing(worker, true, now);
     node.set_disk_jobs(disk_jobs_for(&reactor));
+    node.set_resolver(resolver_for(&reactor));
     node.set_listen_ip(bound.ip());
     reactor.run(&mut node)
 }
@@ -169,6 +175,14 @@ fn run_inner(
 pub fn disk_jobs_for(reactor: &Reactor) -> disk_jobs::DiskJobs {
     let to_loop = reactor.control_sender();
     disk_jobs::DiskJobs::threads(move || {
+        to_loop.send(crate::reactor::Control::Work);
+    })
+}
+
+/// Host-name lookups whose answers wake `reactor` (as `Control::Work`).
+pub fn resolver_for(reactor: &Reactor) -> resolver::Resolver {
+    let to_loop = reactor.control_sender();
+    resolver::Resolver::threads(move || {
         to_loop.send(crate::reactor::Control::Work);
     })
 }

@@ -4,7 +4,7 @@
 
 use super::find::{Find, FindFor};
 use super::node::DiskWait;
-use super::node::{ConnectPurpose, Mode, PeerNode, Purpose};
+use super::node::{Mode, PeerNode, Purpose};
 use super::partial::Destination;
 use super::sessions::MAX_CHAT_LEN;
 use super::transfer::DownloadId;
@@ -91,9 +91,10 @@ pub enum Op {
     Await {
         ids: BTreeSet<DownloadId>,
     },
-    /// `connect ADDR`: until whoever answers there completes the handshake (`exchange.rs`).
+    /// `connect ADDR`: until whoever answers there completes the handshake
+    /// (`exchange_glue.rs`); `addr` is `None` while a host name is being looked up.
     Connect {
-        addr: std::net::SocketAddr,
+        addr: Option<std::net::SocketAddr>,
         deadline: Instant,
     },
     /// `rescan`: until its scan on the hash worker ends (`hashing.rs`).
@@ -471,17 +472,14 @@ impl PeerNode {
         if self.session_pending(name) {
             return Ok(None);
         }
-        if let Some(known) = self.known.get(name) {
-            let addr = known.addr;
-            let name = name.to_string();
-            self.connect(addr, ConnectPurpose::Peer { name, addr });
+        if self.dial(name) {
             return Ok(None);
         }
         if !*refreshed && self.request_peer_list_naming(Some(name)) {
             *refreshed = true;
             return Ok(None);
         }
-        if self.tracker.list_in_flight {
+        if self.tracker.list_in_flight() {
             return Ok(None);
         }
         let mut hint = match crate::names::closest(name, self.known.iter().map(|(n, _)| n.as_str()))
@@ -673,7 +671,7 @@ impl PeerNode {
         }
         if on_this_conn && lost == Lost::Handshake {
             // Another address it is known by, or a fresh one from the tracker, before failing.
-            if self.known.has_untried_address(name) {
+            if self.dialer().has_untried_address(name) {
                 return self.op_advance(now);
             }
             if self.op_ask_tracker_again() {
