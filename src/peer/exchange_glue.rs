@@ -140,10 +140,8 @@ impl PeerNode {
         }
         if let Some(lookup) = self.discovery.lookup_expired(now) {
             let secs = super::exchange::LOOKUP_TIMEOUT.as_secs();
-            let host = printable(&lookup.host);
-            self.fail_op(&format!(
-                "cannot connect to '{host}': the name lookup did not answer within {secs}s"
-            ));
+            let why = format!("the name lookup did not answer within {secs}s");
+            self.connect_resolved(&lookup.host, Err(why));
         }
     }
 
