@@ -1,7 +1,7 @@
 //! Swarm downloads: one file from several peers at once, by content (SHA-256) whatever its
 //! name, safe against a peer that sends corrupt chunks, and served onward by a peer that is
-//! still downloading it. (A seeder that dies mid-swarm runs in the in-memory harness:
-//! src/sim/tests/downloads.rs.)
+//! still downloading it. (Three seeders that all contribute and a seeder that dies mid-swarm
+//! run in the in-memory harness: src/sim/tests/downloads.rs.)
 
 mod common;
 
@@ -40,41 +40,8 @@ fn partial_len(dirs: &PeerDirs, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
-#[test]
-fn three_seeders_with_different_names_all_contribute() {
-    // Large against the 32 MiB per-source window, so every source gets fresh chunks even when
-    // it joins a little after the first one.
-    let content = pseudo_random(256 * MIB, 21);
-    let tracker = Tracker::start();
-    let _a = Peer::serve("Alice", tracker.addr, &[("a.bin", &content)]);
-    let _b = Peer::serve("Bob", tracker.addr, &[("b.bin", &content)]);
-    let _c = Peer::serve("Carol", tracker.addr, &[("c.bin", &content)]);
-    let dave = PeerDirs::new();
-    let out = run_batch_timeout(
-        "Dave",
-        tracker.addr,
-        &dave,
-        "wait-peer Alice 10\nwait-peer Bob 10\nwait-peer Carol 10\nsearch bin\nget a.bin\n",
-        LONG,
-    );
-    out.assert_success();
-    assert_file_eq(&dave.downloads.join("a.bin"), &content);
-    assert!(
-        out.stdout.contains("3 peer(s)"),
-        "search counts three peers with that content\n{out}"
-    );
-    let per = bytes_per_source(&out);
-    let mut names: Vec<&str> = per.iter().map(|(n, _)| n.as_str()).collect();
-    names.sort();
-    assert_eq!(names, ["Alice", "Bob", "Carol"], "{out}");
-    for (name, bytes) in &per {
-        assert!(*bytes > 0, "{name} contributed nothing\n{out}");
-    }
-    assert_eq!(
-        per.iter().map(|(_, b)| b).sum::<u64>(),
-        content.len() as u64
-    );
-}
+// `three_seeders_with_different_names_all_contribute` moved to the in-memory harness
+// (src/sim/tests/downloads.rs): which source gives which chunks is the scheduler's logic.
 
 #[test]
 fn a_name_meaning_different_files_is_an_error_listing_them() {

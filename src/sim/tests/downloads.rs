@@ -307,3 +307,56 @@ fn source_that_never_returns_fails_the_batch_and_keeps_the_partial_download() {
     );
     assert!(!downloads.join("f.bin").exists());
 }
+
+/// From `tests/swarm.rs`. Three seeders with different names for the same content: `search`
+/// counts three peers, `get` by name draws from all three, and what each sent adds up to the
+/// file. (96 chunks instead of 1,024: the three join at the same fake instant, so no big file
+/// is needed for each to get fresh chunks against the per-source window.)
+#[test]
+fn three_seeders_with_different_names_all_contribute() {
+    let mut sim = with_tracker();
+    sim.set_latency(Duration::from_millis(1));
+    let content = pseudo_random(96 * CHUNK, 21);
+    for (name, file) in [("Alice", "a.bin"), ("Bob", "b.bin"), ("Carol", "c.bin")] {
+        let s = sim.add_peer(PeerSpec::new(name).file(file, &content));
+        sim.wait_event(s, Duration::from_secs(10), is_registered);
+    }
+    let dave = sim.add_peer(PeerSpec::new("Dave").batch(
+        "wait-peer Alice 10\nwait-peer Bob 10\nwait-peer Carol 10\nsearch bin\nget a.bin\n",
+    ));
+    assert_eq!(
+        sim.run_to_exit(dave, Duration::from_secs(120)),
+        0,
+        "{}",
+        sim.diagnostics(dave)
+    );
+    assert!(read(&sim.dirs(dave).downloads.join("a.bin")) == content);
+    let out = sim.diagnostics(dave);
+    assert!(
+        sim.stdout(dave).iter().any(|l| l.contains("3 peer(s)")),
+        "search counts three peers with that content\n{out}"
+    );
+    let per = sim
+        .events(dave)
+        .iter()
+        .find_map(|(_, e)| match e {
+            crate::peer::Event::DownloadDone {
+                bytes_per_source, ..
+            } => Some(bytes_per_source.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no download_done\n{out}"));
+    // The `saved` line shows them too, as the process test read them.
+    let saved = sim
+        .stdout(dave)
+        .into_iter()
+        .find(|l| l.starts_with("saved "))
+        .unwrap_or_else(|| panic!("no `saved` line\n{out}"));
+    let names: Vec<&str> = per.keys().map(String::as_str).collect();
+    assert_eq!(names, ["Alice", "Bob", "Carol"], "{out}");
+    for (name, bytes) in &per {
+        assert!(*bytes > 0, "{name} contributed nothing\n{out}");
+        assert!(saved.contains(&format!("{name} {bytes}")), "{saved}");
+    }
+    assert_eq!(per.values().sum::<u64>(), content.len() as u64);
+}
