@@ -233,10 +233,9 @@ fn huge_file_bad_manifest_and_long_chunk_are_refused_and_the_downloader_carries_
 }
 
 /// Fake hangs up after every chunk it sends. The download reconnects each time, checks the
-/// manifest again, and completes byte-identical (resumable downloads). Over real TCP, so a
-/// hang-up with requests unread can reach Bob as a reset; the 7-chunk version with its
-/// reconnect timing runs in the in-memory harness (src/sim/tests/downloads.rs), this one is
-/// slimmed to 3 chunks.
+/// manifest again, and completes byte-identical (resumable downloads). Over real TCP: the
+/// chunk, then the end of the stream. The 7-chunk version runs in the in-memory harness
+/// (src/sim/tests/downloads.rs); this one is slimmed to 3 chunks.
 #[test]
 fn a_peer_that_disconnects_after_every_chunk_still_delivers_the_file() {
     let tracker = Tracker::start();
