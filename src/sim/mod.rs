@@ -32,22 +32,25 @@
 // A toolkit for tests: not every helper is used by the tests of the day.
 #![allow(dead_code)]
 
+mod net;
+mod peers;
+mod render;
 pub mod script;
 
 mod tests;
 
-use crate::peer::disk_jobs::DiskJobs;
-use crate::peer::hash_worker::HashWorker;
-use crate::peer::index::SharedIndex;
-use crate::peer::{Event, Mode, PeerConfig, PeerNode, Recorder};
-use crate::reactor::{Action, CloseReason, ConnId, ConnectTag, Control, Driver, Signal};
-use crate::tracker::{Tracker, TrackerConfig};
-use crate::wire::FrameDecoder;
+use net::End;
+pub use net::Reach;
+pub use peers::{Dirs, PeerSpec};
+pub use render::human;
+
+use crate::peer::{Event, PeerNode, Recorder};
+use crate::reactor::{CloseReason, ConnId, ConnectTag, Control, Driver, Signal};
+use crate::tracker::Tracker;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
@@ -65,149 +68,6 @@ pub const PEER_PORT: u16 = 4000;
 pub const TRACKER_PORT: u16 = 7000;
 /// Steps at one instant before the harness calls it a busy loop.
 const SPIN_LIMIT: usize = 1_000_000;
-
-/// A peer's folders: `ROOT/shared` and `ROOT/downloads`, removed when the last clone goes (a
-/// restarted peer gets the same folders).
-#[derive(Clone)]
-pub struct Dirs {
-    root: Rc<tempfile::TempDir>,
-    pub shared: PathBuf,
-    pub downloads: PathBuf,
-}
-
-impl Dirs {
-    pub fn new() -> Dirs {
-        let root = tempfile::tempdir().expect("a temporary folder for a simulated peer");
-        let shared = root.path().join("shared");
-        let downloads = root.path().join("downloads");
-        for dir in [&shared, &downloads] {
-            std::fs::create_dir_all(dir).expect("creating a simulated peer's folders");
-        }
-        Dirs {
-            root: Rc::new(root),
-            shared,
-            downloads,
-        }
-    }
-
-    pub fn root(&self) -> &Path {
-        self.root.path()
-    }
-
-    pub fn add_shared(&self, name: &str, bytes: &[u8]) {
-        std::fs::write(self.shared.join(name), bytes).expect("writing a shared file");
-    }
-}
-
-impl Default for Dirs {
-    fn default() -> Self {
-        Dirs::new()
-    }
-}
-
-/// How to start a peer: the CLI's defaults unless changed.
-pub struct PeerSpec {
-    name: String,
-    tracker: Option<SocketAddr>,
-    mode: Mode,
-    lines: Vec<String>,
-    dirs: Option<Dirs>,
-    files: Vec<(String, Vec<u8>)>,
-    retry_for: Duration,
-    bootstrap: Vec<SocketAddr>,
-    resume_on_start: Option<bool>,
-    at: Option<SocketAddr>,
-    lan: Option<std::net::SocketAddrV4>,
-}
-
-impl PeerSpec {
-    /// `p2p peer --name NAME --serve` with the sim's tracker.
-    pub fn new(name: &str) -> PeerSpec {
-        PeerSpec {
-            name: name.to_string(),
-            tracker: None,
-            mode: Mode::Serve,
-            lines: Vec::new(),
-            dirs: None,
-            files: Vec::new(),
-            retry_for: Duration::from_secs(60),
-            bootstrap: Vec::new(),
-            resume_on_start: None,
-            at: None,
-            lan: None,
-        }
-    }
-
-    /// `--batch FILE` holding `commands`: the peer exits when they are done.
-    pub fn batch(mut self, commands: &str) -> PeerSpec {
-        self.mode = Mode::Batch { then_serve: false };
-        self.lines = commands.lines().map(str::to_string).collect();
-        self
-    }
-
-    /// `--batch FILE --serve`.
-    pub fn batch_then_serve(mut self, commands: &str) -> PeerSpec {
-        self = self.batch(commands);
-        self.mode = Mode::Batch { then_serve: true };
-        self
-    }
-
-    /// The REPL (lines come with [`Sim::line`]).
-    pub fn repl(mut self) -> PeerSpec {
-        self.mode = Mode::Repl;
-        self
-    }
-
-    /// Shares `bytes` as `name` (written into `shared/` before the peer starts).
-    pub fn file(mut self, name: &str, bytes: &[u8]) -> PeerSpec {
-        self.files.push((name.to_string(), bytes.to_vec()));
-        self
-    }
-
-    /// These folders instead of new ones (a restart).
-    pub fn dirs(mut self, dirs: &Dirs) -> PeerSpec {
-        self.dirs = Some(dirs.clone());
-        self
-    }
-
-    /// `--tracker ADDR`.
-    pub fn tracker(mut self, addr: SocketAddr) -> PeerSpec {
-        self.tracker = Some(addr);
-        self
-    }
-
-    /// `--retry-for`.
-    pub fn retry_for(mut self, d: Duration) -> PeerSpec {
-        self.retry_for = d;
-        self
-    }
-
-    /// `--peer ADDR`.
-    pub fn bootstrap(mut self, addr: SocketAddr) -> PeerSpec {
-        self.bootstrap.push(addr);
-        self
-    }
-
-    /// `--resume-on-start` (default: on unless in a batch, as the CLI).
-    pub fn resume_on_start(mut self, on: bool) -> PeerSpec {
-        self.resume_on_start = Some(on);
-        self
-    }
-
-    /// LAN discovery in `group` (`--lan-group`, interface: the peer's address). The sim
-    /// carries each datagram sent to a group to every node in it, the sender too (multicast
-    /// loops back), from the sender's address.
-    pub fn lan(mut self, group: std::net::SocketAddrV4) -> PeerSpec {
-        self.lan = Some(group);
-        self
-    }
-
-    /// Listens at `addr` (default: an address of its own, port [`PEER_PORT`]).
-    pub fn at(mut self, addr: SocketAddr) -> PeerSpec {
-        self.at = Some(addr);
-        self
-    }
-}
 
 /// What runs on a node.
 enum Kind {
@@ -325,36 +185,6 @@ impl Input {
     }
 }
 
-/// One end of a connection, as seen from the node that holds it.
-struct End {
-    /// The other end.
-    peer: (NodeId, ConnId),
-    /// Bytes that arrived for this end, cut into frames.
-    decoder: FrameDecoder,
-    /// A close is on its way to this end's node: nothing more reaches it.
-    doomed: bool,
-    /// What this end sends vanishes (a host that went away without closing).
-    muted: bool,
-    /// Accepted ends: when the last complete frame came (for the idle timeout).
-    idle_since: Option<Instant>,
-}
-
-/// What connecting to an address does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reach {
-    /// Refused at once (nobody listens, a firewall says no).
-    Refused,
-    /// Nothing answers: the reactor gives up after [`CONNECT_TIMEOUT`].
-    BlackHole,
-}
-
-/// A connection between two nodes, for faults.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Link {
-    pub a: (NodeId, ConnId),
-    pub b: (NodeId, ConnId),
-}
-
 pub struct Sim {
     t0: Instant,
     now: Instant,
@@ -448,138 +278,6 @@ impl Sim {
         self.nodes.len() - 1
     }
 
-    /// A tracker; peers started later use it unless told otherwise.
-    pub fn add_tracker(&mut self, config: TrackerConfig) -> NodeId {
-        let addr = SocketAddr::new(self.fresh_ip(), TRACKER_PORT);
-        self.add_tracker_at(addr, config)
-    }
-
-    /// A tracker at `addr` (one restarted where a killed one listened).
-    pub fn add_tracker_at(&mut self, addr: SocketAddr, config: TrackerConfig) -> NodeId {
-        let idle = crate::tracker::effective_limits(&config).idle_timeout;
-        let log = Rc::new(RefCell::new(Vec::new()));
-        let sink = log.clone();
-        let tracker = Tracker::new(
-            config,
-            Box::new(move |line: &str| sink.borrow_mut().push(line.to_string())),
-        );
-        let kind = Kind::Tracker {
-            tracker: Box::new(tracker),
-            log,
-        };
-        let id = self.add("tracker", addr, kind, Some(idle));
-        self.tracker.get_or_insert(addr);
-        id
-    }
-
-    /// Any other driver (a scripted impostor), listening at its own address on `port`.
-    pub fn add_node(&mut self, name: &str, port: u16, driver: Box<dyn Driver>) -> NodeId {
-        let addr = SocketAddr::new(self.fresh_ip(), port);
-        self.add(name, addr, Kind::Other(driver), None)
-    }
-
-    /// A [`script::FakePeer`] named `name` that registers with the sim's tracker.
-    pub fn add_fake_peer(
-        &mut self,
-        name: &str,
-        script: script::FakeScript,
-    ) -> (NodeId, script::FakePeer) {
-        let tracker = self.tracker.expect("a tracker to register with");
-        let (fake, driver) = script::FakePeer::new(name, tracker, PEER_PORT, script, self.now);
-        (self.add_node(name, PEER_PORT, driver), fake)
-    }
-
-    /// Starts a peer as `p2p peer` would (`app::run`): folders, the `listening` event, the
-    /// node with the REPL's parser, its hash worker (start-up scan) and disk jobs on threads,
-    /// then its batch lines.
-    pub fn add_peer(&mut self, spec: PeerSpec) -> NodeId {
-        let dirs = spec.dirs.clone().unwrap_or_default();
-        for (name, bytes) in &spec.files {
-            dirs.add_shared(name, bytes);
-        }
-        let addr = spec
-            .at
-            .unwrap_or_else(|| SocketAddr::new(self.fresh_ip(), PEER_PORT));
-        let tracker = match spec.tracker.or(self.tracker) {
-            Some(t) => t,
-            None => self.nowhere(),
-        };
-        // As app.rs: the LAN interface is the listener's, and a listener others cannot reach
-        // is never announced (said once).
-        let mut lan_notice = None;
-        let lan_config = spec.lan.map(|group| {
-            let mut lan = crate::peer::lan::LanConfig {
-                group,
-                iface: Ipv4Addr::UNSPECIFIED,
-                announce: true,
-            };
-            lan_notice = crate::peer::lan::fit_to_listener(&mut lan, addr);
-            lan
-        });
-        let resume_on_start = spec
-            .resume_on_start
-            .unwrap_or(!matches!(spec.mode, Mode::Batch { .. }));
-        let cfg = PeerConfig {
-            name: spec.name.clone(),
-            tracker,
-            shared_dir: dirs.shared.clone(),
-            downloads_dir: dirs.downloads.clone(),
-            mode: spec.mode.clone(),
-            retry_for: spec.retry_for,
-            bootstrap: spec.bootstrap.clone(),
-            lan: lan_config.clone(),
-            resume_on_start,
-            rate_limits: Default::default(),
-        };
-        let id = self.nodes.len();
-        let seen = Recorder::new();
-        let mut node = PeerNode::new(
-            cfg,
-            SharedIndex::default(),
-            addr.port(),
-            seen.clone(),
-            self.now,
-        );
-        node.set_parser(crate::repl::parse);
-        let tx = self.work_tx.clone();
-        let worker = HashWorker::spawn(move || {
-            let _ = tx.send(id);
-        })
-        .expect("starting a simulated peer's hash worker");
-        node.start_hashing(worker, true, self.now);
-        let tx = std::sync::Mutex::new(self.work_tx.clone());
-        node.set_disk_jobs(DiskJobs::threads(move || {
-            let _ = tx.lock().map(|tx| tx.send(id));
-        }));
-        node.set_listen_ip(addr.ip());
-        let kind = Kind::Peer {
-            node: Box::new(node),
-            seen,
-        };
-        let limits = crate::reactor::Limits::default();
-        let id = self.add(&spec.name, addr, kind, Some(limits.idle_timeout));
-        self.nodes[id].dirs = Some(dirs);
-        self.nodes[id].lan = spec.lan;
-        let listening = Event::Listening {
-            name: spec.name.clone(),
-            addr: addr.to_string(),
-        };
-        let at = self.elapsed();
-        self.nodes[id].events.insert(0, (at, listening));
-        if let Some(why) = lan_notice {
-            let notice = Event::Notice(crate::peer::event::Notice::LanAnnouncementsOff { why });
-            self.nodes[id].events.insert(1, (at, notice));
-        }
-        self.drain(id);
-        for line in spec.lines {
-            self.control(id, Control::Line(line));
-        }
-        if matches!(spec.mode, Mode::Batch { .. }) {
-            self.control(id, Control::EndOfInput);
-        }
-        id
-    }
-
     /// Where `node` listens.
     pub fn addr(&self, node: NodeId) -> SocketAddr {
         self.nodes[node].addr
@@ -622,12 +320,6 @@ impl Sim {
         self.later.insert((at, self.seq), (node, input));
     }
 
-    /// Every frame, connect and close takes `d` to arrive from now on (zero by default): a
-    /// transfer then takes fake time, so a test can act in the middle of one.
-    pub fn set_latency(&mut self, d: Duration) {
-        self.latency = d;
-    }
-
     /// SIGSTOP: the node stops running; the kernel still accepts connections and buffers
     /// frames for it, which it sees once thawed.
     pub fn freeze(&mut self, node: NodeId) {
@@ -651,51 +343,6 @@ impl Sim {
     /// SIGKILL: gone at once; every connection it had ends for the other side.
     pub fn kill(&mut self, node: NodeId) {
         self.gone(node, None);
-    }
-
-    /// What connecting to `addr` does from now on (`None`: whoever listens there answers).
-    pub fn set_reach(&mut self, addr: SocketAddr, reach: Option<Reach>) {
-        match reach {
-            Some(r) => self.reach.insert(addr, r),
-            None => self.reach.remove(&addr),
-        };
-    }
-
-    /// The open connections between `a` and `b`.
-    pub fn links(&self, a: NodeId, b: NodeId) -> Vec<Link> {
-        let mut links: Vec<Link> = self
-            .ends
-            .iter()
-            .filter(|((n, _), e)| *n == a && e.peer.0 == b)
-            .map(|(&end, e)| Link { a: end, b: e.peer })
-            .collect();
-        links.sort_by_key(|l| l.a.1);
-        links
-    }
-
-    /// Frames on `link` vanish both ways from now on; nothing is closed (a host that went away).
-    pub fn silence(&mut self, link: Link) {
-        for end in [link.a, link.b] {
-            if let Some(e) = self.ends.get_mut(&end) {
-                e.muted = true;
-            }
-        }
-    }
-
-    /// Every connection between `a` and `b` goes silent, and every later one too.
-    pub fn silence_between(&mut self, a: NodeId, b: NodeId) {
-        for link in self.links(a, b) {
-            self.silence(link);
-        }
-    }
-
-    /// The connection breaks (a reset): both sides hear it.
-    pub fn cut(&mut self, link: Link) {
-        for end in [link.a, link.b] {
-            self.doom(end, || {
-                CloseReason::Io(io::Error::from(io::ErrorKind::ConnectionReset))
-            });
-        }
     }
 
     // -----------------------------------------------------------------------------------------
@@ -994,195 +641,6 @@ impl Sim {
         }
     }
 
-    fn apply(&mut self, n: NodeId, action: Action) {
-        match action {
-            Action::Send(conn, bytes) => self.send_bytes((n, conn), &bytes),
-            Action::Connect(addr, tag) => self.connect(n, addr, tag),
-            Action::Close(conn) => {
-                // Like the reactor: the node hears `Local` at once (unless the connection had
-                // already ended), the other side an end of stream after what was sent.
-                if let Some(end) = self.ends.remove(&(n, conn)) {
-                    self.doom(end.peer, || CloseReason::RemoteClosed);
-                    let now = self.now;
-                    if let Some(d) = self.nodes[n].driver() {
-                        d.handle_closed(conn, CloseReason::Local, now);
-                    }
-                }
-            }
-            Action::Exit(code) => self.gone(n, Some(code)),
-            Action::SendDatagram(to, bytes) => self.multicast(n, to, bytes),
-            Action::SetRateLimits(limits) => self.nodes[n].rate_limits.push(limits),
-        }
-    }
-
-    /// A datagram to a LAN group reaches every node that joined it (the sender too, as
-    /// multicast loops back), from the sender's address and the group's port; to anywhere
-    /// else it is lost.
-    fn multicast(&mut self, n: NodeId, to: SocketAddr, bytes: Vec<u8>) {
-        self.nodes[n].datagrams += 1;
-        let from = SocketAddr::new(self.nodes[n].addr.ip(), to.port());
-        let members: Vec<NodeId> = (0..self.nodes.len())
-            .filter(|&m| self.nodes[m].lan.is_some_and(|g| SocketAddr::V4(g) == to))
-            .collect();
-        for m in members {
-            let bytes = bytes.clone();
-            self.emit(m, Input::Datagram { from, bytes });
-        }
-    }
-
-    /// Delivers `bytes` sent from `from` to the other end, frame by frame.
-    fn send_bytes(&mut self, from: (NodeId, ConnId), bytes: &[u8]) {
-        let Some(end) = self.ends.get(&from) else {
-            return;
-        };
-        if end.doomed || end.muted {
-            return;
-        }
-        let to = end.peer;
-        let Some(peer) = self.ends.get_mut(&to) else {
-            return;
-        };
-        if peer.doomed {
-            return;
-        }
-        peer.decoder.extend(bytes);
-        let mut frames = Vec::new();
-        let broken = loop {
-            match peer.decoder.next_frame() {
-                Ok(Some(body)) => frames.push(body.to_vec()),
-                Ok(None) => break None,
-                Err(e) => break Some(e.to_string()),
-            }
-        };
-        for body in frames {
-            self.emit(to.0, Input::Frame { conn: to.1, body });
-        }
-        if let Some(why) = broken {
-            self.doom(to, || CloseReason::BadFrame(why));
-            self.doom(from, || CloseReason::RemoteClosed);
-        }
-    }
-
-    /// Something the network carries to `node`: after the link latency, in order.
-    fn emit(&mut self, node: NodeId, input: Input) {
-        if self.latency.is_zero() {
-            self.queue.push_back((node, input));
-        } else {
-            self.later_input(self.now + self.latency, node, input);
-        }
-    }
-
-    /// A close is on its way to `end`'s node (after whatever was sent to it before).
-    fn doom(&mut self, end: (NodeId, ConnId), reason: impl FnOnce() -> CloseReason) {
-        if let Some(e) = self.ends.get_mut(&end)
-            && !e.doomed
-        {
-            e.doomed = true;
-            let reason = reason();
-            self.emit(
-                end.0,
-                Input::Closed {
-                    conn: end.1,
-                    reason,
-                },
-            );
-        }
-    }
-
-    fn connect(&mut self, n: NodeId, addr: SocketAddr, tag: ConnectTag) {
-        let target = self
-            .nodes
-            .iter()
-            .position(|node| node.addr == addr && !matches!(node.state, State::Gone(_)));
-        let reach = self.reach.get(&addr).copied();
-        match (reach, target) {
-            (Some(Reach::BlackHole), _) => {
-                let error = io::Error::new(io::ErrorKind::TimedOut, "connection attempt timed out");
-                let at = self.now + CONNECT_TIMEOUT;
-                self.later_input(at, n, Input::ConnectFailed { tag, error });
-            }
-            (Some(Reach::Refused), _) | (None, None) => {
-                let error = io::Error::from_raw_os_error(libc::ECONNREFUSED);
-                self.emit(n, Input::ConnectFailed { tag, error });
-            }
-            (None, Some(t)) => {
-                let ours = self.next_conn_id(n);
-                let theirs = self.next_conn_id(t);
-                self.next_port += 1;
-                let from = SocketAddr::new(self.nodes[n].addr.ip(), self.next_port);
-                let idle_since = self.nodes[t].idle.map(|_| self.now);
-                self.ends.insert((n, ours), end_to((t, theirs), None));
-                self.ends.insert((t, theirs), end_to((n, ours), idle_since));
-                self.emit(
-                    t,
-                    Input::Accepted {
-                        conn: theirs,
-                        remote: from,
-                    },
-                );
-                self.emit(
-                    n,
-                    Input::Connected {
-                        conn: ours,
-                        tag,
-                        remote: addr,
-                    },
-                );
-            }
-        }
-    }
-
-    fn next_conn_id(&mut self, n: NodeId) -> ConnId {
-        let node = &mut self.nodes[n];
-        node.next_conn += 1;
-        ConnId::fake(node.next_conn)
-    }
-
-    /// Accepted connections that sent no complete frame for the node's idle timeout: the
-    /// reactor sends an `Error` saying so, closes, and tells the node `TimedOut`.
-    fn expire_idle(&mut self) {
-        let now = self.now;
-        let expired: Vec<(NodeId, ConnId, Duration)> = self
-            .ends
-            .iter()
-            .filter_map(|(&(n, c), e)| {
-                let idle = self.nodes[n].idle?;
-                let since = e.idle_since?;
-                (!e.doomed && self.nodes[n].running() && since + idle <= now)
-                    .then_some((n, c, idle))
-            })
-            .collect();
-        for (n, c, idle) in expired {
-            self.send_bytes((n, c), &crate::reactor::limits::idle_frame(idle));
-            if let Some(end) = self.ends.get(&(n, c)) {
-                let peer = end.peer;
-                self.doom(peer, || CloseReason::RemoteClosed);
-            }
-            let why = io::Error::new(
-                io::ErrorKind::TimedOut,
-                crate::reactor::limits::idle_text(idle),
-            );
-            self.doom((n, c), || CloseReason::Io(why));
-        }
-    }
-
-    /// The node exited (`Some(code)`) or was killed: its connections end for the other side.
-    fn gone(&mut self, n: NodeId, code: Option<i32>) {
-        if matches!(self.nodes[n].state, State::Gone(_)) {
-            return;
-        }
-        self.keep_reports(n);
-        self.nodes[n].state = State::Gone(code);
-        self.nodes[n].kind = Kind::Gone;
-        self.nodes[n].parked.clear();
-        let mine: Vec<(NodeId, ConnId)> = self.ends.keys().filter(|k| k.0 == n).copied().collect();
-        for end in mine {
-            if let Some(e) = self.ends.remove(&end) {
-                self.doom(e.peer, || CloseReason::RemoteClosed);
-            }
-        }
-    }
-
     // -----------------------------------------------------------------------------------------
     // What happened
 
@@ -1256,46 +714,4 @@ impl Sim {
         }
         out
     }
-}
-
-fn end_to(peer: (NodeId, ConnId), idle_since: Option<Instant>) -> End {
-    End {
-        peer,
-        decoder: FrameDecoder::new(),
-        doomed: false,
-        muted: false,
-        idle_since,
-    }
-}
-
-/// An event as `repl::Ui` prints it without `--json` or `-q`: (on stderr, lines). The same
-/// rules as `Ui::event` and `Ui::human` (hidden files skipped silently, `warning: ` and
-/// `error: ` in front of problems).
-pub fn human(event: &Event) -> Option<(bool, Vec<String>)> {
-    use crate::repl::event::{Weight, human_lines, weight};
-    if let Event::Skipped { file, .. } = event
-        && file.starts_with('.')
-    {
-        return None;
-    }
-    let tag = match event {
-        Event::Error { .. } => "error: ",
-        Event::Warning(_)
-        | Event::TrackerUnreachable { .. }
-        | Event::SourceLost { .. }
-        | Event::SourceDropped { .. }
-        | Event::NameRefused { .. }
-        | Event::Unfinished { quitting: true, .. } => "warning: ",
-        _ => "",
-    };
-    let stderr = match weight(event) {
-        Weight::Silent => return None,
-        Weight::Problem => true,
-        Weight::Result | Weight::Notice => false,
-    };
-    let lines = human_lines(event)
-        .into_iter()
-        .map(|l| format!("{tag}{l}"))
-        .collect();
-    Some((stderr, lines))
 }
