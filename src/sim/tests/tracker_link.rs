@@ -285,8 +285,9 @@ fn a_name_held_by_a_live_registration_is_waited_for() {
     let alice = sim.add_peer(PeerSpec::new("Alice"));
     let (refused, _) = sim.wait_event(alice, Duration::from_secs(30), is_refusal);
     assert_refusal_said(&sim, alice, refused);
-    // Past the first two retries (1 s, then 2 s later).
-    sim.run_for(Duration::from_secs(4));
+    // Past the first two retries (1 s, then 2 s later), and on (the process test waited 4 s)
+    // until the backoff has reached its cap.
+    sim.run_for(Duration::from_secs(60));
     assert!(sim.is_running(alice), "{}", sim.diagnostics(alice));
     assert!(
         !sim.events(alice).iter().any(|(_, e)| is_registered(e)),
