@@ -1,8 +1,8 @@
 //! The peer: shares a folder, downloads from other peers, chats, and finds the others through
 //! the tracker. `node.rs` is the state machine the reactor drives; `run` wires it to the world.
 
-pub mod chunk_plan;
 pub mod disk_jobs;
+mod download;
 mod exchange;
 pub mod file_hasher;
 mod find;

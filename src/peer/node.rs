@@ -6,6 +6,7 @@
 //! This file holds the state they share and the dispatch.
 
 use super::disk_jobs::{DiskJobId, DiskJobs, Outcome};
+use super::download::ChunkIndex;
 use super::exchange::{Bootstrap, Discovery};
 use super::index::SharedIndex;
 use super::lan::LanConfig;
@@ -13,7 +14,7 @@ use super::ops::Op;
 use super::peer_table::{Failed, PeerTable};
 use super::sessions::Session;
 use super::tracker_link::TrackerLink;
-use super::transfer::{Download, DownloadId};
+use super::transfer::{DownloadId, Transfer};
 use crate::reactor::{Action, CloseReason, ConnId, ConnectTag, Control, Driver};
 use crate::repl::Ui;
 use crate::wire::{Message, PeerInfo, encode_message};
@@ -82,7 +83,7 @@ pub enum Purpose {
     /// The tracker's peer list.
     PeerList,
     /// Chunk `index` of download `dl`.
-    Chunk { dl: DownloadId, index: u64 },
+    Chunk { dl: DownloadId, index: ChunkIndex },
     /// The manifest a reconnected source sends, to confirm it still has the same bytes.
     DownloadManifest(DownloadId),
     /// The chunk map of a source of download `dl`.
@@ -122,7 +123,7 @@ pub struct PeerNode {
     /// Input waiting for the current command to finish.
     pub(super) queue: VecDeque<Control>,
     pub(super) op: Option<Op>,
-    pub(super) downloads: BTreeMap<DownloadId, Download>,
+    pub(super) downloads: BTreeMap<DownloadId, Transfer>,
     /// Commands wait until the first contact with the tracker has succeeded or failed, so a
     /// script's first `get` already knows the other peers.
     pub(super) ready: bool,

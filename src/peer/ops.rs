@@ -341,8 +341,8 @@ impl PeerNode {
                     .map(|r| r.file_name)
                     .collect();
                 for dl in self.downloads.values() {
-                    if !names.contains(&dl.file_name) {
-                        names.push(dl.file_name.clone());
+                    if !names.iter().any(|n| n == dl.file_name()) {
+                        names.push(dl.file_name().to_string());
                     }
                 }
                 if names.is_empty() {
@@ -378,7 +378,7 @@ impl PeerNode {
         }
         let total = ids.iter().map(|id| self.downloads[id].size()).sum();
         let label = match ids.len() {
-            1 => printable(&self.downloads[ids.first().expect("one")].file_name),
+            1 => printable(self.downloads[ids.first().expect("one")].file_name()),
             n => format!("{n} downloads"),
         };
         self.ui.start_progress(&label, total);
