@@ -6,6 +6,7 @@
 //!
 //! - `machine.rs`: [`Download`] itself: sources, their states, bans, stalls, pauses,
 //!   checkpoints and the end; its inputs, outputs and timers; the poll order.
+//! - `output.rs`: what it says: [`Output`], [`Report`], [`DropReason`], [`End`].
 //! - `sources.rs`: the inputs about sources (reaching, manifest, chunk map, chunk answers,
 //!   losses).
 //! - `scheduler.rs`: which chunk to ask of which source, and the one record of what is in
@@ -18,6 +19,7 @@
 
 mod chunk;
 mod machine;
+mod output;
 mod scheduler;
 mod sources;
 mod store;
@@ -25,7 +27,8 @@ mod store;
 mod tests;
 
 pub use chunk::ChunkIndex;
-pub use machine::{Ask, Download, DropReason, End, Output, Pause, Report, Status};
+pub use machine::Download;
+pub use output::{Ask, DropReason, End, Output, Pause, Report, Status};
 pub use scheduler::SourceId;
 pub use sources::{ChunkAnswer, HaveAnswer, Reached};
 pub use store::{DiskStore, Store, run_disk_output};

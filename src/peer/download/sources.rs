@@ -2,9 +2,8 @@
 //! chunk answers, broken frames, lost connections; and dropping them.
 
 use super::chunk::{self, ChunkFault, ChunkIndex, Have};
-use super::machine::{
-    Ask, Download, DropReason, HAVE_REFRESH, MAX_BAD_CHUNKS, Output, Pause, Report, SourceState,
-};
+use super::machine::{Download, HAVE_REFRESH, MAX_BAD_CHUNKS, SourceState};
+use super::output::{Ask, DropReason, Output, Pause, Report};
 use super::scheduler::{SourceId, window_for_rtt};
 use crate::peer::manifest::Manifest;
 use crate::reactor::ConnId;

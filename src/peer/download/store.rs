@@ -5,7 +5,8 @@
 //! memory and fails on request.
 
 use super::chunk::ChunkIndex;
-use super::machine::{Download, Output};
+use super::machine::Download;
+use super::output::Output;
 use crate::peer::partial::{FinishError, PartialFile};
 use crate::peer::resume::{self, LoadError, ResumeRecord};
 use crate::wire::Sha256;
