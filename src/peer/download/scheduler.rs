@@ -450,7 +450,8 @@ mod tests {
         s.check();
     }
 
-    /// Moved from chunk_plan.rs (`wrong_length_and_unrequested_chunks_are_refused`): an
+    /// Moved from chunk_plan.rs (`wrong_length_and_unrequested_chunks_are_refused`; the length
+    /// check is in chunk.rs, `a_chunk_of_the_wrong_length_or_hash_is_refused`): an
     /// answer to nothing asked, or a second answer, is not taken.
     #[test]
     fn answers_to_requests_never_made_or_already_answered_are_dropped() {
