@@ -2,20 +2,22 @@
 //! machine (`download/`). Connections map to sources (`Download::source_on`), request ids to
 //! chunks (`Purpose`), messages to the machine's inputs; its outputs become requests, closes,
 //! store calls and reports. Starting, resuming, checking and cancelling downloads is in
-//! `transfer/setup.rs`; the words the user reads are in `transfer/text.rs`.
+//! `transfer/setup.rs`; what the machine reports becomes the engine's events in
+//! `transfer/events.rs`.
 
+mod events;
 mod setup;
-mod text;
 
 pub use super::download::DownloadId;
 use super::download::{
     Ask, ChunkAnswer, ChunkIndex, DiskStore, Download, End, HaveAnswer, Output, Reached, Report,
     Store, run_disk_output,
 };
+use super::event::{Event, Failure, Problem, Warning};
+use super::frontend::Progress;
 use super::manifest::Manifest;
 use super::node::{PeerNode, Pending, Purpose};
 use crate::reactor::{Action, ConnId};
-use crate::repl::event::{Event, Failure};
 use crate::wire::{ErrorCode, Message, encode_message};
 use std::time::Instant;
 
@@ -131,10 +133,8 @@ impl PeerNode {
         let Some(t) = self.downloads.get(&id) else {
             return;
         };
-        match text::report(&t.dl, report) {
-            Some(Ok(event)) => self.ui.event(&event),
-            Some(Err(warning)) => self.ui.warn(&warning),
-            None => {}
+        if let Some(event) = events::report(&t.dl, report) {
+            self.ui.event(&event);
         }
     }
 
@@ -145,7 +145,7 @@ impl PeerNode {
             return;
         };
         let result = match end {
-            End::Paused(pause) => Err(text::paused(t, pause)),
+            End::Paused(pause) => Err(events::paused(t, pause)),
             end => {
                 let t = self.downloads.remove(&id).expect("looked up just above");
                 if let End::Done(done) = &end
@@ -155,10 +155,11 @@ impl PeerNode {
                         t.dl.manifest().clone(),
                     )
                 {
-                    let path = done.path.display();
-                    self.ui.warn(&format!("cannot share {path}: {e}"));
+                    let (path, error) = (done.path.display().to_string(), e.to_string());
+                    let warning = Warning::CannotShare { path, error };
+                    self.ui.event(&Event::Warning(warning));
                 }
-                text::ended(&t, end)
+                events::ended(&t, end)
             }
         };
         self.download_done(id, result);
@@ -342,8 +343,8 @@ impl PeerNode {
         let running = || ids.iter().filter_map(|id| self.downloads.get(id));
         let done = running().map(|t| t.dl.bytes_done()).sum();
         let sources = running().map(|t| t.dl.active_sources()).sum();
-        self.ui.set_sources(sources);
-        self.ui.set_progress(done);
+        self.ui.progress(Progress::Sources(sources));
+        self.ui.progress(Progress::Done(done));
     }
 }
 
@@ -359,4 +360,4 @@ impl Pending {
 }
 
 /// Failures a download ends with, for [`PeerNode::download_done`].
-type Ended = Result<Event, (Failure, String)>;
+type Ended = Result<Event, (Failure, Problem)>;

@@ -1,15 +1,14 @@
 //! Starting, resuming, checking, cancelling and listing downloads: the node's side, where a
 //! download meets its files (`DiskStore`) before its machine runs.
 
-use super::{Transfer, text};
+use super::{Transfer, events};
 use crate::names::printable;
 use crate::peer::download::{ChunkIndex, DiskStore, Download, DownloadId, Store};
+use crate::peer::event::{DownloadEntry, Event, Failure, Problem, Warning};
 use crate::peer::manifest::Manifest;
 use crate::peer::node::{DiskWait, PeerNode};
 use crate::peer::partial::Destination;
 use crate::peer::resume::{self, LoadError, ResumeRecord};
-use crate::repl::event::{DownloadEntry, Event, Failure};
-use crate::repl::ui::human_bytes;
 use std::path::Path;
 use std::time::Instant;
 
@@ -25,15 +24,14 @@ fn open_store(downloads: &Path, record: ResumeRecord) -> Result<DiskStore, Strin
 /// 300 MiB file into 82 MiB free wrote 82 MiB and then failed). Sparse partial files make
 /// "what is missing" the space still needed. If the free space cannot be read, go ahead: a
 /// full disk later still pauses the download cleanly.
-fn check_room(downloads: &Path, file_name: &str, needed: u64) -> Result<(), String> {
+fn check_room(downloads: &Path, file_name: &str, needed: u64) -> Result<(), Problem> {
     match crate::peer::partial::free_space(downloads) {
-        Ok(free) if free < needed => Err(format!(
-            "not enough space in {} for {}: {} more needed, {} free; make room and try again",
-            downloads.display(),
-            printable(file_name),
-            human_bytes(needed),
-            human_bytes(free)
-        )),
+        Ok(free) if free < needed => Err(Problem::NoRoom {
+            dir: downloads.display().to_string(),
+            file: file_name.to_string(),
+            needed,
+            free,
+        }),
         _ => Ok(()),
     }
 }
@@ -70,10 +68,11 @@ impl PeerNode {
                 ));
             }
             Ok(_) | Err(LoadError::Missing) => {}
-            Err(LoadError::Bad(why)) => self.ui.warn(&format!(
-                "the resume record of {} is unusable ({why}); checking the partial file instead",
-                printable(file_name)
-            )),
+            Err(LoadError::Bad(why)) => {
+                let file = file_name.to_string();
+                self.ui
+                    .event(&Event::Warning(Warning::RecordUnusable { file, why }))
+            }
         }
         let record = ResumeRecord::new(file_name, sources.to_vec(), &manifest);
         let store = open_store(&downloads, record)?;
@@ -225,12 +224,12 @@ impl PeerNode {
 
     /// The check of a download failed: it ends (reported as failed), its partial file kept
     /// unless nothing was ever written to it.
-    fn check_failed(&mut self, id: DownloadId, why: String) {
+    fn check_failed(&mut self, id: DownloadId, why: impl Into<Problem>) {
         if let Some(t) = self.downloads.remove(&id) {
             self.pending.retain(|_, p| !p.is_for(id));
             t.store.abandon_if_untouched();
         }
-        self.download_done(id, Err((Failure::Failed, why)));
+        self.download_done(id, Err((Failure::Failed, why.into())));
     }
 
     /// A record whose file already stands, whole and right, under its final name: a crash hit
@@ -307,9 +306,14 @@ impl PeerNode {
         let mut resumed = Vec::new();
         for rec in records {
             match self.resume_from_record(&rec.file_name, now) {
-                Ok(Some(id)) => resumed.extend(self.downloads.get(&id).map(|t| text::entry(&t.dl))),
+                Ok(Some(id)) => {
+                    resumed.extend(self.downloads.get(&id).map(|t| events::entry(&t.dl)))
+                }
                 Ok(None) => {}
-                Err(e) => self.ui.warn(&e),
+                Err(e) => {
+                    let warning = Warning::NotResumed(e.into());
+                    self.ui.event(&Event::Warning(warning))
+                }
             }
         }
         if !resumed.is_empty() {
@@ -318,21 +322,24 @@ impl PeerNode {
     }
 
     /// Entries for the `downloads` command: running ones and those left by an earlier run.
-    pub(in crate::peer) fn describe_downloads(&self) -> (Vec<DownloadEntry>, Vec<String>) {
+    pub(in crate::peer) fn describe_downloads(&self) -> (Vec<DownloadEntry>, Vec<Warning>) {
         let mut lines: Vec<DownloadEntry> = self
             .downloads
             .values()
-            .map(|t| text::entry(&t.dl))
+            .map(|t| events::entry(&t.dl))
             .collect();
         let (records, bad) = resume::list(&self.cfg.downloads_dir);
         for rec in records {
             if self.download_named(&rec.file_name).is_none() {
-                lines.push(text::record_entry(&rec));
+                lines.push(events::record_entry(&rec));
             }
         }
         let bad = bad
             .into_iter()
-            .map(|(path, why)| format!("unusable resume record {}: {why}", path.display()))
+            .map(|(path, why)| {
+                let path = path.display().to_string();
+                Warning::UnusableRecord { path, why }
+            })
             .collect();
         (lines, bad)
     }

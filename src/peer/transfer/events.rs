@@ -1,17 +1,17 @@
-//! What a download's reports and ends say to the user: the facts the machine outputs, put
-//! into the events and sentences the front ends show (the same words as before the machine).
+//! What a download's reports and ends become: the engine's events and problems
+//! (`peer/event.rs`), which the front ends word. The reasons a source is dropped are still
+//! sentences here (`Event::SourceDropped` carries one), as they were before the machine.
 
 use super::{Ended, Transfer};
 use crate::names::printable;
 use crate::peer::download::{Download, DropReason, End, Pause, Report, Status, percent};
-use crate::repl::event::{DownloadEntry, Event, Failure};
-use crate::repl::ui::human_bytes;
+use crate::peer::event::{DownloadEntry, Event, Failure, Problem, RunningDownload, Warning};
 use std::collections::BTreeMap;
 
-/// A report as an event, or as a warning; `None`: nothing to say.
-pub(super) fn report(dl: &Download, report: Report) -> Option<Result<Event, String>> {
+/// A report as the event the front end shows; `None`: nothing to show.
+pub(super) fn report(dl: &Download, report: Report) -> Option<Event> {
     let file = dl.file_name().to_string();
-    Some(Ok(match report {
+    Some(match report {
         Report::Resuming {
             chunks_here,
             percent,
@@ -22,14 +22,11 @@ pub(super) fn report(dl: &Download, report: Report) -> Option<Result<Event, Stri
             chunks: dl.chunk_count(),
             percent,
         },
-        Report::RecordedChunksLost { recorded, kept } => {
-            return Some(Err(format!(
-                "{}: {} of the {recorded} chunks recorded as done failed verification \
-                 (torn or lost writes); they will be fetched again",
-                printable(&file),
-                recorded - kept
-            )));
-        }
+        Report::RecordedChunksLost { recorded, kept } => Event::Warning(Warning::TornChunks {
+            file,
+            failed: recorded - kept,
+            recorded,
+        }),
         Report::SourceJoined {
             peer,
             percent,
@@ -58,15 +55,15 @@ pub(super) fn report(dl: &Download, report: Report) -> Option<Result<Event, Stri
             file,
             peer,
         },
-        Report::BadChunk { peer, fault, index } => {
-            return Some(Err(format!(
-                "{peer} sent {fault} (chunk {index}); fetching it again"
-            )));
-        }
+        Report::BadChunk { peer, fault, index } => Event::Warning(Warning::BadChunk {
+            peer,
+            fault: fault.to_string(),
+            chunk: index.get(),
+        }),
         // The node gives the prompt back (`op_download_waiting`); the `SourceLost` before
         // it said what happened.
         Report::NoSourceActive => return None,
-    }))
+    })
 }
 
 /// Why a source was dropped, as `downloads` and the events say it.
@@ -97,23 +94,22 @@ pub(super) fn drop_reason(dl: &Download, reason: &DropReason) -> String {
 }
 
 /// Why a download paused, and how it counts (exit status).
-pub(super) fn paused(t: &Transfer, pause: Pause) -> (Failure, String) {
+pub(super) fn paused(t: &Transfer, pause: Pause) -> (Failure, Problem) {
     let dl = &t.dl;
-    let name = printable(dl.file_name());
-    let why = match pause {
-        Pause::NoSourceBack { retry_for } => format!(
-            "{} did not come back within {}s; {name} is kept at {:.1}% — `resume {name}` \
-             continues it",
-            source_names(dl),
-            retry_for.as_secs(),
-            dl.percent(),
-        ),
-        Pause::WriteFailed { error } => format!(
-            "cannot write {}: {error}; the download is paused at {:.1}% — `resume {name}` \
-             continues it once the problem is fixed",
-            t.store.part_path().display(),
-            dl.percent(),
-        ),
+    let file = dl.file_name().to_string();
+    let problem = match pause {
+        Pause::NoSourceBack { retry_for } => Problem::SourcesGone {
+            file,
+            sources: dl.sources().map(|(name, ..)| name.to_string()).collect(),
+            retry_secs: retry_for.as_secs(),
+            percent: dl.percent(),
+        },
+        Pause::WriteFailed { error } => Problem::CannotWrite {
+            file,
+            part: t.store.part_path().display().to_string(),
+            error,
+            percent: dl.percent(),
+        },
         Pause::NoSourceLeft {
             peer,
             reason,
@@ -127,17 +123,17 @@ pub(super) fn paused(t: &Transfer, pause: Pause) -> (Failure, String) {
                 Failure::Unfinished
             };
             let why = drop_reason(dl, &reason);
-            return (kind, format!("{peer} {why}; no source left for {name}"));
+            let text = format!("{peer} {why}; no source left for {}", printable(&file));
+            return (kind, text.into());
         }
-        Pause::Interrupted => format!(
-            "interrupted: {name} paused at {:.1}% ({} of {}), partial file kept — `resume \
-             {name}` continues it",
-            dl.percent(),
-            human_bytes(dl.bytes_done()),
-            human_bytes(dl.size())
-        ),
+        Pause::Interrupted => Problem::Paused {
+            file,
+            percent: dl.percent(),
+            done: dl.bytes_done(),
+            size: dl.size(),
+        },
     };
-    (Failure::Unfinished, why)
+    (Failure::Unfinished, problem)
 }
 
 /// A download that is over (not paused), as its result.
@@ -171,30 +167,25 @@ pub(super) fn ended(t: &Transfer, end: End) -> Ended {
                 "cannot make the download of {name} durable ({}): {error}; paused — `resume \
                  {name}` checks what is on disk and continues once the problem is fixed",
                 t.store.part_path().display()
-            ),
+            )
+            .into(),
         )),
         // The chunks matched the manifest but the whole file did not: the manifest was
         // wrong. Nothing of it can be trusted.
-        End::Mismatch(e) => Err((Failure::Verification, e)),
+        End::Mismatch(e) => Err((Failure::Verification, e.into())),
         // Every chunk is verified; only saving failed. Kept for `resume`.
         End::NotSaved(e) => Err((
             Failure::Unfinished,
             format!(
                 "{name} is complete and verified but could not be saved: {e}; the partial \
                  download is kept — `resume {name}` saves it once the problem is fixed"
-            ),
+            )
+            .into(),
         )),
     }
 }
 
-fn source_names(dl: &Download) -> String {
-    dl.sources()
-        .map(|(name, ..)| name)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The `downloads` entry of a download of this run: the human line plus its parts.
+/// The `downloads` entry of a download of this run (the front end words its line).
 pub(super) fn entry(dl: &Download) -> DownloadEntry {
     let state = match dl.status() {
         Status::Paused => "paused",
@@ -209,51 +200,23 @@ pub(super) fn entry(dl: &Download) -> DownloadEntry {
         percent: dl.percent(),
         sources: dl.sources().map(|(name, ..)| name.to_string()).collect(),
         state: state.to_string(),
-        text: describe(dl),
+        running: Some(RunningDownload {
+            active: dl.active_sources(),
+            bytes_per_source: dl
+                .sources()
+                .map(|(name, bytes, _)| (name.to_string(), bytes))
+                .collect(),
+            dropped: dl
+                .sources()
+                .filter_map(|(name, _, why)| Some((name.to_string(), drop_reason(dl, why?))))
+                .collect(),
+        }),
     }
-}
-
-/// One line for the `downloads` command.
-fn describe(dl: &Download) -> String {
-    let state = match dl.status() {
-        Status::Paused => "paused".to_string(),
-        Status::Checking => "checking the chunks already here".to_string(),
-        Status::Downloading { sources } => format!("downloading from {sources} source(s)"),
-        Status::Waiting => "waiting for a source".to_string(),
-    };
-    // `Alice 1048576, Bob 524288`: verified bytes per source.
-    let per_source = dl
-        .sources()
-        .map(|(name, bytes, _)| format!("{name} {bytes}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut line = format!(
-        "{}  {:.1}%  {} of {}  from {}  {state}  ({per_source})",
-        printable(dl.file_name()),
-        dl.percent(),
-        human_bytes(dl.bytes_done()),
-        human_bytes(dl.size()),
-        source_names(dl),
-    );
-    for (name, _, dropped) in dl.sources() {
-        if let Some(reason) = dropped {
-            line.push_str(&format!("; {name} dropped: {}", drop_reason(dl, reason)));
-        }
-    }
-    line
 }
 
 /// The `downloads` entry of a download an earlier run left (its resume record).
 pub(super) fn record_entry(rec: &crate::peer::resume::ResumeRecord) -> DownloadEntry {
     let done_bytes = (rec.durable_count() * u64::from(rec.chunk_size)).min(rec.size);
-    let text = format!(
-        "{}  {:.1}%  {} of {}  from {}  not running (resume to continue)",
-        printable(&rec.file_name),
-        percent(done_bytes, rec.size),
-        human_bytes(done_bytes),
-        human_bytes(rec.size),
-        rec.sources.join(", "),
-    );
     DownloadEntry {
         file: rec.file_name.clone(),
         done: done_bytes,
@@ -261,6 +224,6 @@ pub(super) fn record_entry(rec: &crate::peer::resume::ResumeRecord) -> DownloadE
         percent: percent(done_bytes, rec.size),
         sources: rec.sources.clone(),
         state: "not running".to_string(),
-        text,
+        running: None,
     }
 }
