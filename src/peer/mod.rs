@@ -4,10 +4,12 @@
 //! job: nothing here imports a front end.
 
 pub mod command;
+mod dialer;
 pub mod disk_jobs;
 mod download;
 pub mod event;
 mod exchange;
+mod exchange_glue;
 pub mod file_hasher;
 mod find;
 pub mod frontend;
@@ -15,6 +17,7 @@ mod get;
 pub mod hash_worker;
 mod hashing;
 pub mod index;
+mod jitter;
 pub mod lan;
 pub mod layout;
 pub mod manifest;
@@ -24,10 +27,12 @@ pub mod partial;
 pub mod peer_cache;
 pub mod peer_table;
 mod reaching;
+pub mod resolver;
 pub mod resume;
 mod seeding;
 mod sessions;
 pub mod state_file;
+mod tracker_glue;
 mod tracker_link;
 mod transfer;
 
