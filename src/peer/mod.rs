@@ -2,6 +2,7 @@
 //! the tracker. `node.rs` is the state machine the reactor drives; `run` wires it to the world.
 
 pub mod chunk_plan;
+pub mod content_id;
 pub mod disk_jobs;
 mod exchange;
 pub mod file_hasher;
