@@ -587,4 +587,66 @@ mod tests {
             &proof
         ));
     }
+
+    /// PROTOCOL.md §8.4.1 is what this code computes: every hex string of the section is
+    /// one of the values below and every value below is in the section, so the text and the
+    /// code cannot drift apart. A second implementation is checked against the same text.
+    #[test]
+    fn protocol_examples_are_what_we_compute() {
+        let protocol = include_str!("../../PROTOCOL.md");
+        let start = protocol
+            .find("### 8.4 Content ids")
+            .expect("§8.4 is in PROTOCOL.md");
+        let end = start + protocol[start..].find("\n## 9.").expect("§9 follows");
+        let section = &protocol[start..end];
+
+        let three: Vec<u8> = (0..2 * 262_144 + 1).map(|i| (i % 251) as u8).collect();
+        let mut computed = std::collections::BTreeSet::new();
+        for data in [&b""[..], &b"abcd"[..], &three[..]] {
+            let m = manifest_of_reader(data, data.len() as u64).unwrap();
+            assert_eq!(m.chunk_size, 262_144);
+            let root = merkle_root(&m.chunk_hashes);
+            let input = encode(m.size, m.chunk_size, &root);
+            computed.insert(hex::encode(input));
+            computed.insert(root.to_hex());
+            computed.insert(m.content_id().to_string());
+            let leaves: Vec<Sha256> = m.chunk_hashes.iter().map(leaf_hash).collect();
+            for (c, l) in m.chunk_hashes.iter().zip(&leaves) {
+                computed.insert(c.to_hex());
+                computed.insert(l.to_hex());
+            }
+            if let [a, b, _] = &leaves[..] {
+                computed.insert(node_hash(a, b).to_hex());
+                computed.insert(m.sha256.to_hex());
+                // The field-by-field listing of the last input.
+                computed.insert(hex::encode(DOMAIN_TAG));
+                computed.insert(hex::encode(m.size.to_be_bytes()));
+                computed.insert(hex::encode(m.chunk_size.to_be_bytes()));
+            }
+        }
+        // Every `hex` or `cid1:hex` in backticks, 8 digits or more.
+        let documented: std::collections::BTreeSet<String> = section
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|t| {
+                let digits = t.strip_prefix(TEXT_PREFIX).unwrap_or(t);
+                digits.len() >= 8 && digits.bytes().all(|b| b.is_ascii_hexdigit())
+            })
+            .map(str::to_string)
+            .collect();
+        let missing: Vec<_> = computed.difference(&documented).collect();
+        let stale: Vec<_> = documented.difference(&computed).collect();
+        assert!(
+            missing.is_empty(),
+            "computed but not in PROTOCOL.md §8.4: {missing:?}"
+        );
+        assert!(
+            stale.is_empty(),
+            "in PROTOCOL.md §8.4 but not computed: {stale:?}"
+        );
+        // The text form's example is the id of `abcd`, as it says.
+        let abcd = manifest_of_reader(&b"abcd"[..], 4).unwrap().content_id();
+        assert!(section.contains(&format!("`{abcd}` for the 4 bytes")));
+    }
 }
