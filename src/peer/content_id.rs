@@ -372,7 +372,6 @@ mod tests {
             assert_eq!(m.chunk_hashes, want, "size {size}");
             let id = ContentId::of(&m);
             assert_eq!(id, reference_id(size, MIN_CHUNK_SIZE, &want), "size {size}");
-            assert_eq!(id, m.content_id());
             assert_eq!(check_manifest(&m, &id), Ok(()));
             assert!(seen.insert(id), "size {size}: two files share an id");
             // Never the file's SHA-256, even for one chunk (whose hash is the SHA-256).
@@ -382,12 +381,8 @@ mod tests {
         let a = bytes(2 * CS as usize + 5, 9);
         let mut b = a.clone();
         b[CS as usize + 1] ^= 0x80;
-        let ida = manifest_of_reader(&a[..], a.len() as u64)
-            .unwrap()
-            .content_id();
-        let idb = manifest_of_reader(&b[..], b.len() as u64)
-            .unwrap()
-            .content_id();
+        let ida = ContentId::of(&manifest_of_reader(&a[..], a.len() as u64).unwrap());
+        let idb = ContentId::of(&manifest_of_reader(&b[..], b.len() as u64).unwrap());
         assert_ne!(ida, idb);
     }
 
@@ -471,13 +466,13 @@ mod tests {
         // The attack of issue 13: true size and SHA-256, chunk hashes of the liar's own bytes.
         let honest = bytes(3 * CS as usize + 100, 3);
         let m = manifest_of_reader(&honest[..], honest.len() as u64).unwrap();
-        let id = m.content_id();
+        let id = ContentId::of(&m);
         let lie = bytes(honest.len(), 4);
         let mut forged = manifest_of_reader(&lie[..], lie.len() as u64).unwrap();
         forged.sha256 = m.sha256;
         let err = check_manifest(&forged, &id).unwrap_err();
         assert_eq!(err.expected, id);
-        assert_eq!(err.actual, forged.content_id());
+        assert_eq!(err.actual, ContentId::of(&forged));
         let text = err.to_string();
         assert!(text.contains(&id.to_string()), "{text}");
         // The whole-file hash is not part of the id: a manifest differing only there matches.
@@ -609,7 +604,7 @@ mod tests {
             let input = encode(m.size, m.chunk_size, &root);
             computed.insert(hex::encode(input));
             computed.insert(root.to_hex());
-            computed.insert(m.content_id().to_string());
+            computed.insert(ContentId::of(&m).to_string());
             let leaves: Vec<Sha256> = m.chunk_hashes.iter().map(leaf_hash).collect();
             for (c, l) in m.chunk_hashes.iter().zip(&leaves) {
                 computed.insert(c.to_hex());
@@ -646,7 +641,7 @@ mod tests {
             "in PROTOCOL.md §8.4 but not computed: {stale:?}"
         );
         // The text form's example is the id of `abcd`, as it says.
-        let abcd = manifest_of_reader(&b"abcd"[..], 4).unwrap().content_id();
+        let abcd = ContentId::of(&manifest_of_reader(&b"abcd"[..], 4).unwrap());
         assert!(section.contains(&format!("`{abcd}` for the 4 bytes")));
     }
 }

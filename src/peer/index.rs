@@ -1,59 +1,35 @@
 //! The shared folder: which files we offer, their manifests and content ids, and reading
-//! their chunks. Three jobs, one file each:
+//! their chunks. One job per file, importing downward only (`scan` ← `hash_cache`,
+//! `chunk_read` ← this file):
 //!
-//! - `scan_plan.rs`: listing the folder (which entries are shared, symlink rules), the split
-//!   into files the cache knows and files to hash, hashing one file;
-//! - `hash_cache.rs`: the on-disk cache of manifests keyed by (name, size, mtime in ns, inode),
-//!   so restarting a peer with a big `shared/` folder does not re-hash it;
-//! - `chunk_read.rs`: serving chunks, re-checking before each read that the file on disk is
-//!   still the one indexed.
-//!
-//! This file holds the index itself ([`SharedIndex`]: the files and their look-ups) and
-//! [`SharedIndex::scan`], which runs the three in a row.
+//! - `index/scan.rs`: which entries of the folder are shared (names, types, symlink rules),
+//!   [`SharedFile`], hashing one file (chunk hashes, content id and SHA-256 in one read);
+//! - `index/hash_cache.rs`: the on-disk cache of manifests and content ids keyed by (name,
+//!   size, mtime in ns, inode), so restarting a peer with a big `shared/` folder does not
+//!   re-hash it;
+//! - `index/chunk_read.rs`: serving chunks, re-checking before each read that the file on disk
+//!   is still the one indexed;
+//! - this file: the index itself ([`SharedIndex`]: the files and their look-ups), the scan
+//!   plan ([`plan_scan`]: listing, then cache look-ups) and [`SharedIndex::scan`], which
+//!   plans, hashes and saves the cache in a row.
 
 mod chunk_read;
 #[cfg(test)]
 mod fixture;
 mod hash_cache;
-mod scan_plan;
+mod scan;
 
 pub use chunk_read::MAX_OPEN_FILES;
-pub use hash_cache::{CACHE_VERSION, save_cache};
-pub use scan_plan::{Candidate, ScanPlan, Unhashed, hash_candidate, hash_path, plan_scan};
+pub use hash_cache::{CACHE_VERSION, CACHE_VERSION_1, save_cache};
+pub use scan::{Candidate, SharedFile, Unhashed, hash_candidate, hash_path};
 
 use crate::peer::content_id::ContentId;
 use crate::peer::manifest::Manifest;
-use crate::wire::{FileInfo, Sha256};
+use crate::wire::{ErrorCode, FileInfo, Sha256};
+use hash_cache::{CacheKey, Cached};
 use std::collections::HashMap;
 use std::io;
-use std::path::{Path, PathBuf};
-
-/// One shared file.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SharedFile {
-    /// The file's name in the shared folder (passes [`crate::names::check_file_name`], no leading '.').
-    pub name: String,
-    /// `dir.join(name)`: the path we open (following a symlink, if the entry is one).
-    pub path: PathBuf,
-    pub manifest: Manifest,
-    /// `manifest.content_id()`, computed once.
-    pub content_id: ContentId,
-    /// Modification time of the file (the symlink's target for a symlink), ns since the epoch.
-    pub mtime_ns: i128,
-    /// Device and inode of the file (the target for a symlink): its identity when we read it.
-    pub dev: u64,
-    pub inode: u64,
-}
-
-impl SharedFile {
-    pub fn size(&self) -> u64 {
-        self.manifest.size
-    }
-
-    pub fn sha256(&self) -> &Sha256 {
-        &self.manifest.sha256
-    }
-}
+use std::path::Path;
 
 /// What a scan did. `skipped` holds (name, reason) for every directory entry not shared; the
 /// names are local and may contain anything, so print them through `names::printable`.
@@ -176,9 +152,9 @@ impl SharedIndex {
         let file = SharedFile {
             name: name.to_string(),
             path: path.to_path_buf(),
-            content_id: manifest.content_id(),
+            content_id: ContentId::of(&manifest),
             manifest,
-            mtime_ns: scan_plan::mtime_ns(&meta),
+            mtime_ns: scan::mtime_ns(&meta),
             dev: meta.dev(),
             inode: meta.ino(),
         };
@@ -221,6 +197,130 @@ impl SharedIndex {
             .ok()
             .map(|i| &self.files[i])
     }
+
+    /// Reads chunk `index` of the file with this SHA-256 into `buf` (cleared, then resized to
+    /// the chunk's length) with a positioned read. Keeps up to [`MAX_OPEN_FILES`] files open.
+    ///
+    /// Before every read the open file is checked against the index (same device and inode,
+    /// still linked, same size and mtime); any difference, a vanished file or a read error
+    /// gives `Unavailable` (and closes our handle, so a restored file is picked up on the next
+    /// request). Other errors: `NoSuchFile` for an unknown hash, `BadChunkIndex` past the end.
+    /// The texts name the file but never a local path (they go to the remote peer).
+    /// On error `buf` is left empty.
+    pub fn read_chunk(
+        &mut self,
+        sha: &Sha256,
+        index: u64,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), (ErrorCode, String)> {
+        buf.clear();
+        self.append_chunk(sha, index, buf)
+    }
+
+    /// The whole frame (length prefix included) answering `GetChunk { req, sha256: sha, index }`
+    /// with a `Chunk`: the envelope is written first and the file is read straight into the
+    /// frame after it, so serving a chunk copies its bytes once (page cache to frame) and never
+    /// zero-fills. The bytes are exactly `encode_message(&Message::Chunk { .. })`'s. Same
+    /// checks and errors as [`Self::read_chunk`].
+    pub fn chunk_frame(
+        &mut self,
+        sha: &Sha256,
+        req: u64,
+        index: u64,
+    ) -> Result<Vec<u8>, (ErrorCode, String)> {
+        let (_, len) = self.locate_chunk(sha, index)?;
+        let mut frame = crate::wire::chunk_frame_head(req, index, len as usize);
+        self.append_chunk(sha, index, &mut frame)?;
+        Ok(frame)
+    }
+
+    /// The file holding chunk `index` of `sha`, and the chunk's length.
+    fn locate_chunk(&self, sha: &Sha256, index: u64) -> Result<(usize, u32), (ErrorCode, String)> {
+        let Some(&i) = self.by_sha.get(sha) else {
+            return Err((
+                ErrorCode::NoSuchFile,
+                format!("no shared file has SHA-256 {sha}"),
+            ));
+        };
+        let f = &self.files[i];
+        match f.manifest.chunk_len(index) {
+            Some(len) => Ok((i, len)),
+            None => Err((
+                ErrorCode::BadChunkIndex,
+                format!(
+                    "chunk {index} is outside '{}' ({} chunks)",
+                    f.name,
+                    f.manifest.chunk_count()
+                ),
+            )),
+        }
+    }
+
+    /// Appends chunk `index` of `sha` to `out` (see [`Self::read_chunk`]); `out` is left as it
+    /// was on error.
+    fn append_chunk(
+        &mut self,
+        sha: &Sha256,
+        index: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<(), (ErrorCode, String)> {
+        let (i, len) = self.locate_chunk(sha, index)?;
+        self.open.append_chunk(&self.files[i], index, len, out)
+    }
+
+    /// How many files `read_chunk` holds open (for tests and diagnostics).
+    pub fn open_files(&self) -> usize {
+        self.open.len()
+    }
+}
+
+/// The quick first part of a scan (listing, checks, cache look-ups), which needs no hashing.
+/// The files in `to_hash` are then hashed one by one with [`hash_candidate`], and the cache
+/// rewritten with [`save_cache`]: [`SharedIndex::scan`] does all three in a row, the hash
+/// worker (`hash_worker.rs`) does them on its own thread, sharing each file as it is hashed.
+#[derive(Default)]
+pub struct ScanPlan {
+    /// Files unchanged since they were cached: ready to share at once.
+    pub ready: Vec<SharedFile>,
+    /// Files to hash, smallest first: most files are shared soon, the big ones come last.
+    pub to_hash: Vec<Candidate>,
+    /// (name, reason) for every entry not shared, sorted.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Lists `dir` and splits its shareable files into those the cache at `cache_path` knows
+/// (unchanged) and those to hash. See [`SharedIndex::scan`] for what is skipped and why.
+/// Errors only if `dir` itself cannot be resolved or listed.
+pub fn plan_scan(dir: &Path, cache_path: &Path) -> io::Result<ScanPlan> {
+    let scan::Listing {
+        candidates,
+        skipped,
+    } = scan::list_folder(dir)?;
+    let mut plan = ScanPlan {
+        skipped,
+        ..ScanPlan::default()
+    };
+    let mut cache = hash_cache::load_cache(cache_path);
+    for c in candidates {
+        let key = CacheKey {
+            name: c.name.clone(),
+            size: c.size,
+            mtime_ns: c.mtime_ns,
+            inode: c.inode,
+        };
+        match cache.remove(&key) {
+            Some(Cached {
+                manifest,
+                content_id,
+            }) => plan.ready.push(c.into_shared(manifest, content_id)),
+            None => plan.to_hash.push(c),
+        }
+    }
+    plan.ready.sort_by(|a, b| a.name.cmp(&b.name));
+    plan.to_hash
+        .sort_by(|a, b| a.size.cmp(&b.size).then_with(|| a.name.cmp(&b.name)));
+    plan.skipped.sort();
+    Ok(plan)
 }
 
 #[cfg(test)]

@@ -3,13 +3,12 @@
 //! A file is cut into chunks of `chunk_size` bytes (the last one may be short; an empty file
 //! has no chunks). Its manifest holds the SHA-256 of the whole file (the file's id) and the
 //! SHA-256 of every chunk, so each chunk can be verified on arrival; its content id
-//! ([`Manifest::content_id`], `content_id.rs`) commits to the chunk hashes.
+//! (`content_id.rs`, which imports this file) commits to the chunk hashes.
 //!
 //! Limits, and why they fit the wire: a manifest has at most [`MAX_CHUNKS`] hashes
 //! (65 536 × 32 B = 2 MiB) and a chunk at most [`MAX_CHUNK_SIZE`] bytes (4 MiB); both fit in a
 //! frame of `wire::MAX_FRAME_LEN` (4 MiB + 4096) with room for the envelope.
 
-use crate::peer::content_id::ContentId;
 use crate::wire::Sha256;
 use sha2::Digest;
 use std::io::{self, Read};
@@ -147,11 +146,6 @@ impl Manifest {
             chunk_size,
             chunk_hashes,
         })
-    }
-
-    /// The file's content id (`content_id.rs`): what a receiver checks this manifest against.
-    pub fn content_id(&self) -> ContentId {
-        ContentId::of(self)
     }
 
     /// The chunk hashes concatenated, 32 bytes each, as `Message::Manifest` carries them.

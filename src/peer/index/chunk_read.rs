@@ -2,16 +2,16 @@
 //! files, and the check before every read that the file on disk is still the one indexed
 //! (same device and inode, same size and mtime, still linked): a file that changed, shrank,
 //! vanished or was swapped for a symlink answers `Unavailable` rather than wrong bytes.
+//! `SharedIndex::read_chunk` and `chunk_frame` (`index.rs`) find the file and come here.
 
-use super::scan_plan::{mtime_ns, open_for_read};
-use super::{SharedFile, SharedIndex};
+use super::scan::{SharedFile, mtime_ns, open_for_read};
 use crate::wire::{ErrorCode, Sha256};
 use std::collections::HashMap;
 use std::fs::{File, Metadata};
 use std::io;
 use std::os::unix::fs::MetadataExt;
 
-/// How many shared files [`SharedIndex::read_chunk`] keeps open at most.
+/// How many shared files `SharedIndex::read_chunk` keeps open at most.
 pub const MAX_OPEN_FILES: usize = 64;
 
 /// Open handles for `read_chunk`, at most [`MAX_OPEN_FILES`], least recently used evicted.
@@ -28,6 +28,7 @@ struct OpenFile {
     last_use: u64,
 }
 
+/// Why an opened file is not (any more) the file we indexed, if it is not.
 fn identity_mismatch(meta: &Metadata, f: &SharedFile) -> Option<&'static str> {
     if !meta.is_file() || meta.dev() != f.dev || meta.ino() != f.inode {
         Some("was replaced")
@@ -42,104 +43,47 @@ fn identity_mismatch(meta: &Metadata, f: &SharedFile) -> Option<&'static str> {
     }
 }
 
-impl SharedIndex {
-    /// Reads chunk `index` of the file with this SHA-256 into `buf` (cleared, then resized to
-    /// the chunk's length) with a positioned read. Keeps up to [`MAX_OPEN_FILES`] files open.
-    ///
-    /// Before every read the open file is checked against the index (same device and inode,
-    /// still linked, same size and mtime); any difference, a vanished file or a read error
-    /// gives `Unavailable` (and closes our handle, so a restored file is picked up on the next
-    /// request). Other errors: `NoSuchFile` for an unknown hash, `BadChunkIndex` past the end.
-    /// The texts name the file but never a local path (they go to the remote peer).
-    /// On error `buf` is left empty.
-    pub fn read_chunk(
+impl OpenFiles {
+    /// Appends chunk `index` of `f` (`len` bytes) to `out` with a positioned read, after
+    /// checking that the file open under its path is still the one indexed (see
+    /// `SharedIndex::read_chunk`); `out` is left as it was on error, and the handle is
+    /// closed so a restored file is opened afresh next time.
+    pub(super) fn append_chunk(
         &mut self,
-        sha: &Sha256,
+        f: &SharedFile,
         index: u64,
-        buf: &mut Vec<u8>,
-    ) -> Result<(), (ErrorCode, String)> {
-        buf.clear();
-        self.append_chunk(sha, index, buf)
-    }
-
-    /// The whole frame (length prefix included) answering `GetChunk { req, sha256: sha, index }`
-    /// with a `Chunk`: the envelope is written first and the file is read straight into the
-    /// frame after it, so serving a chunk copies its bytes once (page cache to frame) and never
-    /// zero-fills. The bytes are exactly `encode_message(&Message::Chunk { .. })`'s. Same
-    /// checks and errors as [`Self::read_chunk`].
-    pub fn chunk_frame(
-        &mut self,
-        sha: &Sha256,
-        req: u64,
-        index: u64,
-    ) -> Result<Vec<u8>, (ErrorCode, String)> {
-        let (_, len) = self.locate_chunk(sha, index)?;
-        let mut frame = crate::wire::chunk_frame_head(req, index, len as usize);
-        self.append_chunk(sha, index, &mut frame)?;
-        Ok(frame)
-    }
-
-    /// The file holding chunk `index` of `sha`, and the chunk's length.
-    fn locate_chunk(&self, sha: &Sha256, index: u64) -> Result<(usize, u32), (ErrorCode, String)> {
-        let Some(&i) = self.by_sha.get(sha) else {
-            return Err((
-                ErrorCode::NoSuchFile,
-                format!("no shared file has SHA-256 {sha}"),
-            ));
-        };
-        let f = &self.files[i];
-        match f.manifest.chunk_len(index) {
-            Some(len) => Ok((i, len)),
-            None => Err((
-                ErrorCode::BadChunkIndex,
-                format!(
-                    "chunk {index} is outside '{}' ({} chunks)",
-                    f.name,
-                    f.manifest.chunk_count()
-                ),
-            )),
-        }
-    }
-
-    /// Appends chunk `index` of `sha` to `out` (see [`Self::read_chunk`]); `out` is left as it
-    /// was on error.
-    fn append_chunk(
-        &mut self,
-        sha: &Sha256,
-        index: u64,
+        len: u32,
         out: &mut Vec<u8>,
     ) -> Result<(), (ErrorCode, String)> {
-        let (i, len) = self.locate_chunk(sha, index)?;
-        let f = &self.files[i];
+        let sha = &f.manifest.sha256;
         let offset = f.manifest.chunk_offset(index);
         let unavailable = |why: String| (ErrorCode::Unavailable, format!("'{}' {why}", f.name));
 
-        self.open.clock += 1;
-        if !self.open.open.contains_key(sha) {
+        self.clock += 1;
+        if !self.open.contains_key(sha) {
             let file = open_for_read(&f.path)
                 .map_err(|e| unavailable(format!("cannot be opened: {}", io_reason(&e))))?;
-            if self.open.open.len() >= MAX_OPEN_FILES
+            if self.open.len() >= MAX_OPEN_FILES
                 && let Some(oldest) = self
-                    .open
                     .open
                     .iter()
                     .min_by_key(|(_, o)| o.last_use)
                     .map(|(k, _)| *k)
             {
-                self.open.open.remove(&oldest);
+                self.open.remove(&oldest);
             }
-            self.open.open.insert(
+            self.open.insert(
                 *sha,
                 OpenFile {
                     file,
-                    last_use: self.open.clock,
+                    last_use: self.clock,
                 },
             );
         }
-        let Some(open) = self.open.open.get_mut(sha) else {
+        let Some(open) = self.open.get_mut(sha) else {
             unreachable!("inserted above");
         };
-        open.last_use = self.open.clock;
+        open.last_use = self.clock;
 
         let checked = match open.file.metadata() {
             Ok(meta) => match identity_mismatch(&meta, f) {
@@ -153,14 +97,14 @@ impl SharedIndex {
                 .map_err(|e| unavailable(format!("cannot be read: {}", io_reason(&e))))
         });
         if read.is_err() {
-            self.open.open.remove(sha);
+            self.open.remove(sha);
         }
         read
     }
 
-    /// How many files `read_chunk` holds open (for tests and diagnostics).
-    pub fn open_files(&self) -> usize {
-        self.open.open.len()
+    /// How many files are open.
+    pub(super) fn len(&self) -> usize {
+        self.open.len()
     }
 }
 

@@ -1,7 +1,7 @@
 //! The hash cache (`.p2p/hash-cache.cbor`): the manifests and content ids of the shared files,
 //! keyed by (name, size, mtime in ns, inode), so a restart does not hash the folder again.
 
-use super::SharedFile;
+use super::scan::SharedFile;
 use crate::peer::content_id::ContentId;
 use crate::peer::manifest::Manifest;
 use crate::wire::Sha256;
@@ -116,7 +116,7 @@ pub(super) fn load_cache(cache_path: &Path) -> HashMap<CacheKey, Cached> {
                 Some(e.size),
             )
             .ok()?;
-            let content_id = manifest.content_id();
+            let content_id = ContentId::of(&manifest);
             let consistent = match (version, e.content_id) {
                 (CACHE_VERSION_1, None) => true,
                 (CACHE_VERSION, Some(stored)) => stored == content_id,
@@ -345,10 +345,10 @@ mod tests {
         for e in &cache.entries {
             let f = index.by_name(&e.name).unwrap();
             assert_eq!(e.content_id, Some(f.content_id), "{}", e.name);
-            assert_eq!(f.content_id, f.manifest.content_id());
+            assert_eq!(f.content_id, ContentId::of(&f.manifest));
         }
         let want = manifest_of_reader(&data[..], data.len() as u64).unwrap();
-        let f = index.by_content_id(&want.content_id()).unwrap();
+        let f = index.by_content_id(&ContentId::of(&want)).unwrap();
         assert_eq!(f.name, "f");
         assert_eq!(f.manifest, want);
         // ... and a restart gets the same ids from it without hashing.
@@ -410,7 +410,7 @@ mod tests {
             let want = manifest_of_reader(content, content.len() as u64).unwrap();
             assert_eq!(key.size, content.len() as u64);
             assert_eq!(cached.manifest, want, "{name}");
-            assert_eq!(cached.content_id, want.content_id(), "{name}");
+            assert_eq!(cached.content_id, ContentId::of(&want), "{name}");
         }
     }
 

@@ -1,30 +1,56 @@
-//! Which entries of the shared folder are shared, and hashing them: the listing and its
-//! checks (names, types, symlinks that stay inside), the split into files the cache knows and
-//! files to hash, and hashing one file while making sure it did not change meanwhile.
+//! Scanning the shared folder: which entries are shared (names, types, symlinks that stay
+//! inside), and hashing one file while making sure it did not change meanwhile. A leaf of
+//! `index/`: it imports none of the other files here.
 //!
 //! Only regular files directly inside the folder are shared. A symlink is shared only when its
 //! canonical target is a regular file inside the canonical folder, and since reads check the
 //! inode (`chunk_read.rs`), swapping a symlink after the scan cannot make us serve anything
 //! else.
 
-use super::SharedFile;
-use super::hash_cache::{CacheKey, Cached, load_cache};
 use crate::names::{check_file_name, has_partial_suffix};
 use crate::peer::content_id::ContentId;
 use crate::peer::manifest::{MAX_FILE_SIZE, Manifest, Unfinished, manifest_of};
+use crate::wire::Sha256;
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+/// One shared file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharedFile {
+    /// The file's name in the shared folder (passes [`check_file_name`], no leading '.').
+    pub name: String,
+    /// `dir.join(name)`: the path we open (following a symlink, if the entry is one).
+    pub path: PathBuf,
+    pub manifest: Manifest,
+    /// `ContentId::of(&manifest)`, computed once.
+    pub content_id: ContentId,
+    /// Modification time of the file (the symlink's target for a symlink), ns since the epoch.
+    pub mtime_ns: i128,
+    /// Device and inode of the file (the target for a symlink): its identity when we read it.
+    pub dev: u64,
+    pub inode: u64,
+}
+
+impl SharedFile {
+    pub fn size(&self) -> u64 {
+        self.manifest.size
+    }
+
+    pub fn sha256(&self) -> &Sha256 {
+        &self.manifest.sha256
+    }
+}
+
 /// A directory entry that passed the name and type checks, with the metadata of what it names.
 pub struct Candidate {
-    name: String,
+    pub(super) name: String,
     path: PathBuf,
-    size: u64,
-    mtime_ns: i128,
+    pub(super) size: u64,
+    pub(super) mtime_ns: i128,
     dev: u64,
-    inode: u64,
+    pub(super) inode: u64,
 }
 
 impl Candidate {
@@ -36,7 +62,7 @@ impl Candidate {
         self.size
     }
 
-    fn into_shared(self, manifest: Manifest, content_id: ContentId) -> SharedFile {
+    pub(super) fn into_shared(self, manifest: Manifest, content_id: ContentId) -> SharedFile {
         SharedFile {
             name: self.name,
             path: self.path,
@@ -49,6 +75,7 @@ impl Candidate {
     }
 }
 
+/// A file's modification time in ns since the epoch: part of its identity.
 pub(super) fn mtime_ns(meta: &Metadata) -> i128 {
     i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec())
 }
@@ -131,32 +158,23 @@ fn classify(
     })
 }
 
-/// The quick first part of a scan (listing, checks, cache look-ups), which needs no hashing.
-/// The files in `to_hash` are then hashed one by one with [`hash_candidate`], and the cache
-/// rewritten with [`save_cache`]: [`SharedIndex::scan`] does all three in a row, the hash
-/// worker (`hash_worker.rs`) does them on its own thread, sharing each file as it is hashed.
-#[derive(Default)]
-pub struct ScanPlan {
-    /// Files unchanged since they were cached: ready to share at once.
-    pub ready: Vec<SharedFile>,
-    /// Files to hash, smallest first: most files are shared soon, the big ones come last.
-    pub to_hash: Vec<Candidate>,
-    /// (name, reason) for every entry not shared, sorted.
+/// What a folder holds: the shareable entries directly inside it, and (name, reason) for every
+/// other entry.
+pub(super) struct Listing {
+    pub candidates: Vec<Candidate>,
     pub skipped: Vec<(String, String)>,
 }
 
-/// Lists `dir` and splits its shareable files into those the cache at `cache_path` knows
-/// (unchanged) and those to hash. See [`SharedIndex::scan`] for what is skipped and why.
-/// Errors only if `dir` itself cannot be resolved or listed.
-pub fn plan_scan(dir: &Path, cache_path: &Path) -> io::Result<ScanPlan> {
+/// Lists `dir`; see [`super::SharedIndex::scan`] for what is skipped and why. Errors only if
+/// `dir` itself cannot be resolved or listed.
+pub(super) fn list_folder(dir: &Path) -> io::Result<Listing> {
     let canon_dir = fs::canonicalize(dir)?;
-    let mut plan = ScanPlan::default();
-    let mut candidates = Vec::new();
+    let (mut candidates, mut skipped) = (Vec::new(), Vec::new());
     for entry in fs::read_dir(dir)? {
         let entry = match entry {
             Ok(e) => e,
             Err(e) => {
-                plan.skipped.push((
+                skipped.push((
                     "?".to_string(),
                     format!("cannot read the folder entry: {e}"),
                 ));
@@ -165,30 +183,13 @@ pub fn plan_scan(dir: &Path, cache_path: &Path) -> io::Result<ScanPlan> {
         };
         match classify(dir, &canon_dir, &entry.file_name()) {
             Ok(c) => candidates.push(c),
-            Err((name, why)) => plan.skipped.push((name, why)),
+            Err((name, why)) => skipped.push((name, why)),
         }
     }
-    let mut cache = load_cache(cache_path);
-    for c in candidates {
-        let key = CacheKey {
-            name: c.name.clone(),
-            size: c.size,
-            mtime_ns: c.mtime_ns,
-            inode: c.inode,
-        };
-        match cache.remove(&key) {
-            Some(Cached {
-                manifest,
-                content_id,
-            }) => plan.ready.push(c.into_shared(manifest, content_id)),
-            None => plan.to_hash.push(c),
-        }
-    }
-    plan.ready.sort_by(|a, b| a.name.cmp(&b.name));
-    plan.to_hash
-        .sort_by(|a, b| a.size.cmp(&b.size).then_with(|| a.name.cmp(&b.name)));
-    plan.skipped.sort();
-    Ok(plan)
+    Ok(Listing {
+        candidates,
+        skipped,
+    })
 }
 
 /// Why [`hash_candidate`] gave no file.
@@ -234,7 +235,7 @@ pub fn hash_candidate(
     if !same(&after) {
         return Err(changed());
     }
-    let content_id = manifest.content_id();
+    let content_id = ContentId::of(&manifest);
     Ok(c.into_shared(manifest, content_id))
 }
 
@@ -272,11 +273,10 @@ pub fn hash_path(path: &Path) -> Result<SharedFile, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::SharedIndex;
     use super::super::fixture::*;
+    use super::super::{SharedIndex, plan_scan};
     use super::*;
     use crate::peer::manifest::manifest_of_reader;
-    use crate::wire::Sha256;
     use std::os::unix::fs::symlink;
 
     #[test]
