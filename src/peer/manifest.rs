@@ -363,29 +363,134 @@ impl ChunkHasher {
     }
 }
 
-/// Buffers a thread reads into: made on demand up to [`BUFFERS`], then only those the other
-/// thread gave back.
-struct Pool {
+type Block = std::sync::Arc<Vec<u8>>;
+
+/// One of the two threads of [`hash_on_two_threads`]. Both run the same loop: go through the
+/// blocks in order and hash each; the blocks of its own parity it reads itself, a few ahead,
+/// and hands a shared reference to the other before hashing them, so the other thread hashes
+/// the same block at the same time instead of waiting. A block's buffer goes back to the side
+/// that read it once the other is done with it.
+struct Side<'s, S: ?Sized> {
+    source: &'s S,
+    size: u64,
+    blocks: u64,
+    /// This side reads the blocks whose number has this parity (0 or 1).
+    parity: u64,
+    /// Own blocks read and not hashed here yet, in order.
+    mine: std::collections::VecDeque<Block>,
+    /// The next own block to read.
+    next_read: u64,
+    /// Own buffers hashed here; reusable once the other side has given its reference back.
+    free: Vec<Block>,
     made: usize,
-    returned: std::sync::mpsc::Receiver<Vec<u8>>,
+    to_other: std::sync::mpsc::Sender<Block>,
+    from_other: std::sync::mpsc::Receiver<Block>,
+    /// The other side gives our buffers back here...
+    returned: std::sync::mpsc::Receiver<Block>,
+    /// ... and we give back its buffers here.
+    give_back: std::sync::mpsc::Sender<Block>,
 }
 
-impl Pool {
-    /// A buffer, or `None` once the other thread is gone.
-    fn take(&mut self) -> Option<Vec<u8>> {
-        if self.made < BUFFERS {
-            self.made += 1;
-            return Some(vec![0u8; READ_BLOCK]);
+/// Own blocks read ahead of the block being hashed, at most.
+const AHEAD: u64 = 4;
+
+/// Why a [`Side`] stopped before its last block.
+enum SideStop {
+    /// The other side went away (it failed or stopped; its own result says why).
+    Gone,
+    Stopped,
+    Io(io::Error),
+}
+
+impl<S: ReadAt + ?Sized> Side<'_, S> {
+    /// Hashes every block in order with `hash`; `watch` is asked before each block.
+    fn run(
+        &mut self,
+        mut hash: impl FnMut(&[u8]),
+        mut watch: impl FnMut(u64) -> bool,
+    ) -> Result<(), SideStop> {
+        for block in 0..self.blocks {
+            if !watch(block * READ_BLOCK as u64) {
+                return Err(SideStop::Stopped);
+            }
+            self.read_ahead(block)?;
+            let len = block_len(self.size, block);
+            if block % 2 == self.parity {
+                let data = self.mine.pop_front().ok_or(SideStop::Gone)?;
+                hash(&data[..len]);
+                self.free.push(data);
+            } else {
+                let data = self.from_other.recv().map_err(|_| SideStop::Gone)?;
+                hash(&data[..len]);
+                // The other side may have stopped: its buffers do not matter then.
+                let _ = self.give_back.send(data);
+            }
         }
-        self.returned.recv().ok()
+        Ok(())
+    }
+
+    /// Reads own blocks up to `AHEAD` past `current`, waiting for a buffer only if `current`
+    /// itself is one of them and not read yet (a buffer always comes back: the other side
+    /// holds only blocks before the one it waits for, and it can hash those).
+    fn read_ahead(&mut self, current: u64) -> Result<(), SideStop> {
+        if self.next_read < self.parity {
+            self.next_read = self.parity;
+        }
+        while self.next_read < self.blocks && self.next_read <= current + AHEAD {
+            let must = self.next_read <= current;
+            let Some(mut bytes) = self.take_buffer(must)? else {
+                return Ok(());
+            };
+            let block = self.next_read;
+            let len = block_len(self.size, block);
+            self.source
+                .read_exact_at(&mut bytes[..len], block * READ_BLOCK as u64)
+                .map_err(SideStop::Io)?;
+            let buf = std::sync::Arc::new(bytes);
+            self.to_other
+                .send(std::sync::Arc::clone(&buf))
+                .map_err(|_| SideStop::Gone)?;
+            self.mine.push_back(buf);
+            self.next_read += 2;
+        }
+        Ok(())
+    }
+
+    /// A buffer only this side holds: a free one the other side gave back, a new one (up to
+    /// [`BUFFERS`]), or, if `wait`, the next one given back.
+    fn take_buffer(&mut self, wait: bool) -> Result<Option<Vec<u8>>, SideStop> {
+        loop {
+            // References the other side gave back: dropping them frees our copies.
+            while let Ok(back) = self.returned.try_recv() {
+                drop(back);
+            }
+            let unshared = self
+                .free
+                .iter()
+                .position(|b| std::sync::Arc::strong_count(b) == 1);
+            if let Some(at) = unshared {
+                // Nobody else holds it (there are no weak references), so this unwraps.
+                match std::sync::Arc::try_unwrap(self.free.swap_remove(at)) {
+                    Ok(bytes) => return Ok(Some(bytes)),
+                    Err(shared) => self.free.push(shared),
+                }
+            }
+            if self.made < BUFFERS {
+                self.made += 1;
+                return Ok(Some(vec![0u8; READ_BLOCK]));
+            }
+            if !wait {
+                return Ok(None);
+            }
+            let back = self.returned.recv().map_err(|_| SideStop::Gone)?;
+            drop(back);
+        }
     }
 }
 
 /// The two-thread hashing of [`manifest_of`]: this thread hashes the chunks and reads the even
-/// blocks, a scoped helper hashes the whole file and reads the odd ones; each hands the blocks
-/// it read to the other, which hands the buffer back. Both go through the blocks in order, and
-/// every channel is unbounded (memory is bounded by the buffers), so neither waits for the
-/// other for ever: a side that stops drops its channels, which ends the other.
+/// blocks, a scoped helper hashes the whole file and reads the odd ones; see [`Side`]. Each
+/// side that stops drops its channels, which ends the other.
 ///
 /// The whole-file hash, or `Err(Some(why))` if it stopped, or `Err(None)` if the helper
 /// thread could not be started (nothing was read).
@@ -397,91 +502,54 @@ fn hash_on_two_threads<S: ReadAt + ?Sized>(
 ) -> Result<Sha256, Option<Unfinished>> {
     use std::sync::mpsc::channel;
     let blocks = size.div_ceil(READ_BLOCK as u64);
-    let offset = |block: u64| block * READ_BLOCK as u64;
+    let (even_tx, even_rx) = channel::<Block>(); // blocks read here, to the helper
+    let (odd_tx, odd_rx) = channel::<Block>(); // blocks read there, to here
+    let (back_here_tx, back_here_rx) = channel::<Block>(); // our buffers coming back
+    let (back_there_tx, back_there_rx) = channel::<Block>(); // the helper's coming back
+    let side = |parity, to_other, from_other, returned, give_back| Side {
+        source,
+        size,
+        blocks,
+        parity,
+        mine: std::collections::VecDeque::new(),
+        next_read: 0,
+        free: Vec::new(),
+        made: 0,
+        to_other,
+        from_other,
+        returned,
+        give_back,
+    };
+    let mut here = side(0, even_tx, odd_rx, back_here_rx, back_there_tx);
+    let mut there = side(1, odd_tx, even_rx, back_there_rx, back_here_tx);
     std::thread::scope(|scope| {
-        let (to_helper, helper_gets) = channel::<Vec<u8>>(); // even blocks, read here
-        let (helper_returns, returned_here) = channel::<Vec<u8>>();
-        let (from_helper, gets_here) = channel::<Vec<u8>>(); // odd blocks, read there
-        let (returns_here, returned_there) = channel::<Vec<u8>>();
         let helper = std::thread::Builder::new()
             .name("whole-file-sha".into())
-            .spawn_scoped(scope, move || -> io::Result<Sha256> {
-                let gone = || io::Error::other("the chunk hasher stopped");
+            .spawn_scoped(scope, move || {
                 let mut whole = sha2::Sha256::new();
-                let mut pool = Pool {
-                    made: 0,
-                    returned: returned_there,
-                };
-                for block in 0..blocks {
-                    let len = block_len(size, block);
-                    if block % 2 == 1 {
-                        let mut buf = pool.take().ok_or_else(gone)?;
-                        source.read_exact_at(&mut buf[..len], offset(block))?;
-                        whole.update(&buf[..len]);
-                        from_helper.send(buf).map_err(|_| gone())?;
-                    } else {
-                        let buf = helper_gets.recv().map_err(|_| gone())?;
-                        whole.update(&buf[..len]);
-                        let _ = helper_returns.send(buf); // the other side may have stopped
-                    }
-                }
-                Ok(Sha256(whole.finalize().into()))
+                let ran = there.run(|block| whole.update(block), |_| true);
+                ran.map(|()| finish(whole))
             });
         let Ok(helper) = helper else {
             return Err(None);
         };
-        let mut pool = Pool {
-            made: 0,
-            returned: returned_here,
-        };
-        // `Ok(false)`: the helper is gone (it failed; its join says why).
-        let mut step = |block: u64| -> Result<bool, Unfinished> {
-            if !watch(offset(block)) {
-                return Err(Unfinished::Stopped);
-            }
-            let len = block_len(size, block);
-            if block.is_multiple_of(2) {
-                let Some(mut buf) = pool.take() else {
-                    return Ok(false);
-                };
-                source.read_exact_at(&mut buf[..len], offset(block))?;
-                chunks.update(&buf[..len]);
-                Ok(to_helper.send(buf).is_ok())
-            } else {
-                let Ok(buf) = gets_here.recv() else {
-                    return Ok(false);
-                };
-                chunks.update(&buf[..len]);
-                let _ = returns_here.send(buf);
-                Ok(true)
-            }
-        };
-        // Ok(true): every block went through here.
-        let mut here = Ok(false);
-        for block in 0..blocks {
-            match step(block) {
-                Ok(true) if block + 1 == blocks => here = Ok(true),
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => {
-                    here = Err(e);
-                    break;
-                }
-            }
-        }
-        // This side's channels go: a helper still waiting for them ends.
-        drop((to_helper, gets_here, returns_here, pool));
-        let there = match helper.join() {
+        let ran = here.run(|block| chunks.update(block), &mut *watch);
+        drop(here); // its channels go: a helper still waiting for them ends
+        let whole = match helper.join() {
             Ok(result) => result,
             Err(panic) => std::panic::resume_unwind(panic),
         };
-        match (here, there) {
-            (Err(e), _) => Err(Some(e)),
-            (Ok(_), Err(e)) => Err(Some(Unfinished::Io(e))),
-            (Ok(true), Ok(whole)) => Ok(whole),
-            (Ok(false), Ok(_)) => Err(Some(Unfinished::Io(io::Error::other(
-                "the whole-file hasher ended early",
-            )))),
+        let unfinished = |stop| match stop {
+            SideStop::Stopped => Unfinished::Stopped,
+            SideStop::Io(e) => Unfinished::Io(e),
+            SideStop::Gone => Unfinished::Io(io::Error::other("the other hashing thread ended")),
+        };
+        match (ran, whole) {
+            // This side's reason first: when it stopped, the helper only saw it go.
+            (Err(SideStop::Gone), Err(there)) => Err(Some(unfinished(there))),
+            (Err(here), _) => Err(Some(unfinished(here))),
+            (Ok(()), Err(there)) => Err(Some(unfinished(there))),
+            (Ok(()), Ok(whole)) => Ok(whole),
         }
     })
 }
