@@ -5,12 +5,13 @@
 //! terminal), and sends Alice a message. The demo then checks Carol's copy against the original
 //! byte for byte, says what happened, stops everything and removes the folder.
 
+use crate::peer::Event;
 use crate::peer::index::SharedIndex;
 use crate::peer::{Mode, PeerConfig, PeerNode};
-use crate::reactor::{Control, ControlSender, Reactor};
+use crate::reactor::{Control, ControlSender, Reactor, Signal};
 use crate::repl::screen::{self, Stream};
-use crate::repl::ui::human_bytes;
-use crate::repl::{Event, Ui, UiOptions};
+use crate::repl::text::human_bytes;
+use crate::repl::{Ui, UiOptions};
 use sha2::{Digest, Sha256};
 use std::io;
 use std::net::SocketAddr;
@@ -42,23 +43,7 @@ fn run_inner(size: u64) -> io::Result<i32> {
         root.display()
     ));
 
-    let content = generate(size);
-    let sha256 = hex::encode(Sha256::digest(&content));
-    for peer in ["alice", "bob"] {
-        let shared = root.join(peer).join("shared");
-        std::fs::create_dir_all(&shared)?;
-        std::fs::write(shared.join(FILE), &content)?;
-    }
-    std::fs::write(
-        root.join("alice").join("shared").join("hello.txt"),
-        b"Hello from Alice!\n",
-    )?;
-    say(&format!(
-        "Alice and Bob both share {FILE} ({}, sha256 {}...)",
-        human_bytes(size),
-        &sha256[..16]
-    ));
-
+    let (content, sha256) = share_the_file(&root, size)?;
     let tracker = start_tracker()?;
     say(&format!("tracker listening on {}", tracker.addr));
 
@@ -95,9 +80,9 @@ fn run_inner(size: u64) -> io::Result<i32> {
     let carol_status = carol.join();
 
     for peer in [&alice, &bob] {
-        peer.control.send(Control::Shutdown);
+        peer.control.send(Control::Shutdown(Signal::Terminate));
     }
-    tracker.control.send(Control::Shutdown);
+    tracker.control.send(Control::Shutdown(Signal::Terminate));
     let _ = alice.join();
     let _ = bob.join();
     let _ = tracker.join();
@@ -106,7 +91,55 @@ fn run_inner(size: u64) -> io::Result<i32> {
     let alice_events: Vec<Event> = alice_tap.try_iter().collect();
     let copy = root.join("carol").join("downloads").join(FILE);
     let verified = std::fs::read(&copy).is_ok_and(|bytes| bytes == content);
+    let heard = tell_what_happened(&carol_events, &alice_events, verified, &copy, &sha256);
+    let elapsed = started.elapsed().as_secs_f64();
+    let ok = carol_status == Ok(0) && verified && heard;
+    drop(dir);
+    say(&format!(
+        "stopped the tracker and the peers after {elapsed:.1}s and removed {}",
+        root.display()
+    ));
+    if ok {
+        say("all good. Next: README.md, \"Quick start\", runs the same on real machines.");
+        Ok(0)
+    } else {
+        say(&format!(
+            "something went wrong (Carol's batch: {carol_status:?})"
+        ));
+        Ok(1)
+    }
+}
 
+/// Writes the generated file into Alice's and Bob's shared folders (and a note into Alice's);
+/// returns its bytes and SHA-256.
+fn share_the_file(root: &Path, size: u64) -> io::Result<(Vec<u8>, String)> {
+    let content = generate(size);
+    let sha256 = hex::encode(Sha256::digest(&content));
+    for peer in ["alice", "bob"] {
+        let shared = root.join(peer).join("shared");
+        std::fs::create_dir_all(&shared)?;
+        std::fs::write(shared.join(FILE), &content)?;
+    }
+    std::fs::write(
+        root.join("alice").join("shared").join("hello.txt"),
+        b"Hello from Alice!\n",
+    )?;
+    say(&format!(
+        "Alice and Bob both share {FILE} ({}, sha256 {}...)",
+        human_bytes(size),
+        &sha256[..16]
+    ));
+    Ok((content, sha256))
+}
+
+/// Says what Carol's and Alice's events show; returns whether Alice heard Carol's message.
+fn tell_what_happened(
+    carol_events: &[Event],
+    alice_events: &[Event],
+    verified: bool,
+    copy: &Path,
+    sha256: &str,
+) -> bool {
     say("what happened:");
     let done = carol_events.iter().find_map(|e| match e {
         Event::DownloadDone {
@@ -153,22 +186,7 @@ fn run_inner(size: u64) -> io::Result<i32> {
     } else {
         say("  Alice did not receive Carol's message");
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    let ok = carol_status == Ok(0) && verified && heard;
-    drop(dir);
-    say(&format!(
-        "stopped the tracker and the peers after {elapsed:.1}s and removed {}",
-        root.display()
-    ));
-    if ok {
-        say("all good. Next: README.md, \"Quick start\", runs the same on real machines.");
-        Ok(0)
-    } else {
-        say(&format!(
-            "something went wrong (Carol's batch: {carol_status:?})"
-        ));
-        Ok(1)
-    }
+    heard
 }
 
 /// A node running on its own thread with its own reactor.
@@ -201,7 +219,8 @@ fn spawn_node<D: crate::reactor::Driver + 'static>(
             .spawn(move || -> io::Result<i32> {
                 let built = (|| -> io::Result<(Reactor, SocketAddr, D)> {
                     let mut reactor = Reactor::new()?;
-                    let addr = reactor.listen(LOOPBACK.parse().expect("loopback address"))?;
+                    let addr = reactor
+                        .listen(LOOPBACK.parse().expect("127.0.0.1:0 is a socket address"))?;
                     let node = setup(&mut reactor, addr)?;
                     Ok((reactor, addr, node))
                 })();
@@ -279,13 +298,10 @@ fn start_peer(
             rate_limits: Default::default(),
         };
         let mut node = PeerNode::new(cfg, index, addr.port(), ui, Instant::now());
+        node.set_parser(crate::repl::parse);
         // Scanned above already; the worker is for `rescan`.
-        node.start_hashing(
-            crate::peer::hash_worker_for(reactor)?,
-            false,
-            Instant::now(),
-        );
-        node.set_disk_jobs(crate::peer::disk_jobs_for(reactor));
+        node.start_hashing(crate::app::hash_worker_for(reactor)?, false, Instant::now());
+        node.set_disk_jobs(crate::app::disk_jobs_for(reactor));
         Ok(node)
     })
 }

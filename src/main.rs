@@ -2,7 +2,8 @@
 
 use clap::parser::ValueSource;
 use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
-use p2p::peer::{BatchSource, Mode, PeerConfig};
+use p2p::app::BatchSource;
+use p2p::peer::{Mode, PeerConfig};
 use p2p::repl::config::{self as settings, Given};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
 use std::path::PathBuf;
@@ -48,78 +49,7 @@ enum Cmd {
     },
     /// Run a peer: share a folder, download from others, chat. Opens a REPL unless --batch or
     /// --serve is given.
-    Peer {
-        /// This peer's name (1-32 bytes, no spaces or control characters), unique on the tracker.
-        /// Required here, in $P2P_NAME or in the config file.
-        #[arg(long, env = "P2P_NAME")]
-        name: Option<String>,
-        /// Tracker address (host:port) [default: 127.0.0.1:9000].
-        #[arg(long, env = "P2P_TRACKER", value_name = "ADDR")]
-        tracker: Option<String>,
-        /// Address to accept peer connections on (port 0: the OS picks one) [default: 0.0.0.0:0].
-        #[arg(long, value_name = "ADDR")]
-        listen: Option<SocketAddr>,
-        /// Folder whose files are shared (created if missing) [default: shared].
-        #[arg(long, env = "P2P_SHARED", value_name = "DIR")]
-        shared: Option<PathBuf>,
-        /// Folder downloads are saved in (created if missing) [default: downloads].
-        #[arg(long, env = "P2P_DOWNLOADS", value_name = "DIR")]
-        downloads: Option<PathBuf>,
-        /// Config file [default: $XDG_CONFIG_HOME/p2p/config.toml, else ~/.config/p2p/config.toml].
-        /// Flags beat environment variables, which beat the config file.
-        #[arg(long, env = "P2P_CONFIG", value_name = "PATH")]
-        config: Option<PathBuf>,
-        /// Print the settings this peer would run with and where each came from, then exit.
-        #[arg(long)]
-        print_config: bool,
-        /// With --batch or --serve: one JSON object per line on stdout for every result and
-        /// event (README, "JSON output"); human text goes to stderr.
-        #[arg(long)]
-        json: bool,
-        /// Run the commands in FILE (one a line; `-` reads stdin) instead of a REPL. The first
-        /// failing command ends the run with exit status 1 (or 3, 4, 5: see `p2p --help`).
-        #[arg(long, value_name = "FILE")]
-        batch: Option<String>,
-        /// No REPL: serve until SIGINT/SIGTERM, printing messages and events (after the batch, if
-        /// --batch is given too).
-        #[arg(long)]
-        serve: bool,
-        /// Seconds a download waits for a source that went away (killed, network gone) before
-        /// it pauses; the partial download is kept either way and `resume` continues it
-        /// [default: 60].
-        #[arg(long, value_name = "SECONDS")]
-        retry_for: Option<u64>,
-        /// Continue the unfinished downloads of an earlier run as soon as the peer starts, in
-        /// the background (`downloads` shows them) [default: yes in the REPL and with --serve,
-        /// no with --batch, where the script says what to fetch].
-        #[arg(long, env = "P2P_RESUME_ON_START", value_name = "yes|no",
-              value_parser = clap::builder::BoolishValueParser::new())]
-        resume_on_start: Option<bool>,
-        /// A peer to connect to at start, tracker or not (repeatable); its name comes from its
-        /// handshake, and peer exchange with it finds the others.
-        #[arg(long = "peer", value_name = "ADDR")]
-        peers: Vec<String>,
-        /// No LAN discovery: neither announce this peer by multicast nor listen for others.
-        #[arg(long, env = "P2P_NO_LAN", value_parser = clap::builder::BoolishValueParser::new())]
-        no_lan: bool,
-        /// Multicast group and port of LAN discovery.
-        #[arg(long, env = "P2P_LAN_GROUP", default_value = p2p::peer::lan::DEFAULT_GROUP,
-              value_name = "IP:PORT")]
-        lan_group: SocketAddrV4,
-        /// Address of the network interface LAN discovery uses (0.0.0.0: the system's choice;
-        /// 127.0.0.1 keeps it on this machine).
-        #[arg(
-            long,
-            env = "P2P_LAN_IFACE",
-            default_value = "0.0.0.0",
-            value_name = "IP"
-        )]
-        lan_iface: Ipv4Addr,
-        #[command(flatten)]
-        limits: LimitArgs,
-        #[command(flatten)]
-        rates: Box<RateArgs>,
-    },
+    Peer(Box<PeerArgs>),
     /// See the whole system work: a tracker and three peers in this process on 127.0.0.1, in a
     /// temporary folder removed afterwards; one peer downloads a generated file from the other
     /// two and sends a message.
@@ -141,6 +71,81 @@ enum Cmd {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+// The flags of `p2p peer` (its help text is the doc comment of `Cmd::Peer`).
+#[derive(clap::Args)]
+struct PeerArgs {
+    /// This peer's name (1-32 bytes, no spaces or control characters), unique on the tracker.
+    /// Required here, in $P2P_NAME or in the config file.
+    #[arg(long, env = "P2P_NAME")]
+    name: Option<String>,
+    /// Tracker address (host:port) [default: 127.0.0.1:9000].
+    #[arg(long, env = "P2P_TRACKER", value_name = "ADDR")]
+    tracker: Option<String>,
+    /// Address to accept peer connections on (port 0: the OS picks one) [default: 0.0.0.0:0].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Folder whose files are shared (created if missing) [default: shared].
+    #[arg(long, env = "P2P_SHARED", value_name = "DIR")]
+    shared: Option<PathBuf>,
+    /// Folder downloads are saved in (created if missing) [default: downloads].
+    #[arg(long, env = "P2P_DOWNLOADS", value_name = "DIR")]
+    downloads: Option<PathBuf>,
+    /// Config file [default: $XDG_CONFIG_HOME/p2p/config.toml, else ~/.config/p2p/config.toml].
+    /// Flags beat environment variables, which beat the config file.
+    #[arg(long, env = "P2P_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Print the settings this peer would run with and where each came from, then exit.
+    #[arg(long)]
+    print_config: bool,
+    /// With --batch or --serve: one JSON object per line on stdout for every result and
+    /// event (README, "JSON output"); human text goes to stderr.
+    #[arg(long)]
+    json: bool,
+    /// Run the commands in FILE (one a line; `-` reads stdin) instead of a REPL. The first
+    /// failing command ends the run with exit status 1 (or 3, 4, 5: see `p2p --help`).
+    #[arg(long, value_name = "FILE")]
+    batch: Option<String>,
+    /// No REPL: serve until SIGINT/SIGTERM, printing messages and events (after the batch, if
+    /// --batch is given too).
+    #[arg(long)]
+    serve: bool,
+    /// Seconds a download waits for a source that went away (killed, network gone) before
+    /// it pauses; the partial download is kept either way and `resume` continues it
+    /// [default: 60].
+    #[arg(long, value_name = "SECONDS")]
+    retry_for: Option<u64>,
+    /// Continue the unfinished downloads of an earlier run as soon as the peer starts, in
+    /// the background (`downloads` shows them) [default: yes in the REPL and with --serve,
+    /// no with --batch, where the script says what to fetch].
+    #[arg(long, env = "P2P_RESUME_ON_START", value_name = "yes|no",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    resume_on_start: Option<bool>,
+    /// A peer to connect to at start, tracker or not (repeatable); its name comes from its
+    /// handshake, and peer exchange with it finds the others.
+    #[arg(long = "peer", value_name = "ADDR")]
+    peers: Vec<String>,
+    /// No LAN discovery: neither announce this peer by multicast nor listen for others.
+    #[arg(long, env = "P2P_NO_LAN", value_parser = clap::builder::BoolishValueParser::new())]
+    no_lan: bool,
+    /// Multicast group and port of LAN discovery.
+    #[arg(long, env = "P2P_LAN_GROUP", default_value = p2p::peer::lan::DEFAULT_GROUP,
+          value_name = "IP:PORT")]
+    lan_group: SocketAddrV4,
+    /// Address of the network interface LAN discovery uses (0.0.0.0: the system's choice;
+    /// 127.0.0.1 keeps it on this machine).
+    #[arg(
+        long,
+        env = "P2P_LAN_IFACE",
+        default_value = "0.0.0.0",
+        value_name = "IP"
+    )]
+    lan_iface: Ipv4Addr,
+    #[command(flatten)]
+    limits: LimitArgs,
+    #[command(flatten)]
+    rates: Box<RateArgs>,
 }
 
 /// Connection limits, the same for the tracker and the peer (README, "Limits").
@@ -226,141 +231,14 @@ fn main() -> ExitCode {
             };
             p2p::tracker::run(listen, config)
         }
-        Cmd::Peer {
-            name,
-            tracker,
-            listen,
-            shared,
-            downloads,
-            config,
-            print_config,
-            json,
-            batch,
-            serve,
-            retry_for,
-            resume_on_start,
-            peers,
-            no_lan,
-            lan_group,
-            lan_iface,
-            limits,
-            rates,
-        } => {
-            let m = matches
-                .subcommand_matches("peer")
-                .expect("the peer subcommand");
-            let given = settings::CommandLine {
-                config: given(m, "config", config),
-                name: given(m, "name", name),
-                tracker: given(m, "tracker", tracker),
-                listen: given(m, "listen", listen.map(|a| a.to_string())),
-                shared: given(m, "shared", shared),
-                downloads: given(m, "downloads", downloads),
-                retry_for: given(m, "retry_for", retry_for),
-                resume_on_start: given(m, "resume_on_start", resume_on_start),
-                max_down: given(m, "max_down", rates.max_down),
-                max_up: given(m, "max_up", rates.max_up),
-                max_down_per_peer: given(m, "max_down_per_peer", rates.max_down_per_peer),
-                max_up_per_peer: given(m, "max_up_per_peer", rates.max_up_per_peer),
-            };
-            let s = match settings::resolve(given, &settings::ProcessEnv) {
-                Ok(s) => s,
-                Err(why) => return usage_error(&why),
-            };
-            tracing::debug!("settings: {s:?}");
-            if print_config {
-                if json {
-                    println!("{}", s.to_json());
-                } else {
-                    print!("{}", s.describe());
-                }
-                return ExitCode::SUCCESS;
+        Cmd::Peer(args) => {
+            let m = (matches.subcommand_matches("peer"))
+                .expect("clap parsed the peer subcommand, so it has its matches");
+            match peer_run(*args, m, cli.quiet) {
+                Ok(Some(run)) => p2p::app::run_with(run.cfg, run.listen, run.batch, run.out),
+                Ok(None) => return ExitCode::SUCCESS,
+                Err(code) => return code,
             }
-            if json && batch.is_none() && !serve {
-                return usage_error("--json needs --batch or --serve (it is for scripts)");
-            }
-            let Some(name) = s.name else {
-                return usage_error(
-                    "a name is required: --name NAME, $P2P_NAME or `name` in the config file",
-                );
-            };
-            let (name, name_from) = (name.value, name.origin);
-            if let Err(why) = p2p::names::check_peer_name(&name) {
-                return usage_error(&format!("invalid name ({name_from}): {why}"));
-            }
-            // Resolved once, here, before the event loop starts: a slow DNS answer never stalls
-            // the reactor (the peer keeps this address for its whole run).
-            let tracker = match resolve(&with_default_port(&s.tracker.value, TRACKER_PORT)) {
-                Ok(addr) => addr,
-                Err(why) => {
-                    let (t, from) = (&s.tracker.value, &s.tracker.origin);
-                    return usage_error(&format!("invalid tracker '{t}' ({from}): {why}"));
-                }
-            };
-            let listen: SocketAddr = match s.listen.value.parse() {
-                Ok(addr) => addr,
-                Err(why) => {
-                    let (l, from) = (&s.listen.value, &s.listen.origin);
-                    return usage_error(&format!("invalid listen address '{l}' ({from}): {why}"));
-                }
-            };
-            let (shared, downloads, retry_for) =
-                (s.shared.value, s.downloads.value, s.retry_for.value);
-            for (dir, what) in [(&shared, "shared"), (&downloads, "downloads")] {
-                if let Err(why) = check_folder(dir, what) {
-                    eprintln!("error: {why}");
-                    return ExitCode::from(1);
-                }
-            }
-            p2p::reactor::limits::set_process_limits(limits.apply());
-            let mut bootstrap = Vec::new();
-            for peer in &peers {
-                match resolve(peer) {
-                    Ok(addr) if addr.port() != 0 => bootstrap.push(addr),
-                    Ok(_) => return usage_error(&format!("invalid --peer '{peer}': port 0")),
-                    Err(why) => return usage_error(&format!("invalid --peer '{peer}': {why}")),
-                }
-            }
-            if !no_lan && !lan_group.ip().is_multicast() {
-                return usage_error(&format!(
-                    "invalid --lan-group {lan_group}: not a multicast address (224.0.0.0/4)"
-                ));
-            }
-            let lan = (!no_lan).then_some(p2p::peer::lan::LanConfig {
-                group: lan_group,
-                iface: lan_iface,
-                announce: true,
-            });
-            let mode = match (&batch, serve) {
-                (Some(_), then_serve) => Mode::Batch { then_serve },
-                (None, true) => Mode::Serve,
-                (None, false) => Mode::Repl,
-            };
-            let batch = batch.map(|b| match b.as_str() {
-                "-" => BatchSource::Stdin,
-                path => BatchSource::File(path.into()),
-            });
-            let resume_on_start = s
-                .resume_on_start
-                .map_or(!matches!(mode, Mode::Batch { .. }), |r| r.value);
-            let cfg = PeerConfig {
-                name,
-                tracker,
-                shared_dir: shared,
-                downloads_dir: downloads,
-                mode,
-                retry_for: Duration::from_secs(retry_for),
-                bootstrap,
-                lan,
-                resume_on_start,
-                rate_limits: s.rate_limits,
-            };
-            let out = p2p::repl::UiOptions {
-                json,
-                quiet: cli.quiet,
-                ..Default::default()
-            };
-            p2p::peer::run_with(cfg, listen, batch, out)
         }
     };
     match result {
@@ -387,6 +265,157 @@ fn print_ids(files: &[PathBuf]) -> i32 {
         }
     }
     status
+}
+
+/// What `p2p peer` runs with, once every setting checked out.
+struct PeerRun {
+    cfg: PeerConfig,
+    listen: SocketAddr,
+    batch: Option<BatchSource>,
+    out: p2p::repl::UiOptions,
+}
+
+/// The settings of `p2p peer` from flags, environment and config file, checked; `None` when
+/// there is nothing to run (`--print-config`), `Err` with the exit code on a bad setting.
+fn peer_run(args: PeerArgs, m: &ArgMatches, quiet: bool) -> Result<Option<PeerRun>, ExitCode> {
+    let given = settings::CommandLine {
+        config: given(m, "config", args.config),
+        name: given(m, "name", args.name),
+        tracker: given(m, "tracker", args.tracker),
+        listen: given(m, "listen", args.listen.map(|a| a.to_string())),
+        shared: given(m, "shared", args.shared),
+        downloads: given(m, "downloads", args.downloads),
+        retry_for: given(m, "retry_for", args.retry_for),
+        resume_on_start: given(m, "resume_on_start", args.resume_on_start),
+        max_down: given(m, "max_down", args.rates.max_down),
+        max_up: given(m, "max_up", args.rates.max_up),
+        max_down_per_peer: given(m, "max_down_per_peer", args.rates.max_down_per_peer),
+        max_up_per_peer: given(m, "max_up_per_peer", args.rates.max_up_per_peer),
+    };
+    let s = settings::resolve(given, &settings::ProcessEnv).map_err(|why| usage_error(&why))?;
+    tracing::debug!("settings: {s:?}");
+    if args.print_config {
+        if args.json {
+            println!("{}", s.to_json());
+        } else {
+            print!("{}", s.describe());
+        }
+        return Ok(None);
+    }
+    if args.json && args.batch.is_none() && !args.serve {
+        return Err(usage_error(
+            "--json needs --batch or --serve (it is for scripts)",
+        ));
+    }
+    let (name, tracker, listen) = peer_addresses(&s)?;
+    let (shared, downloads, retry_for) = (s.shared.value, s.downloads.value, s.retry_for.value);
+    for (dir, what) in [(&shared, "shared"), (&downloads, "downloads")] {
+        if let Err(why) = check_folder(dir, what) {
+            eprintln!("error: {why}");
+            return Err(ExitCode::from(1));
+        }
+    }
+    p2p::reactor::limits::set_process_limits(args.limits.apply());
+    let (bootstrap, lan) = discovery(&args.peers, args.no_lan, args.lan_group, args.lan_iface)?;
+    let mode = match (&args.batch, args.serve) {
+        (Some(_), then_serve) => Mode::Batch { then_serve },
+        (None, true) => Mode::Serve,
+        (None, false) => Mode::Repl,
+    };
+    let batch = args.batch.map(|b| match b.as_str() {
+        "-" => BatchSource::Stdin,
+        path => BatchSource::File(path.into()),
+    });
+    let resume_on_start = s
+        .resume_on_start
+        .map_or(!matches!(mode, Mode::Batch { .. }), |r| r.value);
+    let cfg = PeerConfig {
+        name,
+        tracker,
+        shared_dir: shared,
+        downloads_dir: downloads,
+        mode,
+        retry_for: Duration::from_secs(retry_for),
+        bootstrap,
+        lan,
+        resume_on_start,
+        rate_limits: s.rate_limits,
+    };
+    let out = p2p::repl::UiOptions {
+        json: args.json,
+        quiet,
+        ..Default::default()
+    };
+    Ok(Some(PeerRun {
+        cfg,
+        listen,
+        batch,
+        out,
+    }))
+}
+
+/// The peer's name, the tracker's address and the address to listen on, checked.
+fn peer_addresses(
+    s: &settings::PeerSettings,
+) -> Result<(String, SocketAddr, SocketAddr), ExitCode> {
+    let Some(name) = &s.name else {
+        return Err(usage_error(
+            "a name is required: --name NAME, $P2P_NAME or `name` in the config file",
+        ));
+    };
+    let (name, name_from) = (&name.value, &name.origin);
+    if let Err(why) = p2p::names::check_peer_name(name) {
+        return Err(usage_error(&format!("invalid name ({name_from}): {why}")));
+    }
+    // Resolved once, here, before the event loop starts: a slow DNS answer never stalls
+    // the reactor (the peer keeps this address for its whole run).
+    let tracker = match resolve(&with_default_port(&s.tracker.value, TRACKER_PORT)) {
+        Ok(addr) => addr,
+        Err(why) => {
+            let (t, from) = (&s.tracker.value, &s.tracker.origin);
+            return Err(usage_error(&format!(
+                "invalid tracker '{t}' ({from}): {why}"
+            )));
+        }
+    };
+    let listen: SocketAddr = match s.listen.value.parse() {
+        Ok(addr) => addr,
+        Err(why) => {
+            let (l, from) = (&s.listen.value, &s.listen.origin);
+            return Err(usage_error(&format!(
+                "invalid listen address '{l}' ({from}): {why}"
+            )));
+        }
+    };
+    Ok((name.clone(), tracker, listen))
+}
+
+/// The `--peer` addresses (resolved now) and LAN discovery, checked.
+fn discovery(
+    peers: &[String],
+    no_lan: bool,
+    lan_group: SocketAddrV4,
+    lan_iface: Ipv4Addr,
+) -> Result<(Vec<SocketAddr>, Option<p2p::peer::lan::LanConfig>), ExitCode> {
+    let mut bootstrap = Vec::new();
+    for peer in peers {
+        match resolve(peer) {
+            Ok(addr) if addr.port() != 0 => bootstrap.push(addr),
+            Ok(_) => return Err(usage_error(&format!("invalid --peer '{peer}': port 0"))),
+            Err(why) => return Err(usage_error(&format!("invalid --peer '{peer}': {why}"))),
+        }
+    }
+    if !no_lan && !lan_group.ip().is_multicast() {
+        return Err(usage_error(&format!(
+            "invalid --lan-group {lan_group}: not a multicast address (224.0.0.0/4)"
+        )));
+    }
+    let lan = (!no_lan).then_some(p2p::peer::lan::LanConfig {
+        group: lan_group,
+        iface: lan_iface,
+        announce: true,
+    });
+    Ok((bootstrap, lan))
 }
 
 fn resolve(addr: &str) -> Result<SocketAddr, String> {

@@ -122,7 +122,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let now = Instant::now();
     let mut h = Harness {
-        node: PeerNode::new(cfg, index, 4000, Ui::new(false), now),
+        node: {
+            let mut node = PeerNode::new(cfg, index, 4000, Ui::new(false), now);
+            node.set_parser(p2p::repl::parse);
+            node
+        },
         now,
         conns: [None; SLOTS],
         generation: 0,

@@ -12,13 +12,13 @@
 //! in a row forget the entry), so a peer that reaches one member of a network comes to know
 //! the others within seconds.
 
+use super::event::{Event, Failure, Problem, Warning};
 use super::lan::LanState;
 use super::node::{ConnectPurpose, PeerNode, Purpose};
 use super::ops::Op;
 use super::peer_cache;
 use super::peer_table::{MAX_EXCHANGE, Source, ago, parse_addr};
 use super::sessions::Session;
-use crate::names::printable;
 use crate::reactor::ConnId;
 use crate::wire::Message;
 use std::collections::{HashMap, HashSet};
@@ -105,7 +105,7 @@ impl PeerNode {
     /// At start: load the peer cache, connect to the `--peer` addresses, start LAN announcements.
     pub(super) fn discovery_start(&mut self, now: Instant) {
         if let Err(warning) = peer_cache::load(&self.discovery.cache_path, &mut self.known, now) {
-            self.ui.warn(&warning);
+            self.ui.event(&Event::Warning(Warning::PeerCache(warning)));
         }
         let addrs = self.cfg.bootstrap.clone();
         self.discovery.startup_left = addrs.len();
@@ -145,8 +145,11 @@ impl PeerNode {
                 });
                 self.start_bootstrap(a, true, false);
             }
-            Ok(a) => self.fail_op(&format!("cannot connect to {a}: not a peer's address")),
-            Err(why) => self.fail_op(&format!("cannot connect to '{}': {why}", printable(addr))),
+            Ok(addr) => self.fail_op(Problem::NotAPeerAddress { addr }),
+            Err(why) => self.fail_op(Problem::CannotResolve {
+                addr: addr.to_string(),
+                why,
+            }),
         }
     }
 
@@ -164,14 +167,16 @@ impl PeerNode {
 
     /// A connection to an address failed before its handshake completed.
     pub(super) fn bootstrap_failed(&mut self, b: Bootstrap, why: &str) {
-        let text = format!("cannot connect to {}: {why}", b.addr);
+        let (addr, why) = (b.addr, why.to_string());
         if b.command {
             // README: a peer that cannot be reached is exit status 4, `connect` included.
             if matches!(self.op, Some(Op::Connect { addr, .. }) if addr == b.addr) {
-                self.fail_op_as(crate::repl::Failure::Unreachable, &text);
+                let problem = Problem::CannotConnect { addr, why };
+                self.fail_op_as(Failure::Unreachable, problem);
             }
         } else {
-            self.ui.warn(&text);
+            let warning = Warning::CannotConnect { addr, why };
+            self.ui.event(&Event::Warning(warning));
         }
         if b.startup {
             self.startup_step();
@@ -207,7 +212,7 @@ impl PeerNode {
             (Some(b), _) => {
                 self.known.offer(&name, remote, Source::Manual, now, now);
                 self.known.reached(&name, now);
-                let event = crate::repl::Event::Connected {
+                let event = Event::Connected {
                     name: name.clone(),
                     addr: b.addr.to_string(),
                 };
@@ -417,8 +422,9 @@ impl PeerNode {
                 if !self.discovery.cache_warned {
                     self.discovery.cache_warned = true;
                     let path = self.discovery.cache_path.display().to_string();
-                    self.ui
-                        .warn(&format!("cannot write the peer cache {path}: {e}"));
+                    let error = e.to_string();
+                    let warning = Warning::PeerCacheWrite { path, error };
+                    self.ui.event(&Event::Warning(warning));
                 }
             }
         }
@@ -429,7 +435,7 @@ impl PeerNode {
         let connected = self.connected_names();
         let peers = self.known.listing(now, |n| connected.contains(n));
         let tracker_unreachable = self.tracker.up().is_none();
-        self.ui.event(&crate::repl::Event::Peers {
+        self.ui.event(&Event::Peers {
             peers,
             tracker_unreachable,
         });

@@ -2,8 +2,9 @@
 //! which downloads from every peer that has the same content (the file's SHA-256), whatever
 //! name it has there.
 
+use super::command::Command;
+use super::event::{Event, Found, Problem, Warning};
 use super::node::{PeerNode, Purpose};
-use crate::names::printable;
 use crate::reactor::ConnId;
 use crate::wire::{FileInfo, Message, Sha256};
 use std::collections::BTreeMap;
@@ -35,6 +36,9 @@ pub struct Find {
     /// Peers that could not be asked (unreachable) or did not answer in time.
     unanswered: Vec<String>,
     pub deadline: Instant,
+    /// `get A B` that asked for `A B` because no peer `A` was known: the peer and file it
+    /// names, fetched from that peer if the peer list knows `A` after all.
+    pub named: Option<(String, String)>,
 }
 
 impl Find {
@@ -47,6 +51,7 @@ impl Find {
             results: Vec::new(),
             unanswered: Vec::new(),
             deadline: now + FIND_TIMEOUT,
+            named: None,
         }
     }
 
@@ -70,6 +75,17 @@ struct Candidate {
     peers: Vec<String>,
 }
 
+impl Candidate {
+    fn found(self) -> Found {
+        Found {
+            names: self.names,
+            size: self.size,
+            sha256: self.sha256.to_string(),
+            peers: self.peers,
+        }
+    }
+}
+
 fn group(results: &[(String, FileInfo)]) -> Vec<Candidate> {
     let mut by_sha: BTreeMap<Sha256, Candidate> = BTreeMap::new();
     for (peer, f) in results {
@@ -90,9 +106,17 @@ fn group(results: &[(String, FileInfo)]) -> Vec<Candidate> {
 }
 
 impl PeerNode {
-    /// Starts asking everyone; the tracker's list is refreshed first.
-    pub(super) fn start_find(&mut self, query: String, purpose: FindFor, now: Instant) {
+    /// Starts asking everyone; the tracker's list is refreshed first. `named`: see
+    /// [`Find::named`].
+    pub(super) fn start_find(
+        &mut self,
+        query: String,
+        purpose: FindFor,
+        named: Option<(String, String)>,
+        now: Instant,
+    ) {
         let mut find = Find::new(query, purpose, now);
+        find.named = named;
         find.listing = self.request_peer_list();
         self.op = Some(super::ops::Op::Find(find));
         if let Some(super::ops::Op::Find(f)) = &self.op
@@ -117,16 +141,20 @@ impl PeerNode {
             return;
         }
         f.listing = false;
+        let named = f.named.as_ref().map(|(peer, _)| peer.clone());
         if f.purpose == FindFor::Get
-            && let Some((first, rest)) = f.query.split_once(' ')
-            && !rest.trim().is_empty()
+            && let Some(peer) = named
+            && (self.known.contains_key(&peer) || self.ready_session(&peer).is_some())
+            && let Some(super::ops::Op::Find(find)) = self.op.take()
+            && let Some((peer, file)) = find.named
         {
-            let first = first.to_string();
-            let line = format!("get {}", f.query);
-            if self.known.contains_key(&first) || self.ready_session(&first).is_some() {
-                self.op = None;
-                return self.start_command(&line, now);
-            }
+            let query = find.query;
+            let cmd = Command::Get {
+                peer: Some(peer),
+                file,
+                query,
+            };
+            return self.start_command(cmd, now);
         }
         self.find_ask_everyone(now);
     }
@@ -238,16 +266,8 @@ impl PeerNode {
         }
         match find.purpose {
             FindFor::Search => {
-                let results = candidates
-                    .into_iter()
-                    .map(|c| crate::repl::event::Found {
-                        names: c.names,
-                        size: c.size,
-                        sha256: c.sha256.to_string(),
-                        peers: c.peers,
-                    })
-                    .collect();
-                self.ui.event(&crate::repl::Event::Search {
+                let results = candidates.into_iter().map(Candidate::found).collect();
+                self.ui.event(&Event::Search {
                     query: find.query.clone(),
                     asked: self.known.len(),
                     results,
@@ -256,28 +276,18 @@ impl PeerNode {
             }
             FindFor::Get => match candidates.len() {
                 0 => {
-                    let first = find.query.split_whitespace().next().unwrap_or("");
-                    let hint = if find.query.contains(' ') {
-                        format!(" (and '{}' is not a known peer)", printable(first))
-                    } else {
-                        String::new()
-                    };
-                    self.fail_op(&format!(
-                        "no known peer shares '{}'{hint}",
-                        printable(&find.query)
-                    ));
+                    let query = find.query.clone();
+                    self.fail_op(Problem::NothingShares { query });
                 }
                 1 => {
                     let c = &candidates[0];
                     if !find.unanswered.is_empty() {
                         // Chosen by name among the answers we got: one of the silent peers may
                         // have a different file under that name. Say so, never quietly.
-                        self.ui.warn(&format!(
-                            "{} could not be asked; the '{}' found is the only one among the \
-                             peers that answered (give a SHA-256 prefix to be sure)",
-                            find.unanswered.join(", "),
-                            printable(&find.query)
-                        ));
+                        self.ui.event(&Event::Warning(Warning::Unanswered {
+                            peers: find.unanswered.clone(),
+                            query: find.query.clone(),
+                        }));
                     }
                     let name = if c.names.contains(&find.query) {
                         find.query.clone()
@@ -293,24 +303,9 @@ impl PeerNode {
                     self.get_from(c.peers.clone(), name, info, now);
                 }
                 _ => {
-                    let list: Vec<String> = candidates
-                        .iter()
-                        .map(|c| {
-                            format!(
-                                "{} ({} bytes, as {}) at {}",
-                                c.sha256,
-                                c.size,
-                                printable(&c.names.join(" | ")),
-                                c.peers.join(", ")
-                            )
-                        })
-                        .collect();
-                    self.fail_op(&format!(
-                        "'{}' names different files: {}; name the peer (get PEER FILE) or give \
-                         a SHA-256 prefix",
-                        printable(&find.query),
-                        list.join("; ")
-                    ));
+                    let query = find.query.clone();
+                    let candidates = candidates.into_iter().map(Candidate::found).collect();
+                    self.fail_op(Problem::Ambiguous { query, candidates });
                 }
             },
         }

@@ -14,13 +14,12 @@
 //! tracker lists already shares whatever hashes in a blink, while a big file never keeps it
 //! off the tracker.
 
+use super::event::{Event, Notice, Problem, Warning};
+use super::frontend::{Progress, ProgressOf};
 use super::hash_worker::{HashWorker, JobId, Report, ScanHandle};
 use super::index::{SharedFile, SharedIndex};
 use super::node::PeerNode;
 use super::ops::Op;
-use crate::names::printable;
-use crate::repl::event::Event;
-use crate::repl::ui::human_bytes;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -169,7 +168,7 @@ impl PeerNode {
     pub(super) fn start_rescan(&mut self, now: Instant) {
         match self.queue_scan(true, now) {
             Some(job) => self.op = Some(Op::Rescan { job }),
-            None => self.fail_op("cannot rescan: the hashing thread is not running"),
+            None => self.fail_op(Problem::NoHashingThread),
         }
     }
 
@@ -227,12 +226,9 @@ impl PeerNode {
             return;
         }
         let bytes: u64 = left.iter().map(|(_, size)| size).sum();
-        let names: Vec<String> = left.iter().map(|(name, _)| printable(name)).collect();
-        self.ui.notice(&format!(
-            "still hashing {} ({}); shared once hashed",
-            names.join(", "),
-            human_bytes(bytes)
-        ));
+        let files: Vec<String> = left.into_iter().map(|(name, _)| name).collect();
+        self.ui
+            .event(&Event::Notice(Notice::StillHashing { files, bytes }));
     }
 
     /// `Control::Work`: handles every report the worker has sent.
@@ -289,9 +285,8 @@ impl PeerNode {
             self.ui.event(&Event::Skipped { file, reason });
         }
         if self.is_foreground(job) && total > 0 && self.ui.draws_bars() {
-            let s = if files == 1 { "" } else { "s" };
-            self.ui
-                .start_progress(&format!("hashing {files} file{s}"), total);
+            let of = ProgressOf::Hashing { files };
+            self.ui.progress(Progress::Start { of, total });
         }
     }
 
@@ -307,11 +302,11 @@ impl PeerNode {
 
     /// Moves the bar of a foreground `rescan`, or says how far hashing is, now and then.
     fn show_hashing(&mut self, at: usize, now: Instant) {
-        let json = self.ui.options().json;
+        let json = self.ui.machine_readable();
         let scan = &mut self.hashing.scans[at];
         let (job, rescan, done) = (scan.handle.job, scan.rescan, scan.tally.done());
         if self.ui.draws_bars() && matches!(self.op, Some(Op::Rescan { job: j }) if j == job) {
-            return self.ui.set_progress(done);
+            return self.ui.progress(Progress::Done(done));
         }
         let every = if json { JSON_EVERY } else { LINE_EVERY };
         let Some(file) = scan.tally.current().map(str::to_string) else {
@@ -342,7 +337,7 @@ impl PeerNode {
             self.finish_op();
         }
         if let Some(e) = cache_error {
-            self.ui.warn(&e);
+            self.ui.event(&Event::Warning(Warning::HashCache(e)));
         }
         let t = &scan.tally;
         let secs = now.duration_since(scan.started).as_secs_f64().max(1e-6);
@@ -356,12 +351,9 @@ impl PeerNode {
         });
         if cancelled && !t.left.is_empty() {
             let bytes: u64 = t.left.iter().map(|(_, size)| size).sum();
-            let n = t.left.len();
-            let (s, them) = if n == 1 { ("", "it") } else { ("s", "them") };
-            self.ui.warn(&format!(
-                "hashing stopped: {n} file{s} ({}) not shared; `rescan` hashes {them}",
-                human_bytes(bytes)
-            ));
+            let files = t.left.len();
+            self.ui
+                .event(&Event::Warning(Warning::HashingStopped { files, bytes }));
         }
     }
 
@@ -369,11 +361,12 @@ impl PeerNode {
         let Some(scan) = self.hashing.scans.remove(at) else {
             return;
         };
+        let error = error.to_string();
         if self.is_foreground(scan.handle.job) {
-            self.fail_op(error);
+            self.fail_op(error.into());
         } else {
             self.ui
-                .warn(&format!("{error}; sharing nothing until `rescan` works"));
+                .event(&Event::Warning(Warning::ScanFailed { error }));
         }
     }
 

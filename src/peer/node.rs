@@ -2,11 +2,16 @@
 //!
 //! The work is split by job across files, each adding an `impl PeerNode` block:
 //! `tracker_link.rs` (registration, heartbeats, peer list), `sessions.rs` (peer connections,
-//! handshake, answering requests), `ops.rs` (the user's commands), `transfer.rs` (downloads).
-//! This file holds the state they share and the dispatch.
+//! handshake, answering requests), `ops.rs` (the user's commands), `reaching.rs` (reaching a
+//! command's peer), `get.rs` (the steps of `get`), `transfer.rs` (downloads). This file holds
+//! the state they share and the dispatch. What the node reports goes to its [`Frontend`] as
+//! [`Event`]s; commands come in as lines the front end's parser reads, or as [`Command`]s.
 
+use super::command::{Command, LimitKind, Parser};
 use super::disk_jobs::{DiskJobId, DiskJobs, Outcome};
+use super::event::{Event, Failure, Notice, Problem};
 use super::exchange::{Bootstrap, Discovery};
+use super::frontend::{Frontend, Progress};
 use super::index::SharedIndex;
 use super::lan::LanConfig;
 use super::ops::Op;
@@ -14,8 +19,7 @@ use super::peer_table::{Failed, PeerTable};
 use super::sessions::Session;
 use super::tracker_link::TrackerLink;
 use super::transfer::{Download, DownloadId};
-use crate::reactor::{Action, CloseReason, ConnId, ConnectTag, Control, Driver};
-use crate::repl::Ui;
+use crate::reactor::{Action, CloseReason, ConnId, ConnectTag, Control, Driver, Signal};
 use crate::wire::{Message, PeerInfo, encode_message};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
@@ -103,7 +107,8 @@ pub struct PeerNode {
     /// The address the listener is bound to (unspecified: every address), so a `Hello` never
     /// tells a peer to call back where nobody listens (`sessions.rs`).
     pub(super) listen_ip: std::net::IpAddr,
-    pub(super) ui: Ui,
+    /// Where everything the node reports goes (`frontend.rs`).
+    pub(super) ui: Box<dyn Frontend>,
     pub(super) index: SharedIndex,
     pub(super) actions: VecDeque<Action>,
     /// The next request id (the first is 1: 0 is never issued).
@@ -120,7 +125,9 @@ pub struct PeerNode {
     /// Peer exchange, `--peer`/`connect`, the peer cache, LAN (`exchange.rs`, `lan.rs`).
     pub(super) discovery: Discovery,
     /// Input waiting for the current command to finish.
-    pub(super) queue: VecDeque<Control>,
+    queue: VecDeque<Input>,
+    /// Makes commands of input lines (the front end's, `set_parser`).
+    parse: Option<Parser>,
     pub(super) op: Option<Op>,
     pub(super) downloads: BTreeMap<DownloadId, Download>,
     /// Commands wait until the first contact with the tracker has succeeded or failed, so a
@@ -140,6 +147,15 @@ pub struct PeerNode {
     resume_at_start: bool,
 }
 
+/// Input that waits its turn: commands run one at a time, after start-up.
+#[derive(Debug)]
+enum Input {
+    Line(String),
+    Command(Command),
+    /// Ctrl-D, or the end of the batch.
+    Ended,
+}
+
 /// Longest wait for the tracker before commands run anyway.
 const STARTUP_GRACE: Duration = Duration::from_secs(3);
 
@@ -148,7 +164,7 @@ impl PeerNode {
         cfg: PeerConfig,
         index: SharedIndex,
         listen_port: u16,
-        ui: Ui,
+        ui: impl Frontend + 'static,
         now: Instant,
     ) -> PeerNode {
         let tracker = TrackerLink::new(cfg.tracker, now);
@@ -158,7 +174,7 @@ impl PeerNode {
             cfg,
             listen_port,
             listen_ip: std::net::Ipv4Addr::UNSPECIFIED.into(),
-            ui,
+            ui: Box::new(ui),
             index,
             actions: VecDeque::new(),
             next_request: 1,
@@ -171,6 +187,7 @@ impl PeerNode {
             known,
             discovery: Discovery::new(cache_path, now),
             queue: VecDeque::new(),
+            parse: None,
             op: None,
             downloads: BTreeMap::new(),
             ready: false,
@@ -222,8 +239,7 @@ impl PeerNode {
     }
 
     /// `limit`: sets one rate limit (the reactor applies it at once), then shows them all.
-    pub(super) fn limit(&mut self, set: Option<(crate::repl::command::LimitKind, Option<u64>)>) {
-        use crate::repl::command::LimitKind;
+    pub(super) fn limit(&mut self, set: Option<(LimitKind, Option<u64>)>) {
         if let Some((kind, rate)) = set {
             let l = &mut self.cfg.rate_limits;
             match kind {
@@ -236,7 +252,7 @@ impl PeerNode {
             self.actions.push_back(Action::SetRateLimits(limits));
         }
         let l = self.cfg.rate_limits;
-        self.ui.event(&crate::repl::Event::Limits {
+        self.ui.event(&Event::Limits {
             down: l.down,
             up: l.up,
             down_per_peer: l.down_per_peer,
@@ -292,7 +308,7 @@ impl PeerNode {
         let now = Instant::now();
         self.checkpoint_all(now);
         self.save_peer_cache(now);
-        self.ui.finish_progress();
+        self.ui.progress(Progress::Finish);
         self.actions.push_back(Action::Exit(code));
     }
 
@@ -307,6 +323,19 @@ impl PeerNode {
             .collect();
         self.known
             .tracker_snapshot(&peers, now, |n| connected.contains(n));
+    }
+
+    /// Makes commands of input lines with `parse` (the front end's). Without one, every line
+    /// fails ([`Problem::NoParser`]).
+    pub fn set_parser(&mut self, parse: Parser) {
+        self.parse = Some(parse);
+    }
+
+    /// Runs `cmd` when its turn comes, like a line of input: after the command before it and
+    /// once start-up is done.
+    pub fn handle_command(&mut self, cmd: Command, now: Instant) {
+        self.queue.push_back(Input::Command(cmd));
+        self.take_input(now);
     }
 
     /// The listener is bound to `ip` only (default: every address).
@@ -345,21 +374,20 @@ impl PeerNode {
             self.disk_reports(now);
         }
         while self.op.is_none() && !self.exiting && self.ready && self.discovery.startup_done(now) {
-            let Some(ctl) = self.queue.pop_front() else {
-                if self.ui.wants_peer_names() {
-                    self.ui.known_peers(self.known.iter());
-                }
-                self.ui.prompt();
+            let Some(input) = self.queue.pop_front() else {
+                let mut known = self.known.iter().map(|(name, _)| name.as_str());
+                self.ui.waiting_for_input(&mut known);
                 return;
             };
-            match ctl {
-                Control::Line(line) => self.start_command(&line, now),
-                Control::EndOfInput => self.input_ended(),
-                Control::Shutdown => self.exit(0),
-                Control::Work => {
-                    self.hashing_reports(now);
-                    self.disk_reports(now);
-                }
+            match input {
+                Input::Line(line) => match self.parse.map(|parse| parse(&line)) {
+                    Some(Ok(Some(cmd))) => self.start_command(cmd, now),
+                    Some(Ok(None)) => {}
+                    Some(Err(e)) => self.fail_op(Problem::Input(e)),
+                    None => self.fail_op(Problem::NoParser),
+                },
+                Input::Command(cmd) => self.start_command(cmd, now),
+                Input::Ended => self.input_ended(),
             }
         }
     }
@@ -369,7 +397,7 @@ impl PeerNode {
             Mode::Repl | Mode::Batch { then_serve: false } => self.exit(0),
             Mode::Batch { then_serve: true } => {
                 self.cfg.mode = Mode::Serve;
-                self.ui.notice("batch finished; serving until interrupted");
+                self.ui.event(&Event::Notice(Notice::BatchFinished));
             }
             Mode::Serve => {}
         }
@@ -404,13 +432,18 @@ impl Driver for PeerNode {
         match self.connecting.remove(&tag) {
             Some(ConnectPurpose::Tracker) => self.tracker_lost(&error.to_string(), now),
             Some(ConnectPurpose::Peer { name, addr }) => {
-                let why = format!("cannot reach {name} at {addr}: {error}");
                 if let Failed::Switched(next) = self.known.failed(&name, now) {
                     // Another address it is known by: try that before anyone gives up.
-                    tracing::info!("{why}; trying {next}");
+                    tracing::info!("cannot reach {name} at {addr}: {error}; trying {next}");
                     self.peer_reach_again(&name, now);
                 } else {
-                    self.peer_unreachable(&name, &why, now);
+                    let error = error.to_string();
+                    let why = Problem::CannotReach {
+                        peer: name.clone(),
+                        addr,
+                        error,
+                    };
+                    self.peer_unreachable(&name, why, now);
                     self.downloads_peer_unreachable(&name, now);
                 }
             }
@@ -444,11 +477,10 @@ impl Driver for PeerNode {
     fn handle_control(&mut self, ctl: Control, now: Instant) {
         match ctl {
             // A signal does not wait behind queued commands.
-            Control::Shutdown => {
+            Control::Shutdown(signal) => {
                 // Ctrl-C (SIGINT, not SIGTERM) in the REPL stops the foreground command, not
                 // the peer; a download it waited for stays resumable.
-                let ctrl_c = crate::repl::input::take_interrupt();
-                if ctrl_c
+                if signal == Signal::Interrupt
                     && self.cfg.mode == Mode::Repl
                     && (self.interrupt_foreground(now) || self.interrupt_hashing())
                 {
@@ -456,14 +488,15 @@ impl Driver for PeerNode {
                     && self.op.is_some()
                 {
                     if self.op_download_ids().is_empty() {
-                        let kind = crate::repl::Failure::Failed;
-                        self.ui.error_as(kind, "interrupted");
+                        let kind = Failure::Failed;
+                        let problem = Problem::Interrupted;
+                        self.ui.event(&Event::Error { kind, problem });
                         self.exit(kind.exit_code());
                     } else {
                         // Paused like Ctrl-C in the REPL, so the error says how far each
                         // download got and how to go on; the batch then ends with status 5.
                         self.interrupt_foreground(now);
-                        self.exit(crate::repl::Failure::Unfinished.exit_code());
+                        self.exit(Failure::Unfinished.exit_code());
                     }
                 } else {
                     self.exit(0);
@@ -474,11 +507,13 @@ impl Driver for PeerNode {
                 self.hashing_reports(now);
                 self.disk_reports(now);
             }
-            Control::Line(_) if self.cfg.mode == Mode::Repl => {
-                self.ui.input_taken();
-                self.queue.push_back(ctl);
+            Control::Line(line) => {
+                if self.cfg.mode == Mode::Repl {
+                    self.ui.input_taken();
+                }
+                self.queue.push_back(Input::Line(line));
             }
-            other => self.queue.push_back(other),
+            Control::EndOfInput => self.queue.push_back(Input::Ended),
         }
         self.take_input(now);
     }
@@ -528,26 +563,117 @@ impl Driver for PeerNode {
 mod tests {
     use super::*;
 
+    use crate::peer::Recorder;
+    use crate::peer::event::Info;
+
     fn node(downloads: &std::path::Path) -> PeerNode {
+        node_in(downloads, Mode::Serve, Recorder::new(), Instant::now())
+    }
+
+    fn node_in(downloads: &std::path::Path, mode: Mode, seen: Recorder, now: Instant) -> PeerNode {
         let cfg = PeerConfig {
             name: "Me".into(),
             tracker: SocketAddr::from(([127, 0, 0, 1], 9)),
             shared_dir: downloads.join("shared"),
             downloads_dir: downloads.to_path_buf(),
-            mode: Mode::Serve,
+            mode,
             retry_for: Duration::from_secs(2),
             bootstrap: Vec::new(),
             lan: None,
             resume_on_start: false,
             rate_limits: Default::default(),
         };
-        PeerNode::new(
-            cfg,
-            SharedIndex::default(),
-            4000,
-            Ui::new(false),
-            Instant::now(),
-        )
+        PeerNode::new(cfg, SharedIndex::default(), 4000, seen, now)
+    }
+
+    /// A front end's parser, as far as these tests need one.
+    fn parse(line: &str) -> Result<Option<Command>, String> {
+        match line {
+            "" => Ok(None),
+            "help" => Ok(Some(Command::Help { topic: None })),
+            "sleep" => Ok(Some(Command::Sleep { seconds: 60.0 })),
+            other => Err(format!("no command {other}")),
+        }
+    }
+
+    /// A node past its start-up wait (no tracker answered), commands running.
+    fn started(dir: &std::path::Path, mode: Mode) -> (PeerNode, Recorder, Instant) {
+        let (seen, t0) = (Recorder::new(), Instant::now());
+        let mut n = node_in(dir, mode, seen.clone(), t0);
+        n.set_parser(parse);
+        let now = t0 + STARTUP_GRACE;
+        n.handle_timeout(now);
+        seen.take();
+        (n, seen, now)
+    }
+
+    fn exits(n: &mut PeerNode) -> Vec<i32> {
+        std::iter::from_fn(|| n.poll_action())
+            .filter_map(|a| match a {
+                Action::Exit(code) => Some(code),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Lines go through the front end's parser when their turn comes; what it refuses fails
+    /// in its place with the parser's words, and a Command runs like a line.
+    #[test]
+    fn lines_are_parsed_by_the_front_ends_parser_and_commands_run_like_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut n, seen, now) = started(dir.path(), Mode::Serve);
+        n.handle_control(Control::Line("help".into()), now);
+        n.handle_control(Control::Line("".into()), now);
+        n.handle_control(Control::Line("frob".into()), now);
+        n.handle_command(Command::Help { topic: None }, now);
+        let help = Event::Info(Info::Help { topic: None });
+        let refused = Event::Error {
+            kind: Failure::Failed,
+            problem: Problem::Input("no command frob".into()),
+        };
+        assert_eq!(seen.take(), [help.clone(), refused, help]);
+        assert!(exits(&mut n).is_empty(), "a server goes on after a failure");
+    }
+
+    #[test]
+    fn a_node_without_a_parser_refuses_lines_and_a_batch_ends_on_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (seen, t0) = (Recorder::new(), Instant::now());
+        let mode = Mode::Batch { then_serve: false };
+        let mut n = node_in(dir.path(), mode, seen.clone(), t0);
+        n.handle_timeout(t0 + STARTUP_GRACE);
+        n.handle_control(Control::Line("help".into()), t0 + STARTUP_GRACE);
+        let refused = Event::Error {
+            kind: Failure::Failed,
+            problem: Problem::NoParser,
+        };
+        assert!(seen.events().contains(&refused), "{:?}", seen.events());
+        assert_eq!(exits(&mut n), [1]);
+    }
+
+    /// Ctrl-C in the REPL stops the command, not the peer; SIGTERM stops the peer. In a batch
+    /// either one ends the run with the command's failure.
+    #[test]
+    fn the_signal_decides_what_a_shutdown_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut n, seen, now) = started(dir.path(), Mode::Repl);
+        n.handle_control(Control::Line("sleep".into()), now);
+        n.handle_control(Control::Shutdown(Signal::Interrupt), now);
+        let interrupted = Event::Error {
+            kind: Failure::Failed,
+            problem: Problem::Interrupted,
+        };
+        assert_eq!(seen.take(), std::slice::from_ref(&interrupted));
+        assert!(exits(&mut n).is_empty(), "Ctrl-C stopped the command only");
+        n.handle_control(Control::Shutdown(Signal::Terminate), now);
+        assert_eq!(exits(&mut n), [0]);
+
+        let dir = tempfile::tempdir().unwrap();
+        let (mut n, seen, now) = started(dir.path(), Mode::Batch { then_serve: false });
+        n.handle_control(Control::Line("sleep".into()), now);
+        n.handle_control(Control::Shutdown(Signal::Terminate), now);
+        assert_eq!(seen.take(), [interrupted]);
+        assert_eq!(exits(&mut n), [1]);
     }
 
     /// Request ids, connect tags and download ids come from counters of their own: handing out

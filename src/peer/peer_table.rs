@@ -15,8 +15,8 @@
 //!   moves on to the next before the entry is given up on, so one stale address (a peer that
 //!   restarted on another port, a LAN address it does not listen on) never hides a working one.
 
+use super::event::PeerEntry;
 use crate::names::check_peer_name;
-use crate::repl::event::PeerEntry;
 use crate::wire::PeerInfo;
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -848,17 +848,25 @@ mod tests {
         t.offer("C", addr(3), Source::Cache, now, now);
         t.failed("C", now);
         let peers = t.listing(now, |n| n == "B");
-        let rows = crate::repl::Event::Peers {
-            peers,
-            tracker_unreachable: false,
-        }
-        .human_lines();
+        // How these rows read: repl/event.rs, `peer_rows_show_source_and_reachability`.
+        let rows: Vec<_> = (peers.iter())
+            .map(|p| (p.name.as_str(), p.addr.as_str(), p.last_seen_secs))
+            .collect();
         assert_eq!(
             rows,
             [
-                "A  127.0.0.1:1  3s ago  tracker  ?",
-                "B  127.0.0.1:2  0s ago  lan  reachable",
-                "C  127.0.0.1:3  0s ago  cache  unreachable",
+                ("A", "127.0.0.1:1", 3),
+                ("B", "127.0.0.1:2", 0),
+                ("C", "127.0.0.1:3", 0)
+            ]
+        );
+        let how: Vec<_> = peers.iter().map(|p| (p.source, p.reachable)).collect();
+        assert_eq!(
+            how,
+            [
+                ("tracker", None),
+                ("lan", Some(true)),
+                ("cache", Some(false))
             ]
         );
     }

@@ -77,7 +77,7 @@ impl ResumeRecord {
 }
 
 pub fn records_dir(downloads: &Path) -> PathBuf {
-    super::state_dir(downloads).join("resume")
+    super::layout::resume_dir(downloads)
 }
 
 pub fn record_path(downloads: &Path, file_name: &str) -> PathBuf {

@@ -2,6 +2,7 @@
 //! manifests, chunks, chat) and routing their answers to ours. The sender of a request is the
 //! peer named in that connection's handshake, never a name inside the request.
 
+use super::event::{Event, Warning};
 use super::node::{PeerNode, Purpose};
 use super::ops::Lost;
 use crate::names::{check_peer_name, printable};
@@ -137,7 +138,9 @@ impl PeerNode {
                     .name
                     .clone()
                     .unwrap_or_else(|| session.remote.to_string());
-                self.ui.warn(&format!("dropping {who}: {e}"));
+                let (peer, error) = (who, e.to_string());
+                self.ui
+                    .event(&Event::Warning(Warning::BadFrame { peer, error }));
                 self.downloads_protocol_fault(conn, &e.to_string(), now);
                 self.refuse(conn, ErrorCode::UnexpectedMessage, e.to_string(), now);
                 return;
@@ -169,7 +172,7 @@ impl PeerNode {
                     return;
                 }
                 let from = self.sessions[&conn].name.clone().unwrap_or_default();
-                self.ui.event(&crate::repl::Event::Message { from, text });
+                self.ui.event(&Event::Message { from, text });
                 self.send(conn, &Message::ChatOk { req });
             }
             Message::GetPeers { req } => self.serve_peers(conn, req, now),
@@ -183,11 +186,9 @@ impl PeerNode {
             Message::Error {
                 req: None, message, ..
             } => {
-                let who = self.sessions[&conn].name.clone().unwrap_or_default();
-                self.ui.warn(&format!(
-                    "{who} closed the connection: {}",
-                    printable(&message)
-                ));
+                let peer = self.sessions[&conn].name.clone().unwrap_or_default();
+                self.ui
+                    .event(&Event::Warning(Warning::PeerClosed { peer, message }));
             }
             other => {
                 let message = format!("{} is not a peer-to-peer request", other.kind());

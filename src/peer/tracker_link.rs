@@ -16,6 +16,7 @@
 //! interval plus [`ANSWER_TIMEOUT`]. (`ListPeers` would do too, but its answer grows with the
 //! swarm: every peer probing with it costs the tracker O(peers²).)
 
+use super::event::{Event, Warning};
 use super::node::{ConnectPurpose, PeerNode, Purpose};
 use super::peer_table::{Source, ago, parse_addr};
 use crate::reactor::ConnId;
@@ -416,7 +417,7 @@ impl PeerNode {
             self.tracker.addr
         );
         if announce && !self.exiting {
-            let event = crate::repl::Event::TrackerUnreachable {
+            let event = Event::TrackerUnreachable {
                 tracker: self.tracker.addr.to_string(),
                 reason: why.to_string(),
             };
@@ -494,8 +495,7 @@ impl PeerNode {
     fn tracker_registered(&mut self, again: bool) {
         let tracker = self.tracker.addr.to_string();
         tracing::debug!("registered with tracker {tracker}");
-        self.ui
-            .event(&crate::repl::Event::Registered { tracker, again });
+        self.ui.event(&Event::Registered { tracker, again });
         // Commands start once the first peer list is in (or after a grace period), so a
         // script's first `get PEER FILE` knows PEER.
         if !self.request_peer_list() {
@@ -516,7 +516,10 @@ impl PeerNode {
             ErrorCode::Busy if self.tracker.busy_for_register() => {
                 self.tracker_lost(&format!("the tracker is busy: {text}"), now);
             }
-            _ => self.ui.warn(&format!("tracker: {text}")),
+            _ => {
+                let message = message.to_string();
+                self.ui.event(&Event::Warning(Warning::Tracker { message }));
+            }
         }
     }
 
@@ -531,7 +534,7 @@ impl PeerNode {
             tracing::debug!("tracker still refuses our name: {reason}");
             return;
         };
-        self.ui.event(&crate::repl::Event::NameRefused {
+        self.ui.event(&Event::NameRefused {
             tracker: self.tracker.addr.to_string(),
             name: self.cfg.name.clone(),
             reason: reason.to_string(),

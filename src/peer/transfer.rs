@@ -10,14 +10,14 @@
 //! waits up to `--retry-for`, then pauses, partial file and record kept, until `resume`.
 
 use super::chunk_plan::{ChunkFault, ChunkPlan, ChunkState};
+use super::event::{DownloadEntry, Event, Failure, Problem, RunningDownload, Warning};
+use super::frontend::Progress;
 use super::manifest::Manifest;
 use super::node::{PeerNode, Pending, Purpose};
 use super::partial::{Destination, FinishError, PartialFile};
 use super::resume::{self, LoadError, ResumeRecord};
 use crate::names::printable;
 use crate::reactor::{Action, ConnId};
-use crate::repl::event::{DownloadEntry, Event, Failure};
-use crate::repl::ui::human_bytes;
 use crate::wire::{Message, Sha256, encode_message};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -274,8 +274,7 @@ impl Download {
             .join(", ")
     }
 
-    /// One line for the `downloads` command.
-    /// The `downloads` entry: the line above plus its parts, for `--json`.
+    /// The `downloads` entry (the front end words its line).
     pub fn entry(&self) -> DownloadEntry {
         let state = if self.paused {
             "paused"
@@ -293,35 +292,18 @@ impl Download {
             percent: self.percent(),
             sources: self.sources.iter().map(|s| s.name.clone()).collect(),
             state: state.to_string(),
-            text: self.describe(),
+            running: Some(RunningDownload {
+                active: self.active_sources(),
+                bytes_per_source: self
+                    .sources
+                    .iter()
+                    .map(|s| (s.name.clone(), s.bytes))
+                    .collect(),
+                dropped: (self.sources.iter())
+                    .filter_map(|s| Some((s.name.clone(), s.dropped_why.clone()?)))
+                    .collect(),
+            }),
         }
-    }
-
-    pub fn describe(&self) -> String {
-        let state = if self.paused {
-            "paused".to_string()
-        } else if self.checking.is_some() {
-            "checking the chunks already here".to_string()
-        } else if self.active_sources() > 0 {
-            format!("downloading from {} source(s)", self.active_sources())
-        } else {
-            "waiting for a source".to_string()
-        };
-        let mut line = format!(
-            "{}  {:.1}%  {} of {}  from {}  {state}  ({})",
-            printable(&self.file_name),
-            self.percent(),
-            human_bytes(self.bytes_done()),
-            human_bytes(self.size()),
-            self.source_names(),
-            self.bytes_per_source()
-        );
-        for s in &self.sources {
-            if let Some(why) = &s.dropped_why {
-                line.push_str(&format!("; {} dropped: {why}", s.name));
-            }
-        }
-        line
     }
 
     /// How many sources have chunk `index` in flight.
@@ -372,16 +354,15 @@ fn check_room(
     downloads: &std::path::Path,
     file_name: &str,
     plan: &ChunkPlan,
-) -> Result<(), String> {
+) -> Result<(), Problem> {
     let needed = plan.manifest().size.saturating_sub(plan.bytes_done());
     match super::partial::free_space(downloads) {
-        Ok(free) if free < needed => Err(format!(
-            "not enough space in {} for {}: {} more needed, {} free; make room and try again",
-            downloads.display(),
-            printable(file_name),
-            human_bytes(needed),
-            human_bytes(free)
-        )),
+        Ok(free) if free < needed => Err(Problem::NoRoom {
+            dir: downloads.display().to_string(),
+            file: file_name.to_string(),
+            needed,
+            free,
+        }),
         _ => Ok(()),
     }
 }
@@ -445,10 +426,11 @@ impl PeerNode {
                 ));
             }
             Ok(_) | Err(LoadError::Missing) => {}
-            Err(LoadError::Bad(why)) => self.ui.warn(&format!(
-                "the resume record of {} is unusable ({why}); checking the partial file instead",
-                printable(file_name)
-            )),
+            Err(LoadError::Bad(why)) => {
+                let file = file_name.to_string();
+                self.ui
+                    .event(&Event::Warning(Warning::RecordUnusable { file, why }))
+            }
         }
         let part = open_partial(&downloads, file_name)?;
         let plan = ChunkPlan::new(manifest);
@@ -613,11 +595,12 @@ impl PeerNode {
         if let Some(recorded) = check.resume
             && kept < recorded
         {
-            self.ui.warn(&format!(
-                "{shown}: {} of the {recorded} chunks recorded as done failed verification \
-                 (torn or lost writes); they will be fetched again",
-                recorded - kept
-            ));
+            let (file, failed) = (dl.file_name.clone(), recorded - kept);
+            self.ui.event(&Event::Warning(Warning::TornChunks {
+                file,
+                failed,
+                recorded,
+            }));
         }
         let dl = self.downloads.get_mut(&id).expect("still here");
         dl.lost_since = Some(now);
@@ -629,7 +612,7 @@ impl PeerNode {
 
     /// The check of a download failed: it ends (reported as failed), its partial file kept
     /// unless nothing was ever written to it.
-    fn check_failed(&mut self, id: DownloadId, why: String) {
+    fn check_failed(&mut self, id: DownloadId, why: impl Into<Problem>) {
         if let Some(dl) = self.downloads.remove(&id) {
             self.pending.retain(|_, p| !p.is_for(id));
             let record = resume::load_for(&self.cfg.downloads_dir, &dl.file_name);
@@ -637,7 +620,7 @@ impl PeerNode {
                 dl.part.abandon();
             }
         }
-        self.download_done(id, Err((Failure::Failed, why)));
+        self.download_done(id, Err((Failure::Failed, why.into())));
     }
 
     /// A record whose file already stands, whole and right, under its final name: a crash hit
@@ -823,14 +806,13 @@ impl PeerNode {
                 let len = data.len() as u64;
                 if let Err(e) = dl.part.write_chunk(&dl.plan, asked, data) {
                     dl.plan.give_back(asked);
-                    let part = dl.part.part_path().display().to_string();
-                    let why = format!(
-                        "cannot write {part}: {e}; the download is paused at {:.1}% — \
-                         `resume {}` continues it once the problem is fixed",
-                        dl.percent(),
-                        printable(&dl.file_name)
-                    );
-                    return self.pause_download(id, Err(why), now);
+                    let why = Problem::CannotWrite {
+                        file: dl.file_name.clone(),
+                        part: dl.part.part_path().display().to_string(),
+                        error: e.to_string(),
+                        percent: dl.percent(),
+                    };
+                    return self.pause_download(id, why, now);
                 }
                 dl.plan.mark_written(asked);
                 let source = &mut dl.sources[si];
@@ -856,9 +838,12 @@ impl PeerNode {
                     let why = format!("sent {fault} (chunk {asked}; {bad} bad so far): banned");
                     return self.drop_source(id, si, &why, wrong_length, now);
                 }
-                self.ui.warn(&format!(
-                    "{source} sent {fault} (chunk {asked}); fetching it again"
-                ));
+                let (peer, fault) = (source, fault.to_string());
+                self.ui.event(&Event::Warning(Warning::BadChunk {
+                    peer,
+                    fault,
+                    chunk: asked,
+                }));
             }
         }
         self.show_progress();
@@ -909,7 +894,7 @@ impl PeerNode {
             return;
         }
         self.pending.retain(|_, p| !p.is_for(id));
-        self.download_done(id, Err((Failure::Unfinished, why)));
+        self.download_done(id, Err((Failure::Unfinished, why.into())));
     }
 
     fn maybe_finish(&mut self, id: DownloadId, now: Instant) {
@@ -945,8 +930,9 @@ impl PeerNode {
             Ok(path) => {
                 resume::remove(&self.cfg.downloads_dir, &file_name);
                 if let Err(e) = self.index.add_downloaded(&file_name, &path, manifest) {
+                    let (path, error) = (path.display().to_string(), e.to_string());
                     self.ui
-                        .warn(&format!("cannot share {}: {e}", path.display()));
+                        .event(&Event::Warning(Warning::CannotShare { path, error }));
                 }
                 let rate = if secs > 0.0 {
                     fetched as f64 / secs
@@ -969,7 +955,7 @@ impl PeerNode {
                 // The chunks matched the manifest but the whole file did not: the manifest was
                 // wrong. Nothing of it can be trusted.
                 resume::remove(&self.cfg.downloads_dir, &file_name);
-                Err((Failure::Verification, e))
+                Err((Failure::Verification, e.into()))
             }
             Err(FinishError::Kept(e)) => {
                 // Every chunk is verified; only saving failed. Keep it all for `resume`.
@@ -978,7 +964,7 @@ impl PeerNode {
                     "{name} is complete and verified but could not be saved: {e}; the partial \
                      download is kept — `resume {name}` saves it once the problem is fixed"
                 );
-                Err((Failure::Unfinished, why))
+                Err((Failure::Unfinished, why.into()))
             }
         };
         self.download_done(id, result);
@@ -986,8 +972,8 @@ impl PeerNode {
 
     /// Stops a download (partial file and record kept) and reports why: it is unfinished, and
     /// `resume` continues it.
-    fn pause_download(&mut self, id: DownloadId, result: Result<String, String>, now: Instant) {
-        self.pause_download_as(id, Failure::Unfinished, result, now);
+    fn pause_download(&mut self, id: DownloadId, why: Problem, now: Instant) {
+        self.pause_download_as(id, Failure::Unfinished, why, now);
     }
 
     /// Ctrl-C in the REPL or a batch: pauses download `id` like any pause (`resume`
@@ -996,25 +982,17 @@ impl PeerNode {
         let Some(dl) = self.downloads.get(&id) else {
             return;
         };
-        let name = printable(&dl.file_name);
-        let why = format!(
-            "interrupted: {name} paused at {:.1}% ({} of {}), partial file kept — `resume \
-             {name}` continues it",
-            dl.percent(),
-            human_bytes(dl.bytes_done()),
-            human_bytes(dl.size())
-        );
-        self.pause_download(id, Err(why), now);
+        let why = Problem::Paused {
+            file: dl.file_name.clone(),
+            percent: dl.percent(),
+            done: dl.bytes_done(),
+            size: dl.size(),
+        };
+        self.pause_download(id, why, now);
     }
 
     /// [`Self::pause_download`], reporting a failure of `kind`.
-    fn pause_download_as(
-        &mut self,
-        id: DownloadId,
-        kind: Failure,
-        result: Result<String, String>,
-        now: Instant,
-    ) {
+    fn pause_download_as(&mut self, id: DownloadId, kind: Failure, why: Problem, now: Instant) {
         if !self.checkpoint(id, now) {
             return;
         }
@@ -1026,10 +1004,7 @@ impl PeerNode {
             dl.release_requests(i);
         }
         self.pending.retain(|_, p| !p.is_for(id));
-        let result = result
-            .map(|text| Event::Info { text })
-            .map_err(|why| (kind, why));
-        self.download_done(id, result);
+        self.download_done(id, Err((kind, why)));
     }
 
     /// Source `si` is banned or cannot serve the file: its chunks go to the others. With
@@ -1069,7 +1044,7 @@ impl PeerNode {
                 Failure::Unfinished
             };
             let why = format!("{name} {why}; no source left for {file}");
-            self.pause_download_as(id, kind, Err(why), now);
+            self.pause_download_as(id, kind, why.into(), now);
         }
     }
 
@@ -1314,16 +1289,13 @@ impl PeerNode {
                 continue;
             }
             if dl.lost_since.is_some_and(|t| now >= t + retry_for) {
-                let why = format!(
-                    "{} did not come back within {}s; {} is kept at {:.1}% — `resume {}` \
-                     continues it",
-                    dl.source_names(),
-                    retry_for.as_secs(),
-                    printable(&dl.file_name),
-                    dl.percent(),
-                    printable(&dl.file_name)
-                );
-                self.pause_download(id, Err(why), now);
+                let why = Problem::SourcesGone {
+                    file: dl.file_name.clone(),
+                    sources: dl.sources.iter().map(|s| s.name.clone()).collect(),
+                    retry_secs: retry_for.as_secs(),
+                    percent: dl.percent(),
+                };
+                self.pause_download(id, why, now);
                 continue;
             }
             if now >= dl.last_checkpoint + CHECKPOINT_EVERY {
@@ -1428,8 +1400,8 @@ impl PeerNode {
             .filter_map(|id| self.downloads.get(id))
             .map(|d| d.active_sources())
             .sum();
-        self.ui.set_sources(sources);
-        self.ui.set_progress(done);
+        self.ui.progress(Progress::Sources(sources));
+        self.ui.progress(Progress::Done(done));
     }
 
     /// Says which downloads are unfinished, if any: at start-up (left by an earlier run), and
@@ -1453,7 +1425,10 @@ impl PeerNode {
             match self.resume_from_record(&rec.file_name, now) {
                 Ok(Some(id)) => resumed.extend(self.downloads.get(&id).map(Download::entry)),
                 Ok(None) => {}
-                Err(e) => self.ui.warn(&e),
+                Err(e) => {
+                    let warning = Warning::NotResumed(e.into());
+                    self.ui.event(&Event::Warning(warning))
+                }
             }
         }
         if !resumed.is_empty() {
@@ -1462,7 +1437,7 @@ impl PeerNode {
     }
 
     /// Entries for the `downloads` command: running ones and those left by an earlier run.
-    pub(super) fn describe_downloads(&self) -> (Vec<DownloadEntry>, Vec<String>) {
+    pub(super) fn describe_downloads(&self) -> (Vec<DownloadEntry>, Vec<Warning>) {
         let mut lines: Vec<DownloadEntry> = self.downloads.values().map(Download::entry).collect();
         let (records, bad) = resume::list(&self.cfg.downloads_dir);
         for rec in records {
@@ -1470,14 +1445,6 @@ impl PeerNode {
                 continue;
             }
             let done_bytes = (rec.durable_count() * u64::from(rec.chunk_size)).min(rec.size);
-            let text = format!(
-                "{}  {:.1}%  {} of {}  from {}  not running (resume to continue)",
-                printable(&rec.file_name),
-                percent(done_bytes, rec.size),
-                human_bytes(done_bytes),
-                human_bytes(rec.size),
-                rec.sources.join(", "),
-            );
             lines.push(DownloadEntry {
                 file: rec.file_name.clone(),
                 done: done_bytes,
@@ -1485,12 +1452,15 @@ impl PeerNode {
                 percent: percent(done_bytes, rec.size),
                 sources: rec.sources.clone(),
                 state: "not running".to_string(),
-                text,
+                running: None,
             });
         }
         let bad = bad
             .into_iter()
-            .map(|(path, why)| format!("unusable resume record {}: {why}", path.display()))
+            .map(|(path, why)| {
+                let path = path.display().to_string();
+                Warning::UnusableRecord { path, why }
+            })
             .collect();
         (lines, bad)
     }

@@ -63,11 +63,21 @@ pub enum Control {
     Line(String),
     /// The input has ended (Ctrl-D, end of the batch file).
     EndOfInput,
-    /// SIGINT or SIGTERM.
-    Shutdown,
+    /// SIGINT or SIGTERM arrived (or whoever started the node asks it to stop).
+    Shutdown(Signal),
     /// A helper thread (hashing, disk scans) has results waiting in a channel of the node's
     /// own; the node drains it. Carries nothing so the reactor stays ignorant of what they are.
     Work,
+}
+
+/// Which signal asked a node to stop: in the REPL, Ctrl-C stops the foreground command, not
+/// the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGINT: Ctrl-C.
+    Interrupt,
+    /// SIGTERM, or a stop asked for by the program itself.
+    Terminate,
 }
 
 /// What a node asks the reactor to do.

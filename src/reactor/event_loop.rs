@@ -9,7 +9,7 @@ use super::conn::{Conn, Phase, ReadOutcome};
 use super::limits::{ConnLimits, Limits};
 use super::memory::{TrimAfterBurst, pin_mmap_threshold};
 use super::rate::{RateLimiter, RateLimits};
-use super::{Action, CloseReason, ConnId, ConnectTag, Control, Driver};
+use super::{Action, CloseReason, ConnId, ConnectTag, Control, Driver, Signal};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
@@ -140,7 +140,7 @@ impl Reactor {
         self.udp.add(self.poll.registry(), socket)
     }
 
-    /// Delivers SIGINT and SIGTERM to the driver as `Control::Shutdown`.
+    /// Delivers SIGINT and SIGTERM to the driver as `Control::Shutdown`, saying which.
     pub fn catch_signals(&mut self) -> io::Result<()> {
         use signal_hook::consts::{SIGINT, SIGTERM};
         let mut signals = signal_hook_mio::v1_0::Signals::new([SIGINT, SIGTERM])?;
@@ -252,11 +252,22 @@ impl Reactor {
         }
     }
 
+    /// Several signals pending at once make one `Shutdown`; a Ctrl-C among them makes it an
+    /// interrupt (the REPL then stops its command rather than the peer).
     fn drain_signals(&mut self, driver: &mut impl Driver) {
-        let count = self.signals.as_mut().map_or(0, |s| s.pending().count());
-        if count > 0 {
-            driver.handle_control(Control::Shutdown, Instant::now());
+        let Some(signals) = self.signals.as_mut() else {
+            return;
+        };
+        let pending: Vec<i32> = signals.pending().collect();
+        if pending.is_empty() {
+            return;
         }
+        let signal = if pending.contains(&signal_hook::consts::SIGINT) {
+            Signal::Interrupt
+        } else {
+            Signal::Terminate
+        };
+        driver.handle_control(Control::Shutdown(signal), Instant::now());
     }
 
     fn accept_all(&mut self, listener: usize, driver: &mut impl Driver) {

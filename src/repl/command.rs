@@ -2,63 +2,7 @@
 //! `get` and `msg` is the rest of the line, so names and texts with spaces need no quotes;
 //! one pair of double quotes around it is accepted and removed.
 
-#[derive(Clone, Debug, PartialEq)]
-pub enum Command {
-    Peers,
-    Files {
-        peer: String,
-    },
-    /// `get PEER FILE` pins a source; `get FILE` (or a first word that is no known peer's
-    /// name: decided when it runs) fetches from every peer that has the content.
-    Get {
-        peer: Option<String>,
-        file: String,
-    },
-    Search {
-        text: String,
-    },
-    Msg {
-        peer: String,
-        text: String,
-    },
-    Shared,
-    Rescan,
-    /// `help`, or `help COMMAND` for one command.
-    Help {
-        topic: Option<String>,
-    },
-    Quit,
-    WaitPeer {
-        name: String,
-        seconds: f64,
-    },
-    Sleep {
-        seconds: f64,
-    },
-    Downloads,
-    Resume {
-        file: Option<String>,
-    },
-    Cancel {
-        file: String,
-    },
-    Connect {
-        addr: String,
-    },
-    /// `limit` shows the rate limits; `limit WHICH RATE` sets one (`None`: no limit).
-    Limit {
-        set: Option<(LimitKind, Option<u64>)>,
-    },
-}
-
-/// Which rate limit `limit` sets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LimitKind {
-    Down,
-    Up,
-    DownPerPeer,
-    UpPerPeer,
-}
+use crate::peer::command::{Command, LimitKind};
 
 /// Name, usage and one-line description of every command, for `help` and usage errors.
 pub const COMMANDS: &[(&str, &str, &str)] = &[
@@ -167,131 +111,120 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
     }
     let (name, rest) = split_word(line);
     let usage = || format!("usage: {}", usage_of(name));
-    let no_args = |cmd: Command| {
-        if rest.is_empty() {
-            Ok(Some(cmd))
-        } else {
-            Err(usage())
-        }
+    let no_args = |cmd: Command| rest.is_empty().then_some(cmd);
+    let word = |rest: &str| {
+        let (word, extra) = split_word(rest);
+        (!word.is_empty() && extra.is_empty()).then(|| word.to_string())
     };
-    match name {
+    let text = |rest: &str| {
+        Some(unquote(rest))
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+    };
+    let cmd = match name {
         "peers" => no_args(Command::Peers),
         "shared" => no_args(Command::Shared),
         "rescan" => no_args(Command::Rescan),
-        "help" | "?" => {
-            let (topic, extra) = split_word(rest);
-            if !extra.is_empty() {
-                return Err(usage());
-            }
-            Ok(Some(Command::Help {
-                topic: (!topic.is_empty()).then(|| topic.to_string()),
-            }))
-        }
         "quit" | "exit" => no_args(Command::Quit),
         "downloads" => no_args(Command::Downloads),
-        "resume" => {
-            let file = unquote(rest);
-            Ok(Some(Command::Resume {
-                file: (!file.is_empty()).then(|| file.to_string()),
-            }))
-        }
-        "cancel" => {
-            let file = unquote(rest);
-            if file.is_empty() {
-                return Err(usage());
-            }
-            Ok(Some(Command::Cancel { file: file.into() }))
-        }
-        "files" => {
-            let (peer, extra) = split_word(rest);
-            if peer.is_empty() || !extra.is_empty() {
-                return Err(usage());
-            }
-            Ok(Some(Command::Files { peer: peer.into() }))
-        }
-        "get" => {
-            let (first, tail) = split_word(rest);
-            let tail = unquote(tail);
-            match (unquote(first).is_empty(), tail.is_empty()) {
-                (true, _) => Err(usage()),
-                (false, true) => Ok(Some(Command::Get {
-                    peer: None,
-                    file: unquote(first).into(),
-                })),
-                (false, false) => Ok(Some(Command::Get {
-                    peer: Some(first.into()),
-                    file: tail.into(),
-                })),
-            }
-        }
-        "search" => {
-            let text = unquote(rest);
-            if text.is_empty() {
-                return Err(usage());
-            }
-            Ok(Some(Command::Search { text: text.into() }))
-        }
+        "help" | "?" => return parse_help(rest, usage).map(Some),
+        "limit" => return parse_limit(rest, usage).map(Some),
+        "resume" => Some(Command::Resume { file: text(rest) }),
+        "cancel" => text(rest).map(|file| Command::Cancel { file }),
+        "files" => word(rest).map(|peer| Command::Files { peer }),
+        "connect" => word(rest).map(|addr| Command::Connect { addr }),
+        "search" => text(rest).map(|text| Command::Search { text }),
+        "get" => parse_get(rest),
         "msg" => {
             let (peer, tail) = split_word(rest);
-            let tail = unquote(tail);
-            if peer.is_empty() || tail.is_empty() {
-                return Err(usage());
+            match (peer.is_empty(), text(tail)) {
+                (false, Some(text)) => Some(Command::Msg {
+                    peer: peer.into(),
+                    text,
+                }),
+                _ => None,
             }
-            Ok(Some(Command::Msg {
-                peer: peer.into(),
-                text: tail.into(),
-            }))
         }
         "wait-peer" => {
             let (peer, secs) = split_word(rest);
             match (peer.is_empty(), parse_seconds(secs)) {
-                (false, Some(seconds)) => Ok(Some(Command::WaitPeer {
+                (false, Some(seconds)) => Some(Command::WaitPeer {
                     name: peer.into(),
                     seconds,
-                })),
-                _ => Err(usage()),
+                }),
+                _ => None,
             }
         }
-        "connect" => {
-            let (addr, extra) = split_word(rest);
-            if addr.is_empty() || !extra.is_empty() {
-                return Err(usage());
-            }
-            Ok(Some(Command::Connect { addr: addr.into() }))
+        "sleep" => parse_seconds(rest).map(|seconds| Command::Sleep { seconds }),
+        _ => {
+            return Err(format!(
+                "unknown command '{}' (type help for the list)",
+                crate::names::printable(name)
+            ));
         }
-        "limit" => {
-            let (which, rate) = split_word(rest);
-            if which.is_empty() {
-                return Ok(Some(Command::Limit { set: None }));
-            }
-            let kind = match which {
-                "down" => LimitKind::Down,
-                "up" => LimitKind::Up,
-                "down-per-peer" => LimitKind::DownPerPeer,
-                "up-per-peer" => LimitKind::UpPerPeer,
-                _ => return Err(usage()),
-            };
-            if rate.is_empty() {
-                return Err(usage());
-            }
-            let rate = crate::reactor::rate::parse_rate(rate)?;
-            Ok(Some(Command::Limit {
-                set: Some((kind, rate)),
-            }))
-        }
-        "sleep" => match parse_seconds(rest) {
-            Some(seconds) => Ok(Some(Command::Sleep { seconds })),
-            None => Err(usage()),
-        },
-        _ => Err(format!(
-            "unknown command '{}' (type help for the list)",
-            crate::names::printable(name)
-        )),
+    };
+    cmd.map(Some).ok_or_else(usage)
+}
+
+/// `help [COMMAND]`: the command must exist (the node words the answer from the topic).
+fn parse_help(rest: &str, usage: impl Fn() -> String) -> Result<Command, String> {
+    let (topic, extra) = split_word(rest);
+    if !extra.is_empty() {
+        return Err(usage());
+    }
+    if topic.is_empty() {
+        return Ok(Command::Help { topic: None });
+    }
+    help_for(topic)?;
+    Ok(Command::Help {
+        topic: Some(topic.to_string()),
+    })
+}
+
+/// `get [PEER] FILE`; `None` when nothing is named.
+fn parse_get(rest: &str) -> Option<Command> {
+    let (first, tail) = split_word(rest);
+    let tail = unquote(tail);
+    let query = unquote(rest).to_string();
+    match (unquote(first).is_empty(), tail.is_empty()) {
+        (true, _) => None,
+        (false, true) => Some(Command::Get {
+            peer: None,
+            file: unquote(first).into(),
+            query,
+        }),
+        (false, false) => Some(Command::Get {
+            peer: Some(first.into()),
+            file: tail.into(),
+            query,
+        }),
     }
 }
 
-/// The whole argument of a `get` line, for `get FILE` whose first word turned out to be no
-/// peer's name.
+/// `limit` shows the limits; `limit WHICH RATE` sets one.
+fn parse_limit(rest: &str, usage: impl Fn() -> String) -> Result<Command, String> {
+    let (which, rate) = split_word(rest);
+    if which.is_empty() {
+        return Ok(Command::Limit { set: None });
+    }
+    let kind = match which {
+        "down" => LimitKind::Down,
+        "up" => LimitKind::Up,
+        "down-per-peer" => LimitKind::DownPerPeer,
+        "up-per-peer" => LimitKind::UpPerPeer,
+        _ => return Err(usage()),
+    };
+    if rate.is_empty() {
+        return Err(usage());
+    }
+    let rate = crate::reactor::rate::parse_rate(rate)?;
+    Ok(Command::Limit {
+        set: Some((kind, rate)),
+    })
+}
+
+/// The whole argument of a `get` line (a command's `query`), for `get FILE` whose first word
+/// turned out to be no peer's name.
 pub fn get_query(line: &str) -> Option<String> {
     let (name, rest) = split_word(line.trim());
     let rest = unquote(rest);
@@ -325,10 +258,11 @@ fn parse_seconds(s: &str) -> Option<f64> {
 mod tests {
     use super::*;
 
-    fn get(peer: &str, file: &str) -> Option<Command> {
+    fn get(peer: &str, file: &str, query: &str) -> Option<Command> {
         Some(Command::Get {
             peer: Some(peer.into()),
             file: file.into(),
+            query: query.into(),
         })
     }
 
@@ -343,15 +277,15 @@ mod tests {
     fn last_argument_is_the_rest_of_the_line() {
         assert_eq!(
             parse("get Alice my notes.txt"),
-            Ok(get("Alice", "my notes.txt"))
+            Ok(get("Alice", "my notes.txt", "Alice my notes.txt"))
         );
         assert_eq!(
             parse("get  Alice   my  notes.txt  "),
-            Ok(get("Alice", "my  notes.txt"))
+            Ok(get("Alice", "my  notes.txt", "Alice   my  notes.txt"))
         );
         assert_eq!(
             parse("get Alice \"my notes.txt\""),
-            Ok(get("Alice", "my notes.txt"))
+            Ok(get("Alice", "my notes.txt", "Alice \"my notes.txt\""))
         );
         assert_eq!(
             parse("msg Alice hello there"),
@@ -368,7 +302,8 @@ mod tests {
             parse("get Alice"),
             Ok(Some(Command::Get {
                 peer: None,
-                file: "Alice".into()
+                file: "Alice".into(),
+                query: "Alice".into()
             }))
         );
         assert_eq!(parse("get"), Err("usage: get [PEER] FILE".into()));
@@ -456,6 +391,7 @@ mod tests {
             }))
         );
         assert_eq!(parse("help a b"), Err("usage: help [COMMAND]".into()));
+        assert_eq!(parse("help frob"), Err(help_for("frob").unwrap_err()));
         let get = help_for("get").unwrap();
         assert!(get.starts_with("usage: get [PEER] FILE\n"), "{get}");
         let err = help_for("frob").unwrap_err();

@@ -164,7 +164,7 @@ pub struct PeerSettings {
     /// Upload and download rate limits (all unlimited unless given).
     pub rate_limits: crate::reactor::RateLimits,
     /// Where each limit that is set came from: (config key, text as given, origin).
-    pub rate_origins: Vec<(&'static str, String, Origin)>,
+    pub rate_origins: Vec<RateOrigin>,
 }
 
 /// The environment the settings are read from (the real one, or a test's).
@@ -193,25 +193,8 @@ pub fn default_config_path(env: &impl Env) -> Option<PathBuf> {
 
 /// Reads the config file and layers everything: flag > environment > file > default.
 pub fn resolve(cli: CommandLine, env: &impl Env) -> Result<PeerSettings, String> {
-    let (path, origin) = match cli.config {
-        Given::Flag(p) => (Some(p), Origin::Flag("--config")),
-        Given::Env(p) => (Some(p), Origin::Env("P2P_CONFIG")),
-        Given::Absent => (default_config_path(env), Origin::Default),
-    };
-    let explicit = origin != Origin::Default;
-    let (file, found) = match &path {
-        Some(p) => match std::fs::read_to_string(p) {
-            Ok(text) => (
-                toml::from_str::<ConfigFile>(&text).map_err(|e| toml_error(p, &text, &e))?,
-                true,
-            ),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
-                (ConfigFile::default(), false)
-            }
-            Err(e) => return Err(format!("cannot read config file {}: {e}", p.display())),
-        },
-        None => (ConfigFile::default(), false),
-    };
+    let (config_file, file) = read_config_file(cli.config, env)?;
+    let path = config_file.path.clone();
     let file_origin = || Origin::File(path.clone().unwrap_or_default());
     let file_dir = path
         .as_deref()
@@ -263,33 +246,88 @@ pub fn resolve(cli: CommandLine, env: &impl Env) -> Result<PeerSettings, String>
         file.resume_on_start,
         &file_origin,
     );
+    let rates = [
+        cli.max_down,
+        cli.max_up,
+        cli.max_down_per_peer,
+        cli.max_up_per_peer,
+    ];
+    let in_file = [
+        file.max_down,
+        file.max_up,
+        file.max_down_per_peer,
+        file.max_up_per_peer,
+    ];
+    let (rate_limits, rate_origins) = resolve_rates(rates, in_file, &file_origin)?;
+    Ok(PeerSettings {
+        rate_limits,
+        rate_origins,
+        config_file,
+        name,
+        tracker,
+        listen,
+        shared,
+        downloads,
+        retry_for,
+        resume_on_start,
+    })
+}
+
+/// The config file named by `--config` or `$P2P_CONFIG`, or the default one. Only the
+/// default may be missing (an empty file then).
+fn read_config_file(
+    config: Given<PathBuf>,
+    env: &impl Env,
+) -> Result<(ConfigSource, ConfigFile), String> {
+    let (path, origin) = match config {
+        Given::Flag(p) => (Some(p), Origin::Flag("--config")),
+        Given::Env(p) => (Some(p), Origin::Env("P2P_CONFIG")),
+        Given::Absent => (default_config_path(env), Origin::Default),
+    };
+    let explicit = origin != Origin::Default;
+    let (file, found) = match &path {
+        Some(p) => match std::fs::read_to_string(p) {
+            Ok(text) => (
+                toml::from_str::<ConfigFile>(&text).map_err(|e| toml_error(p, &text, &e))?,
+                true,
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                (ConfigFile::default(), false)
+            }
+            Err(e) => return Err(format!("cannot read config file {}: {e}", p.display())),
+        },
+        None => (ConfigFile::default(), false),
+    };
+    Ok((
+        ConfigSource {
+            path,
+            origin,
+            found,
+        },
+        file,
+    ))
+}
+
+/// Where a rate limit that is set came from: (config key, text as given, origin).
+pub type RateOrigin = (&'static str, String, Origin);
+
+/// The rate limits (down, up, down per peer, up per peer: from the flags or variables, and
+/// from the config file), and where each one that is set came from.
+fn resolve_rates(
+    given: [Given<String>; 4],
+    in_file: [Option<RateValue>; 4],
+    file_origin: &impl Fn() -> Origin,
+) -> Result<(crate::reactor::RateLimits, Vec<RateOrigin>), String> {
+    const NAMES: [(&str, &str, &str); 4] = [
+        ("max_down", "--max-down", "P2P_MAX_DOWN"),
+        ("max_up", "--max-up", "P2P_MAX_UP"),
+        ("max_down_per_peer", "--max-down-per-peer", ""),
+        ("max_up_per_peer", "--max-up-per-peer", ""),
+    ];
     let mut rate_limits = crate::reactor::RateLimits::default();
     let mut rate_origins = Vec::new();
-    for (key, flag, var, given, in_file) in [
-        (
-            "max_down",
-            "--max-down",
-            "P2P_MAX_DOWN",
-            cli.max_down,
-            file.max_down,
-        ),
-        ("max_up", "--max-up", "P2P_MAX_UP", cli.max_up, file.max_up),
-        (
-            "max_down_per_peer",
-            "--max-down-per-peer",
-            "",
-            cli.max_down_per_peer,
-            file.max_down_per_peer,
-        ),
-        (
-            "max_up_per_peer",
-            "--max-up-per-peer",
-            "",
-            cli.max_up_per_peer,
-            file.max_up_per_peer,
-        ),
-    ] {
-        let Some(set) = pick(given, flag, var, in_file.map(RateValue::text), &file_origin) else {
+    for (((key, flag, var), given), in_file) in NAMES.into_iter().zip(given).zip(in_file) {
+        let Some(set) = pick(given, flag, var, in_file.map(RateValue::text), file_origin) else {
             continue;
         };
         let rate = crate::reactor::rate::parse_rate(&set.value)
@@ -302,22 +340,7 @@ pub fn resolve(cli: CommandLine, env: &impl Env) -> Result<PeerSettings, String>
         }
         rate_origins.push((key, crate::reactor::rate::format_rate(rate), set.origin));
     }
-    Ok(PeerSettings {
-        rate_limits,
-        rate_origins,
-        config_file: ConfigSource {
-            path,
-            origin,
-            found,
-        },
-        name,
-        tracker,
-        listen,
-        shared,
-        downloads,
-        retry_for,
-        resume_on_start,
-    })
+    Ok((rate_limits, rate_origins))
 }
 
 /// `config file PATH, line N: what is wrong` (toml's own text says "invalid float, expected

@@ -1,6 +1,6 @@
 //! Front ends: the line REPL, batch mode and serve mode all parse lines into the same
-//! [`Command`] values and report through the same [`Ui`] (human text or `--json`); none of them
-//! touches a socket. `screen` is the one path to the terminal, `editor` the REPL's line editor,
+//! [`Command`](crate::peer::Command) values and render the engine's events through the same [`Ui`] (human text or
+//! `--json`); none of them touches a socket. `screen` is the one path to the terminal, `editor` the REPL's line editor,
 //! `config` the layered settings of `p2p peer`, `log` the `tracing` set-up.
 
 pub mod command;
@@ -10,8 +10,8 @@ pub mod event;
 pub mod input;
 pub mod log;
 pub mod screen;
+pub mod text;
 pub mod ui;
 
-pub use command::{Command, parse};
-pub use event::{Event, Failure};
+pub use command::parse;
 pub use ui::{Ui, UiOptions};

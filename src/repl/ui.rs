@@ -4,8 +4,10 @@
 //! keeps them from tearing a progress bar or the prompt. When stdout is not a terminal there are
 //! no bars, no prompt and no escapes.
 
-use super::event::{Event, Failure, Weight};
+use super::event::{Weight, human_lines, to_json, weight};
 use super::screen::{self, Stream};
+use crate::names::printable;
+use crate::peer::{Event, Frontend, Progress as Update, ProgressOf};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
@@ -113,9 +115,9 @@ impl Ui {
         if let Some(tap) = &self.opts.tap {
             let _ = tap.send(event.clone());
         }
-        let weight = event.weight();
+        let weight = weight(event);
         if self.opts.json {
-            screen::write_line(Stream::Out, &event.to_json());
+            screen::write_line(Stream::Out, &to_json(event));
             if weight == Weight::Silent || (self.opts.quiet && weight == Weight::Notice) {
                 return;
             }
@@ -133,7 +135,7 @@ impl Ui {
     fn human(&self, stream: Stream, event: &Event) {
         let tag = match event {
             Event::Error { .. } => "error: ",
-            Event::Warning { .. }
+            Event::Warning(_)
             | Event::TrackerUnreachable { .. }
             | Event::SourceLost { .. }
             | Event::SourceDropped { .. }
@@ -142,8 +144,7 @@ impl Ui {
             _ => "",
         };
         let prefix = self.opts.prefix.as_deref().unwrap_or("");
-        let text: Vec<String> = event
-            .human_lines()
+        let text: Vec<String> = human_lines(event)
             .into_iter()
             .map(|l| format!("{prefix}{tag}{l}"))
             .collect();
@@ -179,50 +180,16 @@ impl Ui {
         self.editor.is_some() && self.opts.interactive && !self.prompt_shown
     }
 
-    /// The peers this node knows now (name and whatever is known about it), for completion.
-    pub fn known_peers<'a, T>(&mut self, peers: impl IntoIterator<Item = (&'a String, T)>) {
+    /// The peers this node knows now, for completion.
+    pub fn known_peers<'a>(&mut self, peers: impl IntoIterator<Item = &'a str>) {
         if let Some(editor) = &self.editor {
             let mut c = editor.completions.lock().unwrap_or_else(|e| e.into_inner());
-            for (name, _) in peers {
-                if !c.peers.contains(name) {
-                    c.peers.push(name.clone());
+            for name in peers {
+                if !c.peers.iter().any(|p| p == name) {
+                    c.peers.push(name.to_string());
                 }
             }
         }
-    }
-
-    /// One line of normal output (a result).
-    pub fn line(&mut self, text: &str) {
-        self.event(&Event::Info {
-            text: text.to_string(),
-        });
-    }
-
-    /// A line about what the peer is doing (hidden by `-q`).
-    pub fn notice(&mut self, text: &str) {
-        self.event(&Event::Notice {
-            text: text.to_string(),
-        });
-    }
-
-    /// An error line on stderr, `error: ` in front.
-    pub fn error(&mut self, text: &str) {
-        self.error_as(Failure::Failed, text);
-    }
-
-    /// An error of a kind scripts can tell apart (README, "Exit status").
-    pub fn error_as(&mut self, kind: Failure, text: &str) {
-        self.event(&Event::Error {
-            kind,
-            message: text.to_string(),
-        });
-    }
-
-    /// A warning on stderr (something went wrong but nothing failed).
-    pub fn warn(&mut self, text: &str) {
-        self.event(&Event::Warning {
-            message: text.to_string(),
-        });
     }
 
     /// Shows the prompt when a REPL waits for a command: asks the line editor for a line, or
@@ -356,6 +323,52 @@ impl Ui {
     }
 }
 
+impl Frontend for Ui {
+    fn event(&mut self, event: &Event) {
+        Ui::event(self, event);
+    }
+
+    fn progress(&mut self, progress: Update) {
+        match progress {
+            Update::Start { of, total } => self.start_progress(&progress_label(&of), total),
+            Update::Sources(n) => self.set_sources(n),
+            Update::Done(done) => self.set_progress(done),
+            Update::Finish => self.finish_progress(),
+        }
+    }
+
+    fn draws_bars(&self) -> bool {
+        Ui::draws_bars(self)
+    }
+
+    fn machine_readable(&self) -> bool {
+        self.opts.json
+    }
+
+    fn waiting_for_input(&mut self, known: &mut dyn Iterator<Item = &str>) {
+        if self.wants_peer_names() {
+            self.known_peers(known);
+        }
+        self.prompt();
+    }
+
+    fn input_taken(&mut self) {
+        Ui::input_taken(self);
+    }
+}
+
+/// The label of a bar (and the `file` of JSON `progress` events).
+fn progress_label(of: &ProgressOf) -> String {
+    match of {
+        ProgressOf::Download { file } => printable(file),
+        ProgressOf::Downloads { count } => format!("{count} downloads"),
+        ProgressOf::Hashing { files } => {
+            let s = if *files == 1 { "" } else { "s" };
+            format!("hashing {files} file{s}")
+        }
+    }
+}
+
 /// Columns of the terminal on stdout, if it is one.
 fn terminal_columns() -> Option<u16> {
     // SAFETY: TIOCGWINSZ fills the zeroed winsize; the return value says whether it did.
@@ -373,53 +386,4 @@ fn shorten(name: &str, max: usize) -> String {
     let mut out: String = name.chars().take(max.saturating_sub(1)).collect();
     out.push('…');
     out
-}
-
-/// `1536` -> `1.5 KiB`.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64 / 1024.0;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    format!("{v:.1} {}", UNITS[unit])
-}
-
-/// A rate in the units of [`human_bytes`] (`402.1 MiB/s`, like the progress bar), or `None`
-/// when too little moved or it was too quick for a rate to mean anything (`0.0 MB/s` for a
-/// 9-byte file says nothing).
-pub fn human_rate(bytes: u64, secs: f64) -> Option<String> {
-    const MIN_BYTES: u64 = 1 << 20;
-    const MIN_SECS: f64 = 0.001;
-    if bytes < MIN_BYTES || !secs.is_finite() || secs < MIN_SECS {
-        return None;
-    }
-    Some(format!("{}/s", human_bytes((bytes as f64 / secs) as u64)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{human_bytes, human_rate};
-
-    #[test]
-    fn rates_use_binary_units_and_none_for_tiny_or_instant_work() {
-        assert_eq!(human_rate(9, 0.001), None);
-        assert_eq!(human_rate(64 << 20, 0.0), None);
-        assert_eq!(human_rate(64 << 20, 0.0005), None);
-        assert_eq!(human_rate(100 << 20, 0.5).as_deref(), Some("200.0 MiB/s"));
-    }
-
-    #[test]
-    fn human_sizes() {
-        assert_eq!(human_bytes(0), "0 B");
-        assert_eq!(human_bytes(1023), "1023 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(64 * 1024 * 1024), "64.0 MiB");
-        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
-    }
 }

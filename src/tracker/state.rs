@@ -9,6 +9,8 @@
 use super::listing::{Ask, Lister};
 use super::registry::{RegisterError, Registered, Registry};
 use crate::names::{check_peer_name, printable};
+#[cfg(test)]
+use crate::reactor::Signal;
 use crate::reactor::{Action, CloseReason, ConnId, ConnectTag, Control, Driver, Limits};
 use crate::wire::{ErrorCode, Message, PROTOCOL_VERSION, decode_message, encode_message};
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -429,7 +431,7 @@ impl Driver for Tracker {
 
     fn handle_control(&mut self, ctl: Control, _now: Instant) {
         match ctl {
-            Control::Shutdown | Control::EndOfInput => {
+            Control::Shutdown(_) | Control::EndOfInput => {
                 let n = self.registry.len();
                 self.log(&format!("shutting down ({n} peers registered)"));
                 self.actions.push_back(Action::Exit(0));
@@ -1197,7 +1199,8 @@ mod tests {
         h.tracker
             .handle_control(Control::Line("hello".into()), h.at(0));
         assert!(h.drain().is_empty());
-        h.tracker.handle_control(Control::Shutdown, h.at(0));
+        h.tracker
+            .handle_control(Control::Shutdown(Signal::Terminate), h.at(0));
         assert_eq!(h.drain(), vec![Out::Exit(0)]);
         h.tracker.handle_control(Control::EndOfInput, h.at(0));
         assert_eq!(h.drain(), vec![Out::Exit(0)]);

@@ -1,0 +1,177 @@
+//! Wiring a peer to the world: its folders, a reactor with its listener, signals and LAN
+//! socket, the hashing thread and disk jobs, the input (line editor, stdin or a batch file)
+//! and the front end it reports to (`repl::Ui`, with its parser). The engine (`peer/`) knows
+//! none of these; `main.rs` calls [`run_with`].
+
+use crate::peer::disk_jobs::DiskJobs;
+use crate::peer::event::{Notice, Warning};
+use crate::peer::hash_worker::HashWorker;
+use crate::peer::index::SharedIndex;
+use crate::peer::{Event, Mode, PeerConfig, PeerNode, lan};
+use crate::reactor::{Control, Reactor};
+use crate::repl::{self, Ui, UiOptions};
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Where a batch comes from.
+pub enum BatchSource {
+    Stdin,
+    File(PathBuf),
+}
+
+/// Runs a peer until it quits; returns the process exit code.
+pub fn run(cfg: PeerConfig, listen: SocketAddr, batch: Option<BatchSource>) -> io::Result<i32> {
+    run_with(cfg, listen, batch, UiOptions::default())
+}
+
+/// [`run`], printing as `out` says (`--json`, `-q`). A REPL on a terminal gets a line editor.
+pub fn run_with(
+    cfg: PeerConfig,
+    listen: SocketAddr,
+    batch: Option<BatchSource>,
+    out: UiOptions,
+) -> io::Result<i32> {
+    let result = run_inner(cfg, listen, batch, out);
+    repl::screen::finish();
+    result
+}
+
+fn run_inner(
+    mut cfg: PeerConfig,
+    listen: SocketAddr,
+    batch: Option<BatchSource>,
+    out: UiOptions,
+) -> io::Result<i32> {
+    let mut ui = Ui::with_options(UiOptions {
+        interactive: cfg.mode == Mode::Repl,
+        ..out
+    });
+    let batch_file = open_folders(&cfg, batch.as_ref())?;
+    let mut reactor = Reactor::new()?;
+    let bound = reactor
+        .listen(listen)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}")))?;
+    reactor.catch_signals()?;
+    tracing::debug!(
+        "peer {} listening on {bound}; tracker {}, shared {}, downloads {}",
+        cfg.name,
+        cfg.tracker,
+        cfg.shared_dir.display(),
+        cfg.downloads_dir.display()
+    );
+    ui.event(&Event::Listening {
+        name: cfg.name.clone(),
+        addr: bound.to_string(),
+    });
+    join_lan(&mut cfg, &mut reactor, bound, &mut ui);
+
+    // The folder must be listable now (a typo in --shared is a start-up error); hashing it
+    // happens on the hash worker while the peer already serves.
+    std::fs::read_dir(&cfg.shared_dir).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot scan {}: {e}", cfg.shared_dir.display()),
+        )
+    })?;
+    let worker = hash_worker_for(&reactor)?;
+    spawn_input(&cfg, batch_file, &reactor, &mut ui)?;
+    if cfg.mode == Mode::Repl {
+        ui.event(&Event::Notice(Notice::TypeHelp));
+    }
+    let now = Instant::now();
+    let mut node = PeerNode::new(cfg, SharedIndex::default(), bound.port(), ui, now);
+    node.set_parser(repl::parse);
+    node.start_hashing(worker, true, now);
+    node.set_disk_jobs(disk_jobs_for(&reactor));
+    node.set_listen_ip(bound.ip());
+    reactor.run(&mut node)
+}
+
+/// Creates the shared and downloads folders; opens the batch file, if one is named.
+fn open_folders(
+    cfg: &PeerConfig,
+    batch: Option<&BatchSource>,
+) -> io::Result<Option<std::fs::File>> {
+    for dir in [&cfg.shared_dir, &cfg.downloads_dir] {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display()))
+        })?;
+    }
+    match batch {
+        Some(BatchSource::File(path)) => Ok(Some(std::fs::File::open(path).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot read batch file {}: {e}", path.display()),
+            )
+        })?)),
+        _ => Ok(None),
+    }
+}
+
+/// Joins the LAN multicast group when LAN discovery is on; turns it off (with a word why)
+/// when the listener cannot be announced or the group cannot be joined.
+fn join_lan(cfg: &mut PeerConfig, reactor: &mut Reactor, bound: SocketAddr, ui: &mut Ui) {
+    if let Some(lan) = &mut cfg.lan
+        && let Some(why) = lan::fit_to_listener(lan, bound)
+    {
+        ui.event(&Event::Notice(Notice::LanAnnouncementsOff { why }));
+    }
+    if let Some(lan) = &cfg.lan {
+        let joined = crate::reactor::multicast_socket(lan.group, lan.iface)
+            .and_then(|socket| reactor.add_udp(socket));
+        if let Err(e) = joined {
+            ui.event(&Event::Warning(Warning::LanUnavailable {
+                group: lan.group.to_string(),
+                iface: lan.iface.to_string(),
+                error: e.to_string(),
+            }));
+            cfg.lan = None;
+        }
+    }
+}
+
+/// Starts the thread that reads commands: the line editor (a REPL on a terminal), a batch
+/// file, or stdin. A server reads none. Fails if the system refuses a thread.
+fn spawn_input(
+    cfg: &PeerConfig,
+    batch_file: Option<std::fs::File>,
+    reactor: &Reactor,
+    ui: &mut Ui,
+) -> io::Result<()> {
+    let to_loop = reactor.control_sender();
+    match (&cfg.mode, batch_file) {
+        (Mode::Serve, _) => Ok(()),
+        (_, Some(file)) => repl::input::spawn_line_reader(file, to_loop),
+        (Mode::Repl, None) if repl::editor::wanted() => {
+            match repl::editor::spawn(to_loop.clone(), cfg.downloads_dir.clone()) {
+                Some(editor) => {
+                    ui.attach_editor(editor);
+                    Ok(())
+                }
+                None => repl::input::spawn_line_reader(io::stdin(), to_loop),
+            }
+        }
+        (Mode::Batch { .. }, None) | (Mode::Repl, None) => {
+            repl::input::spawn_line_reader(io::stdin(), to_loop)
+        }
+    }
+}
+
+/// Disk jobs whose results wake `reactor` (as `Control::Work`).
+pub fn disk_jobs_for(reactor: &Reactor) -> DiskJobs {
+    let to_loop = reactor.control_sender();
+    DiskJobs::threads(move || {
+        to_loop.send(Control::Work);
+    })
+}
+
+/// A hash worker whose reports wake `reactor` (as `Control::Work`).
+pub fn hash_worker_for(reactor: &Reactor) -> io::Result<HashWorker> {
+    let to_loop = reactor.control_sender();
+    HashWorker::spawn(move || {
+        to_loop.send(Control::Work);
+    })
+    .map_err(|e| io::Error::new(e.kind(), format!("cannot start the hashing thread: {e}")))
+}

@@ -1,0 +1,329 @@
+//! The steps of `get` (and `resume`) in the foreground: the peer's listing names the file,
+//! what stands under its name at home is checked, the manifest is asked for and checked, then
+//! the download runs (`transfer.rs`) and the command waits for it with a progress bar.
+
+use super::event::{Event, Failure, Info, Notice, Problem, Warning};
+use super::find::FindFor;
+use super::frontend::{Progress, ProgressOf};
+use super::manifest::Manifest;
+use super::node::{DiskWait, Mode, PeerNode, Purpose};
+use super::ops::{Op, STEP_TIMEOUT, Step, bump};
+use super::partial::Destination;
+use super::transfer::DownloadId;
+use crate::names::check_file_name;
+use crate::reactor::ConnId;
+use crate::wire::{FileInfo, Message};
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+impl PeerNode {
+    /// `get [PEER] FILE`. With a peer we know: from that peer. Otherwise the whole argument is
+    /// looked for among every peer (`find.rs`); the peer list may still name `PEER`.
+    pub(super) fn start_get(
+        &mut self,
+        peer: Option<String>,
+        file: String,
+        query: String,
+        now: Instant,
+    ) {
+        let pinned = (peer.as_ref())
+            .is_some_and(|p| self.known.contains_key(p) || self.ready_session(p).is_some());
+        match peer {
+            Some(peer) if pinned => {
+                if let Err(e) = check_file_name(&file) {
+                    return self.fail_op(e.into());
+                }
+                self.op = Some(Op::Get {
+                    peer,
+                    file,
+                    step: Step::Reaching { refreshed: false },
+                    deadline: now + STEP_TIMEOUT,
+                    swarm: None,
+                })
+            }
+            peer => {
+                let named = peer.map(|peer| (peer, file));
+                self.start_find(query, FindFor::Get, named, now);
+            }
+        }
+    }
+
+    /// `get`: the peer's listing arrived. It must name the file (or, for a content a search
+    /// found, hold its SHA-256); then what stands under its name at home is looked at.
+    pub(super) fn get_listed(&mut self, conn: ConnId, op: Op, files: Vec<FileInfo>, now: Instant) {
+        let Op::Get {
+            peer,
+            file,
+            deadline,
+            swarm,
+            ..
+        } = op
+        else {
+            self.op = Some(op);
+            return;
+        };
+        let wanted = |f: &FileInfo| match &swarm {
+            Some((_, sha256)) => f.sha256 == *sha256,
+            None => f.name == file,
+        };
+        let Some(info) = files.into_iter().find(wanted) else {
+            return self.fail_op(Problem::NoSuchFile { peer, file });
+        };
+        let dest = self.cfg.downloads_dir.join(&file);
+        let nothing_there = std::fs::symlink_metadata(&dest)
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+        let step = if nothing_there {
+            self.ask_manifest(conn, &info);
+            Step::AskedManifest(conn, info)
+        } else {
+            // Something is there: hashing it may take seconds, off the reactor.
+            let job = self.disk.check_destination(dest, info.sha256);
+            self.disk_waiting.insert(job, DiskWait::GetDestination);
+            Step::CheckingDestination(conn, info)
+        };
+        let mut op = Op::Get {
+            peer,
+            file,
+            step,
+            deadline,
+            swarm,
+        };
+        bump(&mut op, now);
+        self.op = Some(op);
+    }
+
+    /// `get`: the manifest arrived. A lying manifest ends the command and that connection,
+    /// like a chunk of the wrong length does: the next command starts afresh.
+    pub(super) fn get_manifest(&mut self, conn: ConnId, op: Op, msg: Message, now: Instant) {
+        let (
+            Op::Get {
+                peer,
+                file,
+                step: Step::AskedManifest(_, info),
+                swarm,
+                ..
+            },
+            Message::Manifest {
+                sha256,
+                size,
+                chunk_size,
+                chunk_hashes,
+                ..
+            },
+        ) = (op, msg)
+        else {
+            tracing::error!("get_manifest called without a manifest for a get; dropped");
+            return;
+        };
+        if sha256 != info.sha256 {
+            self.close(conn);
+            return self.fail_op(Problem::OtherManifest { peer });
+        }
+        let manifest =
+            match Manifest::from_wire(sha256, size, chunk_size, &chunk_hashes, Some(info.size)) {
+                Ok(m) => m,
+                Err(e) => {
+                    self.close(conn);
+                    let error = e.to_string();
+                    return self.fail_op(Problem::BadManifest { peer, error });
+                }
+            };
+        let sources = swarm.map_or_else(|| vec![peer], |(all, _)| all);
+        match self.begin_download(&sources, &file, manifest, now) {
+            Ok(id) => {
+                self.await_downloads(BTreeSet::from([id]));
+                self.start_transfer(id, now);
+            }
+            Err(e) => self.fail_op(e.into()),
+        }
+    }
+
+    /// `get FILE` found its content at `sources`: fetch it from all of them, under `name`.
+    pub(super) fn get_from(
+        &mut self,
+        sources: Vec<String>,
+        name: String,
+        info: FileInfo,
+        now: Instant,
+    ) {
+        if let Err(e) = check_file_name(&name) {
+            return self.fail_op(e.into());
+        }
+        let Some(first) = sources.first().cloned() else {
+            return self.fail_op(Problem::NoSource);
+        };
+        self.op = Some(Op::Get {
+            peer: first,
+            file: name,
+            step: Step::Reaching { refreshed: true },
+            deadline: now + STEP_TIMEOUT,
+            swarm: Some((sources, info.sha256)),
+        });
+        self.op_advance(now);
+    }
+
+    /// `resume FILE`, or `resume` for every unfinished download.
+    pub(super) fn start_resume(&mut self, file: Option<String>, now: Instant) {
+        let names: Vec<String> = match file {
+            Some(file) => vec![file],
+            None => {
+                let mut names: Vec<String> = super::resume::list(&self.cfg.downloads_dir)
+                    .0
+                    .into_iter()
+                    .map(|r| r.file_name)
+                    .collect();
+                for dl in self.downloads.values() {
+                    if !names.contains(&dl.file_name) {
+                        names.push(dl.file_name.clone());
+                    }
+                }
+                if names.is_empty() {
+                    self.ui.event(&Event::Info(Info::NoUnfinishedDownloads));
+                    return;
+                }
+                names
+            }
+        };
+        let single = names.len() == 1;
+        let mut ids = BTreeSet::new();
+        for name in names {
+            match self.resume_from_record(&name, now) {
+                Ok(Some(id)) => {
+                    ids.insert(id);
+                }
+                Ok(None) => {}
+                Err(e) if single => return self.fail_op(e.into()),
+                Err(e) => self
+                    .ui
+                    .event(&Event::Warning(Warning::NotResumed(e.into()))),
+            }
+        }
+        self.await_downloads(ids);
+    }
+
+    /// The command now waits for these downloads, with a progress bar on a terminal.
+    fn await_downloads(&mut self, ids: BTreeSet<DownloadId>) {
+        let ids: BTreeSet<DownloadId> = ids
+            .into_iter()
+            .filter(|id| self.downloads.contains_key(id))
+            .collect();
+        if ids.is_empty() {
+            return self.finish_op();
+        }
+        let total = ids.iter().map(|id| self.downloads[id].size()).sum();
+        let of = match ids.len() {
+            1 => ProgressOf::Download {
+                file: self.downloads[ids
+                    .first()
+                    .expect("matched a length of 1, so there is a first")]
+                .file_name
+                .clone(),
+            },
+            count => ProgressOf::Downloads { count },
+        };
+        self.ui.progress(Progress::Start { of, total });
+        self.op = Some(Op::Await { ids });
+        self.show_progress();
+    }
+
+    /// The downloads the foreground command waits for.
+    pub(super) fn op_download_ids(&self) -> Vec<DownloadId> {
+        match &self.op {
+            Some(Op::Await { ids }) => ids.iter().copied().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// A download ended: completed (`Ok(download_done event)`), failed or paused
+    /// (`Err((kind, why))`).
+    pub(super) fn download_done(
+        &mut self,
+        id: DownloadId,
+        result: Result<Event, (Failure, Problem)>,
+    ) {
+        let awaited = match &mut self.op {
+            Some(Op::Await { ids }) => ids.remove(&id),
+            _ => false,
+        };
+        match result {
+            Ok(event) => {
+                if awaited && self.op_download_ids().is_empty() {
+                    self.finish_op();
+                }
+                self.ui.event(&event);
+            }
+            Err((kind, problem)) if awaited => self.fail_op_as(kind, problem),
+            Err((kind, problem)) => self.ui.event(&Event::Error { kind, problem }),
+        }
+    }
+
+    /// A download lost its source. In the REPL the prompt comes back and the download goes on
+    /// waiting in the background; a batch keeps waiting (up to `--retry-for`).
+    pub(super) fn op_download_waiting(&mut self, id: DownloadId) {
+        if self.cfg.mode != Mode::Repl {
+            return;
+        }
+        let Some(Op::Await { ids }) = &mut self.op else {
+            return;
+        };
+        if ids.remove(&id) {
+            self.ui.event(&Event::Notice(Notice::InBackground));
+            if ids.is_empty() {
+                self.finish_op();
+            }
+        }
+    }
+
+    /// `get`: asks `conn` for the manifest of `info` (nothing stands in the way at home).
+    fn ask_manifest(&mut self, conn: ConnId, info: &FileInfo) {
+        let sha256 = info.sha256;
+        self.request(conn, Purpose::Op, |req| Message::GetManifest {
+            req,
+            sha256,
+        });
+    }
+
+    /// `get`: what stands under the file's name in the downloads folder was checked (off the
+    /// reactor). The same content: done, nothing fetched. Another file: the command fails,
+    /// nothing is overwritten. Nothing there: ask for the manifest.
+    pub(super) fn get_destination_checked(
+        &mut self,
+        result: Result<Destination, String>,
+        now: Instant,
+    ) {
+        let (peer, file, conn, info, deadline, swarm) = match self.op.take() {
+            Some(Op::Get {
+                peer,
+                file,
+                step: Step::CheckingDestination(conn, info),
+                deadline,
+                swarm,
+            }) => (peer, file, conn, info, deadline, swarm),
+            other => {
+                self.op = other;
+                return; // the command ended meanwhile (interrupted, timed out)
+            }
+        };
+        match result {
+            Err(e) => self.fail_op(e.into()),
+            Ok(Destination::AlreadyThere) => {
+                let path = self.cfg.downloads_dir.join(&file).display().to_string();
+                let (size, sha256) = (info.size, info.sha256.to_string());
+                self.ui
+                    .event(&Event::already_there(file, path, size, sha256));
+            }
+            Ok(Destination::Free) => {
+                self.ask_manifest(conn, &info);
+                let mut op = Op::Get {
+                    peer,
+                    file,
+                    step: Step::AskedManifest(conn, info),
+                    deadline,
+                    swarm,
+                };
+                bump(&mut op, now);
+                self.op = Some(op);
+            }
+        }
+    }
+}
