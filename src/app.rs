@@ -85,6 +85,7 @@ fn run_inner(
     node.set_parser(repl::parse);
     node.start_hashing(worker, true, now);
     node.set_disk_jobs(disk_jobs_for(&reactor));
+    node.set_resolver(resolver_for(&reactor));
     node.set_listen_ip(bound.ip());
     reactor.run(&mut node)
 }
@@ -163,6 +164,14 @@ fn spawn_input(
 pub fn disk_jobs_for(reactor: &Reactor) -> DiskJobs {
     let to_loop = reactor.control_sender();
     DiskJobs::threads(move || {
+        to_loop.send(Control::Work);
+    })
+}
+
+/// Host-name lookups whose answers wake `reactor` (as `Control::Work`).
+pub fn resolver_for(reactor: &Reactor) -> crate::peer::resolver::Resolver {
+    let to_loop = reactor.control_sender();
+    crate::peer::resolver::Resolver::threads(move || {
         to_loop.send(Control::Work);
     })
 }

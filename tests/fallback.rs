@@ -351,6 +351,48 @@ fn connect_command_reaches_a_peer_by_address() {
     assert!(out.stderr.contains(&dead.to_string()), "{out}");
 }
 
+/// `connect HOST:PORT` looks the name up beside the reactor (peer/resolver.rs) and dials
+/// what it finds once the lookup thread wakes the node; a name that does not resolve fails
+/// the command with the lookup's reason, not a hang.
+#[test]
+fn connect_command_reaches_a_peer_by_host_name() {
+    use std::net::ToSocketAddrs;
+    let nowhere = unused_addr();
+    let alice_dirs = PeerDirs::new();
+    let (_alice, alice_addr) = serve_alone("Alice", nowhere, &alice_dirs, &[]);
+    let by_name = format!("localhost:{}", alice_addr.port());
+    let first = by_name.to_socket_addrs().ok().and_then(|mut a| a.next());
+    if first != Some(alice_addr) {
+        eprintln!("skipped: {by_name} resolves to {first:?} here, Alice listens on {alice_addr}");
+        return;
+    }
+    let bob = PeerDirs::new();
+    let started = Instant::now();
+    let out = run_batch(
+        "Bob",
+        nowhere,
+        &bob,
+        &format!(
+            "connect {by_name}
+"
+        ),
+    );
+    out.assert_success();
+    assert!(
+        out.stdout
+            .contains(&format!("connected to Alice at {alice_addr}")),
+        "{out}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(8), "{out}");
+    let out = run_batch("Bob", nowhere, &bob, "connect no-such-host.invalid:4000\n");
+    out.assert_failed_with(1);
+    assert!(
+        out.stderr
+            .contains("cannot connect to 'no-such-host.invalid:4000'"),
+        "{out}"
+    );
+}
+
 /// Whether two sockets in `group` on 127.0.0.1 hear each other; `Err(why)` if not.
 fn loopback_multicast_works(group: SocketAddrV4) -> Result<(), String> {
     let lo = Ipv4Addr::LOCALHOST;

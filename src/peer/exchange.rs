@@ -2,8 +2,8 @@
 //! (`--peer ADDR`, `connect ADDR`), peer exchange on every connection we opened (`GetPeers`
 //! right after the handshake and every [`EXCHANGE_EVERY`]; the other side learns of us as an
 //! `incoming` peer), connecting to known peers while the tracker is unreachable, and the peer
-//! cache. The table itself is `peer_table.rs`; LAN announcements are
-//! `lan.rs`.
+//! cache. The table itself is `peer_table.rs`, which address to dial `dialer.rs`, LAN
+//! announcements `lan.rs`.
 //!
 //! While the tracker is up its list is the authority: peer exchange then only refreshes peers
 //! we know already, so a peer that left does not come back through gossip. Without a tracker,
@@ -11,18 +11,20 @@
 //! trying known peers newest first (each failure doubles the wait before the next try; three
 //! in a row forget the entry), so a peer that reaches one member of a network comes to know
 //! the others within seconds.
+//!
+//! [`Discovery`] holds the schedule as a plain value: when to ask which session for its peers,
+//! when to look for neighbours, when to save the cache, how long commands wait for `--peer`,
+//! which host name is being looked up. It is told the time and answers; the merging rules
+//! ([`merge_exchange`], [`merge_tracker_list`]) are functions of the table. The node's side
+//! is `exchange_glue.rs`.
 
-use super::event::{Event, Failure, Problem, Warning};
 use super::lan::LanState;
-use super::node::{ConnectPurpose, PeerNode, Purpose};
-use super::ops::Op;
-use super::peer_cache;
-use super::peer_table::{MAX_EXCHANGE, Source, ago, parse_addr};
-use super::sessions::Session;
+use super::peer_table::{MAX_EXCHANGE, PeerTable, Source, ago, parse_addr};
+use super::resolver::{LookupId, Resolver};
 use crate::reactor::ConnId;
-use crate::wire::Message;
+use crate::wire::PeerInfo;
 use std::collections::{HashMap, HashSet};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -39,8 +41,8 @@ const SAVE_EVERY: Duration = Duration::from_secs(10);
 const STARTUP_WAIT: Duration = Duration::from_secs(3);
 /// `wait-peer` without a tracker asks the open sessions again at most this often.
 const REFRESH_EVERY: Duration = Duration::from_secs(1);
-/// How long `connect ADDR` may take (connect and handshake have their own 10 s limits).
-const CONNECT_OP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `connect HOST:PORT` waits for the host name's address before it gives up.
+pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A connection to an address whose peer we know only once its `Hello` arrives.
 #[derive(Clone, Debug)]
@@ -52,9 +54,19 @@ pub struct Bootstrap {
     pub startup: bool,
 }
 
+#[derive(Debug)]
 struct ExchangeState {
     next: Instant,
     in_flight: bool,
+}
+
+/// The host name `connect` is waiting for.
+#[derive(Debug)]
+pub struct Lookup {
+    pub id: LookupId,
+    /// What the user typed (`HOST:PORT`).
+    pub host: String,
+    pub deadline: Instant,
 }
 
 pub struct Discovery {
@@ -68,9 +80,12 @@ pub struct Discovery {
     next_probe: Instant,
     next_save: Instant,
     last_refresh: Option<Instant>,
-    cache_path: PathBuf,
+    pub(super) cache_path: PathBuf,
     cache_warned: bool,
     pub(super) lan: Option<LanState>,
+    /// Host names are looked up beside the reactor, never on it.
+    pub(super) resolver: Resolver,
+    lookup: Option<Lookup>,
 }
 
 impl Discovery {
@@ -87,7 +102,25 @@ impl Discovery {
             cache_path,
             cache_warned: false,
             lan: None,
+            resolver: Resolver::inline(),
+            lookup: None,
         }
+    }
+
+    /// Commands wait (briefly) for `count` `--peer` connections.
+    pub fn start(&mut self, count: usize, now: Instant) {
+        self.startup_left = count;
+        self.startup_deadline = now + STARTUP_WAIT;
+    }
+
+    /// Commands may run: the `--peer` connections are done, or we stopped waiting.
+    pub fn startup_done(&self, now: Instant) -> bool {
+        self.startup_left == 0 || now >= self.startup_deadline
+    }
+
+    /// One `--peer` connection is done (it failed, or its first exchange is answered).
+    pub fn startup_step(&mut self) {
+        self.startup_left = self.startup_left.saturating_sub(1);
     }
 
     /// Whether `conn` is a connection we opened to an address, not to a known name.
@@ -95,389 +128,204 @@ impl Discovery {
         self.bootstrap.contains_key(&conn)
     }
 
-    /// Commands may run: the `--peer` connections are done, or we stopped waiting.
-    pub fn startup_done(&self, now: Instant) -> bool {
-        self.startup_left == 0 || now >= self.startup_deadline
-    }
-}
-
-impl PeerNode {
-    /// At start: load the peer cache, connect to the `--peer` addresses, start LAN announcements.
-    pub(super) fn discovery_start(&mut self, now: Instant) {
-        if let Err(warning) = peer_cache::load(&self.discovery.cache_path, &mut self.known, now) {
-            self.ui.event(&Event::Warning(Warning::PeerCache(warning)));
-        }
-        let addrs = self.cfg.bootstrap.clone();
-        self.discovery.startup_left = addrs.len();
-        self.discovery.startup_deadline = now + STARTUP_WAIT;
-        for addr in addrs {
-            self.start_bootstrap(addr, false, true);
-        }
-        if let Some(lan) = self.cfg.lan.clone() {
-            let (name, port) = (self.cfg.name.clone(), self.listen_port);
-            self.discovery.lan = Some(LanState::new(lan, &name, port, now));
-        }
+    pub fn bootstrap_connected(&mut self, conn: ConnId, b: Bootstrap) {
+        self.bootstrap.insert(conn, b);
     }
 
-    fn start_bootstrap(&mut self, addr: SocketAddr, command: bool, startup: bool) {
-        let b = Bootstrap {
-            addr,
-            command,
-            startup,
+    /// The handshake on `conn` is over: what it was opened for, if it was a bootstrap.
+    pub fn take_bootstrap(&mut self, conn: ConnId) -> Option<Bootstrap> {
+        self.bootstrap.remove(&conn)
+    }
+
+    /// A `--peer` connection whose first exchange counts toward the start-up wait.
+    pub fn startup_conn(&mut self, conn: ConnId) {
+        self.startup_conns.insert(conn);
+    }
+
+    /// We opened `conn` and its handshake is done: ask it for its peers now and then.
+    pub fn exchange_with(&mut self, conn: ConnId, now: Instant) {
+        let x = ExchangeState {
+            next: now,
+            in_flight: false,
         };
-        self.connect(addr, ConnectPurpose::Bootstrap(b));
+        self.exchange.insert(conn, x);
     }
 
-    /// `connect ADDR`.
-    pub(super) fn start_connect(&mut self, addr: &str, now: Instant) {
-        let resolved = match addr.parse::<SocketAddr>() {
-            Ok(a) => Ok(a),
-            Err(_) => addr
-                .to_socket_addrs()
-                .map_err(|e| e.to_string())
-                .and_then(|mut all| all.next().ok_or_else(|| "no address found".to_string())),
-        };
-        match resolved {
-            Ok(a) if a.port() != 0 && !a.ip().is_unspecified() => {
-                self.op = Some(Op::Connect {
-                    addr: a,
-                    deadline: now + CONNECT_OP_TIMEOUT,
-                });
-                self.start_bootstrap(a, true, false);
-            }
-            Ok(addr) => self.fail_op(Problem::NotAPeerAddress { addr }),
-            Err(why) => self.fail_op(Problem::CannotResolve {
-                addr: addr.to_string(),
-                why,
-            }),
-        }
-    }
-
-    pub(super) fn bootstrap_connected(
-        &mut self,
-        conn: ConnId,
-        remote: SocketAddr,
-        b: Bootstrap,
-        now: Instant,
-    ) {
-        self.sessions.insert(conn, Session::incoming(remote, now));
-        self.discovery.bootstrap.insert(conn, b);
-        self.send_hello(conn);
-    }
-
-    /// A connection to an address failed before its handshake completed.
-    pub(super) fn bootstrap_failed(&mut self, b: Bootstrap, why: &str) {
-        let (addr, why) = (b.addr, why.to_string());
-        if b.command {
-            // README: a peer that cannot be reached is exit status 4, `connect` included.
-            if matches!(self.op, Some(Op::Connect { addr, .. }) if addr == b.addr) {
-                let problem = Problem::CannotConnect { addr, why };
-                self.fail_op_as(Failure::Unreachable, problem);
-            }
-        } else {
-            let warning = Warning::CannotConnect { addr, why };
-            self.ui.event(&Event::Warning(warning));
-        }
-        if b.startup {
-            self.startup_step();
-        }
-    }
-
-    fn startup_step(&mut self) {
-        self.discovery.startup_left = self.discovery.startup_left.saturating_sub(1);
-    }
-
-    /// A session completed its handshake (either direction): record the peer; on connections
-    /// we opened, start asking for its peers. (The acceptor never asks: a client that connects
-    /// only to send requests never receives one.)
-    pub(super) fn peer_met(&mut self, conn: ConnId, listen_port: Option<u16>, now: Instant) {
-        let Some(s) = self.sessions.get(&conn) else {
-            return;
-        };
-        let Some(name) = s.name.clone() else {
-            return;
-        };
-        let (remote, expected) = (s.remote, s.expected.clone());
-        let boot = self.discovery.bootstrap.remove(&conn);
-        if name == self.cfg.name {
-            self.close(conn);
-            self.session_closed(conn, "it is this peer", now);
-            if let Some(b) = boot {
-                let addr = b.addr;
-                self.bootstrap_failed(b, &format!("{addr} is this peer"));
-            }
-            return;
-        }
-        match (boot, expected) {
-            (Some(b), _) => {
-                self.known.offer(&name, remote, Source::Manual, now, now);
-                self.known.reached(&name, now);
-                let event = Event::Connected {
-                    name: name.clone(),
-                    addr: b.addr.to_string(),
-                };
-                if !b.command {
-                    self.ui.event(&event);
-                } else if matches!(self.op, Some(Op::Connect { addr, .. }) if addr == b.addr) {
-                    self.ui.event(&event);
-                    self.finish_op();
-                }
-                if b.startup {
-                    self.discovery.startup_conns.insert(conn);
-                }
-            }
-            (None, Some(_)) => self.known.reached(&name, now),
-            (None, None) => {
-                if let Some(port) = listen_port.filter(|p| *p != 0) {
-                    let addr = SocketAddr::new(remote.ip(), port);
-                    self.known.offer(&name, addr, Source::Incoming, now, now);
-                }
-                self.known.touch(&name, now);
-                return;
-            }
-        }
-        self.discovery.exchange.insert(
-            conn,
-            ExchangeState {
-                next: now,
-                in_flight: false,
-            },
-        );
-        self.ask_peers(conn, now);
-    }
-
-    fn ask_peers(&mut self, conn: ConnId, now: Instant) {
-        let Some(x) = self.discovery.exchange.get_mut(&conn) else {
-            return;
+    /// Whether to send `GetPeers` on `conn` now (one at a time; the next one due
+    /// [`EXCHANGE_EVERY`] from now). The caller sends it if so.
+    pub fn ask(&mut self, conn: ConnId, now: Instant) -> bool {
+        let Some(x) = self.exchange.get_mut(&conn) else {
+            return false;
         };
         if x.in_flight {
-            return;
+            return false;
         }
         x.in_flight = true;
         x.next = now + EXCHANGE_EVERY;
-        self.request(conn, Purpose::Exchange, |req| Message::GetPeers { req });
+        true
     }
 
-    /// `GetPeers` from a ready session.
-    pub(super) fn serve_peers(&mut self, conn: ConnId, req: u64, now: Instant) {
-        let asker = self
-            .sessions
-            .get(&conn)
-            .and_then(|s| s.name.clone())
-            .unwrap_or_default();
-        self.known.touch(&asker, now);
-        let peers = self.known.advertise(now, &asker);
-        self.send(conn, &Message::PeerList { req, peers });
-    }
-
-    /// The answer to our `GetPeers` (a `PeerList`, or an `Error` from a peer that has none).
-    pub(super) fn peers_answer(&mut self, conn: ConnId, msg: Message, now: Instant) {
-        if let Some(x) = self.discovery.exchange.get_mut(&conn) {
+    /// The answer to our `GetPeers` on `conn` arrived.
+    pub fn answered(&mut self, conn: ConnId) {
+        if let Some(x) = self.exchange.get_mut(&conn) {
             x.in_flight = false;
         }
-        if let Message::PeerList { peers, .. } = msg {
-            let from = self
-                .sessions
-                .get(&conn)
-                .and_then(|s| s.name.clone())
-                .unwrap_or_default();
-            self.known.touch(&from, now);
-            // With a tracker whose whole list we have, that list says who is there and gossip
-            // only refreshes. A tracker too big to list everyone sent a sample: gossip fills in
-            // the rest (PROTOCOL.md §6.2).
-            let complete_list = self.tracker.up().is_some() && !self.tracker.list_was_sample;
-            for p in peers.iter().take(MAX_EXCHANGE) {
-                if complete_list && !self.known.contains_key(&p.name) {
-                    continue;
-                }
-                let Some(addr) = parse_addr(&p.addr) else {
-                    continue;
-                };
-                let seen = ago(now, p.last_seen_ms);
-                self.known.offer(&p.name, addr, Source::Exchange, seen, now);
-            }
-        }
-        if self.discovery.startup_conns.remove(&conn) {
+        if self.startup_conns.remove(&conn) {
             self.startup_step();
         }
     }
 
-    /// A session ended (before or after its handshake).
-    pub(super) fn peer_gone(&mut self, conn: ConnId, session: &Session, why: &str, now: Instant) {
-        self.discovery.exchange.remove(&conn);
-        if self.discovery.startup_conns.remove(&conn) {
+    /// `conn` closed: forget its schedule. Returns the bootstrap it was, if its handshake
+    /// never finished.
+    pub fn gone(&mut self, conn: ConnId) -> Option<Bootstrap> {
+        self.exchange.remove(&conn);
+        if self.startup_conns.remove(&conn) {
             self.startup_step();
         }
-        if let Some(b) = self.discovery.bootstrap.remove(&conn) {
-            self.bootstrap_failed(b, why);
-            return;
-        }
-        if !session.ready()
-            && let Some(name) = &session.expected
-        {
-            // A handshake that failed (wrong peer at that address, refused, timed out) moves
-            // the entry on to another address it is known by, if any; whoever was reaching it
-            // retries there (see `Self::peer_reach_again` callers in sessions.rs).
-            self.known.failed(name, now);
-        }
+        self.bootstrap.remove(&conn)
     }
 
-    /// `wait-peer` without a tracker: ask the open sessions again (at most once a second).
-    pub(super) fn exchange_refresh(&mut self, now: Instant) {
-        if self
-            .discovery
-            .last_refresh
-            .is_some_and(|t| now.saturating_duration_since(t) < REFRESH_EVERY)
-        {
-            return;
-        }
-        self.discovery.last_refresh = Some(now);
-        let conns: Vec<ConnId> = self.discovery.exchange.keys().copied().collect();
-        for conn in conns {
-            self.ask_peers(conn, now);
-        }
-    }
-
-    /// Names we have a ready session with.
-    fn connected_names(&self) -> HashSet<String> {
-        self.sessions
-            .values()
-            .filter_map(|s| s.name.clone())
-            .collect()
-    }
-
-    pub(super) fn discovery_tick(&mut self, now: Instant) {
-        let due: Vec<ConnId> = self
-            .discovery
-            .exchange
+    /// Sessions due for a `GetPeers`.
+    pub fn due(&self, now: Instant) -> Vec<ConnId> {
+        self.exchange
             .iter()
             .filter(|(_, x)| !x.in_flight && now >= x.next)
             .map(|(c, _)| *c)
-            .collect();
-        for conn in due {
-            self.ask_peers(conn, now);
-        }
-        if now >= self.discovery.next_probe {
-            self.discovery.next_probe = now + PROBE_EVERY;
-            let connected = self.connected_names();
-            self.known.expire(now, |n| connected.contains(n));
-            if self.tracker.working_without() && !self.exiting {
-                self.probe(connected, now);
-            }
-        }
-        if now >= self.discovery.next_save {
-            self.discovery.next_save = now + SAVE_EVERY;
-            if self.known.is_dirty() {
-                self.save_peer_cache(now);
-            }
-        }
-        self.lan_tick(now);
+            .collect()
     }
 
-    /// Connects to known peers until [`TARGET_NEIGHBORS`] sessions are open or being opened.
-    fn probe(&mut self, connected: HashSet<String>, now: Instant) {
-        let mut busy = connected;
-        for s in self.sessions.values() {
-            if let Some(name) = &s.expected {
-                busy.insert(name.clone());
-            }
+    /// `wait-peer` without a tracker: the sessions to ask again now, at most once a second.
+    pub fn refresh(&mut self, now: Instant) -> Vec<ConnId> {
+        if self
+            .last_refresh
+            .is_some_and(|t| now.saturating_duration_since(t) < REFRESH_EVERY)
+        {
+            return Vec::new();
         }
-        for p in self.connecting.values() {
-            if let ConnectPurpose::Peer { name, .. } = p {
-                busy.insert(name.clone());
-            }
-        }
-        let want = TARGET_NEIGHBORS.saturating_sub(busy.len());
-        if want == 0 {
-            return;
-        }
-        for (name, addr) in self.known.probe_candidates(now, want, |n| busy.contains(n)) {
-            self.known.attempt(&name, now);
-            self.connect(addr, ConnectPurpose::Peer { name, addr });
-        }
+        self.last_refresh = Some(now);
+        self.exchange.keys().copied().collect()
     }
 
-    pub(super) fn discovery_deadline(&self) -> Option<Instant> {
-        let d = &self.discovery;
-        let startup = (d.startup_left > 0).then_some(d.startup_deadline);
-        let exchange = d
+    /// Whether it is time to drop stale entries and look for neighbours (every
+    /// [`PROBE_EVERY`]).
+    pub fn probe_due(&mut self, now: Instant) -> bool {
+        if now < self.next_probe {
+            return false;
+        }
+        self.next_probe = now + PROBE_EVERY;
+        true
+    }
+
+    /// Whether to write the peer cache now: the table changed (`dirty`) and the last save
+    /// is [`SAVE_EVERY`] old.
+    pub fn save_due(&mut self, dirty: bool, now: Instant) -> bool {
+        if now < self.next_save {
+            return false;
+        }
+        self.next_save = now + SAVE_EVERY;
+        dirty
+    }
+
+    /// A save failed: whether to say so (only the first time).
+    pub fn warn_save_failed(&mut self) -> bool {
+        !std::mem::replace(&mut self.cache_warned, true)
+    }
+
+    /// `connect HOST:PORT` waits for `id` until `now + LOOKUP_TIMEOUT`.
+    pub fn looking_up(&mut self, id: LookupId, host: &str, now: Instant) {
+        self.lookup = Some(Lookup {
+            id,
+            host: host.to_string(),
+            deadline: now + LOOKUP_TIMEOUT,
+        });
+    }
+
+    /// The lookup `id` answered: the one waited for, if it is.
+    pub fn lookup_answered(&mut self, id: LookupId) -> Option<Lookup> {
+        self.lookup.take_if(|l| l.id == id)
+    }
+
+    /// The lookup waited for, if it ran out of time by `now`.
+    pub fn lookup_expired(&mut self, now: Instant) -> Option<Lookup> {
+        self.lookup.take_if(|l| now >= l.deadline)
+    }
+
+    /// The command that waited ended otherwise: an answer that comes now is dropped.
+    pub fn forget_lookup(&mut self) {
+        self.lookup = None;
+    }
+
+    /// When something is due; `dirty`: the table has changes to save.
+    pub fn poll_timeout(&self, dirty: bool) -> Option<Instant> {
+        let startup = (self.startup_left > 0).then_some(self.startup_deadline);
+        let exchange = self
             .exchange
             .values()
             .filter(|x| !x.in_flight)
             .map(|x| x.next)
             .min();
-        let save = self.known.is_dirty().then_some(d.next_save);
-        let lan = d.lan.as_ref().map(LanState::deadline);
-        [startup, exchange, Some(d.next_probe), save, lan]
+        let save = dirty.then_some(self.next_save);
+        let lan = self.lan.as_ref().map(LanState::poll_timeout);
+        let lookup = self.lookup.as_ref().map(|l| l.deadline);
+        [startup, exchange, Some(self.next_probe), save, lan, lookup]
             .into_iter()
             .flatten()
             .min()
     }
+}
 
-    /// Writes the peer cache now (at exit, and every few seconds after a change).
-    pub(super) fn save_peer_cache(&mut self, now: Instant) {
-        match peer_cache::save(&self.discovery.cache_path, &self.known, now) {
-            Ok(()) => self.known.mark_saved(),
-            Err(e) => {
-                if !self.discovery.cache_warned {
-                    self.discovery.cache_warned = true;
-                    let path = self.discovery.cache_path.display().to_string();
-                    let error = e.to_string();
-                    let warning = Warning::PeerCacheWrite { path, error };
-                    self.ui.event(&Event::Warning(warning));
-                }
-            }
+/// How many more sessions to open when working without a tracker, with `busy` open or being
+/// opened.
+pub fn neighbors_wanted(busy: usize) -> usize {
+    TARGET_NEIGHBORS.saturating_sub(busy)
+}
+
+/// Merges a `PeerList` from `from` into `table`. With a tracker whose whole list we have
+/// (`complete_list`), that list says who is there and gossip only refreshes known entries; a
+/// tracker too big to list everyone sent a sample, and without a tracker there is no list:
+/// then gossip adds new peers too (PROTOCOL.md §6.2). At most [`MAX_EXCHANGE`] entries are
+/// taken; invalid ones are skipped.
+pub fn merge_exchange(
+    table: &mut PeerTable,
+    from: &str,
+    peers: &[PeerInfo],
+    complete_list: bool,
+    now: Instant,
+) {
+    table.touch(from, now);
+    for p in peers.iter().take(MAX_EXCHANGE) {
+        if complete_list && !table.contains_key(&p.name) {
+            continue;
         }
+        let Some(addr) = parse_addr(&p.addr) else {
+            continue;
+        };
+        let seen = ago(now, p.last_seen_ms);
+        table.offer(&p.name, addr, Source::Exchange, seen, now);
     }
+}
 
-    /// `peers`: every known peer with its address, last-seen age, source and reachability.
-    pub(super) fn print_peers(&mut self, now: Instant) {
-        let connected = self.connected_names();
-        let peers = self.known.listing(now, |n| connected.contains(n));
-        let tracker_unreachable = self.tracker.up().is_none();
-        self.ui.event(&Event::Peers {
-            peers,
-            tracker_unreachable,
-        });
+/// Merges the tracker's list. A complete list is a snapshot of who is registered: entries
+/// only the tracker (or hearsay) vouched for that it no longer lists are dropped, unless
+/// `connected` says we talk to them (see `PeerTable::tracker_snapshot`). A `sample` only adds
+/// and refreshes, or every answer would forget the peers the previous one happened to list.
+pub fn merge_tracker_list(
+    table: &mut PeerTable,
+    peers: &[PeerInfo],
+    sample: bool,
+    now: Instant,
+    connected: impl Fn(&str) -> bool,
+) {
+    if !sample {
+        return table.tracker_snapshot(peers, now, connected);
+    }
+    for p in peers {
+        if let Some(addr) = parse_addr(&p.addr) {
+            let seen = ago(now, p.last_seen_ms);
+            table.offer(&p.name, addr, Source::Tracker, seen, now);
+        }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use crate::wire::{Message, PeerInfo, decode_message, encode_message};
-
-    /// The worked examples of PROTOCOL.md §14.
-    #[test]
-    fn exchange_messages_encode_as_documented() {
-        let get = encode_message(&Message::GetPeers { req: 7 });
-        assert_eq!(
-            hex::encode(&get),
-            "00000010a1684765745065657273a16372657107"
-        );
-        let list = Message::PeerList {
-            req: 7,
-            peers: vec![PeerInfo {
-                name: "Carol".into(),
-                addr: "10.0.0.3:4000".into(),
-                last_seen_ms: 1500,
-            }],
-        };
-        let bytes = encode_message(&list);
-        assert_eq!(
-            hex::encode(&bytes),
-            concat!(
-                "00000046",
-                "a1",
-                "68506565724c697374",
-                "a2",
-                "6372657107",
-                "65706565727381",
-                "a3",
-                "646e616d65654361726f6c",
-                "64616464726d31302e302e302e333a34303030",
-                "6c6c6173745f7365656e5f6d731905dc",
-            )
-        );
-        assert_eq!(decode_message(&bytes[4..]), Ok(list));
-    }
-}
+mod tests;

@@ -9,15 +9,15 @@
 //! LAN carries other people's traffic too), as are our own announcements (looped back to us),
 //! and more than [`PER_NAME_PER_SEC`] announcements a second for one name from one IP or
 //! [`PER_IP_PER_SEC`] from one IP.
+//!
+//! [`LanState`] is the timing and the filtering as a plain value (time and a jitter seed
+//! passed in); the node's side, which offers what it hears to the peer table, is in
+//! `exchange_glue.rs`.
 
-use super::node::PeerNode;
-use super::peer_table::Source;
+use super::jitter::Jitter;
 use crate::names::check_peer_name;
-use crate::reactor::Action;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
@@ -158,77 +158,96 @@ impl RateLimit {
     }
 }
 
-/// The peer's LAN discovery state.
+/// The peer's LAN discovery state, as a plain value: it is told the time and what arrived,
+/// and says what to send. Feed it with [`LanState::handle_timeout`] and
+/// [`LanState::handle_datagram`]; after either, drain [`LanState::poll_transmit`]; call
+/// `handle_timeout` again at [`LanState::poll_timeout`].
 pub struct LanState {
     pub cfg: LanConfig,
+    name: String,
     next_announce: Instant,
     last_announce: Option<Instant>,
     announce: Vec<u8>,
     limit: RateLimit,
+    jitter: Jitter,
+    /// An announcement to send to the group.
+    transmit: Option<Vec<u8>>,
+}
+
+/// A peer heard on the LAN, at the datagram's source IP and the port it announced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Heard {
+    pub name: String,
+    pub addr: SocketAddr,
 }
 
 impl LanState {
-    pub fn new(cfg: LanConfig, name: &str, listen_port: u16, now: Instant) -> LanState {
+    /// `seed` seeds the jitter of the announcement interval.
+    pub fn new(cfg: LanConfig, name: &str, listen_port: u16, seed: u64, now: Instant) -> LanState {
         LanState {
             cfg,
+            name: name.to_string(),
             next_announce: now,
             last_announce: None,
             announce: encode_announce(name, listen_port),
             limit: RateLimit::new(now),
+            jitter: Jitter::new(seed),
+            transmit: None,
         }
     }
 
-    pub fn deadline(&self) -> Instant {
+    pub fn poll_timeout(&self) -> Instant {
         self.next_announce
     }
-}
 
-/// [`ANNOUNCE_EVERY`] ± 10%, so peers started together do not stay in step.
-fn jittered(every: Duration) -> Duration {
-    let noise = RandomState::new().hash_one(Instant::now()) % 1000;
-    every.mul_f64(0.9 + noise as f64 / 5000.0)
-}
-
-impl PeerNode {
-    pub(super) fn lan_tick(&mut self, now: Instant) {
-        let Some(lan) = &mut self.discovery.lan else {
-            return;
-        };
-        if now < lan.next_announce {
-            return;
-        }
-        lan.next_announce = now + jittered(ANNOUNCE_EVERY);
-        if !lan.cfg.announce {
-            return;
-        }
-        lan.last_announce = Some(now);
-        let to = SocketAddr::V4(lan.cfg.group);
-        let bytes = lan.announce.clone();
-        self.actions.push_back(Action::SendDatagram(to, bytes));
+    /// The announcement to multicast to the group now, if any.
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        let bytes = self.transmit.take()?;
+        Some((SocketAddr::V4(self.cfg.group), bytes))
     }
 
-    pub(super) fn lan_datagram(&mut self, from: SocketAddr, bytes: &[u8], now: Instant) {
-        let Some(lan) = &mut self.discovery.lan else {
-            return;
-        };
-        let Ok(a) = decode_announce(bytes) else {
-            return;
-        };
-        if a.name == self.cfg.name || !lan.limit.allow(from.ip(), &a.name, now) {
+    /// Announces us when it is time (unless we only listen), and schedules the next one
+    /// [`ANNOUNCE_EVERY`] ± 10% later, so peers started together do not stay in step.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if now < self.next_announce {
             return;
         }
-        let addr = SocketAddr::new(from.ip(), a.port);
-        let news = self
-            .known
-            .get(&a.name)
-            .is_none_or(|e| now.saturating_duration_since(e.last_seen) > 2 * ANNOUNCE_EVERY);
-        self.known.offer(&a.name, addr, Source::Lan, now, now);
+        let noise = self.jitter.per_mille();
+        self.next_announce = now + ANNOUNCE_EVERY.mul_f64(0.9 + noise as f64 / 5000.0);
+        if !self.cfg.announce {
+            return;
+        }
+        self.last_announce = Some(now);
+        self.transmit = Some(self.announce.clone());
+    }
+
+    /// A datagram from `from`: the peer it announces, unless it is not an announcement, is
+    /// ours, or its sender is over its rate. `last_seen` says when the table last heard of a
+    /// name: one not heard of for a while is news, and news makes us announce ourselves
+    /// early (at most once per [`EARLY_ANNOUNCE_GAP`]), so a newcomer learns of us at once.
+    pub fn handle_datagram(
+        &mut self,
+        from: SocketAddr,
+        bytes: &[u8],
+        last_seen: impl Fn(&str) -> Option<Instant>,
+        now: Instant,
+    ) -> Option<Heard> {
+        let a = decode_announce(bytes).ok()?;
+        if a.name == self.name || !self.limit.allow(from.ip(), &a.name, now) {
+            return None;
+        }
+        let news = last_seen(&a.name)
+            .is_none_or(|seen| now.saturating_duration_since(seen) > 2 * ANNOUNCE_EVERY);
         if news {
-            let early = lan
+            let early = self
                 .last_announce
                 .map_or(now, |t| (t + EARLY_ANNOUNCE_GAP).max(now));
-            lan.next_announce = lan.next_announce.min(early);
+            self.next_announce = self.next_announce.min(early);
         }
+        Some(Heard {
+            name: a.name,
+            addr: SocketAddr::new(from.ip(), a.port),
+        })
     }
 }
 
@@ -348,5 +367,89 @@ mod tests {
         let mut c = cfg([0, 0, 0, 0]);
         assert!(fit_to_listener(&mut c, "[fd00::1]:4000".parse().unwrap()).is_some());
         assert!(!c.announce);
+    }
+
+    fn lan(announce: bool, seed: u64, now: Instant) -> LanState {
+        let mut c = cfg([127, 0, 0, 1]);
+        c.announce = announce;
+        LanState::new(c, "Me", 4000, seed, now)
+    }
+
+    /// Announcement times over a minute, from `t0`, stepping 10 ms.
+    fn announcements(l: &mut LanState, t0: Instant, secs: u64) -> Vec<Duration> {
+        let mut at = Vec::new();
+        let mut now = t0;
+        while now <= t0 + Duration::from_secs(secs) {
+            l.handle_timeout(now);
+            if let Some((to, bytes)) = l.poll_transmit() {
+                assert_eq!(to, SocketAddr::V4(l.cfg.group));
+                assert_eq!(decode_announce(&bytes).unwrap().name, "Me");
+                at.push(now - t0);
+            }
+            now += Duration::from_millis(10);
+        }
+        at
+    }
+
+    /// One announcement at start, then every 5 s ± 10%, the jitter replayed from its seed.
+    #[test]
+    fn announcements_go_out_every_interval_with_jitter_from_the_seed() {
+        let t0 = Instant::now();
+        let at = announcements(&mut lan(true, 1, t0), t0, 60);
+        assert_eq!(at[0], Duration::ZERO);
+        for w in at.windows(2) {
+            let gap = w[1] - w[0];
+            assert!(
+                gap >= Duration::from_millis(4500) && gap <= Duration::from_millis(5510),
+                "{gap:?}"
+            );
+        }
+        assert!(at.len() >= 11, "{at:?}");
+        assert_eq!(
+            announcements(&mut lan(true, 1, t0), t0, 60),
+            at,
+            "the same seed replays"
+        );
+        assert_ne!(announcements(&mut lan(true, 2, t0), t0, 60), at);
+        // Listening only: nothing goes out, the timer still runs.
+        let mut quiet = lan(false, 1, t0);
+        assert!(announcements(&mut quiet, t0, 20).is_empty());
+        assert!(quiet.poll_timeout() > t0);
+    }
+
+    /// A peer heard for the first time makes us announce early (at most once a second); one
+    /// heard recently does not; our own announcements and garbage are dropped.
+    #[test]
+    fn news_on_the_lan_brings_the_next_announcement_forward() {
+        let t0 = Instant::now();
+        let mut l = lan(true, 1, t0);
+        l.handle_timeout(t0);
+        assert!(l.poll_transmit().is_some());
+        let next = l.poll_timeout();
+        assert!(next >= t0 + Duration::from_millis(4500));
+        let from: SocketAddr = "10.0.0.7:9001".parse().unwrap();
+        let bob = encode_announce("Bob", 5000);
+        let never = |_: &str| None;
+        let at = t0 + Duration::from_millis(200);
+        assert_eq!(
+            l.handle_datagram(from, &encode_announce("Me", 1), never, at),
+            None
+        );
+        assert_eq!(l.handle_datagram(from, b"not cbor", never, at), None);
+        assert_eq!(l.poll_timeout(), next, "nothing new heard");
+        let recent = |_: &str| Some(at);
+        let heard = l.handle_datagram(from, &bob, recent, at).unwrap();
+        assert_eq!(heard.addr, "10.0.0.7:5000".parse().unwrap());
+        assert_eq!(l.poll_timeout(), next, "Bob was heard just now: no news");
+        let heard = l.handle_datagram(from, &encode_announce("Carol", 5001), never, at);
+        assert_eq!(heard.unwrap().name, "Carol");
+        assert_eq!(
+            l.poll_timeout(),
+            t0 + EARLY_ANNOUNCE_GAP,
+            "early, one gap after the last"
+        );
+        // The sender's rate: two announcements a second per name.
+        assert!(l.handle_datagram(from, &bob, never, at).is_some());
+        assert_eq!(l.handle_datagram(from, &bob, never, at), None);
     }
 }

@@ -15,12 +15,12 @@ use super::frontend::{Frontend, Progress};
 use super::index::SharedIndex;
 use super::lan::LanConfig;
 use super::ops::Op;
-use super::peer_table::{Failed, PeerTable};
+use super::peer_table::PeerTable;
 use super::sessions::Session;
 use super::tracker_link::TrackerLink;
 use super::transfer::{Download, DownloadId};
 use crate::reactor::{Action, CloseReason, ConnId, ConnectTag, Control, Driver, Signal};
-use crate::wire::{Message, PeerInfo, encode_message};
+use crate::wire::{Message, encode_message};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
@@ -83,8 +83,6 @@ pub enum ConnectPurpose {
 pub enum Purpose {
     /// The foreground command.
     Op,
-    /// The tracker's peer list.
-    PeerList,
     /// Chunk `index` of download `dl`.
     Chunk { dl: DownloadId, index: u64 },
     /// The manifest a reconnected source sends, to confirm it still has the same bytes.
@@ -167,7 +165,7 @@ impl PeerNode {
         ui: impl Frontend + 'static,
         now: Instant,
     ) -> PeerNode {
-        let tracker = TrackerLink::new(cfg.tracker, now);
+        let tracker = super::tracker_glue::new_link(&cfg, listen_port, now);
         let cache_path = super::peer_cache::peer_cache_path(&cfg.downloads_dir);
         let known = PeerTable::new(&cfg.name);
         let mut node = PeerNode {
@@ -312,19 +310,6 @@ impl PeerNode {
         self.actions.push_back(Action::Exit(code));
     }
 
-    /// Merges the tracker's list into the known peers: it is a snapshot of who is registered,
-    /// so entries only the tracker (or hearsay) vouched for and it no longer lists are dropped,
-    /// unless we are talking to them (see `PeerTable::tracker_snapshot`).
-    pub(super) fn set_known_peers(&mut self, peers: Vec<PeerInfo>, now: Instant) {
-        let connected: std::collections::HashSet<String> = self
-            .sessions
-            .values()
-            .filter_map(|s| s.name.clone())
-            .collect();
-        self.known
-            .tracker_snapshot(&peers, now, |n| connected.contains(n));
-    }
-
     /// Makes commands of input lines with `parse` (the front end's). Without one, every line
     /// fails ([`Problem::NoParser`]).
     pub fn set_parser(&mut self, parse: Parser) {
@@ -430,23 +415,8 @@ impl Driver for PeerNode {
 
     fn handle_connect_failed(&mut self, tag: ConnectTag, error: io::Error, now: Instant) {
         match self.connecting.remove(&tag) {
-            Some(ConnectPurpose::Tracker) => self.tracker_lost(&error.to_string(), now),
-            Some(ConnectPurpose::Peer { name, addr }) => {
-                if let Failed::Switched(next) = self.known.failed(&name, now) {
-                    // Another address it is known by: try that before anyone gives up.
-                    tracing::info!("cannot reach {name} at {addr}: {error}; trying {next}");
-                    self.peer_reach_again(&name, now);
-                } else {
-                    let error = error.to_string();
-                    let why = Problem::CannotReach {
-                        peer: name.clone(),
-                        addr,
-                        error,
-                    };
-                    self.peer_unreachable(&name, why, now);
-                    self.downloads_peer_unreachable(&name, now);
-                }
-            }
+            Some(ConnectPurpose::Tracker) => self.tracker_connect_failed(&error.to_string(), now),
+            Some(ConnectPurpose::Peer { name, addr }) => self.dial_failed(&name, addr, &error, now),
             Some(ConnectPurpose::Bootstrap(b)) => self.bootstrap_failed(b, &error.to_string()),
             None => {}
         }
@@ -464,7 +434,7 @@ impl Driver for PeerNode {
 
     fn handle_closed(&mut self, conn: ConnId, reason: CloseReason, now: Instant) {
         if self.tracker.conn() == Some(conn) {
-            self.tracker_lost(&reason.to_string(), now);
+            self.tracker_closed(conn, &reason.to_string(), now);
         } else {
             if let CloseReason::BadFrame(why) = &reason {
                 self.downloads_protocol_fault(conn, why, now);
@@ -506,6 +476,7 @@ impl Driver for PeerNode {
             Control::Work => {
                 self.hashing_reports(now);
                 self.disk_reports(now);
+                self.lookup_reports(now);
             }
             Control::Line(line) => {
                 if self.cfg.mode == Mode::Repl {
@@ -539,7 +510,7 @@ impl Driver for PeerNode {
         let gate = (!self.ready).then_some(self.ready_deadline);
         [
             gate,
-            self.tracker_hold().or(self.tracker.deadline()),
+            self.tracker_hold().or(self.tracker.poll_timeout()),
             self.sessions_deadline(),
             self.op_deadline(),
             self.downloads_deadline(),

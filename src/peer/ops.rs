@@ -92,9 +92,10 @@ pub enum Op {
     Await {
         ids: BTreeSet<DownloadId>,
     },
-    /// `connect ADDR`: until whoever answers there completes the handshake (`exchange.rs`).
+    /// `connect ADDR`: until whoever answers there completes the handshake
+    /// (`exchange_glue.rs`); `addr` is `None` while a host name is being looked up.
     Connect {
-        addr: std::net::SocketAddr,
+        addr: Option<std::net::SocketAddr>,
         deadline: Instant,
     },
     /// `rescan`: until its scan on the hash worker ends (`hashing.rs`).

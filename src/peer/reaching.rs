@@ -4,7 +4,7 @@
 //! address fails gives way to another address it is known by, before the command fails.
 
 use super::event::{Event, Failure, Notice, Problem};
-use super::node::{ConnectPurpose, PeerNode, Purpose};
+use super::node::{PeerNode, Purpose};
 use super::ops::{BUSY_FIRST_RETRY, Lost, Op, Step, bump};
 use crate::reactor::ConnId;
 use crate::wire::Message;
@@ -48,17 +48,14 @@ impl PeerNode {
         if self.session_pending(name) {
             return Ok(None);
         }
-        if let Some(known) = self.known.get(name) {
-            let addr = known.addr;
-            let name = name.to_string();
-            self.connect(addr, ConnectPurpose::Peer { name, addr });
+        if self.dial(name) {
             return Ok(None);
         }
         if !*refreshed && self.request_peer_list_naming(Some(name)) {
             *refreshed = true;
             return Ok(None);
         }
-        if self.tracker.list_in_flight {
+        if self.tracker.list_in_flight() {
             return Ok(None);
         }
         let near = crate::names::closest(name, self.known.iter().map(|(n, _)| n.as_str()));
@@ -168,7 +165,7 @@ impl PeerNode {
         }
         if on_this_conn && lost == Lost::Handshake {
             // Another address it is known by, or a fresh one from the tracker, before failing.
-            if self.known.has_untried_address(name) {
+            if self.dialer().has_untried_address(name) {
                 return self.op_advance(now);
             }
             if self.op_ask_tracker_again() {

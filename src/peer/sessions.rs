@@ -342,7 +342,6 @@ impl PeerNode {
             Purpose::Chunk { dl, index } => self.chunk_answer(conn, dl, index, msg, now),
             Purpose::DownloadManifest(dl) => self.download_manifest_answer(conn, dl, msg, now),
             Purpose::DownloadHave(dl) => self.download_have_answer(conn, dl, msg, now),
-            Purpose::PeerList => {}
             Purpose::Exchange => self.peers_answer(conn, msg, now),
         }
     }
@@ -378,7 +377,7 @@ impl PeerNode {
             // address it is known by, downloads try that at once; otherwise sources reaching it
             // go back to the reconnect cycle with backoff, as after a refused connect. (Before,
             // they waited for a connection that would never come, until `--retry-for` ran out.)
-            if self.known.has_untried_address(&name) {
+            if self.dialer().has_untried_address(&name) {
                 self.downloads_peer_event(now);
             } else {
                 self.downloads_peer_unreachable(&name, now);

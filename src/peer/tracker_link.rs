@@ -3,10 +3,21 @@
 //! drops. A tracker that cannot be reached, goes silent, or refuses our name never stops the
 //! peer.
 //!
-//! [`TrackerLink`] is the link's state and timers as a plain value: it is told what arrived
-//! and what time it is, and says what to do ([`Due`], [`Registration`]), so its rules are
-//! tested below with a fake clock. The `impl PeerNode` block at the end is the glue: it builds
-//! and sends the messages and tells the user.
+//! [`TrackerLink`] is a plain value, in the manner of quinn-proto's `Connection`: no socket, no
+//! clock, no screen. The node feeds it what happened (`handle_*`, always with the time) and
+//! carries out what it asks (`poll_*`); its rules are tested below with fake time through that
+//! API alone. The node's side (`tracker_glue.rs`) only routes.
+//!
+//! # Driving it
+//! - Inputs: [`TrackerLink::handle_connected`], [`TrackerLink::handle_connect_failed`],
+//!   [`TrackerLink::handle_frame`] (or [`TrackerLink::handle_message`], already decoded),
+//!   [`TrackerLink::handle_closed`], [`TrackerLink::handle_timeout`]; and the node's wishes,
+//!   [`TrackerLink::request_peer_list`] and [`TrackerLink::goodbye`].
+//! - After every input, drain [`TrackerLink::poll_transmit`] until it is empty, then
+//!   [`TrackerLink::poll_event`]. Acting on an event may mean new input (a command that was
+//!   waiting for the list asks for it again): drain both again until both are empty.
+//! - Then [`TrackerLink::poll_timeout`] says when to call `handle_timeout` next. Its timers
+//!   ([`Timer`]) live in one table, one slot per kind.
 //!
 //! Why keep-alives are `Register`, not `Heartbeat`: the tracker never answers a `Heartbeat`, so
 //! a link whose other end vanished (the seeder's address changed, a NAT forgot the mapping)
@@ -15,14 +26,15 @@
 //! and is answered with a small `Registered`, so an unanswered keep-alive is noticed within one
 //! interval plus [`ANSWER_TIMEOUT`]. (`ListPeers` would do too, but its answer grows with the
 //! swarm: every peer probing with it costs the tracker O(peers²).)
+//!
+//! The link numbers its own requests (`req`): its answers come on its own connection, so they
+//! never meet the ids of requests to peers.
 
-use super::event::{Event, Warning};
-use super::node::{ConnectPurpose, PeerNode, Purpose};
-use super::peer_table::{Source, ago, parse_addr};
+use super::jitter::Jitter;
+use crate::names::printable;
 use crate::reactor::ConnId;
 use crate::wire::{ErrorCode, Message, PROTOCOL_VERSION, PeerInfo, decode_message};
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -33,7 +45,7 @@ const HEARTBEATS_PER_TTL: u32 = 3;
 /// A tracker that accepted our connection must answer `Hello`, every `Register` (keep-alives
 /// included) and every `ListPeers` within this long; one that goes silent is dropped and
 /// retried like an unreachable one.
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// First wait before asking again for a name the tracker refused.
 const FIRST_NAME_RETRY: Duration = Duration::from_secs(1);
 /// Longest wait between two requests for a refused name while the tracker's TTL is unknown
@@ -42,11 +54,11 @@ const FIRST_NAME_RETRY: Duration = Duration::from_secs(1);
 /// long after it is free.
 const NAME_RETRY_CAP: Duration = Duration::from_secs(10);
 
+/// Where the link stands. The waits of each state are in the timer table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LinkState {
-    Down {
-        retry_at: Instant,
-    },
+enum State {
+    /// No connection; [`Timer::Reconnect`] says when to try.
+    Down,
     Connecting,
     Handshaking {
         conn: ConnId,
@@ -54,98 +66,180 @@ pub enum LinkState {
     Registering {
         conn: ConnId,
     },
+    /// Registered; a keep-alive goes out every `interval` ([`Timer::KeepAlive`]).
     Up {
         conn: ConnId,
-        next_keepalive: Instant,
         interval: Duration,
     },
     /// Connected, but the tracker refused our name (a live registration holds it, or it does
     /// not accept it). The connection stays open: the tracker lists peers to unregistered
-    /// connections too, and we ask for the name again on it at `retry_at`.
+    /// connections too, and we ask for the name again on it ([`Timer::NameRetry`]).
     Refused {
         conn: ConnId,
-        retry_at: Instant,
     },
 }
 
-/// What a timer tick asks the node to do.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Due {
-    /// Open a connection to the tracker.
-    Connect,
-    /// Send `Register` on this connection: a keep-alive, or asking for a refused name again.
-    Register(ConnId),
-    /// Drop the link: the tracker owes an answer it did not give in time.
-    Lost(String),
+/// The link's timers: one slot per kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timer {
+    /// `Down`: connect again.
+    Reconnect,
+    /// `Up`: send a keep-alive `Register`.
+    KeepAlive,
+    /// `Refused`: ask for the name again.
+    NameRetry,
+    /// The tracker owes an answer (handshake, `Register`, peer list) by then.
+    Answer,
 }
 
-/// What a `Registered` from the tracker meant.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Registration {
-    /// We hold the name now (`again`: we had been registered before, then lost it).
-    New { again: bool },
-    /// The answer to a keep-alive: nothing changed.
-    KeptAlive,
+const TIMERS: usize = 4;
+
+#[derive(Clone, Copy, Debug, Default)]
+struct TimerTable([Option<Instant>; TIMERS]);
+
+impl TimerTable {
+    fn get(&self, t: Timer) -> Option<Instant> {
+        self.0[t as usize]
+    }
+
+    fn set(&mut self, t: Timer, at: Instant) {
+        self.0[t as usize] = Some(at);
+    }
+
+    fn stop(&mut self, t: Timer) {
+        self.0[t as usize] = None;
+    }
+
+    fn expired(&self, t: Timer, now: Instant) -> bool {
+        self.get(t).is_some_and(|at| now >= at)
+    }
+
+    fn next(&self) -> Option<Instant> {
+        self.0.iter().flatten().min().copied()
+    }
+}
+
+/// What the link asks the node to do on the network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transmit {
+    /// Open a connection to the tracker; report it with `handle_connected` or
+    /// `handle_connect_failed`.
+    Connect(SocketAddr),
+    /// Send our `Hello` on this connection (the node knows which listen port to name).
+    Hello(ConnId),
+    Send(ConnId, Message),
+    /// Close the connection: the link gave up on it (it is `Down` already).
+    Close(ConnId),
+}
+
+/// What happened, for the node to act on and the user to hear of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinkEvent {
+    /// We hold our name now (`again`: we had been registered before, then lost it). The peer
+    /// list has been asked for.
+    Registered { again: bool },
+    /// The tracker refused our name (the first refusal since we last held it): we keep the
+    /// link, ask for the name again at most `retry` apart, and have asked for the peer list.
+    /// `reason` is the tracker's text, unescaped.
+    NameRefused { reason: String, retry: Duration },
+    /// The link is gone or could not be made; the next attempt is in `retry_in`. `announce`:
+    /// the first loss since we were last registered (the one to tell the user of). No peer
+    /// list is coming on it.
+    Lost {
+        reason: String,
+        retry_in: Duration,
+        announce: bool,
+    },
+    /// The answer to our `ListPeers`. `sample`: the tracker holds more registrations than it
+    /// listed (PROTOCOL.md §6.2), so it says who is there but not who is not.
+    PeerList { peers: Vec<PeerInfo>, sample: bool },
+    /// An error from the tracker that changes nothing here (unescaped text).
+    TrackerError { code: ErrorCode, message: String },
 }
 
 pub struct TrackerLink {
-    pub addr: SocketAddr,
-    pub state: LinkState,
+    addr: SocketAddr,
+    name: String,
+    listen_port: u16,
+    state: State,
+    timers: TimerTable,
     backoff: Duration,
+    jitter: Jitter,
     /// We said once that we work without a tracker; say it again only after it came back.
     announced_down: bool,
     registered_before: bool,
     /// The keep-alive interval of the last registration: retries never wait longer, so a
     /// tracker that restarts empty has every live peer back within one interval.
     heartbeat: Option<Duration>,
-    /// A peer-list request is in flight.
-    pub list_in_flight: bool,
-    /// The last `Peers` was a sample (the tracker holds more registrations than it listed,
-    /// PROTOCOL.md §6.2), so it says who is there but not who is not.
-    pub list_was_sample: bool,
+    /// The `req` of our peer-list request in flight.
+    list: Option<u64>,
+    /// The last `Peers` was a sample.
+    list_was_sample: bool,
     /// A `Register` (first, retry or keep-alive) is in flight.
     register_in_flight: bool,
-    /// While the tracker owes an answer (handshake, `Register`, peer list): the tracker must
-    /// have answered by then.
-    answer_by: Option<Instant>,
     /// Next wait before asking again for a refused name.
     name_backoff: Duration,
     /// We said the tracker refused our name; say it again only after we held it again.
     announced_refusal: bool,
+    /// The last request id we used.
+    last_req: u64,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<LinkEvent>,
 }
 
 impl TrackerLink {
-    pub fn new(addr: SocketAddr, now: Instant) -> TrackerLink {
+    /// A link to the tracker at `addr` that registers `name` with `listen_port`, and connects
+    /// at the first `handle_timeout`. `seed` seeds the reconnect jitter.
+    pub fn new(
+        addr: SocketAddr,
+        name: &str,
+        listen_port: u16,
+        seed: u64,
+        now: Instant,
+    ) -> TrackerLink {
+        let mut timers = TimerTable::default();
+        timers.set(Timer::Reconnect, now);
         TrackerLink {
             addr,
-            state: LinkState::Down { retry_at: now },
+            name: name.to_string(),
+            listen_port,
+            state: State::Down,
+            timers,
             backoff: FIRST_RETRY,
+            jitter: Jitter::new(seed),
             announced_down: false,
             registered_before: false,
             heartbeat: None,
-            list_in_flight: false,
+            list: None,
             list_was_sample: false,
             register_in_flight: false,
-            answer_by: None,
             name_backoff: FIRST_NAME_RETRY,
             announced_refusal: false,
+            last_req: 0,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
         }
     }
 
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The link's connection, once connected.
     pub fn conn(&self) -> Option<ConnId> {
         match self.state {
-            LinkState::Handshaking { conn }
-            | LinkState::Registering { conn }
-            | LinkState::Up { conn, .. }
-            | LinkState::Refused { conn, .. } => Some(conn),
-            _ => None,
+            State::Handshaking { conn }
+            | State::Registering { conn }
+            | State::Up { conn, .. }
+            | State::Refused { conn } => Some(conn),
+            State::Down | State::Connecting => None,
         }
     }
 
     /// The connection, if we are registered over it.
     pub fn up(&self) -> Option<ConnId> {
         match self.state {
-            LinkState::Up { conn, .. } => Some(conn),
+            State::Up { conn, .. } => Some(conn),
             _ => None,
         }
     }
@@ -154,18 +248,9 @@ impl TrackerLink {
     /// name refused (a tracker lists peers to any connection past `Hello`).
     pub fn listing(&self) -> Option<ConnId> {
         match self.state {
-            LinkState::Up { conn, .. } | LinkState::Refused { conn, .. } => Some(conn),
+            State::Up { conn, .. } | State::Refused { conn } => Some(conn),
             _ => None,
         }
-    }
-
-    pub fn deadline(&self) -> Option<Instant> {
-        let timer = match self.state {
-            LinkState::Down { retry_at } | LinkState::Refused { retry_at, .. } => Some(retry_at),
-            LinkState::Up { next_keepalive, .. } => Some(next_keepalive),
-            _ => None,
-        };
-        timer.into_iter().chain(self.answer_by).min()
     }
 
     /// We lost the tracker (or never reached it) and said so: peers are found and reached
@@ -174,153 +259,277 @@ impl TrackerLink {
         self.announced_down
     }
 
+    /// A peer-list request is in flight.
+    pub fn list_in_flight(&self) -> bool {
+        self.list.is_some()
+    }
+
+    /// We are registered and the last peer list named everyone registered (not a sample).
+    pub fn list_is_complete(&self) -> bool {
+        self.up().is_some() && !self.list_was_sample
+    }
+
+    /// When to call [`Self::handle_timeout`] next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<LinkEvent> {
+        self.events.pop_front()
+    }
+
+    /// Fires whatever timer is due: a missed answer, a reconnect, a keep-alive, a retry for a
+    /// refused name.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.owed() {
+            // A peer-list request went out since the last call: its clock starts now.
+            let by = self
+                .timers
+                .get(Timer::Answer)
+                .unwrap_or(now + ANSWER_TIMEOUT);
+            self.timers.set(Timer::Answer, by);
+            if now >= by {
+                let why = format!("no answer within {}s", ANSWER_TIMEOUT.as_secs());
+                return self.lose(why, now);
+            }
+        }
+        match self.state {
+            State::Down if self.timers.expired(Timer::Reconnect, now) => {
+                self.timers.stop(Timer::Reconnect);
+                self.state = State::Connecting;
+                self.transmits.push_back(Transmit::Connect(self.addr));
+            }
+            State::Up { conn, interval } if self.timers.expired(Timer::KeepAlive, now) => {
+                self.timers.set(Timer::KeepAlive, now + interval);
+                // One keep-alive in flight is enough: its answer clock is running.
+                if !self.register_in_flight {
+                    self.send_register(conn, now);
+                }
+            }
+            State::Refused { conn } if self.timers.expired(Timer::NameRetry, now) => {
+                // The answer (or the answer timeout) comes before this timer is set again.
+                self.timers.stop(Timer::NameRetry);
+                self.send_register(conn, now);
+            }
+            _ => {}
+        }
+    }
+
+    /// The connection asked for with [`Transmit::Connect`] is open.
+    pub fn handle_connected(&mut self, conn: ConnId, now: Instant) {
+        tracing::debug!("connected to tracker {}", self.addr);
+        self.state = State::Handshaking { conn };
+        self.timers.set(Timer::Answer, now + ANSWER_TIMEOUT);
+        self.transmits.push_back(Transmit::Hello(conn));
+    }
+
+    /// The connection asked for could not be made.
+    pub fn handle_connect_failed(&mut self, why: &str, now: Instant) {
+        self.lose(why.to_string(), now);
+    }
+
+    /// A connection closed; ignored unless it is the link's.
+    pub fn handle_closed(&mut self, conn: ConnId, why: &str, now: Instant) {
+        if self.conn() == Some(conn) {
+            // Closed already: nothing to ask the node to close.
+            self.state = State::Down;
+            self.lose(why.to_string(), now);
+        }
+    }
+
+    /// A frame arrived on the link's connection (ignored on any other).
+    pub fn handle_frame(&mut self, conn: ConnId, body: &[u8], now: Instant) {
+        if self.conn() != Some(conn) {
+            return;
+        }
+        match decode_message(body) {
+            Ok(msg) => self.handle_message(conn, msg, now),
+            Err(e) => self.lose(format!("tracker sent {e}"), now),
+        }
+    }
+
+    /// A message arrived on the link's connection (ignored on any other).
+    pub fn handle_message(&mut self, conn: ConnId, msg: Message, now: Instant) {
+        if self.conn() != Some(conn) {
+            return;
+        }
+        match msg {
+            Message::Hello { version, .. } if version == PROTOCOL_VERSION => {
+                self.hello_accepted(now)
+            }
+            Message::Hello { version, .. } => self.lose(
+                format!("tracker speaks protocol version {version}, we speak {PROTOCOL_VERSION}"),
+                now,
+            ),
+            Message::Registered { ttl_secs, .. } => self.registered(conn, ttl_secs, now),
+            Message::Peers { req, peers, total } if self.list == Some(req) => {
+                self.list = None;
+                self.answered(now);
+                let sample = total.is_some_and(|t| t > peers.len() as u64);
+                self.list_was_sample = sample;
+                self.events.push_back(LinkEvent::PeerList { peers, sample });
+            }
+            Message::Error { code, message, .. } => self.error(code, message, now),
+            _ => {}
+        }
+    }
+
+    /// Asks the tracker for the peer list (one request at a time), naming `name` if given: a
+    /// tracker with more peers than one answer holds lists it first (PROTOCOL.md §6.2), so
+    /// looking a peer up works whatever the swarm's size. False if there is no tracker to ask.
+    /// The answer's clock starts at the next `handle_timeout`.
+    pub fn request_peer_list(&mut self, name: Option<&str>) -> bool {
+        let Some(conn) = self.listing() else {
+            return false;
+        };
+        if self.list.is_none() {
+            let req = self.next_req();
+            self.list = Some(req);
+            let names = name.into_iter().map(str::to_string).collect();
+            let msg = Message::ListPeers {
+                req,
+                want: None,
+                names,
+            };
+            self.transmits.push_back(Transmit::Send(conn, msg));
+        }
+        true
+    }
+
+    /// On exit: tell the tracker we are leaving (closing the connection does it too).
+    pub fn goodbye(&mut self) {
+        if let Some(conn) = self.up() {
+            self.transmits
+                .push_back(Transmit::Send(conn, Message::Unregister));
+        }
+    }
+
+    fn next_req(&mut self) -> u64 {
+        self.last_req += 1;
+        self.last_req
+    }
+
+    fn send_register(&mut self, conn: ConnId, now: Instant) {
+        self.register_in_flight = true;
+        if self.timers.get(Timer::Answer).is_none() {
+            self.timers.set(Timer::Answer, now + ANSWER_TIMEOUT);
+        }
+        let msg = Message::Register {
+            req: self.next_req(),
+            name: self.name.clone(),
+            listen_port: self.listen_port,
+        };
+        self.transmits.push_back(Transmit::Send(conn, msg));
+    }
+
     /// Whether the tracker owes us an answer.
     fn owed(&self) -> bool {
-        matches!(self.state, LinkState::Handshaking { .. })
+        matches!(self.state, State::Handshaking { .. })
             || self.register_in_flight
-            || self.list_in_flight
+            || self.list.is_some()
     }
 
     /// After an answer: whatever is still owed gets a fresh clock (the tracker answers in
     /// order, so it is alive and the rest is behind what just came).
     fn answered(&mut self, now: Instant) {
-        self.answer_by = self.owed().then_some(now + ANSWER_TIMEOUT);
-    }
-
-    fn expect_register(&mut self, now: Instant) {
-        self.register_in_flight = true;
-        self.answer_by.get_or_insert(now + ANSWER_TIMEOUT);
-    }
-
-    /// Fires whatever timer is due: a missed answer, a reconnect, a keep-alive, a retry for a
-    /// refused name.
-    pub fn tick(&mut self, now: Instant) -> Option<Due> {
-        if self.owed() {
-            // A peer-list request went out since the last tick: its clock starts now.
-            let by = *self.answer_by.get_or_insert(now + ANSWER_TIMEOUT);
-            if now >= by {
-                let why = format!("no answer within {}s", ANSWER_TIMEOUT.as_secs());
-                return Some(Due::Lost(why));
-            }
-        }
-        match self.state {
-            LinkState::Down { retry_at } if now >= retry_at => {
-                self.state = LinkState::Connecting;
-                Some(Due::Connect)
-            }
-            LinkState::Up {
-                conn,
-                next_keepalive,
-                interval,
-            } if now >= next_keepalive => {
-                self.state = LinkState::Up {
-                    conn,
-                    next_keepalive: now + interval,
-                    interval,
-                };
-                // One keep-alive in flight is enough: its answer clock is running.
-                if self.register_in_flight {
-                    return None;
-                }
-                self.expect_register(now);
-                Some(Due::Register(conn))
-            }
-            LinkState::Refused { conn, retry_at } if now >= retry_at => {
-                // The answer (or the answer timeout) comes before this timer fires again.
-                self.state = LinkState::Refused {
-                    conn,
-                    retry_at: now + ANSWER_TIMEOUT,
-                };
-                self.expect_register(now);
-                Some(Due::Register(conn))
-            }
-            _ => None,
+        match self.owed() {
+            true => self.timers.set(Timer::Answer, now + ANSWER_TIMEOUT),
+            false => self.timers.stop(Timer::Answer),
         }
     }
 
-    pub fn connected(&mut self, conn: ConnId, now: Instant) {
-        self.state = LinkState::Handshaking { conn };
-        self.answer_by = Some(now + ANSWER_TIMEOUT);
-    }
-
-    /// The tracker's `Hello` (our version) arrived: returns the connection to send `Register`
-    /// on, unless we were not waiting for it.
-    pub fn hello_accepted(&mut self, now: Instant) -> Option<ConnId> {
-        let LinkState::Handshaking { conn } = self.state else {
-            return None;
+    /// The tracker's `Hello` (our version): register, unless we were not waiting for it.
+    fn hello_accepted(&mut self, now: Instant) {
+        let State::Handshaking { conn } = self.state else {
+            return;
         };
-        self.state = LinkState::Registering { conn };
+        self.state = State::Registering { conn };
         self.register_in_flight = true;
         self.answered(now);
-        Some(conn)
+        self.send_register(conn, now);
     }
 
-    /// `Registered` arrived on `conn`. `None`: we were not registering (ignored).
-    pub fn registered(
-        &mut self,
-        conn: ConnId,
-        ttl_secs: u64,
-        now: Instant,
-    ) -> Option<Registration> {
+    /// `Registered` arrived on `conn`: ignored unless we were registering.
+    fn registered(&mut self, conn: ConnId, ttl_secs: u64, now: Instant) {
         let was = self.state;
         if !matches!(
             was,
-            LinkState::Registering { .. } | LinkState::Up { .. } | LinkState::Refused { .. }
-        ) || self.conn() != Some(conn)
-        {
-            return None;
+            State::Registering { .. } | State::Up { .. } | State::Refused { .. }
+        ) {
+            return;
         }
         let interval = Duration::from_secs(ttl_secs.clamp(1, 3600)) / HEARTBEATS_PER_TTL;
-        let next_keepalive = match was {
+        let next_keepalive = match (was, self.timers.get(Timer::KeepAlive)) {
             // A keep-alive's answer: keep the schedule (a shorter TTL pulls it in).
-            LinkState::Up { next_keepalive, .. } => next_keepalive.min(now + interval),
+            (State::Up { .. }, Some(at)) => at.min(now + interval),
             _ => now + interval,
         };
-        self.state = LinkState::Up {
-            conn,
-            next_keepalive,
-            interval,
-        };
+        self.state = State::Up { conn, interval };
+        self.timers.set(Timer::KeepAlive, next_keepalive);
+        self.timers.stop(Timer::NameRetry);
         self.register_in_flight = false;
         self.answered(now);
         self.backoff = FIRST_RETRY;
         self.name_backoff = FIRST_NAME_RETRY;
         self.heartbeat = Some(interval);
-        if matches!(was, LinkState::Up { .. }) {
-            return Some(Registration::KeptAlive);
+        if matches!(was, State::Up { .. }) {
+            return; // the answer to a keep-alive: nothing changed
         }
+        tracing::debug!("registered with tracker {}", self.addr);
         let again = self.registered_before;
         self.registered_before = true;
         self.announced_down = false;
         self.announced_refusal = false;
-        Some(Registration::New { again })
+        self.events.push_back(LinkEvent::Registered { again });
+        // Commands start once the first peer list is in (or after a grace period), so a
+        // script's first `get PEER FILE` knows PEER.
+        self.request_peer_list(None);
     }
 
-    /// The tracker refused our name (`NameTaken` or `BadName` in answer to a `Register`): we
-    /// keep the connection and ask again later, waiting 1 s and doubling up to the cap
-    /// ([`Self::name_retry_cap`]). Returns the cap if the user is to be told (the first refusal
-    /// since we last held the name).
-    pub fn refused(&mut self, now: Instant) -> Option<Duration> {
+    fn error(&mut self, code: ErrorCode, message: String, now: Instant) {
+        match code {
+            ErrorCode::NameTaken | ErrorCode::BadName => self.refused(message, now),
+            ErrorCode::NotRegistered => self.not_registered(now),
+            // Full, or too many names from our address: try again later, with backoff.
+            ErrorCode::Busy if self.register_in_flight => {
+                self.lose(format!("the tracker is busy: {}", printable(&message)), now)
+            }
+            _ => self
+                .events
+                .push_back(LinkEvent::TrackerError { code, message }),
+        }
+    }
+
+    /// The tracker refused our name (`NameTaken` or `BadName` in answer to a `Register`). The
+    /// peer goes on without a registration: peers that know it still reach it, and it still
+    /// gets the peer list. We keep the connection and ask for the name again later, waiting
+    /// 1 s and doubling up to the cap ([`Self::name_retry_cap`]); said once per refusal since
+    /// we last held the name (a stale registration of ours expires within the tracker's TTL).
+    fn refused(&mut self, reason: String, now: Instant) {
         let conn = match self.state {
-            LinkState::Registering { conn }
-            | LinkState::Up { conn, .. }
-            | LinkState::Refused { conn, .. } => conn,
-            _ => return None,
+            State::Registering { conn } | State::Up { conn, .. } | State::Refused { conn } => conn,
+            _ => return,
         };
         let cap = self.name_retry_cap();
         let wait = self.name_backoff.min(cap);
         self.name_backoff = (self.name_backoff * 2).min(cap);
-        self.state = LinkState::Refused {
-            conn,
-            retry_at: now + wait,
-        };
+        self.state = State::Refused { conn };
+        self.timers.stop(Timer::KeepAlive);
+        self.timers.set(Timer::NameRetry, now + wait);
         self.register_in_flight = false;
         self.answered(now);
         if self.announced_refusal {
-            return None;
+            tracing::debug!("tracker still refuses our name: {}", printable(&reason));
+            return;
         }
         self.announced_refusal = true;
-        Some(cap)
+        self.events
+            .push_back(LinkEvent::NameRefused { reason, retry: cap });
+        self.request_peer_list(None);
     }
 
     /// Longest wait between two requests for a refused name: one keep-alive interval (a third
@@ -331,45 +540,42 @@ impl TrackerLink {
             .max(FIRST_NAME_RETRY)
     }
 
-    /// `NotRegistered`: the tracker forgot us (expired) though the link lives. Returns the
-    /// connection to register on again, unless a `Register` is already on its way.
-    pub fn not_registered(&mut self, now: Instant) -> Option<ConnId> {
-        let LinkState::Up { conn, .. } = self.state else {
-            return None;
+    /// `NotRegistered`: the tracker forgot us (expired) though the link lives. Register again,
+    /// unless a `Register` is already on its way.
+    fn not_registered(&mut self, now: Instant) {
+        let State::Up { conn, .. } = self.state else {
+            return;
         };
         if self.register_in_flight {
-            return None;
+            return;
         }
-        self.state = LinkState::Registering { conn };
-        self.expect_register(now);
-        Some(conn)
+        self.state = State::Registering { conn };
+        self.timers.stop(Timer::KeepAlive);
+        self.send_register(conn, now);
     }
 
-    /// Whether a `Busy` answers one of our `Register`s (the tracker is full, or our address
-    /// holds too many names): the link is dropped and tried again later.
-    pub fn busy_for_register(&self) -> bool {
-        self.register_in_flight
-    }
-
-    /// Our peer-list request was answered.
-    pub fn peers_answered(&mut self, now: Instant) {
-        self.list_in_flight = false;
-        self.answered(now);
-    }
-
-    /// The link is gone (or could not be made). Returns how long to wait before connecting
-    /// again, and whether to tell the user (the first loss since we were last registered).
-    pub fn lost(&mut self, now: Instant) -> (Duration, bool) {
-        self.list_in_flight = false;
+    /// The link is gone (or could not be made): close what is left of it, wait, connect again.
+    fn lose(&mut self, reason: String, now: Instant) {
+        if let Some(conn) = self.conn() {
+            self.transmits.push_back(Transmit::Close(conn));
+        }
+        self.list = None;
         self.register_in_flight = false;
-        self.answer_by = None;
+        self.timers = TimerTable::default();
         let delay = self.next_backoff();
-        self.state = LinkState::Down {
-            retry_at: now + delay,
-        };
+        self.state = State::Down;
+        self.timers.set(Timer::Reconnect, now + delay);
+        tracing::info!(
+            "tracker {} lost ({reason}); next attempt in {delay:?}",
+            self.addr
+        );
         let announce = !self.announced_down;
         self.announced_down = true;
-        (delay, announce)
+        self.events.push_back(LinkEvent::Lost {
+            reason,
+            retry_in: delay,
+            announce,
+        });
     }
 
     /// Next retry delay: doubles up to a cap (30 s, or the keep-alive interval once we had
@@ -382,427 +588,10 @@ impl TrackerLink {
             .max(FIRST_RETRY);
         let base = self.backoff.min(cap);
         self.backoff = (self.backoff * 2).min(cap);
-        let noise = RandomState::new().hash_one(Instant::now()) % 1000;
+        let noise = self.jitter.per_mille();
         base.mul_f64(0.5 + noise as f64 / 2000.0)
     }
 }
 
-impl PeerNode {
-    pub(super) fn tracker_tick(&mut self, now: Instant) {
-        match self.tracker.tick(now) {
-            Some(Due::Connect) => {
-                let addr = self.tracker.addr;
-                self.connect(addr, ConnectPurpose::Tracker);
-            }
-            Some(Due::Register(conn)) => self.send_register(conn),
-            Some(Due::Lost(why)) => self.tracker_lost(&why, now),
-            None => {}
-        }
-    }
-
-    pub(super) fn tracker_connected(&mut self, conn: ConnId, now: Instant) {
-        tracing::debug!("connected to tracker {}", self.tracker.addr);
-        self.tracker.connected(conn, now);
-        self.send_hello(conn);
-    }
-
-    pub(super) fn tracker_lost(&mut self, why: &str, now: Instant) {
-        if let Some(conn) = self.tracker.conn() {
-            self.close(conn);
-            self.pending.retain(|_, p| p.conn != conn);
-        }
-        let (delay, announce) = self.tracker.lost(now);
-        tracing::info!(
-            "tracker {} lost ({why}); next attempt in {delay:?}",
-            self.tracker.addr
-        );
-        if announce && !self.exiting {
-            let event = Event::TrackerUnreachable {
-                tracker: self.tracker.addr.to_string(),
-                reason: why.to_string(),
-            };
-            self.ui.event(&event);
-        }
-        self.ready = true;
-        // A command waiting for the peer list gets its answer: there is none.
-        self.op_peer_list_arrived(now);
-        self.downloads_peer_event(now);
-    }
-
-    pub(super) fn tracker_frame(&mut self, conn: ConnId, body: &[u8], now: Instant) {
-        let msg = match decode_message(body) {
-            Ok(msg) => msg,
-            Err(e) => {
-                self.tracker_lost(&format!("tracker sent {e}"), now);
-                return;
-            }
-        };
-        match msg {
-            Message::Hello { version, .. } if version == PROTOCOL_VERSION => {
-                if let Some(conn) = self.tracker.hello_accepted(now) {
-                    self.send_register(conn);
-                }
-            }
-            Message::Hello { version, .. } => {
-                self.tracker_lost(
-                    &format!(
-                        "tracker speaks protocol version {version}, we speak {PROTOCOL_VERSION}"
-                    ),
-                    now,
-                );
-            }
-            Message::Registered { ttl_secs, .. } => {
-                if let Some(Registration::New { again }) =
-                    self.tracker.registered(conn, ttl_secs, now)
-                {
-                    self.tracker_registered(again);
-                }
-            }
-            Message::Peers { req, peers, total } => {
-                if let Some(p) = self.pending.remove(&req)
-                    && matches!(p.purpose, Purpose::PeerList)
-                {
-                    self.tracker.peers_answered(now);
-                    self.ready = true;
-                    self.merge_tracker_list(peers, total, now);
-                    self.op_peer_list_arrived(now);
-                    self.downloads_peer_event(now);
-                }
-            }
-            Message::Error { code, message, .. } => self.tracker_error(code, &message, now),
-            _ => {}
-        }
-    }
-
-    /// A complete list is a snapshot of who is registered (entries it lacks are dropped,
-    /// §14.2); a sample only adds and refreshes, or every answer would forget the peers the
-    /// previous one happened to list.
-    fn merge_tracker_list(&mut self, peers: Vec<PeerInfo>, total: Option<u64>, now: Instant) {
-        let sample = total.is_some_and(|t| t > peers.len() as u64);
-        self.tracker.list_was_sample = sample;
-        if !sample {
-            self.set_known_peers(peers, now);
-            return;
-        }
-        for p in &peers {
-            if let Some(addr) = parse_addr(&p.addr) {
-                let seen = ago(now, p.last_seen_ms);
-                self.known.offer(&p.name, addr, Source::Tracker, seen, now);
-            }
-        }
-    }
-
-    fn tracker_registered(&mut self, again: bool) {
-        let tracker = self.tracker.addr.to_string();
-        tracing::debug!("registered with tracker {tracker}");
-        self.ui.event(&Event::Registered { tracker, again });
-        // Commands start once the first peer list is in (or after a grace period), so a
-        // script's first `get PEER FILE` knows PEER.
-        if !self.request_peer_list() {
-            self.ready = true;
-        }
-    }
-
-    fn tracker_error(&mut self, code: ErrorCode, message: &str, now: Instant) {
-        let text = crate::names::printable(message);
-        match code {
-            ErrorCode::NameTaken | ErrorCode::BadName => self.tracker_refused_name(message, now),
-            ErrorCode::NotRegistered => {
-                if let Some(conn) = self.tracker.not_registered(now) {
-                    self.send_register(conn);
-                }
-            }
-            // Full, or too many names from our address: try again later, with backoff.
-            ErrorCode::Busy if self.tracker.busy_for_register() => {
-                self.tracker_lost(&format!("the tracker is busy: {text}"), now);
-            }
-            _ => {
-                let message = message.to_string();
-                self.ui.event(&Event::Warning(Warning::Tracker { message }));
-            }
-        }
-    }
-
-    /// The tracker gave our name to someone else (or does not accept it). The peer goes on
-    /// without a registration: peers that know it still reach it, and it still gets the peer
-    /// list. It says so once and asks for the name again until it has it (a stale registration
-    /// of ours expires within the tracker's TTL). `reason` is the tracker's text, unescaped: the
-    /// event escapes it for people and keeps it for `--json`.
-    fn tracker_refused_name(&mut self, reason: &str, now: Instant) {
-        let Some(cap) = self.tracker.refused(now) else {
-            let reason = crate::names::printable(reason);
-            tracing::debug!("tracker still refuses our name: {reason}");
-            return;
-        };
-        self.ui.event(&Event::NameRefused {
-            tracker: self.tracker.addr.to_string(),
-            name: self.cfg.name.clone(),
-            reason: reason.to_string(),
-            retry_secs: cap.as_secs().max(1),
-        });
-        if !self.request_peer_list() {
-            self.ready = true;
-        }
-    }
-
-    fn send_register(&mut self, conn: ConnId) {
-        let req = self.next_request_id();
-        let name = self.cfg.name.clone();
-        let listen_port = self.listen_port;
-        self.send(
-            conn,
-            &Message::Register {
-                req,
-                name,
-                listen_port,
-            },
-        );
-    }
-
-    /// Asks the tracker for the peer list (once at a time). Returns false if there is no
-    /// tracker to ask.
-    pub(super) fn request_peer_list(&mut self) -> bool {
-        self.request_peer_list_naming(None)
-    }
-
-    /// [`Self::request_peer_list`], asking for `name` by name: a tracker with more peers than
-    /// one answer holds lists it first (PROTOCOL.md §6.2), so looking a peer up works whatever
-    /// the swarm's size.
-    pub(super) fn request_peer_list_naming(&mut self, name: Option<&str>) -> bool {
-        let Some(conn) = self.tracker.listing() else {
-            return false;
-        };
-        if !self.tracker.list_in_flight {
-            self.tracker.list_in_flight = true;
-            let names: Vec<String> = name.into_iter().map(str::to_string).collect();
-            self.request(conn, Purpose::PeerList, |req| Message::ListPeers {
-                req,
-                want: None,
-                names,
-            });
-        }
-        true
-    }
-
-    /// On exit: tell the tracker we are leaving (closing the connection does it too).
-    pub(super) fn tracker_goodbye(&mut self) {
-        if let Some(conn) = self.tracker.up() {
-            self.send(conn, &Message::Unregister);
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SEC: Duration = Duration::from_secs(1);
-
-    fn addr() -> SocketAddr {
-        "127.0.0.1:7000".parse().unwrap()
-    }
-
-    /// A link registered over `conn` at `t0` with a 30 s TTL (keep-alive every 10 s).
-    fn registered_link(conn: ConnId, t0: Instant) -> TrackerLink {
-        let mut link = TrackerLink::new(addr(), t0);
-        assert_eq!(link.tick(t0), Some(Due::Connect));
-        link.connected(conn, t0);
-        assert_eq!(link.hello_accepted(t0), Some(conn));
-        assert_eq!(
-            link.registered(conn, 30, t0),
-            Some(Registration::New { again: false })
-        );
-        link
-    }
-
-    /// Ticks every 100 ms from `from` until `until`; returns the first thing due, with when.
-    fn first_due(link: &mut TrackerLink, from: Instant, until: Instant) -> Option<(Instant, Due)> {
-        let mut now = from;
-        while now <= until {
-            if let Some(due) = link.tick(now) {
-                return Some((now, due));
-            }
-            now += Duration::from_millis(100);
-        }
-        None
-    }
-
-    #[test]
-    fn keepalives_are_registers_every_interval_and_their_answers_are_quiet() {
-        let (c, t0) = (ConnId::fake(1), Instant::now());
-        let mut link = registered_link(c, t0);
-        assert_eq!(link.deadline(), Some(t0 + 10 * SEC));
-        assert_eq!(link.tick(t0 + 9 * SEC), None);
-        assert_eq!(link.tick(t0 + 10 * SEC), Some(Due::Register(c)));
-        assert_eq!(
-            link.registered(c, 30, t0 + 10 * SEC),
-            Some(Registration::KeptAlive)
-        );
-        assert_eq!(link.up(), Some(c));
-        assert_eq!(link.deadline(), Some(t0 + 20 * SEC), "no answer owed");
-        assert_eq!(link.tick(t0 + 20 * SEC), Some(Due::Register(c)));
-    }
-
-    /// The whole point of issue 11 item 3: a link that went silently dead is noticed within
-    /// one keep-alive interval + ANSWER_TIMEOUT of its last answer.
-    #[test]
-    fn a_silent_link_is_lost_within_one_interval_plus_the_answer_timeout() {
-        let (c, t0) = (ConnId::fake(1), Instant::now());
-        let mut link = registered_link(c, t0);
-        let bound = t0 + 10 * SEC + ANSWER_TIMEOUT;
-        let (keepalive, due) = first_due(&mut link, t0, bound).expect("a keep-alive");
-        assert_eq!(due, Due::Register(c));
-        // No second keep-alive while the first is unanswered, only the loss.
-        let (at, due) = first_due(&mut link, keepalive, bound).expect("the link is lost");
-        assert!(
-            matches!(due, Due::Lost(ref why) if why.contains("no answer")),
-            "{due:?}"
-        );
-        assert_eq!(at, bound);
-        let (delay, announce) = link.lost(at);
-        assert!(announce);
-        assert!(delay >= Duration::from_millis(250) && delay <= Duration::from_millis(500));
-        assert_eq!(link.conn(), None);
-        assert_eq!(link.tick(at + delay), Some(Due::Connect));
-    }
-
-    #[test]
-    fn a_refused_name_keeps_the_link_and_is_asked_for_again_with_backoff() {
-        let (c, t0) = (ConnId::fake(1), Instant::now());
-        let mut link = TrackerLink::new(addr(), t0);
-        link.tick(t0);
-        link.connected(c, t0);
-        link.hello_accepted(t0);
-        // Never registered: the TTL is unknown, retries are capped at 10 s.
-        assert_eq!(link.refused(t0), Some(NAME_RETRY_CAP));
-        assert_eq!(link.conn(), Some(c), "the connection stays open");
-        assert_eq!(link.listing(), Some(c), "the peer list is still asked for");
-        assert_eq!(link.up(), None);
-        let mut now = t0;
-        let mut waits = Vec::new();
-        for _ in 0..6 {
-            let (at, due) = first_due(&mut link, now, now + 20 * SEC).expect("a retry");
-            assert_eq!(due, Due::Register(c));
-            waits.push((at - now).as_secs());
-            now = at;
-            assert_eq!(link.refused(now), None, "said once");
-        }
-        assert_eq!(waits, [1, 2, 4, 8, 10, 10]);
-        assert_eq!(
-            link.registered(c, 30, now),
-            Some(Registration::New { again: false })
-        );
-        assert_eq!(link.up(), Some(c));
-    }
-
-    #[test]
-    fn an_unanswered_retry_for_a_refused_name_loses_the_link() {
-        let (c, t0) = (ConnId::fake(1), Instant::now());
-        let mut link = TrackerLink::new(addr(), t0);
-        link.tick(t0);
-        link.connected(c, t0);
-        link.hello_accepted(t0);
-        link.refused(t0);
-        assert_eq!(link.tick(t0 + SEC), Some(Due::Register(c)));
-        let due = first_due(&mut link, t0 + SEC, t0 + SEC + ANSWER_TIMEOUT);
-        assert!(matches!(due, Some((_, Due::Lost(_)))), "{due:?}");
-    }
-
-    /// Issue 11 item 4: after a stall the keep-alive finds the name taken. The peer is told
-    /// once, retries at most one keep-alive interval apart, and is registered "again".
-    #[test]
-    fn a_name_taken_after_a_stall_is_retried_within_the_ttl_and_comes_back() {
-        let (c, t0) = (ConnId::fake(1), Instant::now());
-        let mut link = TrackerLink::new(addr(), t0);
-        link.tick(t0);
-        link.connected(c, t0);
-        link.hello_accepted(t0);
-        link.registered(c, 6, t0); // keep-alive every 2 s
-        let stall_end = t0 + 60 * SEC;
-        assert_eq!(link.tick(stall_end), Some(Due::Register(c)));
-        assert_eq!(link.refused(stall_end), Some(2 * SEC));
-        let mut now = stall_end;
-        for want in [1, 2, 2] {
-            let (at, _) = first_due(&mut link, now, now + 10 * SEC).expect("a retry");
-            assert_eq!((at - now).as_secs(), want);
-            now = at;
-            link.refused(now);
-        }
-        link.tick(now + 2 * SEC);
-        assert_eq!(
-            link.registered(c, 6, now + 2 * SEC),
-            Some(Registration::New { again: true })
-        );
-        // Told again the next time it happens.
-        link.tick(now + 4 * SEC);
-        assert_eq!(link.refused(now + 4 * SEC), Some(2 * SEC));
-    }
-
-    #[test]
-    fn a_refusal_on_a_new_link_continues_the_backoff_and_a_registration_resets_it() {
-        let (c1, c2, t0) = (ConnId::fake(1), ConnId::fake(2), Instant::now());
-        let mut link = registered_link(c1, t0);
-        let (delay, _) = link.lost(t0 + SEC);
-        assert_eq!(link.tick(t0 + SEC + delay), Some(Due::Connect));
-        link.connected(c2, t0 + 2 * SEC);
-        link.hello_accepted(t0 + 2 * SEC);
-        assert_eq!(link.refused(t0 + 2 * SEC), Some(10 * SEC));
-        assert_eq!(link.deadline(), Some(t0 + 3 * SEC));
-        assert_eq!(link.tick(t0 + 3 * SEC), Some(Due::Register(c2)));
-        assert_eq!(
-            link.registered(c2, 30, t0 + 3 * SEC),
-            Some(Registration::New { again: true })
-        );
-        assert_eq!(link.name_backoff, FIRST_NAME_RETRY);
-    }
-
-    #[test]
-    fn a_registered_out_of_turn_or_on_another_connection_is_ignored() {
-        let (c, t0) = (ConnId::fake(1), Instant::now());
-        let mut link = TrackerLink::new(addr(), t0);
-        link.tick(t0);
-        link.connected(c, t0);
-        assert_eq!(
-            link.registered(c, 30, t0),
-            None,
-            "before the tracker's Hello"
-        );
-        link.hello_accepted(t0);
-        assert_eq!(link.registered(ConnId::fake(9), 30, t0), None);
-        assert!(link.refused(t0 + SEC).is_some());
-        assert_eq!(link.not_registered(t0 + SEC), None, "not registered anyway");
-    }
-
-    #[test]
-    fn not_registered_re_registers_once() {
-        let (c, t0) = (ConnId::fake(1), Instant::now());
-        let mut link = registered_link(c, t0);
-        assert_eq!(link.not_registered(t0 + SEC), Some(c));
-        assert_eq!(link.not_registered(t0 + SEC), None);
-        assert!(link.busy_for_register());
-        assert_eq!(
-            link.registered(c, 30, t0 + SEC),
-            Some(Registration::New { again: true })
-        );
-    }
-
-    #[test]
-    fn the_peer_list_clock_restarts_behind_an_answer() {
-        let (c, t0) = (ConnId::fake(1), Instant::now());
-        let mut link = registered_link(c, t0);
-        link.list_in_flight = true;
-        assert_eq!(link.tick(t0), None);
-        assert_eq!(link.deadline(), Some(t0 + ANSWER_TIMEOUT));
-        link.peers_answered(t0 + SEC);
-        assert_eq!(
-            link.deadline(),
-            Some(t0 + 10 * SEC),
-            "only the keep-alive left"
-        );
-        // A list owed while a keep-alive is answered keeps a running clock.
-        link.list_in_flight = true;
-        assert_eq!(link.tick(t0 + 10 * SEC), Some(Due::Register(c)));
-        link.registered(c, 30, t0 + 11 * SEC);
-        assert_eq!(link.answer_by, Some(t0 + 11 * SEC + ANSWER_TIMEOUT));
-    }
-}
+mod tests;
