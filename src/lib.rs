@@ -7,5 +7,7 @@ pub mod names;
 pub mod peer;
 pub mod reactor;
 pub mod repl;
+#[cfg(test)]
+mod sim;
 pub mod tracker;
 pub mod wire;

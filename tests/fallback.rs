@@ -1,12 +1,12 @@
-//! Working without the tracker: a tracker that dies mid-download or restarts empty, a newcomer
-//! that knows one address (`--peer`), a peer restarted with the tracker down (peer cache), LAN
+//! Working without the tracker: a peer restarted with the tracker down (peer cache), LAN
 //! discovery by multicast, and `connect ADDR`. Real processes on 127.0.0.1, every wait bounded.
+//! (A tracker that dies mid-download or restarts empty, and a newcomer that knows one address,
+//! run in the in-memory harness: src/sim/tests/discovery.rs.)
 
 mod common;
 
 use std::fs;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -25,32 +25,6 @@ fn row<'a>(rows: &'a [Vec<String>], name: &str, out: &dyn std::fmt::Display) -> 
     rows.iter()
         .find(|r| r[0] == name)
         .unwrap_or_else(|| panic!("`peers` does not list {name}\n{out}"))
-}
-
-/// Starts `p2p tracker --listen ADDR --peer-ttl TTL`; retries for a while if ADDR's port is
-/// not free yet (a tracker restarted on the port of one just killed).
-fn tracker_at(addr: SocketAddr, ttl: u32) -> (Proc, tempfile::TempDir) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let cwd = tempfile::tempdir().expect("tempdir");
-        let mut cmd = Command::new(bin());
-        cmd.args(["tracker", "--listen", &addr.to_string()])
-            .args(["--peer-ttl", &ttl.to_string()])
-            .current_dir(cwd.path());
-        let mut proc = Proc::spawn(format!("tracker {addr}"), cmd, None);
-        if proc.try_wait_for(Duration::from_millis(300)).is_none() {
-            proc.wait_line("`tracker listening on ADDR`", STARTUP, |l| {
-                l.starts_with("tracker listening on")
-            });
-            return (proc, cwd);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "a tracker cannot listen on {addr} again\n{}",
-            proc.diagnostics()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// A `--serve` peer that may have no tracker: waits only for its `listening` line.
@@ -88,168 +62,11 @@ fn count(haystack: &str, needle: &str) -> usize {
     haystack.matches(needle).count()
 }
 
-/// The tracker is SIGKILLed while a 256 MiB download runs: the download completes with the
-/// right bytes, the message after it is delivered, and the downloader says once that it works
-/// without a tracker.
-#[test]
-fn tracker_killed_mid_download_download_completes_and_messages_flow() {
-    let mut tracker = Tracker::start();
-    let big = pseudo_random(256 << 20, 41);
-    let alice = Peer::serve("Alice", tracker.addr, &[("big.bin", &big)]);
-    let bob = PeerDirs::new();
-    let mut run = spawn_batch(
-        "Bob",
-        tracker.addr,
-        &bob,
-        "wait-peer Alice 10\nget Alice big.bin\nmsg Alice got it without the tracker\n",
-        &[],
-    );
-    // Kill the tracker as soon as the first bytes are in Bob's partial file.
-    let partial = bob.downloads.join(".big.bin.p2p-part");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if fs::metadata(&partial).is_ok_and(|m| m.len() > 0) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline && run.is_running(),
-            "the download never started\n{}",
-            run.diagnostics()
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    tracker.proc.kill();
-    let done_before_kill = bob.downloads.join("big.bin").exists();
-    assert!(
-        !done_before_kill,
-        "the download finished before the tracker died: the test proves nothing"
-    );
-
-    let (code, stdout, stderr) = finish(&mut run, Duration::from_secs(180));
-    assert_eq!(code, Some(0), "Bob's batch failed\n{stdout}\n{stderr}");
-    assert_file_eq(&bob.downloads.join("big.bin"), &big);
-    assert!(stdout.contains("message delivered to Alice"), "{stdout}");
-    let mut alice = alice;
-    alice
-        .proc
-        .wait_line("Bob's message", Duration::from_secs(10), |l| {
-            l == "Bob: got it without the tracker"
-        });
-    assert_eq!(
-        count(&stderr, "working without a tracker"),
-        1,
-        "said once\n{stderr}"
-    );
-}
-
-/// With the tracker dead, Dave knows one address (Alice's): peer exchange with Alice tells him
-/// about Carol, whom he then downloads from and messages. `peers` says where each came from.
-#[test]
-fn newcomer_with_one_peer_address_finds_a_third_peer_through_exchange() {
-    let mut tracker = Tracker::start();
-    let alice = Peer::serve("Alice", tracker.addr, &[("a.txt", b"from Alice\n")]);
-    // Carol registers after Alice, and is sure to have the tracker's list (Alice in it) before
-    // the tracker goes: her batch waits for Alice, then she serves.
-    let carol_file = pseudo_random(3 * CHUNK + 17, 7);
-    let carol_dirs = PeerDirs::with_files(&[("carol.bin", &carol_file)]);
-    let mut carol = spawn_batch(
-        "Carol",
-        tracker.addr,
-        &carol_dirs,
-        "wait-peer Alice 10\n",
-        &["--serve"],
-    );
-    let carol_addr = expect_listening(&mut carol, "Carol");
-    carol.wait_line("`batch finished`", STARTUP, |l| {
-        l.starts_with("batch finished")
-    });
-    tracker.proc.kill();
-
-    let dave = PeerDirs::new();
-    let alice_addr = alice.addr.to_string();
-    let mut run = spawn_batch(
-        "Dave",
-        tracker.addr,
-        &dave,
-        "wait-peer Carol 20\nget Carol carol.bin\nmsg Carol hello from Dave\npeers\n",
-        &["--peer", &alice_addr],
-    );
-    let (code, stdout, stderr) = finish(&mut run, Duration::from_secs(90));
-    let out = format!("{stdout}\n--- stderr ---\n{stderr}");
-    assert_eq!(code, Some(0), "Dave's batch failed\n{out}");
-    assert!(
-        stdout.contains(&format!("connected to Alice at {alice_addr}")),
-        "{out}"
-    );
-    assert_file_eq(&dave.downloads.join("carol.bin"), &carol_file);
-    carol.wait_line("Dave's message", Duration::from_secs(10), |l| {
-        l == "Dave: hello from Dave"
-    });
-    let rows = peer_rows(&stdout);
-    let a = row(&rows, "Alice", &out);
-    assert_eq!(
-        (a[1].as_str(), a[3].as_str(), a[4].as_str()),
-        (alice_addr.as_str(), "manual", "reachable"),
-        "{out}"
-    );
-    let c = row(&rows, "Carol", &out);
-    assert_eq!(
-        (c[1].as_str(), c[3].as_str(), c[4].as_str()),
-        (carol_addr.to_string().as_str(), "exchange", "reachable"),
-        "{out}"
-    );
-    assert_eq!(count(&stderr, "working without a tracker"), 1, "{out}");
-}
-
-/// A tracker restarted empty on the same address has every live peer listed again within a
-/// bounded time, without anything done on the peers' side.
-#[test]
-fn tracker_restarted_on_the_same_address_is_full_again() {
-    let (mut first, _cwd) = tracker_at("127.0.0.1:0".parse().unwrap(), 3);
-    let line = first
-        .lines_so_far()
-        .into_iter()
-        .find(|l| l.starts_with("tracker listening on "))
-        .expect("listening line");
-    let addr: SocketAddr = line["tracker listening on ".len()..]
-        .trim()
-        .parse()
-        .unwrap();
-    let mut alice = Peer::serve("Alice", addr, &[]);
-    let mut carol = Peer::serve("Carol", addr, &[]);
-
-    first.kill();
-    std::thread::sleep(Duration::from_millis(1500));
-    let (_second, _cwd2) = tracker_at(addr, 3);
-    let restarted = Instant::now();
-    // ttl 3 s: peers heartbeat every second and never wait longer than that between retries.
-    for peer in [&mut alice, &mut carol] {
-        peer.proc.wait_line(
-            "`re-registered with tracker`",
-            Duration::from_secs(10),
-            |l| l.starts_with("re-registered with tracker"),
-        );
-    }
-    let took = restarted.elapsed();
-    assert!(
-        took < Duration::from_secs(5),
-        "peers took {took:?} to come back (heartbeat interval 1 s)"
-    );
-    let bob = PeerDirs::new();
-    let out = run_batch(
-        "Bob",
-        addr,
-        &bob,
-        "wait-peer Alice 5\nwait-peer Carol 5\npeers\n",
-    );
-    out.assert_success();
-    let rows = peer_rows(&out.stdout);
-    for peer in [&alice, &carol] {
-        let r = row(&rows, &peer.name, &out);
-        assert_eq!(r[1], peer.addr.to_string(), "{out}");
-        assert_eq!(r[3], "tracker", "{out}");
-    }
-}
+// `tracker_killed_mid_download_download_completes_and_messages_flow`,
+// `newcomer_with_one_peer_address_finds_a_third_peer_through_exchange` and
+// `tracker_restarted_on_the_same_address_is_full_again` moved to the in-memory harness
+// (src/sim/tests/discovery.rs): their subject is the peers' logic, which runs there in fake
+// time.
 
 /// Bob met Alice and Carol through the tracker in an earlier run. The tracker is gone when he
 /// starts again: his peer cache still gets him to both.

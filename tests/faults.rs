@@ -1,13 +1,13 @@
 //! The faults a crash-and-fault campaign found (issue 11), each replayed against the real
-//! binary: a partial file longer than the file it becomes, a source frozen past its handshake,
-//! a seeder at its connection cap, and disk failures injected with an `LD_PRELOAD` shim
-//! (tests/faults_support/shim.c, built here with the system C compiler): a failed final fsync
-//! or link, a failed checkpoint, a write that fails, too little free space. Whatever fails, a
-//! file under its final name is only ever the exact bytes that were shared.
+//! binary: a partial file longer than the file it becomes, a seeder at its connection cap,
+//! and disk failures injected with an `LD_PRELOAD` shim (tests/faults_support/shim.c, built
+//! here with the system C compiler): a failed final fsync or link, a failed checkpoint, a
+//! write that fails, too little free space. Whatever fails, a file under its final name is
+//! only ever the exact bytes that were shared. (The source frozen past its handshake and the
+//! sources sending broken frames run in the in-memory harness, src/sim/tests/downloads.rs.)
 
 mod common;
 
-use common::fake_peer::{Behaviour, FakePeer};
 use common::*;
 use std::fs;
 use std::net::TcpStream;
@@ -316,36 +316,8 @@ fn a_finished_file_beside_its_record_is_recognised_as_done() {
     assert_file_eq(&bob.downloads.join("done.bin"), &content);
 }
 
-/// A source whose reconnect dies in its handshake (the peer was frozen: the kernel accepted
-/// the connection, nobody answered `Hello`) goes back into the reconnect cycle and is tried
-/// again; the download completes long before `--retry-for`.
-#[test]
-fn a_source_whose_reconnect_times_out_in_its_handshake_is_tried_again() {
-    let content = pseudo_random(40 * CHUNK + 11, 8);
-    let tracker = Tracker::start();
-    let alice = FakePeer::start(
-        "Alice",
-        tracker.addr,
-        "f.bin",
-        content.clone(),
-        Behaviour::DropThenMute(8),
-    );
-    let bob = PeerDirs::new();
-    let get = "wait-peer Alice 10\nget Alice f.bin\n";
-    let mut proc = spawn_batch("Bob", tracker.addr, &bob, get, &["--retry-for", "50"]);
-    let status = proc.wait_exit(Duration::from_secs(45));
-    assert_eq!(
-        status.code(),
-        Some(0),
-        "the download did not recover from a handshake that timed out\n{}",
-        proc.diagnostics()
-    );
-    assert_file_eq(&bob.downloads.join("f.bin"), &content);
-    assert!(
-        alice.connections.load(std::sync::atomic::Ordering::Relaxed) >= 3,
-        "expected a first, a muted and a third connection"
-    );
-}
+// `a_source_whose_reconnect_times_out_in_its_handshake_is_tried_again` moved to the in-memory
+// harness (src/sim/tests/downloads.rs): the muted handshake's 10 s timeout runs in fake time.
 
 /// A seeder at its per-address connection cap answers "busy, try again later": `get` tries
 /// again with backoff (inside its deadline) instead of failing at once.
@@ -376,39 +348,8 @@ fn a_busy_seeder_is_tried_again_until_it_has_room() {
     assert_file_eq(&bob.downloads.join("f.bin"), &content);
 }
 
-/// A source that answers chunk requests with frames that do not decode, or that are far
-/// larger than the frame limit: each broken frame counts towards its ban like a bad chunk, its
-/// reconnects back off, and `get --retry-for 2` ends (it used to reconnect every 300 ms for
-/// ever, counting as active each time).
-#[test]
-fn a_source_sending_broken_frames_is_banned_and_get_ends() {
-    for behaviour in [Behaviour::GarbageChunks, Behaviour::OversizeChunks] {
-        let content = pseudo_random(6 * CHUNK, 10);
-        let tracker = Tracker::start();
-        let fake = FakePeer::start("Mallory", tracker.addr, "f.bin", content, behaviour);
-        let bob = PeerDirs::new();
-        let get = "wait-peer Mallory 10\nget Mallory f.bin\n";
-        let mut proc = spawn_batch("Bob", tracker.addr, &bob, get, &["--retry-for", "2"]);
-        let status = proc.wait_exit(Duration::from_secs(30));
-        let connections = fake.connections.load(std::sync::atomic::Ordering::Relaxed);
-        assert_eq!(
-            status.code(),
-            Some(3),
-            "{behaviour:?}: expected a verification failure (every source sent bad data)\n{}",
-            proc.diagnostics()
-        );
-        assert!(
-            proc.stderr_text().contains("banned"),
-            "{}",
-            proc.diagnostics()
-        );
-        assert!(
-            connections <= 4,
-            "{behaviour:?}: {connections} connections: one per bad frame at most"
-        );
-        assert!(!bob.downloads.join("f.bin").exists());
-    }
-}
+// `a_source_sending_broken_frames_is_banned_and_get_ends` moved to the in-memory harness
+// (src/sim/tests/downloads.rs), with both broken frames (undecodable, over the frame limit).
 
 /// Unfinished downloads are not silent: the next start lists them, and `quit` warns that
 /// they stay behind (issue 16, item 7).

@@ -233,11 +233,13 @@ fn huge_file_bad_manifest_and_long_chunk_are_refused_and_the_downloader_carries_
 }
 
 /// Fake hangs up after every chunk it sends. The download reconnects each time, checks the
-/// manifest again, and completes byte-identical (resumable downloads).
+/// manifest again, and completes byte-identical (resumable downloads). Over real TCP: the
+/// chunk, then the end of the stream. The 7-chunk version runs in the in-memory harness
+/// (src/sim/tests/downloads.rs); this one is slimmed to 3 chunks.
 #[test]
 fn a_peer_that_disconnects_after_every_chunk_still_delivers_the_file() {
     let tracker = Tracker::start();
-    let content = pseudo_random(6 * CHUNK + 1234, 6);
+    let content = pseudo_random(2 * CHUNK + 1234, 6);
     let mut script = Script::default();
     let sha = script.share("flaky.bin", &content);
     let honest = honest_chunks(HashMap::from([(sha, content.clone())]));
@@ -262,7 +264,7 @@ fn a_peer_that_disconnects_after_every_chunk_still_delivers_the_file() {
         .filter(|e| matches!(e, FakeEvent::ClosedByUs(_)))
         .count();
     assert!(
-        hangups >= 7,
+        hangups >= 3,
         "only {hangups} hang-ups: the test did not test much"
     );
 }
@@ -296,90 +298,9 @@ fn a_frame_quoting_an_escape_sequence_reaches_no_terminal_raw() {
     assert!(!printed.contains('\x1b'), "raw escape printed: {printed:?}");
 }
 
-/// A "tracker" that accepts connections and never says a word: the peer gives up on each
-/// connection after 10 s, says it works without a tracker, and keeps retrying (before, it
-/// waited in the handshake forever and never tried again).
-#[test]
-fn a_tracker_that_accepts_but_never_answers_is_dropped_and_retried() {
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = silent.local_addr().unwrap();
-    let (tx, accepted) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for s in silent.incoming() {
-            let Ok(s) = s else { return };
-            held.push(s);
-            if tx.send(std::time::Instant::now()).is_err() {
-                return;
-            }
-        }
-    });
-    let dirs = PeerDirs::new();
-    let cmd = peer_command("Alice", addr, &dirs, &["--serve"]);
-    let mut alice = Proc::spawn("Alice", cmd, None);
-    let first = accepted
-        .recv_timeout(Duration::from_secs(10))
-        .expect("a first connection");
-    let second = accepted
-        .recv_timeout(Duration::from_secs(20))
-        .expect("a retry after the silent tracker timed out");
-    let waited = second - first;
-    assert!(
-        waited >= Duration::from_secs(10) && waited < Duration::from_secs(15),
-        "retried after {waited:?}"
-    );
-    assert!(alice.is_running());
-    let err = alice.stderr_text();
-    assert!(err.contains("no answer within 10s"), "{err}");
-}
-
-/// A tracker that registers us and then never answers `ListPeers` (heartbeats vanish into its
-/// socket buffer): the peer drops the link 10 s after asking and comes back on a new one,
-/// instead of waiting for that list forever.
-#[test]
-fn a_tracker_that_stops_answering_peer_lists_is_dropped_and_retried() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, accepted) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for s in listener.incoming() {
-            let Ok(mut s) = s else { return };
-            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            // Hello and Register are answered; nothing after that ever is.
-            let ok = matches!(recv(&mut s), Ok(Message::Hello { .. }))
-                && send(&mut s, &hello("")).is_ok()
-                && matches!(recv(&mut s), Ok(Message::Register { .. }))
-                && send(
-                    &mut s,
-                    &Message::Registered {
-                        req: 0,
-                        ttl_secs: 30,
-                    },
-                )
-                .is_ok();
-            held.push(s);
-            if tx.send((std::time::Instant::now(), ok)).is_err() {
-                return;
-            }
-        }
-    });
-    let dirs = PeerDirs::new();
-    let cmd = peer_command("Alice", addr, &dirs, &["--serve"]);
-    let mut alice = Proc::spawn("Alice", cmd, None);
-    let (first, ok) = accepted.recv_timeout(Duration::from_secs(10)).unwrap();
-    assert!(ok, "the fake tracker's handshake failed");
-    let (second, _) = accepted
-        .recv_timeout(Duration::from_secs(20))
-        .expect("a new link after the peer list never came");
-    let waited = second - first;
-    assert!(
-        waited >= Duration::from_secs(10) && waited < Duration::from_secs(15),
-        "came back after {waited:?}"
-    );
-    assert!(alice.is_running());
-    assert!(alice.stderr_text().contains("no answer within 10s"));
-}
+// `a_tracker_that_accepts_but_never_answers_is_dropped_and_retried` and
+// `a_tracker_that_stops_answering_peer_lists_is_dropped_and_retried` moved to the in-memory
+// harness (src/sim/tests/tracker_link.rs), where the 10 s answer timeout costs no real time.
 
 /// PROTOCOL.md §5 and §11, as an implementation written from the text alone expects: a peer
 /// acceptor answers a first frame that is not `Hello` (an `Error` included) with

@@ -1,6 +1,7 @@
-//! Resumable downloads across crashes of either side: the receiver SIGKILLed mid-transfer and
-//! restarted, the sender killed and restarted elsewhere, a full disk, a damaged resume record,
-//! and a source whose file changed. Every finished file is compared byte for byte.
+//! Resumable downloads across crashes: the receiver SIGKILLed mid-transfer and restarted, a
+//! full disk, a damaged resume record, and a source whose file changed. Every finished file is
+//! compared byte for byte. (The sender killed and restarted elsewhere, and a source that never
+//! returns, run in the in-memory harness: src/sim/tests/downloads.rs.)
 
 mod common;
 
@@ -139,87 +140,10 @@ fn receiver_killed_at_several_points_resumes_to_the_exact_bytes() {
     );
 }
 
-#[test]
-fn sender_killed_and_restarted_on_another_port_while_the_receiver_waits() {
-    let size = 256 * MIB;
-    let content = pseudo_random(size, 12);
-    let tracker = Tracker::start();
-    let alice = Peer::serve("Alice", tracker.addr, &[("big.bin", &content)]);
-    let bob = PeerDirs::new();
-    let mut run = spawn_batch(
-        "Bob",
-        tracker.addr,
-        &bob,
-        "wait-peer Alice 10\nget Alice big.bin\n",
-        &["--retry-for", "60"],
-    );
-
-    // Kill Alice once a third has arrived.
-    wait_partial(&mut run, &bob, "big.bin", size as u64 / 3);
-    let Peer {
-        dirs,
-        mut proc,
-        addr: old_addr,
-        ..
-    } = alice;
-    proc.signal(libc::SIGKILL);
-    proc.wait_exit(Duration::from_secs(10));
-    drop(proc);
-
-    // Bob notices, keeps waiting; Alice comes back at a new address.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !run.stderr_text().contains("lost Alice") {
-        assert!(
-            run.is_running() && Instant::now() < deadline,
-            "{}",
-            run.diagnostics()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let alice = Peer::serve_in("Alice", tracker.addr, dirs, &[]);
-    assert_ne!(
-        alice.addr, old_addr,
-        "the restarted sender listens elsewhere"
-    );
-
-    let status = run.wait_exit(LONG);
-    assert!(
-        status.success(),
-        "Bob's get completes after the sender returns\n{}",
-        run.diagnostics()
-    );
-    assert_file_eq(&bob.downloads.join("big.bin"), &content);
-    assert_downloads_exactly(&bob, &["big.bin"]);
-}
-
-#[test]
-fn source_that_never_returns_fails_the_batch_and_keeps_the_partial_download() {
-    let size = 64 * MIB;
-    let content = pseudo_random(size, 13);
-    let tracker = Tracker::start();
-    let alice = Peer::serve("Alice", tracker.addr, &[("f.bin", &content)]);
-    let bob = PeerDirs::new();
-    let mut run = spawn_batch(
-        "Bob",
-        tracker.addr,
-        &bob,
-        "wait-peer Alice 10\nget Alice f.bin\n",
-        &["--retry-for", "2"],
-    );
-    let path = partial_path(&bob, "f.bin");
-    wait_partial(&mut run, &bob, "f.bin", size as u64 / 4);
-    drop(alice);
-    let status = run.wait_exit(Duration::from_secs(60));
-    // Unfinished, resumable: exit status 5 (README, "Exit status").
-    assert_eq!(status.code(), Some(5), "{}", run.diagnostics());
-    let err = run.stderr_text();
-    assert!(
-        err.contains("error:") && err.contains("did not come back"),
-        "{err}"
-    );
-    assert!(path.exists(), "the partial download is kept");
-    assert!(!bob.downloads.join("f.bin").exists());
-}
+// `sender_killed_and_restarted_on_another_port_while_the_receiver_waits` and
+// `source_that_never_returns_fails_the_batch_and_keeps_the_partial_download` moved to the
+// in-memory harness (src/sim/tests/downloads.rs): waiting for a source (`--retry-for`) is the
+// download's logic, and runs there in fake time.
 
 #[test]
 fn full_disk_pauses_with_a_clear_error_and_resume_completes_later() {

@@ -1,6 +1,7 @@
 //! Swarm downloads: one file from several peers at once, by content (SHA-256) whatever its
-//! name, safe against a peer that sends corrupt chunks, a seeder that dies, and served onward
-//! by a peer that is still downloading it.
+//! name, safe against a peer that sends corrupt chunks, and served onward by a peer that is
+//! still downloading it. (Three seeders that all contribute and a seeder that dies mid-swarm
+//! run in the in-memory harness: src/sim/tests/downloads.rs.)
 
 mod common;
 
@@ -39,41 +40,8 @@ fn partial_len(dirs: &PeerDirs, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
-#[test]
-fn three_seeders_with_different_names_all_contribute() {
-    // Large against the 32 MiB per-source window, so every source gets fresh chunks even when
-    // it joins a little after the first one.
-    let content = pseudo_random(256 * MIB, 21);
-    let tracker = Tracker::start();
-    let _a = Peer::serve("Alice", tracker.addr, &[("a.bin", &content)]);
-    let _b = Peer::serve("Bob", tracker.addr, &[("b.bin", &content)]);
-    let _c = Peer::serve("Carol", tracker.addr, &[("c.bin", &content)]);
-    let dave = PeerDirs::new();
-    let out = run_batch_timeout(
-        "Dave",
-        tracker.addr,
-        &dave,
-        "wait-peer Alice 10\nwait-peer Bob 10\nwait-peer Carol 10\nsearch bin\nget a.bin\n",
-        LONG,
-    );
-    out.assert_success();
-    assert_file_eq(&dave.downloads.join("a.bin"), &content);
-    assert!(
-        out.stdout.contains("3 peer(s)"),
-        "search counts three peers with that content\n{out}"
-    );
-    let per = bytes_per_source(&out);
-    let mut names: Vec<&str> = per.iter().map(|(n, _)| n.as_str()).collect();
-    names.sort();
-    assert_eq!(names, ["Alice", "Bob", "Carol"], "{out}");
-    for (name, bytes) in &per {
-        assert!(*bytes > 0, "{name} contributed nothing\n{out}");
-    }
-    assert_eq!(
-        per.iter().map(|(_, b)| b).sum::<u64>(),
-        content.len() as u64
-    );
-}
+// `three_seeders_with_different_names_all_contribute` moved to the in-memory harness
+// (src/sim/tests/downloads.rs): which source gives which chunks is the scheduler's logic.
 
 #[test]
 fn a_name_meaning_different_files_is_an_error_listing_them() {
@@ -170,46 +138,8 @@ fn the_only_source_being_corrupt_gives_up_with_a_clear_error() {
     assert!(!dave.downloads.join("f.bin").exists());
 }
 
-#[test]
-fn a_seeder_killed_mid_swarm_leaves_the_rest_to_finish() {
-    let content = pseudo_random(256 * MIB, 24);
-    let tracker = Tracker::start();
-    let _a = Peer::serve("Alice", tracker.addr, &[("f.bin", &content)]);
-    let mut bob = Peer::serve("Bob", tracker.addr, &[("f.bin", &content)]);
-    let _c = Peer::serve("Carol", tracker.addr, &[("f.bin", &content)]);
-    let dave = PeerDirs::new();
-    let batch = dave.root().join("get.txt");
-    fs::write(
-        &batch,
-        "wait-peer Alice 10\nwait-peer Bob 10\nwait-peer Carol 10\nget f.bin\n",
-    )
-    .unwrap();
-    let cmd = peer_command(
-        "Dave",
-        tracker.addr,
-        &dave,
-        &["--batch", batch.to_str().unwrap()],
-    );
-    let mut run = Proc::spawn("Dave --batch", cmd, None);
-    let deadline = Instant::now() + LONG;
-    while partial_len(&dave, "f.bin") < 64 * MIB as u64 {
-        assert!(
-            run.is_running() && Instant::now() < deadline,
-            "{}",
-            run.diagnostics()
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    bob.proc.signal(libc::SIGKILL);
-    let status = run.wait_exit(LONG);
-    assert!(status.success(), "{}", run.diagnostics());
-    assert_file_eq(&dave.downloads.join("f.bin"), &content);
-    assert!(
-        run.stderr_text().contains("lost Bob"),
-        "{}",
-        run.diagnostics()
-    );
-}
+// `a_seeder_killed_mid_swarm_leaves_the_rest_to_finish` moved to the in-memory harness
+// (src/sim/tests/downloads.rs): losing a source mid-swarm is the download's logic.
 
 #[test]
 fn a_downloader_serves_what_it_has_while_still_downloading() {

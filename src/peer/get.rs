@@ -173,8 +173,8 @@ impl PeerNode {
                     .map(|r| r.file_name)
                     .collect();
                 for dl in self.downloads.values() {
-                    if !names.contains(&dl.file_name) {
-                        names.push(dl.file_name.clone());
+                    if !names.iter().any(|n| n == dl.file_name()) {
+                        names.push(dl.file_name().to_string());
                     }
                 }
                 if names.is_empty() {
@@ -216,8 +216,8 @@ impl PeerNode {
                 file: self.downloads[ids
                     .first()
                     .expect("matched a length of 1, so there is a first")]
-                .file_name
-                .clone(),
+                .file_name()
+                .to_string(),
             },
             count => ProgressOf::Downloads { count },
         };

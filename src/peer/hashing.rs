@@ -198,6 +198,12 @@ impl PeerNode {
         }
     }
 
+    /// Whether a helper thread still owes this node a result (a scan on the hash worker, a
+    /// disk job): the in-memory harness (`src/sim`) waits for it before moving its fake clock.
+    pub fn owes_work(&self) -> bool {
+        !self.hashing.scans.is_empty() || !self.disk_waiting.is_empty()
+    }
+
     /// Whether the tracker link may act now (see the module docs); ends a hold that is over.
     pub(super) fn tracker_may_act(&mut self, now: Instant) -> bool {
         match self.hashing.hold_until {

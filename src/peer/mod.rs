@@ -3,11 +3,11 @@
 //! [`Frontend`] and takes [`Command`]s. Wiring a peer to a terminal or a batch is `app.rs`'s
 //! job: nothing here imports a front end.
 
-pub mod chunk_plan;
 pub mod command;
 pub mod content_id;
 mod dialer;
 pub mod disk_jobs;
+mod download;
 pub mod event;
 mod exchange;
 mod exchange_glue;

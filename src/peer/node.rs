@@ -9,6 +9,7 @@
 
 use super::command::{Command, LimitKind, Parser};
 use super::disk_jobs::{DiskJobId, DiskJobs, Outcome};
+use super::download::ChunkIndex;
 use super::event::{Event, Failure, Notice, Problem};
 use super::exchange::{Bootstrap, Discovery};
 use super::frontend::{Frontend, Progress};
@@ -18,7 +19,7 @@ use super::ops::Op;
 use super::peer_table::PeerTable;
 use super::sessions::Session;
 use super::tracker_link::TrackerLink;
-use super::transfer::{Download, DownloadId};
+use super::transfer::{DownloadId, Transfer};
 use crate::reactor::{Action, CloseReason, ConnId, ConnectTag, Control, Driver, Signal};
 use crate::wire::{Message, encode_message};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -84,7 +85,7 @@ pub enum Purpose {
     /// The foreground command.
     Op,
     /// Chunk `index` of download `dl`.
-    Chunk { dl: DownloadId, index: u64 },
+    Chunk { dl: DownloadId, index: ChunkIndex },
     /// The manifest a reconnected source sends, to confirm it still has the same bytes.
     DownloadManifest(DownloadId),
     /// The chunk map of a source of download `dl`.
@@ -127,7 +128,7 @@ pub struct PeerNode {
     /// Makes commands of input lines (the front end's, `set_parser`).
     parse: Option<Parser>,
     pub(super) op: Option<Op>,
-    pub(super) downloads: BTreeMap<DownloadId, Download>,
+    pub(super) downloads: BTreeMap<DownloadId, Transfer>,
     /// Commands wait until the first contact with the tracker has succeeded or failed, so a
     /// script's first `get` already knows the other peers.
     pub(super) ready: bool,

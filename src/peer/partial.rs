@@ -2,7 +2,6 @@
 //! written at their offsets, renamed into place only once the whole file hashes to the SHA-256
 //! that was asked for. Nothing ever stands under the final name that is not exactly those bytes.
 
-use super::chunk_plan::ChunkPlan;
 use super::file_hasher::FileHasher;
 use super::manifest::Manifest;
 use crate::names::partial_name;
@@ -62,16 +61,24 @@ pub struct PartialFile {
     file: File,
     part_path: PathBuf,
     dest: PathBuf,
+    /// The download's geometry, for the whole-file hasher.
+    chunk_size: u32,
+    size: u64,
     /// Whole-file SHA-256, computed on its own thread from the chunks as they are written (in
-    /// any order), so completion needs no second pass over the file. Started on first use,
-    /// when the chunk geometry is known.
+    /// any order), so completion needs no second pass over the file. Started on first use.
     hasher: Option<FileHasher>,
 }
 
 impl PartialFile {
-    /// Creates the partial file for `dest` (a stale one from an earlier attempt is replaced).
-    /// Opened create-new and no-follow: a symlink planted at that path is never followed.
-    pub fn create(dest: &Path, file_name: &str) -> io::Result<PartialFile> {
+    /// Creates the partial file for `dest` (a stale one from an earlier attempt is replaced),
+    /// for a file of `size` bytes in chunks of `chunk_size`. Opened create-new and no-follow:
+    /// a symlink planted at that path is never followed.
+    pub fn create(
+        dest: &Path,
+        file_name: &str,
+        chunk_size: u32,
+        size: u64,
+    ) -> io::Result<PartialFile> {
         let part_path = partial_path(dest, file_name);
         match std::fs::remove_file(&part_path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
@@ -87,12 +94,19 @@ impl PartialFile {
         if let Some(dir) = part_path.parent() {
             sync_dir(dir);
         }
-        Ok(PartialFile::with_file(file, part_path, dest))
+        Ok(PartialFile::with_file(
+            file, part_path, dest, chunk_size, size,
+        ))
     }
 
     /// Opens the partial file of an interrupted download to continue it, or creates it if it
     /// is gone. Never follows a symlink; anything but a regular file is an error.
-    pub fn open_existing(dest: &Path, file_name: &str) -> io::Result<PartialFile> {
+    pub fn open_existing(
+        dest: &Path,
+        file_name: &str,
+        chunk_size: u32,
+        size: u64,
+    ) -> io::Result<PartialFile> {
         let part_path = partial_path(dest, file_name);
         let opened = OpenOptions::new()
             .read(true)
@@ -107,43 +121,52 @@ impl PartialFile {
                         part_path.display()
                     )));
                 }
-                Ok(PartialFile::with_file(file, part_path, dest))
+                Ok(PartialFile::with_file(
+                    file, part_path, dest, chunk_size, size,
+                ))
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => PartialFile::create(dest, file_name),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                PartialFile::create(dest, file_name, chunk_size, size)
+            }
             Err(e) => Err(e),
         }
     }
 
-    fn with_file(file: File, part_path: PathBuf, dest: &Path) -> PartialFile {
+    fn with_file(
+        file: File,
+        part_path: PathBuf,
+        dest: &Path,
+        chunk_size: u32,
+        size: u64,
+    ) -> PartialFile {
         PartialFile {
             file,
             part_path,
             dest: dest.to_path_buf(),
+            chunk_size,
+            size,
             hasher: None,
         }
     }
 
-    /// Resume: checks every chunk already in the partial file against the manifest and marks
-    /// the intact ones done ([`check_partial`], then [`Self::adopt`]). Returns how many were
-    /// kept. The node does the check on a thread (`disk_jobs.rs`); this is the same in one
-    /// call, for the tests.
+    /// Resume: checks every chunk already in the partial file against the manifest
+    /// ([`check_partial`], then [`Self::adopt`]) and returns the intact ones. The node does
+    /// the check on a thread (`disk_jobs.rs`); this is the same in one call, for the tests.
     #[cfg(test)]
-    pub fn adopt_verified_chunks(&mut self, plan: &mut ChunkPlan) -> io::Result<u64> {
-        let intact = check_partial(&self.file, plan.manifest())?;
-        self.adopt(plan, &intact)
+    pub fn adopt_verified_chunks(&mut self, manifest: &Manifest) -> io::Result<Vec<u64>> {
+        let intact = check_partial(&self.file, manifest)?;
+        self.adopt(&intact)?;
+        Ok(intact)
     }
 
-    /// Marks `intact` (chunks a [`check_partial`] of this file found right) done in `plan`, and
-    /// hands them to the whole-file hasher. Returns how many there were.
-    pub fn adopt(&mut self, plan: &mut ChunkPlan, intact: &[u64]) -> io::Result<u64> {
-        for &index in intact {
-            plan.mark_present(index);
-        }
-        let hasher = self.hasher_for(plan)?;
+    /// Hands `intact` (chunks a [`check_partial`] of this file found right) to the whole-file
+    /// hasher, which reads them back from the file.
+    pub fn adopt(&mut self, intact: &[u64]) -> io::Result<()> {
+        let hasher = self.hasher()?;
         for &index in intact {
             hasher.add_from_file(index);
         }
-        Ok(intact.len() as u64)
+        Ok(())
     }
 
     /// A second handle on the partial file, for checking it on another thread.
@@ -151,13 +174,10 @@ impl PartialFile {
         self.file.try_clone()
     }
 
-    /// Reads a verified chunk back (to serve it to others while the download goes on).
-    pub fn read_chunk(&self, plan: &ChunkPlan, index: u64, buf: &mut Vec<u8>) -> io::Result<()> {
-        let manifest = plan.manifest();
-        let len = manifest.chunk_len(index).unwrap_or(0) as usize;
-        buf.clear();
-        buf.resize(len, 0);
-        self.file.read_exact_at(buf, manifest.chunk_offset(index))
+    /// Reads `buf.len()` bytes at `offset` (a verified chunk, served to others while the
+    /// download goes on).
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.file.read_exact_at(buf, offset)
     }
 
     /// Forces written chunks to disk: only after this may they be recorded as done.
@@ -179,25 +199,23 @@ impl PartialFile {
         self.file.metadata().is_ok_and(|m| m.len() == 0)
     }
 
-    /// The whole-file hasher, started with this download's geometry on first use.
-    fn hasher_for(&mut self, plan: &ChunkPlan) -> io::Result<&mut FileHasher> {
+    /// The whole-file hasher, started on first use.
+    fn hasher(&mut self) -> io::Result<&mut FileHasher> {
         if self.hasher.is_none() {
-            let m = plan.manifest();
-            self.hasher = Some(FileHasher::start(
-                self.file.try_clone()?,
-                m.chunk_size,
-                m.size,
-            )?);
+            let file = self.file.try_clone()?;
+            self.hasher = Some(FileHasher::start(file, self.chunk_size, self.size)?);
         }
-        Ok(self.hasher.as_mut().expect("just started"))
+        Ok(self
+            .hasher
+            .as_mut()
+            .expect("started just above if it was not"))
     }
 
-    /// Writes a verified chunk at its offset, then hands its bytes to the whole-file hasher.
-    /// Call before `plan.mark_written(index)`.
-    pub fn write_chunk(&mut self, plan: &ChunkPlan, index: u64, data: Vec<u8>) -> io::Result<()> {
-        self.file
-            .write_all_at(&data, plan.manifest().chunk_offset(index))?;
-        self.hasher_for(plan)?.add(index, data);
+    /// Writes verified chunk `index` at `offset`, then hands its bytes to the whole-file
+    /// hasher.
+    pub fn write_chunk(&mut self, index: u64, offset: u64, data: Vec<u8>) -> io::Result<()> {
+        self.file.write_all_at(&data, offset)?;
+        self.hasher()?.add(index, data);
         Ok(())
     }
 
@@ -358,23 +376,30 @@ pub use super::state_file::sync_dir;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::peer::chunk_plan::ChunkState;
     use crate::peer::manifest::manifest_of_reader;
 
-    fn plan_for(data: &[u8]) -> ChunkPlan {
-        ChunkPlan::new(manifest_of_reader(data, data.len() as u64).unwrap())
+    fn manifest_for(data: &[u8]) -> Manifest {
+        manifest_of_reader(data, data.len() as u64).unwrap()
     }
 
-    fn fetch_all(plan: &mut ChunkPlan, part: &mut PartialFile, data: &[u8], order: &[u64]) {
-        while plan.next_request().is_some() {}
+    fn create(dest: &Path, name: &str, m: &Manifest) -> PartialFile {
+        PartialFile::create(dest, name, m.chunk_size, m.size).unwrap()
+    }
+
+    fn open(dest: &Path, name: &str, m: &Manifest) -> PartialFile {
+        PartialFile::open_existing(dest, name, m.chunk_size, m.size).unwrap()
+    }
+
+    /// Writes the chunks `order` names (each checked against the manifest first, as the
+    /// download does).
+    fn fetch_all(m: &Manifest, part: &mut PartialFile, data: &[u8], order: &[u64]) {
         for &i in order {
-            let m = plan.manifest().clone();
             let off = m.chunk_offset(i) as usize;
             let len = m.chunk_len(i).unwrap() as usize;
             let chunk = &data[off..off + len];
-            plan.verify(i, chunk).unwrap();
-            part.write_chunk(plan, i, chunk.to_vec()).unwrap();
-            plan.mark_written(i);
+            assert_eq!(m.chunk_hash(i), Some(&Sha256::of(chunk)));
+            part.write_chunk(i, m.chunk_offset(i), chunk.to_vec())
+                .unwrap();
         }
     }
 
@@ -384,12 +409,12 @@ mod tests {
         let data: Vec<u8> = (0..256 * 1024 * 3 + 5)
             .map(|i| (i * 7 % 256) as u8)
             .collect();
-        let mut plan = plan_for(&data);
+        let m = manifest_for(&data);
         let dest = dir.path().join("f.bin");
-        let mut part = PartialFile::create(&dest, "f.bin").unwrap();
-        fetch_all(&mut plan, &mut part, &data, &[2, 0, 3, 1]);
-        assert!(plan.is_complete());
-        let sha = plan.manifest().sha256;
+        let mut part = create(&dest, "f.bin", &m);
+        fetch_all(&m, &mut part, &data, &[2, 0, 3, 1]);
+        assert_eq!(m.chunk_count(), 4);
+        let sha = m.sha256;
         let path = part.finish(&sha, data.len() as u64).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), data);
         assert!(!dir.path().join(".f.bin.p2p-part").exists());
@@ -399,10 +424,10 @@ mod tests {
     fn wrong_whole_file_hash_saves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let data = vec![9u8; 1000];
-        let mut plan = plan_for(&data);
+        let m = manifest_for(&data);
         let dest = dir.path().join("x");
-        let mut part = PartialFile::create(&dest, "x").unwrap();
-        fetch_all(&mut plan, &mut part, &data, &[0]);
+        let mut part = create(&dest, "x", &m);
+        fetch_all(&m, &mut part, &data, &[0]);
         assert!(matches!(
             part.finish(&Sha256([0; 32]), 1000),
             Err(FinishError::Mismatch(_))
@@ -415,11 +440,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = vec![1u8; 10];
         let dest = dir.path().join("x");
-        let mut plan = plan_for(&data);
-        let mut part = PartialFile::create(&dest, "x").unwrap();
-        fetch_all(&mut plan, &mut part, &data, &[0]);
+        let m = manifest_for(&data);
+        let mut part = create(&dest, "x", &m);
+        fetch_all(&m, &mut part, &data, &[0]);
         std::fs::write(&dest, b"someone else's").unwrap();
-        let err = part.finish(&plan.manifest().sha256, 10).unwrap_err();
+        let err = part.finish(&m.sha256, 10).unwrap_err();
         let FinishError::Kept(err) = err else {
             panic!("{err:?}")
         };
@@ -450,9 +475,9 @@ mod tests {
         let chunk = 256 * 1024;
         let data: Vec<u8> = (0..chunk * 4 + 100).map(|i| (i * 31 % 256) as u8).collect();
         let dest = dir.path().join("f");
-        let mut plan = plan_for(&data);
-        let mut part = PartialFile::create(&dest, "f").unwrap();
-        fetch_all(&mut plan, &mut part, &data, &[0, 1, 3]);
+        let m = manifest_for(&data);
+        let mut part = create(&dest, "f", &m);
+        fetch_all(&m, &mut part, &data, &[0, 1, 3]);
         drop(part);
         // Tear chunk 1: half of it is lost.
         let part_path = dir.path().join(".f.p2p-part");
@@ -461,26 +486,19 @@ mod tests {
             .unwrap();
         drop(f);
 
-        let mut plan = plan_for(&data);
-        let mut part = PartialFile::open_existing(&dest, "f").unwrap();
-        assert_eq!(part.adopt_verified_chunks(&mut plan).unwrap(), 2);
-        assert_eq!(plan.state(0), Some(ChunkState::Done));
-        assert_eq!(plan.state(1), Some(ChunkState::Missing));
-        assert_eq!(plan.state(3), Some(ChunkState::Done));
-        let mut order = Vec::new();
-        while let Some(i) = plan.next_request() {
-            order.push(i);
-        }
+        let mut part = open(&dest, "f", &m);
+        let intact = part.adopt_verified_chunks(&m).unwrap();
+        assert_eq!(
+            intact,
+            vec![0, 3],
+            "chunk 1 is torn, 2 and 4 were never written"
+        );
+        let order: Vec<u64> = (0..m.chunk_count())
+            .filter(|i| !intact.contains(i))
+            .collect();
         assert_eq!(order, vec![1, 2, 4]);
-        for i in order {
-            let m = plan.manifest().clone();
-            let off = m.chunk_offset(i) as usize;
-            let c = &data[off..off + m.chunk_len(i).unwrap() as usize];
-            plan.verify(i, c).unwrap();
-            part.write_chunk(&plan, i, c.to_vec()).unwrap();
-            plan.mark_written(i);
-        }
-        let sha = plan.manifest().sha256;
+        fetch_all(&m, &mut part, &data, &order);
+        let sha = m.sha256;
         let size = data.len() as u64;
         assert_eq!(
             std::fs::read(part.finish(&sha, size).unwrap()).unwrap(),
@@ -493,10 +511,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = vec![8u8; 256 * 1024 * 2];
         let dest = dir.path().join("g");
-        let mut plan = plan_for(&data);
-        let mut part = PartialFile::open_existing(&dest, "g").unwrap();
-        assert_eq!(part.adopt_verified_chunks(&mut plan).unwrap(), 0);
-        fetch_all(&mut plan, &mut part, &data, &[0, 1]);
+        let m = manifest_for(&data);
+        let mut part = open(&dest, "g", &m);
+        assert!(part.adopt_verified_chunks(&m).unwrap().is_empty());
+        fetch_all(&m, &mut part, &data, &[0, 1]);
         drop(part);
         let part_path = dir.path().join(".g.p2p-part");
         OpenOptions::new()
@@ -505,9 +523,8 @@ mod tests {
             .unwrap()
             .set_len(300_000)
             .unwrap();
-        let mut plan = plan_for(&data);
-        let mut part = PartialFile::open_existing(&dest, "g").unwrap();
-        assert_eq!(part.adopt_verified_chunks(&mut plan).unwrap(), 1);
+        let mut part = open(&dest, "g", &m);
+        assert_eq!(part.adopt_verified_chunks(&m).unwrap(), vec![0]);
     }
 
     /// Every right byte, then 1 MiB of others (the file shrank at its source): the finished
@@ -522,11 +539,11 @@ mod tests {
         longer.extend(std::iter::repeat_n(0xA5u8, 1 << 20));
         std::fs::write(&part_path, &longer).unwrap();
 
-        let mut plan = plan_for(&data);
-        let mut part = PartialFile::open_existing(&dest, "g.bin").unwrap();
-        assert_eq!(part.adopt_verified_chunks(&mut plan).unwrap(), 33);
-        assert!(plan.is_complete());
-        let sha = plan.manifest().sha256;
+        let m = manifest_for(&data);
+        let mut part = open(&dest, "g.bin", &m);
+        assert_eq!(part.adopt_verified_chunks(&m).unwrap().len(), 33);
+        assert_eq!(m.chunk_count(), 33, "every chunk is intact");
+        let sha = m.sha256;
         let saved = part.finish(&sha, data.len() as u64).unwrap();
         let on_disk = std::fs::read(&saved).unwrap();
         assert_eq!(on_disk.len(), data.len());
@@ -545,15 +562,15 @@ mod tests {
         longer.extend(std::iter::repeat_n(7u8, 300_000));
         std::fs::write(&part_path, &longer).unwrap();
 
-        let mut plan = plan_for(&data);
-        let mut part = PartialFile::open_existing(&dest, "h").unwrap();
-        assert_eq!(part.adopt_verified_chunks(&mut plan).unwrap(), 3);
+        let m = manifest_for(&data);
+        let mut part = open(&dest, "h", &m);
+        assert_eq!(part.adopt_verified_chunks(&m).unwrap(), vec![1, 2, 3]);
         assert_eq!(
             std::fs::metadata(&part_path).unwrap().len(),
             data.len() as u64
         );
-        fetch_all(&mut plan, &mut part, &data, &[0]);
-        let sha = plan.manifest().sha256;
+        fetch_all(&m, &mut part, &data, &[0]);
+        let sha = m.sha256;
         let saved = part.finish(&sha, data.len() as u64).unwrap();
         assert_eq!(std::fs::read(saved).unwrap(), data);
     }
@@ -565,10 +582,10 @@ mod tests {
         std::fs::write(&victim, b"keep me").unwrap();
         std::os::unix::fs::symlink(&victim, dir.path().join(".x.p2p-part")).unwrap();
         let data = vec![5u8; 100];
-        let mut plan = plan_for(&data);
-        let mut part = PartialFile::create(&dir.path().join("x"), "x").unwrap();
-        fetch_all(&mut plan, &mut part, &data, &[0]);
-        part.finish(&plan.manifest().sha256, 100).unwrap();
+        let m = manifest_for(&data);
+        let mut part = create(&dir.path().join("x"), "x", &m);
+        fetch_all(&m, &mut part, &data, &[0]);
+        part.finish(&m.sha256, 100).unwrap();
         assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
         assert_eq!(std::fs::read(dir.path().join("x")).unwrap(), data);
     }

@@ -9,12 +9,12 @@ impl PeerNode {
     /// Shared files, then downloads in progress (marked partial) whose content is not shared.
     pub(super) fn listing(&self) -> Vec<FileInfo> {
         let mut files = self.index.file_infos();
-        for dl in self.downloads.values() {
-            if self.index.by_sha(&dl.sha256).is_none() {
+        for t in self.downloads.values() {
+            if self.index.by_sha(&t.dl.sha256()).is_none() {
                 files.push(FileInfo {
-                    name: dl.file_name.clone(),
-                    size: dl.size(),
-                    sha256: dl.sha256,
+                    name: t.file_name().to_string(),
+                    size: t.size(),
+                    sha256: t.dl.sha256(),
                     partial: true,
                 });
             }
@@ -24,7 +24,7 @@ impl PeerNode {
 
     /// `GetManifest` for a file we are still downloading. `None`: not one of ours.
     pub(super) fn partial_manifest(&self, req: u64, sha256: &Sha256) -> Option<Message> {
-        let m = self.download_of(sha256)?.manifest();
+        let m = self.download_of(sha256)?.dl.manifest();
         Some(Message::Manifest {
             req,
             sha256: *sha256,
@@ -34,7 +34,8 @@ impl PeerNode {
         })
     }
 
-    /// `GetChunk` for a file we are still downloading. `None`: not one of ours.
+    /// `GetChunk` for a file we are still downloading. `None`: not one of ours. The index is
+    /// another peer's: out of range, it is a chunk not here.
     pub(super) fn partial_chunk(&self, req: u64, sha256: &Sha256, index: u64) -> Option<Message> {
         let dl = self.download_of(sha256)?;
         let mut data = Vec::new();
@@ -55,11 +56,11 @@ impl PeerNode {
                 complete: true,
                 bitmap: Vec::new(),
             }
-        } else if let Some(dl) = self.download_of(&sha256) {
+        } else if let Some(t) = self.download_of(&sha256) {
             Message::Have {
                 req,
                 complete: false,
-                bitmap: dl.have_bitmap(),
+                bitmap: t.dl.have_bitmap(),
             }
         } else {
             Message::Error {

@@ -20,14 +20,6 @@ pub enum Behaviour {
     CorruptChunks,
     /// Serves this many chunks, then leaves chunk requests unanswered until `release()`.
     StallAfter(u64),
-    /// Serves this many chunks on its first connection and closes it; never answers the
-    /// `Hello` of the second (a peer frozen mid-way: the connect succeeds, the handshake
-    /// times out); serves honestly from the third on.
-    DropThenMute(u64),
-    /// Answers every chunk request with a frame that is not CBOR at all.
-    GarbageChunks,
-    /// Answers every chunk request with a length prefix far above the frame limit.
-    OversizeChunks,
 }
 
 pub struct FakePeer {
@@ -199,33 +191,11 @@ fn serve(s: &Shared, mut stream: TcpStream) -> io::Result<()> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(Duration::from_millis(100)))?;
     let port = stream.local_addr()?.port();
-    let nth = s.connections.fetch_add(1, Ordering::Relaxed) + 1;
-    let mut served_here = 0;
+    s.connections.fetch_add(1, Ordering::Relaxed);
     while !s.stop.load(Ordering::Relaxed) {
         let Some(msg) = recv(&mut stream)? else {
             continue;
         };
-        if let Behaviour::DropThenMute(n) = s.behaviour {
-            if nth == 1 && served_here >= n {
-                return Ok(());
-            }
-            if nth == 2 {
-                continue; // read everything, answer nothing, until the other side gives up
-            }
-        }
-        if let Message::GetChunk { .. } = msg {
-            served_here += 1;
-            if let Behaviour::GarbageChunks = s.behaviour {
-                let mut frame = 8u32.to_be_bytes().to_vec();
-                frame.extend([0xFF; 8]);
-                stream.write_all(&frame)?;
-                continue;
-            }
-            if let Behaviour::OversizeChunks = s.behaviour {
-                stream.write_all(&u32::MAX.to_be_bytes())?;
-                continue;
-            }
-        }
         let reply = match msg {
             Message::Hello { .. } => hello(&s.name, port),
             Message::ListFiles { req } => Message::Files {

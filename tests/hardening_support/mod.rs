@@ -176,7 +176,7 @@ pub fn rss_kib(pid: u32) -> u64 {
 pub enum ChunkReply {
     /// These bytes as the chunk.
     Data(Vec<u8>),
-    /// These bytes, then close the connection.
+    /// These bytes, then close the connection (gracefully: see `serve`).
     DataThenClose(Vec<u8>),
     /// Close without answering.
     Close,
@@ -364,8 +364,17 @@ fn serve(n: usize, mut s: TcpStream, name: &str, script: &Mutex<Script>, tx: &Se
                     ChunkReply::DataThenClose(data) => {
                         let _ = send(&mut s, &Message::Chunk { req, index, data });
                         let _ = s.flush();
-                        let _ = s.shutdown(std::net::Shutdown::Both);
+                        // A hang-up that delivers what was sent: the end of our stream goes
+                        // out after the chunk, and the requests already sent to us are read
+                        // (until the downloader closes too) instead of left unread, which
+                        // makes the kernel answer with a reset that can discard the chunk on
+                        // the downloader's side before it is read. (The test then failed now
+                        // and then on a loaded machine: every reconnect lost its only chunk.)
+                        let _ = s.shutdown(std::net::Shutdown::Write);
                         let _ = tx.send(FakeEvent::ClosedByUs(n));
+                        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                        let mut sink = [0u8; 4096];
+                        while matches!(s.read(&mut sink), Ok(1..)) {}
                         return;
                     }
                     ChunkReply::Close => {

@@ -1,0 +1,226 @@
+//! A download's disk behind one small interface: the partial file (verified chunks at their
+//! offsets), the resume record (which chunks are durable), checkpoints, and publishing the
+//! finished file. [`DiskStore`] is the real one, over `partial.rs` and `resume.rs` (records
+//! are replaced atomically through `state_file.rs`); `MemStore` (tests) keeps it all in
+//! memory and fails on request.
+
+use super::chunk::ChunkIndex;
+use super::machine::Download;
+use super::output::Output;
+use crate::peer::partial::{FinishError, PartialFile};
+use crate::peer::resume::{self, LoadError, ResumeRecord};
+use crate::wire::Sha256;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub trait Store {
+    /// Writes verified chunk `index` at `offset` of the partial file.
+    fn write(&mut self, index: ChunkIndex, offset: u64, data: Vec<u8>) -> io::Result<()>;
+    /// Makes every chunk written so far durable, then records `durable` as such in the
+    /// resume record (replaced atomically). Never records a chunk before it is durable.
+    fn checkpoint(&mut self, durable: &[ChunkIndex]) -> io::Result<()>;
+    /// Chunks found intact in the partial file (a resume): counted towards the whole-file
+    /// hash as if just written.
+    fn adopt(&mut self, intact: &[ChunkIndex]) -> io::Result<()>;
+    /// Reads `buf.len()` bytes at `offset` (a verified chunk, for another peer).
+    fn read(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+    /// Every chunk is written: checks the whole file against `sha256` and `size`, makes it
+    /// durable and puts it under its name without replacing anything; the resume record
+    /// goes too. On a mismatch nothing is saved and partial file and record are removed;
+    /// any other failure keeps both for a resume.
+    fn publish(&mut self, sha256: &Sha256, size: u64) -> Result<PathBuf, FinishError>;
+}
+
+/// Carries out `out` on `store` if it is a disk output and hands the result back to `dl`
+/// (the machine's poll order, step 2); any other output is returned to the caller.
+pub fn run_disk_output(
+    dl: &mut Download,
+    store: &mut dyn Store,
+    out: Output,
+    now: Instant,
+) -> Option<Output> {
+    match out {
+        Output::Write {
+            index,
+            offset,
+            data,
+        } => {
+            let written = store.write(index, offset, data);
+            dl.handle_written(index, written, now);
+        }
+        Output::Checkpoint { durable } => {
+            let synced = store.checkpoint(&durable);
+            dl.handle_checkpointed(synced, now);
+        }
+        Output::Publish { sha256, size } => {
+            let saved = store.publish(&sha256, size);
+            dl.handle_published(saved);
+        }
+        other => return Some(other),
+    }
+    None
+}
+
+/// The real store: the partial file beside the destination, the record in `.p2p/resume/`.
+pub struct DiskStore {
+    part: PartialFile,
+    record: ResumeRecord,
+    downloads: PathBuf,
+}
+
+impl DiskStore {
+    /// Opens (or creates) the partial file of the download `record` describes, in
+    /// `downloads`. The record is written only by checkpoints.
+    pub fn open(downloads: &Path, record: ResumeRecord) -> io::Result<DiskStore> {
+        let dest = downloads.join(&record.file_name);
+        let part =
+            PartialFile::open_existing(&dest, &record.file_name, record.chunk_size, record.size)?;
+        Ok(DiskStore {
+            part,
+            record,
+            downloads: downloads.to_path_buf(),
+        })
+    }
+
+    /// The hidden file the chunks are written to (named in errors: it is what fills a disk).
+    pub fn part_path(&self) -> &Path {
+        self.part.part_path()
+    }
+
+    pub fn dest(&self) -> &Path {
+        self.part.dest()
+    }
+
+    /// A second handle on the partial file, for checking it on another thread.
+    pub fn try_clone_file(&self) -> io::Result<std::fs::File> {
+        self.part.try_clone_file()
+    }
+
+    /// Removes the partial file and the record (cancelled, or found saved already).
+    pub fn discard(self) {
+        self.part.abandon();
+        resume::remove(&self.downloads, &self.record.file_name);
+    }
+
+    /// A download that failed before it began: its partial file goes unless something is in
+    /// it or a record names it.
+    pub fn abandon_if_untouched(self) {
+        let record = resume::load_for(&self.downloads, &self.record.file_name);
+        if self.part.is_empty() && matches!(record, Err(LoadError::Missing)) {
+            self.part.abandon();
+        }
+    }
+}
+
+impl Store for DiskStore {
+    fn write(&mut self, index: ChunkIndex, offset: u64, data: Vec<u8>) -> io::Result<()> {
+        self.part.write_chunk(index.get(), offset, data)
+    }
+
+    fn checkpoint(&mut self, durable: &[ChunkIndex]) -> io::Result<()> {
+        self.part.sync()?;
+        for c in durable {
+            self.record.set_durable(c.get());
+        }
+        resume::save(&self.downloads, &self.record)
+    }
+
+    fn adopt(&mut self, intact: &[ChunkIndex]) -> io::Result<()> {
+        let raw: Vec<u64> = intact.iter().map(|c| c.get()).collect();
+        self.part.adopt(&raw)
+    }
+
+    fn read(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.part.read_at(offset, buf)
+    }
+
+    fn publish(&mut self, sha256: &Sha256, size: u64) -> Result<PathBuf, FinishError> {
+        let saved = self.part.finish(sha256, size);
+        if !matches!(saved, Err(FinishError::Kept(_))) {
+            resume::remove(&self.downloads, &self.record.file_name);
+        }
+        saved
+    }
+}
+
+/// A store in memory, for tests: chunks by offset, what was made durable, what was
+/// published; each operation fails while its `fail_*` is set. It refuses (panics on) what a
+/// real disk would make a silent corruption: recording a chunk durable that was never
+/// written, or writing one twice.
+#[cfg(test)]
+#[derive(Default)]
+pub struct MemStore {
+    pub chunks: std::collections::BTreeMap<u64, Vec<u8>>,
+    pub durable: std::collections::BTreeSet<ChunkIndex>,
+    written: std::collections::BTreeSet<ChunkIndex>,
+    pub checkpoints: usize,
+    pub published: Option<Vec<u8>>,
+    pub fail_write: bool,
+    pub fail_checkpoint: bool,
+}
+
+#[cfg(test)]
+impl MemStore {
+    /// The bytes written, in file order, holes skipped.
+    pub fn contents(&self) -> Vec<u8> {
+        self.chunks.values().flatten().copied().collect()
+    }
+}
+
+#[cfg(test)]
+impl Store for MemStore {
+    fn write(&mut self, index: ChunkIndex, offset: u64, data: Vec<u8>) -> io::Result<()> {
+        if self.fail_write {
+            return Err(io::Error::other("no space left on device"));
+        }
+        assert!(self.written.insert(index), "chunk {index} written twice");
+        self.chunks.insert(offset, data);
+        Ok(())
+    }
+
+    fn checkpoint(&mut self, durable: &[ChunkIndex]) -> io::Result<()> {
+        if self.fail_checkpoint {
+            return Err(io::Error::other("fsync failed"));
+        }
+        for c in durable {
+            assert!(
+                self.written.contains(c),
+                "chunk {c} recorded before written"
+            );
+            self.durable.insert(*c);
+        }
+        self.checkpoints += 1;
+        Ok(())
+    }
+
+    fn adopt(&mut self, intact: &[ChunkIndex]) -> io::Result<()> {
+        self.written.extend(intact);
+        Ok(())
+    }
+
+    fn read(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let chunk = self.chunks.get(&offset).ok_or(io::ErrorKind::NotFound)?;
+        buf.copy_from_slice(chunk.get(..buf.len()).ok_or(io::ErrorKind::UnexpectedEof)?);
+        Ok(())
+    }
+
+    fn publish(&mut self, sha256: &Sha256, size: u64) -> Result<PathBuf, FinishError> {
+        assert!(self.published.is_none(), "published twice");
+        let bytes = self.contents();
+        if bytes.len() as u64 != size {
+            return Err(FinishError::Kept(format!(
+                "{} bytes, not {size}",
+                bytes.len()
+            )));
+        }
+        if Sha256::of(&bytes) != *sha256 {
+            self.chunks.clear();
+            return Err(FinishError::Mismatch(
+                "the whole file does not match".into(),
+            ));
+        }
+        self.published = Some(bytes);
+        Ok(PathBuf::from("/mem/published"))
+    }
+}

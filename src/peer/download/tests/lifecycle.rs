@@ -1,0 +1,290 @@
+//! A download's life: losing every source, pauses, failed checkpoints and writes, resuming,
+//! and the end.
+
+use super::*;
+use crate::peer::download::scheduler::ChunkState;
+use crate::peer::download::*;
+use crate::wire::Sha256;
+
+/// A source whose connection is gone is looked for again with backoff; with none back
+/// within `retry_for` the download pauses, what it had made durable first. (Before:
+/// tests/resume.rs, failures.rs, with real 10 s waits.)
+#[test]
+fn a_lost_source_pauses_the_download_after_retry_for() {
+    let mut rig = Rig::started(4, &["A"]);
+    rig.join("A", conn(1));
+    rig.at(100);
+    rig.good("A", 0);
+    rig.at(200);
+    let a = rig.src("A");
+    rig.dl.handle_source_lost(a, "connection reset", rig.now);
+    let outs = rig.drain();
+    assert!(
+        matches!(reports(&outs)[..], [Report::SourceLost { peer, reason, others: 0, .. }, Report::NoSourceActive]
+            if peer == "A" && reason == "connection reset"),
+        "{outs:?}"
+    );
+    assert!(
+        rig.store.durable.contains(&rig.ix(0)),
+        "checkpointed when the source went"
+    );
+    assert_eq!(
+        rig.state(1),
+        ChunkState::Missing,
+        "its requests are given back"
+    );
+
+    // Every retry fails: the backoff doubles, and at 200 ms + retry_for it pauses.
+    let mut retries = Vec::new();
+    let mut last = 0;
+    let ended = loop {
+        let next = rig.dl.poll_timeout().expect("a timer runs while it waits");
+        let ms = next.duration_since(rig.t0).as_millis() as u64;
+        assert!(ms <= 10_200 && ms > last, "still not paused at {ms} ms");
+        last = ms;
+        let outs = rig.tick(ms);
+        if let Some(end) = end(&outs) {
+            break (ms, format!("{end:?}"));
+        }
+        if outs
+            .iter()
+            .any(|o| matches!(o, Output::Reach { refresh: true }))
+        {
+            retries.push(ms);
+            for (s, _, refreshed) in rig.dl.reaching() {
+                assert!(refreshed, "a retry asks the tracker anew");
+                rig.dl.handle_reached(s, Reached::Failed, rig.now);
+            }
+        }
+    };
+    assert_eq!(ended.0, 10_200);
+    assert!(ended.1.contains("NoSourceBack"), "{}", ended.1);
+    assert_eq!(
+        &retries[..4],
+        &[500, 1100, 2300, 4700],
+        "300 ms backoff, doubling"
+    );
+    assert!(rig.dl.is_paused());
+    assert_eq!(
+        rig.dl.poll_timeout(),
+        None,
+        "a paused download waits for nothing"
+    );
+}
+
+/// A checkpoint that fails suspends the download: what was queued behind it is not sent,
+/// nothing more is taken, nothing is published; a pause whose checkpoint fails is a
+/// suspension too. (Before: tests/faults.rs with an injected fsync error.)
+#[test]
+fn a_failed_checkpoint_suspends_and_never_publishes() {
+    let mut rig = Rig::started(3, &["A"]);
+    rig.join("A", conn(1));
+    rig.good("A", 0);
+    rig.good("A", 1);
+    rig.store.fail_checkpoint = true;
+    let outs = rig.tick(1_000);
+    assert!(
+        matches!(&outs[..], [Output::End(End::Suspended { error })] if error.contains("fsync")),
+        "{outs:?}"
+    );
+    assert!(
+        rig.good("A", 2).is_empty(),
+        "a suspended download takes nothing"
+    );
+    assert!(rig.store.published.is_none() && rig.store.durable.is_empty());
+    assert_eq!(rig.dl.poll_timeout(), None);
+
+    let mut rig = Rig::started(3, &["A"]);
+    rig.join("A", conn(1));
+    rig.good("A", 0);
+    rig.store.fail_checkpoint = true;
+    rig.dl.handle_interrupt(rig.now);
+    let outs = rig.drain();
+    assert!(
+        matches!(&outs[..], [Output::End(End::Suspended { .. })]),
+        "{outs:?}"
+    );
+    assert!(!rig.dl.is_paused());
+}
+
+/// A resume takes as done only the chunks the check of the partial file verified, whatever
+/// the record said, says how many of the recorded ones were lost, and fetches the rest.
+/// Until the check answers nothing is asked of anyone. (Before: tests/resume.rs.)
+#[test]
+fn a_resume_adopts_only_the_chunks_the_check_verified() {
+    let mut rig = Rig::new(4, &["A"], Some(3));
+    rig.dl.handle_wake(rig.now);
+    rig.drain();
+    assert!(rig.dl.reaching().is_empty(), "nothing asked while checking");
+    assert_eq!(
+        rig.dl.poll_timeout(),
+        None,
+        "checking is not waiting for a source"
+    );
+    assert_eq!(rig.dl.status(), Status::Checking);
+
+    let intact = [rig.ix(0), rig.ix(2)];
+    for &c in &intact {
+        let data = rig.bytes(c.get());
+        rig.store.chunks.insert(rig.dl.chunk_span(c).0, data);
+    }
+    rig.store.adopt(&intact).unwrap();
+    rig.dl.handle_checked(&intact, rig.now);
+    let outs = rig.drain();
+    let half = 100.0 * 2.0 * CHUNK as f64 / rig.data.len() as f64;
+    assert!(
+        matches!(reports(&outs)[..], [
+            Report::Resuming { chunks_here: 2, percent },
+            Report::RecordedChunksLost { recorded: 3, kept: 2 },
+        ] if (*percent - half).abs() < 1e-9),
+        "{outs:?}"
+    );
+    assert_eq!(rig.dl.bytes_done(), 2 * CHUNK as u64);
+    assert_eq!(asked(&rig.join("A", conn(1)), conn(1)), vec![1, 3]);
+    rig.good("A", 3);
+    let outs = rig.good("A", 1);
+    assert!(matches!(end(&outs), Some(End::Done(_))), "{outs:?}");
+    assert_eq!(rig.store.published.as_ref(), Some(&rig.data));
+}
+
+/// Publishing waits for every chunk to be verified *and written*, asks for the manifest's
+/// exact length, and happens once. A write that fails pauses the download instead.
+/// (Before: tests/transfers.rs, faults.rs.)
+#[test]
+fn it_finishes_only_when_every_chunk_is_verified_and_written() {
+    let mut rig = Rig::started(3, &["A"]);
+    rig.join("A", conn(1));
+    for i in [0, 2] {
+        let outs = rig.good("A", i);
+        assert!(
+            !outs.iter().any(|o| matches!(o, Output::End(_))),
+            "{outs:?}"
+        );
+    }
+    assert!(rig.store.published.is_none());
+    // The last chunk by hand: while its write is out, nothing is published.
+    let a = rig.src("A");
+    let answer = ChunkAnswer::Data {
+        index: 1,
+        data: rig.bytes(1),
+    };
+    rig.dl.handle_chunk(a, rig.ix(1), answer, rig.now);
+    let Some(Output::Write {
+        index,
+        offset,
+        data,
+    }) = rig.dl.poll_output()
+    else {
+        panic!("the verified chunk is written first");
+    };
+    assert_eq!((index.get(), offset, data.len()), (1, CHUNK as u64, CHUNK));
+    assert!(
+        rig.dl.poll_output().is_none(),
+        "nothing published before the write is done"
+    );
+    rig.store.write(index, offset, data).unwrap();
+    rig.dl.handle_written(index, Ok(()), rig.now);
+    let outs: Vec<Output> = std::iter::from_fn(|| rig.dl.poll_output()).collect();
+    let publish: Vec<_> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Publish { sha256, size } => Some((*sha256, *size)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(publish, vec![(rig.m.sha256, rig.data.len() as u64)]);
+    rig.dl.handle_published(Ok("/x/f.bin".into()));
+    let Some(Output::End(End::Done(done))) = rig.dl.poll_output() else {
+        panic!("done");
+    };
+    assert_eq!(
+        done.per_source,
+        vec![("A".to_string(), rig.data.len() as u64)]
+    );
+    assert_eq!(done.fetched, rig.data.len() as u64);
+
+    // A write that fails: paused, the chunk missing again, nothing published.
+    let mut rig = Rig::started(2, &["A"]);
+    rig.join("A", conn(1));
+    rig.good("A", 0);
+    rig.store.fail_write = true;
+    let outs = rig.good("A", 1);
+    assert!(
+        matches!(end(&outs), Some(End::Paused(Pause::WriteFailed { .. }))),
+        "{outs:?}"
+    );
+    assert_eq!(rig.state(1), ChunkState::Missing);
+    assert!(rig.store.published.is_none() && rig.dl.is_paused());
+}
+
+/// Chunks that each match the manifest but a whole file that does not: nothing is saved.
+#[test]
+fn a_whole_file_that_does_not_match_is_not_saved() {
+    let mut rig = Rig::new(2, &["A"], None);
+    rig.m.sha256 = Sha256::of(b"another file");
+    rig.dl = Download::new(
+        DownloadId(1),
+        "f.bin",
+        &["A".into()],
+        rig.m.clone(),
+        None,
+        RETRY_FOR,
+        rig.now,
+    );
+    rig.dl.handle_checked(&[], rig.now);
+    rig.drain();
+    rig.join("A", conn(1));
+    rig.good("A", 0);
+    let outs = rig.good("A", 1);
+    assert!(matches!(end(&outs), Some(End::Mismatch(_))), "{outs:?}");
+    assert!(rig.store.published.is_none());
+
+    // An empty file is done as soon as it is checked.
+    let empty = manifest_of_reader(&[][..], 0).unwrap();
+    let mut dl = Download::new(
+        DownloadId(2),
+        "e",
+        &["A".into()],
+        empty,
+        None,
+        RETRY_FOR,
+        rig.now,
+    );
+    dl.handle_checked(&[], rig.now);
+    let outs: Vec<Output> = std::iter::from_fn(|| dl.poll_output()).collect();
+    assert!(
+        outs.iter()
+            .any(|o| matches!(o, Output::Publish { size: 0, .. })),
+        "{outs:?}"
+    );
+}
+
+/// A paused download resumed in this run looks for its sources anew, bans forgotten.
+#[test]
+fn a_paused_download_resumes_with_its_sources_anew() {
+    let mut rig = Rig::started(4, &["A"]);
+    rig.join("A", conn(1));
+    rig.good("A", 0);
+    rig.dl.handle_interrupt(rig.now);
+    let outs = rig.drain();
+    assert!(
+        matches!(end(&outs), Some(End::Paused(Pause::Interrupted))),
+        "{outs:?}"
+    );
+    assert!(
+        rig.store.durable.contains(&rig.ix(0)),
+        "checkpointed before the pause"
+    );
+    assert_eq!(rig.state(1), ChunkState::Missing);
+    assert!(
+        rig.good("A", 1).is_empty(),
+        "answers while paused are dropped"
+    );
+    rig.dl.handle_resume(rig.now);
+    assert!(matches!(
+        rig.drain()[..],
+        [Output::Reach { refresh: false }]
+    ));
+    assert_eq!(rig.dl.reaching().len(), 1);
+    assert_eq!(asked(&rig.join("A", conn(2)), conn(2)), vec![1, 2, 3]);
+}
