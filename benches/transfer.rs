@@ -10,8 +10,8 @@
 //!   --peers N,N        simulated tracker peers (default 1000,10000)
 //!   --phase SECS       length of each tracker load phase (default 3)
 //!   --only PARTS       run only these parts (comma-separated): transfer (rows 1, 3 for the
-//!                      large file, 4), small (row 3 for the small file), delay (row 6),
-//!                      tracker (row 5)
+//!                      large file, 4), small (row 3 for the small file), hashing (row 4,
+//!                      first starts alone), delay (row 6), tracker (row 5)
 //!   --proxy            use the delay proxy even where netem works
 //!   --dir PATH         where the temporary files go (default: the system temp dir)
 
@@ -73,13 +73,14 @@ fn config(args: &[String]) -> Result<perf::Config, String> {
             "--only" => {
                 let wanted: Vec<&str> = value()?.split(',').map(str::trim).collect();
                 for w in &wanted {
-                    if !["transfer", "small", "delay", "tracker"].contains(w) {
+                    if !["transfer", "small", "hashing", "delay", "tracker"].contains(w) {
                         return Err(format!("unknown part '{w}'"));
                     }
                 }
                 cfg.parts = perf::Parts {
                     transfer: wanted.contains(&"transfer"),
                     small: wanted.contains(&"small"),
+                    hashing: wanted.contains(&"hashing"),
                     delay: wanted.contains(&"delay"),
                     tracker: wanted.contains(&"tracker"),
                 };

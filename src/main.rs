@@ -59,6 +59,12 @@ enum Cmd {
               value_parser = clap::value_parser!(u64).range(1..=4096))]
         size_mib: u64,
     },
+    /// Print the content id and SHA-256 of each FILE, like sha256sum, without starting a peer:
+    /// `cid1:HEX  SHA256  FILE`, one line a file. The content id is what others `get`.
+    Id {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
     /// Print shell completions for bash, zsh or fish (e.g. `p2p completions bash >
     /// ~/.local/share/bash-completion/completions/p2p`).
     Completions {
@@ -210,6 +216,7 @@ fn main() -> ExitCode {
             Ok(0)
         }
         Cmd::Demo { size_mib } => p2p::demo::run(size_mib << 20),
+        Cmd::Id { files } => Ok(print_ids(&files)),
         Cmd::Tracker {
             listen,
             peer_ttl,
@@ -241,6 +248,23 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `p2p id`: one line a file on stdout; a file that cannot be hashed is an error line on stderr
+/// and makes the exit status 1, the others are still printed.
+fn print_ids(files: &[PathBuf]) -> i32 {
+    let mut status = 0;
+    for path in files {
+        let shown = p2p::names::printable(&path.to_string_lossy());
+        match p2p::peer::index::hash_path(path) {
+            Ok(f) => println!("{}  {}  {shown}", f.content_id, f.manifest.sha256),
+            Err(why) => {
+                eprintln!("error: {shown}: {why}");
+                status = 1;
+            }
+        }
+    }
+    status
 }
 
 /// What `p2p peer` runs with, once every setting checked out.

@@ -6,7 +6,8 @@
 //!    write", single-core SHA-256);
 //! 2. (placeholder) 2 and 3 sources, once swarm downloads exist;
 //! 3. peak RSS of sender and receiver for a 64 MiB and a 1 GiB file;
-//! 4. start-up with 1 GiB shared: first start (hashing) and restart with the hash cache;
+//! 4. start-up with 1 GiB shared: first start (hashing) and restart with the hash cache; and
+//!    first-start hashing alone, several rounds interleaved with single-core SHA-256;
 //! 5. the tracker under load from [`loadgen`] with 1,000 and 10,000 simulated peers;
 //! 6. a 64 MiB download over a link with 50 ms round trip (netem, or a delay proxy).
 //!
@@ -140,6 +141,18 @@ pub struct Startup {
     pub restart_serving_ms: f64,
 }
 
+/// First starts only, each with a fresh state folder, alternated with single-core SHA-256.
+#[derive(Clone, Debug, Default)]
+pub struct Hashing {
+    pub size: u64,
+    /// The rate each first start reported, MB/s.
+    pub rounds: Vec<f64>,
+    /// Single-core SHA-256 of the same file, best of the rounds, MB/s.
+    pub sha_mbps: f64,
+    /// The peer's CPU seconds per GiB until it was sharing (least of the rounds).
+    pub cpu_per_gib: f64,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct TrackerRow {
     pub load: loadgen::LoadResult,
@@ -161,6 +174,7 @@ pub struct Results {
     pub transfer: Option<Transfer>,
     pub rss: Vec<Rss>,
     pub startup: Option<Startup>,
+    pub hashing: Option<Hashing>,
     pub tracker: Vec<TrackerRow>,
     pub delay: Option<DelayRow>,
     pub notes: Vec<String>,
@@ -404,6 +418,7 @@ impl Bench<'_> {
             None
         };
         let sharing = p.wait_line("sharing", STARTUP, |l| l.starts_with("sharing "))?;
+        let sharing_secs = spawned.elapsed().as_secs_f64();
         if registered {
             p.wait_line("registered", STARTUP, |l| {
                 l.starts_with("registered with tracker")
@@ -413,6 +428,7 @@ impl Bench<'_> {
             proc: p,
             addr,
             sharing,
+            sharing_secs,
             serving_ms: serving_ms.unwrap_or(0.0),
         })
     }
@@ -489,6 +505,8 @@ struct PeerStart {
     addr: SocketAddr,
     /// Its "sharing N files ..." line.
     sharing: String,
+    /// Spawn to that line.
+    sharing_secs: f64,
     /// Spawn to first file list answered (if asked for).
     serving_ms: f64,
 }
@@ -500,6 +518,8 @@ pub struct Parts {
     pub transfer: bool,
     /// Row 3 (small file).
     pub small: bool,
+    /// Row 4, first-start hashing alone.
+    pub hashing: bool,
     /// Row 6.
     pub delay: bool,
     /// Row 5.
@@ -511,6 +531,7 @@ impl Default for Parts {
         Parts {
             transfer: true,
             small: true,
+            hashing: true,
             delay: true,
             tracker: true,
         }
@@ -533,7 +554,7 @@ pub fn run(cfg: &Config) -> Result<Results, String> {
         cfg,
         &format!("writing test files in {}", b.dir.path().display()),
     );
-    if cfg.parts.transfer {
+    if cfg.parts.transfer || cfg.parts.hashing {
         write_random_file(&b.path("big/big.bin"), cfg.big, 0x9E37_79B9_7F4A_7C15)
             .map_err(io_err("test file"))?;
     }
@@ -545,6 +566,9 @@ pub fn run(cfg: &Config) -> Result<Results, String> {
     }
     if cfg.parts.small {
         results.rss.insert(0, small_rss_row(&b)?);
+    }
+    if cfg.parts.hashing {
+        results.hashing = Some(hashing_row(&b)?);
     }
     if cfg.parts.delay {
         results.delay = Some(delayed_download(&b)?);
@@ -679,6 +703,39 @@ fn transfer_rows(b: &Bench, results: &mut Results) -> Result<(), String> {
     results.transfer = Some(t);
     tracker.terminate();
     Ok(())
+}
+
+/// Row 4, first-start hashing alone: `repeat` rounds of single-core SHA-256 of the big file,
+/// then a peer started on it with an empty state folder (so it hashes everything); the rate
+/// is the file's size over the time from spawning the peer to its `sharing ...` line.
+fn hashing_row(b: &Bench) -> Result<Hashing, String> {
+    let cfg = b.cfg;
+    let big = b.path("big/big.bin");
+    let (mut tracker, taddr) = b.start_tracker(Place::Host, 0)?;
+    let mut row = Hashing {
+        size: cfg.big,
+        cpu_per_gib: f64::MAX,
+        ..Hashing::default()
+    };
+    for round in 1..=cfg.repeat.max(1) {
+        say(cfg, &format!("round {round}: single-core SHA-256"));
+        let (sha, _) = reference::sha256_speed(&big).map_err(io_err("hashing"))?;
+        row.sha_mbps = row.sha_mbps.max(sha);
+        say(cfg, &format!("round {round}: first start, hashing"));
+        let state = format!("hashing{round}");
+        let _ = std::fs::remove_dir_all(b.path(&format!("{state}-state")));
+        let p = b.start_peer_in(Place::Host, "hasher", taddr, "big", &state, false, false)?;
+        // Timed here rather than read from the line, which rounds to 0.1 GiB/s.
+        let rate = cfg.big as f64 / p.sharing_secs / 1e6;
+        let mut proc = p.proc;
+        if let Some(cpu) = proc.cpu_secs_now() {
+            row.cpu_per_gib = least(row.cpu_per_gib, cpu / gib(cfg.big));
+        }
+        proc.terminate();
+        row.rounds.push(rate);
+    }
+    tracker.terminate();
+    Ok(row)
 }
 
 /// Row 3 for the small file, with fresh processes.
@@ -902,6 +959,22 @@ impl Results {
                 s.restart_serving_ms
             );
         }
+        if let Some(h) = &self.hashing {
+            let best = h.rounds.iter().copied().fold(0.0, f64::max);
+            let runs: Vec<String> = h.rounds.iter().map(|r| format!("{r:.0}")).collect();
+            let _ = writeln!(
+                out,
+                "| 4 | first-start hashing, {} (best of {}: {}; alternated with SHA-256) | \
+                 **{best:.0} MB/s** | **{:.2}×** single-core SHA-256 ({:.0} MB/s); peer CPU \
+                 {:.2} s per GiB until sharing | ≥ 0.8× single-core SHA-256 |",
+                size(h.size),
+                h.rounds.len(),
+                runs.join(", "),
+                ratio(best, h.sha_mbps),
+                h.sha_mbps,
+                h.cpu_per_gib
+            );
+        }
         for row in &self.tracker {
             let l = &row.load;
             let _ = writeln!(
@@ -991,6 +1064,17 @@ impl Results {
         let startup = self.startup.as_ref().ok_or("no start-up row")?;
         positive("first start hashing MB/s", startup.first_hash_mbps)?;
         positive("restart ms", startup.restart_serving_ms)?;
+        if cfg.parts.hashing {
+            let h = self.hashing.as_ref().ok_or("no hashing row")?;
+            if h.rounds.len() != cfg.repeat.max(1) {
+                return Err(format!("{} hashing rounds", h.rounds.len()));
+            }
+            for r in &h.rounds {
+                positive("first-start hashing MB/s", *r)?;
+            }
+            positive("SHA-256 MB/s (hashing row)", h.sha_mbps)?;
+            positive("hashing CPU", h.cpu_per_gib)?;
+        }
         if self.tracker.len() != cfg.tracker_peers.len() {
             return Err("missing tracker rows".into());
         }

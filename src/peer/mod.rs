@@ -4,6 +4,7 @@
 //! job: nothing here imports a front end.
 
 pub mod command;
+pub mod content_id;
 mod dialer;
 pub mod disk_jobs;
 mod download;
