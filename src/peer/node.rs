@@ -167,6 +167,8 @@ impl PeerNode {
         ui: impl Frontend + 'static,
         now: Instant,
     ) -> PeerNode {
+        // The link a peer starts with: it registers `name` with `listen_port`, jitter seeded
+        // afresh.
         let seed = super::jitter::random_seed();
         let tracker = TrackerLink::new(cfg.tracker, &cfg.name, listen_port, seed, now);
         let cache_path = super::peer_cache::peer_cache_path(&cfg.downloads_dir);
