@@ -3,107 +3,12 @@
 //! name it has there.
 
 use super::command::Command;
-use super::event::{Event, Found, Problem, Warning};
+use super::event::{Event, Problem, Warning};
+use super::find_state::{Candidate, Find, FindFor, group};
 use super::node::{PeerNode, Purpose};
 use crate::reactor::ConnId;
-use crate::wire::{FileInfo, Message, Sha256};
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
-
-/// How long a search waits for slow peers; those that have not answered by then are left out.
-const FIND_TIMEOUT: Duration = Duration::from_secs(10);
-/// A SHA-256 prefix must be at least this long to select a file.
-const MIN_HASH_PREFIX: usize = 6;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FindFor {
-    /// `search TEXT`: list what matches.
-    Search,
-    /// `get FILE`: download the one content that matches, from every peer that has it.
-    Get,
-}
-
-#[derive(Debug)]
-pub struct Find {
-    pub query: String,
-    pub purpose: FindFor,
-    /// The peer list was asked for; peers are asked once it arrives.
-    listing: bool,
-    /// Peers not yet answered, with the connection the question went out on.
-    waiting: BTreeMap<String, Option<ConnId>>,
-    /// (peer, file) for every match.
-    results: Vec<(String, FileInfo)>,
-    /// Peers that could not be asked (unreachable) or did not answer in time.
-    unanswered: Vec<String>,
-    pub deadline: Instant,
-    /// `get A B` that asked for `A B` because no peer `A` was known: the peer and file it
-    /// names, fetched from that peer if the peer list knows `A` after all.
-    pub named: Option<(String, String)>,
-}
-
-impl Find {
-    pub fn new(query: String, purpose: FindFor, now: Instant) -> Find {
-        Find {
-            query,
-            purpose,
-            listing: true,
-            waiting: BTreeMap::new(),
-            results: Vec::new(),
-            unanswered: Vec::new(),
-            deadline: now + FIND_TIMEOUT,
-            named: None,
-        }
-    }
-
-    fn matches(&self, f: &FileInfo) -> bool {
-        let q = self.query.to_lowercase();
-        let by_hash = q.len() >= MIN_HASH_PREFIX
-            && q.chars().all(|c| c.is_ascii_hexdigit())
-            && f.sha256.to_hex().starts_with(&q);
-        match self.purpose {
-            FindFor::Search => by_hash || f.name.to_lowercase().contains(&q),
-            FindFor::Get => by_hash || f.name == self.query,
-        }
-    }
-}
-
-/// One content found: its hash, a name for it, its size and who has it.
-struct Candidate {
-    sha256: Sha256,
-    names: Vec<String>,
-    size: u64,
-    peers: Vec<String>,
-}
-
-impl Candidate {
-    fn found(self) -> Found {
-        Found {
-            names: self.names,
-            size: self.size,
-            sha256: self.sha256.to_string(),
-            peers: self.peers,
-        }
-    }
-}
-
-fn group(results: &[(String, FileInfo)]) -> Vec<Candidate> {
-    let mut by_sha: BTreeMap<Sha256, Candidate> = BTreeMap::new();
-    for (peer, f) in results {
-        let c = by_sha.entry(f.sha256).or_insert_with(|| Candidate {
-            sha256: f.sha256,
-            names: Vec::new(),
-            size: f.size,
-            peers: Vec::new(),
-        });
-        if !c.names.contains(&f.name) {
-            c.names.push(f.name.clone());
-        }
-        if !c.peers.contains(peer) {
-            c.peers.push(peer.clone());
-        }
-    }
-    by_sha.into_values().collect()
-}
+use crate::wire::{FileInfo, Message};
+use std::time::Instant;
 
 impl PeerNode {
     /// Starts asking everyone; the tracker's list is refreshed first. `named`: see
@@ -118,8 +23,8 @@ impl PeerNode {
         let mut find = Find::new(query, purpose, now);
         find.named = named;
         find.listing = self.request_peer_list();
-        self.op = Some(super::ops::Op::Find(find));
-        if let Some(super::ops::Op::Find(f)) = &self.op
+        self.op = Some(super::op::Op::Find(find));
+        if let Some(super::op::Op::Find(f)) = &self.op
             && !f.listing
         {
             self.find_ask_everyone(now);
@@ -128,7 +33,7 @@ impl PeerNode {
 
     fn find_mut(&mut self) -> Option<&mut Find> {
         match &mut self.op {
-            Some(super::ops::Op::Find(f)) => Some(f),
+            Some(super::op::Op::Find(f)) => Some(f),
             _ => None,
         }
     }
@@ -145,7 +50,7 @@ impl PeerNode {
         if f.purpose == FindFor::Get
             && let Some(peer) = named
             && (self.known.contains_key(&peer) || self.ready_session(&peer).is_some())
-            && let Some(super::ops::Op::Find(find)) = self.op.take()
+            && let Some(super::op::Op::Find(find)) = self.op.take()
             && let Some((peer, file)) = find.named
         {
             let query = find.query;
@@ -246,7 +151,7 @@ impl PeerNode {
     }
 
     fn find_resolve(&mut self, now: Instant) {
-        let Some(super::ops::Op::Find(find)) = self.op.take() else {
+        let Some(super::op::Op::Find(find)) = self.op.take() else {
             return;
         };
         let matching: Vec<(String, FileInfo)> = find
@@ -315,6 +220,7 @@ impl PeerNode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::Sha256;
 
     fn info(name: &str, content: &[u8]) -> FileInfo {
         FileInfo {

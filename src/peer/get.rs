@@ -2,14 +2,14 @@
 //! what stands under its name at home is checked, the manifest is asked for and checked, then
 //! the download runs (`transfer.rs`) and the command waits for it with a progress bar.
 
+use super::download::DownloadId;
 use super::event::{Event, Failure, Info, Notice, Problem, Warning};
-use super::find::FindFor;
+use super::find_state::FindFor;
 use super::frontend::{Progress, ProgressOf};
 use super::manifest::Manifest;
 use super::node::{DiskWait, Mode, PeerNode, Purpose};
-use super::ops::{Op, STEP_TIMEOUT, Step, bump};
+use super::op::{Op, STEP_TIMEOUT, Step, bump};
 use super::partial::Destination;
-use super::transfer::DownloadId;
 use crate::names::check_file_name;
 use crate::reactor::ConnId;
 use crate::wire::{FileInfo, Message};

@@ -10,16 +10,17 @@
 use super::command::{Command, LimitKind, Parser};
 use super::disk_jobs::{DiskJobId, DiskJobs, Outcome};
 use super::download::ChunkIndex;
+use super::download::DownloadId;
 use super::event::{Event, Failure, Notice, Problem};
 use super::exchange::{Bootstrap, Discovery};
 use super::frontend::{Frontend, Progress};
 use super::index::SharedIndex;
 use super::lan::LanConfig;
-use super::ops::Op;
+use super::op::Op;
 use super::peer_table::PeerTable;
-use super::sessions::Session;
+use super::session::Session;
 use super::tracker_link::TrackerLink;
-use super::transfer::{DownloadId, Transfer};
+use super::transfer_state::Transfer;
 use crate::reactor::{Action, CloseReason, ConnId, ConnectTag, Control, Driver, Signal};
 use crate::wire::{Message, encode_message};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -137,7 +138,7 @@ pub struct PeerNode {
     /// The wait before the current command reaches a busy peer again (`ops.rs`).
     pub(super) busy_wait: Option<std::time::Duration>,
     /// Scanning and hashing the shared folder on the hash worker (`hashing.rs`).
-    pub(super) hashing: super::hashing::Hashing,
+    pub(super) hashing: super::hashing_state::Hashing,
     /// Disk work off the reactor (checking partial files), and which download each job is for.
     pub(super) disk: DiskJobs,
     pub(super) disk_waiting: HashMap<DiskJobId, DiskWait>,
@@ -166,7 +167,10 @@ impl PeerNode {
         ui: impl Frontend + 'static,
         now: Instant,
     ) -> PeerNode {
-        let tracker = super::tracker_glue::new_link(&cfg, listen_port, now);
+        // The link a peer starts with: it registers `name` with `listen_port`, jitter seeded
+        // afresh.
+        let seed = super::jitter::random_seed();
+        let tracker = TrackerLink::new(cfg.tracker, &cfg.name, listen_port, seed, now);
         let cache_path = super::peer_cache::peer_cache_path(&cfg.downloads_dir);
         let known = PeerTable::new(&cfg.name);
         let mut node = PeerNode {

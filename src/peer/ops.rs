@@ -1,147 +1,25 @@
 //! The user's commands, run one at a time in the foreground. Each command that needs another
 //! peer first reaches it (asking the tracker for its address if needed: `reaching.rs`), then
 //! sends its request and finishes on the answer. Every step is bounded by a deadline. This
-//! file holds what a command is (`Op`, `Step`), starting, ending and timing commands, and the
-//! answers of `files` and `msg`; the steps of `get` and `resume` are `get.rs`, `search` and
-//! `get FILE` are `find.rs`.
+//! file holds starting, ending and timing commands, and the answers of `files` and `msg`; what
+//! a command is (`Op`, `Step`) is `op.rs`, the steps of `get` and `resume` are `get.rs`,
+//! `search` and `get FILE` are `find.rs`.
 
 use super::command::Command;
 use super::event::{Event, Failure, FileEntry, Info, Problem};
-use super::find::{Find, FindFor};
+use super::find_state::FindFor;
 use super::frontend::Progress;
 use super::node::{Mode, PeerNode};
-use super::sessions::MAX_CHAT_LEN;
-use super::transfer::DownloadId;
+use super::op::{Op, STEP_TIMEOUT, Step};
+use super::session::MAX_CHAT_LEN;
 use crate::reactor::ConnId;
-use crate::wire::Sha256;
-use crate::wire::{FileInfo, Message};
-use std::collections::BTreeSet;
+use crate::wire::Message;
 use std::time::{Duration, Instant};
 
-/// A command waiting on the network gives up after this long without progress.
-pub(super) const STEP_TIMEOUT: Duration = Duration::from_secs(30);
-/// First wait before reaching a peer again that refused us as busy; doubles up to the last.
-pub(super) const BUSY_FIRST_RETRY: Duration = Duration::from_millis(500);
 const BUSY_MAX_RETRY: Duration = Duration::from_secs(5);
 /// How often `wait-peer` asks the tracker again.
 const WAIT_PEER_POLL: Duration = Duration::from_millis(250);
 
-/// How a connection to a peer ended, as far as the command that was reaching it cares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lost {
-    /// It had completed its handshake.
-    Established,
-    /// It never completed its handshake.
-    Handshake,
-    /// The peer refused it as busy (`Error` with code `Busy` in place of `Hello`).
-    Busy,
-}
-
-/// What a command that talks to a peer is waiting for.
-#[derive(Debug)]
-pub enum Step {
-    /// Finding and connecting to the peer. `refreshed`: we already asked the tracker anew.
-    Reaching { refreshed: bool },
-    /// The peer refused the connection as busy (its connection cap): reach it again at
-    /// `retry_at`; the next refusal waits twice `wait`. The command's deadline still holds.
-    Busy { retry_at: Instant, wait: Duration },
-    /// Our request went out on this connection; waiting for the answer.
-    Asked(ConnId),
-    /// `get` only: the manifest was asked for this file.
-    AskedManifest(ConnId, FileInfo),
-    /// `get` only: a file already stands under that name at home; it is being hashed (a disk
-    /// job) to see whether it is this one. The connection stays ready for the manifest.
-    CheckingDestination(ConnId, FileInfo),
-}
-
-#[derive(Debug)]
-pub enum Op {
-    Peers {
-        deadline: Instant,
-    },
-    Files {
-        peer: String,
-        step: Step,
-        deadline: Instant,
-    },
-    Get {
-        peer: String,
-        file: String,
-        step: Step,
-        deadline: Instant,
-        /// Every source (the first is `peer`) and the content a search found.
-        swarm: Option<(Vec<String>, Sha256)>,
-    },
-    /// `search`, and `get FILE` while it looks for the peers that have FILE.
-    Find(Find),
-    Msg {
-        peer: String,
-        text: String,
-        step: Step,
-        deadline: Instant,
-    },
-    WaitPeer {
-        name: String,
-        deadline: Instant,
-        next_poll: Instant,
-    },
-    Sleep {
-        until: Instant,
-    },
-    /// `get` once the transfer runs, and `resume`: until these downloads end.
-    Await {
-        ids: BTreeSet<DownloadId>,
-    },
-    /// `connect ADDR`: until whoever answers there completes the handshake
-    /// (`exchange_glue.rs`); `addr` is `None` while a host name is being looked up.
-    Connect {
-        addr: Option<std::net::SocketAddr>,
-        deadline: Instant,
-    },
-    /// `rescan`: until its scan on the hash worker ends (`hashing.rs`).
-    Rescan {
-        job: super::hash_worker::JobId,
-    },
-}
-
-impl Op {
-    pub(super) fn peer(&self) -> Option<&str> {
-        match self {
-            Op::Files { peer, .. } | Op::Get { peer, .. } | Op::Msg { peer, .. } => Some(peer),
-            _ => None,
-        }
-    }
-
-    pub(super) fn step(&self) -> Option<&Step> {
-        match self {
-            Op::Files { step, .. } | Op::Get { step, .. } | Op::Msg { step, .. } => Some(step),
-            _ => None,
-        }
-    }
-
-    pub(super) fn step_mut(&mut self) -> Option<&mut Step> {
-        match self {
-            Op::Files { step, .. } | Op::Get { step, .. } | Op::Msg { step, .. } => Some(step),
-            _ => None,
-        }
-    }
-
-    /// When the command gives up; `None` for those that end with what they wait for (its
-    /// downloads, its scan), which keep their own clocks.
-    fn deadline(&self) -> Option<Instant> {
-        match self {
-            Op::Peers { deadline }
-            | Op::Files { deadline, .. }
-            | Op::Get { deadline, .. }
-            | Op::Msg { deadline, .. }
-            | Op::WaitPeer { deadline, .. }
-            | Op::Connect { deadline, .. } => Some(*deadline),
-            Op::Sleep { until } => Some(*until),
-            Op::Find(f) => Some(f.deadline),
-            Op::Await { .. } | Op::Rescan { .. } => None,
-        }
-    }
-}
 impl PeerNode {
     /// Starts a command (the one before it has ended). A command that needs a peer goes on
     /// in [`Self::op_advance`] (`reaching.rs`); one that needs nobody is done at once.
@@ -449,15 +327,5 @@ impl PeerNode {
             seeding,
         });
         self.note_hashing();
-    }
-}
-
-/// Progress was made: push the command's deadline out.
-pub(super) fn bump(op: &mut Op, now: Instant) {
-    match op {
-        Op::Files { deadline, .. } | Op::Get { deadline, .. } | Op::Msg { deadline, .. } => {
-            *deadline = now + STEP_TIMEOUT
-        }
-        _ => {}
     }
 }

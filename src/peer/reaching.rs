@@ -5,7 +5,7 @@
 
 use super::event::{Event, Failure, Notice, Problem};
 use super::node::{PeerNode, Purpose};
-use super::ops::{BUSY_FIRST_RETRY, Lost, Op, Step, bump};
+use super::op::{BUSY_FIRST_RETRY, Lost, Op, Step, bump};
 use crate::reactor::ConnId;
 use crate::wire::Message;
 use std::time::Instant;

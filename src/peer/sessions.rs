@@ -4,17 +4,13 @@
 
 use super::event::{Event, Warning};
 use super::node::{PeerNode, Purpose};
-use super::ops::Lost;
+use super::op::Lost;
+use super::session::MAX_CHAT_LEN;
 use crate::names::{check_peer_name, printable};
 use crate::reactor::ConnId;
 use crate::wire::{ErrorCode, Message, PROTOCOL_VERSION, Sha256, decode_message};
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-/// A connection that has not completed its handshake by then is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest chat message accepted or sent, in bytes.
-pub const MAX_CHAT_LEN: usize = 4096;
 /// Bytes of file entries one `Files` answer may carry: well below the frame limit whatever the
 /// names, so a huge shared folder gives a shorter list rather than a frame every receiver
 /// refuses (about 13,000 files with 255-byte names, 40,000 with short ones).
@@ -34,43 +30,6 @@ fn fit_listing(mut files: Vec<crate::wire::FileInfo>) -> Vec<crate::wire::FileIn
         .count();
     files.truncate(fit);
     files
-}
-
-pub struct Session {
-    pub remote: SocketAddr,
-    /// For connections we opened: the peer we meant to reach.
-    pub expected: Option<String>,
-    /// The remote's name, once its `Hello` arrived.
-    pub name: Option<String>,
-    pub hello_deadline: Instant,
-    /// We asked the reactor to close it: no new request may start on it.
-    pub closing: bool,
-    /// The remote refused it as busy (its connection cap) in place of `Hello`.
-    pub refused_busy: bool,
-}
-
-impl Session {
-    pub fn incoming(remote: SocketAddr, now: Instant) -> Session {
-        Session {
-            remote,
-            expected: None,
-            name: None,
-            hello_deadline: now + HANDSHAKE_TIMEOUT,
-            closing: false,
-            refused_busy: false,
-        }
-    }
-
-    pub fn outgoing(name: String, remote: SocketAddr, now: Instant) -> Session {
-        Session {
-            expected: Some(name),
-            ..Session::incoming(remote, now)
-        }
-    }
-
-    pub fn ready(&self) -> bool {
-        self.name.is_some()
-    }
 }
 
 impl PeerNode {

@@ -4,16 +4,10 @@
 
 use super::event::{Event, Warning};
 use super::exchange::merge_tracker_list;
-use super::jitter::random_seed;
 use super::node::{ConnectPurpose, PeerNode};
-use super::tracker_link::{LinkEvent, TrackerLink, Transmit};
+use super::tracker_link::{LinkEvent, Transmit};
 use crate::reactor::ConnId;
 use std::time::Instant;
-
-/// The link a peer starts with: it registers `name` with `listen_port`, jitter seeded afresh.
-pub fn new_link(cfg: &super::PeerConfig, listen_port: u16, now: Instant) -> TrackerLink {
-    TrackerLink::new(cfg.tracker, &cfg.name, listen_port, random_seed(), now)
-}
 
 impl PeerNode {
     pub(super) fn tracker_tick(&mut self, now: Instant) {

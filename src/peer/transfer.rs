@@ -10,49 +10,17 @@ mod setup;
 
 pub use super::download::DownloadId;
 use super::download::{
-    Ask, ChunkAnswer, ChunkIndex, DiskStore, Download, End, HaveAnswer, Output, Reached, Report,
-    Store, run_disk_output,
+    Ask, ChunkAnswer, ChunkIndex, Download, End, HaveAnswer, Output, Reached, Report,
+    run_disk_output,
 };
 use super::event::{Event, Failure, Problem, Warning};
 use super::frontend::Progress;
 use super::manifest::Manifest;
 use super::node::{PeerNode, Pending, Purpose};
+use super::transfer_state::Transfer;
 use crate::reactor::{Action, ConnId};
 use crate::wire::{ErrorCode, Message, encode_message};
 use std::time::Instant;
-
-/// A download of this run (running or paused): its machine and its disk.
-pub struct Transfer {
-    pub(super) dl: Download,
-    pub(super) store: DiskStore,
-}
-
-impl Transfer {
-    pub fn file_name(&self) -> &str {
-        self.dl.file_name()
-    }
-
-    pub fn size(&self) -> u64 {
-        self.dl.size()
-    }
-
-    pub fn is_paused(&self) -> bool {
-        self.dl.is_paused()
-    }
-
-    /// Reads verified chunk `raw` (an index from another peer) into `buf`; `None` if it is
-    /// not one of this file's or not here yet.
-    pub fn read_verified_chunk(&self, raw: u64, buf: &mut Vec<u8>) -> Option<()> {
-        let c = self.dl.chunk_index(raw)?;
-        if !self.dl.is_done(c) {
-            return None;
-        }
-        let (offset, len) = self.dl.chunk_span(c);
-        buf.clear();
-        buf.resize(len, 0);
-        self.store.read(offset, buf).ok()
-    }
-}
 
 impl PeerNode {
     /// Carries out what download `id` wants done until it wants nothing more (the machine's

@@ -1,0 +1,103 @@
+//! A search in progress (`Find`: what it asks, who has answered, what matched) and the
+//! grouping of its matches by content. Plain values: asking the peers is `find.rs`.
+
+use super::event::Found;
+use crate::reactor::ConnId;
+use crate::wire::{FileInfo, Sha256};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// How long a search waits for slow peers; those that have not answered by then are left out.
+const FIND_TIMEOUT: Duration = Duration::from_secs(10);
+/// A SHA-256 prefix must be at least this long to select a file.
+const MIN_HASH_PREFIX: usize = 6;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FindFor {
+    /// `search TEXT`: list what matches.
+    Search,
+    /// `get FILE`: download the one content that matches, from every peer that has it.
+    Get,
+}
+
+#[derive(Debug)]
+pub struct Find {
+    pub query: String,
+    pub purpose: FindFor,
+    /// The peer list was asked for; peers are asked once it arrives.
+    pub(super) listing: bool,
+    /// Peers not yet answered, with the connection the question went out on.
+    pub(super) waiting: BTreeMap<String, Option<ConnId>>,
+    /// (peer, file) for every match.
+    pub(super) results: Vec<(String, FileInfo)>,
+    /// Peers that could not be asked (unreachable) or did not answer in time.
+    pub(super) unanswered: Vec<String>,
+    pub deadline: Instant,
+    /// `get A B` that asked for `A B` because no peer `A` was known: the peer and file it
+    /// names, fetched from that peer if the peer list knows `A` after all.
+    pub named: Option<(String, String)>,
+}
+
+impl Find {
+    pub fn new(query: String, purpose: FindFor, now: Instant) -> Find {
+        Find {
+            query,
+            purpose,
+            listing: true,
+            waiting: BTreeMap::new(),
+            results: Vec::new(),
+            unanswered: Vec::new(),
+            deadline: now + FIND_TIMEOUT,
+            named: None,
+        }
+    }
+
+    pub(super) fn matches(&self, f: &FileInfo) -> bool {
+        let q = self.query.to_lowercase();
+        let by_hash = q.len() >= MIN_HASH_PREFIX
+            && q.chars().all(|c| c.is_ascii_hexdigit())
+            && f.sha256.to_hex().starts_with(&q);
+        match self.purpose {
+            FindFor::Search => by_hash || f.name.to_lowercase().contains(&q),
+            FindFor::Get => by_hash || f.name == self.query,
+        }
+    }
+}
+
+/// One content found: its hash, a name for it, its size and who has it.
+pub(super) struct Candidate {
+    pub(super) sha256: Sha256,
+    pub(super) names: Vec<String>,
+    pub(super) size: u64,
+    pub(super) peers: Vec<String>,
+}
+
+impl Candidate {
+    pub(super) fn found(self) -> Found {
+        Found {
+            names: self.names,
+            size: self.size,
+            sha256: self.sha256.to_string(),
+            peers: self.peers,
+        }
+    }
+}
+
+pub(super) fn group(results: &[(String, FileInfo)]) -> Vec<Candidate> {
+    let mut by_sha: BTreeMap<Sha256, Candidate> = BTreeMap::new();
+    for (peer, f) in results {
+        let c = by_sha.entry(f.sha256).or_insert_with(|| Candidate {
+            sha256: f.sha256,
+            names: Vec::new(),
+            size: f.size,
+            peers: Vec::new(),
+        });
+        if !c.names.contains(&f.name) {
+            c.names.push(f.name.clone());
+        }
+        if !c.peers.contains(peer) {
+            c.peers.push(peer.clone());
+        }
+    }
+    by_sha.into_values().collect()
+}

@@ -1,0 +1,143 @@
+//! What a foreground command is: its kind and state (`Op`), the step it waits on (`Step`),
+//! how a connection it was reaching ended (`Lost`) and its deadlines. Plain values: the
+//! node's side of commands is `ops.rs`.
+
+use super::download::DownloadId;
+use super::find_state::Find;
+use crate::reactor::ConnId;
+use crate::wire::FileInfo;
+use crate::wire::Sha256;
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+/// A command waiting on the network gives up after this long without progress.
+pub(super) const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+/// First wait before reaching a peer again that refused us as busy; doubles up to the last.
+pub(super) const BUSY_FIRST_RETRY: Duration = Duration::from_millis(500);
+
+/// How a connection to a peer ended, as far as the command that was reaching it cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lost {
+    /// It had completed its handshake.
+    Established,
+    /// It never completed its handshake.
+    Handshake,
+    /// The peer refused it as busy (`Error` with code `Busy` in place of `Hello`).
+    Busy,
+}
+
+/// What a command that talks to a peer is waiting for.
+#[derive(Debug)]
+pub enum Step {
+    /// Finding and connecting to the peer. `refreshed`: we already asked the tracker anew.
+    Reaching { refreshed: bool },
+    /// The peer refused the connection as busy (its connection cap): reach it again at
+    /// `retry_at`; the next refusal waits twice `wait`. The command's deadline still holds.
+    Busy { retry_at: Instant, wait: Duration },
+    /// Our request went out on this connection; waiting for the answer.
+    Asked(ConnId),
+    /// `get` only: the manifest was asked for this file.
+    AskedManifest(ConnId, FileInfo),
+    /// `get` only: a file already stands under that name at home; it is being hashed (a disk
+    /// job) to see whether it is this one. The connection stays ready for the manifest.
+    CheckingDestination(ConnId, FileInfo),
+}
+
+#[derive(Debug)]
+pub enum Op {
+    Peers {
+        deadline: Instant,
+    },
+    Files {
+        peer: String,
+        step: Step,
+        deadline: Instant,
+    },
+    Get {
+        peer: String,
+        file: String,
+        step: Step,
+        deadline: Instant,
+        /// Every source (the first is `peer`) and the content a search found.
+        swarm: Option<(Vec<String>, Sha256)>,
+    },
+    /// `search`, and `get FILE` while it looks for the peers that have FILE.
+    Find(Find),
+    Msg {
+        peer: String,
+        text: String,
+        step: Step,
+        deadline: Instant,
+    },
+    WaitPeer {
+        name: String,
+        deadline: Instant,
+        next_poll: Instant,
+    },
+    Sleep {
+        until: Instant,
+    },
+    /// `get` once the transfer runs, and `resume`: until these downloads end.
+    Await {
+        ids: BTreeSet<DownloadId>,
+    },
+    /// `connect ADDR`: until whoever answers there completes the handshake
+    /// (`exchange_glue.rs`); `addr` is `None` while a host name is being looked up.
+    Connect {
+        addr: Option<std::net::SocketAddr>,
+        deadline: Instant,
+    },
+    /// `rescan`: until its scan on the hash worker ends (`hashing.rs`).
+    Rescan {
+        job: super::hash_worker::JobId,
+    },
+}
+
+impl Op {
+    pub(super) fn peer(&self) -> Option<&str> {
+        match self {
+            Op::Files { peer, .. } | Op::Get { peer, .. } | Op::Msg { peer, .. } => Some(peer),
+            _ => None,
+        }
+    }
+
+    pub(super) fn step(&self) -> Option<&Step> {
+        match self {
+            Op::Files { step, .. } | Op::Get { step, .. } | Op::Msg { step, .. } => Some(step),
+            _ => None,
+        }
+    }
+
+    pub(super) fn step_mut(&mut self) -> Option<&mut Step> {
+        match self {
+            Op::Files { step, .. } | Op::Get { step, .. } | Op::Msg { step, .. } => Some(step),
+            _ => None,
+        }
+    }
+
+    /// When the command gives up; `None` for those that end with what they wait for (its
+    /// downloads, its scan), which keep their own clocks.
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        match self {
+            Op::Peers { deadline }
+            | Op::Files { deadline, .. }
+            | Op::Get { deadline, .. }
+            | Op::Msg { deadline, .. }
+            | Op::WaitPeer { deadline, .. }
+            | Op::Connect { deadline, .. } => Some(*deadline),
+            Op::Sleep { until } => Some(*until),
+            Op::Find(f) => Some(f.deadline),
+            Op::Await { .. } | Op::Rescan { .. } => None,
+        }
+    }
+}
+
+/// Progress was made: push the command's deadline out.
+pub(super) fn bump(op: &mut Op, now: Instant) {
+    match op {
+        Op::Files { deadline, .. } | Op::Get { deadline, .. } | Op::Msg { deadline, .. } => {
+            *deadline = now + STEP_TIMEOUT
+        }
+        _ => {}
+    }
+}
