@@ -22,6 +22,20 @@ pub enum Weight {
     Silent,
 }
 
+/// What goes in front of an event's lines for people: `error: `, `warning: ` or nothing.
+pub fn tag(event: &Event) -> &'static str {
+    match event {
+        Event::Error { .. } => "error: ",
+        Event::Warning(_)
+        | Event::TrackerUnreachable { .. }
+        | Event::SourceLost { .. }
+        | Event::SourceDropped { .. }
+        | Event::NameRefused { .. }
+        | Event::Unfinished { quitting: true, .. } => "warning: ",
+        _ => "",
+    }
+}
+
 pub fn weight(event: &Event) -> Weight {
     match event {
         Event::Listening { .. }

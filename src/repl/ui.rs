@@ -133,16 +133,7 @@ impl Ui {
     }
 
     fn human(&self, stream: Stream, event: &Event) {
-        let tag = match event {
-            Event::Error { .. } => "error: ",
-            Event::Warning(_)
-            | Event::TrackerUnreachable { .. }
-            | Event::SourceLost { .. }
-            | Event::SourceDropped { .. }
-            | Event::NameRefused { .. }
-            | Event::Unfinished { quitting: true, .. } => "warning: ",
-            _ => "",
-        };
+        let tag = super::event::tag(event);
         let prefix = self.opts.prefix.as_deref().unwrap_or("");
         let text: Vec<String> = human_lines(event)
             .into_iter()

@@ -12,16 +12,7 @@ pub fn human(event: &Event) -> Option<(bool, Vec<String>)> {
     {
         return None;
     }
-    let tag = match event {
-        Event::Error { .. } => "error: ",
-        Event::Warning(_)
-        | Event::TrackerUnreachable { .. }
-        | Event::SourceLost { .. }
-        | Event::SourceDropped { .. }
-        | Event::NameRefused { .. }
-        | Event::Unfinished { quitting: true, .. } => "warning: ",
-        _ => "",
-    };
+    let tag = crate::repl::event::tag(event);
     let stderr = match weight(event) {
         Weight::Silent => return None,
         Weight::Problem => true,
