@@ -111,10 +111,11 @@ fn a_peer_listening_only_on_loopback_is_never_announced_on_the_lan() {
     let bob = PeerDirs::new();
     let batch = bob.root().join("batch.txt");
     // Carol announces at start, every 5 s, and at once (within 1 s) when she hears a
-    // newcomer; 3 s covers Alice's start-up and early announcements too, had she made them.
-    // Her periodic rounds are checked over a minute in the in-memory harness
-    // (src/sim/tests/lan.rs, the same test in fake time: it used to `sleep 12` here).
-    std::fs::write(&batch, "wait-peer Carol 15\nsleep 3\npeers\n").unwrap();
+    // newcomer; Alice started before Bob, so 2 s after Bob heard Carol covers Alice's early
+    // announcement to the newcomer too, had she made one (it was 3 s). Her periodic rounds
+    // are checked over a minute in the in-memory harness (src/sim/tests/lan.rs, the same
+    // test in fake time: it used to `sleep 12` here).
+    std::fs::write(&batch, "wait-peer Carol 15\nsleep 2\npeers\n").unwrap();
     let listen = format!("{B_IP}:0");
     let cmd = peer_in_ns(
         b,
