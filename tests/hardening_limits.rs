@@ -1,9 +1,11 @@
 //! Resource limits against real processes: connection caps refused politely while existing
 //! connections keep working, a slowloris client dropped at the idle timeout, a thousand idle
 //! connections that do not stop a download or a message, and a request flood that does not
-//! grow the server's memory.
+//! grow the server's memory. Also, as a module: `hardening_memory` (was its own binary).
 
 mod common;
+/// 300 connections that never read (was the binary `tests/hardening_memory.rs`).
+mod hardening_memory;
 mod hardening_support;
 
 use common::*;

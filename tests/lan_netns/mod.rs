@@ -4,11 +4,14 @@
 //! 127.0.0.1; Bob, in namespace B, must hear Carol and never Alice (whose announced address,
 //! the veth IP, refuses every connection). Needs root and `ip`; where namespaces cannot be made
 //! the test says why and passes as skipped.
+//!
+//! Moved: this was the test binary `tests/lan_netns.rs`; it is now a module of
+//! `tests/hardening_netem.rs`, the other namespace test, so the two run side by side instead of
+//! one after the other (suite time, issue 12). Its own names (`p2plan*`, 10.98.0.0/24, its own
+//! multicast port) never meet netem's (`p2pnet*`, 10.99.0.0/24).
 
-mod common;
-
-use common::netns::{Link, run};
-use common::*;
+use crate::common::netns::{Link, run};
+use crate::common::*;
 use std::process::Command;
 use std::time::Duration;
 
