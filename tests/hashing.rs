@@ -309,8 +309,8 @@ fn json_hashing_events_then_the_file_is_listed_once_hashed() {
 /// `resuming ...: N of N chunks already here` line). The check skips holes (never-written
 /// chunks), so each chunk has one byte written at its start and the rest is a hole, read back
 /// as zeros and hashed as slowly as data: it was 3 GiB of zeros written for real, most of this
-/// test's 4 s. The test fails if the check ends before Carol's message (30-550 ms here, the
-/// check about 1.5 s at the least).
+/// test's 4 s. The test fails if the check ends before Carol's message (20-550 ms here; the
+/// check takes a second or more).
 #[test]
 fn a_peer_checking_a_big_partial_file_answers_at_once() {
     use p2p::peer::manifest::{Manifest, chunk_size_for};
@@ -375,11 +375,11 @@ fn a_peer_checking_a_big_partial_file_answers_at_once() {
 }
 
 /// Issue 16 item 1, the `get` half: a file already stands under the name `get` would save to
-/// (512 MiB of zeros, sparse: hashed byte for byte all the same; it was 3 GiB written for
-/// real, most of this test's 7 s); hashing it to see whether it is the same file happens off the
-/// reactor, so Carol's message is answered at once meanwhile, and then `get` says plainly that
-/// another file is in the way (nothing overwritten). The test fails if the hashing ends
-/// before Carol's message.
+/// (512 MiB of zeros, sparse: hashed byte for byte all the same, 0.5-3 s here; it was 3 GiB
+/// written for real, most of this test's 7 s); hashing it to see whether it is the same file
+/// happens off the reactor, so Carol's message is answered at once meanwhile (20-80 ms here),
+/// and then `get` says plainly that another file is in the way (nothing overwritten). The test
+/// fails if the hashing ends before Carol's message.
 #[test]
 fn a_peer_hashing_a_file_in_the_way_of_a_get_answers_at_once() {
     let tracker = Tracker::start();
