@@ -57,14 +57,37 @@ impl Handshake {
         prologue: &Prologue,
         expected: Option<PeerId>,
     ) -> Handshake {
-        let params = NOISE_PARAMS
-            .parse()
-            .expect("NOISE_PARAMS is a valid Noise name");
+        Self::build(role, identity, prologue, expected, None)
+    }
+
+    /// A handshake whose ephemeral key is given: only for the worked transcript in
+    /// docs/secure-links-draft.md, which must come out the same on every run.
+    #[cfg(test)]
+    pub(super) fn with_fixed_ephemeral(
+        role: Role,
+        identity: &Identity,
+        prologue: &Prologue,
+        ephemeral: &[u8; 32],
+    ) -> Handshake {
+        Self::build(role, identity, prologue, None, Some(ephemeral))
+    }
+
+    fn build(
+        role: Role,
+        identity: &Identity,
+        prologue: &Prologue,
+        expected: Option<PeerId>,
+        ephemeral: Option<&[u8; 32]>,
+    ) -> Handshake {
+        let params = NOISE_PARAMS.parse().expect("NOISE_PARAMS is a valid Noise name");
         let prologue = prologue.bytes();
-        let builder = snow::Builder::new(params)
+        let mut builder = snow::Builder::new(params)
             .local_private_key(identity.private_key())
             .and_then(|b| b.prologue(&prologue))
             .expect("each builder parameter is set once");
+        if let Some(e) = ephemeral {
+            builder = builder.fixed_ephemeral_key_for_testing_only(e);
+        }
         let noise = match role {
             Role::Initiator => builder.build_initiator(),
             Role::Responder => builder.build_responder(),
@@ -142,6 +165,13 @@ impl Handshake {
         record::push_header(&mut self.out, n);
         self.out.extend_from_slice(&message[..n]);
         Ok(())
+    }
+
+    /// The Noise handshake hash `h`: both sides hold the same value once the handshake is
+    /// finished, and it names this one session (for channel binding, and for comparing two
+    /// implementations' transcripts).
+    pub fn handshake_hash(&self) -> &[u8] {
+        self.noise.get_handshake_hash()
     }
 
     /// Bytes to send now, if any.

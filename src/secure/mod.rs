@@ -85,3 +85,5 @@ impl std::error::Error for LinkError {}
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod transcript;

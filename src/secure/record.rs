@@ -13,6 +13,23 @@ pub fn push_header(out: &mut Vec<u8>, len: usize) {
     out.extend_from_slice(&len.to_be_bytes());
 }
 
+/// The first record of `bytes` (without its header) and what follows it; `Ok(None)` while it
+/// is incomplete. `min_len` is the shortest record the caller can use; shorter ones are refused.
+pub fn split(bytes: &[u8], min_len: usize) -> Result<Option<(&[u8], &[u8])>, LinkError> {
+    let Some(header) = bytes.first_chunk::<HEADER_LEN>() else {
+        return Ok(None);
+    };
+    let len = usize::from(u16::from_be_bytes(*header));
+    if len < min_len.max(1) {
+        return Err(LinkError::BadRecord(len));
+    }
+    if bytes.len() < HEADER_LEN + len {
+        return Ok(None);
+    }
+    let (record, rest) = bytes[HEADER_LEN..].split_at(len);
+    Ok(Some((record, rest)))
+}
+
 /// Splits an incoming byte stream into records; keeps an incomplete one for the next bytes.
 #[derive(Default)]
 pub struct RecordReader {
@@ -34,19 +51,24 @@ impl RecordReader {
     /// `min_len` is the shortest record the caller can use; shorter ones are refused.
     pub fn next_record(&mut self, min_len: usize) -> Result<Option<&[u8]>, LinkError> {
         let pending = &self.buf[self.consumed..];
-        let Some(header) = pending.first_chunk::<HEADER_LEN>() else {
+        let Some((record, rest)) = split(pending, min_len)? else {
             return Ok(None);
         };
-        let len = usize::from(u16::from_be_bytes(*header));
-        if len < min_len.max(1) {
-            return Err(LinkError::BadRecord(len));
+        self.consumed = self.buf.len() - rest.len();
+        let start = self.consumed - record.len();
+        Ok(Some(&self.buf[start..self.consumed]))
+    }
+
+    /// How many more bytes complete the pending record, header first (at least 1, or 0 when
+    /// nothing is pending). Lets a caller complete it and read the rest straight from its own
+    /// buffer.
+    pub fn wanted(&self) -> usize {
+        let pending = &self.buf[self.consumed..];
+        match pending.first_chunk::<HEADER_LEN>() {
+            None if pending.is_empty() => 0,
+            None => HEADER_LEN - pending.len(),
+            Some(h) => (HEADER_LEN + usize::from(u16::from_be_bytes(*h))).saturating_sub(pending.len()).max(1),
         }
-        if pending.len() < HEADER_LEN + len {
-            return Ok(None);
-        }
-        let start = self.consumed + HEADER_LEN;
-        self.consumed = start + len;
-        Ok(Some(&self.buf[start..start + len]))
     }
 
     /// Everything received and not handed out as a record.
@@ -87,6 +109,21 @@ mod tests {
             assert_eq!(got[2][0], 300u16 as u8);
             assert_eq!(r.buffered(), 0);
         }
+    }
+
+    #[test]
+    fn wanted_counts_what_completes_the_pending_record() {
+        let mut r = RecordReader::default();
+        assert_eq!(r.wanted(), 0);
+        r.push(&[0]);
+        assert_eq!(r.wanted(), 1);
+        r.push(&[3, 9]);
+        assert_eq!(r.wanted(), 2);
+        r.push(&[9, 9]);
+        assert_eq!(r.next_record(1).unwrap(), Some(&[9u8, 9, 9][..]));
+        assert_eq!(r.wanted(), 0);
+        assert_eq!(split(&[0, 2, 1, 2, 3], 1).unwrap(), Some((&[1u8, 2][..], &[3u8][..])));
+        assert_eq!(split(&[0, 2, 1], 1).unwrap(), None);
     }
 
     #[test]

@@ -13,6 +13,30 @@
 use super::record::{self, RecordReader};
 use super::{LinkError, MAX_RECORD_PLAINTEXT, TAG_LEN};
 
+/// The shortest transport record: a tag and one byte. We never send empty records, and
+/// refusing them keeps a peer from making us spin on records that carry nothing.
+const MIN_RECORD: usize = TAG_LEN + 1;
+
+/// Decrypts one record onto the end of `plaintext`; on failure nothing of it stays there.
+fn decrypt(
+    noise: &mut snow::TransportState,
+    message: &[u8],
+    plaintext: &mut Vec<u8>,
+) -> Result<(), LinkError> {
+    let start = plaintext.len();
+    plaintext.resize(start + message.len() - TAG_LEN, 0);
+    match noise.read_message(message, &mut plaintext[start..]) {
+        Ok(n) => {
+            plaintext.truncate(start + n);
+            Ok(())
+        }
+        Err(_) => {
+            plaintext.truncate(start);
+            Err(LinkError::Decrypt)
+        }
+    }
+}
+
 pub struct Transport {
     noise: snow::TransportState,
     reader: RecordReader,
@@ -55,31 +79,29 @@ impl Transport {
         if self.failed {
             return Err(LinkError::Failed);
         }
-        self.reader.push(bytes);
-        // A record must carry at least one byte besides its tag: we never send empty ones,
-        // and refusing them keeps a peer from making us spin on records that carry nothing.
-        loop {
-            let message = match self.reader.next_record(TAG_LEN + 1) {
-                Ok(Some(m)) => m,
-                Ok(None) => return Ok(()),
-                Err(e) => {
-                    self.failed = true;
-                    return Err(e);
-                }
-            };
-            let start = plaintext.len();
-            plaintext.resize(start + message.len() - TAG_LEN, 0);
-            match self.noise.read_message(message, &mut plaintext[start..]) {
-                Ok(n) => plaintext.truncate(start + n),
-                Err(_) => {
-                    plaintext.truncate(start);
-                    self.failed = true;
-                    return Err(LinkError::Decrypt);
-                }
-            }
-        }
+        let result = self.open_records(bytes, plaintext);
+        self.failed = result.is_err();
+        result
     }
 
+    /// Whole records are opened straight from `bytes`; only a record cut by the end of `bytes`
+    /// is copied into our buffer, and completed from the next bytes.
+    fn open_records(&mut self, mut bytes: &[u8], plaintext: &mut Vec<u8>) -> Result<(), LinkError> {
+        while self.reader.buffered() > 0 && !bytes.is_empty() {
+            let (head, rest) = bytes.split_at(self.reader.wanted().min(bytes.len()));
+            self.reader.push(head);
+            bytes = rest;
+            if let Some(message) = self.reader.next_record(MIN_RECORD)? {
+                decrypt(&mut self.noise, message, plaintext)?;
+            }
+        }
+        while let Some((message, rest)) = record::split(bytes, MIN_RECORD)? {
+            decrypt(&mut self.noise, message, plaintext)?;
+            bytes = rest;
+        }
+        self.reader.push(bytes);
+        Ok(())
+    }
     /// Bytes received that do not make a whole record yet.
     pub fn buffered(&self) -> usize {
         self.reader.buffered()
