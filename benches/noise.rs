@@ -67,7 +67,10 @@ fn pair(params: &str, ring: bool) -> (snow::TransportState, snow::TransportState
     i.read_message(&buf[..n], &mut scratch).unwrap();
     let n = i.write_message(&[], &mut buf).unwrap();
     r.read_message(&buf[..n], &mut scratch).unwrap();
-    (i.into_transport_mode().unwrap(), r.into_transport_mode().unwrap())
+    (
+        i.into_transport_mode().unwrap(),
+        r.into_transport_mode().unwrap(),
+    )
 }
 
 fn snow_rate(time: Duration, params: &str, ring: bool, plain: &[u8]) -> f64 {

@@ -17,11 +17,24 @@ fn print_id(downloads: &Path) -> Output {
         .arg("--downloads")
         .arg(downloads)
         .arg("--print-id")
-        .current_dir(downloads.parent().expect("downloads/ is inside a temporary folder"))
+        .current_dir(
+            downloads
+                .parent()
+                .expect("downloads/ is inside a temporary folder"),
+        )
         .env("P2P_NO_LAN", "1")
-        .env("HOME", downloads.parent().expect("inside a temporary folder"))
+        .env(
+            "HOME",
+            downloads.parent().expect("inside a temporary folder"),
+        )
         .stdin(Stdio::null());
-    for var in ["P2P_NAME", "P2P_TRACKER", "P2P_SHARED", "P2P_DOWNLOADS", "P2P_CONFIG"] {
+    for var in [
+        "P2P_NAME",
+        "P2P_TRACKER",
+        "P2P_SHARED",
+        "P2P_DOWNLOADS",
+        "P2P_CONFIG",
+    ] {
         cmd.env_remove(var);
     }
     cmd.output().expect("p2p runs")
@@ -38,7 +51,9 @@ fn id_of(out: &Output) -> PeerId {
     let text = String::from_utf8(out.stdout.clone()).expect("the id is ASCII");
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 1, "stdout: {text:?}");
-    lines[0].parse().unwrap_or_else(|e| panic!("{:?} is not an id: {e}", lines[0]))
+    lines[0]
+        .parse()
+        .unwrap_or_else(|e| panic!("{:?} is not an id: {e}", lines[0]))
 }
 
 #[test]
@@ -47,14 +62,28 @@ fn the_id_is_kept_in_the_state_folder_and_differs_between_folders() {
     let first = print_id(&a.downloads);
     let id = id_of(&first);
     let note = String::from_utf8_lossy(&first.stderr);
-    assert!(note.contains("identity.key"), "first run says it made the key: {note}");
+    assert!(
+        note.contains("identity.key"),
+        "first run says it made the key: {note}"
+    );
     let key = a.downloads.join(".p2p").join("identity.key");
-    let mode = std::fs::metadata(&key).expect("the key file exists").permissions().mode();
+    let mode = std::fs::metadata(&key)
+        .expect("the key file exists")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
 
     let again = print_id(&a.downloads);
-    assert_eq!(id_of(&again), id, "a second run on the same folder changed the id");
-    assert!(again.stderr.is_empty(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert_eq!(
+        id_of(&again),
+        id,
+        "a second run on the same folder changed the id"
+    );
+    assert!(
+        again.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
 
     assert_ne!(id_of(&print_id(&b.downloads)), id, "two folders, one id");
 }
@@ -76,7 +105,11 @@ fn a_damaged_key_file_is_an_error_and_stays_as_it_was() {
         err.contains(&*key.to_string_lossy()) && err.contains("truncated"),
         "{err}"
     );
-    assert_eq!(std::fs::read(&key).unwrap(), bytes, "the key file was replaced");
+    assert_eq!(
+        std::fs::read(&key).unwrap(),
+        bytes,
+        "the key file was replaced"
+    );
 
     std::fs::write(&key, b"").unwrap();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -98,5 +131,8 @@ fn help_explains_print_id() {
         .take(4)
         .collect::<Vec<_>>()
         .join(" ");
-    assert!(line.contains("id") && line.contains("identity.key"), "{help}");
+    assert!(
+        line.contains("id") && line.contains("identity.key"),
+        "{help}"
+    );
 }

@@ -237,7 +237,8 @@ mod tests {
         flipped[20] ^= 0x10;
         let mut flipped_public = good;
         flipped_public[71] ^= 1;
-        let cases: Vec<(&str, Vec<u8>, fn(&Problem) -> bool)> = vec![
+        type Case = (&'static str, Vec<u8>, fn(&Problem) -> bool);
+        let cases: Vec<Case> = vec![
             ("empty", vec![], |p| matches!(p, Problem::Length(0))),
             ("cut in the magic", b"p2p-".to_vec(), |p| {
                 matches!(p, Problem::Length(4))

@@ -21,7 +21,7 @@ pub const ID_LETTERS: usize = KEY_LETTERS + GROUPS;
 /// Letters between two dashes in the shown form.
 const SHOWN_GROUP: usize = 7;
 
-const _: () = assert!(GROUP <= check::MAX_GROUP && KEY_LETTERS % GROUP == 0);
+const _: () = assert!(GROUP <= check::MAX_GROUP && KEY_LETTERS.is_multiple_of(GROUP));
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PeerId([u8; 32]);
@@ -215,7 +215,7 @@ mod tests {
                     match err {
                         IdError::Check { first, last, .. } => {
                             assert!(
-                                first <= i + 1 && i + 1 <= last,
+                                (first..=last).contains(&(i + 1)),
                                 "{err} for letter {}",
                                 i + 1
                             )

@@ -79,7 +79,9 @@ impl Handshake {
         expected: Option<PeerId>,
         ephemeral: Option<&[u8; 32]>,
     ) -> Handshake {
-        let params = NOISE_PARAMS.parse().expect("NOISE_PARAMS is a valid Noise name");
+        let params = NOISE_PARAMS
+            .parse()
+            .expect("NOISE_PARAMS is a valid Noise name");
         let prologue = prologue.bytes();
         let mut builder = snow::Builder::new(params)
             .local_private_key(identity.private_key())

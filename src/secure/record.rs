@@ -13,9 +13,12 @@ pub fn push_header(out: &mut Vec<u8>, len: usize) {
     out.extend_from_slice(&len.to_be_bytes());
 }
 
+/// A record and the bytes after it.
+pub type Split<'a> = (&'a [u8], &'a [u8]);
+
 /// The first record of `bytes` (without its header) and what follows it; `Ok(None)` while it
 /// is incomplete. `min_len` is the shortest record the caller can use; shorter ones are refused.
-pub fn split(bytes: &[u8], min_len: usize) -> Result<Option<(&[u8], &[u8])>, LinkError> {
+pub fn split(bytes: &[u8], min_len: usize) -> Result<Option<Split<'_>>, LinkError> {
     let Some(header) = bytes.first_chunk::<HEADER_LEN>() else {
         return Ok(None);
     };
@@ -67,7 +70,9 @@ impl RecordReader {
         match pending.first_chunk::<HEADER_LEN>() {
             None if pending.is_empty() => 0,
             None => HEADER_LEN - pending.len(),
-            Some(h) => (HEADER_LEN + usize::from(u16::from_be_bytes(*h))).saturating_sub(pending.len()).max(1),
+            Some(h) => (HEADER_LEN + usize::from(u16::from_be_bytes(*h)))
+                .saturating_sub(pending.len())
+                .max(1),
         }
     }
 
@@ -122,7 +127,10 @@ mod tests {
         r.push(&[9, 9]);
         assert_eq!(r.next_record(1).unwrap(), Some(&[9u8, 9, 9][..]));
         assert_eq!(r.wanted(), 0);
-        assert_eq!(split(&[0, 2, 1, 2, 3], 1).unwrap(), Some((&[1u8, 2][..], &[3u8][..])));
+        assert_eq!(
+            split(&[0, 2, 1, 2, 3], 1).unwrap(),
+            Some((&[1u8, 2][..], &[3u8][..]))
+        );
         assert_eq!(split(&[0, 2, 1], 1).unwrap(), None);
     }
 

@@ -36,13 +36,21 @@ fn computed() -> (BTreeSet<String>, Vec<String>) {
     values.insert(hex::encode(prologue.bytes()));
     for first in [0x00, 0x20] {
         values.insert(hex::encode(ephemeral(first)));
-        values.insert(hex::encode(Identity::from_private(ephemeral(first)).public_key()));
+        values.insert(hex::encode(
+            Identity::from_private(ephemeral(first)).public_key(),
+        ));
     }
     let mut i = Handshake::with_fixed_ephemeral(Role::Initiator, &alice, &prologue, &ephemeral(0));
     let mut r = Handshake::with_fixed_ephemeral(Role::Responder, &bob, &prologue, &ephemeral(0x20));
     for initiator_sends in [true, false, true] {
-        let (from, to) = if initiator_sends { (&mut i, &mut r) } else { (&mut r, &mut i) };
-        let bytes = from.poll_transmit().expect("XX alternates: this side has a message");
+        let (from, to) = if initiator_sends {
+            (&mut i, &mut r)
+        } else {
+            (&mut r, &mut i)
+        };
+        let bytes = from
+            .poll_transmit()
+            .expect("XX alternates: this side has a message");
         values.insert(hex::encode(&bytes));
         to.handle_input(&bytes).unwrap();
     }
@@ -53,7 +61,10 @@ fn computed() -> (BTreeSet<String>, Vec<String>) {
     values.insert(hex::encode(&frame));
     values.insert(send(&mut ti, &mut tr, &frame));
     values.insert(send(&mut tr, &mut ti, &frame));
-    (values, vec![alice.peer_id().to_string(), bob.peer_id().to_string()])
+    (
+        values,
+        vec![alice.peer_id().to_string(), bob.peer_id().to_string()],
+    )
 }
 
 /// The record that carries `frame` from `from` to `to`, in hex, after checking it opens.
@@ -76,8 +87,14 @@ fn print_worked_examples() {
 #[test]
 fn the_worked_examples_are_what_we_compute() {
     let doc = include_str!("../../docs/secure-links-draft.md");
-    let start = doc.find("\n## 7. Worked examples").expect("the section is in the draft");
-    let end = start + 1 + doc[start + 1..].find("\n## ").unwrap_or(doc.len() - start - 1);
+    let start = doc
+        .find("\n## 7. Worked examples")
+        .expect("the section is in the draft");
+    let end = start
+        + 1
+        + doc[start + 1..]
+            .find("\n## ")
+            .unwrap_or(doc.len() - start - 1);
     let section = &doc[start..end];
     let (computed, ids) = computed();
     let documented: BTreeSet<String> = section
@@ -89,9 +106,18 @@ fn the_worked_examples_are_what_we_compute() {
         .collect();
     let missing: Vec<_> = computed.difference(&documented).collect();
     let stale: Vec<_> = documented.difference(&computed).collect();
-    assert!(missing.is_empty(), "computed but not in the draft: {missing:#?}");
-    assert!(stale.is_empty(), "in the draft but not computed: {stale:#?}");
+    assert!(
+        missing.is_empty(),
+        "computed but not in the draft: {missing:#?}"
+    );
+    assert!(
+        stale.is_empty(),
+        "in the draft but not computed: {stale:#?}"
+    );
     for id in ids {
-        assert!(section.contains(&format!("`{id}`")), "peer id {id} is not in the draft");
+        assert!(
+            section.contains(&format!("`{id}`")),
+            "peer id {id} is not in the draft"
+        );
     }
 }
