@@ -2,17 +2,20 @@
 //! (docs/secure-links-draft.md). Sans-IO like the rest of the core: these values take bytes
 //! and return bytes; the caller owns the socket and the clock (handshake deadlines included).
 //!
-//! A link is a [`Handshake`] (three messages, each a record) and then a [`Transport`] that
-//! seals the plaintext byte stream (our length-prefixed CBOR frames, any size) into records of
-//! at most one Noise transport message, and opens the records coming in. Records
-//! ([`record`]) are a 2-byte big-endian length and that many bytes of Noise message.
+//! [`Link`] is what a connection's owner drives: a [`Handshake`] (three messages, each a
+//! record), then a [`Transport`] that seals the plaintext byte stream (our length-prefixed CBOR
+//! frames, any size) into records of at most one Noise transport message, and opens the
+//! records coming in. Records ([`record`]) are a 2-byte big-endian length and that many bytes
+//! of Noise message.
 
 mod handshake;
+mod link;
 mod prologue;
 pub mod record;
 mod transport;
 
 pub use handshake::{Established, Handshake, Role};
+pub use link::Link;
 pub use prologue::Prologue;
 pub use transport::Transport;
 
