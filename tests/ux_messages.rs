@@ -229,12 +229,11 @@ fn start_up_lines_read_well_for_a_tiny_folder() {
     assert!(!out.stdout.contains(".gitkeep"), "{out}");
     assert!(!out.stderr.contains(".gitkeep"), "{out}");
     assert!(
-        out.stdout
-            .contains(&format!(
-                "nine.txt  9 B  {}  {}",
-                cid(b"123456789"),
-                sha256_hex(b"123456789")
-            )),
+        out.stdout.contains(&format!(
+            "nine.txt  9 B  {}  {}",
+            cid(b"123456789"),
+            sha256_hex(b"123456789")
+        )),
         "{out}"
     );
 }
