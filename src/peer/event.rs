@@ -217,6 +217,8 @@ pub enum Event {
         up: Option<u64>,
         down_per_peer: Option<u64>,
         up_per_peer: Option<u64>,
+        /// Connections with this machine (loopback) are not limited.
+        exempt_loopback: bool,
     },
     /// A command failed (in a batch, the run then exits with [`Failure::exit_code`]), or a
     /// download in the background did. JSON: `kind` and the sentence as `message`.

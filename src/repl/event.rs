@@ -324,10 +324,16 @@ pub fn human_lines(event: &Event) -> Vec<String> {
             up,
             down_per_peer,
             up_per_peer,
+            exempt_loopback,
         } => {
             let r = |v: &Option<u64>| crate::reactor::rate::format_rate(*v);
+            let loopback = if *exempt_loopback {
+                " (not for this machine: loopback is exempt)"
+            } else {
+                ""
+            };
             vec![format!(
-                "rate limits: down {}, up {}; per peer: down {}, up {}",
+                "rate limits: down {}, up {}; per peer: down {}, up {}{loopback}",
                 r(down),
                 r(up),
                 r(down_per_peer),
