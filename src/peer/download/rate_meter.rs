@@ -37,7 +37,9 @@ impl RateMeter {
         if elapsed < WINDOW {
             self.last
         } else if elapsed < 2 * WINDOW {
-            self.in_window as f64 / elapsed.as_secs_f64()
+            // Anything added after the window ended would have rolled it: what it holds
+            // arrived within its one window.
+            self.in_window as f64 / WINDOW.as_secs_f64()
         } else {
             0.0
         }
