@@ -81,6 +81,10 @@ pub(super) struct Source {
     pub(super) bytes: u64,
     /// How fast they arrive lately (is a per-peer limit what holds it back?).
     pub(super) meter: RateMeter,
+    /// A connection on which this source's manifest already passed and that serves the whole
+    /// file, with the round trip it took ([`Download::handle_confirmed`]): reached over it,
+    /// the source is active at once.
+    pub(super) confirmed: Option<(ConnId, Duration)>,
     pub(super) backoff: Duration,
     pub(super) next_have_refresh: Instant,
     /// Why it was dropped, for listings.
@@ -102,6 +106,7 @@ impl Source {
             bad_chunks: 0,
             bytes: 0,
             meter: RateMeter::new(now),
+            confirmed: None,
             backoff: FIRST_RETRY,
             next_have_refresh: now,
             dropped: None,
