@@ -3,10 +3,12 @@
 
 pub mod app;
 pub mod demo;
+pub mod identity;
 pub mod names;
 pub mod peer;
 pub mod reactor;
 pub mod repl;
+pub mod secure;
 #[cfg(test)]
 mod sim;
 pub mod tracker;

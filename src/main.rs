@@ -99,6 +99,11 @@ struct PeerArgs {
     /// Print the settings this peer would run with and where each came from, then exit.
     #[arg(long)]
     print_config: bool,
+    /// Print this peer's id and exit, starting no networking. The id is this peer's public
+    /// key, kept with its private key in DOWNLOADS/.p2p/identity.key (made on first use,
+    /// mode 0600); give it to others so they can check they reach this peer and no other.
+    #[arg(long, conflicts_with = "print_config")]
+    print_id: bool,
     /// With --batch or --serve: one JSON object per line on stdout for every result and
     /// event (README, "JSON output"); human text goes to stderr.
     #[arg(long)]
@@ -272,6 +277,23 @@ fn print_ids(files: &[PathBuf]) -> i32 {
     status
 }
 
+/// `p2p peer --print-id`: the id on stdout, alone; the key file is made if there is none.
+fn print_id(downloads: &std::path::Path) -> Result<(), ExitCode> {
+    let failed = |why: String| {
+        eprintln!("error: {why}");
+        ExitCode::from(1)
+    };
+    check_folder(downloads, "downloads").map_err(failed)?;
+    let path = p2p::peer::layout::identity_key_path(downloads);
+    let (identity, made) =
+        p2p::identity::load_or_create(&path).map_err(|e| failed(e.to_string()))?;
+    if made {
+        eprintln!("made this peer's key: {}", path.display());
+    }
+    println!("{}", identity.peer_id());
+    Ok(())
+}
+
 /// What `p2p peer` runs with, once every setting checked out.
 struct PeerRun {
     cfg: PeerConfig,
@@ -307,6 +329,9 @@ fn peer_run(args: PeerArgs, m: &ArgMatches, quiet: bool) -> Result<Option<PeerRu
             print!("{}", s.describe());
         }
         return Ok(None);
+    }
+    if args.print_id {
+        return print_id(&s.downloads.value).map(|()| None);
     }
     if args.json && args.batch.is_none() && !args.serve {
         return Err(usage_error(

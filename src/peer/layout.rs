@@ -14,6 +14,11 @@ pub fn hash_cache_path(downloads: &Path) -> PathBuf {
     state_dir(downloads).join("hash-cache.cbor")
 }
 
+/// The peer's key pair (`identity/key_file.rs`): who this peer is, across restarts.
+pub fn identity_key_path(downloads: &Path) -> PathBuf {
+    state_dir(downloads).join("identity.key")
+}
+
 /// The folder of the resume records of unfinished downloads (`resume.rs`).
 pub fn resume_dir(downloads: &Path) -> PathBuf {
     state_dir(downloads).join("resume")

@@ -48,6 +48,24 @@ pub fn replace_with(
     commit(tmp, path)
 }
 
+/// Creates `path` with what `write` produces, unless something is there already (then the
+/// error's kind is `AlreadyExists` and nothing is changed): like [`replace_with`], but the last
+/// step is a link that never overwrites (`persist_noclobber`), so of two processes creating one
+/// file at once exactly one wins and the other can read the winner's whole file.
+pub fn create_with(path: &Path, write: impl FnOnce(&mut File) -> io::Result<()>) -> io::Result<()> {
+    let dir = folder_of(path);
+    std::fs::create_dir_all(dir).map_err(|e| naming(e, "cannot create the folder", dir))?;
+    let tmp = write_temp(dir, write)?;
+    match tmp.persist_noclobber(path) {
+        Ok(_) => {
+            sync_dir(dir);
+            Ok(())
+        }
+        Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => Err(e.error),
+        Err(e) => Err(naming(e.error, "cannot create", path)),
+    }
+}
+
 /// The folder `path` lives in; `.` for a bare file name.
 fn folder_of(path: &Path) -> &Path {
     match path.parent() {
@@ -220,6 +238,17 @@ mod tests {
         );
         assert_eq!(std::fs::read(&path).unwrap(), b"old content");
         clean_stale_temps(&dir.path().join("missing"));
+    }
+
+    #[test]
+    fn create_never_overwrites() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new").join("x");
+        create_with(&path, |out| out.write_all(b"first")).unwrap();
+        let err = create_with(&path, |out| out.write_all(b"second")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists, "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"first");
+        assert_eq!(names_in(path.parent().unwrap()), vec!["x"]);
     }
 
     #[test]
