@@ -6,8 +6,12 @@
 //! Where the kernel has no netem (some VM kernels leave it out), the link is shaped the next
 //! best way and the test prints which: 5% of packets dropped each way by an nftables rule
 //! (`numgen random`) and the rate capped by `tbf` — loss and a slow link, but no added delay.
+//!
+//! The LAN namespace test is a module of this binary (`lan_netns`, was `tests/lan_netns.rs`).
 
 mod common;
+/// LAN announcements across a veth pair (was the binary `tests/lan_netns.rs`).
+mod lan_netns;
 
 use common::netns::{Link, run};
 use common::*;

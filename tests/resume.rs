@@ -89,7 +89,9 @@ fn bytes_fetched(out: &BatchOutput) -> u64 {
 
 #[test]
 fn receiver_killed_at_several_points_resumes_to_the_exact_bytes() {
-    let size = 256 * MIB;
+    // 128 MiB (it was 256 MiB): the size is not the subject, and a kill at 75% still leaves
+    // 32 MiB to go while the partial file is watched every 2 ms.
+    let size = 128 * MIB;
     let content = pseudo_random(size, 11);
     let tracker = Tracker::start();
     let _alice = Peer::serve("Alice", tracker.addr, &[("big.bin", &content)]);

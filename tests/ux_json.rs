@@ -2,8 +2,10 @@
 //! each type carries the fields README ("JSON output") documents. Human text goes to stderr.
 
 mod common;
+mod hashing_support;
 
 use common::*;
+use hashing_support::*;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -268,4 +270,61 @@ fn progress_events_come_a_few_times_a_second_with_the_sources() {
     );
     let done = of_type(&evs, "download_done");
     assert_eq!(done[0]["bytes_per_source"]["Slow"], content.len() as u64);
+}
+
+/// `--json`: `hashing` events while the start-up scan hashes (issue 16 item 3), and the big
+/// file is listed once it is hashed, not before. Moved from `tests/hashing.rs` (suite time,
+/// issue 12): it hashes 1.5 GiB to the end, the longest test there, and ran last of them; here
+/// it runs beside this binary's short tests.
+#[test]
+fn json_hashing_events_then_the_file_is_listed_once_hashed() {
+    let tracker = Tracker::start();
+    let dirs = PeerDirs::with_files(&[("small.txt", b"hashed in no time")]);
+    let size = 3 * GIB / 2;
+    sparse(&dirs.shared, "big.bin", size);
+    let cmd = peer_command("Alice", tracker.addr, &dirs, &["--serve", "--json"]);
+    let mut alice = Proc::spawn("Alice", cmd, None);
+    alice.wait_line("a `registered` event", STARTUP, |l| {
+        l.contains("\"type\":\"registered\"")
+    });
+    let mut bob = TimedBob::start(tracker.addr);
+    let (before, _) = bob.ask("files Alice", "files");
+    assert!(
+        still_hashing(&mut alice, false),
+        "Alice finished hashing: proves nothing"
+    );
+    assert_eq!(file_names(&before), ["small.txt"]);
+
+    let is = |kind: &str, l: &str| l.contains(&format!("\"type\":\"{kind}\""));
+    while !alice.lines_so_far().iter().any(|l| is("sharing", l)) {
+        alice.wait_line("the `sharing` event", STARTUP, |l| is("sharing", l));
+    }
+    let events: Vec<Value> = alice
+        .lines_so_far()
+        .iter()
+        .filter(|l| is("hashing", l) || is("sharing", l))
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    let (sharing, progress) = events.split_last().expect("the sharing event");
+    assert_eq!(
+        sharing["type"], "sharing",
+        "hashing events after the summary"
+    );
+    assert!(!progress.is_empty(), "no hashing event while hashing");
+    let mut last = 0;
+    for p in progress {
+        assert_eq!(p["file"], "big.bin", "{p}");
+        assert_eq!(p["total"].as_u64(), Some(size + 17), "{p}");
+        assert_eq!(p["rescan"], false, "{p}");
+        let done = p["done"].as_u64().expect("done");
+        assert!(done >= last && done < size + 17, "{p}");
+        last = done;
+    }
+    assert_eq!(sharing["files"], 2, "{sharing}");
+    assert_eq!(sharing["hashed"], 2, "{sharing}");
+
+    let (after, _) = bob.ask("files Alice", "files");
+    assert_eq!(file_names(&after), ["big.bin", "small.txt"]);
+    let big = &after["files"][0];
+    assert_eq!(big["size"].as_u64(), Some(size), "{after}");
 }

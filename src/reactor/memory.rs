@@ -7,12 +7,12 @@
 //! also turns off the adaptation) keeps every large buffer `mmap`-backed, so freeing it unmaps
 //! it; `malloc_trim` after a burst of frees returns what the heap holds, large or small.
 //!
-//! Measured (`tests/hardening_memory.rs`: 300 clients that never read, then close; RSS about
-//! 134 MiB while they are stuck): with neither, the seeder stayed at 134 MiB after they had
-//! gone; with the pinned threshold alone it fell to 6.8 MiB, with the trim alone to 5.7 MiB,
-//! with both to 5.7 MiB. Both are kept: the pinned threshold does not depend on a burst being
-//! recognized, the trim catches what is below the threshold. One download's speed did not
-//! change measurably (docs/performance.md).
+//! Measured (`tests/hardening_memory/`, a module of `tests/hardening_limits.rs`: 300 clients
+//! that never read, then close; RSS about 134 MiB while they are stuck): with neither, the
+//! seeder stayed at 134 MiB after they had gone; with the pinned threshold alone it fell to
+//! 6.8 MiB, with the trim alone to 5.7 MiB, with both to 5.7 MiB. Both are kept: the pinned
+//! threshold does not depend on a burst being recognized, the trim catches what is below the
+//! threshold. One download's speed did not change measurably (docs/performance.md).
 
 /// Allocations from this size up get their own mapping (glibc's initial value, kept fixed).
 const MMAP_THRESHOLD: usize = 128 * 1024;

@@ -1,8 +1,9 @@
 //! Finding peers with and without the tracker: a tracker that dies mid-download or restarts
 //! empty, a newcomer that knows one address (peer exchange), a peer that goes silent and
 //! expires, a peer whose tracker is not there, and addresses that go stale when a peer restarts
-//! on another port. Moved from `tests/fallback.rs`, `tests/discovery.rs` and
-//! `tests/addresses.rs`; each test says where it came from.
+//! on another port, a registered peer kept over many short idle timeouts. Moved from
+//! `tests/fallback.rs`, `tests/discovery.rs`, `tests/addresses.rs` and
+//! `tests/hardening_limits.rs`; each test says where it came from.
 
 use super::{peer_rows, pseudo_random, read, row};
 use crate::peer::Event;
@@ -204,6 +205,59 @@ fn tracker_restarted_on_the_same_address_is_full_again() {
         assert_eq!(r[1], sim.addr(peer).to_string(), "{out}");
         assert_eq!(r[3], "tracker", "{out}");
     }
+}
+
+/// From `tests/hardening_limits.rs` (`registered_peers_survive_a_short_idle_timeout`, which
+/// slept 4 s): with the tracker's shortest settings (TTL 1 s, so an idle timeout of 1 s), a
+/// registered peer is never dropped as idle, because its heartbeats (every TTL/3) are complete
+/// frames; here over 30 s, thirty idle timeouts. The tracker never logs her leaving or
+/// expiring, she registered once, and a newcomer finds her.
+#[test]
+fn registered_peers_survive_a_short_idle_timeout() {
+    let mut sim = Sim::new();
+    let tracker = sim.add_tracker(TrackerConfig {
+        peer_ttl: Duration::from_secs(1),
+        limits: crate::reactor::Limits {
+            idle_timeout: Duration::from_secs(1),
+            ..crate::reactor::Limits::default()
+        },
+        ..TrackerConfig::default()
+    });
+    let alice = sim.add_peer(PeerSpec::new("Alice"));
+    sim.run_for(Duration::from_secs(30));
+    let log: Vec<&str> = sim
+        .tracker_log(tracker)
+        .iter()
+        .map(|(_, l)| l.as_str())
+        .collect();
+    let about_alice = |what: &str| {
+        log.iter()
+            .filter(|l| l.starts_with(&format!("Alice {what}")))
+            .count()
+    };
+    assert_eq!(about_alice("left"), 0, "{log:#?}");
+    assert_eq!(about_alice("expired"), 0, "{log:#?}");
+    assert_eq!(
+        log.iter()
+            .filter(|l| l.starts_with("registered Alice at"))
+            .count(),
+        1,
+        "{log:#?}"
+    );
+    assert!(sim.is_running(alice), "{}", printed(&sim, alice));
+    let bob = sim.add_peer(PeerSpec::new("Bob").batch("wait-peer Alice 2\npeers\n"));
+    assert_eq!(
+        sim.run_to_exit(bob, Duration::from_secs(10)),
+        0,
+        "{}",
+        printed(&sim, bob)
+    );
+    let rows = peer_rows(&sim.stdout(bob));
+    assert!(
+        rows.iter().any(|r| r[0] == "Alice"),
+        "Alice was dropped by the tracker\n{}",
+        printed(&sim, bob)
+    );
 }
 
 /// From `tests/discovery.rs`. A peer that stops heartbeating (SIGSTOP keeps its connection

@@ -5,7 +5,7 @@ use crate::sim::{PEER_PORT, PeerSpec, Sim};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
-/// From `tests/lan_netns.rs` (its waiting part; the namespace test keeps the real link). A
+/// From `tests/lan_netns/` (its waiting part; the namespace test keeps the real link). A
 /// peer listening only on 127.0.0.1 says its announcements are off and never announces, over
 /// many rounds; a peer on the LAN address is heard and listed as `lan`, the other never.
 #[test]
