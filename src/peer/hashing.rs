@@ -34,8 +34,14 @@ impl PeerNode {
     /// Takes the hash worker; with `initial`, the start-up scan starts on it now.
     pub fn start_hashing(&mut self, worker: HashWorker, initial: bool, now: Instant) {
         self.hashing.worker = Some(worker);
-        if initial && self.queue_scan(false, now).is_some() {
+        if initial {
+            // Held before the scan is queued: queuing takes the reports already there, and a
+            // scan of a small folder may be over by then (the hold must not outlive it: it
+            // did, now and then, and registering waited out the whole half second).
             self.hashing.hold_until = Some(now + HOLD_MAX);
+            if self.queue_scan(false, now).is_none() {
+                self.hashing.hold_until = None;
+            }
         }
     }
 
