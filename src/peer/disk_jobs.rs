@@ -9,6 +9,7 @@
 //! a job runs at once and its result waits for the next `try_recv`, so the node handles it
 //! the same way, never from inside the call that started it.
 
+use super::download::CheckpointJob;
 use super::manifest::Manifest;
 use super::partial::{self, Destination};
 use crate::wire::ContentId;
@@ -35,6 +36,8 @@ pub enum Outcome {
     },
     /// What is at a download's destination.
     DestinationChecked(Result<Destination, String>),
+    /// A download's checkpoint: its partial file synced and its record replaced, or why not.
+    Checkpointed(std::io::Result<()>),
 }
 
 #[derive(Debug)]
@@ -107,6 +110,11 @@ impl DiskJobs {
     /// Looks at `dest` before a download of content `id` (hashing it if a file is there).
     pub fn check_destination(&mut self, dest: PathBuf, id: ContentId) -> DiskJobId {
         self.run(move || Outcome::DestinationChecked(partial::check_destination(&dest, &id)))
+    }
+
+    /// Carries out a download's checkpoint (fsync, then the record).
+    pub fn checkpoint(&mut self, job: CheckpointJob) -> DiskJobId {
+        self.run(move || Outcome::Checkpointed(job.run()))
     }
 
     fn run(&mut self, work: impl FnOnce() -> Outcome + Send + 'static) -> DiskJobId {

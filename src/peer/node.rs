@@ -66,6 +66,8 @@ pub enum DiskWait {
     Download(DownloadId),
     /// The foreground `get`'s look at what stands under the file's name at home.
     GetDestination,
+    /// A checkpoint of this download (fsync and record, off the reactor).
+    Checkpoint(DownloadId),
 }
 
 /// What an outgoing connection is for.
@@ -352,6 +354,9 @@ impl PeerNode {
                 }
                 (DiskWait::GetDestination, Outcome::DestinationChecked(result)) => {
                     self.get_destination_checked(result, now)
+                }
+                (DiskWait::Checkpoint(id), Outcome::Checkpointed(result)) => {
+                    self.download_checkpointed(id, result, now)
                 }
                 (wait, outcome) => {
                     tracing::error!("disk job for {wait:?} answered {outcome:?}; dropped")

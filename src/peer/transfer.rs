@@ -16,7 +16,7 @@ use super::download::{
 };
 use super::event::{Event, Failure, Problem, Warning};
 use super::frontend::Progress;
-use super::node::{PeerNode, Pending, Purpose};
+use super::node::{DiskWait, PeerNode, Pending, Purpose};
 use super::transfer_state::Transfer;
 use crate::reactor::{Action, ConnId};
 use crate::wire::{ErrorCode, Message, encode_message};
@@ -40,6 +40,21 @@ impl PeerNode {
                     t.dl.chunk_count()
                 );
             }
+            // A checkpoint's fsync goes to another thread (unless the process is leaving:
+            // then it must be done before it goes).
+            let out = match out {
+                Output::Checkpoint { durable } if !self.exiting => {
+                    match t.store.checkpoint_job(&durable) {
+                        Ok(job) => {
+                            let job = self.disk.checkpoint(job);
+                            self.disk_waiting.insert(job, DiskWait::Checkpoint(id));
+                        }
+                        Err(e) => t.dl.handle_checkpointed(Err(e), now),
+                    }
+                    continue;
+                }
+                other => other,
+            };
             let Some(out) = run_disk_output(&mut t.dl, &mut t.store, out, now) else {
                 continue;
             };
@@ -92,6 +107,20 @@ impl PeerNode {
                 }
                 self.actions.push_back(Action::Send(conn, batch));
             }
+        }
+    }
+
+    /// A checkpoint carried out off the reactor came back.
+    pub(super) fn download_checkpointed(
+        &mut self,
+        id: DownloadId,
+        result: std::io::Result<()>,
+        now: Instant,
+    ) {
+        if let Some(t) = self.downloads.get_mut(&id) {
+            t.store.checkpoint_done(result.is_ok());
+            t.dl.handle_checkpointed(result, now);
+            self.drive(id, now);
         }
     }
 

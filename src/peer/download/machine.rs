@@ -536,8 +536,12 @@ impl Download {
             });
         }
         if let Some(pause) = self.pending_pause.take() {
-            self.pause(pause, now);
+            return self.pause(pause, now);
         }
+        if self.unsynced.len() >= CHECKPOINT_CHUNKS {
+            self.checkpoint(now);
+        }
+        self.maybe_finish(now);
     }
 
     /// The answer to [`Output::Publish`]: the file is saved, or why not.
@@ -570,7 +574,9 @@ impl Download {
     /// checkpoint is now out.
     pub(super) fn checkpoint(&mut self, now: Instant) -> bool {
         self.last_checkpoint = now;
-        if self.unsynced.is_empty() {
+        // One at a time: the store may answer later (off the reactor); what was written
+        // meanwhile goes into the next one.
+        if self.unsynced.is_empty() || self.checkpoint_out {
             return self.checkpoint_out;
         }
         let durable = std::mem::take(&mut self.unsynced);
@@ -582,6 +588,8 @@ impl Download {
     /// On exit: make what was fetched durable so a restart continues from here.
     pub fn handle_exit(&mut self, now: Instant) {
         if !self.ended {
+            // Even with one out: the process is leaving, this one is carried out at once.
+            self.checkpoint_out = false;
             self.checkpoint(now);
         }
     }
@@ -594,6 +602,7 @@ impl Download {
             && !self.paused
             && self.checking.is_none()
             && self.publishing.is_none()
+            && !self.checkpoint_out
             && !self.ended
         {
             self.publishing = Some(now);

@@ -33,7 +33,7 @@ pub use output::{Ask, DropReason, End, Output, Pause, Report, Status};
 pub use rate_meter::at_limit;
 pub use scheduler::SourceId;
 pub use sources::{ChunkAnswer, HaveAnswer, ManifestAnswer, Reached};
-pub use store::{DiskStore, Store, run_disk_output};
+pub use store::{CheckpointJob, DiskStore, Store, run_disk_output};
 
 /// A download of this run, from a counter of its own (never a request id or a connect tag).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -74,6 +74,40 @@ pub struct DiskStore {
     part: PartialFile,
     record: ResumeRecord,
     downloads: PathBuf,
+    /// The chunks of the checkpoint out on another thread ([`Self::checkpoint_job`]): recorded
+    /// here once it succeeded.
+    pending: Vec<ChunkIndex>,
+    /// Set when the download is discarded: a checkpoint still out must not bring its record
+    /// back.
+    gone: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// A checkpoint carried out off the reactor's thread (`disk_jobs.rs`): the partial file is
+/// made durable (fsync), then the resume record naming the chunks is replaced. An fsync of a
+/// file being written at hundreds of MB/s takes long enough to stall every connection: on the
+/// reactor it cost a download a quarter of its speed (docs/performance.md).
+pub struct CheckpointJob {
+    file: std::fs::File,
+    record: ResumeRecord,
+    downloads: PathBuf,
+    gone: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CheckpointJob {
+    pub fn run(self) -> io::Result<()> {
+        use std::sync::atomic::Ordering;
+        self.file.sync_data()?;
+        if self.gone.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        resume::save(&self.downloads, &self.record)?;
+        // Discarded while the record was written: `discard` set the flag before it removed the
+        // record, so either it removes ours or we see the flag here and remove it ourselves.
+        if self.gone.load(Ordering::SeqCst) {
+            resume::remove(&self.downloads, &self.record.file_name);
+        }
+        Ok(())
+    }
 }
 
 impl DiskStore {
@@ -90,7 +124,36 @@ impl DiskStore {
             part,
             record,
             downloads: downloads.to_path_buf(),
+            pending: Vec::new(),
+            gone: Default::default(),
         })
+    }
+
+    /// [`Store::checkpoint`] as a job for another thread: what it syncs and the record it
+    /// writes (with `durable` marked). Answer with [`Self::checkpoint_done`]; until then this
+    /// store's own record does not count `durable` as durable.
+    pub fn checkpoint_job(&mut self, durable: &[ChunkIndex]) -> io::Result<CheckpointJob> {
+        let file = self.part.try_clone_file()?;
+        let mut record = self.record.clone();
+        for c in durable {
+            record.set_durable(c.get());
+        }
+        self.pending = durable.to_vec();
+        Ok(CheckpointJob {
+            file,
+            record,
+            downloads: self.downloads.clone(),
+            gone: std::sync::Arc::clone(&self.gone),
+        })
+    }
+
+    /// The checkpoint job ended; `ok`: its chunks are durable and recorded.
+    pub fn checkpoint_done(&mut self, ok: bool) {
+        for c in std::mem::take(&mut self.pending) {
+            if ok {
+                self.record.set_durable(c.get());
+            }
+        }
     }
 
     /// The hidden file the chunks are written to (named in errors: it is what fills a disk).
@@ -109,6 +172,7 @@ impl DiskStore {
 
     /// Removes the partial file and the record (cancelled, or found saved already).
     pub fn discard(self) {
+        self.gone.store(true, std::sync::atomic::Ordering::SeqCst);
         self.part.abandon();
         resume::remove(&self.downloads, &self.record.file_name);
     }

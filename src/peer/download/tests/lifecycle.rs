@@ -318,3 +318,50 @@ fn recent_rates_follow_the_verified_bytes_of_the_last_second() {
     rig.at(2_500);
     assert_eq!(rig.dl.recent_rates(rig.now), (0.0, 0.0));
 }
+
+/// A checkpoint the store answers later (the node runs its fsync on another thread): no second
+/// one goes out meanwhile, what is written meanwhile waits for the next, and the file is not
+/// published while one is out.
+#[test]
+fn a_checkpoint_answered_later_is_one_at_a_time_and_publishing_waits_for_it() {
+    let mut rig = Rig::started(2, &["A"]);
+    let asked = asked(&rig.join("A", conn(1)), conn(1));
+    assert_eq!(asked, vec![0, 1]);
+    // Outputs drained by hand: disk writes carried out, checkpoints held back.
+    let mut held: Vec<Vec<ChunkIndex>> = Vec::new();
+    let mut publishes = 0;
+    let pump = |rig: &mut Rig, held: &mut Vec<Vec<ChunkIndex>>, publishes: &mut usize| {
+        while let Some(out) = rig.dl.poll_output() {
+            match out {
+                Output::Checkpoint { durable } => held.push(durable),
+                Output::Publish { .. } => *publishes += 1,
+                other => {
+                    let _ = run_disk_output(&mut rig.dl, &mut rig.store, other, rig.now);
+                }
+            }
+        }
+    };
+    let data = rig.bytes(0);
+    let (s, c0) = (rig.src("A"), rig.ix(0));
+    rig.dl
+        .handle_chunk(s, c0, ChunkAnswer::Data { index: 0, data }, rig.now);
+    pump(&mut rig, &mut held, &mut publishes);
+    rig.at(1_100);
+    rig.dl.handle_timeout(rig.now);
+    pump(&mut rig, &mut held, &mut publishes);
+    assert_eq!(held.len(), 1, "the timer's checkpoint");
+    // The last chunk arrives while it is out: every chunk is written, nothing published.
+    let data = rig.bytes(1);
+    let c1 = rig.ix(1);
+    rig.dl
+        .handle_chunk(s, c1, ChunkAnswer::Data { index: 1, data }, rig.now);
+    rig.at(2_300);
+    rig.dl.handle_timeout(rig.now);
+    pump(&mut rig, &mut held, &mut publishes);
+    assert_eq!(held.len(), 1, "no second checkpoint while one is out");
+    assert_eq!(publishes, 0, "not published while a checkpoint is out");
+    // It comes back: published.
+    rig.dl.handle_checkpointed(Ok(()), rig.now);
+    pump(&mut rig, &mut held, &mut publishes);
+    assert_eq!(publishes, 1);
+}
