@@ -43,7 +43,10 @@ impl PeerNode {
             // A checkpoint's fsync goes to another thread (unless the process is leaving:
             // then it must be done before it goes).
             let out = match out {
-                Output::Checkpoint { durable } if !self.exiting => {
+                Output::Checkpoint {
+                    durable,
+                    at_once: false,
+                } if !self.exiting => {
                     match t.store.checkpoint_job(&durable) {
                         Ok(job) => {
                             let job = self.disk.checkpoint(job);

@@ -581,16 +581,32 @@ impl Download {
         }
         let durable = std::mem::take(&mut self.unsynced);
         self.checkpoint_out = true;
-        self.out.push_back(Output::Checkpoint { durable });
+        let at_once = false;
+        self.out.push_back(Output::Checkpoint { durable, at_once });
+        true
+    }
+
+    /// A checkpoint carried out at once, even with one out (a pause, or the process leaving:
+    /// what comes next must not wait for another thread). The one out still gets its answer,
+    /// which then changes nothing.
+    fn checkpoint_at_once(&mut self, now: Instant) -> bool {
+        self.last_checkpoint = now;
+        // Nothing new: nothing to wait for (a checkpoint out on another thread makes its own
+        // chunks durable, or, if the process leaves first, a resume finds them on the disk).
+        if self.unsynced.is_empty() {
+            return false;
+        }
+        let durable = std::mem::take(&mut self.unsynced);
+        self.checkpoint_out = true;
+        let at_once = true;
+        self.out.push_back(Output::Checkpoint { durable, at_once });
         true
     }
 
     /// On exit: make what was fetched durable so a restart continues from here.
     pub fn handle_exit(&mut self, now: Instant) {
         if !self.ended {
-            // Even with one out: the process is leaving, this one is carried out at once.
-            self.checkpoint_out = false;
-            self.checkpoint(now);
+            self.checkpoint_at_once(now);
         }
     }
 
@@ -622,7 +638,7 @@ impl Download {
     /// Stops the download (partial file and record kept), after a last checkpoint. If that
     /// fails, the download is suspended instead.
     pub(super) fn pause(&mut self, pause: Pause, now: Instant) {
-        if self.checkpoint(now) {
+        if self.checkpoint_at_once(now) {
             self.pending_pause = Some(pause);
             return;
         }

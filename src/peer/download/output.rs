@@ -34,6 +34,9 @@ pub enum Output {
     /// the last checkpoint) in the resume record; answer with [`Download::handle_checkpointed`].
     Checkpoint {
         durable: Vec<ChunkIndex>,
+        /// Carry it out before anything else (a pause or the process leaving waits for it);
+        /// otherwise it may be answered later, from another thread.
+        at_once: bool,
     },
     /// Every chunk is verified against the manifest, which was checked against the content id
     /// `id`, and written: put the file under its name (checked to be `size` bytes; against

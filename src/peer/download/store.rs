@@ -56,7 +56,7 @@ pub fn run_disk_output(
             let written = store.write(index, offset, data);
             dl.handle_written(index, written, now);
         }
-        Output::Checkpoint { durable } => {
+        Output::Checkpoint { durable, .. } => {
             let synced = store.checkpoint(&durable);
             dl.handle_checkpointed(synced, now);
         }

@@ -333,7 +333,7 @@ fn a_checkpoint_answered_later_is_one_at_a_time_and_publishing_waits_for_it() {
     let pump = |rig: &mut Rig, held: &mut Vec<Vec<ChunkIndex>>, publishes: &mut usize| {
         while let Some(out) = rig.dl.poll_output() {
             match out {
-                Output::Checkpoint { durable } => held.push(durable),
+                Output::Checkpoint { durable, .. } => held.push(durable),
                 Output::Publish { .. } => *publishes += 1,
                 other => {
                     let _ = run_disk_output(&mut rig.dl, &mut rig.store, other, rig.now);
