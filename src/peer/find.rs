@@ -245,6 +245,32 @@ mod tests {
         assert!(find.matches(&info("whatever", b"x")));
         let find = Find::new(hex[..4].into(), FindFor::Get, now);
         assert!(!find.matches(&info("whatever", b"x")), "too short a prefix");
+        // A content id prefix, tag in any case; never taken for a SHA-256 prefix, nor the
+        // other way round.
+        let id = info("x", b"x").id.to_hex();
+        for query in [
+            format!("cid1:{}", &id[..10]),
+            format!("CID1:{}", &id[..10].to_uppercase()),
+        ] {
+            let find = Find::new(query.clone(), FindFor::Get, now);
+            assert!(find.matches(&info("whatever", b"x")), "{query}");
+            assert!(!find.matches(&info("whatever", b"y")), "{query}");
+            let find = Find::new(query.clone(), FindFor::Search, now);
+            assert!(find.matches(&info("whatever", b"x")), "{query}");
+        }
+        let find = Find::new(id[..10].to_string(), FindFor::Get, now);
+        assert_eq!(
+            find.matches(&info("whatever", b"x")),
+            hex.starts_with(&id[..10]),
+            "bare hex is a SHA-256 prefix"
+        );
+        let find = Find::new(format!("cid1:{}", &hex[..10]), FindFor::Get, now);
+        assert_eq!(find.matches(&info("w", b"x")), id.starts_with(&hex[..10]));
+        let find = Find::new(format!("cid1:{}", &id[..4]), FindFor::Get, now);
+        assert!(
+            !find.matches(&info("whatever", b"x")),
+            "too short an id prefix"
+        );
     }
 
     #[test]
