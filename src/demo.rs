@@ -162,8 +162,9 @@ fn tell_what_happened(
                 format!(" ({})", parts.join(", "))
             };
             say(&format!(
-                "  Carol downloaded {FILE} in {seconds:.2}s{from}: every chunk was checked \
-                 against its SHA-256 before it was written, and the whole file at the end"
+                "  Carol downloaded {FILE} in {seconds:.2}s{from}: both sources' chunk lists \
+                 were checked against its content id, and every chunk against its SHA-256 \
+                 before it was written"
             ));
         }
         None => say(&format!("  Carol did not finish downloading {FILE}")),
