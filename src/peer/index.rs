@@ -25,7 +25,9 @@ pub use scan::{Candidate, SharedFile, Unhashed, hash_candidate, hash_path};
 
 use crate::peer::content_id::ContentId;
 use crate::peer::manifest::Manifest;
-use crate::wire::{ErrorCode, FileInfo, Sha256};
+#[cfg(test)]
+use crate::wire::Sha256;
+use crate::wire::{ErrorCode, FileInfo};
 use hash_cache::{CacheKey, Cached};
 use std::collections::HashMap;
 use std::io;
@@ -52,8 +54,6 @@ pub struct ScanReport {
 pub struct SharedIndex {
     /// Sorted by name (byte order); names are unique.
     files: Vec<SharedFile>,
-    /// Position in `files` of the first file with each SHA-256.
-    by_sha: HashMap<Sha256, usize>,
     /// Position in `files` of the first file with each content id.
     by_id: HashMap<ContentId, usize>,
     /// Open handles for `read_chunk` (`chunk_read.rs`).
@@ -131,16 +131,12 @@ impl SharedIndex {
                 self.rebuild_maps();
             }
             Err(at) => {
-                for i in self.by_sha.values_mut().chain(self.by_id.values_mut()) {
+                for i in self.by_id.values_mut() {
                     if *i >= at {
                         *i += 1;
                     }
                 }
                 let first = |i: &mut usize| *i = (*i).min(at);
-                self.by_sha
-                    .entry(file.manifest.sha256)
-                    .and_modify(first)
-                    .or_insert(at);
                 self.by_id
                     .entry(file.content_id)
                     .and_modify(first)
@@ -151,10 +147,8 @@ impl SharedIndex {
     }
 
     fn rebuild_maps(&mut self) {
-        self.by_sha.clear();
         self.by_id.clear();
         for (i, f) in self.files.iter().enumerate() {
-            self.by_sha.entry(f.manifest.sha256).or_insert(i);
             self.by_id.entry(f.content_id).or_insert(i);
         }
     }
@@ -206,8 +200,11 @@ impl SharedIndex {
     }
 
     /// A file with this SHA-256 (if several files have the same content, the first by name).
+    /// Nothing on the wire asks by SHA-256 since content ids (protocol version 2), so there is
+    /// no map for it: a scan of the files, for the tests.
+    #[cfg(test)]
     pub fn by_sha(&self, sha: &Sha256) -> Option<&SharedFile> {
-        self.by_sha.get(sha).map(|&i| &self.files[i])
+        self.files.iter().find(|f| f.manifest.sha256 == *sha)
     }
 
     /// A file with this content id (if several files have the same content, the first by
@@ -411,8 +408,11 @@ mod tests {
         let mut index = SharedIndex::default();
         let same = |index: &SharedIndex| {
             let rebuilt = SharedIndex::from_files(index.files().to_vec());
-            assert_eq!(index.by_sha, rebuilt.by_sha);
             assert_eq!(index.by_id, rebuilt.by_id);
+            for f in index.files() {
+                let first = |i: &SharedIndex| i.by_sha(f.sha256()).map(|g| g.name.clone());
+                assert_eq!(first(index), first(&rebuilt));
+            }
         };
         for &k in &order {
             index.insert(all[k].clone());
