@@ -198,11 +198,6 @@ impl PartialFile {
         self.file.read_exact_at(buf, offset)
     }
 
-    /// Forces written chunks to disk: only after this may they be recorded as done.
-    pub fn sync(&self) -> io::Result<()> {
-        self.file.sync_data()
-    }
-
     pub fn dest(&self) -> &Path {
         &self.dest
     }

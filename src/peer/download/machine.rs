@@ -573,32 +573,32 @@ impl Download {
     /// Makes written chunks durable and records them (asks the store to). Returns whether a
     /// checkpoint is now out.
     pub(super) fn checkpoint(&mut self, now: Instant) -> bool {
-        self.last_checkpoint = now;
         // One at a time: the store may answer later (off the reactor); what was written
         // meanwhile goes into the next one.
-        if self.unsynced.is_empty() || self.checkpoint_out {
-            return self.checkpoint_out;
+        if self.checkpoint_out {
+            self.last_checkpoint = now;
+            return true;
         }
-        let durable = std::mem::take(&mut self.unsynced);
-        self.checkpoint_out = true;
-        let at_once = false;
-        self.out.push_back(Output::Checkpoint { durable, at_once });
-        true
+        self.issue_checkpoint(false, now)
     }
 
     /// A checkpoint carried out at once, even with one out (a pause, or the process leaving:
     /// what comes next must not wait for another thread). The one out still gets its answer,
-    /// which then changes nothing.
+    /// which then changes nothing. Nothing new: nothing to wait for (a checkpoint out makes
+    /// its own chunks durable, or, if the process leaves first, a resume finds them on disk).
     fn checkpoint_at_once(&mut self, now: Instant) -> bool {
+        self.issue_checkpoint(true, now)
+    }
+
+    /// Asks the store to make the chunks written since the last checkpoint durable; false if
+    /// there are none.
+    fn issue_checkpoint(&mut self, at_once: bool, now: Instant) -> bool {
         self.last_checkpoint = now;
-        // Nothing new: nothing to wait for (a checkpoint out on another thread makes its own
-        // chunks durable, or, if the process leaves first, a resume finds them on the disk).
         if self.unsynced.is_empty() {
             return false;
         }
         let durable = std::mem::take(&mut self.unsynced);
         self.checkpoint_out = true;
-        let at_once = true;
         self.out.push_back(Output::Checkpoint { durable, at_once });
         true
     }

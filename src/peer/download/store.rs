@@ -133,12 +133,18 @@ impl DiskStore {
     /// writes (with `durable` marked). Answer with [`Self::checkpoint_done`]; until then this
     /// store's own record does not count `durable` as durable.
     pub fn checkpoint_job(&mut self, durable: &[ChunkIndex]) -> io::Result<CheckpointJob> {
+        let job = self.job(durable)?;
+        self.pending = durable.to_vec();
+        Ok(job)
+    }
+
+    /// What a checkpoint of `durable` syncs and writes, wherever it runs.
+    fn job(&self, durable: &[ChunkIndex]) -> io::Result<CheckpointJob> {
         let file = self.part.try_clone_file()?;
         let mut record = self.record.clone();
         for c in durable {
             record.set_durable(c.get());
         }
-        self.pending = durable.to_vec();
         Ok(CheckpointJob {
             file,
             record,
@@ -192,12 +198,13 @@ impl Store for DiskStore {
         self.part.write_chunk(index.get(), offset, data)
     }
 
+    /// The same work as [`DiskStore::checkpoint_job`], done here and now (a pause, an exit).
     fn checkpoint(&mut self, durable: &[ChunkIndex]) -> io::Result<()> {
-        self.part.sync()?;
+        self.job(durable)?.run()?;
         for c in durable {
             self.record.set_durable(c.get());
         }
-        resume::save(&self.downloads, &self.record)
+        Ok(())
     }
 
     fn adopt(&mut self, intact: &[ChunkIndex]) -> io::Result<()> {
