@@ -337,18 +337,8 @@ mod tests {
     const GIB: u64 = 1024 * MIB;
     const CS: u64 = MIN_CHUNK_SIZE as u64;
 
-    /// Deterministic test bytes.
-    fn bytes(n: usize, seed: u32) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                x as u8
-            })
-            .collect()
-    }
+    // Deterministic test bytes: the index tests' own generator.
+    use crate::peer::index::fixture::bytes;
 
     /// A made-up but distinct hash for chunk `i`.
     fn h(i: u64) -> Sha256 {
