@@ -4,7 +4,9 @@
 #[path = "fuzz_targets/script.rs"]
 mod script;
 
-use p2p::wire::{ErrorCode, FileInfo, Message, PROTOCOL_VERSION, PeerInfo, Sha256, encode_message};
+use p2p::wire::{
+    ContentId, ErrorCode, FileInfo, Message, PROTOCOL_VERSION, PeerInfo, Sha256, encode_message,
+};
 use script::{body, record};
 
 fn hello(name: &str) -> Message {
@@ -18,6 +20,8 @@ fn hello(name: &str) -> Message {
 
 fn every_message() -> Vec<Message> {
     let sha = Sha256::of(b"x");
+    // The content id of the one byte `x` (one chunk of 256 KiB: PROTOCOL.md §8.4).
+    let id = ContentId::from_parts(1, 262_144, &[sha]);
     vec![
         hello("Alice"),
         Message::Error {
@@ -47,13 +51,10 @@ fn every_message() -> Vec<Message> {
             total: None,
         },
         Message::ListFiles { req: 4 },
-        Message::GetManifest {
-            req: 5,
-            sha256: sha,
-        },
+        Message::GetManifest { req: 5, id },
         Message::GetChunk {
             req: 6,
-            sha256: sha,
+            id,
             index: 0,
         },
         Message::Chat {
@@ -65,13 +66,14 @@ fn every_message() -> Vec<Message> {
             files: vec![FileInfo {
                 name: "a.txt".into(),
                 size: 1,
+                id,
                 sha256: sha,
                 partial: false,
             }],
         },
         Message::Manifest {
             req: 5,
-            sha256: sha,
+            id,
             size: 1,
             chunk_size: 262_144,
             chunk_hashes: sha.0.to_vec(),
@@ -91,10 +93,7 @@ fn every_message() -> Vec<Message> {
                 last_seen_ms: 9,
             }],
         },
-        Message::GetHave {
-            req: 10,
-            sha256: sha,
-        },
+        Message::GetHave { req: 10, id },
         Message::Have {
             req: 10,
             complete: false,
@@ -144,27 +143,26 @@ fn main() {
     // peer_handler, serving side: a client asks for everything a.txt has.
     let content = script::shared_content();
     let sha = Sha256::of(&content);
+    let hashes: Vec<Sha256> = content.chunks(262_144).map(Sha256::of).collect();
+    let id = ContentId::from_parts(content.len() as u64, 262_144, &hashes);
     let mut p = Vec::new();
     record(&mut p, 4, b"Client"); // Hello on incoming slot 0
     for m in [
         Message::ListFiles { req: 1 },
-        Message::GetManifest {
-            req: 2,
-            sha256: sha,
-        },
+        Message::GetManifest { req: 2, id },
         Message::GetChunk {
             req: 3,
-            sha256: sha,
+            id,
             index: 0,
         },
         Message::GetChunk {
             req: 4,
-            sha256: sha,
+            id,
             index: 1,
         },
         Message::GetChunk {
             req: 5,
-            sha256: sha,
+            id,
             index: 2,
         },
         Message::Chat {
@@ -179,10 +177,7 @@ fn main() {
     write("peer_handler", "serve", &p);
 
     // peer_handler, downloading side: tracker link up, Fake listed, `get Fake a.txt` answered.
-    let hashes: Vec<u8> = content
-        .chunks(262_144)
-        .flat_map(|c| Sha256::of(c).0)
-        .collect();
+    let hashes: Vec<u8> = hashes.iter().flat_map(|h| h.0).collect();
     let mut d = Vec::new();
     record(&mut d, 5, &[1]); // time: the node connects to the tracker
     record(&mut d, 8, b""); // connected: slot 4
@@ -220,6 +215,7 @@ fn main() {
             files: vec![FileInfo {
                 name: "a.txt".into(),
                 size: content.len() as u64,
+                id,
                 sha256: sha,
                 partial: false,
             }],
@@ -230,7 +226,7 @@ fn main() {
         10 | 5 << 4,
         &answer(&Message::Manifest {
             req: 0,
-            sha256: sha,
+            id,
             size: content.len() as u64,
             chunk_size: 262_144,
             chunk_hashes: hashes,

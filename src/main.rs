@@ -193,6 +193,11 @@ struct RateArgs {
     /// Most bytes a second uploaded over each peer connection [default: off].
     #[arg(long, value_name = "RATE")]
     max_up_per_peer: Option<String>,
+    /// Do not apply the rate limits to connections with this machine (loopback addresses):
+    /// without it, loopback is limited like any other link [default: no].
+    #[arg(long, env = "P2P_EXEMPT_LOOPBACK", value_name = "yes|no", num_args = 0..=1,
+          default_missing_value = "yes", value_parser = clap::builder::BoolishValueParser::new())]
+    exempt_loopback: Option<bool>,
 }
 
 impl LimitArgs {
@@ -313,6 +318,7 @@ fn peer_run(args: PeerArgs, m: &ArgMatches, quiet: bool) -> Result<Option<PeerRu
         max_up: given(m, "max_up", args.rates.max_up),
         max_down_per_peer: given(m, "max_down_per_peer", args.rates.max_down_per_peer),
         max_up_per_peer: given(m, "max_up_per_peer", args.rates.max_up_per_peer),
+        exempt_loopback: given(m, "exempt_loopback", args.rates.exempt_loopback),
     };
     let s = settings::resolve(given, &settings::ProcessEnv).map_err(|why| usage_error(&why))?;
     tracing::debug!("settings: {s:?}");

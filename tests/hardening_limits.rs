@@ -281,11 +281,11 @@ fn a_request_flood_that_reads_nothing_does_not_grow_memory() {
     let tracker = Tracker::start();
     let content = pseudo_random(4 * CHUNK, 2000);
     let alice = Peer::serve("Alice", tracker.addr, &[("f.bin", &content)]);
-    let sha = {
+    let id = {
         let mut s = handshaken(LOCAL, alice.addr, "Probe");
         send(&mut s, &Message::ListFiles { req: 1 }).unwrap();
         match recv(&mut s).unwrap() {
-            Message::Files { files, .. } => files[0].sha256,
+            Message::Files { files, .. } => files[0].id,
             other => panic!("{other:?}"),
         }
     };
@@ -295,7 +295,7 @@ fn a_request_flood_that_reads_nothing_does_not_grow_memory() {
     for req in 0..20_000u64 {
         batch.extend(p2p::wire::encode_message(&Message::GetChunk {
             req,
-            sha256: sha,
+            id,
             index: req % 4,
         }));
     }

@@ -7,7 +7,7 @@ mod hardening_support;
 
 use common::*;
 use hardening_support::*;
-use p2p::wire::{Message, Sha256, encode_message};
+use p2p::wire::{ContentId, Message, encode_message};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
@@ -34,15 +34,11 @@ fn small_window_connection(i: usize, dst: SocketAddr) -> TcpStream {
 }
 
 /// Hello and `REQUESTS_EACH` chunk requests in one write (a few KiB: the kernel takes it all).
-fn greedy_requests(sha: Sha256, chunks: u64, seed: u64) -> Vec<u8> {
+fn greedy_requests(id: ContentId, chunks: u64, seed: u64) -> Vec<u8> {
     let mut bytes = encode_message(&hello("Greedy"));
     for req in 0..REQUESTS_EACH {
         let index = (seed * 7 + req) % chunks;
-        bytes.extend(encode_message(&Message::GetChunk {
-            req,
-            sha256: sha,
-            index,
-        }));
+        bytes.extend(encode_message(&Message::GetChunk { req, id, index }));
     }
     bytes
 }
@@ -90,7 +86,7 @@ fn three_hundred_connections_that_never_read_do_not_hold_the_seeders_memory() {
     let content = pseudo_random(64 << 20, 300);
     let alice = Peer::serve("Alice", tracker.addr, &[("big.bin", &content)]);
     let pid = alice.proc.pid();
-    let sha = Sha256::of(&content);
+    let sha = cid(&content);
     let chunks = (content.len() / CHUNK) as u64;
     let rss_start = rss_kib(pid);
 

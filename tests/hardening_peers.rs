@@ -7,7 +7,7 @@ mod hardening_support;
 
 use common::*;
 use hardening_support::*;
-use p2p::wire::{FileInfo, Message, Sha256};
+use p2p::wire::{ContentId, FileInfo, Message, Sha256};
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
@@ -28,7 +28,7 @@ fn repl(tracker: std::net::SocketAddr, bob: &PeerDirs, input: &str) -> (String, 
 }
 
 /// A fake peer's chunk answers taken from `contents` (by SHA-256), chunks of 256 KiB.
-fn honest_chunks(contents: HashMap<Sha256, Vec<u8>>) -> impl Fn(Sha256, u64) -> ChunkReply {
+fn honest_chunks(contents: HashMap<ContentId, Vec<u8>>) -> impl Fn(ContentId, u64) -> ChunkReply {
     move |sha, index| match contents.get(&sha) {
         Some(c) => {
             let start = (index as usize * CHUNK).min(c.len());
@@ -140,18 +140,19 @@ fn huge_file_bad_manifest_and_long_chunk_are_refused_and_the_downloader_carries_
     let good = pseudo_random(3 * CHUNK + 77, 3);
     let mut script = Script::default();
     // 1. A file of 2^50 bytes (1 PiB): listed and described as such.
-    let huge_sha = Sha256([0x55; 32]);
+    let huge_id = ContentId([0x55; 32]);
     script.files.push(FileInfo {
         name: "huge.bin".into(),
         size: 1 << 50,
-        sha256: huge_sha,
+        id: huge_id,
+        sha256: Sha256([0x55; 32]),
         partial: false,
     });
     script.manifests.insert(
-        huge_sha,
+        huge_id,
         Message::Manifest {
             req: 0,
-            sha256: huge_sha,
+            id: huge_id,
             size: 1 << 50,
             chunk_size: 4 * 1024 * 1024,
             chunk_hashes: vec![0; 32],

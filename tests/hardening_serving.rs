@@ -8,7 +8,7 @@ mod hardening_support;
 
 use common::*;
 use hardening_support::*;
-use p2p::wire::{ErrorCode, FileInfo, Message, Sha256};
+use p2p::wire::{ContentId, ErrorCode, FileInfo, Message};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::fs::symlink;
 use std::process::Command;
@@ -30,17 +30,9 @@ fn list(s: &mut TcpStream) -> Vec<FileInfo> {
     }
 }
 
-/// The answer to `GetChunk(sha, index)`: Ok(data) or Err(code).
-fn chunk(s: &mut TcpStream, sha: Sha256, index: u64) -> Result<Vec<u8>, ErrorCode> {
-    send(
-        s,
-        &Message::GetChunk {
-            req: 7,
-            sha256: sha,
-            index,
-        },
-    )
-    .unwrap();
+/// The answer to `GetChunk(id, index)`: Ok(data) or Err(code).
+fn chunk(s: &mut TcpStream, id: ContentId, index: u64) -> Result<Vec<u8>, ErrorCode> {
+    send(s, &Message::GetChunk { req: 7, id, index }).unwrap();
     match recv(s).unwrap() {
         Message::Chunk { data, .. } => Ok(data),
         Message::Error { code, .. } => Err(code),
@@ -68,10 +60,7 @@ fn symlinks_out_of_shared_are_neither_listed_nor_served() {
     names.sort();
     assert_eq!(names, vec!["in-link", "real.txt"]);
     // Asking by content for what a link points to gets nothing.
-    assert_eq!(
-        chunk(&mut s, Sha256::of(secret), 0),
-        Err(ErrorCode::NoSuchFile)
-    );
+    assert_eq!(chunk(&mut s, cid(secret), 0), Err(ErrorCode::NoSuchFile));
     let bob = PeerDirs::new();
     let out = run_batch(
         "Bob",
@@ -93,7 +82,7 @@ fn a_file_swapped_for_a_symlink_or_shrunk_after_indexing_is_unavailable_not_serv
     let secret = vec![0x5A; swap.len()];
     std::fs::write(dirs.root().join("secret.bin"), &secret).unwrap();
     let alice = Peer::serve_in("Alice", tracker.addr, dirs, &[]);
-    let (swap_sha, shrink_sha) = (Sha256::of(&swap), Sha256::of(&shrink));
+    let (swap_sha, shrink_sha) = (cid(&swap), cid(&shrink));
     let mut s = client(alice.addr);
     assert_eq!(chunk(&mut s, swap_sha, 0).unwrap(), swap[..CHUNK]);
     assert_eq!(chunk(&mut s, shrink_sha, 3).unwrap(), shrink[3 * CHUNK..]);

@@ -93,10 +93,10 @@ fn get_several_files_in_one_batch() {
     assert_downloads_exactly(&bob, &["a.bin", "b.bin", "c.bin"]);
 }
 
-/// `files Alice` lists every shared file as `NAME  SIZE  SHA256HEX`, the size in binary units
+/// `files Alice` lists every shared file as `NAME  SIZE  cid1:ID  SHA256HEX`, the size in binary units
 /// (exact bytes are in `--json`).
 #[test]
-fn files_lists_name_size_and_sha256() {
+fn files_lists_name_size_content_id_and_sha256() {
     let small = b"hello\n".to_vec();
     let empty = Vec::new();
     let odd = pseudo_random(CHUNK + 5, 20);
@@ -121,7 +121,7 @@ fn files_lists_name_size_and_sha256() {
         .stdout_lines()
         .into_iter()
         .map(fields)
-        .filter(|f| f.len() == 3 && f[2].len() == 64)
+        .filter(|f| f.len() == 4 && f[3].len() == 64)
         .collect();
     for (name, content, size) in shared {
         let row = listed
@@ -129,7 +129,8 @@ fn files_lists_name_size_and_sha256() {
             .find(|f| f[0] == name)
             .unwrap_or_else(|| panic!("`files Alice` does not list {name:?}\n{out}"));
         assert_eq!(row[1], size, "size of {name}");
-        assert_eq!(row[2], sha256_hex(content), "sha256 of {name}");
+        assert_eq!(row[2], cid(content).to_string(), "content id of {name}");
+        assert_eq!(row[3], sha256_hex(content), "sha256 of {name}");
     }
     assert_eq!(
         listed.len(),

@@ -346,3 +346,21 @@ fn quiet_keeps_results_and_verbose_or_rust_log_add_logs_on_stderr() {
     assert!(err.contains("command failed (Failed)"), "{err}");
     assert!(err.contains("error: unknown command"), "{err}");
 }
+
+/// `--exempt-loopback` (bare or with yes/no) reaches the settings; without it loopback is
+/// limited like anything else and `--print-config` lists no such row.
+#[test]
+fn exempt_loopback_is_a_flag_and_off_by_default() {
+    let home = tempfile::tempdir().unwrap();
+    let env = [("HOME", home.path().to_str().unwrap())];
+    let v = print_config(&env, &["--exempt-loopback"], home.path());
+    assert_eq!(
+        origin_of(&v, "exempt_loopback"),
+        ("yes".into(), "flag".into()),
+        "{v}"
+    );
+    let v = print_config(&env, &["--exempt-loopback", "no"], home.path());
+    assert_eq!(origin_of(&v, "exempt_loopback").0, "no", "{v}");
+    let v = print_config(&env, &[], home.path());
+    assert!(v["values"]["exempt_loopback"].is_null(), "{v}");
+}

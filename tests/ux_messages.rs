@@ -229,15 +229,18 @@ fn start_up_lines_read_well_for_a_tiny_folder() {
     assert!(!out.stdout.contains(".gitkeep"), "{out}");
     assert!(!out.stderr.contains(".gitkeep"), "{out}");
     assert!(
-        out.stdout
-            .contains(&format!("nine.txt  9 B  {}", sha256_hex(b"123456789"))),
+        out.stdout.contains(&format!(
+            "nine.txt  9 B  {}  {}",
+            cid(b"123456789"),
+            sha256_hex(b"123456789")
+        )),
         "{out}"
     );
 }
 
-/// The summary: sizes in binary units, the rate in MiB/s (or none), the SHA-256 shortened
-/// (the full one stays in `--json`); `shared` lists the shared folder, and what was only
-/// downloaded apart.
+/// The summary: sizes in binary units, the rate in MiB/s (or none), what was verified (the
+/// content id, shortened: the full one stays in `--json`; no SHA-256, which was not computed);
+/// `shared` lists the shared folder, and what was only downloaded apart.
 #[test]
 fn the_saved_line_and_shared_after_a_download() {
     let tracker = Tracker::start();
@@ -251,16 +254,17 @@ fn the_saved_line_and_shared_after_a_download() {
         "wait-peer Alice 10\nget Alice d.bin\nshared\n",
     );
     out.assert_success();
-    let sha = sha256_hex(&content);
+    let id = cid(&content).to_hex();
     let saved = out
         .stdout_lines()
         .into_iter()
         .find(|l| l.starts_with("saved "))
         .unwrap_or_else(|| panic!("no saved line\n{out}"));
     assert!(
-        saved.contains(&sha[..16]) && !saved.contains(&sha),
+        saved.ends_with(&format!("verified cid1:{}", &id[..16])) && !saved.contains(&id),
         "{saved}"
     );
+    assert!(!saved.contains("sha256"), "{saved}");
     assert!(!saved.contains("MB/s"), "{saved}");
     let lines = out.stdout_lines();
     let at = lines

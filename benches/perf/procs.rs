@@ -105,6 +105,11 @@ impl Proc {
     }
 
     /// Waits for the next stdout line for which `pred` holds (earlier lines are skipped).
+    /// Whether a line already read (by an earlier [`Self::wait_line`]) matches `pred`.
+    pub fn has_seen(&self, pred: impl Fn(&str) -> bool) -> bool {
+        self.seen.iter().any(|l| pred(l))
+    }
+
     pub fn wait_line(
         &mut self,
         what: &str,

@@ -46,14 +46,14 @@ pub fn with_req(msg: p2p::wire::Message, new: u64) -> p2p::wire::Message {
     match msg {
         Files { files, .. } => Files { req: new, files },
         Manifest {
-            sha256,
+            id,
             size,
             chunk_size,
             chunk_hashes,
             ..
         } => Manifest {
             req: new,
-            sha256,
+            id,
             size,
             chunk_size,
             chunk_hashes,

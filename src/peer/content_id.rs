@@ -26,7 +26,6 @@
 
 use crate::peer::manifest::Manifest;
 use crate::wire::Sha256;
-use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use std::fmt;
 use std::str::FromStr;
@@ -38,10 +37,10 @@ pub const DOMAIN_TAG: &[u8; 17] = b"p2p-content-id-v1";
 /// Length of the hash input of an id: tag, size, chunk size, root.
 pub const ENCODED_LEN: usize = DOMAIN_TAG.len() + 8 + 4 + 32;
 
-/// A file's content id: SHA-256 over (size, chunk size, Merkle root of the chunk hashes). See
-/// the module docs. Displays as `cid1:` + hex; parse it back with [`str::parse`].
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct ContentId(#[serde(with = "serde_bytes")] pub [u8; 32]);
+/// A file's content id (the type lives in `wire`, which carries it): SHA-256 over (size, chunk
+/// size, Merkle root of the chunk hashes). See the module docs. Displays as `cid1:` + hex;
+/// parse it back with [`str::parse`].
+pub use crate::wire::ContentId;
 
 impl ContentId {
     /// The id of a file of `size` bytes in chunks of `chunk_size` bytes with these chunk
@@ -133,6 +132,26 @@ impl FromStr for ContentId {
     }
 }
 
+/// Fewest hex digits of a content id (or a SHA-256) that select a file in `get` and `search`.
+pub const MIN_PREFIX: usize = 6;
+
+/// The hex digits of `cid1:HEX`, lower case, when there are [`MIN_PREFIX`] to 64 of them: how
+/// `get` and `search` are given a content id or a prefix of one. The tag is matched in any
+/// case (people type it). `None`: not a content id.
+pub fn id_prefix(text: &str) -> Option<String> {
+    let tag = text.get(..TEXT_PREFIX.len())?;
+    if !tag.eq_ignore_ascii_case(TEXT_PREFIX) {
+        return None;
+    }
+    let hex = text[TEXT_PREFIX.len()..].to_ascii_lowercase();
+    is_hex_prefix(&hex).then_some(hex)
+}
+
+/// [`MIN_PREFIX`] to 64 hex digits.
+pub fn is_hex_prefix(text: &str) -> bool {
+    (MIN_PREFIX..=64).contains(&text.len()) && text.chars().all(|c| c.is_ascii_hexdigit())
+}
+
 /// A manifest that does not belong to the content id it was asked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IdMismatch {
@@ -167,6 +186,28 @@ pub fn check_manifest(manifest: &Manifest, id: &ContentId) -> Result<(), IdMisma
             actual,
         })
     }
+}
+
+/// A `Manifest` message's fields as a receiver takes them (PROTOCOL.md §8.2): asked for
+/// content id `asked`, answered with `id`, `size`, `chunk_size` and `hashes`; `listed_sha256`
+/// is the SHA-256 the file was listed with, kept as the manifest's label (the id does not
+/// commit to it), and `expected_size` the size it was listed with, if known. `Err`: why the
+/// manifest is refused, for the user.
+pub fn manifest_from_answer(
+    asked: &ContentId,
+    id: &ContentId,
+    listed_sha256: Sha256,
+    size: u64,
+    chunk_size: u32,
+    hashes: &[u8],
+    expected_size: Option<u64>,
+) -> Result<Manifest, String> {
+    if id != asked {
+        return Err(format!("answered with the manifest of {id}, not {asked}"));
+    }
+    let manifest = Manifest::from_answer(listed_sha256, size, chunk_size, hashes, expected_size)?;
+    check_manifest(&manifest, asked).map_err(|e| e.to_string())?;
+    Ok(manifest)
 }
 
 /// The bytes an id hashes: [`DOMAIN_TAG`], `size` (8 bytes, big-endian), `chunk_size` (4 bytes,

@@ -11,7 +11,7 @@
 
 use super::manifest::Manifest;
 use super::partial::{self, Destination};
-use crate::wire::Sha256;
+use crate::wire::ContentId;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::path::PathBuf;
@@ -94,7 +94,8 @@ impl DiskJobs {
         dest: Option<PathBuf>,
     ) -> DiskJobId {
         self.run(move || {
-            let dest = dest.map(|d| partial::check_destination(&d, &manifest.sha256));
+            let id = ContentId::of(&manifest);
+            let dest = dest.map(|d| partial::check_destination(&d, &id));
             let intact = match &dest {
                 Some(Ok(Destination::AlreadyThere)) => Ok(Vec::new()),
                 _ => partial::check_partial(&file, &manifest),
@@ -103,9 +104,9 @@ impl DiskJobs {
         })
     }
 
-    /// Looks at `dest` before a download of `sha256` (hashing it if a file is there).
-    pub fn check_destination(&mut self, dest: PathBuf, sha256: Sha256) -> DiskJobId {
-        self.run(move || Outcome::DestinationChecked(partial::check_destination(&dest, &sha256)))
+    /// Looks at `dest` before a download of content `id` (hashing it if a file is there).
+    pub fn check_destination(&mut self, dest: PathBuf, id: ContentId) -> DiskJobId {
+        self.run(move || Outcome::DestinationChecked(partial::check_destination(&dest, &id)))
     }
 
     fn run(&mut self, work: impl FnOnce() -> Outcome + Send + 'static) -> DiskJobId {
@@ -222,9 +223,10 @@ mod tests {
     fn inline_jobs_come_out_of_try_recv_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let mut jobs = DiskJobs::inline();
-        let a = jobs.check_destination(dir.path().join("none"), Sha256::of(b"x"));
+        let x = crate::peer::index::fixture::cid(b"x");
+        let a = jobs.check_destination(dir.path().join("none"), x);
         std::fs::write(dir.path().join("x"), b"x").unwrap();
-        let b = jobs.check_destination(dir.path().join("x"), Sha256::of(b"x"));
+        let b = jobs.check_destination(dir.path().join("x"), x);
         assert!(jobs.has_ready());
         let first = jobs.try_recv().unwrap();
         assert_eq!(first.job, a);

@@ -72,14 +72,19 @@ pub struct PeerEntry {
 pub struct FileEntry {
     pub name: String,
     pub size: u64,
+    /// `cid1:` and 64 hex digits (PROTOCOL.md §8.4).
+    pub content_id: String,
+    /// As the peer lists it (proved only by hashing the file).
     pub sha256: String,
 }
 
-/// One content found by `search`: its names, size, SHA-256 and the peers that have it.
+/// One content found by `search`: its names, size, content id and SHA-256, and the peers
+/// that have it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Found {
     pub names: Vec<String>,
     pub size: u64,
+    pub content_id: String,
     pub sha256: String,
     pub peers: Vec<String>,
 }
@@ -178,12 +183,16 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         sources: Option<usize>,
     },
-    /// A download finished and was verified (or the same bytes were already there).
+    /// A download finished and was verified (or the same bytes were already there): every
+    /// chunk against a manifest that makes `content_id`, and the whole file against `sha256`
+    /// if `sha256_checked` (else `sha256` is what the sources listed).
     DownloadDone {
         file: String,
         path: String,
         size: u64,
+        content_id: String,
         sha256: String,
+        sha256_checked: bool,
         seconds: f64,
         bytes_per_sec: f64,
         /// Bytes fetched over the network in this run (less than `size` when resumed).
@@ -208,6 +217,8 @@ pub enum Event {
         up: Option<u64>,
         down_per_peer: Option<u64>,
         up_per_peer: Option<u64>,
+        /// Connections with this machine (loopback) are not limited.
+        exempt_loopback: bool,
     },
     /// A command failed (in a batch, the run then exits with [`Failure::exit_code`]), or a
     /// download in the background did. JSON: `kind` and the sentence as `message`.
@@ -272,12 +283,20 @@ pub enum Event {
 impl Event {
     /// The `download_done` of a file that already stood, whole and right, at `path`: nothing
     /// was fetched.
-    pub fn already_there(file: String, path: String, size: u64, sha256: String) -> Event {
+    pub fn already_there(
+        file: String,
+        path: String,
+        size: u64,
+        content_id: String,
+        sha256: String,
+    ) -> Event {
         Event::DownloadDone {
             file,
             path,
             size,
+            content_id,
             sha256,
+            sha256_checked: false,
             seconds: 0.0,
             bytes_per_sec: 0.0,
             bytes_fetched: 0,
@@ -364,9 +383,8 @@ pub enum Problem {
     PeerError { peer: String, message: String },
     /// `peer` lists no file of that name.
     NoSuchFile { peer: String, file: String },
-    /// `peer` sent the manifest of other content than it listed.
-    OtherManifest { peer: String },
-    /// `peer` sent a manifest that does not hold together.
+    /// `peer` sent a manifest that does not hold together or does not make the content id it
+    /// listed the file with.
     BadManifest { peer: String, error: String },
     /// `peer` answered with a message of the wrong type (`message`: its type).
     Unexpected { peer: String, message: &'static str },
@@ -457,6 +475,13 @@ pub enum Warning {
         peer: String,
         fault: String,
         chunk: u64,
+    },
+    /// A source of a content sent a manifest that does not make the content id it listed:
+    /// it lies about the file, and nothing is fetched from it.
+    ForgedManifest {
+        peer: String,
+        file: String,
+        error: String,
     },
     /// A finished download could not be added to what this peer serves.
     CannotShare { path: String, error: String },

@@ -1,10 +1,10 @@
 //! Asking every known peer what it shares: `search TEXT`, and `get FILE` with no peer named,
-//! which downloads from every peer that has the same content (the file's SHA-256), whatever
+//! which downloads from every peer that has the same content (the same content id), whatever
 //! name it has there.
 
 use super::command::Command;
 use super::event::{Event, Problem, Warning};
-use super::find_state::{Candidate, Find, FindFor, group};
+use super::find_state::{ByContent, Candidate, Find, FindFor, group};
 use super::node::{PeerNode, Purpose};
 use crate::reactor::ConnId;
 use crate::wire::{FileInfo, Message};
@@ -164,7 +164,7 @@ impl PeerNode {
         // Add the peers that have a matching content under another name.
         for c in &mut candidates {
             for (peer, f) in &find.results {
-                if f.sha256 == c.sha256 && !c.peers.contains(peer) {
+                if f.id == c.id && !c.peers.contains(peer) {
                     c.peers.push(peer.clone());
                 }
             }
@@ -202,10 +202,12 @@ impl PeerNode {
                     let info = FileInfo {
                         name: name.clone(),
                         size: c.size,
+                        id: c.id,
                         sha256: c.sha256,
                         partial: false,
                     };
-                    self.get_from(c.peers.clone(), name, info, now);
+                    let by_sha = matches!(find.by_content(), Some(ByContent::Sha256(_)));
+                    self.get_from(c.peers.clone(), name, info, by_sha, now);
                 }
                 _ => {
                     let query = find.query.clone();
@@ -226,6 +228,7 @@ mod tests {
         FileInfo {
             name: name.into(),
             size: content.len() as u64,
+            id: crate::peer::index::fixture::cid(content),
             sha256: Sha256::of(content),
             partial: false,
         }

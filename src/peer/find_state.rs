@@ -2,15 +2,14 @@
 //! grouping of its matches by content. Plain values: asking the peers is `find.rs`.
 
 use super::event::Found;
+use crate::peer::content_id::{id_prefix, is_hex_prefix};
 use crate::reactor::ConnId;
-use crate::wire::{FileInfo, Sha256};
+use crate::wire::{ContentId, FileInfo, Sha256};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// How long a search waits for slow peers; those that have not answered by then are left out.
 const FIND_TIMEOUT: Duration = Duration::from_secs(10);
-/// A SHA-256 prefix must be at least this long to select a file.
-const MIN_HASH_PREFIX: usize = 6;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FindFor {
@@ -52,11 +51,23 @@ impl Find {
         }
     }
 
+    /// The query names files by content: `cid1:` and a content id prefix, or a SHA-256 prefix
+    /// (bare hex digits). `None`: it is a name (or too short a prefix to be anything else).
+    pub(super) fn by_content(&self) -> Option<ByContent> {
+        if let Some(hex) = id_prefix(&self.query) {
+            return Some(ByContent::Id(hex));
+        }
+        let q = self.query.to_ascii_lowercase();
+        is_hex_prefix(&q).then_some(ByContent::Sha256(q))
+    }
+
     pub(super) fn matches(&self, f: &FileInfo) -> bool {
         let q = self.query.to_lowercase();
-        let by_hash = q.len() >= MIN_HASH_PREFIX
-            && q.chars().all(|c| c.is_ascii_hexdigit())
-            && f.sha256.to_hex().starts_with(&q);
+        let by_hash = match self.by_content() {
+            Some(ByContent::Id(prefix)) => f.id.has_hex_prefix(&prefix),
+            Some(ByContent::Sha256(prefix)) => f.sha256.to_hex().starts_with(&prefix),
+            None => false,
+        };
         match self.purpose {
             FindFor::Search => by_hash || f.name.to_lowercase().contains(&q),
             FindFor::Get => by_hash || f.name == self.query,
@@ -64,8 +75,17 @@ impl Find {
     }
 }
 
-/// One content found: its hash, a name for it, its size and who has it.
+/// How a query names content (see [`Find::by_content`]): a prefix of lowercase hex digits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum ByContent {
+    Id(String),
+    Sha256(String),
+}
+
+/// One content found: its content id, the SHA-256 it is listed with (the first lister's),
+/// a name for it, its size and who has it.
 pub(super) struct Candidate {
+    pub(super) id: ContentId,
     pub(super) sha256: Sha256,
     pub(super) names: Vec<String>,
     pub(super) size: u64,
@@ -77,16 +97,20 @@ impl Candidate {
         Found {
             names: self.names,
             size: self.size,
+            content_id: self.id.to_string(),
             sha256: self.sha256.to_string(),
             peers: self.peers,
         }
     }
 }
 
+/// The matches grouped by content id: listings of the same id are one content, whatever
+/// name or SHA-256 they give it.
 pub(super) fn group(results: &[(String, FileInfo)]) -> Vec<Candidate> {
-    let mut by_sha: BTreeMap<Sha256, Candidate> = BTreeMap::new();
+    let mut by_id: BTreeMap<ContentId, Candidate> = BTreeMap::new();
     for (peer, f) in results {
-        let c = by_sha.entry(f.sha256).or_insert_with(|| Candidate {
+        let c = by_id.entry(f.id).or_insert_with(|| Candidate {
+            id: f.id,
             sha256: f.sha256,
             names: Vec::new(),
             size: f.size,
@@ -99,5 +123,5 @@ pub(super) fn group(results: &[(String, FileInfo)]) -> Vec<Candidate> {
             c.peers.push(peer.clone());
         }
     }
-    by_sha.into_values().collect()
+    by_id.into_values().collect()
 }

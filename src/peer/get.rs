@@ -2,13 +2,13 @@
 //! what stands under its name at home is checked, the manifest is asked for and checked, then
 //! the download runs (`transfer.rs`) and the command waits for it with a progress bar.
 
+use super::content_id::{id_prefix, manifest_from_answer};
 use super::download::DownloadId;
 use super::event::{Event, Failure, Info, Notice, Problem, Warning};
 use super::find_state::FindFor;
 use super::frontend::{Progress, ProgressOf};
-use super::manifest::Manifest;
 use super::node::{DiskWait, Mode, PeerNode, Purpose};
-use super::op::{Op, STEP_TIMEOUT, Step, bump};
+use super::op::{Op, STEP_TIMEOUT, Step, Swarm, bump};
 use super::partial::Destination;
 use crate::names::check_file_name;
 use crate::reactor::ConnId;
@@ -30,7 +30,10 @@ impl PeerNode {
             .is_some_and(|p| self.known.contains_key(p) || self.ready_session(p).is_some());
         match peer {
             Some(peer) if pinned => {
-                if let Err(e) = check_file_name(&file) {
+                // `get PEER cid1:…` names the file by content id: the listing gives its name.
+                if id_prefix(&file).is_none()
+                    && let Err(e) = check_file_name(&file)
+                {
                     return self.fail_op(e.into());
                 }
                 self.op = Some(Op::Get {
@@ -62,12 +65,22 @@ impl PeerNode {
             self.op = Some(op);
             return;
         };
-        let wanted = |f: &FileInfo| match &swarm {
-            Some((_, sha256)) => f.sha256 == *sha256,
-            None => f.name == file,
+        let by_id = id_prefix(&file);
+        let wanted = |f: &FileInfo| match (&swarm, &by_id) {
+            (Some(swarm), _) => f.id == swarm.id,
+            (None, Some(prefix)) => f.id.has_hex_prefix(prefix),
+            (None, None) => f.name == file,
         };
         let Some(info) = files.into_iter().find(wanted) else {
             return self.fail_op(Problem::NoSuchFile { peer, file });
+        };
+        // Found by id: saved under the name the peer lists it by, which must be a safe one.
+        let file = match by_id {
+            Some(_) => match check_file_name(&info.name) {
+                Ok(()) => info.name.clone(),
+                Err(e) => return self.fail_op(e.into()),
+            },
+            None => file,
         };
         let dest = self.cfg.downloads_dir.join(&file);
         let nothing_there = std::fs::symlink_metadata(&dest)
@@ -77,7 +90,7 @@ impl PeerNode {
             Step::AskedManifest(conn, info)
         } else {
             // Something is there: hashing it may take seconds, off the reactor.
-            let job = self.disk.check_destination(dest, info.sha256);
+            let job = self.disk.check_destination(dest, info.id);
             self.disk_waiting.insert(job, DiskWait::GetDestination);
             Step::CheckingDestination(conn, info)
         };
@@ -92,8 +105,10 @@ impl PeerNode {
         self.op = Some(op);
     }
 
-    /// `get`: the manifest arrived. A lying manifest ends the command and that connection,
-    /// like a chunk of the wrong length does: the next command starts afresh.
+    /// `get`: the manifest arrived; it must make the content id the file was listed with. A
+    /// lying manifest ends that connection, like a chunk of the wrong length does, and the
+    /// command (the next starts afresh), unless other sources have the content: then the liar
+    /// is reported, dropped from the sources, and the next source is asked.
     pub(super) fn get_manifest(&mut self, conn: ConnId, op: Op, msg: Message, now: Instant) {
         let (
             Op::Get {
@@ -101,10 +116,10 @@ impl PeerNode {
                 file,
                 step: Step::AskedManifest(_, info),
                 swarm,
-                ..
+                deadline,
             },
             Message::Manifest {
-                sha256,
+                id,
                 size,
                 chunk_size,
                 chunk_hashes,
@@ -115,21 +130,32 @@ impl PeerNode {
             tracing::error!("get_manifest called without a manifest for a get; dropped");
             return;
         };
-        if sha256 != info.sha256 {
-            self.close(conn);
-            return self.fail_op(Problem::OtherManifest { peer });
-        }
-        let manifest =
-            match Manifest::from_wire(sha256, size, chunk_size, &chunk_hashes, Some(info.size)) {
-                Ok(m) => m,
-                Err(e) => {
-                    self.close(conn);
-                    let error = e.to_string();
-                    return self.fail_op(Problem::BadManifest { peer, error });
-                }
-            };
-        let sources = swarm.map_or_else(|| vec![peer], |(all, _)| all);
-        match self.begin_download(&sources, &file, manifest, now) {
+        let checked = manifest_from_answer(
+            &info.id,
+            &id,
+            info.sha256,
+            size,
+            chunk_size,
+            &chunk_hashes,
+            Some(info.size),
+        );
+        let manifest = match checked {
+            Ok(m) => m,
+            Err(error) => {
+                self.close(conn);
+                return match swarm {
+                    Some(swarm) if swarm.sources.len() > 1 => {
+                        self.next_source(peer, file, swarm, error, deadline, now)
+                    }
+                    _ => self.fail_op(Problem::BadManifest { peer, error }),
+                };
+            }
+        };
+        let (sources, check_sha256) = match swarm {
+            Some(swarm) => (swarm.sources, swarm.check_sha256),
+            None => (vec![peer], false),
+        };
+        match self.begin_download(&sources, &file, manifest, check_sha256, now) {
             Ok(id) => {
                 self.await_downloads(BTreeSet::from([id]));
                 self.start_transfer(id, now);
@@ -138,12 +164,45 @@ impl PeerNode {
         }
     }
 
+    /// A content's first source sent a manifest that does not make the content id: it is
+    /// reported and left out, and the next source is asked for the manifest.
+    fn next_source(
+        &mut self,
+        liar: String,
+        file: String,
+        mut swarm: Swarm,
+        error: String,
+        deadline: Instant,
+        now: Instant,
+    ) {
+        swarm.sources.retain(|p| *p != liar);
+        let warning = Warning::ForgedManifest {
+            peer: liar,
+            file: file.clone(),
+            error,
+        };
+        self.ui.event(&Event::Warning(warning));
+        let Some(next) = swarm.sources.first().cloned() else {
+            return self.fail_op(Problem::NoSource);
+        };
+        self.op = Some(Op::Get {
+            peer: next,
+            file,
+            step: Step::Reaching { refreshed: true },
+            deadline: deadline.max(now + STEP_TIMEOUT),
+            swarm: Some(swarm),
+        });
+        self.op_advance(now);
+    }
+
     /// `get FILE` found its content at `sources`: fetch it from all of them, under `name`.
+    /// `check_sha256`: it was found by its SHA-256, which the finished file must then have.
     pub(super) fn get_from(
         &mut self,
         sources: Vec<String>,
         name: String,
         info: FileInfo,
+        check_sha256: bool,
         now: Instant,
     ) {
         if let Err(e) = check_file_name(&name) {
@@ -157,7 +216,11 @@ impl PeerNode {
             file: name,
             step: Step::Reaching { refreshed: true },
             deadline: now + STEP_TIMEOUT,
-            swarm: Some((sources, info.sha256)),
+            swarm: Some(Swarm {
+                sources,
+                id: info.id,
+                check_sha256,
+            }),
         });
         self.op_advance(now);
     }
@@ -276,11 +339,8 @@ impl PeerNode {
 
     /// `get`: asks `conn` for the manifest of `info` (nothing stands in the way at home).
     fn ask_manifest(&mut self, conn: ConnId, info: &FileInfo) {
-        let sha256 = info.sha256;
-        self.request(conn, Purpose::Op, |req| Message::GetManifest {
-            req,
-            sha256,
-        });
+        let id = info.id;
+        self.request(conn, Purpose::Op, |req| Message::GetManifest { req, id });
     }
 
     /// `get`: what stands under the file's name in the downloads folder was checked (off the
@@ -308,9 +368,9 @@ impl PeerNode {
             Err(e) => self.fail_op(e.into()),
             Ok(Destination::AlreadyThere) => {
                 let path = self.cfg.downloads_dir.join(&file).display().to_string();
-                let (size, sha256) = (info.size, info.sha256.to_string());
+                let (id, sha256) = (info.id.to_string(), info.sha256.to_string());
                 self.ui
-                    .event(&Event::already_there(file, path, size, sha256));
+                    .event(&Event::already_there(file, path, info.size, id, sha256));
             }
             Ok(Destination::Free) => {
                 self.ask_manifest(conn, &info);

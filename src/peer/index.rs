@@ -15,7 +15,7 @@
 
 mod chunk_read;
 #[cfg(test)]
-mod fixture;
+pub(crate) mod fixture;
 mod hash_cache;
 mod scan;
 
@@ -174,6 +174,7 @@ impl SharedIndex {
             .map(|f| FileInfo {
                 name: f.name.clone(),
                 size: f.manifest.size,
+                id: f.content_id,
                 sha256: f.manifest.sha256,
                 partial: false,
             })
@@ -198,48 +199,52 @@ impl SharedIndex {
             .map(|i| &self.files[i])
     }
 
-    /// Reads chunk `index` of the file with this SHA-256 into `buf` (cleared, then resized to
+    /// Reads chunk `index` of the file with this content id into `buf` (cleared, then resized to
     /// the chunk's length) with a positioned read. Keeps up to [`MAX_OPEN_FILES`] files open.
     ///
     /// Before every read the open file is checked against the index (same device and inode,
     /// still linked, same size and mtime); any difference, a vanished file or a read error
     /// gives `Unavailable` (and closes our handle, so a restored file is picked up on the next
-    /// request). Other errors: `NoSuchFile` for an unknown hash, `BadChunkIndex` past the end.
+    /// request). Other errors: `NoSuchFile` for an unknown id, `BadChunkIndex` past the end.
     /// The texts name the file but never a local path (they go to the remote peer).
     /// On error `buf` is left empty.
     pub fn read_chunk(
         &mut self,
-        sha: &Sha256,
+        id: &ContentId,
         index: u64,
         buf: &mut Vec<u8>,
     ) -> Result<(), (ErrorCode, String)> {
         buf.clear();
-        self.append_chunk(sha, index, buf)
+        self.append_chunk(id, index, buf)
     }
 
-    /// The whole frame (length prefix included) answering `GetChunk { req, sha256: sha, index }`
+    /// The whole frame (length prefix included) answering `GetChunk { req, id, index }`
     /// with a `Chunk`: the envelope is written first and the file is read straight into the
     /// frame after it, so serving a chunk copies its bytes once (page cache to frame) and never
     /// zero-fills. The bytes are exactly `encode_message(&Message::Chunk { .. })`'s. Same
     /// checks and errors as [`Self::read_chunk`].
     pub fn chunk_frame(
         &mut self,
-        sha: &Sha256,
+        id: &ContentId,
         req: u64,
         index: u64,
     ) -> Result<Vec<u8>, (ErrorCode, String)> {
-        let (_, len) = self.locate_chunk(sha, index)?;
+        let (_, len) = self.locate_chunk(id, index)?;
         let mut frame = crate::wire::chunk_frame_head(req, index, len as usize);
-        self.append_chunk(sha, index, &mut frame)?;
+        self.append_chunk(id, index, &mut frame)?;
         Ok(frame)
     }
 
-    /// The file holding chunk `index` of `sha`, and the chunk's length.
-    fn locate_chunk(&self, sha: &Sha256, index: u64) -> Result<(usize, u32), (ErrorCode, String)> {
-        let Some(&i) = self.by_sha.get(sha) else {
+    /// The file holding chunk `index` of `id`, and the chunk's length.
+    fn locate_chunk(
+        &self,
+        id: &ContentId,
+        index: u64,
+    ) -> Result<(usize, u32), (ErrorCode, String)> {
+        let Some(&i) = self.by_id.get(id) else {
             return Err((
                 ErrorCode::NoSuchFile,
-                format!("no shared file has SHA-256 {sha}"),
+                format!("no shared file has content id {id}"),
             ));
         };
         let f = &self.files[i];
@@ -256,15 +261,15 @@ impl SharedIndex {
         }
     }
 
-    /// Appends chunk `index` of `sha` to `out` (see [`Self::read_chunk`]); `out` is left as it
+    /// Appends chunk `index` of `id` to `out` (see [`Self::read_chunk`]); `out` is left as it
     /// was on error.
     fn append_chunk(
         &mut self,
-        sha: &Sha256,
+        id: &ContentId,
         index: u64,
         out: &mut Vec<u8>,
     ) -> Result<(), (ErrorCode, String)> {
-        let (i, len) = self.locate_chunk(sha, index)?;
+        let (i, len) = self.locate_chunk(id, index)?;
         self.open.append_chunk(&self.files[i], index, len, out)
     }
 

@@ -43,7 +43,9 @@ pub fn chunk_size_for(size: u64) -> u32 {
 /// hash per chunk. Build one with [`Manifest::from_wire`] or [`manifest_of_reader`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Manifest {
-    /// SHA-256 of the whole file: the file's id.
+    /// SHA-256 of the whole file. Computed for a shared file; for a download, the SHA-256 it
+    /// was listed with, which its content id does not prove (checked at the end only when the
+    /// user asked for the file by it).
     pub sha256: Sha256,
     pub size: u64,
     pub chunk_size: u32,
@@ -92,6 +94,30 @@ impl Manifest {
         hashes: &[u8],
         expected_size: Option<u64>,
     ) -> Result<Manifest, String> {
+        let manifest = Manifest::from_answer(sha256, size, chunk_size, hashes, expected_size)?;
+        if size == 0 && sha256 != SHA256_OF_EMPTY {
+            return Err(format!(
+                "an empty file's SHA-256 is {SHA256_OF_EMPTY}, not {sha256}"
+            ));
+        }
+        if manifest.chunk_count() == 1 && manifest.chunk_hashes[0] != sha256 {
+            return Err("the only chunk's hash differs from the file's SHA-256".to_string());
+        }
+        Ok(manifest)
+    }
+
+    /// [`Self::from_wire`]'s checks of the shape only, for a manifest a source sent (version 2
+    /// carries no SHA-256 in it): `sha256` is the SHA-256 the file was listed with, a label the
+    /// chunk hashes are not compared with. What proves such a manifest is its content id
+    /// (`content_id::manifest_from_answer`); a listed SHA-256 that disagrees with a one-chunk
+    /// file's chunk hash must not get an honest source's manifest refused.
+    pub fn from_answer(
+        sha256: Sha256,
+        size: u64,
+        chunk_size: u32,
+        hashes: &[u8],
+        expected_size: Option<u64>,
+    ) -> Result<Manifest, String> {
         if let Some(expected) = expected_size
             && size != expected
         {
@@ -132,14 +158,6 @@ impl Manifest {
                 Sha256(a)
             })
             .collect();
-        if size == 0 && sha256 != SHA256_OF_EMPTY {
-            return Err(format!(
-                "an empty file's SHA-256 is {SHA256_OF_EMPTY}, not {sha256}"
-            ));
-        }
-        if chunks == 1 && chunk_hashes[0] != sha256 {
-            return Err("the only chunk's hash differs from the file's SHA-256".to_string());
-        }
         Ok(Manifest {
             sha256,
             size,

@@ -260,6 +260,7 @@ impl PeerNode {
             up: l.up,
             down_per_peer: l.down_per_peer,
             up_per_peer: l.up_per_peer,
+            exempt_loopback: l.exempt_loopback,
         });
     }
 

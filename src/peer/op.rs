@@ -5,8 +5,8 @@
 use super::download::DownloadId;
 use super::find_state::Find;
 use crate::reactor::ConnId;
+use crate::wire::ContentId;
 use crate::wire::FileInfo;
-use crate::wire::Sha256;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -43,6 +43,16 @@ pub enum Step {
     CheckingDestination(ConnId, FileInfo),
 }
 
+/// A `get` of a content a search found: every source (the first is the one asked first) and
+/// the content id they listed.
+#[derive(Debug)]
+pub struct Swarm {
+    pub sources: Vec<String>,
+    pub id: ContentId,
+    /// The search was by SHA-256: the finished file must have the one its sources listed.
+    pub check_sha256: bool,
+}
+
 #[derive(Debug)]
 pub enum Op {
     Peers {
@@ -58,8 +68,8 @@ pub enum Op {
         file: String,
         step: Step,
         deadline: Instant,
-        /// Every source (the first is `peer`) and the content a search found.
-        swarm: Option<(Vec<String>, Sha256)>,
+        /// A content a search found, fetched from every peer that has it.
+        swarm: Option<Swarm>,
     },
     /// `search`, and `get FILE` while it looks for the peers that have FILE.
     Find(Find),

@@ -185,6 +185,7 @@ impl PeerNode {
                     .map(|f| FileEntry {
                         name: f.name,
                         size: f.size,
+                        content_id: f.id.to_string(),
                         sha256: f.sha256.to_string(),
                     })
                     .collect();
@@ -313,6 +314,7 @@ impl PeerNode {
             let entry = |f: &super::index::SharedFile| FileEntry {
                 name: f.name.clone(),
                 size: f.manifest.size,
+                content_id: f.content_id.to_string(),
                 sha256: f.manifest.sha256.to_string(),
             };
             (

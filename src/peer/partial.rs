@@ -1,9 +1,13 @@
 //! A download on disk: a partial file beside its destination, holding only verified chunks
-//! written at their offsets, renamed into place only once the whole file hashes to the SHA-256
-//! that was asked for. Nothing ever stands under the final name that is not exactly those bytes.
+//! written at their offsets, linked into place only once every chunk is there. The chunks were
+//! each checked against a manifest that was checked against the content id asked for, so they
+//! are the file (PROTOCOL.md §8.4); when the file was asked for by its SHA-256, that is checked
+//! too, on a thread of its own as the chunks are written. Nothing ever stands under the final
+//! name that is not exactly those bytes.
 
+use super::content_id::ContentId;
 use super::file_hasher::FileHasher;
-use super::manifest::Manifest;
+use super::manifest::{Manifest, manifest_of_reader};
 use crate::names::partial_name;
 use crate::wire::Sha256;
 use sha2::Digest;
@@ -21,9 +25,10 @@ pub enum Destination {
     AlreadyThere,
 }
 
-/// Checks the destination before a download starts. A different file under that name is an
-/// error: we never overwrite anything.
-pub fn check_destination(dest: &Path, sha256: &Sha256) -> Result<Destination, String> {
+/// Checks the destination before a download starts: a file there is the wanted content if it
+/// has content id `id` (cut as §8.1's sender's choice cuts it). A different file under that
+/// name is an error: we never overwrite anything.
+pub fn check_destination(dest: &Path, id: &ContentId) -> Result<Destination, String> {
     match std::fs::symlink_metadata(dest) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Destination::Free),
         Err(e) => Err(format!("cannot check {}: {e}", dest.display())),
@@ -31,8 +36,8 @@ pub fn check_destination(dest: &Path, sha256: &Sha256) -> Result<Destination, St
             "{} already exists and is not a regular file; not touching it",
             dest.display()
         )),
-        Ok(_) => match hash_file(dest) {
-            Ok(have) if have == *sha256 => Ok(Destination::AlreadyThere),
+        Ok(meta) => match File::open(dest).and_then(|f| manifest_of_reader(f, meta.len())) {
+            Ok(have) if ContentId::of(&have) == *id => Ok(Destination::AlreadyThere),
             Ok(_) => Err(format!(
                 "{} already exists with different content; move it away or rename it first",
                 dest.display()
@@ -64,8 +69,10 @@ pub struct PartialFile {
     /// The download's geometry, for the whole-file hasher.
     chunk_size: u32,
     size: u64,
-    /// Whole-file SHA-256, computed on its own thread from the chunks as they are written (in
-    /// any order), so completion needs no second pass over the file. Started on first use.
+    /// Whether the whole file's SHA-256 is wanted ([`Self::hash_whole_file`]).
+    hash_whole: bool,
+    /// That SHA-256, computed on its own thread from the chunks as they are written (in any
+    /// order), so completion needs no second pass over the file. Started on first use.
     hasher: Option<FileHasher>,
 }
 
@@ -145,8 +152,16 @@ impl PartialFile {
             dest: dest.to_path_buf(),
             chunk_size,
             size,
+            hash_whole: false,
             hasher: None,
         }
+    }
+
+    /// Also compute the whole file's SHA-256 as chunks are written, for [`Self::finish`] to
+    /// check (a download asked for by its SHA-256). Call before the first chunk is written or
+    /// adopted.
+    pub fn hash_whole_file(&mut self) {
+        self.hash_whole = true;
     }
 
     /// Resume: checks every chunk already in the partial file against the manifest
@@ -162,6 +177,9 @@ impl PartialFile {
     /// Hands `intact` (chunks a [`check_partial`] of this file found right) to the whole-file
     /// hasher, which reads them back from the file.
     pub fn adopt(&mut self, intact: &[u64]) -> io::Result<()> {
+        if !self.hash_whole {
+            return Ok(());
+        }
         let hasher = self.hasher()?;
         for &index in intact {
             hasher.add_from_file(index);
@@ -212,37 +230,51 @@ impl PartialFile {
     }
 
     /// Writes verified chunk `index` at `offset`, then hands its bytes to the whole-file
-    /// hasher.
+    /// hasher if there is one.
     pub fn write_chunk(&mut self, index: u64, offset: u64, data: Vec<u8>) -> io::Result<()> {
         self.file.write_all_at(&data, offset)?;
-        self.hasher()?.add(index, data);
+        if self.hash_whole {
+            self.hasher()?.add(index, data);
+        } else {
+            crate::wire::recycle_chunk_buffer(data);
+        }
         Ok(())
     }
 
-    /// Called when every chunk is written: checks the whole-file hash and size, makes the bytes
-    /// durable and links the file under its final name without replacing anything.
+    /// Called when every chunk is written: checks the size (and the whole-file SHA-256 against
+    /// `sha256` if one is given), makes the bytes durable and links the file under its final
+    /// name without replacing anything. A file that appeared under that name meanwhile counts as
+    /// saved only if it has content id `id`.
     ///
     /// Only a content mismatch removes the partial file (nothing in it can be trusted). Any
     /// other failure (the final fsync, the link, a file that appeared under the final name)
     /// keeps it: every chunk in it is verified, and `resume` re-checks them from the disk (an
     /// fsync that failed once may "succeed" later with the data gone, so nothing is assumed).
-    pub fn finish(&mut self, expected: &Sha256, size: u64) -> Result<PathBuf, FinishError> {
-        let hashed = match self.hasher.take() {
-            Some(hasher) => hasher.finish(),
-            None => hash_file(&self.part_path),
-        };
-        let got = hashed.map_err(|e| {
-            FinishError::Kept(format!(
-                "cannot read the finished download back ({}): {e}",
-                self.part_path.display()
-            ))
-        })?;
-        if got != *expected {
-            self.remove();
-            return Err(FinishError::Mismatch(format!(
-                "the finished file hashes to {got}, not {expected}: the source's manifest does not \
-                 describe that file; nothing was saved"
-            )));
+    pub fn finish(
+        &mut self,
+        id: &ContentId,
+        sha256: Option<&Sha256>,
+        size: u64,
+    ) -> Result<PathBuf, FinishError> {
+        if let Some(expected) = sha256 {
+            let hashed = match self.hasher.take() {
+                Some(hasher) => hasher.finish(),
+                None => hash_file(&self.part_path),
+            };
+            let got = hashed.map_err(|e| {
+                FinishError::Kept(format!(
+                    "cannot read the finished download back ({}): {e}",
+                    self.part_path.display()
+                ))
+            })?;
+            if got != *expected {
+                self.remove();
+                return Err(FinishError::Mismatch(format!(
+                    "the finished file hashes to {got}, not {expected}: every chunk matched \
+                     content id {id}, but that content is not the file whose SHA-256 was asked \
+                     for (its source listed a false SHA-256); nothing was saved"
+                )));
+            }
         }
         let kept = |what: &str, e: io::Error, part: &Path| {
             FinishError::Kept(format!("{what} ({}): {e}", part.display()))
@@ -274,7 +306,7 @@ impl PartialFile {
                     self.dest.display()
                 )));
             }
-            return match check_destination(&self.dest, expected) {
+            return match check_destination(&self.dest, id) {
                 Ok(_) => {
                     self.remove();
                     Ok(self.dest.clone())
@@ -415,9 +447,26 @@ mod tests {
         fetch_all(&m, &mut part, &data, &[2, 0, 3, 1]);
         assert_eq!(m.chunk_count(), 4);
         let sha = m.sha256;
-        let path = part.finish(&sha, data.len() as u64).unwrap();
+        let path = part
+            .finish(&ContentId::of(&m), Some(&sha), data.len() as u64)
+            .unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), data);
         assert!(!dir.path().join(".f.bin.p2p-part").exists());
+    }
+
+    /// Asked for by content id, a download hashes nothing but its chunks: no whole-file hasher
+    /// runs, and it is saved on its verified chunks alone.
+    #[test]
+    fn without_a_sha256_to_check_no_whole_file_hash_is_computed() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..256 * 1024 * 2 + 9).map(|i| (i % 253) as u8).collect();
+        let m = manifest_for(&data);
+        let dest = dir.path().join("n");
+        let mut part = create(&dest, "n", &m);
+        fetch_all(&m, &mut part, &data, &[1, 0, 2]);
+        assert!(part.hasher.is_none(), "no second pass over the data");
+        let saved = part.finish(&ContentId::of(&m), None, data.len() as u64);
+        assert_eq!(std::fs::read(saved.unwrap()).unwrap(), data);
     }
 
     #[test]
@@ -427,9 +476,11 @@ mod tests {
         let m = manifest_for(&data);
         let dest = dir.path().join("x");
         let mut part = create(&dest, "x", &m);
+        part.hash_whole_file();
         fetch_all(&m, &mut part, &data, &[0]);
+        assert!(part.hasher.is_some(), "hashed as the chunks are written");
         assert!(matches!(
-            part.finish(&Sha256([0; 32]), 1000),
+            part.finish(&ContentId::of(&m), Some(&Sha256([0; 32])), 1000),
             Err(FinishError::Mismatch(_))
         ));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
@@ -444,7 +495,7 @@ mod tests {
         let mut part = create(&dest, "x", &m);
         fetch_all(&m, &mut part, &data, &[0]);
         std::fs::write(&dest, b"someone else's").unwrap();
-        let err = part.finish(&m.sha256, 10).unwrap_err();
+        let err = part.finish(&ContentId::of(&m), None, 10).unwrap_err();
         let FinishError::Kept(err) = err else {
             panic!("{err:?}")
         };
@@ -458,15 +509,12 @@ mod tests {
     fn destination_checks() {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("x");
-        let sha = Sha256::of(b"abc");
-        assert_eq!(check_destination(&dest, &sha), Ok(Destination::Free));
+        let id = ContentId::of(&manifest_for(b"abc"));
+        assert_eq!(check_destination(&dest, &id), Ok(Destination::Free));
         std::fs::write(&dest, b"abc").unwrap();
-        assert_eq!(
-            check_destination(&dest, &sha),
-            Ok(Destination::AlreadyThere)
-        );
+        assert_eq!(check_destination(&dest, &id), Ok(Destination::AlreadyThere));
         std::fs::write(&dest, b"abd").unwrap();
-        assert!(check_destination(&dest, &sha).is_err());
+        assert!(check_destination(&dest, &id).is_err());
     }
 
     #[test]
@@ -501,7 +549,7 @@ mod tests {
         let sha = m.sha256;
         let size = data.len() as u64;
         assert_eq!(
-            std::fs::read(part.finish(&sha, size).unwrap()).unwrap(),
+            std::fs::read(part.finish(&ContentId::of(&m), Some(&sha), size).unwrap()).unwrap(),
             data
         );
     }
@@ -544,7 +592,9 @@ mod tests {
         assert_eq!(part.adopt_verified_chunks(&m).unwrap().len(), 33);
         assert_eq!(m.chunk_count(), 33, "every chunk is intact");
         let sha = m.sha256;
-        let saved = part.finish(&sha, data.len() as u64).unwrap();
+        let saved = part
+            .finish(&ContentId::of(&m), Some(&sha), data.len() as u64)
+            .unwrap();
         let on_disk = std::fs::read(&saved).unwrap();
         assert_eq!(on_disk.len(), data.len());
         assert_eq!(Sha256::of(&on_disk), sha);
@@ -571,7 +621,9 @@ mod tests {
         );
         fetch_all(&m, &mut part, &data, &[0]);
         let sha = m.sha256;
-        let saved = part.finish(&sha, data.len() as u64).unwrap();
+        let saved = part
+            .finish(&ContentId::of(&m), Some(&sha), data.len() as u64)
+            .unwrap();
         assert_eq!(std::fs::read(saved).unwrap(), data);
     }
 
@@ -585,7 +637,7 @@ mod tests {
         let m = manifest_for(&data);
         let mut part = create(&dir.path().join("x"), "x", &m);
         fetch_all(&m, &mut part, &data, &[0]);
-        part.finish(&m.sha256, 100).unwrap();
+        part.finish(&ContentId::of(&m), None, 100).unwrap();
         assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
         assert_eq!(std::fs::read(dir.path().join("x")).unwrap(), data);
     }

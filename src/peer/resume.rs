@@ -6,6 +6,7 @@
 //! Records live in `DOWNLOADS/.p2p/resume/`, one per download, named after the SHA-256 of the
 //! file name (a name may be 255 bytes; a record name must not grow past that).
 
+use super::content_id::ContentId;
 use super::manifest::Manifest;
 use super::state_file::{self, sync_dir};
 use crate::wire::Sha256;
@@ -13,7 +14,12 @@ use serde::{Deserialize, Serialize};
 use std::io;
 use std::path::{Path, PathBuf};
 
-const RECORD_VERSION: u32 = 1;
+/// Version 2 (protocol version 2, content ids) adds `content_id` and `check_sha256`. A version-1
+/// record holds the same manifest fields, so it is read as version 2 with the id derived from
+/// its manifest and no SHA-256 check, and written back as version 2 at its next checkpoint.
+const RECORD_VERSION: u32 = 2;
+/// The version before content ids, still read (see [`RECORD_VERSION`]).
+const RECORD_VERSION_1: u32 = 1;
 /// Records are small (a manifest has at most 65 536 hashes): refuse anything far larger.
 const MAX_RECORD_LEN: u64 = 4 * 1024 * 1024;
 
@@ -24,6 +30,14 @@ pub struct ResumeRecord {
     pub file_name: String,
     /// The peers it was being fetched from (found again by name after a restart).
     pub sources: Vec<String>,
+    /// The content id the manifest below makes (checked on load). Absent in version 1.
+    #[serde(default)]
+    pub content_id: Option<ContentId>,
+    /// The download was asked for by the file's SHA-256: check it at the end. Absent in
+    /// version 1 (false).
+    #[serde(default)]
+    pub check_sha256: bool,
+    /// The SHA-256 the file was listed with (proved only if `check_sha256`).
     pub sha256: Sha256,
     pub size: u64,
     pub chunk_size: u32,
@@ -40,6 +54,8 @@ impl ResumeRecord {
             version: RECORD_VERSION,
             file_name: file_name.to_string(),
             sources,
+            content_id: Some(ContentId::of(manifest)),
+            check_sha256: false,
             sha256: manifest.sha256,
             size: manifest.size,
             chunk_size: manifest.chunk_size,
@@ -114,10 +130,29 @@ pub fn load(path: &Path) -> Result<ResumeRecord, LoadError> {
     if !rest.is_empty() {
         return Err(LoadError::Bad("bytes after the record".into()));
     }
-    if record.version != RECORD_VERSION {
-        return Err(LoadError::Bad(format!("version {}", record.version)));
+    let mut record = record;
+    let manifest = match record.version {
+        RECORD_VERSION | RECORD_VERSION_1 => record.manifest().map_err(LoadError::Bad)?,
+        other => {
+            return Err(LoadError::Bad(format!(
+                "version {other} (this p2p reads versions {RECORD_VERSION_1} and {RECORD_VERSION})"
+            )));
+        }
+    };
+    let derived = ContentId::of(&manifest);
+    match (record.version, record.content_id) {
+        (RECORD_VERSION_1, _) => {
+            record.version = RECORD_VERSION;
+            record.content_id = Some(derived);
+            record.check_sha256 = false;
+        }
+        (_, Some(stored)) if stored == derived => {}
+        _ => {
+            return Err(LoadError::Bad(
+                "its content id does not match the manifest it holds".into(),
+            ));
+        }
     }
-    let manifest = record.manifest().map_err(LoadError::Bad)?;
     if record.durable.len() as u64 != manifest.chunk_count().div_ceil(8) {
         return Err(LoadError::Bad("chunk bitmap of the wrong length".into()));
     }
@@ -209,6 +244,42 @@ mod tests {
         assert_eq!(back.durable_count(), 2);
         assert_eq!(back.manifest().unwrap(), m);
         assert_eq!(list(dir.path()).0, vec![rec]);
+    }
+
+    /// A record written before content ids (version 1: no `content_id`, no `check_sha256`) is
+    /// read with the id its manifest makes and no SHA-256 check; a version-2 record whose id
+    /// is not its manifest's, or a version from the future, is refused, never misread.
+    #[test]
+    fn version_1_records_are_migrated_and_inconsistent_ones_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = manifest(256 * 1024 * 3 + 5);
+        let mut old = ResumeRecord::new("old.bin", vec!["Alice".into()], &m);
+        old.version = RECORD_VERSION_1;
+        old.content_id = None;
+        old.check_sha256 = true; // not a field version 1 had: dropped
+        old.set_durable(1);
+        save(dir.path(), &old).unwrap();
+        let back = load_for(dir.path(), "old.bin").unwrap();
+        assert_eq!(back.version, RECORD_VERSION);
+        assert_eq!(back.content_id, Some(ContentId::of(&m)));
+        assert!(!back.check_sha256);
+        assert!(back.is_durable(1) && back.durable_count() == 1);
+
+        let mut wrong = ResumeRecord::new("wrong.bin", vec!["Alice".into()], &m);
+        wrong.content_id = Some(ContentId([1; 32]));
+        save(dir.path(), &wrong).unwrap();
+        let Err(LoadError::Bad(why)) = load_for(dir.path(), "wrong.bin") else {
+            panic!("a record whose id is not its manifest's was accepted")
+        };
+        assert!(why.contains("content id"), "{why}");
+
+        let mut future = ResumeRecord::new("future.bin", vec!["Alice".into()], &m);
+        future.version = 3;
+        save(dir.path(), &future).unwrap();
+        let Err(LoadError::Bad(why)) = load_for(dir.path(), "future.bin") else {
+            panic!("a record of an unknown version was accepted")
+        };
+        assert!(why.contains("version 3"), "{why}");
     }
 
     #[test]

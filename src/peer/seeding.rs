@@ -3,17 +3,18 @@
 
 use super::node::PeerNode;
 use crate::reactor::ConnId;
-use crate::wire::{ErrorCode, FileInfo, Message, Sha256};
+use crate::wire::{ContentId, ErrorCode, FileInfo, Message};
 
 impl PeerNode {
     /// Shared files, then downloads in progress (marked partial) whose content is not shared.
     pub(super) fn listing(&self) -> Vec<FileInfo> {
         let mut files = self.index.file_infos();
         for t in self.downloads.values() {
-            if self.index.by_sha(&t.dl.sha256()).is_none() {
+            if self.index.by_content_id(&t.dl.content_id()).is_none() {
                 files.push(FileInfo {
                     name: t.file_name().to_string(),
                     size: t.size(),
+                    id: t.dl.content_id(),
                     sha256: t.dl.sha256(),
                     partial: true,
                 });
@@ -23,11 +24,11 @@ impl PeerNode {
     }
 
     /// `GetManifest` for a file we are still downloading. `None`: not one of ours.
-    pub(super) fn partial_manifest(&self, req: u64, sha256: &Sha256) -> Option<Message> {
-        let m = self.download_of(sha256)?.dl.manifest();
+    pub(super) fn partial_manifest(&self, req: u64, id: &ContentId) -> Option<Message> {
+        let m = self.download_of(id)?.dl.manifest();
         Some(Message::Manifest {
             req,
-            sha256: *sha256,
+            id: *id,
             size: m.size,
             chunk_size: m.chunk_size,
             chunk_hashes: m.hashes_to_wire(),
@@ -36,8 +37,8 @@ impl PeerNode {
 
     /// `GetChunk` for a file we are still downloading. `None`: not one of ours. The index is
     /// another peer's: out of range, it is a chunk not here.
-    pub(super) fn partial_chunk(&self, req: u64, sha256: &Sha256, index: u64) -> Option<Message> {
-        let dl = self.download_of(sha256)?;
+    pub(super) fn partial_chunk(&self, req: u64, id: &ContentId, index: u64) -> Option<Message> {
+        let dl = self.download_of(id)?;
         let mut data = Vec::new();
         Some(match dl.read_verified_chunk(index, &mut data) {
             Some(()) => Message::Chunk { req, index, data },
@@ -49,14 +50,14 @@ impl PeerNode {
         })
     }
 
-    pub(super) fn serve_have(&mut self, conn: ConnId, req: u64, sha256: Sha256) {
-        let reply = if self.index.by_sha(&sha256).is_some() {
+    pub(super) fn serve_have(&mut self, conn: ConnId, req: u64, id: ContentId) {
+        let reply = if self.index.by_content_id(&id).is_some() {
             Message::Have {
                 req,
                 complete: true,
                 bitmap: Vec::new(),
             }
-        } else if let Some(t) = self.download_of(&sha256) {
+        } else if let Some(t) = self.download_of(&id) {
             Message::Have {
                 req,
                 complete: false,
@@ -66,7 +67,7 @@ impl PeerNode {
             Message::Error {
                 req: Some(req),
                 code: ErrorCode::NoSuchFile,
-                message: format!("no file here has SHA-256 {sha256}"),
+                message: format!("no file here has content id {id}"),
             }
         };
         self.send(conn, &reply);

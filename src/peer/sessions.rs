@@ -8,7 +8,7 @@ use super::op::Lost;
 use super::session::MAX_CHAT_LEN;
 use crate::names::{check_peer_name, printable};
 use crate::reactor::ConnId;
-use crate::wire::{ErrorCode, Message, PROTOCOL_VERSION, Sha256, decode_message};
+use crate::wire::{ContentId, ErrorCode, Message, PROTOCOL_VERSION, decode_message};
 use std::time::Instant;
 
 /// Bytes of file entries one `Files` answer may carry: well below the frame limit whatever the
@@ -114,9 +114,9 @@ impl PeerNode {
                 let files = fit_listing(self.listing());
                 self.send(conn, &Message::Files { req, files });
             }
-            Message::GetHave { req, sha256 } => self.serve_have(conn, req, sha256),
-            Message::GetManifest { req, sha256 } => self.serve_manifest(conn, req, sha256),
-            Message::GetChunk { req, sha256, index } => self.serve_chunk(conn, req, sha256, index),
+            Message::GetHave { req, id } => self.serve_have(conn, req, id),
+            Message::GetManifest { req, id } => self.serve_manifest(conn, req, id),
+            Message::GetChunk { req, id, index } => self.serve_chunk(conn, req, id, index),
             Message::Chat { req, text } => {
                 if text.len() > MAX_CHAT_LEN {
                     let message = format!("message longer than {MAX_CHAT_LEN} bytes");
@@ -232,16 +232,16 @@ impl PeerNode {
         }
     }
 
-    fn serve_manifest(&mut self, conn: ConnId, req: u64, sha256: Sha256) {
-        if self.index.by_sha(&sha256).is_none()
-            && let Some(reply) = self.partial_manifest(req, &sha256)
+    fn serve_manifest(&mut self, conn: ConnId, req: u64, id: ContentId) {
+        if self.index.by_content_id(&id).is_none()
+            && let Some(reply) = self.partial_manifest(req, &id)
         {
             return self.send(conn, &reply);
         }
-        let reply = match self.index.by_sha(&sha256) {
+        let reply = match self.index.by_content_id(&id) {
             Some(f) => Message::Manifest {
                 req,
-                sha256,
+                id,
                 size: f.manifest.size,
                 chunk_size: f.manifest.chunk_size,
                 chunk_hashes: f.manifest.hashes_to_wire(),
@@ -249,21 +249,21 @@ impl PeerNode {
             None => Message::Error {
                 req: Some(req),
                 code: ErrorCode::NoSuchFile,
-                message: format!("no shared file has SHA-256 {sha256}"),
+                message: format!("no shared file has content id {id}"),
             },
         };
         self.send(conn, &reply);
     }
 
-    fn serve_chunk(&mut self, conn: ConnId, req: u64, sha256: Sha256, index: u64) {
-        if self.index.by_sha(&sha256).is_none()
-            && let Some(reply) = self.partial_chunk(req, &sha256, index)
+    fn serve_chunk(&mut self, conn: ConnId, req: u64, id: ContentId, index: u64) {
+        if self.index.by_content_id(&id).is_none()
+            && let Some(reply) = self.partial_chunk(req, &id, index)
         {
             return self.send(conn, &reply);
         }
         // The frame is built around the chunk: the file is read straight into it after the
         // envelope (`SharedIndex::chunk_frame`), so the data is copied once, not three times.
-        match self.index.chunk_frame(&sha256, req, index) {
+        match self.index.chunk_frame(&id, req, index) {
             Ok(frame) => self
                 .actions
                 .push_back(crate::reactor::Action::Send(conn, frame)),

@@ -8,14 +8,14 @@
 mod events;
 mod setup;
 
+use super::content_id::manifest_from_answer;
 pub use super::download::DownloadId;
 use super::download::{
-    Ask, ChunkAnswer, ChunkIndex, Download, End, HaveAnswer, Output, Reached, Report,
-    run_disk_output,
+    Ask, ChunkAnswer, ChunkIndex, Download, End, HaveAnswer, ManifestAnswer, Output, Reached,
+    Report, run_disk_output,
 };
 use super::event::{Event, Failure, Problem, Warning};
 use super::frontend::Progress;
-use super::manifest::Manifest;
 use super::node::{PeerNode, Pending, Purpose};
 use super::transfer_state::Transfer;
 use crate::reactor::{Action, ConnId};
@@ -64,15 +64,18 @@ impl PeerNode {
         let Some(t) = self.downloads.get(&id) else {
             return;
         };
-        let sha256 = t.dl.sha256();
+        let content = t.dl.content_id();
         match ask {
             Ask::Manifest => {
                 let purpose = Purpose::DownloadManifest(id);
-                self.request(conn, purpose, |req| Message::GetManifest { req, sha256 });
+                self.request(conn, purpose, |req| Message::GetManifest {
+                    req,
+                    id: content,
+                });
             }
             Ask::Have => {
                 let purpose = Purpose::DownloadHave(id);
-                self.request(conn, purpose, |req| Message::GetHave { req, sha256 });
+                self.request(conn, purpose, |req| Message::GetHave { req, id: content });
             }
             Ask::Chunks(chunks) => {
                 let mut batch = Vec::new();
@@ -83,7 +86,7 @@ impl PeerNode {
                     let index = index.get();
                     batch.extend_from_slice(&encode_message(&Message::GetChunk {
                         req,
-                        sha256,
+                        id: content,
                         index,
                     }));
                 }
@@ -180,7 +183,8 @@ impl PeerNode {
         });
     }
 
-    /// The manifest a source sent: the same bytes, or it is dropped (never mixed).
+    /// The manifest a source sent: the download's content id, or it is dropped and banned
+    /// (never mixed).
     pub(super) fn download_manifest_answer(
         &mut self,
         conn: ConnId,
@@ -188,15 +192,27 @@ impl PeerNode {
         msg: Message,
         now: Instant,
     ) {
+        let Some(t) = self.downloads.get(&id) else {
+            return;
+        };
+        let (asked, listed) = (t.dl.content_id(), t.dl.sha256());
         let theirs = match &msg {
             Message::Manifest {
-                sha256,
+                id: theirs,
                 size,
                 chunk_size,
                 chunk_hashes,
                 ..
-            } => Manifest::from_wire(*sha256, *size, *chunk_size, chunk_hashes, None).ok(),
-            _ => None,
+            } => ManifestAnswer::Sent(manifest_from_answer(
+                &asked,
+                theirs,
+                listed,
+                *size,
+                *chunk_size,
+                chunk_hashes,
+                Some(t.dl.size()),
+            )),
+            _ => ManifestAnswer::Refused,
         };
         self.download_input(conn, id, now, |dl, s| dl.handle_manifest(s, theirs, now));
     }

@@ -349,6 +349,9 @@ impl Reactor {
         let generation = self.next_generation;
         self.next_generation += 1;
         entry.insert(Conn::new(stream, generation, remote, phase));
+        if is_loopback(remote) {
+            self.rate.note_loopback(index);
+        }
         Some(ConnId { index, generation })
     }
 
@@ -745,5 +748,15 @@ fn connect_outcome(stream: &TcpStream) -> ConnectOutcome {
         Ok(_) => ConnectOutcome::Connected,
         Err(e) if e.kind() == io::ErrorKind::NotConnected => ConnectOutcome::Pending,
         Err(e) => ConnectOutcome::Failed(e),
+    }
+}
+
+/// Whether `addr` is this machine's loopback (IPv4-mapped IPv6 included).
+fn is_loopback(addr: SocketAddr) -> bool {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) => ip.is_loopback(),
+        std::net::IpAddr::V6(ip) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
     }
 }

@@ -24,11 +24,19 @@ pub struct RateLimits {
     pub down_per_peer: Option<u64>,
     /// Each connection's writes.
     pub up_per_peer: Option<u64>,
+    /// Connections to and from loopback addresses (this machine) are not limited: the user
+    /// exempted them (`--exempt-loopback`). Off by default: loopback is limited like anything
+    /// else.
+    pub exempt_loopback: bool,
 }
 
 impl RateLimits {
+    /// No limit is set (whether loopback would be exempt does not matter then).
     pub fn is_unlimited(&self) -> bool {
-        *self == RateLimits::default()
+        self.down.is_none()
+            && self.up.is_none()
+            && self.down_per_peer.is_none()
+            && self.up_per_peer.is_none()
     }
 }
 
@@ -188,6 +196,8 @@ pub struct RateLimiter {
     parked_writes: Vec<ConnId>,
     /// Bytes read and written while a limit held something back (for "limited" in the UI).
     throttled: u64,
+    /// Connections whose other end is a loopback address (exempt if the limits say so).
+    loopback: std::collections::HashSet<usize>,
 }
 
 impl RateLimiter {
@@ -234,7 +244,21 @@ impl RateLimiter {
         [global, own]
     }
 
+    /// Whether connection `index` is not limited at all (loopback, exempted).
+    fn exempt(&self, index: usize) -> bool {
+        self.limits.exempt_loopback && self.loopback.contains(&index)
+    }
+
+    /// Connection `index` talks to this machine (a loopback address): exempt from the limits
+    /// when [`RateLimits::exempt_loopback`] is set.
+    pub fn note_loopback(&mut self, index: usize) {
+        self.loopback.insert(index);
+    }
+
     fn allowance(&mut self, index: usize, dir: Dir, now: Instant) -> usize {
+        if self.exempt(index) {
+            return usize::MAX;
+        }
         let mut allowed = u64::MAX;
         for bucket in self.buckets(index, dir, now).into_iter().flatten() {
             allowed = allowed.min(bucket.available(now));
@@ -243,7 +267,7 @@ impl RateLimiter {
     }
 
     fn consumed(&mut self, index: usize, dir: Dir, n: usize, now: Instant) {
-        if n == 0 {
+        if n == 0 || self.exempt(index) {
             return;
         }
         for bucket in self.buckets(index, dir, now).into_iter().flatten() {
@@ -293,6 +317,7 @@ impl RateLimiter {
     /// Connection `index` is gone.
     pub fn forget(&mut self, index: usize) {
         self.conns.remove(&index);
+        self.loopback.remove(&index);
         self.parked_reads.retain(|id| id.index != index);
         self.parked_writes.retain(|id| id.index != index);
     }
@@ -353,6 +378,53 @@ mod tests {
     use super::*;
 
     const MB: u64 = 1_000_000;
+
+    /// Loopback is limited like anything else unless the user exempts it; exempted, a
+    /// loopback connection neither waits for nor spends tokens, and the others still do.
+    #[test]
+    fn loopback_is_limited_unless_exempted() {
+        let now = Instant::now();
+        let limits = RateLimits {
+            down: Some(MB),
+            ..RateLimits::default()
+        };
+        let mut rate = RateLimiter::new();
+        rate.set_limits(limits, now);
+        rate.note_loopback(1);
+        let burst = rate.read_allowance(1, now);
+        assert!(burst < usize::MAX, "loopback limited by default");
+        rate.consumed_read(1, burst, now);
+        assert_eq!(rate.read_allowance(1, now), 0);
+        assert_eq!(rate.read_allowance(2, now), 0, "one global bucket");
+
+        let mut rate = RateLimiter::new();
+        let exempt = RateLimits {
+            exempt_loopback: true,
+            ..limits
+        };
+        assert!(
+            !exempt.is_unlimited()
+                && RateLimits {
+                    exempt_loopback: true,
+                    ..RateLimits::default()
+                }
+                .is_unlimited()
+        );
+        rate.set_limits(exempt, now);
+        rate.note_loopback(1);
+        assert_eq!(rate.read_allowance(1, now), usize::MAX);
+        rate.consumed_read(1, 100 * MB as usize, now);
+        let other = rate.read_allowance(2, now);
+        assert!(
+            other > 0 && other < usize::MAX,
+            "what loopback moved cost others nothing"
+        );
+        rate.forget(1);
+        assert!(
+            rate.read_allowance(1, now) < usize::MAX,
+            "a new connection on index 1"
+        );
+    }
 
     #[test]
     fn rates_parse_in_decimal_and_binary_units_and_off_is_none() {

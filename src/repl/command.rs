@@ -14,17 +14,17 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     (
         "files",
         "files PEER",
-        "list what PEER shares: name, size, SHA-256",
+        "list what PEER shares: name, size, content id (cid1:...), SHA-256",
     ),
     (
         "get",
         "get [PEER] FILE",
-        "download FILE (name or SHA-256 prefix) from PEER, or from every peer that has it",
+        "download FILE (a name, cid1:ID or a SHA-256 prefix) from PEER, or from every peer that has it",
     ),
     (
         "search",
         "search TEXT",
-        "ask every known peer for files whose name contains TEXT",
+        "ask every known peer for files whose name contains TEXT (or whose id starts with it)",
     ),
     ("msg", "msg PEER TEXT", "send a text message to PEER"),
     (

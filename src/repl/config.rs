@@ -19,6 +19,7 @@
 //! max_up = "5MiB/s"
 //! max_down_per_peer = "500k"
 //! max_up_per_peer = 1000000    # a number is bytes a second
+//! exempt_loopback = true       # no limit for connections with this machine (default: false)
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -103,6 +104,7 @@ pub struct CommandLine {
     pub max_up: Given<String>,
     pub max_down_per_peer: Given<String>,
     pub max_up_per_peer: Given<String>,
+    pub exempt_loopback: Given<bool>,
 }
 
 /// A rate in the config file: text (`"20MB/s"`, `"off"`) or a number of bytes a second.
@@ -137,6 +139,7 @@ pub struct ConfigFile {
     pub max_up: Option<RateValue>,
     pub max_down_per_peer: Option<RateValue>,
     pub max_up_per_peer: Option<RateValue>,
+    pub exempt_loopback: Option<bool>,
 }
 
 /// Which config file was used.
@@ -258,7 +261,18 @@ pub fn resolve(cli: CommandLine, env: &impl Env) -> Result<PeerSettings, String>
         file.max_down_per_peer,
         file.max_up_per_peer,
     ];
-    let (rate_limits, rate_origins) = resolve_rates(rates, in_file, &file_origin)?;
+    let (mut rate_limits, mut rate_origins) = resolve_rates(rates, in_file, &file_origin)?;
+    if let Some(set) = pick(
+        cli.exempt_loopback,
+        "--exempt-loopback",
+        "P2P_EXEMPT_LOOPBACK",
+        file.exempt_loopback,
+        &file_origin,
+    ) {
+        rate_limits.exempt_loopback = set.value;
+        let text = if set.value { "yes" } else { "no" };
+        rate_origins.push(("exempt_loopback", text.to_string(), set.origin));
+    }
     Ok(PeerSettings {
         rate_limits,
         rate_origins,
@@ -575,6 +589,28 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
         assert_eq!(v["values"]["shared"]["origin"], "file");
         assert_eq!(v["values"]["listen"]["origin"], "default");
+    }
+
+    /// Loopback is limited unless exempted: by the config file, overridden by the flag; the
+    /// limits carry it and `--print-config` says where it came from.
+    #[test]
+    fn exempt_loopback_comes_from_the_file_or_the_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("p2p").join("config.toml");
+        std::fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+        let e = env(&[("XDG_CONFIG_HOME", dir.path().to_str().unwrap())]);
+        let s = resolve(CommandLine::default(), &e).unwrap();
+        assert!(!s.rate_limits.exempt_loopback, "limited by default");
+        std::fs::write(&cfg, "max_down = \"1MB/s\"\nexempt_loopback = true\n").unwrap();
+        let s = resolve(CommandLine::default(), &e).unwrap();
+        assert!(s.rate_limits.exempt_loopback);
+        assert_eq!(s.rate_limits.down, Some(1_000_000));
+        assert!(s.describe().contains("exempt_loopback"), "{}", s.describe());
+        let cli = CommandLine {
+            exempt_loopback: Given::Flag(false),
+            ..CommandLine::default()
+        };
+        assert!(!resolve(cli, &e).unwrap().rate_limits.exempt_loopback);
     }
 
     #[test]

@@ -235,9 +235,10 @@ pub fn human_lines(event: &Event) -> Vec<String> {
                 .iter()
                 .map(|c| {
                     format!(
-                        "{}  {}  {}  {} peer(s): {}",
+                        "{}  {}  {}  {}  {} peer(s): {}",
                         printable(&c.names.join(" | ")),
                         human_bytes(c.size),
+                        c.content_id,
                         c.sha256,
                         c.peers.len(),
                         c.peers.join(", ")
@@ -249,24 +250,33 @@ pub fn human_lines(event: &Event) -> Vec<String> {
         Event::DownloadDone {
             path,
             size,
+            content_id,
             sha256,
+            sha256_checked,
             seconds,
             bytes_fetched,
             bytes_per_source,
             already_there,
             ..
         } => {
-            let sha = short_sha(sha256);
+            let id = short_id(content_id);
             if *already_there {
-                return vec![format!("{path} already there (same content), sha256 {sha}")];
+                return vec![format!("{path} already there (same content, {id})")];
             }
+            // Exactly what was proved: the content id always (every chunk matched a manifest
+            // that makes it), the whole file's SHA-256 only when it was computed.
+            let proof = if *sha256_checked {
+                format!("verified {id} and sha256 {}", short_sha(sha256))
+            } else {
+                format!("verified {id}")
+            };
             vec![saved_line(
                 path,
                 *size,
                 *seconds,
                 *bytes_fetched,
                 bytes_per_source,
-                sha,
+                &proof,
             )]
         }
         Event::Unfinished {
@@ -314,10 +324,16 @@ pub fn human_lines(event: &Event) -> Vec<String> {
             up,
             down_per_peer,
             up_per_peer,
+            exempt_loopback,
         } => {
             let r = |v: &Option<u64>| crate::reactor::rate::format_rate(*v);
+            let loopback = if *exempt_loopback {
+                " (not for this machine: loopback is exempt)"
+            } else {
+                ""
+            };
             vec![format!(
-                "rate limits: down {}, up {}; per peer: down {}, up {}",
+                "rate limits: down {}, up {}; per peer: down {}, up {}{loopback}",
                 r(down),
                 r(up),
                 r(down_per_peer),
@@ -381,9 +397,10 @@ pub fn human_lines(event: &Event) -> Vec<String> {
 
 fn file_line(f: &FileEntry) -> String {
     format!(
-        "{}  {}  {}",
+        "{}  {}  {}  {}",
         printable(&f.name),
         human_bytes(f.size),
+        f.content_id,
         f.sha256
     )
 }
@@ -401,6 +418,13 @@ fn short_sha(sha256: &str) -> &str {
     sha256.get(..SHORT_SHA).unwrap_or(sha256)
 }
 
+/// A content id as people see it in a summary: the `cid1:` tag and [`SHORT_SHA`] digits.
+fn short_id(content_id: &str) -> &str {
+    content_id
+        .get(..crate::peer::content_id::TEXT_PREFIX.len() + SHORT_SHA)
+        .unwrap_or(content_id)
+}
+
 /// The summary of a finished download. Sources that sent nothing are left out; when part of
 /// the file was already here (a resumed download), the bytes counted are this run's only.
 fn saved_line(
@@ -409,7 +433,7 @@ fn saved_line(
     seconds: f64,
     fetched: u64,
     per_source: &BTreeMap<String, u64>,
-    sha: &str,
+    proof: &str,
 ) -> String {
     let senders: Vec<(&String, &u64)> = per_source.iter().filter(|(_, b)| **b > 0).collect();
     let names = if senders.is_empty() {
@@ -436,7 +460,7 @@ fn saved_line(
     };
     format!(
         "saved {path} ({size} bytes, {}) from {names} in {seconds:.2}s{rate}, \
-         {fetched} bytes fetched{this_run}{per}, sha256 {sha}",
+         {fetched} bytes fetched{this_run}{per}, {proof}",
         human_bytes(size)
     )
 }
@@ -581,7 +605,9 @@ mod tests {
             file: "big.iso".into(),
             path: "dl/big.iso".into(),
             size: 8 << 20,
+            content_id: format!("cid1:{}", "cd".repeat(32)),
             sha256: "ab".repeat(32),
+            sha256_checked: false,
             seconds: 0.5,
             bytes_per_sec: 0.0,
             bytes_fetched: fetched,
@@ -596,10 +622,22 @@ mod tests {
         assert_eq!(
             line,
             "saved dl/big.iso (8388608 bytes, 8.0 MiB) from Alice in 0.50s, 16.0 MiB/s, \
-             8388608 bytes fetched (Alice 8388608), sha256 abababababababab"
+             8388608 bytes fetched (Alice 8388608), verified cid1:cdcdcdcdcdcdcdcd"
         );
         let json: serde_json::Value = serde_json::from_str(&to_json(&done(1, &[]))).unwrap();
         assert_eq!(json["sha256"], "ab".repeat(32));
+        assert_eq!(json["content_id"], format!("cid1:{}", "cd".repeat(32)));
+        assert_eq!(json["sha256_checked"], false);
+        // Asked for by SHA-256, the whole file was hashed too: the line says both.
+        let mut checked = done(8 << 20, &[("Alice", 8 << 20)]);
+        if let Event::DownloadDone { sha256_checked, .. } = &mut checked {
+            *sha256_checked = true;
+        }
+        let line = &human_lines(&checked)[0];
+        assert!(
+            line.ends_with("verified cid1:cdcdcdcdcdcdcdcd and sha256 abababababababab"),
+            "{line}"
+        );
         // Resumed: what this run fetched, said so; a tiny amount gets no rate.
         let line = &human_lines(&done(5, &[("Alice", 5)]))[0];
         assert!(
@@ -627,10 +665,11 @@ mod tests {
             files: vec![FileEntry {
                 name: "a".into(),
                 size: 1536,
+                content_id: "cid1:11".into(),
                 sha256: "00".into(),
             }],
         };
-        assert_eq!(human_lines(&e), vec!["a  1.5 KiB  00"]);
+        assert_eq!(human_lines(&e), vec!["a  1.5 KiB  cid1:11  00"]);
         let joined = |others| Event::SourceJoined {
             file: "f".into(),
             peer: "Alice".into(),

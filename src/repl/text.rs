@@ -56,7 +56,6 @@ pub fn problem_text(problem: &Problem) -> String {
         Problem::NoSuchFile { peer, file } => {
             format!("{peer} has no file named '{}'", printable(file))
         }
-        Problem::OtherManifest { peer } => format!("{peer} sent the manifest of another file"),
         Problem::BadManifest { peer, error } => format!("{peer} sent a bad manifest: {error}"),
         Problem::Unexpected { peer, message } => {
             format!("{peer} answered with an unexpected {message}")
@@ -80,7 +79,8 @@ pub fn problem_text(problem: &Problem) -> String {
                 .iter()
                 .map(|c| {
                     format!(
-                        "{} ({} bytes, as {}) at {}",
+                        "{} (sha256 {}, {} bytes, as {}) at {}",
+                        c.content_id,
                         c.sha256,
                         c.size,
                         printable(&c.names.join(" | ")),
@@ -90,7 +90,7 @@ pub fn problem_text(problem: &Problem) -> String {
                 .collect();
             format!(
                 "'{}' names different files: {}; name the peer (get PEER FILE) or give a \
-                 SHA-256 prefix",
+                 content id (cid1:…) or SHA-256 prefix",
                 printable(query),
                 list.join("; ")
             )
@@ -188,6 +188,10 @@ pub fn warning_text(warning: &Warning) -> String {
         Warning::BadChunk { peer, fault, chunk } => {
             format!("{peer} sent {fault} (chunk {chunk}); fetching it again")
         }
+        Warning::ForgedManifest { peer, file, error } => format!(
+            "{peer} sent a forged manifest for {} ({error}): nothing is fetched from it",
+            printable(file)
+        ),
         Warning::CannotShare { path, error } => format!("cannot share {path}: {error}"),
         Warning::NotResumed(problem) => problem_text(problem),
         Warning::UnusableRecord { path, why } => format!("unusable resume record {path}: {why}"),

@@ -6,7 +6,7 @@
 use crate::peer::manifest::manifest_of_reader;
 use crate::reactor::{Action, CloseReason, ConnId, ConnectTag, Control, Driver};
 use crate::wire::{
-    ErrorCode, FileInfo, Message, PROTOCOL_VERSION, Sha256, decode_message, encode_message,
+    ContentId, ErrorCode, FileInfo, Message, PROTOCOL_VERSION, decode_message, encode_message,
 };
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -211,10 +211,10 @@ pub enum OnConnection {
 /// What the fake peer answers; every field may be changed by the test while it runs.
 pub struct FakeScript {
     pub files: Vec<FileInfo>,
-    /// `GetManifest` answers by SHA-256 (the `req` is filled in); others get `NoSuchFile`.
-    pub manifests: HashMap<Sha256, Message>,
-    /// `GetChunk(connection number, sha256, index)` → answer.
-    pub chunks: Box<dyn FnMut(usize, Sha256, u64) -> ChunkReply>,
+    /// `GetManifest` answers by content id (the `req` is filled in); others get `NoSuchFile`.
+    pub manifests: HashMap<ContentId, Message>,
+    /// `GetChunk(connection number, content id, index)` → answer.
+    pub chunks: Box<dyn FnMut(usize, ContentId, u64) -> ChunkReply>,
     /// Connection number → how it is treated.
     pub connections: Box<dyn FnMut(usize) -> OnConnection>,
 }
@@ -231,31 +231,36 @@ impl Default for FakeScript {
 }
 
 impl FakeScript {
-    /// Offers `content` under `name` (listing and manifest); returns its SHA-256.
-    pub fn share(&mut self, name: &str, content: &[u8]) -> Sha256 {
+    /// Offers `content` under `name` (listing and manifest); returns its content id.
+    pub fn share(&mut self, name: &str, content: &[u8]) -> ContentId {
         let m = manifest_of_reader(content, content.len() as u64)
             .expect("a manifest of bytes in memory");
+        let id = ContentId::of(&m);
         self.files.push(FileInfo {
             name: name.to_string(),
             size: m.size,
+            id,
             sha256: m.sha256,
             partial: false,
         });
-        self.manifests.insert(
-            m.sha256,
-            Message::Manifest {
-                req: 0,
-                sha256: m.sha256,
-                size: m.size,
-                chunk_size: m.chunk_size,
-                chunk_hashes: m.hashes_to_wire(),
-            },
-        );
-        m.sha256
+        self.manifests.insert(id, manifest_message(&m));
+        id
+    }
+
+    /// The lying seeder of issue 13: lists `content` under `name` with its true size, content
+    /// id and SHA-256, but answers `GetManifest` with the chunk hashes of `forged` (bytes of the
+    /// same length), whose chunks it then serves. Returns the true content id.
+    pub fn share_forged(&mut self, name: &str, content: &[u8], forged: &[u8]) -> ContentId {
+        assert_eq!(content.len(), forged.len(), "a forgery of the same size");
+        let id = self.share(name, content);
+        let m =
+            manifest_of_reader(forged, forged.len() as u64).expect("a manifest of bytes in memory");
+        self.manifests.insert(id, manifest_message(&m));
+        id
     }
 
     /// Answers every chunk of `content` honestly (chunk geometry from its manifest).
-    pub fn honest(content: Vec<u8>) -> impl FnMut(usize, Sha256, u64) -> ChunkReply {
+    pub fn honest(content: Vec<u8>) -> impl FnMut(usize, ContentId, u64) -> ChunkReply {
         let m = manifest_of_reader(content.as_slice(), content.len() as u64)
             .expect("a manifest of bytes in memory");
         move |_, _, index| {
@@ -263,6 +268,17 @@ impl FakeScript {
             let len = m.chunk_len(index).unwrap_or(0) as usize;
             ChunkReply::Data(content[off..off + len].to_vec())
         }
+    }
+}
+
+/// The `Manifest` answer (its `req` filled in when sent) for `m`.
+fn manifest_message(m: &crate::peer::manifest::Manifest) -> Message {
+    Message::Manifest {
+        req: 0,
+        id: ContentId::of(m),
+        size: m.size,
+        chunk_size: m.chunk_size,
+        chunk_hashes: m.hashes_to_wire(),
     }
 }
 
@@ -408,16 +424,15 @@ fn answer(
             req,
             files: s.files.clone(),
         },
-        Message::GetManifest { req, sha256 } => match s.manifests.get(&sha256).cloned() {
+        Message::GetManifest { req, id } => match s.manifests.get(&id).cloned() {
             Some(Message::Manifest {
-                sha256,
                 size,
                 chunk_size,
                 chunk_hashes,
                 ..
             }) => Message::Manifest {
                 req,
-                sha256,
+                id,
                 size,
                 chunk_size,
                 chunk_hashes,
@@ -428,7 +443,7 @@ fn answer(
                 message: "no such file".into(),
             },
         },
-        Message::GetChunk { req, sha256, index } => match (s.chunks)(n, sha256, index) {
+        Message::GetChunk { req, id, index } => match (s.chunks)(n, id, index) {
             ChunkReply::Data(data) => Message::Chunk { req, index, data },
             ChunkReply::DataThenClose(data) => {
                 return Answer::ReplyThenClose(Message::Chunk { req, index, data });

@@ -732,7 +732,7 @@ mod tests {
         let (req, code, message) = error_of(&out, a);
         assert_eq!(req, None);
         assert_eq!(code, ErrorCode::VersionMismatch);
-        assert_eq!(message, "tracker speaks protocol version 1, you sent 7");
+        assert_eq!(message, "tracker speaks protocol version 2, you sent 7");
         assert_eq!(out[1], Out::Close(a));
         // Whatever else was already in flight is ignored.
         assert!(h.send(a, &register(1, "Alice", 4000), 0).is_empty());

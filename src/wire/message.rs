@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Version carried in `Hello`. A peer that speaks another version gets `Error{VersionMismatch}`.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// A SHA-256 digest. Serialized as a 32-byte CBOR byte string.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -25,6 +25,12 @@ impl Sha256 {
         Sha256(sha2::Sha256::digest(bytes).into())
     }
 }
+
+/// A file's content id (PROTOCOL.md §8.4): SHA-256 over the file's size, chunk size and the
+/// Merkle root of its chunk hashes, so it commits to the manifest. Serialized as a 32-byte CBOR
+/// byte string. How it is computed, its text form and its checks: `peer::content_id`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ContentId(#[serde(with = "serde_bytes")] pub [u8; 32]);
 
 impl fmt::Debug for Sha256 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -78,6 +84,11 @@ pub struct PeerInfo {
 pub struct FileInfo {
     pub name: String,
     pub size: u64,
+    /// The content id: what `GetManifest`, `GetChunk` and `GetHave` name the file by, and
+    /// what the manifest is checked against.
+    pub id: ContentId,
+    /// The SHA-256 of the whole file as the lister states it. A content id proves the chunks;
+    /// this is proved only by hashing the file (a receiver does when asked by it).
     pub sha256: Sha256,
     /// The file is still being downloaded by the lister, which serves the chunks it has
     /// (ask `GetHave`). Absent means false.
@@ -151,11 +162,11 @@ pub enum Message {
     },
     GetManifest {
         req: u64,
-        sha256: Sha256,
+        id: ContentId,
     },
     GetChunk {
         req: u64,
-        sha256: Sha256,
+        id: ContentId,
         index: u64,
     },
     Chat {
@@ -168,9 +179,11 @@ pub enum Message {
         req: u64,
         files: Vec<FileInfo>,
     },
+    /// Exactly what the content id commits to: a receiver recomputes the id from these fields
+    /// and refuses the manifest if it differs from `id` (PROTOCOL.md §8.2).
     Manifest {
         req: u64,
-        sha256: Sha256,
+        id: ContentId,
         size: u64,
         chunk_size: u32,
         /// SHA-256 of every chunk, concatenated: 32 bytes per chunk, in order.
@@ -203,7 +216,7 @@ pub enum Message {
     /// Which chunks of this file the other side can serve now.
     GetHave {
         req: u64,
-        sha256: Sha256,
+        id: ContentId,
     },
     /// The answer to `GetHave`. `complete`: every chunk (then `bitmap` is empty); otherwise bit
     /// `i % 8` of byte `i / 8` of `bitmap` is set when chunk `i` can be served.

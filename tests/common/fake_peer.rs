@@ -4,7 +4,7 @@
 //! per connection; everything stops when the `FakePeer` is dropped.
 
 use p2p::peer::manifest::{Manifest, manifest_of_reader};
-use p2p::wire::{FileInfo, Message, PROTOCOL_VERSION, decode_message, encode_message};
+use p2p::wire::{ContentId, FileInfo, Message, PROTOCOL_VERSION, decode_message, encode_message};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
@@ -203,13 +203,14 @@ fn serve(s: &Shared, mut stream: TcpStream) -> io::Result<()> {
                 files: vec![FileInfo {
                     name: s.file_name.clone(),
                     size: s.manifest.size,
+                    id: ContentId::of(&s.manifest),
                     sha256: s.manifest.sha256,
                     partial: false,
                 }],
             },
-            Message::GetManifest { req, sha256 } => Message::Manifest {
+            Message::GetManifest { req, id } => Message::Manifest {
                 req,
-                sha256,
+                id,
                 size: s.manifest.size,
                 chunk_size: s.manifest.chunk_size,
                 chunk_hashes: s.manifest.hashes_to_wire(),

@@ -424,6 +424,13 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// The content id of `bytes` (PROTOCOL.md §8.4), as a peer sharing them computes it.
+pub fn cid(bytes: &[u8]) -> p2p::wire::ContentId {
+    let m = p2p::peer::manifest::manifest_of_reader(bytes, bytes.len() as u64)
+        .expect("bytes in memory read without error");
+    p2p::wire::ContentId::of(&m)
+}
+
 /// Asserts the file at `path` holds exactly `expected` (reports length and first difference,
 /// never dumps megabytes).
 pub fn assert_file_eq(path: &Path, expected: &[u8]) {
@@ -762,27 +769,28 @@ fn run_to_end(label: &str, cmd: Command, stdin: Option<Vec<u8>>, timeout: Durati
 // ---------------------------------------------------------------------------------------------
 // Assertions about downloads
 
-/// Hex digits of the SHA-256 the human `saved` line shows (the full 64 are in `--json`).
-pub const SHORT_SHA: usize = 16;
+/// Hex digits of the content id the human `saved` line shows (the full 64 are in `--json`).
+pub const SHORT_ID: usize = 16;
 
 /// Asserts a `saved ...` line for `name` holding `content`: it mentions the file name, the size
-/// in bytes and the first [`SHORT_SHA`] hex digits of the SHA-256.
+/// in bytes and what was verified: `verified cid1:` and the first [`SHORT_ID`] hex digits of
+/// the content id.
 pub fn assert_saved_line(out: &BatchOutput, dirs: &PeerDirs, name: &str, content: &[u8]) {
-    let full = sha256_hex(content);
-    let sha = &full[..SHORT_SHA];
+    let full = cid(content).to_hex();
+    let short = &full[..SHORT_ID];
     let line = out
         .stdout_lines()
         .into_iter()
         .find(|l| l.starts_with("saved ") && l.contains(name))
         .unwrap_or_else(|| panic!("no `saved ...{name}...` line on stdout\n{out}"));
     assert!(
-        line.contains(&format!("sha256 {sha}")),
-        "`saved` line lacks the SHA-256 {sha}: {line:?}"
+        line.contains(&format!("verified cid1:{short}")),
+        "`saved` line lacks the content id {short}: {line:?}"
     );
     // Look for the size as a number of its own, once the path and hash (which hold digits of
     // their own) are taken out.
     let rest = line
-        .replace(sha, " ")
+        .replace(short, " ")
         .replace(&*dirs.downloads.to_string_lossy(), " ")
         .replace(name, " ");
     let size = content.len().to_string();

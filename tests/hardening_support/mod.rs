@@ -7,7 +7,7 @@
 #![allow(dead_code)]
 
 use p2p::wire::{
-    ErrorCode, FileInfo, FrameDecoder, Message, PROTOCOL_VERSION, Sha256, decode_message,
+    ContentId, ErrorCode, FileInfo, FrameDecoder, Message, PROTOCOL_VERSION, decode_message,
     encode_message,
 };
 use std::collections::HashMap;
@@ -185,10 +185,10 @@ pub enum ChunkReply {
 /// What the fake peer does; every field may be changed by the test before a download.
 pub struct Script {
     pub files: Vec<FileInfo>,
-    /// `GetManifest` answers by SHA-256 (the `req` is filled in); others get `NoSuchFile`.
-    pub manifests: HashMap<Sha256, Message>,
-    /// `GetChunk(sha256, index)` → answer.
-    pub chunks: Box<dyn Fn(Sha256, u64) -> ChunkReply + Send>,
+    /// `GetManifest` answers by content id (the `req` is filled in); others get `NoSuchFile`.
+    pub manifests: HashMap<ContentId, Message>,
+    /// `GetChunk(content id, index)` → answer.
+    pub chunks: Box<dyn Fn(ContentId, u64) -> ChunkReply + Send>,
 }
 
 impl Default for Script {
@@ -203,25 +203,27 @@ impl Default for Script {
 
 impl Script {
     /// Offers `content` under `name` honestly (listing, manifest, chunks of 256 KiB).
-    pub fn share(&mut self, name: &str, content: &[u8]) -> Sha256 {
+    pub fn share(&mut self, name: &str, content: &[u8]) -> ContentId {
         let m = p2p::peer::manifest::manifest_of_reader(content, content.len() as u64).unwrap();
+        let id = ContentId::of(&m);
         self.files.push(FileInfo {
             name: name.to_string(),
             size: m.size,
+            id,
             sha256: m.sha256,
             partial: false,
         });
         self.manifests.insert(
-            m.sha256,
+            id,
             Message::Manifest {
                 req: 0,
-                sha256: m.sha256,
+                id,
                 size: m.size,
                 chunk_size: m.chunk_size,
                 chunk_hashes: m.hashes_to_wire(),
             },
         );
-        m.sha256
+        id
     }
 }
 
@@ -335,17 +337,16 @@ fn serve(n: usize, mut s: TcpStream, name: &str, script: &Mutex<Script>, tx: &Se
                 req,
                 files: script.lock().unwrap().files.clone(),
             },
-            Message::GetManifest { req, sha256 } => {
-                match script.lock().unwrap().manifests.get(&sha256).cloned() {
+            Message::GetManifest { req, id } => {
+                match script.lock().unwrap().manifests.get(&id).cloned() {
                     Some(Message::Manifest {
-                        sha256,
                         size,
                         chunk_size,
                         chunk_hashes,
                         ..
                     }) => Message::Manifest {
                         req,
-                        sha256,
+                        id,
                         size,
                         chunk_size,
                         chunk_hashes,
@@ -357,8 +358,8 @@ fn serve(n: usize, mut s: TcpStream, name: &str, script: &Mutex<Script>, tx: &Se
                     },
                 }
             }
-            Message::GetChunk { req, sha256, index } => {
-                let answer = (script.lock().unwrap().chunks)(sha256, index);
+            Message::GetChunk { req, id, index } => {
+                let answer = (script.lock().unwrap().chunks)(id, index);
                 match answer {
                     ChunkReply::Data(data) => Message::Chunk { req, index, data },
                     ChunkReply::DataThenClose(data) => {

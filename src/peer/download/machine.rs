@@ -36,6 +36,7 @@ use super::chunk::{ChunkIndex, Have};
 use super::output::{Ask, DropReason, End, Finished, Output, Pause, Report, Status};
 use super::scheduler::{Scheduler, SourceId};
 use super::{DownloadId, percent};
+use crate::peer::content_id::ContentId;
 use crate::peer::manifest::Manifest;
 use crate::reactor::ConnId;
 use crate::wire::Sha256;
@@ -130,7 +131,15 @@ struct Check {
 pub struct Download {
     pub(super) id: DownloadId,
     pub(super) file_name: String,
+    /// Checked against `content_id` before the download began (the caller's job, through
+    /// `content_id::check_manifest`); `manifest.sha256` is the SHA-256 the file was listed
+    /// with, proved only if `check_sha256`.
     pub(super) manifest: Manifest,
+    /// The id this download is of: every source's manifest must make it.
+    pub(super) content_id: ContentId,
+    /// Hash the whole file at the end and require `manifest.sha256`: the user asked for the
+    /// file by its SHA-256. Otherwise the content id, proved chunk by chunk, is the proof.
+    pub(super) check_sha256: bool,
     pub(super) sched: Scheduler,
     pub(super) sources: Vec<Source>,
     pub(super) retry_for: Duration,
@@ -178,6 +187,8 @@ impl Download {
             id,
             file_name: file_name.to_string(),
             sched: Scheduler::new(manifest.size, manifest.chunk_size, sources.len()),
+            content_id: ContentId::of(&manifest),
+            check_sha256: false,
             manifest,
             sources: sources.iter().map(|s| Source::new(s, now)).collect(),
             retry_for,
@@ -197,7 +208,22 @@ impl Download {
         }
     }
 
+    /// Also check the whole file's SHA-256 at the end (see [`Self::check_sha256`]).
+    pub fn checking_sha256(mut self, check: bool) -> Download {
+        self.check_sha256 = check;
+        self
+    }
+
     // ---- queries ---------------------------------------------------------------------------
+
+    pub fn content_id(&self) -> ContentId {
+        self.content_id
+    }
+
+    /// Whether the whole file's SHA-256 is checked at the end.
+    pub fn checks_sha256(&self) -> bool {
+        self.check_sha256
+    }
 
     pub fn id(&self) -> DownloadId {
         self.id
@@ -548,7 +574,8 @@ impl Download {
         {
             self.publishing = Some(now);
             self.out.push_back(Output::Publish {
-                sha256: self.manifest.sha256,
+                id: self.content_id,
+                sha256: self.check_sha256.then_some(self.manifest.sha256),
                 size: self.manifest.size,
             });
         }

@@ -30,7 +30,7 @@ pub use chunk::ChunkIndex;
 pub use machine::Download;
 pub use output::{Ask, DropReason, End, Output, Pause, Report, Status};
 pub use scheduler::SourceId;
-pub use sources::{ChunkAnswer, HaveAnswer, Reached};
+pub use sources::{ChunkAnswer, HaveAnswer, ManifestAnswer, Reached};
 pub use store::{DiskStore, Store, run_disk_output};
 
 /// A download of this run, from a counter of its own (never a request id or a connect tag).

@@ -4,7 +4,7 @@
 
 use super::chunk::{ChunkFault, ChunkIndex};
 use crate::reactor::ConnId;
-use crate::wire::Sha256;
+use crate::wire::{ContentId, Sha256};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -35,10 +35,13 @@ pub enum Output {
     Checkpoint {
         durable: Vec<ChunkIndex>,
     },
-    /// Every chunk is verified and written: check the whole file against `sha256` and `size`
-    /// and put it under its name; answer with [`Download::handle_published`].
+    /// Every chunk is verified against the manifest, which was checked against the content id
+    /// `id`, and written: put the file under its name (checked to be `size` bytes; against
+    /// `sha256` too when the download was asked for by its SHA-256) and answer with
+    /// [`Download::handle_published`].
     Publish {
-        sha256: Sha256,
+        id: ContentId,
+        sha256: Option<Sha256>,
         size: u64,
     },
     Report(Report),
@@ -95,8 +98,12 @@ pub enum Report {
 /// Why a source was dropped from the download.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DropReason {
-    /// Its manifest is not the one of this download (never mixed).
+    /// It answered the manifest request with something other than a manifest (an error: it
+    /// no longer has the file); nothing is mixed.
     ContentChanged,
+    /// Its manifest does not match the content id: it lies about the file. Banned for this
+    /// download before any chunk is asked of it.
+    ForgedManifest(String),
     /// Its chunk map does not fit the file.
     WrongMapSize,
     /// It answered with an error: it cannot serve the file any more.
@@ -126,6 +133,7 @@ impl DropReason {
             | DropReason::BrokenFrames { .. } => false,
             DropReason::Banned { fault, .. } => matches!(fault, ChunkFault::WrongLength { .. }),
             DropReason::WrongMapSize
+            | DropReason::ForgedManifest(_)
             | DropReason::UnexpectedHave(_)
             | DropReason::WrongChunk { .. }
             | DropReason::UnexpectedChunk(_) => true,

@@ -5,6 +5,7 @@ use super::chunk::{self, ChunkFault, ChunkIndex, Have};
 use super::machine::{Download, HAVE_REFRESH, MAX_BAD_CHUNKS, SourceState};
 use super::output::{Ask, DropReason, Output, Pause, Report};
 use super::scheduler::{SourceId, window_for_rtt};
+use crate::peer::content_id::ContentId;
 use crate::peer::manifest::Manifest;
 use crate::reactor::ConnId;
 use std::time::Instant;
@@ -18,6 +19,16 @@ pub enum Reached {
     Pending { refreshed: bool },
     /// Not to be found now: try again after a backoff.
     Failed,
+}
+
+/// A source's answer to `GetManifest`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManifestAnswer {
+    /// A manifest; `Err`: one that fails the checks of its shape or names another content id
+    /// (PROTOCOL.md §8.2), with the reason.
+    Sent(Result<Manifest, String>),
+    /// An error or another message: it does not serve this content (any more).
+    Refused,
 }
 
 /// A source's answer to `GetHave`.
@@ -93,15 +104,34 @@ impl Download {
     /// The manifest source `s` sent (`None`: its answer was not a valid manifest). This is
     /// the one place where a source's manifest is accepted: it must be exactly this
     /// download's, or the source is dropped (never mixed with what is here).
-    pub fn handle_manifest(&mut self, s: SourceId, theirs: Option<Manifest>, now: Instant) {
+    pub fn handle_manifest(&mut self, s: SourceId, theirs: ManifestAnswer, now: Instant) {
         let SourceState::Confirming { conn } = self.sources[s.0].state else {
             return;
         };
         if self.ended {
             return;
         }
-        if theirs.as_ref() != Some(&self.manifest) {
-            return self.drop_source(s, DropReason::ContentChanged, now);
+        // The download's manifest was checked against its content id when it began, so the
+        // id is all a source's manifest is compared with: one that matches is the same
+        // manifest, one that does not is refused and can never replace it.
+        let forged = match theirs {
+            ManifestAnswer::Refused => {
+                return self.drop_source(s, DropReason::ContentChanged, now);
+            }
+            ManifestAnswer::Sent(Err(why)) => Some(why),
+            ManifestAnswer::Sent(Ok(m)) => {
+                let theirs = ContentId::of(&m);
+                (theirs != self.content_id).then(|| {
+                    format!(
+                        "its chunk hashes make content id {theirs}, not {}",
+                        self.content_id
+                    )
+                })
+            }
+        };
+        if let Some(why) = forged {
+            self.sources[s.0].bad_chunks = MAX_BAD_CHUNKS;
+            return self.drop_source(s, DropReason::ForgedManifest(why), now);
         }
         self.sources[s.0].asked_at = now;
         let ask = Ask::Have;

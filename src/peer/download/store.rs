@@ -9,7 +9,7 @@ use super::machine::Download;
 use super::output::Output;
 use crate::peer::partial::{FinishError, PartialFile};
 use crate::peer::resume::{self, LoadError, ResumeRecord};
-use crate::wire::Sha256;
+use crate::wire::{ContentId, Sha256};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -25,11 +25,18 @@ pub trait Store {
     fn adopt(&mut self, intact: &[ChunkIndex]) -> io::Result<()>;
     /// Reads `buf.len()` bytes at `offset` (a verified chunk, for another peer).
     fn read(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
-    /// Every chunk is written: checks the whole file against `sha256` and `size`, makes it
-    /// durable and puts it under its name without replacing anything; the resume record
-    /// goes too. On a mismatch nothing is saved and partial file and record are removed;
-    /// any other failure keeps both for a resume.
-    fn publish(&mut self, sha256: &Sha256, size: u64) -> Result<PathBuf, FinishError>;
+    /// Every chunk is written (and was verified against the manifest of content id `id`):
+    /// checks the file's length, and its whole SHA-256 against `sha256` when one is given,
+    /// makes it durable and puts it under its name without replacing anything (a file already
+    /// there counts as saved only if it has content id `id`); the resume record goes too. On
+    /// a mismatch nothing is saved and partial file and record are removed; any other failure
+    /// keeps both for a resume.
+    fn publish(
+        &mut self,
+        id: &ContentId,
+        sha256: Option<&Sha256>,
+        size: u64,
+    ) -> Result<PathBuf, FinishError>;
 }
 
 /// Carries out `out` on `store` if it is a disk output and hands the result back to `dl`
@@ -53,8 +60,8 @@ pub fn run_disk_output(
             let synced = store.checkpoint(&durable);
             dl.handle_checkpointed(synced, now);
         }
-        Output::Publish { sha256, size } => {
-            let saved = store.publish(&sha256, size);
+        Output::Publish { id, sha256, size } => {
+            let saved = store.publish(&id, sha256.as_ref(), size);
             dl.handle_published(saved);
         }
         other => return Some(other),
@@ -74,8 +81,11 @@ impl DiskStore {
     /// `downloads`. The record is written only by checkpoints.
     pub fn open(downloads: &Path, record: ResumeRecord) -> io::Result<DiskStore> {
         let dest = downloads.join(&record.file_name);
-        let part =
+        let mut part =
             PartialFile::open_existing(&dest, &record.file_name, record.chunk_size, record.size)?;
+        if record.check_sha256 {
+            part.hash_whole_file();
+        }
         Ok(DiskStore {
             part,
             record,
@@ -135,8 +145,13 @@ impl Store for DiskStore {
         self.part.read_at(offset, buf)
     }
 
-    fn publish(&mut self, sha256: &Sha256, size: u64) -> Result<PathBuf, FinishError> {
-        let saved = self.part.finish(sha256, size);
+    fn publish(
+        &mut self,
+        id: &ContentId,
+        sha256: Option<&Sha256>,
+        size: u64,
+    ) -> Result<PathBuf, FinishError> {
+        let saved = self.part.finish(id, sha256, size);
         if !matches!(saved, Err(FinishError::Kept(_))) {
             resume::remove(&self.downloads, &self.record.file_name);
         }
@@ -205,7 +220,12 @@ impl Store for MemStore {
         Ok(())
     }
 
-    fn publish(&mut self, sha256: &Sha256, size: u64) -> Result<PathBuf, FinishError> {
+    fn publish(
+        &mut self,
+        _id: &ContentId,
+        sha256: Option<&Sha256>,
+        size: u64,
+    ) -> Result<PathBuf, FinishError> {
         assert!(self.published.is_none(), "published twice");
         let bytes = self.contents();
         if bytes.len() as u64 != size {
@@ -214,7 +234,7 @@ impl Store for MemStore {
                 bytes.len()
             )));
         }
-        if Sha256::of(&bytes) != *sha256 {
+        if sha256.is_some_and(|want| Sha256::of(&bytes) != *want) {
             self.chunks.clear();
             return Err(FinishError::Mismatch(
                 "the whole file does not match".into(),

@@ -157,6 +157,7 @@ fn io_reason(e: &io::Error) -> String {
 mod tests {
     use super::super::fixture::*;
     use super::*;
+    use crate::wire::ContentId;
     use std::fs::{self, OpenOptions};
     use std::os::unix::fs::symlink;
     use std::time::{Duration, SystemTime};
@@ -168,9 +169,9 @@ mod tests {
         let data = bytes(2 * CS + 99, 8);
         fx.write("f", &data);
         let (mut index, _) = fx.scan();
-        let sha = Sha256::of(&data);
+        let id = cid(&data);
         for (i, want) in data.chunks(CS).enumerate() {
-            let frame = index.chunk_frame(&sha, 1000 + i as u64, i as u64).unwrap();
+            let frame = index.chunk_frame(&id, 1000 + i as u64, i as u64).unwrap();
             let expected = encode_message(&Message::Chunk {
                 req: 1000 + i as u64,
                 index: i as u64,
@@ -181,9 +182,9 @@ mod tests {
                 "chunk {i}: the frame differs from the encoder's"
             );
         }
-        let (code, _) = index.chunk_frame(&sha, 1, 3).unwrap_err();
+        let (code, _) = index.chunk_frame(&id, 1, 3).unwrap_err();
         assert_eq!(code, ErrorCode::BadChunkIndex);
-        let (code, _) = index.chunk_frame(&Sha256([7; 32]), 1, 0).unwrap_err();
+        let (code, _) = index.chunk_frame(&ContentId([7; 32]), 1, 0).unwrap_err();
         assert_eq!(code, ErrorCode::NoSuchFile);
         // Shrunk behind our back: the read comes up short, which is `Unavailable`.
         let f = OpenOptions::new()
@@ -191,7 +192,7 @@ mod tests {
             .open(fx.shared.join("f"))
             .unwrap();
         f.set_len(CS as u64 + 10).unwrap();
-        let (code, _) = index.chunk_frame(&sha, 1, 1).unwrap_err();
+        let (code, _) = index.chunk_frame(&id, 1, 1).unwrap_err();
         assert_eq!(code, ErrorCode::Unavailable);
     }
 
@@ -204,9 +205,10 @@ mod tests {
         fx.write("empty", b"");
         let (mut index, _) = fx.scan();
         let sha = Sha256::of(&data);
+        let id = cid(&data);
         let mut buf = vec![0xAA; 10]; // stale contents must not leak into the result
         for (i, want) in data.chunks(CS).enumerate() {
-            index.read_chunk(&sha, i as u64, &mut buf).unwrap();
+            index.read_chunk(&id, i as u64, &mut buf).unwrap();
             assert_eq!(buf.len(), want.len(), "chunk {i}");
             assert!(buf == want, "chunk {i} differs");
             assert_eq!(
@@ -215,31 +217,33 @@ mod tests {
             );
         }
         // Middle chunk again, after the last (positioned reads, no cursor state).
-        index.read_chunk(&sha, 1, &mut buf).unwrap();
+        index.read_chunk(&id, 1, &mut buf).unwrap();
         assert!(buf == data[CS..2 * CS]);
 
-        let (code, _) = index.read_chunk(&sha, 4, &mut buf).unwrap_err();
+        let (code, _) = index.read_chunk(&id, 4, &mut buf).unwrap_err();
         assert_eq!(code, ErrorCode::BadChunkIndex);
         assert!(buf.is_empty());
-        let (code, _) = index.read_chunk(&sha, u64::MAX, &mut buf).unwrap_err();
+        let (code, _) = index.read_chunk(&id, u64::MAX, &mut buf).unwrap_err();
         assert_eq!(code, ErrorCode::BadChunkIndex);
 
-        let tiny = Sha256::of(b"tiny");
+        let tiny = cid(b"tiny");
         index.read_chunk(&tiny, 0, &mut buf).unwrap();
         assert_eq!(buf, b"tiny");
         let (code, _) = index.read_chunk(&tiny, 1, &mut buf).unwrap_err();
         assert_eq!(code, ErrorCode::BadChunkIndex);
 
-        let (code, _) = index.read_chunk(&Sha256::of(b""), 0, &mut buf).unwrap_err();
+        let (code, _) = index.read_chunk(&cid(b""), 0, &mut buf).unwrap_err();
         assert_eq!(
             code,
             ErrorCode::BadChunkIndex,
             "an empty file has no chunks"
         );
 
-        let (code, msg) = index.read_chunk(&Sha256([9; 32]), 0, &mut buf).unwrap_err();
+        let (code, msg) = index
+            .read_chunk(&ContentId([9; 32]), 0, &mut buf)
+            .unwrap_err();
         assert_eq!(code, ErrorCode::NoSuchFile);
-        assert!(msg.contains(&Sha256([9; 32]).to_hex()));
+        assert!(msg.contains(&ContentId([9; 32]).to_hex()));
         assert_eq!(index.open_files(), 2);
     }
 
@@ -267,31 +271,31 @@ mod tests {
         };
 
         // Truncated while open: the first chunk is still there, but the file shrank.
-        index.read_chunk(&Sha256::of(&a), 1, &mut buf).unwrap();
+        index.read_chunk(&cid(&a), 1, &mut buf).unwrap();
         OpenOptions::new()
             .write(true)
             .open(fx.shared.join("a"))
             .unwrap()
             .set_len(CS as u64 + 10)
             .unwrap();
-        let msg = unavailable(index.read_chunk(&Sha256::of(&a), 0, &mut buf));
+        let msg = unavailable(index.read_chunk(&cid(&a), 0, &mut buf));
         assert!(msg.contains("shrank"), "{msg}");
         assert!(buf.is_empty());
 
         // Deleted while open (our handle would still read the old bytes) and never opened.
-        index.read_chunk(&Sha256::of(&b), 0, &mut buf).unwrap();
+        index.read_chunk(&cid(&b), 0, &mut buf).unwrap();
         fs::remove_file(fx.shared.join("b")).unwrap();
-        let msg = unavailable(index.read_chunk(&Sha256::of(&b), 0, &mut buf));
+        let msg = unavailable(index.read_chunk(&cid(&b), 0, &mut buf));
         assert!(msg.contains("deleted"), "{msg}");
         fs::remove_file(fx.shared.join("c")).unwrap();
-        unavailable(index.read_chunk(&Sha256::of(&c), 0, &mut buf));
+        unavailable(index.read_chunk(&cid(&c), 0, &mut buf));
 
         // Same size, new content and mtime.
         let mut d2 = d.clone();
         d2[50] ^= 1;
         fx.write("d", &d2);
         set_mtime(&fx.shared.join("d"), 3_000_000);
-        let msg = unavailable(index.read_chunk(&Sha256::of(&d), 0, &mut buf));
+        let msg = unavailable(index.read_chunk(&cid(&d), 0, &mut buf));
         assert!(msg.contains("modified"), "{msg}");
 
         // Put back exactly (same inode, size and mtime): served again.
@@ -309,7 +313,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(meta.ino(), fs::metadata(fx.shared.join("d")).unwrap().ino());
-        index.read_chunk(&Sha256::of(&d), 0, &mut buf).unwrap();
+        index.read_chunk(&cid(&d), 0, &mut buf).unwrap();
         assert_eq!(buf, d);
     }
 
@@ -326,7 +330,7 @@ mod tests {
             for i in 0..n {
                 let want = format!("content {i}");
                 index
-                    .read_chunk(&Sha256::of(want.as_bytes()), 0, &mut buf)
+                    .read_chunk(&cid(want.as_bytes()), 0, &mut buf)
                     .unwrap();
                 assert_eq!(buf, want.as_bytes(), "round {round} file {i}");
                 assert!(index.open_files() <= MAX_OPEN_FILES);
@@ -344,12 +348,13 @@ mod tests {
         symlink("real.txt", fx.shared.join("link.txt")).unwrap();
         let (mut index, _) = fx.scan();
         let sha = Sha256::of(b"real content");
+        let id = cid(b"real content");
         // Two files have this hash; the first by name serves it.
         assert_eq!(index.by_sha(&sha).unwrap().name, "link.txt");
         fs::remove_file(fx.shared.join("link.txt")).unwrap();
         symlink(outside.path().join("secret"), fx.shared.join("link.txt")).unwrap();
         let mut buf = Vec::new();
-        let (code, msg) = index.read_chunk(&sha, 0, &mut buf).unwrap_err();
+        let (code, msg) = index.read_chunk(&id, 0, &mut buf).unwrap_err();
         assert_eq!(code, ErrorCode::Unavailable, "{msg}");
         assert!(buf.is_empty());
         assert!(!msg.contains(outside.path().to_str().unwrap()), "{msg}");

@@ -21,6 +21,13 @@ pub fn bytes(n: usize, seed: u32) -> Vec<u8> {
         .collect()
 }
 
+/// The content id of `data` as the index computes it (chunks of §8.1's sender's choice).
+pub fn cid(data: &[u8]) -> crate::wire::ContentId {
+    let manifest = crate::peer::manifest::manifest_of_reader(data, data.len() as u64)
+        .expect("bytes in memory read without error");
+    crate::wire::ContentId::of(&manifest)
+}
+
 pub struct Fixture {
     _tmp: tempfile::TempDir,
     pub shared: PathBuf,

@@ -70,10 +70,14 @@ pub(super) fn report(dl: &Download, report: Report) -> Option<Event> {
 pub(super) fn drop_reason(dl: &Download, reason: &DropReason) -> String {
     match reason {
         DropReason::ContentChanged => format!(
-            "no longer shares the same content for {} (sha256 {}); not mixing it with what \
-             is here — the partial download is kept",
+            "no longer shares the same content for {} ({}); not mixing it with what is \
+             here — the partial download is kept",
             printable(dl.file_name()),
-            dl.sha256()
+            dl.content_id()
+        ),
+        DropReason::ForgedManifest(why) => format!(
+            "sent a forged manifest for {} ({why}): banned, nothing fetched from it",
+            printable(dl.file_name())
         ),
         DropReason::WrongMapSize => "sent a chunk map of the wrong size".to_string(),
         DropReason::CannotServe(message) => {
@@ -152,7 +156,9 @@ pub(super) fn ended(t: &Transfer, end: End) -> Ended {
                 file: dl.file_name().to_string(),
                 path: done.path.display().to_string(),
                 size: dl.size(),
+                content_id: dl.content_id().to_string(),
                 sha256: dl.sha256().to_string(),
+                sha256_checked: dl.checks_sha256(),
                 seconds: (done.seconds * 1000.0).round() / 1000.0,
                 bytes_per_sec: rate.round(),
                 bytes_fetched: done.fetched,

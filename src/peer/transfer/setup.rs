@@ -3,6 +3,7 @@
 
 use super::{Transfer, events};
 use crate::names::printable;
+use crate::peer::content_id::ContentId;
 use crate::peer::download::{ChunkIndex, DiskStore, Download, DownloadId, Store};
 use crate::peer::event::{DownloadEntry, Event, Failure, Problem, Warning};
 use crate::peer::manifest::Manifest;
@@ -37,14 +38,17 @@ fn check_room(downloads: &Path, file_name: &str, needed: u64) -> Result<(), Prob
 }
 
 impl PeerNode {
-    /// Starts (or continues, if a partial download of the same bytes exists) the download of
-    /// `file_name` from `sources`, with a manifest one of them sent (the manifest the
-    /// download is of; the other sources' manifests must equal it, `handle_manifest`).
+    /// Starts (or continues, if a partial download of the same content exists) the download of
+    /// `file_name` from `sources`, with a manifest one of them sent, already checked against
+    /// the content id asked for (the other sources' manifests must make the same id,
+    /// `handle_manifest`). `check_sha256`: the file was asked for by its SHA-256, which the
+    /// finished file must have (`manifest.sha256`).
     pub(in crate::peer) fn begin_download(
         &mut self,
         sources: &[String],
         file_name: &str,
         manifest: Manifest,
+        check_sha256: bool,
         now: Instant,
     ) -> Result<DownloadId, String> {
         if let Some(existing) = self.download_named(file_name) {
@@ -54,16 +58,16 @@ impl PeerNode {
             self.downloads.remove(&existing);
         }
         let downloads = self.cfg.downloads_dir.clone();
+        let content_id = ContentId::of(&manifest);
         match resume::load_for(&downloads, file_name) {
-            Ok(rec) if rec.sha256 != manifest.sha256 => {
+            Ok(rec) if rec.content_id != Some(content_id) => {
+                let theirs = rec.content_id.map_or("?".to_string(), |c| c.to_string());
                 return Err(format!(
-                    "a partial download of {} with other content is here (sha256 {}, from {}); \
-                     the file offered now has sha256 {}. Refusing to mix them: \
+                    "a partial download of {} with other content is here ({theirs}, from {}); \
+                     the file offered now is {content_id}. Refusing to mix them: \
                      `cancel {}` discards the partial download",
                     printable(file_name),
-                    rec.sha256,
                     rec.sources.join(", "),
-                    manifest.sha256,
                     printable(file_name)
                 ));
             }
@@ -74,16 +78,18 @@ impl PeerNode {
                     .event(&Event::Warning(Warning::RecordUnusable { file, why }))
             }
         }
-        let record = ResumeRecord::new(file_name, sources.to_vec(), &manifest);
+        let mut record = ResumeRecord::new(file_name, sources.to_vec(), &manifest);
+        record.check_sha256 = check_sha256;
         let store = open_store(&downloads, record)?;
         let id = self.next_download_id();
         let retry_for = self.cfg.retry_for;
-        let dl = Download::new(id, file_name, sources, manifest, None, retry_for, now);
+        let dl = Download::new(id, file_name, sources, manifest, None, retry_for, now)
+            .checking_sha256(check_sha256);
         tracing::info!(
-            "downloading {} ({} bytes, sha256 {}) from {}",
+            "downloading {} ({} bytes, {}) from {}",
             printable(file_name),
             dl.size(),
-            dl.sha256(),
+            dl.content_id(),
             sources.join(", ")
         );
         self.downloads.insert(id, Transfer { dl, store });
@@ -132,10 +138,12 @@ impl PeerNode {
         let manifest = record.manifest()?;
         let recorded = Some(record.durable_count());
         let sources = record.sources.clone();
+        let check_sha256 = record.check_sha256;
         let store = open_store(&downloads, record)?;
         let id = self.next_download_id();
         let retry_for = self.cfg.retry_for;
-        let dl = Download::new(id, file_name, &sources, manifest, recorded, retry_for, now);
+        let dl = Download::new(id, file_name, &sources, manifest, recorded, retry_for, now)
+            .checking_sha256(check_sha256);
         self.downloads.insert(id, Transfer { dl, store });
         self.start_check(id, true)?;
         Ok(Some(id))
@@ -242,9 +250,10 @@ impl PeerNode {
         };
         self.pending.retain(|_, p| !p.is_for(id));
         let path = t.store.dest().display().to_string();
-        let (file, size, sha256) = (t.dl.file_name().to_string(), t.dl.size(), t.dl.sha256());
+        let (file, size) = (t.dl.file_name().to_string(), t.dl.size());
+        let (content, sha256) = (t.dl.content_id().to_string(), t.dl.sha256().to_string());
         t.store.discard();
-        let event = Event::already_there(file, path, size, sha256.to_string());
+        let event = Event::already_there(file, path, size, content, sha256);
         self.download_done(id, Ok(event));
     }
 
@@ -256,8 +265,8 @@ impl PeerNode {
     }
 
     /// A download (running or paused) of this content, for serving it to others.
-    pub(in crate::peer) fn download_of(&self, sha256: &crate::wire::Sha256) -> Option<&Transfer> {
-        self.downloads.values().find(|t| t.dl.sha256() == *sha256)
+    pub(in crate::peer) fn download_of(&self, id: &ContentId) -> Option<&Transfer> {
+        self.downloads.values().find(|t| t.dl.content_id() == *id)
     }
 
     /// Drops a download and its partial file and record.

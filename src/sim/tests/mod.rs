@@ -2,6 +2,7 @@
 //! reconnects, silent trackers, peer exchange, names refused) in fake time. Each test says
 //! which process test it came from.
 
+mod content_ids;
 mod discovery;
 mod downloads;
 mod harness;

@@ -188,11 +188,13 @@ fn it_finishes_only_when_every_chunk_is_verified_and_written() {
     let publish: Vec<_> = outs
         .iter()
         .filter_map(|o| match o {
-            Output::Publish { sha256, size } => Some((*sha256, *size)),
+            Output::Publish { id, sha256, size } => Some((*id, *sha256, *size)),
             _ => None,
         })
         .collect();
-    assert_eq!(publish, vec![(rig.m.sha256, rig.data.len() as u64)]);
+    // Asked for by content id, not by SHA-256: the id is the proof, no whole-file hash.
+    let id = crate::peer::content_id::ContentId::of(&rig.m);
+    assert_eq!(publish, vec![(id, None, rig.data.len() as u64)]);
     rig.dl.handle_published(Ok("/x/f.bin".into()));
     let Some(Output::End(End::Done(done))) = rig.dl.poll_output() else {
         panic!("done");
@@ -217,7 +219,8 @@ fn it_finishes_only_when_every_chunk_is_verified_and_written() {
     assert!(rig.store.published.is_none() && rig.dl.is_paused());
 }
 
-/// Chunks that each match the manifest but a whole file that does not: nothing is saved.
+/// Asked for by SHA-256 (a search by it): chunks that each match the manifest but a whole
+/// file that does not have the SHA-256 it was listed with: nothing is saved.
 #[test]
 fn a_whole_file_that_does_not_match_is_not_saved() {
     let mut rig = Rig::new(2, &["A"], None);
@@ -230,7 +233,8 @@ fn a_whole_file_that_does_not_match_is_not_saved() {
         None,
         RETRY_FOR,
         rig.now,
-    );
+    )
+    .checking_sha256(true);
     rig.dl.handle_checked(&[], rig.now);
     rig.drain();
     rig.join("A", conn(1));

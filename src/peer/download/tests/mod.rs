@@ -6,6 +6,7 @@ mod lifecycle;
 mod sources;
 
 use super::scheduler::ChunkState;
+use super::sources::ManifestAnswer;
 use super::store::MemStore;
 use super::*;
 use crate::peer::manifest::{Manifest, manifest_of_reader};
@@ -115,7 +116,8 @@ impl Rig {
             matches!(&outs[..], [Output::Ask { conn: c, ask: Ask::Manifest }] if *c == conn),
             "{outs:?}"
         );
-        self.dl.handle_manifest(s, Some(self.m.clone()), self.now);
+        self.dl
+            .handle_manifest(s, ManifestAnswer::Sent(Ok(self.m.clone())), self.now);
         let outs = self.drain();
         assert!(
             matches!(&outs[..], [Output::Ask { ask: Ask::Have, .. }]),

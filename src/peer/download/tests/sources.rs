@@ -77,8 +77,12 @@ fn a_chunk_of_the_wrong_length_bans_its_source_at_once() {
 
 /// A source that comes back with another manifest is dropped, never mixed in; the other
 /// source goes on. With no other source, the download pauses. (Before: tests/resume.rs.)
+/// A source whose manifest does not make the download's content id (here: one chunk hash
+/// changed, after a reconnect) lies about the file: it is banned and its connection closed
+/// before any chunk is asked of it, and the others go on. (Before content ids it was dropped
+/// as "content changed", unblamed.)
 #[test]
-fn a_reconnected_source_whose_manifest_differs_is_dropped() {
+fn a_reconnected_source_whose_manifest_does_not_make_the_id_is_banned() {
     let mut rig = Rig::started(8, &["A", "B"]);
     rig.join("A", conn(1));
     rig.join("B", conn(2));
@@ -96,24 +100,29 @@ fn a_reconnected_source_whose_manifest_differs_is_dropped() {
     rig.drain();
     let mut other = rig.m.clone();
     other.chunk_hashes[5] = Sha256::of(b"changed");
-    rig.dl.handle_manifest(a, Some(other), rig.now);
+    rig.dl
+        .handle_manifest(a, ManifestAnswer::Sent(Ok(other)), rig.now);
     let outs = rig.drain();
     assert!(
-        matches!(reports(&outs)[..], [Report::SourceDropped { peer, reason: DropReason::ContentChanged }]
-            if peer == "A"),
+        matches!(&reports(&outs)[..], [Report::SourceDropped { peer, reason: DropReason::ForgedManifest(why) }]
+            if peer == "A" && why.contains("cid1:")),
         "{outs:?}"
     );
-    assert!(asked(&outs, conn(3)).is_empty() && closed(&outs).is_empty());
+    assert!(asked(&outs, conn(3)).is_empty(), "{outs:?}");
+    assert_eq!(closed(&outs), vec![conn(3)]);
     assert_eq!(rig.dl.source_on(conn(3)), None);
     assert!(!rig.good("B", 4).is_empty(), "B goes on");
+    // Banned: it is not reached again.
+    rig.tick(10_000);
+    assert!(rig.dl.reaching().iter().all(|(s, ..)| *s != a));
 
-    // Alone, a source with another manifest (or none) leaves nothing: paused, not failed.
+    // Alone, a source that no longer serves the content leaves nothing: paused, not failed.
     let mut rig = Rig::started(2, &["A"]);
     let a = rig.src("A");
     rig.dl
         .handle_reached(a, Reached::Connected(conn(1)), rig.now);
     rig.drain();
-    rig.dl.handle_manifest(a, None, rig.now);
+    rig.dl.handle_manifest(a, ManifestAnswer::Refused, rig.now);
     let outs = rig.drain();
     assert!(
         matches!(
@@ -262,4 +271,67 @@ fn a_joining_sources_window_follows_its_round_trip() {
     let outs = rig.join_with("B", conn(2), HaveAnswer::All, 20);
     assert_eq!(rig.dl.sched.window(rig.src("B")), 128);
     assert_eq!(asked(&outs, conn(2)), (4..132).collect::<Vec<_>>());
+}
+
+/// The lying seeder of issue 13, at the machine: its manifest (chunk hashes of other bytes) is
+/// refused before any chunk is asked of it, and an honest source that is reached only later
+/// is still used and delivers the whole file. A matching manifest with another SHA-256 label
+/// is the same content and is accepted: the label cannot get an honest source refused.
+#[test]
+fn a_forged_manifest_is_refused_before_any_chunk_and_an_honest_source_joins_later() {
+    let mut rig = Rig::started(3, &["Liar", "Honest"]);
+    let liar = rig.src("Liar");
+    rig.dl
+        .handle_reached(liar, Reached::Connected(conn(1)), rig.now);
+    rig.drain();
+    let mut forged = rig.m.clone();
+    for h in &mut forged.chunk_hashes {
+        *h = Sha256::of(&h.0);
+    }
+    rig.dl
+        .handle_manifest(liar, ManifestAnswer::Sent(Ok(forged)), rig.now);
+    let outs = rig.drain();
+    assert!(asked(&outs, conn(1)).is_empty(), "{outs:?}");
+    assert_eq!(closed(&outs), vec![conn(1)]);
+    // The liar is reported, as a forger.
+    assert!(
+        reports(&outs).iter().any(|r| matches!(
+            r,
+            Report::SourceDropped {
+                reason: DropReason::ForgedManifest(_),
+                ..
+            }
+        )),
+        "{outs:?}"
+    );
+
+    // Much later, the honest source is reached; its manifest carries another SHA-256 label.
+    rig.tick(5_000);
+    let mut relabelled = rig.m.clone();
+    relabelled.sha256 = Sha256::of(b"a label the id does not cover");
+    let honest = rig.src("Honest");
+    rig.dl
+        .handle_reached(honest, Reached::Connected(conn(2)), rig.now);
+    rig.drain();
+    rig.dl
+        .handle_manifest(honest, ManifestAnswer::Sent(Ok(relabelled)), rig.now);
+    let outs = rig.drain();
+    assert!(
+        matches!(&outs[..], [Output::Ask { conn: c, ask: Ask::Have }] if *c == conn(2)),
+        "{outs:?}"
+    );
+    rig.dl.handle_have(honest, HaveAnswer::All, rig.now);
+    let outs = rig.drain();
+    assert!(
+        !asked(&outs, conn(2)).is_empty(),
+        "the honest source is asked for chunks"
+    );
+    for i in 0..3 {
+        rig.good("Honest", i);
+    }
+    assert_eq!(
+        rig.store.contents(),
+        rig.data,
+        "every byte from the honest source"
+    );
 }
