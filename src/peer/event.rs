@@ -99,6 +99,9 @@ pub struct DownloadEntry {
     pub sources: Vec<String>,
     /// `checking`, `downloading`, `waiting`, `paused` or `not running` (left by an earlier run).
     pub state: String,
+    /// The rate limit that holds it back, when one does: `max_down` (all downloads together)
+    /// or `max_down_per_peer` (a source is held at it). `null`: none.
+    pub limited_by: Option<String>,
     /// What only people read (not in `--json`): set for a download of this run.
     #[serde(skip)]
     pub running: Option<RunningDownload>,

@@ -87,7 +87,7 @@ impl PeerNode {
             .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
         let step = if nothing_there {
             self.ask_manifest(conn, &info);
-            Step::AskedManifest(conn, info)
+            Step::AskedManifest(conn, info, now)
         } else {
             // Something is there: hashing it may take seconds, off the reactor.
             let job = self.disk.check_destination(dest, info.id);
@@ -114,7 +114,7 @@ impl PeerNode {
             Op::Get {
                 peer,
                 file,
-                step: Step::AskedManifest(_, info),
+                step: Step::AskedManifest(_, info, asked_at),
                 swarm,
                 deadline,
             },
@@ -153,10 +153,20 @@ impl PeerNode {
         };
         let (sources, check_sha256) = match swarm {
             Some(swarm) => (swarm.sources, swarm.check_sha256),
-            None => (vec![peer], false),
+            None => (vec![peer.clone()], false),
         };
         match self.begin_download(&sources, &file, manifest, check_sha256, now) {
             Ok(id) => {
+                // This connection just sent the manifest, checked against the id, and its peer
+                // lists the whole file: it needs no second GetManifest nor a GetHave, and its
+                // chunks are asked as soon as the partial file is checked (two round trips
+                // fewer before the first data).
+                if !info.partial
+                    && let Some(t) = self.downloads.get_mut(&id)
+                    && let Some(s) = t.dl.source_named(&peer)
+                {
+                    t.dl.handle_confirmed(s, conn, now.saturating_duration_since(asked_at));
+                }
                 self.await_downloads(BTreeSet::from([id]));
                 self.start_transfer(id, now);
             }
@@ -377,7 +387,7 @@ impl PeerNode {
                 let mut op = Op::Get {
                     peer,
                     file,
-                    step: Step::AskedManifest(conn, info),
+                    step: Step::AskedManifest(conn, info, now),
                     deadline,
                     swarm,
                 };

@@ -211,7 +211,7 @@ impl PeerNode {
         if node.cfg.resume_on_start {
             node.resume_at_start = true;
         } else {
-            node.announce_unfinished(false);
+            node.announce_unfinished(false, now);
         }
         node.discovery_start(now);
         node

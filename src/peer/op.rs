@@ -36,8 +36,9 @@ pub enum Step {
     Busy { retry_at: Instant, wait: Duration },
     /// Our request went out on this connection; waiting for the answer.
     Asked(ConnId),
-    /// `get` only: the manifest was asked for this file.
-    AskedManifest(ConnId, FileInfo),
+    /// `get` only: the manifest was asked for this file, at this time (its round trip sizes
+    /// the first source's request window).
+    AskedManifest(ConnId, FileInfo, Instant),
     /// `get` only: a file already stands under that name at home; it is being hashed (a disk
     /// job) to see whether it is this one. The connection stays ready for the manifest.
     CheckingDestination(ConnId, FileInfo),

@@ -73,22 +73,22 @@ impl PeerNode {
             Command::Resume { file } => self.start_resume(file, now),
             Command::Connect { addr } => self.start_connect(&addr, now),
             Command::Rescan => self.start_rescan(now),
-            other => self.run_at_once(other),
+            other => self.run_at_once(other, now),
         }
         self.op_advance(now);
     }
 
     /// The commands that need nobody else and end at once.
-    fn run_at_once(&mut self, cmd: Command) {
+    fn run_at_once(&mut self, cmd: Command, now: Instant) {
         match cmd {
             Command::Shared => self.print_shared(),
             Command::Help { topic } => self.ui.event(&Event::Info(Info::Help { topic })),
             Command::Quit => {
-                self.announce_unfinished(true);
+                self.announce_unfinished(true, now);
                 self.exit(0)
             }
             Command::Downloads => {
-                let (downloads, bad) = self.describe_downloads();
+                let (downloads, bad) = self.describe_downloads(now);
                 self.ui.event(&Event::Downloads { downloads });
                 for warning in bad {
                     self.ui.event(&Event::Warning(warning));

@@ -139,7 +139,7 @@ impl PeerNode {
         let Some(op) = &mut self.op else { return };
         let on_this_conn = match op.step_mut() {
             Some(Step::Asked(c))
-            | Some(Step::AskedManifest(c, _))
+            | Some(Step::AskedManifest(c, ..))
             | Some(Step::CheckingDestination(c, _)) => *c == conn,
             // Only a connection that never got through its handshake was this command's
             // attempt to reach the peer; another one closing (an old one we dropped) is not.

@@ -60,9 +60,7 @@ enum State {
     /// No connection; [`Timer::Reconnect`] says when to try.
     Down,
     Connecting,
-    Handshaking {
-        conn: ConnId,
-    },
+    /// Connected: `Hello` and `Register` went out together (and maybe `ListPeers`).
     Registering {
         conn: ConnId,
     },
@@ -177,6 +175,8 @@ pub struct TrackerLink {
     list_was_sample: bool,
     /// A `Register` (first, retry or keep-alive) is in flight.
     register_in_flight: bool,
+    /// Our `Hello` went out with `Register` behind it; the tracker's `Hello` has not come.
+    hello_owed: bool,
     /// Next wait before asking again for a refused name.
     name_backoff: Duration,
     /// We said the tracker refused our name; say it again only after we held it again.
@@ -213,6 +213,7 @@ impl TrackerLink {
             list: None,
             list_was_sample: false,
             register_in_flight: false,
+            hello_owed: false,
             name_backoff: FIRST_NAME_RETRY,
             announced_refusal: false,
             last_req: 0,
@@ -228,10 +229,9 @@ impl TrackerLink {
     /// The link's connection, once connected.
     pub fn conn(&self) -> Option<ConnId> {
         match self.state {
-            State::Handshaking { conn }
-            | State::Registering { conn }
-            | State::Up { conn, .. }
-            | State::Refused { conn } => Some(conn),
+            State::Registering { conn } | State::Up { conn, .. } | State::Refused { conn } => {
+                Some(conn)
+            }
             State::Down | State::Connecting => None,
         }
     }
@@ -248,7 +248,11 @@ impl TrackerLink {
     /// name refused (a tracker lists peers to any connection past `Hello`).
     pub fn listing(&self) -> Option<ConnId> {
         match self.state {
-            State::Up { conn, .. } | State::Refused { conn } => Some(conn),
+            // While registering too: `ListPeers` needs no registration, and right behind
+            // `Register` it saves a round trip; the tracker answers both in order.
+            State::Up { conn, .. } | State::Refused { conn } | State::Registering { conn } => {
+                Some(conn)
+            }
             _ => None,
         }
     }
@@ -322,9 +326,16 @@ impl TrackerLink {
     /// The connection asked for with [`Transmit::Connect`] is open.
     pub fn handle_connected(&mut self, conn: ConnId, now: Instant) {
         tracing::debug!("connected to tracker {}", self.addr);
-        self.state = State::Handshaking { conn };
         self.timers.set(Timer::Answer, now + ANSWER_TIMEOUT);
         self.transmits.push_back(Transmit::Hello(conn));
+        // `Register` right behind `Hello`, without waiting for the tracker's: it handles the
+        // frames of a connection in order, so one round trip fewer (PROTOCOL.md §6.1). A
+        // tracker that refuses our `Hello` closes the connection and ignores the rest.
+        self.state = State::Registering { conn };
+        self.hello_owed = true;
+        self.send_register(conn, now);
+        // And the peer list right behind (it needs no registration): commands wait for it.
+        self.request_peer_list(None);
     }
 
     /// The connection asked for could not be made.
@@ -428,9 +439,7 @@ impl TrackerLink {
 
     /// Whether the tracker owes us an answer.
     fn owed(&self) -> bool {
-        matches!(self.state, State::Handshaking { .. })
-            || self.register_in_flight
-            || self.list.is_some()
+        self.hello_owed || self.register_in_flight || self.list.is_some()
     }
 
     /// After an answer: whatever is still owed gets a fresh clock (the tracker answers in
@@ -444,22 +453,22 @@ impl TrackerLink {
 
     /// The tracker's `Hello` (our version): register, unless we were not waiting for it.
     fn hello_accepted(&mut self, now: Instant) {
-        let State::Handshaking { conn } = self.state else {
-            return;
-        };
-        self.state = State::Registering { conn };
-        self.register_in_flight = true;
-        self.answered(now);
-        self.send_register(conn, now);
+        if matches!(self.state, State::Registering { .. }) && self.hello_owed {
+            self.hello_owed = false;
+            self.answered(now);
+        }
     }
 
     /// `Registered` arrived on `conn`: ignored unless we were registering.
     fn registered(&mut self, conn: ConnId, ttl_secs: u64, now: Instant) {
         let was = self.state;
-        if !matches!(
-            was,
-            State::Registering { .. } | State::Up { .. } | State::Refused { .. }
-        ) {
+        // Before the tracker's `Hello`, an answer is out of turn (PROTOCOL.md §5).
+        if self.hello_owed
+            || !matches!(
+                was,
+                State::Registering { .. } | State::Up { .. } | State::Refused { .. }
+            )
+        {
             return;
         }
         let interval = Duration::from_secs(ttl_secs.clamp(1, 3600)) / HEARTBEATS_PER_TTL;
@@ -486,7 +495,8 @@ impl TrackerLink {
         self.announced_refusal = false;
         self.events.push_back(LinkEvent::Registered { again });
         // Commands start once the first peer list is in (or after a grace period), so a
-        // script's first `get PEER FILE` knows PEER.
+        // script's first `get PEER FILE` knows PEER. Usually it went out right behind
+        // `Register` and is on its way (then this asks nothing).
         self.request_peer_list(None);
     }
 
@@ -561,6 +571,7 @@ impl TrackerLink {
         }
         self.list = None;
         self.register_in_flight = false;
+        self.hello_owed = false;
         self.timers = TimerTable::default();
         let delay = self.next_backoff();
         self.state = State::Down;

@@ -497,6 +497,12 @@ fn download_line(d: &DownloadEntry) -> String {
         "{file}  {percent:.1}%  {done} of {size}  from {sources}  {state}  ({})",
         per_source.join(", ")
     );
+    match d.limited_by.as_deref() {
+        Some("max_down") => line.push_str("  limited by --max-down"),
+        Some("max_down_per_peer") => line.push_str("  limited by --max-down-per-peer"),
+        Some(other) => line.push_str(&format!("  limited by {other}")),
+        None => {}
+    }
     for (name, why) in &run.dropped {
         line.push_str(&format!("; {name} dropped: {why}"));
     }
@@ -644,6 +650,30 @@ mod tests {
             line.contains("in 0.50s, 5 bytes fetched in this run (Alice 5)"),
             "{line}"
         );
+    }
+
+    /// A download held at a rate limit says which one, in words and in `--json`.
+    #[test]
+    fn a_download_held_at_a_limit_says_which() {
+        let entry = |limited_by: Option<&str>| DownloadEntry {
+            file: "f.bin".into(),
+            done: 1 << 20,
+            size: 4 << 20,
+            percent: 25.0,
+            sources: vec!["Alice".into()],
+            state: "downloading".into(),
+            limited_by: limited_by.map(String::from),
+            running: Some(crate::peer::event::RunningDownload {
+                active: 1,
+                bytes_per_source: vec![("Alice".into(), 1 << 20)],
+                dropped: Vec::new(),
+            }),
+        };
+        let line = download_line(&entry(Some("max_down_per_peer")));
+        assert!(line.ends_with("  limited by --max-down-per-peer"), "{line}");
+        assert!(!download_line(&entry(None)).contains("limited"));
+        let json = serde_json::to_value(entry(Some("max_down"))).unwrap();
+        assert_eq!(json["limited_by"], "max_down");
     }
 
     #[test]

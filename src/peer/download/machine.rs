@@ -34,6 +34,7 @@
 
 use super::chunk::{ChunkIndex, Have};
 use super::output::{Ask, DropReason, End, Finished, Output, Pause, Report, Status};
+use super::rate_meter::RateMeter;
 use super::scheduler::{Scheduler, SourceId};
 use super::{DownloadId, percent};
 use crate::peer::content_id::ContentId;
@@ -78,6 +79,12 @@ pub(super) struct Source {
     pub(super) bad_chunks: u32,
     /// Verified bytes received from this source.
     pub(super) bytes: u64,
+    /// How fast they arrive lately (is a per-peer limit what holds it back?).
+    pub(super) meter: RateMeter,
+    /// A connection on which this source's manifest already passed and that serves the whole
+    /// file, with the round trip it took ([`Download::handle_confirmed`]): reached over it,
+    /// the source is active at once.
+    pub(super) confirmed: Option<(ConnId, Duration)>,
     pub(super) backoff: Duration,
     pub(super) next_have_refresh: Instant,
     /// Why it was dropped, for listings.
@@ -98,6 +105,8 @@ impl Source {
             state: SourceState::Reaching { refreshed: false },
             bad_chunks: 0,
             bytes: 0,
+            meter: RateMeter::new(now),
+            confirmed: None,
             backoff: FIRST_RETRY,
             next_have_refresh: now,
             dropped: None,
@@ -167,6 +176,8 @@ pub struct Download {
     pub(super) fetched: u64,
     /// Since when no source has been active (None while one is).
     pub(super) lost_since: Option<Instant>,
+    /// How fast verified bytes arrive lately, from all sources.
+    pub(super) meter: RateMeter,
     pub(super) out: VecDeque<Output>,
 }
 
@@ -204,6 +215,7 @@ impl Download {
             started: now,
             fetched: 0,
             lost_since: None,
+            meter: RateMeter::new(now),
             out: VecDeque::new(),
         }
     }
@@ -218,6 +230,16 @@ impl Download {
 
     pub fn content_id(&self) -> ContentId {
         self.content_id
+    }
+
+    /// Verified bytes a second lately: from all sources, and the fastest single source.
+    pub fn recent_rates(&self, now: Instant) -> (f64, f64) {
+        let fastest = self
+            .sources
+            .iter()
+            .map(|s| s.meter.rate(now))
+            .fold(0.0, f64::max);
+        (self.meter.rate(now), fastest)
     }
 
     /// Whether the whole file's SHA-256 is checked at the end.
@@ -480,6 +502,8 @@ impl Download {
         self.sched.written(c);
         let source = &mut self.sources[sid.0];
         source.bytes += len;
+        source.meter.add(len, now);
+        self.meter.add(len, now);
         source.delivering = true;
         source.backoff = FIRST_RETRY;
         self.lost_since = None;

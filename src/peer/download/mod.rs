@@ -20,6 +20,7 @@
 mod chunk;
 mod machine;
 mod output;
+mod rate_meter;
 mod scheduler;
 mod sources;
 mod store;
@@ -29,6 +30,7 @@ mod tests;
 pub use chunk::ChunkIndex;
 pub use machine::Download;
 pub use output::{Ask, DropReason, End, Output, Pause, Report, Status};
+pub use rate_meter::at_limit;
 pub use scheduler::SourceId;
 pub use sources::{ChunkAnswer, HaveAnswer, ManifestAnswer, Reached};
 pub use store::{DiskStore, Store, run_disk_output};

@@ -8,7 +8,7 @@ use super::scheduler::{SourceId, window_for_rtt};
 use crate::peer::content_id::ContentId;
 use crate::peer::manifest::Manifest;
 use crate::reactor::ConnId;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// What the node could do to reach a source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +82,22 @@ impl Download {
         }
         match reached {
             Reached::Pending { refreshed } => source.state = SourceState::Reaching { refreshed },
+            Reached::Connected(conn) if source.confirmed.is_some_and(|(c, _)| c == conn) => {
+                let rtt = source
+                    .confirmed
+                    .take()
+                    .map_or(Duration::ZERO, |(_, rtt)| rtt);
+                source.state = SourceState::Active { conn };
+                source.delivering = false;
+                source.next_have_refresh = now + HAVE_REFRESH;
+                self.sched.set_have(s, Have::All);
+                let window = window_for_rtt(self.manifest.chunk_size, rtt);
+                self.sched.set_window(s, window);
+                self.update_lost_since(now);
+                self.fill(now);
+            }
             Reached::Connected(conn) => {
+                source.confirmed = None;
                 source.state = SourceState::Confirming { conn };
                 source.asked_at = now;
                 source.delivering = false;
@@ -90,6 +105,18 @@ impl Download {
                 self.out.push_back(Output::Ask { conn, ask });
             }
             Reached::Failed => source.wait(now),
+        }
+    }
+
+    /// Source `s`'s manifest already passed on `conn` (the `get` that started the download
+    /// asked it there, `rtt` the round trip), and it lists the whole file: when the download
+    /// reaches it over `conn`, it is active at once, asked for chunks with no second
+    /// `GetManifest` and no `GetHave`. Over any other connection (a reconnect) it is confirmed
+    /// as usual.
+    pub fn handle_confirmed(&mut self, s: SourceId, conn: ConnId, rtt: Duration) {
+        let source = &mut self.sources[s.0];
+        if matches!(source.state, SourceState::Reaching { .. }) {
+            source.confirmed = Some((conn, rtt));
         }
     }
 

@@ -4,9 +4,11 @@
 
 use super::{Ended, Transfer};
 use crate::names::printable;
-use crate::peer::download::{Download, DropReason, End, Pause, Report, Status, percent};
+use crate::peer::download::{Download, DropReason, End, Pause, Report, Status, at_limit, percent};
 use crate::peer::event::{DownloadEntry, Event, Failure, Problem, RunningDownload, Warning};
+use crate::reactor::RateLimits;
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 /// A report as the event the front end shows; `None`: nothing to show.
 pub(super) fn report(dl: &Download, report: Report) -> Option<Event> {
@@ -192,7 +194,12 @@ pub(super) fn ended(t: &Transfer, end: End) -> Ended {
 }
 
 /// The `downloads` entry of a download of this run (the front end words its line).
-pub(super) fn entry(dl: &Download) -> DownloadEntry {
+/// The `downloads` entry of a download of this run. `limited_by` says `max_down_per_peer`
+/// when a source is held at that limit (`describe_downloads` sets `max_down`, which all
+/// downloads share).
+pub(super) fn entry(dl: &Download, limits: &RateLimits, now: Instant) -> DownloadEntry {
+    let (_, fastest) = dl.recent_rates(now);
+    let limited_by = at_limit(fastest, limits.down_per_peer).then(|| "max_down_per_peer".into());
     let state = match dl.status() {
         Status::Paused => "paused",
         Status::Checking => "checking",
@@ -206,6 +213,7 @@ pub(super) fn entry(dl: &Download) -> DownloadEntry {
         percent: dl.percent(),
         sources: dl.sources().map(|(name, ..)| name.to_string()).collect(),
         state: state.to_string(),
+        limited_by,
         running: Some(RunningDownload {
             active: dl.active_sources(),
             bytes_per_source: dl
@@ -230,6 +238,7 @@ pub(super) fn record_entry(rec: &crate::peer::resume::ResumeRecord) -> DownloadE
         percent: percent(done_bytes, rec.size),
         sources: rec.sources.clone(),
         state: "not running".to_string(),
+        limited_by: None,
         running: None,
     }
 }

@@ -298,8 +298,8 @@ impl PeerNode {
 
     /// Says which downloads are unfinished, if any: at start-up (left by an earlier run), and
     /// on `quit` (running or paused ones are checkpointed on the way out and stay resumable).
-    pub(in crate::peer) fn announce_unfinished(&mut self, quitting: bool) {
-        let (downloads, _) = self.describe_downloads();
+    pub(in crate::peer) fn announce_unfinished(&mut self, quitting: bool, now: Instant) {
+        let (downloads, _) = self.describe_downloads(now);
         if !downloads.is_empty() {
             self.ui.event(&Event::Unfinished {
                 downloads,
@@ -316,7 +316,9 @@ impl PeerNode {
         for rec in records {
             match self.resume_from_record(&rec.file_name, now) {
                 Ok(Some(id)) => {
-                    resumed.extend(self.downloads.get(&id).map(|t| events::entry(&t.dl)))
+                    let limits = self.cfg.rate_limits;
+                    let entry = |t: &Transfer| events::entry(&t.dl, &limits, now);
+                    resumed.extend(self.downloads.get(&id).map(entry))
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -331,12 +333,24 @@ impl PeerNode {
     }
 
     /// Entries for the `downloads` command: running ones and those left by an earlier run.
-    pub(in crate::peer) fn describe_downloads(&self) -> (Vec<DownloadEntry>, Vec<Warning>) {
+    pub(in crate::peer) fn describe_downloads(
+        &self,
+        now: Instant,
+    ) -> (Vec<DownloadEntry>, Vec<Warning>) {
         let mut lines: Vec<DownloadEntry> = self
             .downloads
             .values()
-            .map(|t| events::entry(&t.dl))
+            .map(|t| events::entry(&t.dl, &self.cfg.rate_limits, now))
             .collect();
+        // All downloads share the global limit: held at it, each running one is bounded by it.
+        let total: f64 = (self.downloads.values())
+            .map(|t| t.dl.recent_rates(now).0)
+            .sum();
+        if crate::peer::download::at_limit(total, self.cfg.rate_limits.down) {
+            for entry in lines.iter_mut().filter(|e| e.state == "downloading") {
+                entry.limited_by = Some("max_down".into());
+            }
+        }
         let (records, bad) = resume::list(&self.cfg.downloads_dir);
         for rec in records {
             if self.download_named(&rec.file_name).is_none() {

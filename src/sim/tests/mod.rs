@@ -7,6 +7,7 @@ mod discovery;
 mod downloads;
 mod harness;
 mod lan;
+mod round_trips;
 mod tracker_link;
 
 /// `len` deterministic pseudo-random bytes (xorshift64*), different for each `seed` (the same

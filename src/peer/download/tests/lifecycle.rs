@@ -292,3 +292,29 @@ fn a_paused_download_resumes_with_its_sources_anew() {
     assert_eq!(rig.dl.reaching().len(), 1);
     assert_eq!(asked(&rig.join("A", conn(2)), conn(2)), vec![1, 2, 3]);
 }
+
+/// The recent rates (what `downloads` compares with the rate limits): all sources together and
+/// the fastest one, over the last second of verified bytes; nothing for a second, nothing.
+#[test]
+fn recent_rates_follow_the_verified_bytes_of_the_last_second() {
+    let mut rig = Rig::started(8, &["A", "B"]);
+    let to_a = asked(&rig.join("A", conn(1)), conn(1));
+    let to_b = asked(&rig.join("B", conn(2)), conn(2));
+    let sent = [
+        ("A", to_a[0]),
+        ("A", to_a[1]),
+        ("A", to_a[2]),
+        ("B", to_b[0]),
+    ];
+    for (i, (who, chunk)) in sent.into_iter().enumerate() {
+        rig.at(200 * i as u64 + 100);
+        rig.good(who, chunk);
+    }
+    rig.at(1_000);
+    let (all, fastest) = rig.dl.recent_rates(rig.now);
+    let chunk = CHUNK as f64;
+    assert!((all - 4.0 * chunk).abs() < 1.0, "{all}");
+    assert!((fastest - 3.0 * chunk).abs() < 1.0, "{fastest}");
+    rig.at(2_500);
+    assert_eq!(rig.dl.recent_rates(rig.now), (0.0, 0.0));
+}
