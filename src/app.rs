@@ -50,6 +50,13 @@ fn run_inner(
     });
     let batch_file = open_folders(&cfg, batch.as_ref())?;
     let mut reactor = Reactor::new()?;
+    if crate::secure::opted_in() {
+        let path = crate::peer::layout::identity_key_path(&cfg.downloads_dir);
+        let (identity, _) = crate::identity::load_or_create(&path)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        tracing::info!("secure links as peer {}", identity.peer_id());
+        reactor.set_secure(std::sync::Arc::new(identity), crate::secure::our_prologue());
+    }
     let bound = reactor
         .listen(listen)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}")))?;

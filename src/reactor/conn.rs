@@ -2,6 +2,7 @@
 //! a queue of encoded frames going out. Sent buffers go back to the chunk buffer pool, and a
 //! dropped connection frees its queue at once.
 
+use crate::secure::Link;
 use crate::wire::FrameDecoder;
 use mio::net::TcpStream;
 use std::collections::VecDeque;
@@ -62,6 +63,11 @@ pub struct Conn {
     out_bytes: usize,
     /// Bytes read from the socket so far (what the rate limiter charges).
     pub bytes_read: u64,
+    /// The secure link under the frames, when the reactor runs with a key
+    /// (`Reactor::set_secure`): socket bytes go through it both ways.
+    link: Option<Box<Link>>,
+    /// Plaintext opened from one read, on its way into the decoder (kept for its capacity).
+    opened: Vec<u8>,
 }
 
 pub enum ReadOutcome {
@@ -88,6 +94,23 @@ impl Conn {
             out_head: 0,
             out_bytes: 0,
             bytes_read: 0,
+            link: None,
+            opened: Vec::new(),
+        }
+    }
+
+    /// Puts a secure link under this connection's frames; what the link has to send at once
+    /// (the initiator's first handshake message) is queued. Call before any frame is queued.
+    pub fn secure(&mut self, link: Link) {
+        self.link = Some(Box::new(link));
+        self.take_link_output();
+    }
+
+    /// Moves what the link has for the socket into the output queue.
+    fn take_link_output(&mut self) {
+        if let Some(bytes) = self.link.as_mut().and_then(|l| l.poll_transmit()) {
+            self.out_bytes += bytes.len();
+            self.out.push_back(bytes);
         }
     }
 
@@ -95,11 +118,25 @@ impl Conn {
         self.out_bytes
     }
 
-    pub fn queue(&mut self, bytes: Vec<u8>) {
-        if !bytes.is_empty() {
+    /// Queues one encoded frame (sealed first on a secure link; kept by the link until its
+    /// handshake is done). `queued()` grows by the bytes that will go on the wire, which on a
+    /// secure link differ from the frame's. An error means the link failed: close it.
+    pub fn queue(&mut self, bytes: Vec<u8>) -> io::Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let Some(link) = self.link.as_mut() else {
             self.out_bytes += bytes.len();
             self.out.push_back(bytes);
+            return Ok(());
+        };
+        let sealed = link.send(&bytes);
+        if bytes.capacity() >= RECYCLE_FROM {
+            crate::wire::recycle_chunk_buffer(bytes);
         }
+        sealed.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        self.take_link_output();
+        Ok(())
     }
 
     /// Whether its frames are for the node: not while connecting or closing. (How much output
@@ -150,6 +187,9 @@ impl Conn {
     }
 
     fn read_once_uncounted(&mut self) -> io::Result<usize> {
+        if self.link.is_some() {
+            return self.read_once_secure();
+        }
         let fd = self.stream.as_raw_fd();
         if self.decoder.buffered() == 0 && self.decoder.capacity() > RELEASE_ABOVE {
             self.decoder.release_if_empty();
@@ -171,6 +211,30 @@ impl Conn {
                 Ok(n)
             })
         }
+    }
+
+    /// One `read(2)` of a secure connection into the shared buffer; what verifies goes into the
+    /// decoder, and the link's answers (handshake messages, frames sealed once the handshake
+    /// finished) into the output queue. A record that fails is an `InvalidData` error.
+    fn read_once_secure(&mut self) -> io::Result<usize> {
+        let fd = self.stream.as_raw_fd();
+        let link = self
+            .link
+            .as_mut()
+            .expect("read_once_secure is called with a link");
+        let mut opened = std::mem::take(&mut self.opened);
+        let result = SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let n = read_fd(fd, scratch.as_mut_ptr(), scratch.len())?;
+            link.handle_input(&scratch[..n], &mut opened)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            Ok(n)
+        });
+        self.decoder.extend(&opened);
+        opened.clear();
+        self.opened = opened;
+        self.take_link_output();
+        result
     }
 
     /// Writes queued frames until the queue is empty or the socket is full.

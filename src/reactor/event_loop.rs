@@ -10,6 +10,8 @@ use super::limits::{ConnLimits, Limits};
 use super::memory::{TrimAfterBurst, pin_mmap_threshold};
 use super::rate::{RateLimiter, RateLimits};
 use super::{Action, CloseReason, ConnId, ConnectTag, Control, Driver, Signal};
+use crate::identity::Identity;
+use crate::secure::{Link, Prologue, Role};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
@@ -74,6 +76,8 @@ pub struct Reactor {
     trim: TrimAfterBurst,
     /// Upload and download rate limits; connections waiting for tokens (`rate.rs`).
     rate: RateLimiter,
+    /// Our key and prologue when every connection runs over a secure link (`set_secure`).
+    secure: Option<(Arc<Identity>, Prologue)>,
 }
 
 impl Reactor {
@@ -98,6 +102,7 @@ impl Reactor {
             budget: OutputBudget::new(DEFAULT_LIMITS),
             trim: TrimAfterBurst::default(),
             rate: RateLimiter::new(),
+            secure: None,
         })
     }
 
@@ -109,6 +114,29 @@ impl Reactor {
     /// Sets the upload and download rate limits (also `Action::SetRateLimits`).
     pub fn set_rate_limits(&mut self, limits: RateLimits) {
         self.rate.set_limits(limits, Instant::now());
+    }
+
+    /// Runs every connection, accepted or dialled, over a secure link with this key
+    /// (docs/secure-links-draft.md): the driver's frames are sealed, and frames reach it only
+    /// once the handshake is done and their records verified. Without it, plain TCP.
+    pub fn set_secure(&mut self, identity: Arc<Identity>, prologue: Prologue) {
+        self.secure = Some((identity, prologue));
+    }
+
+    /// Puts a secure link under connection `index` (if the reactor has a key) and sends what
+    /// the link starts with (the initiator's first message).
+    fn start_link(&mut self, index: usize, role: Role) -> io::Result<()> {
+        let Some((identity, prologue)) = &self.secure else {
+            return Ok(());
+        };
+        let link = Link::new(role, identity, prologue, None);
+        let Some(conn) = self.conns.get_mut(index) else {
+            return Ok(());
+        };
+        let before = conn.queued();
+        conn.secure(link);
+        self.budget.add(index, conn.queued() - before);
+        self.flush_conn(index).map(|_| ())
     }
 
     /// Accepted connections refused by a cap so far (for tests and diagnostics).
@@ -283,6 +311,10 @@ impl Reactor {
                     }
                     let _ = stream.set_nodelay(true);
                     if let Some(id) = self.insert(stream, remote, Phase::Open) {
+                        if self.start_link(id.index, Role::Responder).is_err() {
+                            self.drop_conn(id.index);
+                            continue;
+                        }
                         let now = Instant::now();
                         self.limits.track(id.index, id.generation, remote.ip(), now);
                         driver.handle_accepted(id, remote, now);
@@ -342,6 +374,11 @@ impl Reactor {
                     conn.phase = Phase::Open;
                     let _ = conn.stream.set_nodelay(true);
                     let remote = conn.remote;
+                    if let Err(e) = self.start_link(index, Role::Initiator) {
+                        self.drop_conn(index);
+                        driver.handle_connect_failed(tag, e, Instant::now());
+                        return;
+                    }
                     driver.handle_connected(id, tag, remote, Instant::now());
                 }
             }
@@ -385,8 +422,12 @@ impl Reactor {
     /// what the socket takes. Returns the bytes still queued.
     fn queue_and_flush(&mut self, index: usize, bytes: Vec<u8>) -> io::Result<usize> {
         if let Some(conn) = self.conns.get_mut(index) {
-            self.budget.add(index, bytes.len());
-            conn.queue(bytes);
+            // Counted as it goes on the wire: sealed, or nothing yet while a secure link
+            // keeps it until its handshake is done.
+            let before = conn.queued();
+            let queued = conn.queue(bytes);
+            self.budget.add(index, conn.queued() - before);
+            queued?;
         }
         self.flush_conn(index)
     }
@@ -466,7 +507,20 @@ impl Reactor {
                 return;
             };
             let before = conn.bytes_read;
+            let queued_before = conn.queued();
             let outcome = conn.read_some(cap);
+            // A secure link answers reads (handshake messages, frames it held until the
+            // handshake finished): count that output and send it.
+            let answered = conn.queued() - queued_before;
+            if answered > 0 {
+                self.budget.add(index, answered);
+                if let Err(e) = self.flush_conn(index) {
+                    return self.fail(id, CloseReason::Io(e), driver);
+                }
+            }
+            let Some(conn) = self.conns.get_mut(index) else {
+                return;
+            };
             if let Some(now) = now {
                 let n = (conn.bytes_read - before) as usize;
                 self.rate.consumed_read(index, n, now);

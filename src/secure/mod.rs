@@ -36,6 +36,21 @@ pub const TAG_LEN: usize = 16;
 /// The most plaintext one transport record carries.
 pub const MAX_RECORD_PLAINTEXT: usize = MAX_MESSAGE_LEN - TAG_LEN;
 
+/// Whether this process runs its links secure: while they are being wired in, only with
+/// `P2P_SECURE=1` (the tests' fake peers and trackers still speak plain frames). Goes away when
+/// every link is secure; there will be no plaintext mode then.
+pub fn opted_in() -> bool {
+    std::env::var_os("P2P_SECURE").is_some_and(|v| v == "1")
+}
+
+/// The prologue of this build's links: its wire version, no capabilities.
+pub fn our_prologue() -> Prologue {
+    Prologue {
+        version: crate::wire::PROTOCOL_VERSION,
+        capabilities: 0,
+    }
+}
+
 /// Why a link failed. Every one of them ends the link: a Noise session cannot skip a message
 /// (the nonces would no longer match), and bytes that fail their tag may be an attack.
 #[derive(Debug, PartialEq, Eq)]

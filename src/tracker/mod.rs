@@ -31,6 +31,11 @@ use std::net::SocketAddr;
 pub fn run(listen: SocketAddr, config: TrackerConfig) -> io::Result<i32> {
     let mut reactor = crate::reactor::Reactor::new()?;
     reactor.set_limits(effective_limits(&config));
+    if crate::secure::opted_in() {
+        // No state folder yet: a fresh key every start (pinning the tracker comes later).
+        let identity = crate::identity::Identity::generate().map_err(io::Error::other)?;
+        reactor.set_secure(std::sync::Arc::new(identity), crate::secure::our_prologue());
+    }
     let bound = reactor
         .listen(listen)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}")))?;
