@@ -49,14 +49,11 @@ fn run_inner(
         ..out
     });
     let batch_file = open_folders(&cfg, batch.as_ref())?;
-    let mut reactor = Reactor::new()?;
-    if crate::secure::opted_in() {
-        let path = crate::peer::layout::identity_key_path(&cfg.downloads_dir);
-        let (identity, _) = crate::identity::load_or_create(&path)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-        tracing::info!("secure links as peer {}", identity.peer_id());
-        reactor.set_secure(std::sync::Arc::new(identity), crate::secure::our_prologue());
-    }
+    let path = crate::peer::layout::identity_key_path(&cfg.downloads_dir);
+    let (identity, _) = crate::identity::load_or_create(&path)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+    let id = identity.peer_id();
+    let mut reactor = Reactor::new(std::sync::Arc::new(identity))?;
     let bound = reactor
         .listen(listen)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}")))?;
@@ -71,6 +68,7 @@ fn run_inner(
     ui.event(&Event::Listening {
         name: cfg.name.clone(),
         addr: bound.to_string(),
+        id: id.to_string(),
     });
     join_lan(&mut cfg, &mut reactor, bound, &mut ui);
 
@@ -88,7 +86,7 @@ fn run_inner(
         ui.event(&Event::Notice(Notice::TypeHelp));
     }
     let now = Instant::now();
-    let mut node = PeerNode::new(cfg, SharedIndex::default(), bound.port(), ui, now);
+    let mut node = PeerNode::new(cfg, id, SharedIndex::default(), bound.port(), ui, now);
     node.set_parser(repl::parse);
     node.start_hashing(worker, true, now);
     node.set_disk_jobs(disk_jobs_for(&reactor));

@@ -44,6 +44,11 @@ enum Cmd {
         #[arg(long, default_value_t = p2p::tracker::DEFAULT_MAX_PEERS_PER_IP, value_name = "N",
               value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
         max_peers_per_ip: usize,
+        /// Folder for the tracker's own state: its key (`identity.key`, made at first start;
+        /// its id is printed at start) and which key held each name lately (`holds`: a name
+        /// stays its key's for a day after its last registration, across restarts).
+        #[arg(long, default_value = "tracker-state", value_name = "DIR")]
+        state: PathBuf,
         #[command(flatten)]
         limits: LimitArgs,
     },
@@ -231,6 +236,7 @@ fn main() -> ExitCode {
             listen,
             peer_ttl,
             max_peers_per_ip,
+            state,
             limits,
         } => {
             let config = p2p::tracker::TrackerConfig {
@@ -239,7 +245,7 @@ fn main() -> ExitCode {
                 limits: limits.apply(),
                 ..Default::default()
             };
-            p2p::tracker::run(listen, config)
+            p2p::tracker::run(listen, config, &state)
         }
         Cmd::Peer(args) => {
             let m = (matches.subcommand_matches("peer"))

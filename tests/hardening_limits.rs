@@ -230,7 +230,8 @@ fn slowloris_is_dropped_at_the_idle_timeout_in_process() {
     use p2p::tracker::{Tracker as TrackerNode, TrackerConfig};
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let node = thread::spawn(move || {
-        let mut reactor = Reactor::new().expect("a reactor");
+        let identity = p2p::identity::Identity::generate().expect("a key");
+        let mut reactor = Reactor::new(std::sync::Arc::new(identity)).expect("a reactor");
         reactor.set_limits(p2p::reactor::Limits {
             idle_timeout: IN_PROCESS.idle,
             ..p2p::reactor::Limits::default()

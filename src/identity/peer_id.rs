@@ -23,8 +23,10 @@ const SHOWN_GROUP: usize = 7;
 
 const _: () = assert!(GROUP <= check::MAX_GROUP && KEY_LETTERS.is_multiple_of(GROUP));
 
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PeerId([u8; 32]);
+/// On the wire (PROTOCOL.md §4: `PeerInfo.id`, the LAN announcement) a 32-byte CBOR byte
+/// string: the key itself.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct PeerId(#[serde(with = "serde_bytes")] [u8; 32]);
 
 impl PeerId {
     /// The id of the peer whose X25519 static public key is `key`.

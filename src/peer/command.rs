@@ -48,6 +48,14 @@ pub enum Command {
     Connect {
         addr: String,
     },
+    /// `trust` lists the names pinned to keys; `trust NAME ID` pins `NAME` to `ID`.
+    Trust {
+        set: Option<(String, crate::identity::PeerId)>,
+    },
+    /// `forget NAME`: unpins the name.
+    Forget {
+        name: String,
+    },
     /// `limit` shows the rate limits; `limit WHICH RATE` sets one (`None`: no limit).
     Limit {
         set: Option<(LimitKind, Option<u64>)>,

@@ -122,7 +122,12 @@ pub struct RunningDownload {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     /// The peer accepts connections on `addr`.
-    Listening { name: String, addr: String },
+    /// The peer listens on `addr`; `id` is its peer id (the key its links prove).
+    Listening {
+        name: String,
+        addr: String,
+        id: String,
+    },
     /// The shared folder was scanned (at start-up, or by `rescan` when `rescan` is true).
     Sharing {
         files: usize,
@@ -206,8 +211,24 @@ pub enum Event {
     },
     /// Answer to `downloads`.
     Downloads { downloads: Vec<DownloadEntry> },
-    /// A text message from another peer.
-    Message { from: String, text: String },
+    /// A text message from another peer: `from` is the name pinned to the key that sent it,
+    /// `id` that key; `first_contact` when the name was pinned by this connection.
+    Message {
+        from: String,
+        id: String,
+        first_contact: bool,
+        text: String,
+    },
+    /// `trust` with nothing else: the names pinned to keys.
+    Pins { pins: Vec<PinEntry> },
+    /// `trust NAME ID` pinned `name` to `id` (instead of `replaced`).
+    Trusted {
+        name: String,
+        id: String,
+        replaced: Option<String>,
+    },
+    /// `forget NAME` unpinned the name from `id`.
+    Forgotten { name: String, id: String },
     /// `msg` succeeded: the peer acknowledged the message.
     MessageDelivered { to: String },
     /// `wait-peer` succeeded.
@@ -318,6 +339,9 @@ impl Event {
             Event::Registered { .. } => "registered",
             Event::NameRefused { .. } => "name_refused",
             Event::Peers { .. } => "peers",
+            Event::Pins { .. } => "pins",
+            Event::Trusted { .. } => "trusted",
+            Event::Forgotten { .. } => "forgotten",
             Event::Files { .. } => "files",
             Event::Shared { .. } => "shared",
             Event::Search { .. } => "search",
@@ -492,12 +516,28 @@ pub enum Warning {
     NotResumed(Problem),
     /// A file in the resume folder is no usable record.
     UnusableRecord { path: String, why: String },
+    /// A peer said a name that is pinned to another key: refused (an impostor, or a peer that
+    /// lost its key; `trust NAME ID` accepts the new key).
+    Impostor {
+        name: String,
+        pinned: String,
+        presented: String,
+    },
+    /// The pins file could not be written (the pin holds for this run).
+    PinsWrite { path: String, error: String },
     /// LAN discovery could not join its multicast group.
     LanUnavailable {
         group: String,
         iface: String,
         error: String,
     },
+}
+
+/// A name pinned to a key, as `trust` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PinEntry {
+    pub name: String,
+    pub id: String,
 }
 
 /// What the peer is doing (hidden by `-q`).

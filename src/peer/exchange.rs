@@ -302,6 +302,7 @@ pub fn merge_exchange(
         };
         let seen = ago(now, p.last_seen_ms);
         table.offer(&p.name, addr, Source::Exchange, seen, now);
+        table.listed_key(&p.name, addr, p.id);
     }
 }
 
@@ -317,12 +318,15 @@ pub fn merge_tracker_list(
     connected: impl Fn(&str) -> bool,
 ) {
     if !sample {
-        return table.tracker_snapshot(peers, now, connected);
+        table.tracker_snapshot(peers, now, connected);
     }
     for p in peers {
         if let Some(addr) = parse_addr(&p.addr) {
-            let seen = ago(now, p.last_seen_ms);
-            table.offer(&p.name, addr, Source::Tracker, seen, now);
+            if sample {
+                let seen = ago(now, p.last_seen_ms);
+                table.offer(&p.name, addr, Source::Tracker, seen, now);
+            }
+            table.listed_key(&p.name, addr, p.id);
         }
     }
 }

@@ -56,8 +56,12 @@ impl PeerNode {
         let Some(addr) = self.dialer().dial(name) else {
             return false;
         };
+        let expected = self.expected_key(name);
+        if self.is_us(expected) {
+            return false; // our own key, listed under another name
+        }
         let name = name.to_string();
-        self.connect(addr, ConnectPurpose::Peer { name, addr });
+        self.connect(addr, ConnectPurpose::Peer { name, addr }, expected);
         true
     }
 
@@ -77,7 +81,7 @@ impl PeerNode {
             let why = Problem::CannotReach {
                 peer: name.to_string(),
                 addr,
-                error: error.to_string(),
+                error: self.dial_error_text(name, error),
             };
             self.peer_unreachable(name, why, now);
             self.downloads_peer_unreachable(name, now);
@@ -90,7 +94,9 @@ impl PeerNode {
             command,
             startup,
         };
-        self.connect(addr, ConnectPurpose::Bootstrap(b));
+        // An address given by hand: whoever is there says who it is, and its name is then
+        // checked against the pins like any other.
+        self.connect(addr, ConnectPurpose::Bootstrap(b), None);
     }
 
     /// `connect ADDR`: an `IP:PORT` is dialed at once; a `HOST:PORT` is looked up first,
@@ -156,10 +162,11 @@ impl PeerNode {
         &mut self,
         conn: ConnId,
         remote: SocketAddr,
+        peer: crate::identity::PeerId,
         b: Bootstrap,
         now: Instant,
     ) {
-        self.sessions.insert(conn, Session::incoming(remote, now));
+        self.sessions.insert(conn, Session::incoming(remote, peer, now));
         self.discovery.bootstrap_connected(conn, b);
         self.send_hello(conn);
     }
@@ -344,7 +351,8 @@ impl PeerNode {
             return;
         }
         for (name, addr) in self.dialer().probe(now, want, |n| busy.contains(n)) {
-            self.connect(addr, ConnectPurpose::Peer { name, addr });
+            let expected = self.expected_key(&name);
+            self.connect(addr, ConnectPurpose::Peer { name, addr }, expected);
         }
     }
 

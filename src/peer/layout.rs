@@ -19,6 +19,11 @@ pub fn identity_key_path(downloads: &Path) -> PathBuf {
     state_dir(downloads).join("identity.key")
 }
 
+/// Peer names pinned to their keys (`pins.rs`).
+pub fn pins_path(downloads: &Path) -> PathBuf {
+    state_dir(downloads).join("pins")
+}
+
 /// The folder of the resume records of unfinished downloads (`resume.rs`).
 pub fn resume_dir(downloads: &Path) -> PathBuf {
     state_dir(downloads).join("resume")

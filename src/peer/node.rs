@@ -21,6 +21,7 @@ use super::peer_table::PeerTable;
 use super::session::Session;
 use super::tracker_link::TrackerLink;
 use super::transfer_state::Transfer;
+use crate::identity::PeerId;
 use crate::reactor::{Action, CloseReason, ConnId, ConnectTag, Control, Driver, Signal};
 use crate::wire::{Message, encode_message};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -105,6 +106,10 @@ pub struct Pending {
 
 pub struct PeerNode {
     pub(super) cfg: PeerConfig,
+    /// Our peer id: the key our links prove.
+    pub(super) id: PeerId,
+    /// Names pinned to keys (`pins.rs`, `trust.rs`).
+    pub(super) pins: super::pins::Pins,
     pub(super) listen_port: u16,
     /// The address the listener is bound to (unspecified: every address), so a `Hello` never
     /// tells a peer to call back where nobody listens (`sessions.rs`).
@@ -162,8 +167,10 @@ enum Input {
 const STARTUP_GRACE: Duration = Duration::from_secs(3);
 
 impl PeerNode {
+    /// A peer named by `cfg` whose links prove the key of `id` (the reactor's identity).
     pub fn new(
         cfg: PeerConfig,
+        id: PeerId,
         index: SharedIndex,
         listen_port: u16,
         ui: impl Frontend + 'static,
@@ -177,6 +184,8 @@ impl PeerNode {
         let known = PeerTable::new(&cfg.name);
         let mut node = PeerNode {
             cfg,
+            id,
+            pins: Default::default(),
             listen_port,
             listen_ip: std::net::Ipv4Addr::UNSPECIFIED.into(),
             ui: Box::new(ui),
@@ -285,10 +294,17 @@ impl PeerNode {
         req
     }
 
-    pub(super) fn connect(&mut self, addr: SocketAddr, purpose: ConnectPurpose) {
+    /// Dials `addr`; the handshake must prove `expected`, if given (a name's pinned key, or
+    /// the key whoever told us of the address listed).
+    pub(super) fn connect(
+        &mut self,
+        addr: SocketAddr,
+        purpose: ConnectPurpose,
+        expected: Option<PeerId>,
+    ) {
         let tag = self.next_connect_tag();
         self.connecting.insert(tag, purpose);
-        self.actions.push_back(Action::Connect(addr, tag));
+        self.actions.push_back(Action::Connect(addr, tag, expected));
     }
 
     /// Closes a connection. It stops counting as a way to reach its peer at once, before the
@@ -401,8 +417,8 @@ impl PeerNode {
 }
 
 impl Driver for PeerNode {
-    fn handle_accepted(&mut self, conn: ConnId, remote: SocketAddr, now: Instant) {
-        self.sessions.insert(conn, Session::incoming(remote, now));
+    fn handle_accepted(&mut self, conn: ConnId, remote: SocketAddr, peer: PeerId, now: Instant) {
+        self.sessions.insert(conn, Session::incoming(remote, peer, now));
     }
 
     fn handle_connected(
@@ -410,16 +426,19 @@ impl Driver for PeerNode {
         conn: ConnId,
         tag: ConnectTag,
         remote: SocketAddr,
+        peer: PeerId,
         now: Instant,
     ) {
         match self.connecting.remove(&tag) {
             Some(ConnectPurpose::Tracker) => self.tracker_connected(conn, now),
             Some(ConnectPurpose::Peer { name, .. }) => {
                 self.sessions
-                    .insert(conn, Session::outgoing(name, remote, now));
+                    .insert(conn, Session::outgoing(name, remote, peer, now));
                 self.send_hello(conn);
             }
-            Some(ConnectPurpose::Bootstrap(b)) => self.bootstrap_connected(conn, remote, b, now),
+            Some(ConnectPurpose::Bootstrap(b)) => {
+                self.bootstrap_connected(conn, remote, peer, b, now)
+            }
             None => self.close(conn),
         }
     }
@@ -565,7 +584,7 @@ mod tests {
             resume_on_start: false,
             rate_limits: Default::default(),
         };
-        PeerNode::new(cfg, SharedIndex::default(), 4000, seen, now)
+        PeerNode::new(cfg, crate::identity::PeerId::from_public_key([1; 32]), SharedIndex::default(), 4000, seen, now)
     }
 
     /// A front end's parser, as far as these tests need one.

@@ -99,6 +99,8 @@ impl PeerNode {
                 Err(e) => self.fail_op(e.into()),
             },
             Command::Limit { set } => self.limit(set),
+            Command::Trust { set } => self.trust(set),
+            Command::Forget { name } => self.forget(name),
             other => tracing::error!("{other:?} is no command that ends at once; ignored"),
         }
     }

@@ -1,7 +1,7 @@
 //! The peer cache: the peers we knew, remembered across runs in `DOWNLOADS/.p2p/peers.cbor`, so
 //! a peer restarted while the tracker is down can still reach its old peers.
 //!
-//! The file is one CBOR map `{version: 1, peers: [{name, addr, last_seen_unix_ms}, ...]}`,
+//! The file is one CBOR map `{version: 1, peers: [{name, addr, last_seen_unix_ms, id?}, ...]}`,
 //! newest first, at most [`MAX_CACHED`] entries. It is replaced atomically (`state_file.rs`). A
 //! missing file is an empty cache; a corrupt or oversized one is ignored with a warning and
 //! overwritten at the next save. Every entry read back goes through the same checks as news
@@ -33,6 +33,9 @@ struct CachedPeer {
     name: String,
     addr: String,
     last_seen_unix_ms: u64,
+    /// The key listed or proved for it (absent in caches written before keys existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<crate::identity::PeerId>,
 }
 
 pub fn peer_cache_path(downloads: &Path) -> PathBuf {
@@ -94,6 +97,9 @@ pub fn load(path: &Path, table: &mut PeerTable, now: Instant) -> Result<usize, S
             != super::peer_table::Offered::Refused
         {
             taken += 1;
+            if let Some(id) = p.id {
+                table.listed_key(&p.name, addr, id);
+            }
         }
     }
     // What we just read is on disk already.
@@ -113,6 +119,7 @@ pub fn save(path: &Path, table: &PeerTable, now: Instant) -> io::Result<()> {
                 name: name.clone(),
                 addr: e.addr.to_string(),
                 last_seen_unix_ms: unix_ms(wall_now.checked_sub(age).unwrap_or(UNIX_EPOCH)),
+                id: e.id,
             }
         })
         .collect::<Vec<_>>();
@@ -212,26 +219,31 @@ mod tests {
             version: CACHE_VERSION,
             peers: vec![
                 CachedPeer {
+                    id: None,
                     name: "Me".into(),
                     addr: "127.0.0.1:5".into(),
                     last_seen_unix_ms: recent,
                 },
                 CachedPeer {
+                    id: None,
                     name: "bad name".into(),
                     addr: "127.0.0.1:5".into(),
                     last_seen_unix_ms: recent,
                 },
                 CachedPeer {
+                    id: None,
                     name: "Zero".into(),
                     addr: "0.0.0.0:5".into(),
                     last_seen_unix_ms: recent,
                 },
                 CachedPeer {
+                    id: None,
                     name: "Ancient".into(),
                     addr: "127.0.0.1:5".into(),
                     last_seen_unix_ms: 1,
                 },
                 CachedPeer {
+                    id: None,
                     name: "Good".into(),
                     addr: "127.0.0.1:5".into(),
                     last_seen_unix_ms: recent + 1_000_000, // in the future: clamped

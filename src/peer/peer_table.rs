@@ -102,6 +102,9 @@ pub enum Reach {
 #[derive(Clone, Debug)]
 pub struct KnownPeer {
     pub addr: SocketAddr,
+    /// The key whoever told us of `addr` listed for it (what a dial there must reach, unless
+    /// a key is pinned to the name).
+    pub id: Option<crate::identity::PeerId>,
     /// When we, or whoever told us, last heard from it.
     pub last_seen: Instant,
     pub source: Source,
@@ -268,6 +271,7 @@ impl PeerTable {
                 name.to_string(),
                 KnownPeer {
                     addr,
+                    id: None,
                     last_seen,
                     source,
                     reach: Reach::Unknown,
@@ -465,23 +469,49 @@ impl PeerTable {
         gone
     }
 
+    /// Whoever told us `name` is at `addr` listed its key as `id`: it goes with that address,
+    /// if the entry holds it now (news that lost to better news brings no key either).
+    pub fn listed_key(&mut self, name: &str, addr: SocketAddr, id: crate::identity::PeerId) {
+        if let Some(e) = self.peers.get_mut(name)
+            && e.addr == addr
+            && e.id != Some(id)
+        {
+            e.id = Some(id);
+            self.dirty = true;
+        }
+    }
+
+    /// A connection's handshake proved that `name` (pinned to it) holds `id`.
+    pub fn proved_key(&mut self, name: &str, id: crate::identity::PeerId) {
+        if let Some(e) = self.peers.get_mut(name)
+            && e.id != Some(id)
+        {
+            e.id = Some(id);
+            self.dirty = true;
+        }
+    }
+
     /// What we tell a peer that asks (leaving out `asker`): entries not known to be
-    /// unreachable and seen recently, newest first, at most [`MAX_EXCHANGE`].
+    /// unreachable and seen recently, whose key we know, newest first, at most
+    /// [`MAX_EXCHANGE`].
     pub fn advertise(&self, now: Instant, asker: &str) -> Vec<PeerInfo> {
         let mut list: Vec<(&String, &KnownPeer)> = self
             .peers
             .iter()
             .filter(|(name, e)| {
                 name.as_str() != asker
+                    && e.id.is_some()
                     && e.reach != Reach::Unreachable
                     && now.saturating_duration_since(e.last_seen) <= STALE_AFTER
             })
             .collect();
         list.sort_by_key(|(name, e)| (std::cmp::Reverse(e.last_seen), name.as_str()));
         list.into_iter()
+            .filter_map(|(name, e)| Some((name, e, e.id?)))
             .take(MAX_EXCHANGE)
-            .map(|(name, e)| PeerInfo {
+            .map(|(name, e, id)| PeerInfo {
                 name: name.clone(),
+                id,
                 addr: e.addr.to_string(),
                 last_seen_ms: now.saturating_duration_since(e.last_seen).as_millis() as u64,
             })

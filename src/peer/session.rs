@@ -1,6 +1,7 @@
 //! One connection to another peer, as the node keeps it (`Session`), and the limits of the
 //! handshake and of chat. Plain values: the node's side of connections is `sessions.rs`.
 
+use crate::identity::PeerId;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,12 @@ pub const MAX_CHAT_LEN: usize = 4096;
 
 pub struct Session {
     pub remote: SocketAddr,
+    /// Who the secure handshake proved is on the other side: the key its `Hello` name must be
+    /// pinned to (`pins.rs`), and who its messages are from.
+    pub peer: PeerId,
+    /// Its name was pinned to its key by this connection's `Hello` (first contact): chat over
+    /// it shows the short id beside the name.
+    pub first_contact: bool,
     /// For connections we opened: the peer we meant to reach.
     pub expected: Option<String>,
     /// The remote's name, once its `Hello` arrived.
@@ -23,9 +30,11 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn incoming(remote: SocketAddr, now: Instant) -> Session {
+    pub fn incoming(remote: SocketAddr, peer: PeerId, now: Instant) -> Session {
         Session {
             remote,
+            peer,
+            first_contact: false,
             expected: None,
             name: None,
             hello_deadline: now + HANDSHAKE_TIMEOUT,
@@ -34,10 +43,10 @@ impl Session {
         }
     }
 
-    pub fn outgoing(name: String, remote: SocketAddr, now: Instant) -> Session {
+    pub fn outgoing(name: String, remote: SocketAddr, peer: PeerId, now: Instant) -> Session {
         Session {
             expected: Some(name),
-            ..Session::incoming(remote, now)
+            ..Session::incoming(remote, peer, now)
         }
     }
 

@@ -73,7 +73,13 @@ impl PeerNode {
     }
 
     /// Ends a connection because the remote broke the protocol.
-    fn refuse(&mut self, conn: ConnId, code: ErrorCode, message: String, now: Instant) {
+    pub(super) fn refuse_session(
+        &mut self,
+        conn: ConnId,
+        code: ErrorCode,
+        message: String,
+        now: Instant,
+    ) {
         self.send(
             conn,
             &Message::Error {
@@ -101,7 +107,7 @@ impl PeerNode {
                 self.ui
                     .event(&Event::Warning(Warning::BadFrame { peer, error }));
                 self.downloads_protocol_fault(conn, &e.to_string(), now);
-                self.refuse(conn, ErrorCode::UnexpectedMessage, e.to_string(), now);
+                self.refuse_session(conn, ErrorCode::UnexpectedMessage, e.to_string(), now);
                 return;
             }
         };
@@ -130,8 +136,15 @@ impl PeerNode {
                     );
                     return;
                 }
-                let from = self.sessions[&conn].name.clone().unwrap_or_default();
-                self.ui.event(&Event::Message { from, text });
+                // The sender is the connection's proved key, shown by the name pinned to it
+                // (its `Hello` name was checked against the pins).
+                let session = &self.sessions[&conn];
+                self.ui.event(&Event::Message {
+                    from: session.name.clone().unwrap_or_default(),
+                    id: session.peer.to_string(),
+                    first_contact: session.first_contact,
+                    text,
+                });
                 self.send(conn, &Message::ChatOk { req });
             }
             Message::GetPeers { req } => self.serve_peers(conn, req, now),
@@ -151,7 +164,7 @@ impl PeerNode {
             }
             other => {
                 let message = format!("{} is not a peer-to-peer request", other.kind());
-                self.refuse(conn, ErrorCode::UnexpectedMessage, message, now);
+                self.refuse_session(conn, ErrorCode::UnexpectedMessage, message, now);
             }
         }
     }
@@ -166,7 +179,7 @@ impl PeerNode {
             // PROTOCOL.md §5: the connector's first frame must be `Hello`; anything else (an
             // `Error` included) is answered with UnexpectedMessage before we close.
             let message = format!("expected Hello first, got {}", msg.kind());
-            self.refuse(conn, ErrorCode::UnexpectedMessage, message, now);
+            self.refuse_session(conn, ErrorCode::UnexpectedMessage, message, now);
             return;
         }
         if let Message::Error { message, code, .. } = &msg {
@@ -187,30 +200,30 @@ impl PeerNode {
         } = msg
         else {
             let message = format!("expected Hello first, got {}", msg.kind());
-            self.refuse(conn, ErrorCode::UnexpectedMessage, message, now);
+            self.refuse_session(conn, ErrorCode::UnexpectedMessage, message, now);
             return;
         };
         if version != PROTOCOL_VERSION {
             let message =
                 format!("this peer speaks protocol version {PROTOCOL_VERSION}, you sent {version}");
-            self.refuse(conn, ErrorCode::VersionMismatch, message, now);
+            self.refuse_session(conn, ErrorCode::VersionMismatch, message, now);
             return;
         }
         // A tracker says Hello with no name: "the peer name is empty" would not tell the
         // user they gave `connect` (or `--peer`) the tracker's address.
         if agent.starts_with("p2p-tracker/") {
             let why = "that address is a tracker, not a peer (a tracker is given with --tracker)";
-            self.refuse(conn, ErrorCode::Other, why.to_string(), now);
+            self.refuse_session(conn, ErrorCode::Other, why.to_string(), now);
             return;
         }
         if let Err(why) = check_peer_name(&name) {
-            self.refuse(conn, ErrorCode::BadName, why, now);
+            self.refuse_session(conn, ErrorCode::BadName, why, now);
             return;
         }
         if incoming && name == self.cfg.name {
             // Someone claims our own name: refused before we say who we are (§5).
             let message = format!("'{name}' is this peer's own name");
-            self.refuse(conn, ErrorCode::Other, message, now);
+            self.refuse_session(conn, ErrorCode::Other, message, now);
             return;
         }
         let session = self.sessions.get_mut(&conn).expect("caller checked");
@@ -218,15 +231,21 @@ impl PeerNode {
             && *expected != name
         {
             let message = format!("expected to reach {expected}, but {name} answered");
-            self.refuse(conn, ErrorCode::Other, message, now);
+            self.refuse_session(conn, ErrorCode::Other, message, now);
             return;
         }
+        if !self.name_matches_key(conn, &name, now) {
+            return;
+        }
+        let session = self.sessions.get_mut(&conn).expect("checked above");
         session.name = Some(name);
         if incoming {
             self.send_hello(conn);
             self.peer_met(conn, listen_port, now);
+            self.note_proved_key(conn);
         } else {
             self.peer_met(conn, listen_port, now);
+            self.note_proved_key(conn);
             self.op_session_ready(conn, now);
             self.downloads_peer_event(now);
         }
@@ -286,13 +305,13 @@ impl PeerNode {
             // never handed out is a protocol violation.
             if !self.id_was_issued(req) {
                 let message = format!("answer to request {req}, which was never made");
-                self.refuse(conn, ErrorCode::UnexpectedMessage, message, now);
+                self.refuse_session(conn, ErrorCode::UnexpectedMessage, message, now);
             }
             return;
         };
         if pending.conn != conn {
             let message = format!("answer to request {req}, which was made elsewhere");
-            self.refuse(conn, ErrorCode::UnexpectedMessage, message, now);
+            self.refuse_session(conn, ErrorCode::UnexpectedMessage, message, now);
             return;
         }
         self.pending.remove(&req);
@@ -352,7 +371,7 @@ impl PeerNode {
             .map(|(c, _)| *c)
             .collect();
         for conn in late {
-            self.refuse(conn, ErrorCode::Other, "handshake timed out".into(), now);
+            self.refuse_session(conn, ErrorCode::Other, "handshake timed out".into(), now);
         }
     }
 

@@ -1,8 +1,10 @@
-//! One TCP connection as the reactor sees it: a socket, the frame decoder for what comes in and
-//! a queue of encoded frames going out. Sent buffers go back to the chunk buffer pool, and a
-//! dropped connection frees its queue at once.
+//! One TCP connection as the reactor sees it: a socket, the secure link under the frames
+//! (every byte on the socket goes through it, both ways: there is no plaintext mode), the
+//! frame decoder for what comes in and a queue of sealed bytes going out. Sent buffers go back
+//! to the chunk buffer pool, and a dropped connection frees its queue at once.
 
-use crate::secure::Link;
+use crate::identity::PeerId;
+use crate::secure::{Link, LinkError};
 use crate::wire::FrameDecoder;
 use mio::net::TcpStream;
 use std::collections::VecDeque;
@@ -44,6 +46,12 @@ pub enum Phase {
         tag: ConnectTag,
         deadline: Instant,
     },
+    /// TCP is up and the secure handshake runs; the node has not heard of the connection yet
+    /// (it does once the handshake proved the other side's key). `tag`: ours, dialled with it.
+    Securing {
+        tag: Option<ConnectTag>,
+        deadline: Instant,
+    },
     Open,
     /// The node closed it; flush what is queued, then drop (by `deadline` at the latest).
     Closing {
@@ -63,9 +71,8 @@ pub struct Conn {
     out_bytes: usize,
     /// Bytes read from the socket so far (what the rate limiter charges).
     pub bytes_read: u64,
-    /// The secure link under the frames, when the reactor runs with a key
-    /// (`Reactor::set_secure`): socket bytes go through it both ways.
-    link: Option<Box<Link>>,
+    /// The secure link under the frames: socket bytes go through it both ways.
+    link: Box<Link>,
     /// Plaintext opened from one read, on its way into the decoder (kept for its capacity).
     opened: Vec<u8>,
 }
@@ -83,8 +90,16 @@ pub enum ReadOutcome {
 }
 
 impl Conn {
-    pub fn new(stream: TcpStream, generation: u64, remote: SocketAddr, phase: Phase) -> Conn {
-        Conn {
+    /// A connection whose bytes go through `link`; what the link has to send at once (the
+    /// initiator's first handshake message) is queued.
+    pub fn new(
+        stream: TcpStream,
+        generation: u64,
+        remote: SocketAddr,
+        phase: Phase,
+        link: Link,
+    ) -> Conn {
+        let mut conn = Conn {
             stream,
             generation,
             remote,
@@ -94,21 +109,21 @@ impl Conn {
             out_head: 0,
             out_bytes: 0,
             bytes_read: 0,
-            link: None,
+            link: Box::new(link),
             opened: Vec::new(),
-        }
+        };
+        conn.take_link_output();
+        conn
     }
 
-    /// Puts a secure link under this connection's frames; what the link has to send at once
-    /// (the initiator's first handshake message) is queued. Call before any frame is queued.
-    pub fn secure(&mut self, link: Link) {
-        self.link = Some(Box::new(link));
-        self.take_link_output();
+    /// Who the handshake proved is on the other side, once it has.
+    pub fn remote_peer(&self) -> Option<PeerId> {
+        self.link.remote()
     }
 
     /// Moves what the link has for the socket into the output queue.
     fn take_link_output(&mut self) {
-        if let Some(bytes) = self.link.as_mut().and_then(|l| l.poll_transmit()) {
+        if let Some(bytes) = self.link.poll_transmit() {
             self.out_bytes += bytes.len();
             self.out.push_back(bytes);
         }
@@ -118,23 +133,18 @@ impl Conn {
         self.out_bytes
     }
 
-    /// Queues one encoded frame (sealed first on a secure link; kept by the link until its
-    /// handshake is done). `queued()` grows by the bytes that will go on the wire, which on a
-    /// secure link differ from the frame's. An error means the link failed: close it.
+    /// Queues one encoded frame, sealed (the node only sends on connections whose handshake
+    /// is done). `queued()` grows by the bytes that will go on the wire, records and tags
+    /// included. An error means the link failed: close it.
     pub fn queue(&mut self, bytes: Vec<u8>) -> io::Result<()> {
         if bytes.is_empty() {
             return Ok(());
         }
-        let Some(link) = self.link.as_mut() else {
-            self.out_bytes += bytes.len();
-            self.out.push_back(bytes);
-            return Ok(());
-        };
-        let sealed = link.send(&bytes);
+        let sealed = self.link.send(&bytes);
         if bytes.capacity() >= RECYCLE_FROM {
             crate::wire::recycle_chunk_buffer(bytes);
         }
-        sealed.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        sealed.map_err(link_error)?;
         self.take_link_output();
         Ok(())
     }
@@ -171,69 +181,31 @@ impl Conn {
         })
     }
 
-    /// One `read(2)`, sized so that no byte is copied twice and an idle connection holds no
-    /// buffer:
-    /// - the rest of a frame of at least [`MIN_READ`] bytes is read straight into the decoder,
-    ///   exactly up to the frame's end (so finished frames never need moving);
-    /// - a connection whose decoder already has room (it is receiving large frames) reads
-    ///   [`MIN_READ`] into it;
-    /// - anything else (small requests, the first bytes of a frame) is read into a buffer shared
-    ///   by all connections of the thread and only the bytes received are copied to the decoder,
-    ///   so ten thousand quiet connections cost no read buffers at all.
+    /// One `read(2)` into the buffer shared by every connection of the thread (ten thousand
+    /// quiet connections cost no read buffers); what verifies goes into the decoder, and the
+    /// link's answers (handshake messages, frames it held until its keys existed) into the
+    /// output queue. A record that fails is an `InvalidData` error carrying the `LinkError`.
     fn read_once(&mut self) -> io::Result<usize> {
-        let n = self.read_once_uncounted()?;
-        self.bytes_read += n as u64;
-        Ok(n)
-    }
-
-    fn read_once_uncounted(&mut self) -> io::Result<usize> {
-        if self.link.is_some() {
-            return self.read_once_secure();
-        }
         let fd = self.stream.as_raw_fd();
         if self.decoder.buffered() == 0 && self.decoder.capacity() > RELEASE_ABOVE {
             self.decoder.release_if_empty();
         }
-        let want = self.decoder.wanted();
-        if want >= MIN_READ || self.decoder.capacity() >= self.decoder.buffered() + MIN_READ {
-            let len = want.max(MIN_READ);
-            let space = self.decoder.spare(len);
-            let n = read_fd(fd, space.as_mut_ptr().cast(), space.len())?;
-            // SAFETY: read(2) initialized the first `n` bytes of `space`, and nothing touched
-            // the decoder since `spare`.
-            unsafe { self.decoder.assume_filled(n) };
-            Ok(n)
-        } else {
-            SCRATCH.with(|scratch| {
-                let mut scratch = scratch.borrow_mut();
-                let n = read_fd(fd, scratch.as_mut_ptr(), scratch.len())?;
-                self.decoder.extend(&scratch[..n]);
-                Ok(n)
-            })
-        }
-    }
-
-    /// One `read(2)` of a secure connection into the shared buffer; what verifies goes into the
-    /// decoder, and the link's answers (handshake messages, frames sealed once the handshake
-    /// finished) into the output queue. A record that fails is an `InvalidData` error.
-    fn read_once_secure(&mut self) -> io::Result<usize> {
-        let fd = self.stream.as_raw_fd();
-        let link = self
-            .link
-            .as_mut()
-            .expect("read_once_secure is called with a link");
         let mut opened = std::mem::take(&mut self.opened);
+        let link = &mut self.link;
         let result = SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
             let n = read_fd(fd, scratch.as_mut_ptr(), scratch.len())?;
             link.handle_input(&scratch[..n], &mut opened)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+                .map_err(link_error)?;
             Ok(n)
         });
         self.decoder.extend(&opened);
         opened.clear();
         self.opened = opened;
         self.take_link_output();
+        if let Ok(n) = result {
+            self.bytes_read += n as u64;
+        }
         result
     }
 
@@ -289,4 +261,10 @@ impl Conn {
         }
         Ok(written)
     }
+}
+
+/// A link failure as the I/O error the reactor reports; the `LinkError` stays inside, for a
+/// node that wants to tell a wrong key from a broken record.
+pub fn link_error(e: LinkError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
 }

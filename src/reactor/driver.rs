@@ -4,6 +4,7 @@
 //! and then drains its actions. That keeps every protocol rule testable with fake connection ids
 //! and a fake clock.
 
+use crate::identity::PeerId;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -85,8 +86,10 @@ pub enum Signal {
 pub enum Action {
     /// Queue these bytes (one or more whole frames) on the connection.
     Send(ConnId, Vec<u8>),
-    /// Open a TCP connection; answered with `handle_connected` or `handle_connect_failed`.
-    Connect(SocketAddr, ConnectTag),
+    /// Open a connection (TCP, then the secure handshake); answered with `handle_connected`
+    /// or `handle_connect_failed`. With a key expected, a handshake that proves another one
+    /// fails before we show ours (the error's source is `LinkError::WrongKey`).
+    Connect(SocketAddr, ConnectTag, Option<PeerId>),
     /// Close the connection after flushing what is queued for it (bounded by a short linger).
     Close(ConnId),
     /// Leave the event loop; the process exits with this code.
@@ -99,11 +102,21 @@ pub enum Action {
 }
 
 pub trait Driver {
-    /// A remote connected to one of our listeners.
-    fn handle_accepted(&mut self, conn: ConnId, remote: SocketAddr, now: Instant);
-    /// An outgoing connection asked for with `Action::Connect` is established.
-    fn handle_connected(&mut self, conn: ConnId, tag: ConnectTag, remote: SocketAddr, now: Instant);
-    /// An outgoing connection could not be established.
+    /// A remote connected to one of our listeners and proved, in the secure handshake, that
+    /// it holds the key of `peer`.
+    fn handle_accepted(&mut self, conn: ConnId, remote: SocketAddr, peer: PeerId, now: Instant);
+    /// An outgoing connection asked for with `Action::Connect` is established and its
+    /// handshake proved `peer` on the other side.
+    fn handle_connected(
+        &mut self,
+        conn: ConnId,
+        tag: ConnectTag,
+        remote: SocketAddr,
+        peer: PeerId,
+        now: Instant,
+    );
+    /// An outgoing connection could not be established (refused, timed out, or its
+    /// handshake failed: then the error's source is the `LinkError`).
     fn handle_connect_failed(&mut self, tag: ConnectTag, error: io::Error, now: Instant);
     /// One whole frame body arrived (length prefix removed, not yet decoded).
     fn handle_frame(&mut self, conn: ConnId, body: &[u8], now: Instant);

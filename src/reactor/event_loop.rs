@@ -5,13 +5,13 @@
 //! connection, and for all of them together, stay bounded.
 
 use super::budget::{DEFAULT_LIMITS, OutputBudget};
-use super::conn::{Conn, Phase, ReadOutcome};
+use super::conn::{Conn, Phase, ReadOutcome, link_error};
 use super::limits::{ConnLimits, Limits};
 use super::memory::{TrimAfterBurst, pin_mmap_threshold};
 use super::rate::{RateLimiter, RateLimits};
 use super::{Action, CloseReason, ConnId, ConnectTag, Control, Driver, Signal};
-use crate::identity::Identity;
-use crate::secure::{Link, Prologue, Role};
+use crate::identity::{Identity, PeerId};
+use crate::secure::{Link, LinkError, Prologue, Role};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
@@ -35,6 +35,8 @@ const LISTEN_BACKLOG: libc::c_int = 4096;
 
 /// How long an outgoing connect may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the secure handshake may take once TCP is up (as long as a node's `Hello`).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a closed connection may take to flush what was queued for it.
 const CLOSE_LINGER: Duration = Duration::from_secs(5);
 /// Bytes read from one connection per event before others get a turn.
@@ -76,12 +78,16 @@ pub struct Reactor {
     trim: TrimAfterBurst,
     /// Upload and download rate limits; connections waiting for tokens (`rate.rs`).
     rate: RateLimiter,
-    /// Our key and prologue when every connection runs over a secure link (`set_secure`).
-    secure: Option<(Arc<Identity>, Prologue)>,
+    /// Our key, and the prologue every link's handshake commits to (PROTOCOL.md §3).
+    identity: Arc<Identity>,
+    prologue: Prologue,
 }
 
 impl Reactor {
-    pub fn new() -> io::Result<Reactor> {
+    /// A reactor whose every connection, accepted or dialled, runs over a secure link with
+    /// this key: the driver hears of a connection once its handshake proved the other side's
+    /// key, its frames are sealed, and frames reach it only once their records verified.
+    pub fn new(identity: Arc<Identity>) -> io::Result<Reactor> {
         pin_mmap_threshold();
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -102,7 +108,8 @@ impl Reactor {
             budget: OutputBudget::new(DEFAULT_LIMITS),
             trim: TrimAfterBurst::default(),
             rate: RateLimiter::new(),
-            secure: None,
+            identity,
+            prologue: crate::secure::our_prologue(),
         })
     }
 
@@ -116,27 +123,9 @@ impl Reactor {
         self.rate.set_limits(limits, Instant::now());
     }
 
-    /// Runs every connection, accepted or dialled, over a secure link with this key
-    /// (docs/secure-links-draft.md): the driver's frames are sealed, and frames reach it only
-    /// once the handshake is done and their records verified. Without it, plain TCP.
-    pub fn set_secure(&mut self, identity: Arc<Identity>, prologue: Prologue) {
-        self.secure = Some((identity, prologue));
-    }
-
-    /// Puts a secure link under connection `index` (if the reactor has a key) and sends what
-    /// the link starts with (the initiator's first message).
-    fn start_link(&mut self, index: usize, role: Role) -> io::Result<()> {
-        let Some((identity, prologue)) = &self.secure else {
-            return Ok(());
-        };
-        let link = Link::new(role, identity, prologue, None);
-        let Some(conn) = self.conns.get_mut(index) else {
-            return Ok(());
-        };
-        let before = conn.queued();
-        conn.secure(link);
-        self.budget.add(index, conn.queued() - before);
-        self.flush_conn(index).map(|_| ())
+    /// The id of the key every link of this reactor proves.
+    pub fn peer_id(&self) -> PeerId {
+        self.identity.peer_id()
     }
 
     /// Accepted connections refused by a cap so far (for tests and diagnostics).
@@ -212,7 +201,7 @@ impl Reactor {
                 match token {
                     WAKER => self.drain_controls(driver),
                     SIGNALS => self.drain_signals(driver),
-                    Token(t) if t >= FIRST_LISTENER => self.accept_all(t - FIRST_LISTENER, driver),
+                    Token(t) if t >= FIRST_LISTENER => self.accept_all(t - FIRST_LISTENER),
                     t if self.udp.owns(t) => self.udp.on_readable(t, driver),
                     Token(index) => {
                         if event.is_writable() || event.is_error() || event.is_write_closed() {
@@ -263,7 +252,9 @@ impl Reactor {
             None
         };
         let conn_deadlines = self.conns.iter().filter_map(|(_, c)| match c.phase {
-            Phase::Connecting { deadline, .. } | Phase::Closing { deadline } => Some(deadline),
+            Phase::Connecting { deadline, .. }
+            | Phase::Securing { deadline, .. }
+            | Phase::Closing { deadline } => Some(deadline),
             Phase::Open => None,
         });
         conn_deadlines
@@ -298,7 +289,9 @@ impl Reactor {
         driver.handle_control(Control::Shutdown(signal), Instant::now());
     }
 
-    fn accept_all(&mut self, listener: usize, driver: &mut impl Driver) {
+    /// Accepts what is waiting; the node hears of each connection once its handshake is
+    /// done (`secured`).
+    fn accept_all(&mut self, listener: usize) {
         loop {
             let Some(l) = self.listeners.get(listener) else {
                 return;
@@ -310,15 +303,15 @@ impl Reactor {
                         continue;
                     }
                     let _ = stream.set_nodelay(true);
-                    if let Some(id) = self.insert(stream, remote, Phase::Open) {
-                        if self.start_link(id.index, Role::Responder).is_err() {
-                            self.drop_conn(id.index);
-                            continue;
-                        }
-                        let now = Instant::now();
+                    let now = Instant::now();
+                    let phase = Phase::Securing {
+                        tag: None,
+                        deadline: now + HANDSHAKE_TIMEOUT,
+                    };
+                    let link = Link::new(Role::Responder, &self.identity, &self.prologue, None);
+                    if let Some(id) = self.insert(stream, remote, phase, link) {
+                        // The node hears of it once the handshake is done (`secured`).
                         self.limits.track(id.index, id.generation, remote.ip(), now);
-                        driver.handle_accepted(id, remote, now);
-                        self.apply_actions(driver);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -335,6 +328,7 @@ impl Reactor {
         mut stream: TcpStream,
         remote: SocketAddr,
         phase: Phase,
+        link: Link,
     ) -> Option<ConnId> {
         let entry = self.conns.vacant_entry();
         let index = entry.key();
@@ -348,7 +342,7 @@ impl Reactor {
         }
         let generation = self.next_generation;
         self.next_generation += 1;
-        entry.insert(Conn::new(stream, generation, remote, phase));
+        entry.insert(Conn::new(stream, generation, remote, phase, link));
         if is_loopback(remote) {
             self.rate.note_loopback(index);
         }
@@ -371,15 +365,15 @@ impl Reactor {
                     driver.handle_connect_failed(tag, e, Instant::now());
                 }
                 ConnectOutcome::Connected => {
-                    conn.phase = Phase::Open;
+                    // The link's first handshake message has waited in the queue since the
+                    // connect began; it goes now, and the node hears of the connection once
+                    // the handshake is done (`secured`).
+                    conn.phase = Phase::Securing {
+                        tag: Some(tag),
+                        deadline: Instant::now() + HANDSHAKE_TIMEOUT,
+                    };
                     let _ = conn.stream.set_nodelay(true);
-                    let remote = conn.remote;
-                    if let Err(e) = self.start_link(index, Role::Initiator) {
-                        self.drop_conn(index);
-                        driver.handle_connect_failed(tag, e, Instant::now());
-                        return;
-                    }
-                    driver.handle_connected(id, tag, remote, Instant::now());
+                    self.write_queued(id, driver);
                 }
             }
             return;
@@ -481,6 +475,11 @@ impl Reactor {
         let Some(id) = self.id_of(index) else {
             return;
         };
+        if matches!(self.conns[index].phase, Phase::Securing { .. })
+            && !self.advance_handshake(id, driver)
+        {
+            return; // still shaking hands, or failed
+        }
         // Frames held back while answers piled up go first, before anything more is read, so
         // what is buffered on the input side stays bounded too.
         if !self.deliver_frames(id, driver) {
@@ -581,15 +580,79 @@ impl Reactor {
         }
     }
 
-    /// Drops a connection the node did not close itself and tells the node.
+    /// Drops a connection the node did not close itself and tells the node (a dial that
+    /// failed in its handshake is a failed connect; an accepted one it never heard of).
     fn fail(&mut self, id: ConnId, reason: CloseReason, driver: &mut impl Driver) {
-        if self.live(id) {
-            let was_open = matches!(self.conns[id.index].phase, Phase::Open);
-            self.drop_conn(id.index);
-            if was_open {
-                driver.handle_closed(id, reason, Instant::now());
+        if !self.live(id) {
+            return;
+        }
+        let phase = std::mem::replace(&mut self.conns[id.index].phase, Phase::Open);
+        self.drop_conn(id.index);
+        match phase {
+            Phase::Open => driver.handle_closed(id, reason, Instant::now()),
+            Phase::Securing { tag: Some(tag), .. } => {
+                driver.handle_connect_failed(tag, handshake_failure(reason), Instant::now())
+            }
+            Phase::Securing { tag: None, .. } => {
+                tracing::debug!("handshake with an accepted connection failed: {reason}");
+            }
+            Phase::Connecting { .. } | Phase::Closing { .. } => {}
+        }
+    }
+
+    /// Reads what the socket has for a connection still shaking hands and answers it. Once
+    /// the handshake is done the node hears of the connection (with the key it proved) and
+    /// true is returned: frames that came behind the last handshake message are waiting in
+    /// the decoder. False while the handshake goes on, or once it failed (then the connection
+    /// is gone and a dialling node told).
+    fn advance_handshake(&mut self, id: ConnId, driver: &mut impl Driver) -> bool {
+        loop {
+            let conn = &mut self.conns[id.index];
+            let queued_before = conn.queued();
+            let outcome = conn.read_some(READ_BUDGET);
+            let answered = conn.queued() - queued_before;
+            let remote_peer = conn.remote_peer();
+            if answered > 0 {
+                self.budget.add(id.index, answered);
+                if let Err(e) = self.flush_conn(id.index) {
+                    self.fail(id, CloseReason::Io(e), driver);
+                    return false;
+                }
+            }
+            match outcome {
+                Err(e) => {
+                    self.fail(id, CloseReason::Io(e), driver);
+                    return false;
+                }
+                Ok(ReadOutcome::Eof) if remote_peer.is_none() => {
+                    self.fail(id, CloseReason::RemoteClosed, driver);
+                    return false;
+                }
+                _ => {}
+            }
+            if let Some(peer) = remote_peer {
+                self.secured(id, peer, driver);
+                return self.live(id);
+            }
+            if matches!(outcome, Ok(ReadOutcome::Drained)) {
+                return false;
             }
         }
+    }
+
+    /// The handshake of `id` is done and proved `peer`: the node hears of the connection.
+    fn secured(&mut self, id: ConnId, peer: PeerId, driver: &mut impl Driver) {
+        let conn = &mut self.conns[id.index];
+        let Phase::Securing { tag, .. } = conn.phase else {
+            return;
+        };
+        conn.phase = Phase::Open;
+        let (remote, now) = (conn.remote, Instant::now());
+        match tag {
+            Some(tag) => driver.handle_connected(id, tag, remote, peer, now),
+            None => driver.handle_accepted(id, remote, peer, now),
+        }
+        self.apply_actions(driver);
     }
 
     fn drop_conn(&mut self, index: usize) {
@@ -632,7 +695,10 @@ impl Reactor {
         for (index, conn) in self.conns.iter() {
             match conn.phase {
                 Phase::Connecting { tag, deadline } if deadline <= now => {
-                    expired.push((index, Some(tag)))
+                    expired.push((index, Some((tag, "connection attempt timed out"))))
+                }
+                Phase::Securing { tag, deadline } if deadline <= now => {
+                    expired.push((index, tag.map(|t| (t, "secure handshake timed out"))))
                 }
                 Phase::Closing { deadline } if deadline <= now => expired.push((index, None)),
                 _ => {}
@@ -640,9 +706,8 @@ impl Reactor {
         }
         for (index, tag) in expired {
             self.drop_conn(index);
-            if let Some(tag) = tag {
-                let e = io::Error::new(io::ErrorKind::TimedOut, "connection attempt timed out");
-                driver.handle_connect_failed(tag, e, now);
+            if let Some((tag, why)) = tag {
+                driver.handle_connect_failed(tag, io::Error::new(io::ErrorKind::TimedOut, why), now);
             }
         }
     }
@@ -661,7 +726,7 @@ impl Reactor {
                         self.fail(id, CloseReason::Io(e), driver);
                     }
                 }
-                Action::Connect(addr, tag) => self.connect(addr, tag, driver),
+                Action::Connect(addr, tag, expected) => self.connect(addr, tag, expected, driver),
                 Action::Close(id) => {
                     if !self.live(id) {
                         continue;
@@ -688,10 +753,17 @@ impl Reactor {
         }
     }
 
-    fn connect(&mut self, addr: SocketAddr, tag: ConnectTag, driver: &mut impl Driver) {
+    fn connect(
+        &mut self,
+        addr: SocketAddr,
+        tag: ConnectTag,
+        expected: Option<PeerId>,
+        driver: &mut impl Driver,
+    ) {
         let deadline = Instant::now() + CONNECT_TIMEOUT;
+        let link = Link::new(Role::Initiator, &self.identity, &self.prologue, expected);
         let inserted = TcpStream::connect(addr)
-            .map(|stream| self.insert(stream, addr, Phase::Connecting { tag, deadline }));
+            .map(|stream| self.insert(stream, addr, Phase::Connecting { tag, deadline }, link));
         match inserted {
             Ok(Some(_)) => {}
             Ok(None) => driver.handle_connect_failed(
@@ -758,5 +830,22 @@ fn is_loopback(addr: SocketAddr) -> bool {
         std::net::IpAddr::V6(ip) => {
             ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
         }
+    }
+}
+
+/// What a dialling node hears when the handshake of its connection failed: the link's own
+/// error (a wrong key, a record that did not verify) as the error's source, so the node can
+/// tell them apart; a close before the handshake ended said as such (a peer at its connection
+/// cap closes without a word, having nothing secure to say it with).
+fn handshake_failure(reason: CloseReason) -> io::Error {
+    match reason {
+        CloseReason::Io(e) => e,
+        CloseReason::RemoteClosed => io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            "closed by the other side during the secure handshake (at its connection limit, \
+             or not a p2p peer of this protocol version)",
+        ),
+        CloseReason::BadFrame(why) => link_error(LinkError::Handshake(why)),
+        CloseReason::Local => io::Error::other("closed"),
     }
 }

@@ -104,23 +104,14 @@ pub fn raise_fd_limit() -> io::Result<u64> {
     Ok(lim.rlim_cur)
 }
 
-/// The frame sent to a connection refused for a limit (best effort), then the socket is closed.
-/// The reactor knows frames, not meaning; this one message is the exception, because the node
-/// never hears of a connection it did not admit.
-pub fn refusal_frame(why: &str) -> Vec<u8> {
-    encode_message(&Message::Error {
-        req: None,
-        code: ErrorCode::Busy,
-        message: why.to_string(),
-    })
-}
-
-/// Refuses a just-accepted connection politely: an `Error{Busy}` frame (it fits in any socket
-/// buffer, so one non-blocking write does), a FIN, and whatever the client already sent is read
-/// and dropped so that closing does not turn into a reset that could destroy the frame.
+/// Refuses a just-accepted connection: a FIN without a word, and whatever the client already
+/// sent (its first handshake message) is read and dropped so that closing does not turn into a
+/// reset. Nothing is said because nothing may be said in the clear, and a handshake for every
+/// connection over the cap would spend on a flood what the cap is there to save; the connector
+/// sees its handshake cut off and says so (PROTOCOL.md §3.6). `why` goes to the log.
 pub fn refuse(mut stream: mio::net::TcpStream, why: &str) {
-    use std::io::{Read, Write};
-    let _ = stream.write(&refusal_frame(why));
+    use std::io::Read;
+    tracing::debug!("refused a connection: {why}");
     let _ = stream.shutdown(std::net::Shutdown::Write);
     let mut sink = [0u8; 4096];
     let _ = stream.read(&mut sink);
@@ -385,12 +376,12 @@ mod tests {
     #[test]
     fn the_frames_decode() {
         let mut dec = crate::wire::FrameDecoder::new();
-        dec.extend(&refusal_frame("full"));
+        dec.extend(&idle_frame(Duration::from_secs(3)));
         let body = dec.next_frame().unwrap().unwrap();
         assert!(matches!(
             crate::wire::decode_message(body).unwrap(),
             Message::Error {
-                code: ErrorCode::Busy,
+                code: ErrorCode::Other,
                 ..
             }
         ));

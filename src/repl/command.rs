@@ -28,6 +28,16 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ),
     ("msg", "msg PEER TEXT", "send a text message to PEER"),
     (
+        "trust",
+        "trust [NAME ID]",
+        "list the names pinned to peer keys, or pin NAME to the peer id ID (a peer with a new key)",
+    ),
+    (
+        "forget",
+        "forget NAME",
+        "unpin NAME: the next key seen with it is pinned",
+    ),
+    (
         "downloads",
         "downloads",
         "unfinished downloads: percent done, source, state",
@@ -156,6 +166,8 @@ pub fn parse(line: &str) -> Result<Option<Command>, String> {
             }
         }
         "sleep" => parse_seconds(rest).map(|seconds| Command::Sleep { seconds }),
+        "forget" => word(rest).map(|name| Command::Forget { name }),
+        "trust" => return parse_trust(rest, usage).map(Some),
         _ => {
             return Err(format!(
                 "unknown command '{}' (type help for the list)",
@@ -178,6 +190,25 @@ fn parse_help(rest: &str, usage: impl Fn() -> String) -> Result<Command, String>
     help_for(topic)?;
     Ok(Command::Help {
         topic: Some(topic.to_string()),
+    })
+}
+
+/// `trust` or `trust NAME ID` (the id's 56 letters may be written with or without dashes,
+/// in one word or in its eight groups).
+fn parse_trust(rest: &str, usage: impl Fn() -> String) -> Result<Command, String> {
+    let (name, id) = split_word(rest);
+    if name.is_empty() {
+        return Ok(Command::Trust { set: None });
+    }
+    if id.trim().is_empty() {
+        return Err(usage());
+    }
+    let id: crate::identity::PeerId = id
+        .trim()
+        .parse()
+        .map_err(|e| format!("'{}' is no peer id: {e}", crate::names::printable(id.trim())))?;
+    Ok(Command::Trust {
+        set: Some((name.to_string(), id)),
     })
 }
 

@@ -112,7 +112,10 @@ pub fn to_json(event: &Event) -> String {
 /// from the network is escaped here, so nothing it holds can move the cursor.
 pub fn human_lines(event: &Event) -> Vec<String> {
     match event {
-        Event::Listening { name, addr } => vec![format!("{name} listening on {addr}")],
+        Event::Listening { name, addr, id } => vec![
+            format!("{name} listening on {addr}"),
+            format!("peer id {id}"),
+        ],
         Event::Sharing {
             files,
             dir,
@@ -315,7 +318,34 @@ pub fn human_lines(event: &Event) -> Vec<String> {
             }
             downloads.iter().map(download_line).collect()
         }
-        Event::Message { from, text } => vec![format!("{from}: {}", printable(text))],
+        Event::Message {
+            from,
+            id,
+            first_contact,
+            text,
+        } => {
+            // A name seen for the first time is only a claim so far: show whose key it is.
+            let who = if *first_contact {
+                format!("{from} [new, {}]", &id[..7.min(id.len())])
+            } else {
+                from.clone()
+            };
+            vec![format!("{who}: {}", printable(text))]
+        }
+        Event::Pins { pins } if pins.is_empty() => {
+            vec!["no names pinned yet (a name is pinned to the key it is first seen with)".into()]
+        }
+        Event::Pins { pins } => pins
+            .iter()
+            .map(|p| format!("{:<16} {}", p.name, p.id))
+            .collect(),
+        Event::Trusted { name, id, replaced } => match replaced {
+            Some(old) => vec![format!("{name} is now pinned to {id} (was {old})")],
+            None => vec![format!("{name} is pinned to {id}")],
+        },
+        Event::Forgotten { name, id } => vec![format!(
+            "{name} is no longer pinned (was {id}); the next key seen with it is pinned"
+        )],
         Event::MessageDelivered { to } => vec![format!("message delivered to {to}")],
         Event::PeerKnown { name } => vec![format!("{name} is known")],
         Event::Cancelled { file } => vec![format!("cancelled {}", printable(file))],
@@ -540,6 +570,8 @@ mod tests {
     fn network_text_is_escaped_for_people_but_kept_in_json() {
         let e = Event::Message {
             from: "Bob".into(),
+            id: "AAAAAAA-BBBBBBB".into(),
+            first_contact: false,
             text: "hi\u{1b}[2J".into(),
         };
         assert!(!human_lines(&e)[0].contains('\u{1b}'));

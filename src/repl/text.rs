@@ -188,6 +188,17 @@ pub fn warning_text(warning: &Warning) -> String {
         Warning::BadChunk { peer, fault, chunk } => {
             format!("{peer} sent {fault} (chunk {chunk}); fetching it again")
         }
+        Warning::Impostor {
+            name,
+            pinned,
+            presented,
+        } => format!(
+            "refused a peer calling itself {name}: it proved key {presented}, but {name} is \
+             pinned to {pinned} (`trust {name} {presented}` if {name} has a new key)"
+        ),
+        Warning::PinsWrite { path, error } => {
+            format!("cannot save the pinned names to {path}: {error} (they hold for this run)")
+        }
         Warning::ForgedManifest { peer, file, error } => format!(
             "{peer} sent a forged manifest for {} ({error}): nothing is fetched from it",
             printable(file)

@@ -8,12 +8,14 @@
 //! records coming in. Records ([`record`]) are a 2-byte big-endian length and that many bytes
 //! of Noise message.
 
+pub mod blocking;
 mod handshake;
 mod link;
 mod prologue;
 pub mod record;
 mod transport;
 
+pub use blocking::SecureStream;
 pub use handshake::{Established, Handshake, Role};
 pub use link::Link;
 pub use prologue::Prologue;
@@ -35,13 +37,6 @@ pub const MAX_MESSAGE_LEN: usize = 65535;
 pub const TAG_LEN: usize = 16;
 /// The most plaintext one transport record carries.
 pub const MAX_RECORD_PLAINTEXT: usize = MAX_MESSAGE_LEN - TAG_LEN;
-
-/// Whether this process runs its links secure: while they are being wired in, only with
-/// `P2P_SECURE=1` (the tests' fake peers and trackers still speak plain frames). Goes away when
-/// every link is secure; there will be no plaintext mode then.
-pub fn opted_in() -> bool {
-    std::env::var_os("P2P_SECURE").is_some_and(|v| v == "1")
-}
 
 /// The prologue of this build's links: its wire version, no capabilities.
 pub fn our_prologue() -> Prologue {

@@ -44,6 +44,7 @@ pub use net::Reach;
 pub use peers::{Dirs, PeerSpec};
 pub use render::human;
 
+use crate::identity::PeerId;
 use crate::peer::{Event, PeerNode, Recorder};
 use crate::reactor::{CloseReason, ConnId, ConnectTag, Control, Driver, Signal};
 use crate::tracker::Tracker;
@@ -96,6 +97,8 @@ enum State {
 struct Node {
     name: String,
     addr: SocketAddr,
+    /// The key its links prove (the sim's connections stand in for the secure handshake).
+    key: PeerId,
     kind: Kind,
     state: State,
     next_conn: usize,
@@ -140,11 +143,13 @@ enum Input {
     Accepted {
         conn: ConnId,
         remote: SocketAddr,
+        peer: PeerId,
     },
     Connected {
         conn: ConnId,
         tag: ConnectTag,
         remote: SocketAddr,
+        peer: PeerId,
     },
     ConnectFailed {
         tag: ConnectTag,
@@ -173,7 +178,9 @@ impl Input {
                 Ok(m) => format!("frame on {}: {m:?}", conn.index),
                 Err(e) => format!("frame on {}: undecodable ({e})", conn.index),
             },
-            Input::Accepted { conn, remote } => format!("accepted {} from {remote}", conn.index),
+            Input::Accepted { conn, remote, .. } => {
+                format!("accepted {} from {remote}", conn.index)
+            }
             Input::Connected { conn, tag, .. } => format!("connected {} ({tag:?})", conn.index),
             Input::ConnectFailed { tag, error } => format!("connect {tag:?} failed: {error}"),
             Input::Closed { conn, reason } => format!("closed {}: {reason}", conn.index),
@@ -256,10 +263,30 @@ impl Sim {
         SocketAddr::new(ip, self.next_port)
     }
 
-    fn add(&mut self, name: &str, addr: SocketAddr, kind: Kind, idle: Option<Duration>) -> NodeId {
+    /// The key a node made from `seed` proves: the same seed (a peer's state folder, a
+    /// fake's name) makes the same key, as a restarted peer keeps its key file.
+    pub fn key_for(seed: &str) -> PeerId {
+        use sha2::Digest;
+        PeerId::from_public_key(sha2::Sha256::digest(seed.as_bytes()).into())
+    }
+
+    /// The key node `id` proves.
+    pub fn key_of(&self, id: NodeId) -> PeerId {
+        self.nodes[id].key
+    }
+
+    fn add(
+        &mut self,
+        name: &str,
+        addr: SocketAddr,
+        key: PeerId,
+        kind: Kind,
+        idle: Option<Duration>,
+    ) -> NodeId {
         self.nodes.push(Node {
             name: name.to_string(),
             addr,
+            key,
             kind,
             state: State::Running,
             next_conn: 0,
@@ -607,8 +634,13 @@ impl Sim {
         node.dirty = true;
         let Some(d) = node.driver() else { return };
         match input {
-            Input::Accepted { conn, remote } => d.handle_accepted(conn, remote, now),
-            Input::Connected { conn, tag, remote } => d.handle_connected(conn, tag, remote, now),
+            Input::Accepted { conn, remote, peer } => d.handle_accepted(conn, remote, peer, now),
+            Input::Connected {
+                conn,
+                tag,
+                remote,
+                peer,
+            } => d.handle_connected(conn, tag, remote, peer, now),
             Input::ConnectFailed { tag, error } => d.handle_connect_failed(tag, error, now),
             Input::Frame { conn, body } => d.handle_frame(conn, &body, now),
             Input::Closed { conn, reason } => d.handle_closed(conn, reason, now),

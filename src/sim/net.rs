@@ -104,7 +104,7 @@ impl Sim {
     pub(super) fn apply(&mut self, n: NodeId, action: Action) {
         match action {
             Action::Send(conn, bytes) => self.send_bytes((n, conn), &bytes),
-            Action::Connect(addr, tag) => self.connect(n, addr, tag),
+            Action::Connect(addr, tag, expected) => self.connect(n, addr, tag, expected),
             Action::Close(conn) => {
                 // Like the reactor: the node hears `Local` at once (unless the connection had
                 // already ended), the other side an end of stream after what was sent.
@@ -196,7 +196,16 @@ impl Sim {
         }
     }
 
-    fn connect(&mut self, n: NodeId, addr: SocketAddr, tag: ConnectTag) {
+    /// A dial, as the reactor makes it: refused, lost in a black hole, or connected to the node
+    /// at `addr` — unless `expected` names another key than that node's: then the handshake
+    /// fails as the reactor's would (`LinkError::WrongKey`).
+    fn connect(
+        &mut self,
+        n: NodeId,
+        addr: SocketAddr,
+        tag: ConnectTag,
+        expected: Option<crate::identity::PeerId>,
+    ) {
         let target = self
             .nodes
             .iter()
@@ -212,6 +221,14 @@ impl Sim {
                 let error = io::Error::from_raw_os_error(libc::ECONNREFUSED);
                 self.emit(n, Input::ConnectFailed { tag, error });
             }
+            (None, Some(t)) if expected.is_some_and(|k| k != self.nodes[t].key) => {
+                let wrong = crate::secure::LinkError::WrongKey {
+                    expected: expected.expect("checked"),
+                    found: self.nodes[t].key,
+                };
+                let error = io::Error::new(io::ErrorKind::InvalidData, wrong);
+                self.emit(n, Input::ConnectFailed { tag, error });
+            }
             (None, Some(t)) => {
                 let ours = self.next_conn_id(n);
                 let theirs = self.next_conn_id(t);
@@ -225,6 +242,7 @@ impl Sim {
                     Input::Accepted {
                         conn: theirs,
                         remote: from,
+                        peer: self.nodes[n].key,
                     },
                 );
                 self.emit(
@@ -233,6 +251,7 @@ impl Sim {
                         conn: ours,
                         tag,
                         remote: addr,
+                        peer: self.nodes[t].key,
                     },
                 );
             }

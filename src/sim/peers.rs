@@ -66,6 +66,7 @@ pub struct PeerSpec {
     resume_on_start: Option<bool>,
     at: Option<SocketAddr>,
     lan: Option<std::net::SocketAddrV4>,
+    key: Option<crate::identity::PeerId>,
 }
 
 impl PeerSpec {
@@ -83,7 +84,15 @@ impl PeerSpec {
             resume_on_start: None,
             at: None,
             lan: None,
+            key: None,
         }
+    }
+
+    /// Proves this key rather than its state folder's (an impostor: the name of one peer,
+    /// a key of its own).
+    pub fn key(mut self, key: crate::identity::PeerId) -> PeerSpec {
+        self.key = Some(key);
+        self
     }
 
     /// `--batch FILE` holding `commands`: the peer exits when they are done.
@@ -177,7 +186,8 @@ impl Sim {
             tracker: Box::new(tracker),
             log,
         };
-        let id = self.add("tracker", addr, kind, Some(idle));
+        let key = Self::key_for(&format!("tracker at {addr}"));
+        let id = self.add("tracker", addr, key, kind, Some(idle));
         self.tracker.get_or_insert(addr);
         id
     }
@@ -185,7 +195,8 @@ impl Sim {
     /// Any other driver (a scripted impostor), listening at its own address on `port`.
     pub fn add_node(&mut self, name: &str, port: u16, driver: Box<dyn Driver>) -> NodeId {
         let addr = SocketAddr::new(self.fresh_ip(), port);
-        self.add(name, addr, Kind::Other(driver), None)
+        let key = Self::key_for(&format!("node {name}"));
+        self.add(name, addr, key, Kind::Other(driver), None)
     }
 
     /// A [`script::FakePeer`] named `name` that registers with the sim's tracker.
@@ -213,8 +224,13 @@ impl Sim {
         let (cfg, lan_notice) = self.peer_config(&spec, &dirs, addr);
         let id = self.nodes.len();
         let seen = Recorder::new();
+        // Its key comes with its state folder, as `identity.key` does.
+        let key = spec
+            .key
+            .unwrap_or_else(|| Self::key_for(&dirs.root().display().to_string()));
         let mut node = PeerNode::new(
             cfg,
+            key,
             SharedIndex::default(),
             addr.port(),
             seen.clone(),
@@ -228,7 +244,7 @@ impl Sim {
             seen,
         };
         let limits = crate::reactor::Limits::default();
-        let id = self.add(&spec.name, addr, kind, Some(limits.idle_timeout));
+        let id = self.add(&spec.name, addr, key, kind, Some(limits.idle_timeout));
         self.nodes[id].dirs = Some(dirs);
         self.nodes[id].lan = spec.lan;
         // What app.rs reports before the node runs.
@@ -236,6 +252,7 @@ impl Sim {
         let listening = Event::Listening {
             name: spec.name.clone(),
             addr: addr.to_string(),
+            id: key.to_string(),
         };
         self.nodes[id].events.insert(0, (at, listening));
         if let Some(why) = lan_notice {

@@ -4,6 +4,7 @@
 //! serves files (or lies about them) as its [`Script`] fields say.
 
 use crate::peer::manifest::manifest_of_reader;
+use crate::identity::PeerId;
 use crate::reactor::{Action, CloseReason, ConnId, ConnectTag, Control, Driver};
 use crate::wire::{
     ContentId, ErrorCode, FileInfo, Message, PROTOCOL_VERSION, decode_message, encode_message,
@@ -82,7 +83,7 @@ impl Io {
     pub fn connect(&mut self, addr: SocketAddr) -> ConnectTag {
         self.next_tag += 1;
         let tag = ConnectTag(self.next_tag);
-        self.actions.push_back(Action::Connect(addr, tag));
+        self.actions.push_back(Action::Connect(addr, tag, None));
         tag
     }
 
@@ -121,13 +122,20 @@ impl<F: FnMut(&mut Io, Seen)> Script<F> {
 }
 
 impl<F: FnMut(&mut Io, Seen)> Driver for Script<F> {
-    fn handle_accepted(&mut self, conn: ConnId, remote: SocketAddr, now: Instant) {
+    fn handle_accepted(&mut self, conn: ConnId, remote: SocketAddr, _: PeerId, now: Instant) {
         let nth = self.accepted;
         self.accepted += 1;
         self.call(now, Seen::Accepted { conn, remote, nth });
     }
 
-    fn handle_connected(&mut self, conn: ConnId, tag: ConnectTag, _: SocketAddr, now: Instant) {
+    fn handle_connected(
+        &mut self,
+        conn: ConnId,
+        tag: ConnectTag,
+        _: SocketAddr,
+        _: PeerId,
+        now: Instant,
+    ) {
         self.call(now, Seen::Connected { conn, tag });
     }
 

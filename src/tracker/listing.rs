@@ -13,6 +13,7 @@
 //! below compares them), so the wire is unchanged for every decoder.
 
 use super::registry::Registry;
+use crate::identity::PeerId;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -21,12 +22,15 @@ use std::time::Instant;
 /// keep an answer under 26 KB.
 pub const MAX_LISTED: usize = 200;
 
-/// `PeerInfo{name, addr, last_seen_ms}` as CBOR, without the value of `last_seen_ms`.
-pub fn entry_prefix(name: &str, addr: SocketAddr) -> Vec<u8> {
-    let mut out = Vec::with_capacity(40 + name.len());
-    out.push(0xa3); // map(3)
+/// `PeerInfo{name, id, addr, last_seen_ms}` as CBOR, without the value of `last_seen_ms`.
+pub fn entry_prefix(name: &str, key: &PeerId, addr: SocketAddr) -> Vec<u8> {
+    let mut out = Vec::with_capacity(80 + name.len());
+    out.push(0xa4); // map(4)
     put_text(&mut out, "name");
     put_text(&mut out, name);
+    put_text(&mut out, "id");
+    put_head(&mut out, 2, 32);
+    out.extend_from_slice(key.public_key());
     put_text(&mut out, "addr");
     // Formatting happens once per registration, never per answer. 47 bytes is the longest
     // `[v6%scope]:port` form std writes without a scope name, so one pass nearly always fits.
@@ -190,6 +194,11 @@ fn encode(registry: &Registry, req: u64, chosen: &[usize], now: Instant) -> Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A key of its own for each test connection.
+    fn key_of(conn: crate::reactor::ConnId) -> PeerId {
+        PeerId::from_public_key([conn.index as u8; 32])
+    }
     use crate::wire::{Message, PeerInfo, encode_message};
 
     #[test]
@@ -222,7 +231,7 @@ mod tests {
         ];
         let names = ["Bob", &"x".repeat(32), "Zoë"];
         for (i, (name, addr)) in names.iter().zip(addrs).enumerate() {
-            r.register(crate::reactor::ConnId::fake(i), name.to_string(), addr, t0)
+            r.register(crate::reactor::ConnId::fake(i), name.to_string(), addr, key_of(crate::reactor::ConnId::fake(i)), t0)
                 .unwrap();
         }
         let now = t0 + std::time::Duration::from_millis(1500);
@@ -232,6 +241,7 @@ mod tests {
                 .iter()
                 .map(|&s| PeerInfo {
                     name: r.slots()[s].name.clone(),
+                    id: r.slots()[s].reg.key,
                     addr: r.slots()[s].reg.addr.to_string(),
                     last_seen_ms: 1500,
                 })
@@ -264,6 +274,7 @@ mod tests {
             req: 2,
             peers: vec![PeerInfo {
                 name: "Bob".into(),
+                id: PeerId::from_public_key([0x42; 32]),
                 addr: "192.168.1.2:5000".into(),
                 last_seen_ms: 1500,
             }],
@@ -271,10 +282,12 @@ mod tests {
         };
         assert_eq!(
             hex(&answer),
-            "0000004ba1655065657273a36372657102657065657273\
-             81a3646e616d6563426f626461646472703139322e3136\
-             382e312e323a353030306c6c6173745f7365656e5f6d73\
-             1905dc65746f74616c01"
+"00000070a1655065657273a36372657102657065657273\
+             81a4646e616d6563426f62626964582042424242424242\
+             4242424242424242424242424242424242424242424242\
+             42426461646472703139322e3136382e312e323a353030\
+             306c6c6173745f7365656e5f6d731905dc65746f74616c\
+             01"
         );
     }
 }

@@ -11,6 +11,7 @@
 //! rule is tested without sockets or a clock (tests at the bottom of `state.rs`).
 //! [`run`] is the glue that puts it on a real reactor.
 
+pub mod holds;
 mod listing;
 mod registry;
 mod state;
@@ -20,6 +21,7 @@ pub use state::{AGENT, DEFAULT_MAX_PEERS_PER_IP, MAX_PEERS, Tracker, TrackerConf
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
+use std::path::Path;
 
 /// Runs a tracker on `listen` until SIGINT/SIGTERM; returns the process exit code.
 ///
@@ -28,14 +30,15 @@ use std::net::SocketAddr;
 ///
 /// The idle timeout used is never shorter than `peer_ttl`: a registered peer only sends a
 /// heartbeat every `peer_ttl / 3`, and must not be dropped for being quiet between two.
-pub fn run(listen: SocketAddr, config: TrackerConfig) -> io::Result<i32> {
-    let mut reactor = crate::reactor::Reactor::new()?;
+pub fn run(listen: SocketAddr, config: TrackerConfig, state: &Path) -> io::Result<i32> {
+    let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);
+    let (identity, _) = crate::identity::load_or_create(&state.join("identity.key"))
+        .map_err(|e| invalid(e.to_string()))?;
+    let id = identity.peer_id();
+    let holds_path = state.join("holds");
+    let holds = load_holds(&holds_path).map_err(invalid)?;
+    let mut reactor = crate::reactor::Reactor::new(std::sync::Arc::new(identity))?;
     reactor.set_limits(effective_limits(&config));
-    if crate::secure::opted_in() {
-        // No state folder yet: a fresh key every start (pinning the tracker comes later).
-        let identity = crate::identity::Identity::generate().map_err(io::Error::other)?;
-        reactor.set_secure(std::sync::Arc::new(identity), crate::secure::our_prologue());
-    }
     let bound = reactor
         .listen(listen)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}")))?;
@@ -43,6 +46,7 @@ pub fn run(listen: SocketAddr, config: TrackerConfig) -> io::Result<i32> {
     {
         let mut out = io::stdout().lock();
         writeln!(out, "tracker listening on {bound}")?;
+        writeln!(out, "tracker id {id}")?;
         out.flush()?;
     }
     let log = Box::new(|line: &str| {
@@ -51,8 +55,36 @@ pub fn run(listen: SocketAddr, config: TrackerConfig) -> io::Result<i32> {
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
     });
-    let mut tracker = Tracker::new(config, log);
+    let save = Box::new(move |holds: &holds::Holds, now: std::time::Instant| {
+        let text = holds.encode(now, std::time::SystemTime::now());
+        let saved = crate::peer::state_file::replace_with(&holds_path, |f| {
+            f.write_all(text.as_bytes())
+        });
+        if let Err(e) = saved {
+            tracing::error!("cannot save the name holds: {e}");
+        }
+    });
+    let mut tracker = Tracker::new(config, log).keep_holds(holds, save);
     reactor.run(&mut tracker)
+}
+
+/// The holds saved by an earlier run; none yet is none. A damaged file is an error naming the
+/// line: starting without it would hand held names to whoever asks first.
+fn load_holds(path: &Path) -> Result<holds::Holds, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            holds::Holds::decode(&text, std::time::Instant::now(), std::time::SystemTime::now())
+                .map_err(|why| {
+                    format!(
+                        "{}: {why} (fix the line, or move the file away to release every held \
+                         name)",
+                        path.display()
+                    )
+                })
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(holds::Holds::default()),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
 }
 
 /// The reactor limits a tracker with `config` runs with (see [`run`]).

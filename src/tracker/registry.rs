@@ -13,6 +13,7 @@
 //! - `per_ip` holds, for each IP, how many registrations have an address with that IP (no zero
 //!   entries).
 
+use crate::identity::PeerId;
 use crate::reactor::ConnId;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -25,6 +26,8 @@ pub struct Registration {
     pub conn: ConnId,
     /// Where other peers can reach it: the connection's remote IP with the announced listen port.
     pub addr: SocketAddr,
+    /// The key the connection's handshake proved: the name is this key's while registered.
+    pub key: PeerId,
     /// The last Register or Heartbeat.
     pub last_seen: Instant,
 }
@@ -36,6 +39,9 @@ pub enum Registered {
     New,
     /// The connection registered the name it already held (address and time refreshed).
     Renewed,
+    /// The same key registered its name from a new connection (a peer that reconnected
+    /// before its old connection was noticed gone): the old registration is replaced.
+    Reclaimed { old_conn: ConnId },
     /// The connection held another name, which is now free.
     Renamed { old: String },
 }
@@ -43,7 +49,7 @@ pub enum Registered {
 /// Why a registration was refused. The table is unchanged.
 #[derive(Debug, PartialEq, Eq)]
 pub enum RegisterError {
-    /// Another connection holds the name.
+    /// Another key holds the name, live.
     Taken { by: SocketAddr },
     /// The table is at capacity and the connection holds no name yet.
     Full { capacity: usize },
@@ -56,7 +62,7 @@ pub enum RegisterError {
 pub struct Slot {
     pub name: String,
     pub reg: Registration,
-    /// `super::listing::entry_prefix(name, reg.addr)`: rebuilt whenever the name or address
+    /// `super::listing::entry_prefix(name, reg.key, reg.addr)`: rebuilt whenever the name or address
     /// changes, so answers never format or encode anything but `last_seen_ms`.
     pub wire: Vec<u8>,
 }
@@ -116,22 +122,46 @@ impl Registry {
         self.by_name.values().copied()
     }
 
-    /// Gives `name` to `conn` at `addr`. A connection that already holds a name (the same or
-    /// another) has it replaced; a name held by another connection is refused.
+    /// Gives `name` to `conn` (proved to hold `key`) at `addr`. A connection that already
+    /// holds a name (the same or another) has it replaced; a name held by another connection
+    /// is refused, unless that connection proved the same key (then it is a stale connection
+    /// of the same peer, and the new one takes over).
     pub fn register(
         &mut self,
         conn: ConnId,
         name: String,
         addr: SocketAddr,
+        key: PeerId,
         now: Instant,
     ) -> Result<Registered, RegisterError> {
+        let mut reclaimed = None;
         if let Some(&slot) = self.by_name.get(&name)
             && self.slots[slot].reg.conn != conn
         {
-            return Err(RegisterError::Taken {
-                by: self.slots[slot].reg.addr,
-            });
+            let holder = &self.slots[slot].reg;
+            if holder.key != key {
+                return Err(RegisterError::Taken { by: holder.addr });
+            }
+            let old_conn = holder.conn;
+            self.remove_conn(old_conn);
+            reclaimed = Some(old_conn);
         }
+        let outcome = self.register_free(conn, name, addr, key, now)?;
+        Ok(match (reclaimed, outcome) {
+            (Some(old_conn), Registered::New) => Registered::Reclaimed { old_conn },
+            (_, outcome) => outcome,
+        })
+    }
+
+    /// `register` for a name no other connection holds.
+    fn register_free(
+        &mut self,
+        conn: ConnId,
+        name: String,
+        addr: SocketAddr,
+        key: PeerId,
+        now: Instant,
+    ) -> Result<Registered, RegisterError> {
         let outcome = match self.by_conn.get(&conn).copied() {
             Some(slot) if self.slots[slot].name == name => {
                 self.renew(slot, addr, now);
@@ -155,7 +185,7 @@ impl Registry {
             }
             None => Registered::New,
         };
-        self.insert(conn, name, addr, now);
+        self.insert(conn, name, addr, key, now);
         Ok(outcome)
     }
 
@@ -169,24 +199,25 @@ impl Registry {
             self.uncount(old.addr.ip());
             *self.per_ip.entry(addr.ip()).or_insert(0) += 1;
             let s = &mut self.slots[slot];
-            s.wire = super::listing::entry_prefix(&s.name, addr);
+            s.wire = super::listing::entry_prefix(&s.name, &s.reg.key, addr);
             s.reg.addr = addr;
         }
         self.slots[slot].reg.last_seen = now;
     }
 
-    fn insert(&mut self, conn: ConnId, name: String, addr: SocketAddr, now: Instant) {
+    fn insert(&mut self, conn: ConnId, name: String, addr: SocketAddr, key: PeerId, now: Instant) {
         let slot = self.slots.len();
         *self.per_ip.entry(addr.ip()).or_insert(0) += 1;
         self.by_age.insert((now, conn));
         self.by_conn.insert(conn, slot);
         self.by_name.insert(name.clone(), slot);
         self.slots.push(Slot {
-            wire: super::listing::entry_prefix(&name, addr),
+            wire: super::listing::entry_prefix(&name, &key, addr),
             name,
             reg: Registration {
                 conn,
                 addr,
+                key,
                 last_seen: now,
             },
         });
@@ -270,7 +301,10 @@ impl Registry {
             assert_eq!(self.by_conn.get(&s.reg.conn), Some(&i));
             assert!(self.by_age.contains(&(s.reg.last_seen, s.reg.conn)));
             // The cached entry is the one this name and address encode to.
-            assert_eq!(s.wire, super::listing::entry_prefix(&s.name, s.reg.addr));
+            assert_eq!(
+                s.wire,
+                super::listing::entry_prefix(&s.name, &s.reg.key, s.reg.addr)
+            );
             *per_ip.entry(s.reg.addr.ip()).or_insert(0) += 1;
         }
         assert_eq!(per_ip, self.per_ip);
@@ -280,6 +314,11 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A key of its own for each test connection.
+    fn key_of(conn: crate::reactor::ConnId) -> PeerId {
+        PeerId::from_public_key([conn.index as u8; 32])
+    }
 
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([10, 0, 0, 1], port))
@@ -291,15 +330,15 @@ mod tests {
         let mut r = Registry::new(10, 10);
         let a = ConnId::fake(1);
         assert_eq!(
-            r.register(a, "Alice".into(), addr(1), t0),
+            r.register(a, "Alice".into(), addr(1), key_of(a), t0),
             Ok(Registered::New)
         );
         assert_eq!(
-            r.register(a, "Alice".into(), addr(2), t0),
+            r.register(a, "Alice".into(), addr(2), key_of(a), t0),
             Ok(Registered::Renewed)
         );
         assert_eq!(
-            r.register(a, "Bob".into(), addr(3), t0),
+            r.register(a, "Bob".into(), addr(3), key_of(a), t0),
             Ok(Registered::Renamed {
                 old: "Alice".into()
             })
@@ -309,11 +348,11 @@ mod tests {
         assert_eq!(r.name_of(a), Some("Bob"));
         let b = ConnId::fake(2);
         assert_eq!(
-            r.register(b, "Alice".into(), addr(4), t0),
+            r.register(b, "Alice".into(), addr(4), key_of(b), t0),
             Ok(Registered::New)
         );
         assert_eq!(
-            r.register(b, "Bob".into(), addr(4), t0),
+            r.register(b, "Bob".into(), addr(4), key_of(b), t0),
             Err(RegisterError::Taken { by: addr(3) })
         );
         // The refused rename left b's registration alone.
@@ -325,17 +364,17 @@ mod tests {
     fn capacity_refuses_new_connections_only() {
         let t0 = Instant::now();
         let mut r = Registry::new(2, 10);
-        r.register(ConnId::fake(1), "a".into(), addr(1), t0)
+        r.register(ConnId::fake(1), "a".into(), addr(1), key_of(ConnId::fake(1)), t0)
             .unwrap();
-        r.register(ConnId::fake(2), "b".into(), addr(2), t0)
+        r.register(ConnId::fake(2), "b".into(), addr(2), key_of(ConnId::fake(2)), t0)
             .unwrap();
         assert_eq!(
-            r.register(ConnId::fake(3), "c".into(), addr(3), t0),
+            r.register(ConnId::fake(3), "c".into(), addr(3), key_of(ConnId::fake(3)), t0),
             Err(RegisterError::Full { capacity: 2 })
         );
         // A holder may still rename while the table is full.
         assert_eq!(
-            r.register(ConnId::fake(2), "c".into(), addr(2), t0),
+            r.register(ConnId::fake(2), "c".into(), addr(2), key_of(ConnId::fake(2)), t0),
             Ok(Registered::Renamed { old: "b".into() })
         );
         r.check_invariants();
@@ -346,31 +385,31 @@ mod tests {
         let t0 = Instant::now();
         let mut r = Registry::new(100, 2);
         let other = SocketAddr::from(([10, 0, 0, 2], 1));
-        r.register(ConnId::fake(1), "a".into(), addr(1), t0)
+        r.register(ConnId::fake(1), "a".into(), addr(1), key_of(ConnId::fake(1)), t0)
             .unwrap();
-        r.register(ConnId::fake(2), "b".into(), addr(2), t0)
+        r.register(ConnId::fake(2), "b".into(), addr(2), key_of(ConnId::fake(2)), t0)
             .unwrap();
         assert_eq!(
-            r.register(ConnId::fake(3), "c".into(), addr(3), t0),
+            r.register(ConnId::fake(3), "c".into(), addr(3), key_of(ConnId::fake(3)), t0),
             Err(RegisterError::TooManyFromIp {
                 ip: addr(3).ip(),
                 limit: 2
             })
         );
         // Other addresses are not affected; holders may renew and rename.
-        r.register(ConnId::fake(4), "d".into(), other, t0).unwrap();
+        r.register(ConnId::fake(4), "d".into(), other, key_of(ConnId::fake(4)), t0).unwrap();
         assert_eq!(
-            r.register(ConnId::fake(2), "b".into(), addr(9), t0),
+            r.register(ConnId::fake(2), "b".into(), addr(9), key_of(ConnId::fake(2)), t0),
             Ok(Registered::Renewed)
         );
         assert_eq!(
-            r.register(ConnId::fake(2), "e".into(), addr(9), t0),
+            r.register(ConnId::fake(2), "e".into(), addr(9), key_of(ConnId::fake(2)), t0),
             Ok(Registered::Renamed { old: "b".into() })
         );
         r.check_invariants();
         // A name that goes (unregistered, closed or expired) makes room.
         r.remove_conn(ConnId::fake(1));
-        r.register(ConnId::fake(3), "c".into(), addr(3), t0)
+        r.register(ConnId::fake(3), "c".into(), addr(3), key_of(ConnId::fake(3)), t0)
             .unwrap();
         assert_eq!(
             r.expire(t0 + Duration::from_secs(60), Duration::from_secs(30))
@@ -386,12 +425,13 @@ mod tests {
         let t0 = Instant::now();
         let ttl = Duration::from_secs(30);
         let mut r = Registry::new(10, 10);
-        r.register(ConnId::fake(1), "a".into(), addr(1), t0)
+        r.register(ConnId::fake(1), "a".into(), addr(1), key_of(ConnId::fake(1)), t0)
             .unwrap();
         r.register(
             ConnId::fake(2),
             "b".into(),
             addr(2),
+            key_of(ConnId::fake(2)),
             t0 + Duration::from_secs(5),
         )
         .unwrap();
@@ -411,7 +451,7 @@ mod tests {
     fn an_unrepresentable_deadline_never_expires() {
         let t0 = Instant::now();
         let mut r = Registry::new(10, 10);
-        r.register(ConnId::fake(1), "a".into(), addr(1), t0)
+        r.register(ConnId::fake(1), "a".into(), addr(1), key_of(ConnId::fake(1)), t0)
             .unwrap();
         assert_eq!(r.next_expiry(Duration::MAX), None);
         assert!(

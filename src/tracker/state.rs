@@ -7,7 +7,11 @@
 //! to close it and ignore whatever else it sends) → forgotten in `handle_closed`.
 
 use super::listing::{Ask, Lister};
+use super::holds::Holds;
+#[cfg(test)]
+use super::holds::NAME_HOLD;
 use super::registry::{RegisterError, Registered, Registry};
+use crate::identity::PeerId;
 use crate::names::{check_peer_name, printable};
 #[cfg(test)]
 use crate::reactor::Signal;
@@ -67,6 +71,8 @@ enum Phase {
 struct Conn {
     /// The address the connection comes from: the only address we trust for it.
     remote: SocketAddr,
+    /// The key its handshake proved: the key any name it registers is held for.
+    peer: PeerId,
     phase: Phase,
 }
 
@@ -81,7 +87,19 @@ pub struct Tracker {
     /// Builds `Peers` answers (bounded, sampled, from each registration's cached bytes).
     lister: Lister,
     actions: VecDeque<Action>,
+    /// Which key held each name lately (`holds.rs`), and where to save them.
+    holds: Holds,
+    save_holds: Option<SaveHolds>,
+    /// When the holds changed and are to be saved (a few seconds later: one save per burst).
+    save_due: Option<Instant>,
 }
+
+/// Writes the holds somewhere they survive a restart (the tracker's state folder).
+pub type SaveHolds = Box<dyn FnMut(&Holds, Instant)>;
+
+/// How long after a change the holds are saved: registrations come in bursts (a tracker
+/// restart), and one write covers the burst.
+const SAVE_HOLDS_AFTER: Duration = Duration::from_secs(2);
 
 impl Tracker {
     /// `log` receives one human line per notable event (peer registered / left / expired /
@@ -95,6 +113,29 @@ impl Tracker {
             registry: Registry::new(MAX_PEERS, config.max_peers_per_ip),
             lister: Lister::new(random_seed()),
             actions: VecDeque::new(),
+            holds: Holds::default(),
+            save_holds: None,
+            save_due: None,
+        }
+    }
+
+    /// Starts from `holds` (read from the state folder) and hands them to `save` whenever
+    /// they changed. Without it, holds last as long as the process.
+    pub fn keep_holds(mut self, holds: Holds, save: SaveHolds) -> Tracker {
+        self.holds = holds;
+        self.save_holds = Some(save);
+        self
+    }
+
+    /// A registration ended: its name stays its key's for a while (`holds.rs`).
+    fn ended(&mut self, name: &str, key: PeerId, now: Instant) {
+        self.holds.hold(name, key, now);
+        self.holds_changed(now);
+    }
+
+    fn holds_changed(&mut self, now: Instant) {
+        if self.holds.take_dirty() && self.save_holds.is_some() {
+            self.save_due.get_or_insert(now + SAVE_HOLDS_AFTER);
         }
     }
 
@@ -130,7 +171,7 @@ impl Tracker {
 
     /// Asks the reactor to close `conn` (after flushing what is queued) and forgets its
     /// registration now, so the name is free at once.
-    fn close(&mut self, conn: ConnId) {
+    fn close(&mut self, conn: ConnId, now: Instant) {
         if let Some(c) = self.conns.get_mut(&conn) {
             if let Phase::AwaitingHello {
                 deadline: Some(deadline),
@@ -140,8 +181,9 @@ impl Tracker {
             }
             c.phase = Phase::Closing;
         }
-        if let Some((name, _)) = self.registry.remove_conn(conn) {
+        if let Some((name, reg)) = self.registry.remove_conn(conn) {
             self.log(&format!("{name} left"));
+            self.ended(&name, reg.key, now);
         }
         self.actions.push_back(Action::Close(conn));
     }
@@ -149,15 +191,22 @@ impl Tracker {
     /// Forgets every registration whose time to live has run out by `now`.
     fn expire_due(&mut self, now: Instant) {
         let ttl = self.config.peer_ttl;
-        for (name, _) in self.registry.expire(now, ttl) {
+        for (name, reg) in self.registry.expire(now, ttl) {
             self.log(&format!(
                 "{name} expired (no heartbeat for {})",
                 fmt_duration(ttl)
             ));
+            self.ended(&name, reg.key, now);
         }
     }
 
-    fn on_first_frame(&mut self, conn: ConnId, deadline: Option<Instant>, msg: Message) {
+    fn on_first_frame(
+        &mut self,
+        conn: ConnId,
+        deadline: Option<Instant>,
+        msg: Message,
+        now: Instant,
+    ) {
         match msg {
             Message::Hello { version, .. } if version == PROTOCOL_VERSION => {
                 if let Some(deadline) = deadline {
@@ -189,7 +238,7 @@ impl Tracker {
                         "tracker speaks protocol version {PROTOCOL_VERSION}, you sent {version}"
                     ),
                 );
-                self.close(conn);
+                self.close(conn, now);
             }
             other => {
                 let who = self.describe(conn);
@@ -201,7 +250,7 @@ impl Tracker {
                     ErrorCode::UnexpectedMessage,
                     format!("the first message must be Hello, got {kind}"),
                 );
-                self.close(conn);
+                self.close(conn, now);
             }
         }
     }
@@ -237,8 +286,9 @@ impl Tracker {
             Message::Unregister => {
                 // Idempotent: nothing registered means nothing to do (no error, so a peer that
                 // unregisters on its way out is not told to register again).
-                if let Some((name, _)) = self.registry.remove_conn(conn) {
+                if let Some((name, reg)) = self.registry.remove_conn(conn) {
                     self.log(&format!("{name} left"));
+                    self.ended(&name, reg.key, now);
                 }
             }
             Message::Error { code, message, .. } => {
@@ -290,10 +340,45 @@ impl Tracker {
         // The address other peers get is the one this connection comes from, never one the
         // peer claims. `to_canonical` turns an IPv4-mapped IPv6 address back into IPv4.
         let addr = SocketAddr::new(remote.ip().to_canonical(), listen_port);
-        match self.registry.register(conn, name.clone(), addr, now) {
+        let Some(key) = self.conns.get(&conn).map(|c| c.peer) else {
+            return;
+        };
+        if let Some(holder) = self.holds.holder(&name, now)
+            && holder != key
+            && self.registry.slot_of(&name).is_none()
+        {
+            self.log(&format!(
+                "refused {name} from {remote} ({}): the name is held for {} (registered \
+                 lately)",
+                key.short(),
+                holder.short()
+            ));
+            let message = format!(
+                "the name '{name}' belongs to another peer ({}), registered here lately; it is \
+                 held for that peer for a day after its last registration",
+                holder.short()
+            );
+            self.send_error(conn, Some(req), ErrorCode::NameTaken, message);
+            return;
+        }
+        match self.registry.register(conn, name.clone(), addr, key, now) {
             Ok(outcome) => {
+                self.holds.hold(&name, key, now);
+                self.holds_changed(now);
                 match outcome {
-                    Registered::New => self.log(&format!("registered {name} at {addr}")),
+                    Registered::New => self.log(&format!(
+                        "registered {name} at {addr} as {}",
+                        key.short()
+                    )),
+                    Registered::Reclaimed { old_conn } => {
+                        self.log(&format!(
+                            "registered {name} at {addr} again, from a new connection"
+                        ));
+                        if let Some(c) = self.conns.get_mut(&old_conn) {
+                            c.phase = Phase::Closing;
+                            self.actions.push_back(Action::Close(old_conn));
+                        }
+                    }
                     // The reference peer's keep-alive (PROTOCOL.md §6.3): not news.
                     Registered::Renewed => tracing::debug!("renewed {name} at {addr}"),
                     Registered::Renamed { old } => {
@@ -349,7 +434,7 @@ impl Tracker {
 }
 
 impl Driver for Tracker {
-    fn handle_accepted(&mut self, conn: ConnId, remote: SocketAddr, now: Instant) {
+    fn handle_accepted(&mut self, conn: ConnId, remote: SocketAddr, peer: PeerId, now: Instant) {
         if self.conns.contains_key(&conn) {
             // A reused id would be a reactor bug; start clean rather than inherit state.
             self.forget(conn);
@@ -362,6 +447,7 @@ impl Driver for Tracker {
             conn,
             Conn {
                 remote,
+                peer,
                 phase: Phase::AwaitingHello { deadline },
             },
         );
@@ -372,6 +458,7 @@ impl Driver for Tracker {
         conn: ConnId,
         _tag: ConnectTag,
         _remote: SocketAddr,
+        _peer: PeerId,
         _now: Instant,
     ) {
         // The tracker never asks for outgoing connections; close anything that claims to be one.
@@ -406,34 +493,36 @@ impl Driver for Tracker {
                 let who = self.describe(conn);
                 self.log(&format!("bad frame from {who}: {e}; closing"));
                 self.send_error(conn, None, ErrorCode::Other, e);
-                self.close(conn);
+                self.close(conn, now);
                 return;
             }
         };
         match deadline {
-            Some(deadline) => self.on_first_frame(conn, deadline, msg),
+            Some(deadline) => self.on_first_frame(conn, deadline, msg, now),
             None => self.on_request(conn, remote, msg, now),
         }
     }
 
-    fn handle_closed(&mut self, conn: ConnId, reason: CloseReason, _now: Instant) {
+    fn handle_closed(&mut self, conn: ConnId, reason: CloseReason, now: Instant) {
         if let CloseReason::BadFrame(why) = &reason {
             let who = self.describe(conn);
             self.log(&format!("bad frame from {who}: {}", printable(why)));
         }
-        if let Some((name, _)) = self.forget(conn) {
+        if let Some((name, reg)) = self.forget(conn) {
             match reason {
                 CloseReason::Io(e) => self.log(&format!("{name} left ({e})")),
                 _ => self.log(&format!("{name} left")),
             }
+            self.ended(&name, reg.key, now);
         }
     }
 
-    fn handle_control(&mut self, ctl: Control, _now: Instant) {
+    fn handle_control(&mut self, ctl: Control, now: Instant) {
         match ctl {
             Control::Shutdown(_) | Control::EndOfInput => {
                 let n = self.registry.len();
                 self.log(&format!("shutting down ({n} peers registered)"));
+                self.save_holds_now(now);
                 self.actions.push_back(Action::Exit(0));
             }
             Control::Line(_) | Control::Work => {}
@@ -442,6 +531,9 @@ impl Driver for Tracker {
 
     fn handle_timeout(&mut self, now: Instant) {
         self.expire_due(now);
+        if self.save_due.is_some_and(|due| due <= now) {
+            self.save_holds_now(now);
+        }
         while let Some(&(deadline, conn)) = self.handshakes.first() {
             if deadline > now {
                 break;
@@ -456,17 +548,14 @@ impl Driver for Tracker {
                 ErrorCode::Other,
                 format!("no Hello within {timeout}; closing"),
             );
-            self.close(conn);
+            self.close(conn, now);
         }
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
         let expiry = self.registry.next_expiry(self.config.peer_ttl);
         let handshake = self.handshakes.first().map(|&(deadline, _)| deadline);
-        match (expiry, handshake) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [expiry, handshake, self.save_due].into_iter().flatten().min()
     }
 
     fn poll_action(&mut self) -> Option<Action> {
@@ -475,6 +564,18 @@ impl Driver for Tracker {
 }
 
 impl Tracker {
+    /// Hands the holds to the saver now, live registrations held from now on.
+    fn save_holds_now(&mut self, now: Instant) {
+        self.save_due = None;
+        for slot in self.registry.slots() {
+            self.holds.hold(&slot.name, slot.reg.key, now);
+        }
+        self.holds.take_dirty();
+        if let Some(save) = self.save_holds.as_mut() {
+            save(&self.holds, now);
+        }
+    }
+
     /// Drops everything known about `conn`; returns its registration if it held one.
     fn forget(&mut self, conn: ConnId) -> Option<(String, super::registry::Registration)> {
         if let Some(Conn {
@@ -530,6 +631,11 @@ mod tests {
         tracker: Tracker,
         logs: Rc<RefCell<Vec<String>>>,
         t0: Instant,
+    }
+
+    /// The key test connection `n` proves: its own, unless a test says otherwise.
+    fn key_of(n: usize) -> PeerId {
+        PeerId::from_public_key([n as u8; 32])
     }
 
     fn ip(last: u8) -> SocketAddr {
@@ -597,7 +703,7 @@ mod tests {
                     }
                     Action::Close(conn) => out.push(Out::Close(conn)),
                     Action::Exit(code) => out.push(Out::Exit(code)),
-                    Action::Connect(addr, _) => panic!("the tracker connected to {addr}"),
+                    Action::Connect(addr, ..) => panic!("the tracker connected to {addr}"),
                     Action::SendDatagram(to, _) => panic!("the tracker sent a datagram to {to}"),
                     Action::SetRateLimits(_) => panic!("the tracker set rate limits"),
                 }
@@ -607,7 +713,8 @@ mod tests {
 
         fn accept(&mut self, n: usize, remote: SocketAddr, secs: u64) -> ConnId {
             let conn = ConnId::fake(n);
-            self.tracker.handle_accepted(conn, remote, self.at(secs));
+            self.tracker
+                .handle_accepted(conn, remote, key_of(n), self.at(secs));
             conn
         }
 
@@ -618,7 +725,13 @@ mod tests {
 
         /// A connection past Hello.
         fn ready(&mut self, n: usize, remote: SocketAddr, secs: u64) -> ConnId {
-            let conn = self.accept(n, remote, secs);
+            self.ready_as(n, remote, key_of(n), secs)
+        }
+
+        /// Connection `n` past Hello, its handshake having proved `key`.
+        fn ready_as(&mut self, n: usize, remote: SocketAddr, key: PeerId, secs: u64) -> ConnId {
+            let conn = ConnId::fake(n);
+            self.tracker.handle_accepted(conn, remote, key, self.at(secs));
             let out = self.send(conn, &hello(PROTOCOL_VERSION), secs);
             assert!(matches!(out[..], [Out::Msg(c, Message::Hello { .. })] if c == conn));
             conn
@@ -732,7 +845,7 @@ mod tests {
         let (req, code, message) = error_of(&out, a);
         assert_eq!(req, None);
         assert_eq!(code, ErrorCode::VersionMismatch);
-        assert_eq!(message, "tracker speaks protocol version 2, you sent 7");
+        assert_eq!(message, "tracker speaks protocol version 3, you sent 7");
         assert_eq!(out[1], Out::Close(a));
         // Whatever else was already in flight is ignored.
         assert!(h.send(a, &register(1, "Alice", 4000), 0).is_empty());
@@ -842,6 +955,7 @@ mod tests {
             peers,
             vec![PeerInfo {
                 name: "Alice".into(),
+                id: key_of(1),
                 addr: "192.168.1.7:4000".into(),
                 last_seen_ms: 2000,
             }]
@@ -905,18 +1019,23 @@ mod tests {
             Some("Alice left")
         );
         assert_eq!(h.tracker.peer_count(), 0);
-        let out = h.send(other, &register(2, "Alice", 4001), 1);
+        // The name is free, but only for Alice's key: it stays hers for a day.
+        let (_, code, message) = error_of(&h.send(other, &register(2, "Alice", 4001), 1), other);
+        assert_eq!(code, ErrorCode::NameTaken);
+        assert!(message.contains("belongs to another peer"), "{message}");
+        let back = h.ready_as(3, ip(3), key_of(1), 1);
+        let out = h.send(back, &register(2, "Alice", 4001), 1);
         assert_eq!(
             out,
             vec![Out::Msg(
-                other,
+                back,
                 Message::Registered {
                     req: 2,
                     ttl_secs: 30
                 }
             )]
         );
-        assert_eq!(h.list(other, 1)[0].addr, "192.168.1.2:4001");
+        assert_eq!(h.list(back, 1)[0].addr, "192.168.1.3:4001");
     }
 
     #[test]
@@ -939,22 +1058,34 @@ mod tests {
         let (req, code, _) = error_of(&out, alice);
         assert_eq!((req, code), (None, ErrorCode::NotRegistered));
 
+        // Another key may not have the name for a day; Alice's key, back, may.
         let bob = h.ready(2, ip(2), 32);
         let out = h.send(bob, &register(3, "Alice", 5000), 32);
+        assert_eq!(error_of(&out, bob).1, ErrorCode::NameTaken);
+        let again = h.ready_as(3, ip(3), key_of(1), 32);
+        let out = h.send(again, &register(3, "Alice", 5000), 32);
         assert!(matches!(
             out[..],
             [Out::Msg(_, Message::Registered { req: 3, .. })]
         ));
-        assert_eq!(h.list(bob, 32)[0].addr, "192.168.1.2:5000");
+        assert_eq!(h.list(again, 32)[0].addr, "192.168.1.3:5000");
+        // A day after her last registration ended, the name is anyone's.
+        let day = 30 + NAME_HOLD.as_secs() + 40;
+        let carol = h.ready(4, ip(4), day);
+        let out = h.send(carol, &register(4, "Alice", 6000), day);
+        assert_eq!(error_of(&out, carol).1, ErrorCode::NameTaken, "still live");
+        h.tracker.handle_timeout(h.at(day + 31));
+        let out = h.send(carol, &register(5, "Alice", 6000), day + NAME_HOLD.as_secs() + 62);
+        assert!(matches!(out[..], [Out::Msg(_, Message::Registered { .. })]), "{out:?}");
     }
 
     #[test]
     fn an_overdue_registration_is_gone_even_before_the_timer_runs() {
         let mut h = Harness::new();
         h.registered(1, ip(1), "Alice", 4000);
-        let bob = h.ready(2, ip(2), 0);
+        let back = h.ready_as(2, ip(2), key_of(1), 0);
         // No handle_timeout between: the frame itself sees that Alice is past her time.
-        let out = h.send(bob, &register(1, "Alice", 4000), 40);
+        let out = h.send(back, &register(1, "Alice", 4000), 40);
         assert!(
             matches!(out[..], [Out::Msg(_, Message::Registered { .. })]),
             "{out:?}"

@@ -5,11 +5,12 @@
 //! (no buffering of bulk data, unlike internally tagged enums). Every byte field goes through
 //! `serde_bytes` so it is a CBOR byte string, not an array of integers.
 
+pub use crate::identity::PeerId;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Version carried in `Hello`. A peer that speaks another version gets `Error{VersionMismatch}`.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// A SHA-256 digest. Serialized as a 32-byte CBOR byte string.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -73,6 +74,10 @@ pub enum ErrorCode {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerInfo {
     pub name: String,
+    /// The peer's key (its peer id) as whoever lists it knows it: the tracker from the
+    /// registration's handshake, a peer from its own connections or whoever told it. A dial to
+    /// `addr` must reach this key (unless the name is pinned to another: then that one).
+    pub id: PeerId,
     /// `ip:port` where the peer accepts connections (IP as the tracker saw it).
     pub addr: String,
     /// Milliseconds since the tracker last heard from the peer.

@@ -15,6 +15,7 @@ fn discovery(now: Instant) -> Discovery {
 
 fn info(name: &str, port: u16, ms: u64) -> PeerInfo {
     PeerInfo {
+        id: crate::identity::PeerId::from_public_key([9; 32]),
         name: name.into(),
         addr: format!("10.0.0.1:{port}"),
         last_seen_ms: ms,
@@ -36,6 +37,7 @@ fn exchange_messages_encode_as_documented() {
     let list = Message::PeerList {
         req: 7,
         peers: vec![PeerInfo {
+            id: crate::identity::PeerId::from_public_key([9; 32]),
             name: "Carol".into(),
             addr: "10.0.0.3:4000".into(),
             last_seen_ms: 1500,
@@ -45,14 +47,16 @@ fn exchange_messages_encode_as_documented() {
     assert_eq!(
         hex::encode(&bytes),
         concat!(
-            "00000046",
+            "0000006b",
             "a1",
             "68506565724c697374",
             "a2",
             "6372657107",
             "65706565727381",
-            "a3",
+            "a4",
             "646e616d65654361726f6c",
+            "626964", // "id"
+            "58200909090909090909090909090909090909090909090909090909090909090909",
             "64616464726d31302e302e302e333a34303030",
             "6c6c6173745f7365656e5f6d731905dc",
         )
@@ -200,6 +204,7 @@ fn gossip_adds_peers_only_where_the_tracker_list_is_not_the_whole_truth() {
     long.insert(
         0,
         PeerInfo {
+            id: crate::identity::PeerId::from_public_key([9; 32]),
             name: "Bad".into(),
             addr: "nonsense".into(),
             last_seen_ms: 0,

@@ -24,7 +24,7 @@ fn batch_node(dir: &std::path::Path, now: Instant) -> PeerNode {
         resume_on_start: false,
         rate_limits: Default::default(),
     };
-    PeerNode::new(cfg, SharedIndex::default(), 4000, Recorder::new(), now)
+    PeerNode::new(cfg, crate::identity::PeerId::from_public_key([1; 32]), SharedIndex::default(), 4000, Recorder::new(), now)
 }
 
 fn actions(node: &mut PeerNode) -> Vec<Action> {
@@ -37,7 +37,7 @@ fn without_tracker(node: &mut PeerNode, now: Instant) {
     let tag = actions(node)
         .into_iter()
         .find_map(|a| match a {
-            Action::Connect(_, tag) => Some(tag),
+            Action::Connect(_, tag, _) => Some(tag),
             _ => None,
         })
         .expect("the node connects to the tracker");
@@ -50,7 +50,7 @@ fn connects(actions: &[Action]) -> Vec<SocketAddr> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Connect(addr, _) => Some(*addr),
+            Action::Connect(addr, _, _) => Some(*addr),
             _ => None,
         })
         .collect()

@@ -17,6 +17,7 @@ fn secs(s: u64) -> Duration {
 
 fn info(name: &str, addr: &str, ms: u64) -> PeerInfo {
     PeerInfo {
+        id: crate::identity::PeerId::from_public_key([9; 32]),
         name: name.into(),
         addr: addr.into(),
         last_seen_ms: ms,
@@ -212,10 +213,15 @@ fn advertised_list_is_bounded_newest_first_and_skips_the_asker_and_the_unreachab
             now - secs(i),
             now,
         );
+        let key = crate::identity::PeerId::from_public_key([i as u8; 32]);
+        t.listed_key(&format!("P{i}"), addr(1000 + i as u16), key);
     }
     t.offer("Old", addr(5), Source::Exchange, t0, now);
+    // An entry whose key nobody told us is not passed on (a `PeerInfo` carries the key).
+    t.offer("Keyless", addr(6), Source::Exchange, now, now);
     t.failed("P0", now);
     let list = t.advertise(now, "P1");
+    assert!(list.iter().all(|p| p.name != "Keyless"));
     assert_eq!(list.len(), MAX_EXCHANGE);
     assert_eq!(list[0].name, "P2");
     assert_eq!(list[0].last_seen_ms, 2000);

@@ -634,6 +634,7 @@ fn a_bounded_answer_is_a_sample_and_the_sought_name_is_asked_for() {
     );
     assert_eq!(transmits(&mut link), [], "one request at a time");
     let zed = PeerInfo {
+        id: crate::identity::PeerId::from_public_key([9; 32]),
         name: "Zed".into(),
         addr: "10.0.0.9:4000".into(),
         last_seen_ms: 0,

@@ -82,7 +82,8 @@ fn tracker_killed_mid_download_download_completes_and_messages_flow() {
         printed(&sim, bob)
     );
     sim.wait_line(alice, Duration::from_secs(10), |l| {
-        l == "Bob: got it without the tracker"
+        // First contact: the name is shown with its key's short id.
+        l.starts_with("Bob [new, ") && l.ends_with("]: got it without the tracker")
     });
     assert_eq!(
         count(&sim.stderr(bob), "working without a tracker"),
@@ -132,7 +133,7 @@ fn newcomer_with_one_peer_address_finds_a_third_peer_through_exchange() {
     );
     assert!(read(&sim.dirs(dave).downloads.join("carol.bin")) == carol_file);
     sim.wait_line(carol, Duration::from_secs(10), |l| {
-        l == "Dave: hello from Dave"
+        l.starts_with("Dave [new, ") && l.ends_with("]: hello from Dave")
     });
     let rows = peer_rows(&stdout);
     let a = row(&rows, "Alice", &out);

@@ -1,0 +1,126 @@
+//! A secure link over a blocking `TcpStream`, as `Read + Write`: for tools and tests that talk
+//! to a peer or tracker one request at a time (the benchmarks' clients, the test suite's fake
+//! peers) rather than from a reactor. The same [`Link`] the reactor drives, so the bytes on
+//! the wire are the same.
+
+use super::{Link, LinkError, Prologue, Role};
+use crate::identity::{Identity, PeerId};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+
+pub struct SecureStream {
+    tcp: TcpStream,
+    link: Link,
+    /// Plaintext opened but not read yet, from `start`.
+    plain: Vec<u8>,
+    start: usize,
+    remote: PeerId,
+}
+
+fn link_error(e: LinkError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
+}
+
+impl SecureStream {
+    /// Connects to `addr` with a key made for this connection and shakes hands (this build's
+    /// wire version in the prologue).
+    pub fn connect(addr: SocketAddr) -> io::Result<SecureStream> {
+        let identity = Identity::generate().map_err(io::Error::other)?;
+        SecureStream::handshake(TcpStream::connect(addr)?, Role::Initiator, &identity, None)
+    }
+
+    /// Runs the handshake on `tcp` as `role`; `expected`, if given, is the key the other side
+    /// must prove.
+    pub fn handshake(
+        tcp: TcpStream,
+        role: Role,
+        identity: &Identity,
+        expected: Option<PeerId>,
+    ) -> io::Result<SecureStream> {
+        SecureStream::handshake_with(tcp, role, identity, &super::our_prologue(), expected)
+    }
+
+    /// As [`handshake`](Self::handshake), with another prologue (a test of a downgrade).
+    pub fn handshake_with(
+        mut tcp: TcpStream,
+        role: Role,
+        identity: &Identity,
+        prologue: &Prologue,
+        expected: Option<PeerId>,
+    ) -> io::Result<SecureStream> {
+        let mut link = Link::new(role, identity, prologue, expected);
+        let mut plain = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            if let Some(bytes) = link.poll_transmit() {
+                tcp.write_all(&bytes)?;
+            }
+            if let Some(remote) = link.remote() {
+                return Ok(SecureStream {
+                    tcp,
+                    link,
+                    plain,
+                    start: 0,
+                    remote,
+                });
+            }
+            let n = tcp.read(&mut buf)?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "closed during the secure handshake",
+                ));
+            }
+            link.handle_input(&buf[..n], &mut plain)
+                .map_err(link_error)?;
+        }
+    }
+
+    /// Who the handshake proved is on the other side.
+    pub fn remote(&self) -> PeerId {
+        self.remote
+    }
+
+    /// The TCP stream under the link (timeouts, shutdown, addresses).
+    pub fn get_ref(&self) -> &TcpStream {
+        &self.tcp
+    }
+}
+
+impl Read for SecureStream {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let mut buf = [0u8; 16 * 1024];
+        while self.start == self.plain.len() {
+            self.plain.clear();
+            self.start = 0;
+            let n = self.tcp.read(&mut buf)?;
+            if n == 0 {
+                return Ok(0);
+            }
+            self.link
+                .handle_input(&buf[..n], &mut self.plain)
+                .map_err(link_error)?;
+            if let Some(bytes) = self.link.poll_transmit() {
+                self.tcp.write_all(&bytes)?;
+            }
+        }
+        let n = out.len().min(self.plain.len() - self.start);
+        out[..n].copy_from_slice(&self.plain[self.start..self.start + n]);
+        self.start += n;
+        Ok(n)
+    }
+}
+
+impl Write for SecureStream {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.link.send(bytes).map_err(link_error)?;
+        if let Some(sealed) = self.link.poll_transmit() {
+            self.tcp.write_all(&sealed)?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.tcp.flush()
+    }
+}
