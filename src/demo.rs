@@ -219,7 +219,8 @@ fn spawn_node<D: crate::reactor::Driver + 'static>(
             .name(label.to_string())
             .spawn(move || -> io::Result<i32> {
                 let built = (|| -> io::Result<(Reactor, SocketAddr, D)> {
-                    let identity = crate::identity::Identity::generate().map_err(io::Error::other)?;
+                    let identity =
+                        crate::identity::Identity::generate().map_err(io::Error::other)?;
                     let mut reactor = Reactor::new(std::sync::Arc::new(identity))?;
                     let addr = reactor
                         .listen(LOOPBACK.parse().expect("127.0.0.1:0 is a socket address"))?;
@@ -300,7 +301,14 @@ fn start_peer(
             resume_on_start: false,
             rate_limits: Default::default(),
         };
-        let mut node = PeerNode::new(cfg, reactor.peer_id(), index, addr.port(), ui, Instant::now());
+        let mut node = PeerNode::new(
+            cfg,
+            reactor.peer_id(),
+            index,
+            addr.port(),
+            ui,
+            Instant::now(),
+        );
         node.set_parser(crate::repl::parse);
         // Scanned above already; the worker is for `rescan`.
         node.start_hashing(crate::app::hash_worker_for(reactor)?, false, Instant::now());

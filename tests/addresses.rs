@@ -13,13 +13,13 @@ use common::*;
 // `a_stale_manual_address_gives_way_to_the_new_one` moved to the in-memory harness
 // (src/sim/tests/discovery.rs), where Eve restarts on another port in fake time.
 
-/// Registers NAME with the tracker from a raw socket, claiming a listen port where nothing
+/// Registers NAME with the tracker from a hand-made connection, claiming a listen port where nothing
 /// listens; the registration lives as long as the returned socket.
-fn register_dead(tracker: std::net::SocketAddr, name: &str) -> std::net::TcpStream {
+fn register_dead(tracker: std::net::SocketAddr, name: &str) -> p2p::secure::SecureStream {
     use p2p::wire::{Message, PROTOCOL_VERSION, encode_message};
     use std::io::{Read, Write};
     let dead = unused_addr();
-    let mut s = std::net::TcpStream::connect(tracker).expect("connect to the tracker");
+    let mut s = p2p::secure::SecureStream::connect(tracker).expect("connect to the tracker");
     let hello = Message::Hello {
         version: PROTOCOL_VERSION,
         name: name.into(),

@@ -23,9 +23,9 @@ fn msg_is_printed_by_the_receiver() {
     let line = alice
         .proc
         .wait_line("`Bob: hello there`", Duration::from_secs(10), |l| {
-            l.contains("Bob: hello there")
+            is_chat(l, "Bob", "hello there")
         });
-    assert_eq!(line.trim(), "Bob: hello there");
+    assert!(is_chat(&line, "Bob", "hello there"), "{line}");
 }
 
 #[test]
@@ -40,11 +40,11 @@ fn several_messages_arrive_in_order() {
         "wait-peer Alice 10\nmsg Alice one\nmsg Alice two words\nmsg Alice three\n",
     )
     .assert_success();
-    for text in ["Bob: one", "Bob: two", "Bob: three"] {
+    for text in ["one", "two words", "three"] {
         alice
             .proc
-            .wait_line(&format!("`{text}`"), Duration::from_secs(10), |l| {
-                l.starts_with(text)
+            .wait_line(&format!("`Bob: {text}`"), Duration::from_secs(10), |l| {
+                is_chat(l, "Bob", text)
             });
     }
 }
@@ -106,9 +106,9 @@ fn missing_final_newline() {
     let line = alice
         .proc
         .wait_line("`Bob: no newline`", Duration::from_secs(10), |l| {
-            l.contains("Bob: no newline")
+            is_chat(l, "Bob", "no newline")
         });
-    assert_eq!(line.trim(), "Bob: no newline");
+    assert!(is_chat(&line, "Bob", "no newline"), "{line}");
 }
 
 #[test]
@@ -150,7 +150,8 @@ fn shared_and_help_succeed() {
     }
 }
 
-/// The startup lines of a peer: `NAME listening on ADDR`, then `sharing N files from DIR`.
+/// The startup lines of a peer: `NAME listening on ADDR`, `peer id ID`, then `sharing N files
+/// from DIR`.
 #[test]
 fn startup_lines() {
     let tracker = Tracker::start();
@@ -164,9 +165,15 @@ fn startup_lines() {
             .is_some_and(|l| l.starts_with("Bob listening on 127.0.0.1:")),
         "{out}"
     );
+    // Then its peer id: 8 groups of 7 letters (docs in PROTOCOL.md §3.3).
+    let id = lines.get(1).and_then(|l| l.strip_prefix("peer id "));
+    assert!(
+        id.is_some_and(|id| id.len() == 63 && id.split('-').all(|g| g.len() == 7)),
+        "{out}"
+    );
     assert!(
         lines
-            .get(1)
+            .get(2)
             .is_some_and(|l| l.starts_with("sharing 2 files from")),
         "{out}"
     );
@@ -214,7 +221,7 @@ fn batch_then_serve() {
     )
     .assert_success();
     bob.wait_line("`Carol: still there?`", Duration::from_secs(10), |l| {
-        l.contains("Carol: still there?")
+        is_chat(l, "Carol", "still there?")
     });
     assert!(bob.is_running(), "{}", bob.diagnostics());
 

@@ -98,7 +98,7 @@ fn restarted_peer_reaches_its_old_peers_from_the_cache() {
     carol
         .proc
         .wait_line("Bob's message", Duration::from_secs(10), |l| {
-            l == "Bob: back from the cache"
+            is_chat(l, "Bob", "back from the cache")
         });
     let rows = peer_rows(&out.stdout);
     for name in ["Alice", "Carol"] {
@@ -151,7 +151,7 @@ fn connect_command_reaches_a_peer_by_address() {
         "{out}"
     );
     alice.wait_line("Bob's message", Duration::from_secs(10), |l| {
-        l == "Bob: hello by address"
+        is_chat(l, "Bob", "hello by address")
     });
     let rows = peer_rows(&out.stdout);
     let r = row(&rows, "Alice", &out);
@@ -309,7 +309,7 @@ fn lan_discovery_finds_peers_with_no_tracker_and_no_address() {
     assert_eq!(code, Some(0), "{out}");
     assert_file_eq(&bob.downloads.join("a.txt"), b"over the LAN\n");
     alice.wait_line("Bob's message", Duration::from_secs(10), |l| {
-        l == "Bob: found you"
+        is_chat(l, "Bob", "found you")
     });
     let rows = peer_rows(&stdout);
     let r = row(&rows, "Alice", &out);

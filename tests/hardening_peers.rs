@@ -278,8 +278,10 @@ fn a_frame_quoting_an_escape_sequence_reaches_no_terminal_raw() {
     use std::io::Write;
     let tracker = Tracker::start();
     let mut alice = Peer::serve("Alice", tracker.addr, &[]);
-    let mut s = std::net::TcpStream::connect(alice.addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut s = secure(alice.addr).unwrap();
+    s.get_ref()
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     send(&mut s, &hello("Mallory")).unwrap();
     assert!(matches!(recv(&mut s).unwrap(), Message::Hello { .. }));
     let body = b"\xA1\x64\x1b[2J\x00";
@@ -314,7 +316,12 @@ fn a_peer_acceptor_answers_a_bad_first_frame_as_the_protocol_says() {
     let alice = Peer::serve("Alice", tracker.addr, &[("f.bin", b"x")]);
     let wait = Duration::from_secs(5);
 
-    let mut s = std::net::TcpStream::connect(alice.addr).unwrap();
+    // No plaintext fallback: a plain `Hello` is no handshake, and gets no answer at all.
+    let mut plain = std::net::TcpStream::connect(alice.addr).unwrap();
+    send(&mut plain, &hello("Mallory")).unwrap();
+    assert_eq!(ending(&mut plain, wait), Ending::Closed);
+
+    let mut s = secure(alice.addr).unwrap();
     let error = Message::Error {
         req: None,
         code: ErrorCode::Other,
@@ -326,7 +333,7 @@ fn a_peer_acceptor_answers_a_bad_first_frame_as_the_protocol_says() {
         Ending::ErrorThenClosed(ErrorCode::UnexpectedMessage)
     );
 
-    let mut s = std::net::TcpStream::connect(alice.addr).unwrap();
+    let mut s = secure(alice.addr).unwrap();
     send(&mut s, &hello("Alice")).unwrap();
     let first = recv(&mut s).unwrap();
     assert!(

@@ -87,7 +87,7 @@ fn a_peer_hashing_a_big_file_at_start_up_answers_at_once() {
     let why = error["message"].as_str().unwrap_or_default();
     assert!(why.contains("no file named 'big.bin'"), "{error}");
     seen_or_wait(&mut alice, "Bob's message", ANSWER_BOUND, |l| {
-        l == "Bob: hello while you hash"
+        is_chat(l, "Bob", "hello while you hash")
     });
 
     let line = wait_hashing_line(&mut alice, "big.bin", Duration::from_secs(20));
@@ -140,7 +140,7 @@ fn a_peer_rescanning_a_big_file_answers_at_once() {
     );
     assert_eq!(file_names(&files), ["small.txt"]);
     seen_or_wait(&mut alice, "Bob's message", ANSWER_BOUND, |l| {
-        l == "Bob: hello during rescan"
+        is_chat(l, "Bob", "hello during rescan")
     });
 }
 

@@ -14,6 +14,8 @@
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+use p2p::identity::Identity;
+use p2p::secure::{Link, Role, our_prologue};
 use p2p::wire::{FrameDecoder, Message, PROTOCOL_VERSION, decode_message, encode_message};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -78,6 +80,10 @@ enum State {
 
 struct Peer {
     stream: Option<TcpStream>,
+    /// The secure link under its frames (a key of its own per simulated peer).
+    link: Option<Box<Link>>,
+    /// Plaintext opened from one read, on its way into the decoder.
+    opened: Vec<u8>,
     decoder: FrameDecoder,
     out: Vec<u8>,
     out_pos: usize,
@@ -188,6 +194,8 @@ impl LoadGen {
         let peers = (0..peers)
             .map(|i| Peer {
                 stream: None,
+                link: None,
+                opened: Vec::new(),
                 decoder: FrameDecoder::new(),
                 out: Vec::new(),
                 out_pos: 0,
@@ -352,6 +360,11 @@ impl LoadGen {
             Interest::READABLE | Interest::WRITABLE,
         )?;
         let p = &mut self.peers[i];
+        let identity = Identity::generate().map_err(io::Error::other)?;
+        let mut link = Link::new(Role::Initiator, &identity, &our_prologue(), None);
+        // The first handshake message waits in `out` until the connect completes.
+        p.out.extend(link.poll_transmit().unwrap_or_default());
+        p.link = Some(Box::new(link));
         p.stream = Some(stream);
         p.state = State::Connecting {
             since: Instant::now(),
@@ -381,7 +394,7 @@ impl LoadGen {
 
     fn send(&mut self, i: usize, bytes: &[u8]) -> io::Result<()> {
         let p = &mut self.peers[i];
-        p.out.extend_from_slice(bytes);
+        seal(p, bytes)?;
         flush(p)
     }
 
@@ -420,8 +433,9 @@ impl LoadGen {
                 name: who.clone(),
                 listen_port: p.port,
             });
-            p.out.extend_from_slice(&hello);
-            p.out.extend_from_slice(&register);
+            // Sent at once: the link keeps them until its handshake is done.
+            seal(p, &hello).map_err(|e| format!("{who}: {e}"))?;
+            seal(p, &register).map_err(|e| format!("{who}: {e}"))?;
             flush(p).map_err(|e| format!("{who}: write: {e}"))?;
         } else if writable {
             flush(p).map_err(|e| format!("{who}: write: {e}"))?;
@@ -438,12 +452,22 @@ impl LoadGen {
                     eof = true;
                     break;
                 }
-                Ok(n) => p.decoder.extend(&self.read_buf[..n]),
+                Ok(n) => {
+                    let link = p.link.as_mut().expect("connected peers have a link");
+                    link.handle_input(&self.read_buf[..n], &mut p.opened)
+                        .map_err(|e| format!("{who}: {e}"))?;
+                    p.decoder.extend(&p.opened);
+                    p.opened.clear();
+                    // The handshake's last message, and frames sealed once it is done.
+                    p.out.extend(link.poll_transmit().unwrap_or_default());
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(format!("{who}: read: {e}")),
             }
         }
+        // What the link answered (its last handshake message, frames it kept until then).
+        flush(p).map_err(|e| format!("{who}: write: {e}"))?;
         let mut completed = 0;
         loop {
             let p = &mut self.peers[i];
@@ -521,6 +545,15 @@ impl LoadGen {
 
 fn micros(d: Duration) -> u32 {
     u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
+}
+
+/// Queues one frame on `p`'s link (sealed now, or once its handshake is done).
+fn seal(p: &mut Peer, frame: &[u8]) -> io::Result<()> {
+    let link = p.link.as_mut().expect("connected peers have a link");
+    link.send(frame)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    p.out.extend(link.poll_transmit().unwrap_or_default());
+    Ok(())
 }
 
 fn flush(p: &mut Peer) -> io::Result<()> {

@@ -240,17 +240,24 @@ fn summary_rate(line: &str) -> Option<f64> {
     Some(n * unit / 1e6)
 }
 
-/// Speaks to a peer or tracker over plain blocking TCP with the crate's codec.
+/// Speaks to a peer or tracker over a secure link on blocking TCP with the crate's codec.
 struct Client {
-    stream: TcpStream,
+    stream: p2p::secure::SecureStream,
     decoder: FrameDecoder,
 }
 
 impl Client {
     fn connect(addr: SocketAddr) -> io::Result<Client> {
-        let stream = TcpStream::connect(addr)?;
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(STARTUP))?;
+        let identity = p2p::identity::Identity::generate().map_err(io::Error::other)?;
+        Client::connect_as(addr, &identity)
+    }
+
+    /// Connects proving `identity`'s key.
+    fn connect_as(addr: SocketAddr, identity: &p2p::identity::Identity) -> io::Result<Client> {
+        let tcp = TcpStream::connect(addr)?;
+        tcp.set_read_timeout(Some(STARTUP))?;
+        let role = p2p::secure::Role::Initiator;
+        let stream = p2p::secure::SecureStream::handshake(tcp, role, identity, None)?;
         Ok(Client {
             stream,
             decoder: FrameDecoder::new(),
@@ -309,9 +316,18 @@ fn ask_files(addr: SocketAddr) -> io::Result<usize> {
 }
 
 /// Registers `name` at `port` on the tracker from this process, so other peers find "`name`"
-/// at 127.0.0.1:`port` (the delay proxy). The registration lasts while the stream is open.
-fn register_alias(tracker: SocketAddr, name: &str, port: u16) -> io::Result<Client> {
-    let mut c = Client::connect(tracker)?;
+/// at 127.0.0.1:`port` (the delay proxy). The registration lasts while the stream is open. It
+/// proves the key in `key_file` (the real peer's): a dial through the proxy must reach the key
+/// the tracker lists for the name, and the name is held for that key.
+fn register_alias(
+    tracker: SocketAddr,
+    name: &str,
+    port: u16,
+    key_file: &Path,
+) -> io::Result<Client> {
+    let (identity, _) = p2p::identity::load_or_create(key_file)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+    let mut c = Client::connect_as(tracker, &identity)?;
     c.hello("", None)?;
     c.send(&Message::Register {
         req: 1,
@@ -346,7 +362,9 @@ impl Bench<'_> {
     /// Starts a tracker; `peers` simulated peers from 127.0.0.1 must fit its per-IP caps.
     fn start_tracker(&self, place: Place, peers: usize) -> Result<(Proc, SocketAddr), String> {
         let mut cmd = place.p2p();
-        cmd.args(["tracker", "--listen", "127.0.0.1:0", "--peer-ttl", "600"]);
+        cmd.args(["tracker", "--listen", "127.0.0.1:0", "--peer-ttl", "600"])
+            .arg("--state")
+            .arg(self.path("tracker-state"));
         if peers > 0 {
             let conns = (peers + 64).to_string();
             cmd.args(["--max-peers-per-ip", &peers.to_string()]).args([
@@ -399,6 +417,7 @@ impl Bench<'_> {
         registered: bool,
         time_serving: bool,
     ) -> Result<PeerStart, String> {
+        self.key_for(name, &self.path(&format!("{state}-state")))?;
         let mut cmd = place.p2p();
         cmd.args(["peer", "--name", name, "--listen", "127.0.0.1:0", "--serve"])
             .arg("--tracker")
@@ -434,6 +453,29 @@ impl Bench<'_> {
         })
     }
 
+    /// Puts the key of the peer called `name` (made once per benchmark run) into the state
+    /// folder of `downloads`: every start of "receiver" (or "sender"...) proves the same key,
+    /// whatever folder it runs in, as the tracker holds each name for the first key it saw.
+    fn key_for(&self, name: &str, downloads: &Path) -> Result<(), String> {
+        let key = self.path(&format!("key-{name}.key"));
+        if !key.exists() {
+            let identity = p2p::identity::Identity::generate()?;
+            let bytes = p2p::identity::key_file::encode(&identity);
+            std::fs::write(&key, bytes).map_err(io_err("peer key"))?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+                .map_err(io_err("peer key"))?;
+        }
+        let state = downloads.join(".p2p");
+        std::fs::create_dir_all(&state).map_err(io_err("peer state folder"))?;
+        let to = state.join("identity.key");
+        std::fs::copy(&key, &to).map_err(io_err("peer key"))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600))
+            .map_err(io_err("peer key"))?;
+        Ok(())
+    }
+
     /// Runs a receiving peer in batch mode that fetches `file` from `from`; returns the summary
     /// line's MB/s and how the receiver ended (peak RSS).
     fn download(
@@ -462,6 +504,7 @@ impl Bench<'_> {
         let downloads = self.path(&format!("dl-{tag}"));
         let _ = std::fs::remove_dir_all(&downloads);
         std::fs::create_dir_all(&downloads).map_err(io_err("downloads folder"))?;
+        self.key_for("receiver", &downloads)?;
         let batch = self.path(&format!("batch-{tag}.txt"));
         let mut script: String = from.iter().map(|p| format!("wait-peer {p} 30\n")).collect();
         match from {
@@ -822,7 +865,8 @@ fn delayed_download(b: &Bench) -> Result<DelayRow, String> {
                     &format!("delayed link: proxy, one-way {} ms", d.as_millis()),
                 );
                 let proxy = delay::DelayProxy::start(saddr, d).map_err(io_err("delay proxy"))?;
-                let alias = register_alias(taddr, "far", proxy.addr.port())
+                let key = b.path("key-far.key");
+                let alias = register_alias(taddr, "far", proxy.addr.port(), &key)
                     .map_err(io_err("registering the proxy"))?;
                 let (rate, _) =
                     b.download(Place::Host, taddr, "far", "small.bin", cfg.small, "delay")?;

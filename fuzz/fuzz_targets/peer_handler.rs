@@ -67,7 +67,9 @@ impl Harness {
             generation: self.generation,
         };
         let remote = SocketAddr::from(([10, 0, 0, slot as u8 + 1], 6000));
-        self.node.handle_accepted(c, remote, self.now);
+        // Each fuzzed connection proves a key of its own (slot-numbered).
+        let key = p2p::identity::PeerId::from_public_key([slot as u8 + 1; 32]);
+        self.node.handle_accepted(c, remote, key, self.now);
         self.conns[slot] = Some(c);
         Some(c)
     }
@@ -93,7 +95,7 @@ impl Harness {
                         self.node.handle_closed(c, CloseReason::Local, self.now);
                     }
                 }
-                Action::Connect(addr, tag) => self.connects.push_back((addr, tag)),
+                Action::Connect(addr, tag, _) => self.connects.push_back((addr, tag)),
                 Action::Exit(_) => self.exited = true,
                 // Datagrams and whatever else the reactor learns later: nothing to check here.
                 #[allow(unreachable_patterns)]
@@ -123,7 +125,14 @@ fuzz_target!(|data: &[u8]| {
     let now = Instant::now();
     let mut h = Harness {
         node: {
-            let mut node = PeerNode::new(cfg, index, 4000, Ui::new(false), now);
+            let mut node = PeerNode::new(
+                cfg,
+                p2p::identity::PeerId::from_public_key([0xee; 32]),
+                index,
+                4000,
+                Ui::new(false),
+                now,
+            );
             node.set_parser(p2p::repl::parse);
             node
         },
@@ -174,7 +183,8 @@ fuzz_target!(|data: &[u8]| {
                         generation: h.generation,
                     };
                     h.conns[slot] = Some(c);
-                    h.node.handle_connected(c, tag, addr, h.now);
+                    let key = p2p::identity::PeerId::from_public_key([0x77; 32]);
+                    h.node.handle_connected(c, tag, addr, key, h.now);
                 }
             }
             9 => {

@@ -37,7 +37,8 @@ impl Harness {
             index: slot,
             generation: self.generation,
         };
-        self.tracker.handle_accepted(c, remote(slot), self.now);
+        let key = p2p::identity::PeerId::from_public_key([slot as u8 + 1; 32]);
+        self.tracker.handle_accepted(c, remote(slot), key, self.now);
         self.conns[slot] = Some(c);
         c
     }

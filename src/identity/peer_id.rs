@@ -25,7 +25,9 @@ const _: () = assert!(GROUP <= check::MAX_GROUP && KEY_LETTERS.is_multiple_of(GR
 
 /// On the wire (PROTOCOL.md §4: `PeerInfo.id`, the LAN announcement) a 32-byte CBOR byte
 /// string: the key itself.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct PeerId(#[serde(with = "serde_bytes")] [u8; 32]);
 
 impl PeerId {

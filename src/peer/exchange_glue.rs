@@ -73,6 +73,11 @@ impl PeerNode {
         error: &std::io::Error,
         now: Instant,
     ) {
+        if crate::reactor::HandshakeCut::is(error)
+            && self.op_dial_cut(name, &error.to_string(), now)
+        {
+            return; // busy: the command tries again
+        }
         if let Failed::Switched(next) = self.dialer().failed(name, now) {
             // Another address it is known by: try that before anyone gives up.
             tracing::info!("cannot reach {name} at {addr}: {error}; trying {next}");
@@ -166,7 +171,8 @@ impl PeerNode {
         b: Bootstrap,
         now: Instant,
     ) {
-        self.sessions.insert(conn, Session::incoming(remote, peer, now));
+        self.sessions
+            .insert(conn, Session::incoming(remote, peer, now));
         self.discovery.bootstrap_connected(conn, b);
         self.send_hello(conn);
     }

@@ -39,10 +39,10 @@ mod session;
 mod sessions;
 pub mod state_file;
 mod tracker_glue;
-mod trust;
 mod tracker_link;
 mod transfer;
 mod transfer_state;
+mod trust;
 
 pub use command::{Command, LimitKind, Parser};
 pub use event::{Event, Failure};

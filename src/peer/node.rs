@@ -418,7 +418,8 @@ impl PeerNode {
 
 impl Driver for PeerNode {
     fn handle_accepted(&mut self, conn: ConnId, remote: SocketAddr, peer: PeerId, now: Instant) {
-        self.sessions.insert(conn, Session::incoming(remote, peer, now));
+        self.sessions
+            .insert(conn, Session::incoming(remote, peer, now));
     }
 
     fn handle_connected(
@@ -584,7 +585,14 @@ mod tests {
             resume_on_start: false,
             rate_limits: Default::default(),
         };
-        PeerNode::new(cfg, crate::identity::PeerId::from_public_key([1; 32]), SharedIndex::default(), 4000, seen, now)
+        PeerNode::new(
+            cfg,
+            crate::identity::PeerId::from_public_key([1; 32]),
+            SharedIndex::default(),
+            4000,
+            seen,
+            now,
+        )
     }
 
     /// A front end's parser, as far as these tests need one.

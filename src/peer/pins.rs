@@ -134,7 +134,10 @@ mod tests {
         let err = Pins::decode(truncated).unwrap_err();
         assert!(err.starts_with("line 4:"), "{err}");
         let err = Pins::decode("alice\n").unwrap_err();
-        assert!(err.contains("line 1") && err.contains("name and a peer id"), "{err}");
+        assert!(
+            err.contains("line 1") && err.contains("name and a peer id"),
+            "{err}"
+        );
         let dup = format!("alice {}\nalice {}\n", key(1), key(2));
         assert!(Pins::decode(&dup).unwrap_err().contains("pinned twice"));
         let bad_name = format!("al\u{1b}ice {}\n", key(1));

@@ -123,6 +123,38 @@ impl PeerNode {
         true
     }
 
+    /// "Try again later": the command's peer is at its connection cap. Wait and try again,
+    /// within the command's deadline, instead of failing at once.
+    fn op_peer_busy(&mut self, name: &str, why: &str, now: Instant) {
+        let wait = self.busy_wait.unwrap_or(BUSY_FIRST_RETRY);
+        if let Some(step) = self.op.as_mut().and_then(Op::step_mut) {
+            *step = Step::Busy {
+                retry_at: now + wait,
+                wait,
+            };
+        }
+        self.ui.event(&Event::Notice(Notice::Busy {
+            peer: name.to_string(),
+            why: why.to_string(),
+            retry_secs: wait.as_secs_f64(),
+        }));
+    }
+
+    /// A dial to `name` was cut off in its secure handshake, as a peer at its connection cap
+    /// does: if the command was reaching `name`, it waits and tries again (true).
+    pub(super) fn op_dial_cut(&mut self, name: &str, why: &str, now: Instant) -> bool {
+        let reaching = matches!(
+            self.op
+                .as_mut()
+                .map(|op| (op.peer() == Some(name), op.step_mut())),
+            Some((true, Some(Step::Reaching { .. })))
+        );
+        if reaching {
+            self.op_peer_busy(name, why, now);
+        }
+        reaching
+    }
+
     pub(super) fn op_connection_lost(
         &mut self,
         conn: ConnId,
@@ -147,21 +179,7 @@ impl PeerNode {
             Some(Step::Busy { .. }) | None => false,
         };
         if on_this_conn && lost == Lost::Busy {
-            // "Try again later": a seeder at its connection cap. Wait and try again, within the
-            // command's deadline, instead of failing at once.
-            let wait = self.busy_wait.unwrap_or(BUSY_FIRST_RETRY);
-            if let Some(step) = self.op.as_mut().and_then(Op::step_mut) {
-                *step = Step::Busy {
-                    retry_at: now + wait,
-                    wait,
-                };
-            }
-            self.ui.event(&Event::Notice(Notice::Busy {
-                peer: name.to_string(),
-                why: why.to_string(),
-                retry_secs: wait.as_secs_f64(),
-            }));
-            return;
+            return self.op_peer_busy(name, why, now);
         }
         if on_this_conn && lost == Lost::Handshake {
             // Another address it is known by, or a fresh one from the tracker, before failing.

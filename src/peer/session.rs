@@ -15,8 +15,8 @@ pub struct Session {
     /// Who the secure handshake proved is on the other side: the key its `Hello` name must be
     /// pinned to (`pins.rs`), and who its messages are from.
     pub peer: PeerId,
-    /// Its name was pinned to its key by this connection's `Hello` (first contact): chat over
-    /// it shows the short id beside the name.
+    /// Its name was pinned to its key by this connection's `Hello` (first contact), and no
+    /// message came over it yet: the first one shows the short id beside the name.
     pub first_contact: bool,
     /// For connections we opened: the peer we meant to reach.
     pub expected: Option<String>,

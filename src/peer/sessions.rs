@@ -138,11 +138,13 @@ impl PeerNode {
                 }
                 // The sender is the connection's proved key, shown by the name pinned to it
                 // (its `Hello` name was checked against the pins).
-                let session = &self.sessions[&conn];
+                // The first message over a first contact carries the short id with the name.
+                let session = self.sessions.get_mut(&conn).expect("checked above");
+                let first_contact = std::mem::take(&mut session.first_contact);
                 self.ui.event(&Event::Message {
                     from: session.name.clone().unwrap_or_default(),
                     id: session.peer.to_string(),
-                    first_contact: session.first_contact,
+                    first_contact,
                     text,
                 });
                 self.send(conn, &Message::ChatOk { req });

@@ -33,6 +33,31 @@ impl ConnId {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnectTag(pub u64);
 
+/// A dial whose connection the other side closed before the secure handshake ended: a peer
+/// at its connection cap does that (it has nothing secure to say "busy" with), as does a
+/// server that is no p2p peer of this version. The source of the `io::Error` the node gets in
+/// `handle_connect_failed`, so it can try such a peer again later, as a busy one.
+#[derive(Debug)]
+pub struct HandshakeCut;
+
+impl std::fmt::Display for HandshakeCut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "closed by the other side during the secure handshake (at its connection limit, \
+             or not a p2p peer of this protocol version)",
+        )
+    }
+}
+
+impl std::error::Error for HandshakeCut {}
+
+impl HandshakeCut {
+    /// Whether `error` is a handshake cut short by the other side.
+    pub fn is(error: &io::Error) -> bool {
+        error.get_ref().is_some_and(|e| e.is::<HandshakeCut>())
+    }
+}
+
 /// Why a connection ended.
 #[derive(Debug)]
 pub enum CloseReason {

@@ -675,6 +675,12 @@ impl Reactor {
             if !self.live(id) {
                 continue;
             }
+            if matches!(self.conns[index].phase, Phase::Securing { .. }) {
+                // A slowloris of the handshake: dropped at the same timeout, and the node,
+                // which never heard of the connection, hears nothing now either.
+                self.drop_conn(index);
+                continue;
+            }
             if !self.conns[index].is_open() {
                 continue; // already closing; the linger bounds it
             }
@@ -707,7 +713,11 @@ impl Reactor {
         for (index, tag) in expired {
             self.drop_conn(index);
             if let Some((tag, why)) = tag {
-                driver.handle_connect_failed(tag, io::Error::new(io::ErrorKind::TimedOut, why), now);
+                driver.handle_connect_failed(
+                    tag,
+                    io::Error::new(io::ErrorKind::TimedOut, why),
+                    now,
+                );
             }
         }
     }
@@ -840,11 +850,9 @@ fn is_loopback(addr: SocketAddr) -> bool {
 fn handshake_failure(reason: CloseReason) -> io::Error {
     match reason {
         CloseReason::Io(e) => e,
-        CloseReason::RemoteClosed => io::Error::new(
-            io::ErrorKind::ConnectionAborted,
-            "closed by the other side during the secure handshake (at its connection limit, \
-             or not a p2p peer of this protocol version)",
-        ),
+        CloseReason::RemoteClosed => {
+            io::Error::new(io::ErrorKind::ConnectionAborted, super::HandshakeCut)
+        }
         CloseReason::BadFrame(why) => link_error(LinkError::Handshake(why)),
         CloseReason::Local => io::Error::other("closed"),
     }

@@ -10,7 +10,7 @@ mod memory;
 pub mod rate;
 mod udp;
 
-pub use driver::{Action, CloseReason, ConnId, ConnectTag, Control, Driver, Signal};
+pub use driver::{Action, CloseReason, ConnId, ConnectTag, Control, Driver, HandshakeCut, Signal};
 pub use event_loop::{ControlSender, Reactor};
 pub use limits::Limits;
 pub use rate::RateLimits;

@@ -203,10 +203,12 @@ fn parse_trust(rest: &str, usage: impl Fn() -> String) -> Result<Command, String
     if id.trim().is_empty() {
         return Err(usage());
     }
-    let id: crate::identity::PeerId = id
-        .trim()
-        .parse()
-        .map_err(|e| format!("'{}' is no peer id: {e}", crate::names::printable(id.trim())))?;
+    let id: crate::identity::PeerId = id.trim().parse().map_err(|e| {
+        format!(
+            "'{}' is no peer id: {e}",
+            crate::names::printable(id.trim())
+        )
+    })?;
     Ok(Command::Trust {
         set: Some((name.to_string(), id)),
     })

@@ -48,6 +48,10 @@ impl SecureStream {
         prologue: &Prologue,
         expected: Option<PeerId>,
     ) -> io::Result<SecureStream> {
+        // Records go out in several small writes (the last handshake message, then the first
+        // frame): without it, Nagle's algorithm holds the second until the first is acked,
+        // and delayed acks make that 40 ms.
+        tcp.set_nodelay(true)?;
         let mut link = Link::new(role, identity, prologue, expected);
         let mut plain = Vec::new();
         let mut buf = vec![0u8; 64 * 1024];
@@ -79,6 +83,14 @@ impl SecureStream {
     /// Who the handshake proved is on the other side.
     pub fn remote(&self) -> PeerId {
         self.remote
+    }
+
+    /// Seals `plaintext` as `write` would send it, without writing: for a caller that writes
+    /// from another thread through a clone of the TCP stream (`get_ref().try_clone()`) while
+    /// this one reads. The sealed bytes must go out, in order, before anything else is sent.
+    pub fn seal(&mut self, plaintext: &[u8]) -> io::Result<Vec<u8>> {
+        self.link.send(plaintext).map_err(link_error)?;
+        Ok(self.link.poll_transmit().unwrap_or_default())
     }
 
     /// The TCP stream under the link (timeouts, shutdown, addresses).

@@ -3,8 +3,8 @@
 //! in fake time. [`FakePeer`] is the usual impostor: it registers a name with a tracker and
 //! serves files (or lies about them) as its [`Script`] fields say.
 
-use crate::peer::manifest::manifest_of_reader;
 use crate::identity::PeerId;
+use crate::peer::manifest::manifest_of_reader;
 use crate::reactor::{Action, CloseReason, ConnId, ConnectTag, Control, Driver};
 use crate::wire::{
     ContentId, ErrorCode, FileInfo, Message, PROTOCOL_VERSION, decode_message, encode_message,

@@ -65,6 +65,10 @@ impl Holds {
         self.by_name.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+
     /// Whether the holds changed since the last call (then they should be saved).
     pub fn take_dirty(&mut self) -> bool {
         std::mem::take(&mut self.dirty)
@@ -79,7 +83,10 @@ impl Holds {
             .filter(|(_, (_, until))| *until > now)
             .map(|(name, (key, until))| {
                 let ends = wall + (*until - now);
-                let secs = ends.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+                let secs = ends
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs();
                 format!("{name} {key} {secs}\n")
             })
             .collect();
@@ -154,7 +161,10 @@ mod tests {
         let back = Holds::decode(&text, t1, wall + Duration::from_secs(1)).unwrap();
         assert_eq!(back.holder("alice", t1), Some(key(1)));
         let left = Duration::from_secs(23 * 3600 - 1);
-        assert_eq!(back.holder("bob", t1 + left - Duration::from_secs(1)), Some(key(2)));
+        assert_eq!(
+            back.holder("bob", t1 + left - Duration::from_secs(1)),
+            Some(key(2))
+        );
         assert_eq!(back.holder("bob", t1 + left + Duration::from_secs(1)), None);
         // Down for two days: nothing is held any more.
         let late = Holds::decode(&text, t1, wall + 2 * NAME_HOLD).unwrap();

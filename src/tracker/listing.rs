@@ -231,8 +231,14 @@ mod tests {
         ];
         let names = ["Bob", &"x".repeat(32), "Zoë"];
         for (i, (name, addr)) in names.iter().zip(addrs).enumerate() {
-            r.register(crate::reactor::ConnId::fake(i), name.to_string(), addr, key_of(crate::reactor::ConnId::fake(i)), t0)
-                .unwrap();
+            r.register(
+                crate::reactor::ConnId::fake(i),
+                name.to_string(),
+                addr,
+                key_of(crate::reactor::ConnId::fake(i)),
+                t0,
+            )
+            .unwrap();
         }
         let now = t0 + std::time::Duration::from_millis(1500);
         for req in [0, 2, 300, u64::MAX] {
@@ -282,7 +288,7 @@ mod tests {
         };
         assert_eq!(
             hex(&answer),
-"00000070a1655065657273a36372657102657065657273\
+            "00000070a1655065657273a36372657102657065657273\
              81a4646e616d6563426f62626964582042424242424242\
              4242424242424242424242424242424242424242424242\
              42426461646472703139322e3136382e312e323a353030\

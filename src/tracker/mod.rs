@@ -57,9 +57,8 @@ pub fn run(listen: SocketAddr, config: TrackerConfig, state: &Path) -> io::Resul
     });
     let save = Box::new(move |holds: &holds::Holds, now: std::time::Instant| {
         let text = holds.encode(now, std::time::SystemTime::now());
-        let saved = crate::peer::state_file::replace_with(&holds_path, |f| {
-            f.write_all(text.as_bytes())
-        });
+        let saved =
+            crate::peer::state_file::replace_with(&holds_path, |f| f.write_all(text.as_bytes()));
         if let Err(e) = saved {
             tracing::error!("cannot save the name holds: {e}");
         }
@@ -72,16 +71,18 @@ pub fn run(listen: SocketAddr, config: TrackerConfig, state: &Path) -> io::Resul
 /// line: starting without it would hand held names to whoever asks first.
 fn load_holds(path: &Path) -> Result<holds::Holds, String> {
     match std::fs::read_to_string(path) {
-        Ok(text) => {
-            holds::Holds::decode(&text, std::time::Instant::now(), std::time::SystemTime::now())
-                .map_err(|why| {
-                    format!(
-                        "{}: {why} (fix the line, or move the file away to release every held \
+        Ok(text) => holds::Holds::decode(
+            &text,
+            std::time::Instant::now(),
+            std::time::SystemTime::now(),
+        )
+        .map_err(|why| {
+            format!(
+                "{}: {why} (fix the line, or move the file away to release every held \
                          name)",
-                        path.display()
-                    )
-                })
-        }
+                path.display()
+            )
+        }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(holds::Holds::default()),
         Err(e) => Err(format!("cannot read {}: {e}", path.display())),
     }

@@ -364,17 +364,41 @@ mod tests {
     fn capacity_refuses_new_connections_only() {
         let t0 = Instant::now();
         let mut r = Registry::new(2, 10);
-        r.register(ConnId::fake(1), "a".into(), addr(1), key_of(ConnId::fake(1)), t0)
-            .unwrap();
-        r.register(ConnId::fake(2), "b".into(), addr(2), key_of(ConnId::fake(2)), t0)
-            .unwrap();
+        r.register(
+            ConnId::fake(1),
+            "a".into(),
+            addr(1),
+            key_of(ConnId::fake(1)),
+            t0,
+        )
+        .unwrap();
+        r.register(
+            ConnId::fake(2),
+            "b".into(),
+            addr(2),
+            key_of(ConnId::fake(2)),
+            t0,
+        )
+        .unwrap();
         assert_eq!(
-            r.register(ConnId::fake(3), "c".into(), addr(3), key_of(ConnId::fake(3)), t0),
+            r.register(
+                ConnId::fake(3),
+                "c".into(),
+                addr(3),
+                key_of(ConnId::fake(3)),
+                t0
+            ),
             Err(RegisterError::Full { capacity: 2 })
         );
         // A holder may still rename while the table is full.
         assert_eq!(
-            r.register(ConnId::fake(2), "c".into(), addr(2), key_of(ConnId::fake(2)), t0),
+            r.register(
+                ConnId::fake(2),
+                "c".into(),
+                addr(2),
+                key_of(ConnId::fake(2)),
+                t0
+            ),
             Ok(Registered::Renamed { old: "b".into() })
         );
         r.check_invariants();
@@ -385,32 +409,75 @@ mod tests {
         let t0 = Instant::now();
         let mut r = Registry::new(100, 2);
         let other = SocketAddr::from(([10, 0, 0, 2], 1));
-        r.register(ConnId::fake(1), "a".into(), addr(1), key_of(ConnId::fake(1)), t0)
-            .unwrap();
-        r.register(ConnId::fake(2), "b".into(), addr(2), key_of(ConnId::fake(2)), t0)
-            .unwrap();
+        r.register(
+            ConnId::fake(1),
+            "a".into(),
+            addr(1),
+            key_of(ConnId::fake(1)),
+            t0,
+        )
+        .unwrap();
+        r.register(
+            ConnId::fake(2),
+            "b".into(),
+            addr(2),
+            key_of(ConnId::fake(2)),
+            t0,
+        )
+        .unwrap();
         assert_eq!(
-            r.register(ConnId::fake(3), "c".into(), addr(3), key_of(ConnId::fake(3)), t0),
+            r.register(
+                ConnId::fake(3),
+                "c".into(),
+                addr(3),
+                key_of(ConnId::fake(3)),
+                t0
+            ),
             Err(RegisterError::TooManyFromIp {
                 ip: addr(3).ip(),
                 limit: 2
             })
         );
         // Other addresses are not affected; holders may renew and rename.
-        r.register(ConnId::fake(4), "d".into(), other, key_of(ConnId::fake(4)), t0).unwrap();
+        r.register(
+            ConnId::fake(4),
+            "d".into(),
+            other,
+            key_of(ConnId::fake(4)),
+            t0,
+        )
+        .unwrap();
         assert_eq!(
-            r.register(ConnId::fake(2), "b".into(), addr(9), key_of(ConnId::fake(2)), t0),
+            r.register(
+                ConnId::fake(2),
+                "b".into(),
+                addr(9),
+                key_of(ConnId::fake(2)),
+                t0
+            ),
             Ok(Registered::Renewed)
         );
         assert_eq!(
-            r.register(ConnId::fake(2), "e".into(), addr(9), key_of(ConnId::fake(2)), t0),
+            r.register(
+                ConnId::fake(2),
+                "e".into(),
+                addr(9),
+                key_of(ConnId::fake(2)),
+                t0
+            ),
             Ok(Registered::Renamed { old: "b".into() })
         );
         r.check_invariants();
         // A name that goes (unregistered, closed or expired) makes room.
         r.remove_conn(ConnId::fake(1));
-        r.register(ConnId::fake(3), "c".into(), addr(3), key_of(ConnId::fake(3)), t0)
-            .unwrap();
+        r.register(
+            ConnId::fake(3),
+            "c".into(),
+            addr(3),
+            key_of(ConnId::fake(3)),
+            t0,
+        )
+        .unwrap();
         assert_eq!(
             r.expire(t0 + Duration::from_secs(60), Duration::from_secs(30))
                 .len(),
@@ -425,8 +492,14 @@ mod tests {
         let t0 = Instant::now();
         let ttl = Duration::from_secs(30);
         let mut r = Registry::new(10, 10);
-        r.register(ConnId::fake(1), "a".into(), addr(1), key_of(ConnId::fake(1)), t0)
-            .unwrap();
+        r.register(
+            ConnId::fake(1),
+            "a".into(),
+            addr(1),
+            key_of(ConnId::fake(1)),
+            t0,
+        )
+        .unwrap();
         r.register(
             ConnId::fake(2),
             "b".into(),
@@ -451,8 +524,14 @@ mod tests {
     fn an_unrepresentable_deadline_never_expires() {
         let t0 = Instant::now();
         let mut r = Registry::new(10, 10);
-        r.register(ConnId::fake(1), "a".into(), addr(1), key_of(ConnId::fake(1)), t0)
-            .unwrap();
+        r.register(
+            ConnId::fake(1),
+            "a".into(),
+            addr(1),
+            key_of(ConnId::fake(1)),
+            t0,
+        )
+        .unwrap();
         assert_eq!(r.next_expiry(Duration::MAX), None);
         assert!(
             r.expire(t0 + Duration::from_secs(1 << 20), Duration::MAX)

@@ -6,10 +6,10 @@
 //! Per connection: `AwaitingHello` (with a deadline) → `Ready` → `Closing` (we asked the reactor
 //! to close it and ignore whatever else it sends) → forgotten in `handle_closed`.
 
-use super::listing::{Ask, Lister};
 use super::holds::Holds;
 #[cfg(test)]
 use super::holds::NAME_HOLD;
+use super::listing::{Ask, Lister};
 use super::registry::{RegisterError, Registered, Registry};
 use crate::identity::PeerId;
 use crate::names::{check_peer_name, printable};
@@ -366,10 +366,9 @@ impl Tracker {
                 self.holds.hold(&name, key, now);
                 self.holds_changed(now);
                 match outcome {
-                    Registered::New => self.log(&format!(
-                        "registered {name} at {addr} as {}",
-                        key.short()
-                    )),
+                    Registered::New => {
+                        self.log(&format!("registered {name} at {addr} as {}", key.short()))
+                    }
                     Registered::Reclaimed { old_conn } => {
                         self.log(&format!(
                             "registered {name} at {addr} again, from a new connection"
@@ -555,7 +554,10 @@ impl Driver for Tracker {
     fn poll_timeout(&self) -> Option<Instant> {
         let expiry = self.registry.next_expiry(self.config.peer_ttl);
         let handshake = self.handshakes.first().map(|&(deadline, _)| deadline);
-        [expiry, handshake, self.save_due].into_iter().flatten().min()
+        [expiry, handshake, self.save_due]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn poll_action(&mut self) -> Option<Action> {
@@ -731,7 +733,8 @@ mod tests {
         /// Connection `n` past Hello, its handshake having proved `key`.
         fn ready_as(&mut self, n: usize, remote: SocketAddr, key: PeerId, secs: u64) -> ConnId {
             let conn = ConnId::fake(n);
-            self.tracker.handle_accepted(conn, remote, key, self.at(secs));
+            self.tracker
+                .handle_accepted(conn, remote, key, self.at(secs));
             let out = self.send(conn, &hello(PROTOCOL_VERSION), secs);
             assert!(matches!(out[..], [Out::Msg(c, Message::Hello { .. })] if c == conn));
             conn
@@ -1075,8 +1078,15 @@ mod tests {
         let out = h.send(carol, &register(4, "Alice", 6000), day);
         assert_eq!(error_of(&out, carol).1, ErrorCode::NameTaken, "still live");
         h.tracker.handle_timeout(h.at(day + 31));
-        let out = h.send(carol, &register(5, "Alice", 6000), day + NAME_HOLD.as_secs() + 62);
-        assert!(matches!(out[..], [Out::Msg(_, Message::Registered { .. })]), "{out:?}");
+        let out = h.send(
+            carol,
+            &register(5, "Alice", 6000),
+            day + NAME_HOLD.as_secs() + 62,
+        );
+        assert!(
+            matches!(out[..], [Out::Msg(_, Message::Registered { .. })]),
+            "{out:?}"
+        );
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! A peer written against the protocol with the library's codec (`p2p::wire`), for tests that
 //! need one that misbehaves: it can corrupt every chunk it sends, or stop answering chunk
-//! requests after a number of them until the test releases it. Blocking std sockets, one thread
-//! per connection; everything stops when the `FakePeer` is dropped.
+//! requests after a number of them until the test releases it. Blocking std sockets under the
+//! library's secure links (`p2p::secure::SecureStream`, with a key of its own), one thread per
+//! connection; everything stops when the `FakePeer` is dropped.
 
+use p2p::identity::Identity;
 use p2p::peer::manifest::{Manifest, manifest_of_reader};
+use p2p::secure::{Role, SecureStream};
 use p2p::wire::{ContentId, FileInfo, Message, PROTOCOL_VERSION, decode_message, encode_message};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -34,6 +37,7 @@ pub struct FakePeer {
 }
 
 struct Shared {
+    identity: Identity,
     name: String,
     file_name: String,
     content: Vec<u8>,
@@ -63,6 +67,7 @@ impl FakePeer {
         let served = Arc::new(AtomicU64::new(0));
         let connections = Arc::new(AtomicU64::new(0));
         let shared = Arc::new(Shared {
+            identity: Identity::generate().expect("a key"),
             name: name.to_string(),
             file_name: file_name.to_string(),
             content,
@@ -110,12 +115,12 @@ impl Drop for FakePeer {
     }
 }
 
-fn send(stream: &mut TcpStream, msg: &Message) -> io::Result<()> {
+fn send(stream: &mut SecureStream, msg: &Message) -> io::Result<()> {
     stream.write_all(&encode_message(msg))
 }
 
 /// Reads one frame; `Ok(None)` on a read timeout (to look at the stop flag).
-fn recv(stream: &mut TcpStream) -> io::Result<Option<Message>> {
+fn recv(stream: &mut SecureStream) -> io::Result<Option<Message>> {
     let mut len = [0u8; 4];
     match stream.read_exact(&mut len) {
         Ok(()) => {}
@@ -130,9 +135,11 @@ fn recv(stream: &mut TcpStream) -> io::Result<Option<Message>> {
         Err(e) => return Err(e),
     }
     let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-    stream.set_read_timeout(None)?;
+    stream.get_ref().set_read_timeout(None)?;
     stream.read_exact(&mut body)?;
-    stream.set_read_timeout(Some(Duration::from_millis(100)))?;
+    stream
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_millis(100)))?;
     decode_message(&body)
         .map(Some)
         .map_err(|e| io::Error::other(e.to_string()))
@@ -149,8 +156,11 @@ fn hello(name: &str, port: u16) -> Message {
 
 /// Registers with the tracker and keeps heartbeating on a thread until stopped.
 fn register(s: &Arc<Shared>, tracker: SocketAddr, port: u16) {
-    let mut stream = TcpStream::connect(tracker).expect("fake peer: connect to tracker");
+    let tcp = TcpStream::connect(tracker).expect("fake peer: connect to tracker");
+    let mut stream = SecureStream::handshake(tcp, Role::Initiator, &s.identity, None)
+        .expect("fake peer: handshake with the tracker");
     stream
+        .get_ref()
         .set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
     send(&mut stream, &hello(&s.name, port)).unwrap();
@@ -185,12 +195,16 @@ fn register(s: &Arc<Shared>, tracker: SocketAddr, port: u16) {
     });
 }
 
-fn serve(s: &Shared, mut stream: TcpStream) -> io::Result<()> {
-    stream.set_nonblocking(false)?;
+fn serve(s: &Shared, tcp: TcpStream) -> io::Result<()> {
+    tcp.set_nonblocking(false)?;
     // Without it, Nagle's algorithm and delayed ACKs add ~40 ms to each small answer.
-    stream.set_nodelay(true)?;
-    stream.set_read_timeout(Some(Duration::from_millis(100)))?;
-    let port = stream.local_addr()?.port();
+    tcp.set_nodelay(true)?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut stream = SecureStream::handshake(tcp, Role::Responder, &s.identity, None)?;
+    stream
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_millis(100)))?;
+    let port = stream.get_ref().local_addr()?.port();
     s.connections.fetch_add(1, Ordering::Relaxed);
     while !s.stop.load(Ordering::Relaxed) {
         let Some(msg) = recv(&mut stream)? else {

@@ -811,3 +811,20 @@ pub fn assert_downloads_exactly(dirs: &PeerDirs, names: &[&str]) {
         dirs.downloads.display()
     );
 }
+
+/// Whether `line` is the chat line `FROM: TEXT` as a peer prints it: the first message from a
+/// name seen for the first time reads `FROM [new, SHORTID]: TEXT`.
+pub fn is_chat(line: &str, from: &str, text: &str) -> bool {
+    let line = line.trim();
+    let Some(rest) = line.strip_prefix(from) else {
+        return false;
+    };
+    let rest = match rest.strip_prefix(" [new, ") {
+        Some(tail) => match tail.split_once("]") {
+            Some((id, tail)) if id.len() == 7 => tail,
+            _ => return false,
+        },
+        None => rest,
+    };
+    rest.strip_prefix(": ") == Some(text)
+}

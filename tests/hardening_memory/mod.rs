@@ -12,7 +12,7 @@ use crate::hardening_support::*;
 use p2p::wire::{ContentId, Message, encode_message};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -26,13 +26,15 @@ const PER_IP: usize = 50;
 /// A connection from `src` whose receive buffer is kept small (set before connecting, so the
 /// window it advertises stays small): what it does not read stays on the seeder's side, where
 /// the test can see it, instead of in this host's kernel.
-fn small_window_connection(i: usize, dst: SocketAddr) -> TcpStream {
+fn small_window_connection(i: usize, dst: SocketAddr) -> SecureStream {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
     socket.set_recv_buffer_size(64 * 1024).unwrap();
     let src = SocketAddr::from((source_ip(i, PER_IP), 0));
     socket.bind(&SockAddr::from(src)).unwrap();
     socket.connect(&SockAddr::from(dst)).unwrap();
-    socket.into()
+    let identity = p2p::identity::Identity::generate().unwrap();
+    let role = p2p::secure::Role::Initiator;
+    SecureStream::handshake(socket.into(), role, &identity, None).unwrap()
 }
 
 /// Hello and `REQUESTS_EACH` chunk requests in one write (a few KiB: the kernel takes it all).
@@ -92,7 +94,7 @@ fn three_hundred_connections_that_never_read_do_not_hold_the_seeders_memory() {
     let chunks = (content.len() / CHUNK) as u64;
     let rss_start = rss_kib(pid);
 
-    let mut stuck: Vec<TcpStream> = (0..STUCK)
+    let mut stuck: Vec<SecureStream> = (0..STUCK)
         .map(|i| {
             let mut s = small_window_connection(i, alice.addr);
             s.write_all(&greedy_requests(sha, chunks, i as u64))
@@ -111,8 +113,9 @@ fn three_hundred_connections_that_never_read_do_not_hold_the_seeders_memory() {
 
     // Nobody else is starved: a fresh connection is answered, and a whole download goes
     // through while the 300 are still stuck.
-    let mut probe = connect_from(source_ip(STUCK + PER_IP, PER_IP), alice.addr).unwrap();
+    let mut probe = secure_from(source_ip(STUCK + PER_IP, PER_IP), alice.addr).unwrap();
     probe
+        .get_ref()
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     send(&mut probe, &hello("Probe")).unwrap();
@@ -138,7 +141,7 @@ fn three_hundred_connections_that_never_read_do_not_hold_the_seeders_memory() {
 
     // The stuck connections are still open (nobody was dropped to make room)...
     for s in &mut stuck {
-        s.set_nonblocking(true).unwrap();
+        s.get_ref().set_nonblocking(true).unwrap();
         let mut byte = [0u8; 1];
         match std::io::Read::read(s, &mut byte) {
             Ok(n) => assert!(n > 0, "a stuck connection was closed"),

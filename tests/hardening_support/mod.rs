@@ -1,11 +1,14 @@
-//! Byte-level tools for the hardening tests: frames over plain std TCP (with the library's own
-//! `p2p::wire` codec), connections from chosen loopback source addresses, a raised open-file
-//! limit, and a misbehaving peer that registers with a real tracker and answers whatever the
-//! test scripts.
+//! Byte-level tools for the hardening tests: frames over secure links on std TCP (the
+//! library's own `p2p::wire` codec and `p2p::secure::SecureStream`), connections from chosen
+//! loopback source addresses, a raised open-file limit, and a misbehaving peer that registers
+//! with a real tracker and answers whatever the test scripts.
 
 // Each test binary uses a different subset.
 #![allow(dead_code)]
 
+use p2p::identity::Identity;
+use p2p::secure::Role;
+pub use p2p::secure::SecureStream;
 use p2p::wire::{
     ContentId, ErrorCode, FileInfo, FrameDecoder, Message, PROTOCOL_VERSION, decode_message,
     encode_message,
@@ -22,12 +25,41 @@ use std::time::{Duration, Instant};
 // ---------------------------------------------------------------------------------------------
 // Frames over std TCP
 
-pub fn send(s: &mut TcpStream, msg: &Message) -> io::Result<()> {
+/// A byte stream frames go over: a secure link, or (for what a peer must refuse before any
+/// handshake, or bytes that are no handshake at all) bare TCP.
+pub trait Stream: Read + Write {
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl Stream for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+impl Stream for SecureStream {
+    fn tcp(&self) -> &TcpStream {
+        self.get_ref()
+    }
+}
+
+/// A secure link to `dst` with a key of its own.
+pub fn secure(dst: SocketAddr) -> io::Result<SecureStream> {
+    SecureStream::connect(dst)
+}
+
+/// A secure link to `dst` from the loopback address `src` (see [`connect_from`]).
+pub fn secure_from(src: Ipv4Addr, dst: SocketAddr) -> io::Result<SecureStream> {
+    let identity = Identity::generate().map_err(io::Error::other)?;
+    SecureStream::handshake(connect_from(src, dst)?, Role::Initiator, &identity, None)
+}
+
+pub fn send(s: &mut impl Write, msg: &Message) -> io::Result<()> {
     s.write_all(&encode_message(msg))
 }
 
 /// Reads one whole frame and decodes it. `UnexpectedEof` when the other side closed.
-pub fn recv(s: &mut TcpStream) -> io::Result<Message> {
+pub fn recv(s: &mut impl Read) -> io::Result<Message> {
     let mut len = [0u8; 4];
     s.read_exact(&mut len)?;
     let len = u32::from_be_bytes(len) as usize;
@@ -40,7 +72,7 @@ pub fn recv(s: &mut TcpStream) -> io::Result<Message> {
 }
 
 /// Reads frames until one matches `pred` (bounded by the stream's read timeout).
-pub fn recv_until(s: &mut TcpStream, pred: impl Fn(&Message) -> bool) -> io::Result<Message> {
+pub fn recv_until(s: &mut impl Read, pred: impl Fn(&Message) -> bool) -> io::Result<Message> {
     loop {
         let msg = recv(s)?;
         if pred(&msg) {
@@ -70,7 +102,7 @@ pub enum Ending {
 }
 
 /// Reads until the other side closes, up to `wait`; reports the last `Error` code seen.
-pub fn ending(s: &mut TcpStream, wait: Duration) -> Ending {
+pub fn ending(s: &mut impl Stream, wait: Duration) -> Ending {
     let deadline = Instant::now() + wait;
     let mut dec = FrameDecoder::new();
     let mut code = None;
@@ -80,7 +112,8 @@ pub fn ending(s: &mut TcpStream, wait: Duration) -> Ending {
         if left.is_zero() {
             return Ending::Open;
         }
-        s.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+        s.tcp()
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
             .unwrap();
         match s.read(&mut buf) {
             Ok(0) => break,
@@ -246,15 +279,17 @@ pub struct FakePeer {
     pub addr: SocketAddr,
     pub script: Arc<Mutex<Script>>,
     pub events: Receiver<FakeEvent>,
-    _tracker_conn: TcpStream,
+    _tracker_conn: SecureStream,
 }
 
 impl FakePeer {
     pub fn start(tracker: SocketAddr, name: &str, script: Script) -> FakePeer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let mut t = TcpStream::connect(tracker).unwrap();
-        t.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let identity = Arc::new(Identity::generate().unwrap());
+        let tcp = TcpStream::connect(tracker).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut t = SecureStream::handshake(tcp, Role::Initiator, &identity, None).unwrap();
         send(&mut t, &hello(name)).unwrap();
         recv_until(&mut t, |m| matches!(m, Message::Hello { .. })).unwrap();
         send(
@@ -280,7 +315,16 @@ impl FakePeer {
                 let Ok(stream) = stream else { return };
                 let _ = tx.send(FakeEvent::Accepted(n));
                 let (script, tx, name) = (Arc::clone(&shared), tx.clone(), name.clone());
-                thread::spawn(move || serve(n, stream, &name, &script, &tx));
+                let identity = Arc::clone(&identity);
+                thread::spawn(move || {
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
+                    match SecureStream::handshake(stream, Role::Responder, &identity, None) {
+                        Ok(s) => serve(n, s, &name, &script, &tx),
+                        Err(_) => {
+                            let _ = tx.send(FakeEvent::ClosedByRemote(n));
+                        }
+                    }
+                });
             }
         });
         FakePeer {
@@ -320,8 +364,13 @@ impl FakePeer {
     }
 }
 
-fn serve(n: usize, mut s: TcpStream, name: &str, script: &Mutex<Script>, tx: &Sender<FakeEvent>) {
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+fn serve(
+    n: usize,
+    mut s: SecureStream,
+    name: &str,
+    script: &Mutex<Script>,
+    tx: &Sender<FakeEvent>,
+) {
     let closed_by_remote = |tx: &Sender<FakeEvent>| {
         let _ = tx.send(FakeEvent::ClosedByRemote(n));
     };
@@ -371,15 +420,15 @@ fn serve(n: usize, mut s: TcpStream, name: &str, script: &Mutex<Script>, tx: &Se
                         // makes the kernel answer with a reset that can discard the chunk on
                         // the downloader's side before it is read. (The test then failed now
                         // and then on a loaded machine: every reconnect lost its only chunk.)
-                        let _ = s.shutdown(std::net::Shutdown::Write);
+                        let _ = s.get_ref().shutdown(std::net::Shutdown::Write);
                         let _ = tx.send(FakeEvent::ClosedByUs(n));
-                        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                        let _ = s.get_ref().set_read_timeout(Some(Duration::from_secs(5)));
                         let mut sink = [0u8; 4096];
                         while matches!(s.read(&mut sink), Ok(1..)) {}
                         return;
                     }
                     ChunkReply::Close => {
-                        let _ = s.shutdown(std::net::Shutdown::Both);
+                        let _ = s.get_ref().shutdown(std::net::Shutdown::Both);
                         let _ = tx.send(FakeEvent::ClosedByUs(n));
                         return;
                     }

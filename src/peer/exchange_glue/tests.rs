@@ -24,7 +24,14 @@ fn batch_node(dir: &std::path::Path, now: Instant) -> PeerNode {
         resume_on_start: false,
         rate_limits: Default::default(),
     };
-    PeerNode::new(cfg, crate::identity::PeerId::from_public_key([1; 32]), SharedIndex::default(), 4000, Recorder::new(), now)
+    PeerNode::new(
+        cfg,
+        crate::identity::PeerId::from_public_key([1; 32]),
+        SharedIndex::default(),
+        4000,
+        Recorder::new(),
+        now,
+    )
 }
 
 fn actions(node: &mut PeerNode) -> Vec<Action> {

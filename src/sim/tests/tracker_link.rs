@@ -326,7 +326,10 @@ fn a_name_is_kept_for_a_stalled_peer() {
     let at = sim.addr(tracker);
     let (_impostor, holds) = name_holder(&mut sim, at, "Alice");
     sim.run_for(Duration::from_secs(10));
-    assert!(!*holds.borrow(), "the stalled peer's name went to another key");
+    assert!(
+        !*holds.borrow(),
+        "the stalled peer's name went to another key"
+    );
     assert!(
         sim.tracker_log(tracker)
             .iter()
@@ -335,9 +338,17 @@ fn a_name_is_kept_for_a_stalled_peer() {
     sim.thaw(alice);
 
     let back = sim.run_until(Duration::from_secs(10), |sim| {
-        sim.events(alice).iter().skip(1).any(|(_, e)| is_registered(e))
+        sim.events(alice)
+            .iter()
+            .skip(1)
+            .any(|(_, e)| is_registered(e))
     });
-    assert!(back, "{}\n{:?}", sim.diagnostics(alice), sim.tracker_log(tracker));
+    assert!(
+        back,
+        "{}\n{:?}",
+        sim.diagnostics(alice),
+        sim.tracker_log(tracker)
+    );
     assert!(!*holds.borrow());
 }
 
