@@ -44,6 +44,7 @@ fn every_message() -> Vec<Message> {
         Message::Peers {
             req: 2,
             peers: vec![PeerInfo {
+                id: p2p::identity::PeerId::from_public_key([7; 32]),
                 name: "Fake".into(),
                 addr: "127.0.0.1:4001".into(),
                 last_seen_ms: 5,
@@ -88,6 +89,7 @@ fn every_message() -> Vec<Message> {
         Message::PeerList {
             req: 8,
             peers: vec![PeerInfo {
+                id: p2p::identity::PeerId::from_public_key([7; 32]),
                 name: "Carol".into(),
                 addr: "127.0.0.1:4002".into(),
                 last_seen_ms: 9,
@@ -197,6 +199,7 @@ fn main() {
         &answer(&Message::Peers {
             req: 0,
             peers: vec![PeerInfo {
+                id: p2p::identity::PeerId::from_public_key([7; 32]),
                 name: "Fake".into(),
                 addr: "127.0.0.1:4001".into(),
                 last_seen_ms: 0,
