@@ -53,6 +53,10 @@ fn run_inner(
     let (identity, _) = crate::identity::load_or_create(&path)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
     let id = identity.peer_id();
+    // A damaged pins file stops the peer here: starting without it would take the next
+    // impostor for a first contact.
+    let pins = PeerNode::load_pins(&cfg.downloads_dir)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     let mut reactor = Reactor::new(std::sync::Arc::new(identity))?;
     let bound = reactor
         .listen(listen)
@@ -88,6 +92,7 @@ fn run_inner(
     let now = Instant::now();
     let mut node = PeerNode::new(cfg, id, SharedIndex::default(), bound.port(), ui, now);
     node.set_parser(repl::parse);
+    node.set_pins(pins);
     node.start_hashing(worker, true, now);
     node.set_disk_jobs(disk_jobs_for(&reactor));
     node.set_resolver(resolver_for(&reactor));

@@ -237,6 +237,8 @@ impl Sim {
             self.now,
         );
         node.set_parser(crate::repl::parse);
+        // As app.rs: the pins its state folder holds (a restart keeps them).
+        node.set_pins(PeerNode::load_pins(&dirs.downloads).expect("a readable pins file"));
         self.wire_helpers(&mut node, id);
         node.set_listen_ip(addr.ip());
         let kind = Kind::Peer {

@@ -9,6 +9,7 @@ mod harness;
 mod lan;
 mod round_trips;
 mod tracker_link;
+mod trust;
 
 /// `len` deterministic pseudo-random bytes (xorshift64*), different for each `seed` (the same
 /// bytes as `tests/common`'s).
