@@ -165,7 +165,7 @@ fn startup_lines() {
             .is_some_and(|l| l.starts_with("Bob listening on 127.0.0.1:")),
         "{out}"
     );
-    // Then its peer id: 8 groups of 7 letters (docs in PROTOCOL.md §3.3).
+    // Then its peer id: 8 groups of 7 letters (PROTOCOL.md §15.3).
     let id = lines.get(1).and_then(|l| l.strip_prefix("peer id "));
     assert!(
         id.is_some_and(|id| id.len() == 63 && id.split('-').all(|g| g.len() == 7)),

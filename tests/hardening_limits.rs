@@ -48,7 +48,7 @@ fn connections_beyond_the_caps_are_refused_and_the_others_keep_working() {
     let c = Ipv4Addr::new(127, 0, 0, 4);
     let mut from_a: Vec<SecureStream> = (0..4).map(|_| handshaken(a, tracker.addr, "")).collect();
     // The fifth from the same address: closed before its handshake (nothing may be said in
-    // the clear, PROTOCOL.md §3.6), and its handshake fails saying so.
+    // the clear, PROTOCOL.md §15), and its handshake fails saying so.
     let mut extra = connect_from(a, tracker.addr).unwrap();
     assert_eq!(ending(&mut extra, Duration::from_secs(5)), Ending::Closed);
     let refused = secure_from(a, tracker.addr).map(|_| ()).unwrap_err();

@@ -1,7 +1,7 @@
 //! The key file: the peer's key pair kept in its state folder (`DOWNLOADS/.p2p/identity.key`),
 //! made at first start and read on every start after.
 //!
-//! Format (72 bytes, docs/secure-links-draft.md "Key file"): the 7 ASCII bytes `p2p-key`, a
+//! Format (72 bytes, PROTOCOL.md §15.2): the 7 ASCII bytes `p2p-key`, a
 //! version byte (1), the X25519 private key (32 bytes), the public key (32 bytes). The public
 //! key is redundant on purpose: it is recomputed from the private key on every read, so a
 //! damaged private key is caught (any change that matters to X25519 changes the public key).

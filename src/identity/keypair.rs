@@ -1,4 +1,4 @@
-//! The peer's long-term key pair: an X25519 static key for Noise (docs/secure-links-draft.md).
+//! The peer's long-term key pair: an X25519 static key for Noise (PROTOCOL.md §15).
 //!
 //! X25519 rather than ed25519: the Noise XX handshake proves possession of the static DH key
 //! itself, so one X25519 key is the whole identity. An ed25519 key would only be needed to sign

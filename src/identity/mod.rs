@@ -1,5 +1,5 @@
 //! Who a peer is: its long-term key pair, the file that keeps it across restarts, and the peer
-//! id people read aloud and compare (docs/secure-links-draft.md, "Keys and ids").
+//! id people read aloud and compare (PROTOCOL.md §15.2 and §15.3).
 
 mod base32;
 mod check;

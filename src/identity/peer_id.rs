@@ -2,7 +2,7 @@
 //!
 //! The id *is* the peer's X25519 static public key (32 bytes), not a hash of it: an id typed
 //! or pasted by a user is then enough to pin the key the Noise handshake must prove, with no
-//! look-up in between. Its text (docs/secure-links-draft.md, "Peer ids"): the key in base32
+//! look-up in between. Its text (PROTOCOL.md §15.3): the key in base32
 //! (52 letters), cut into 4 groups of 13, each followed by its check letter ([`super::check`]),
 //! then shown as 8 groups of 7 letters joined by `-`, like Syncthing's device ids:
 //! `AAAAAAA-AAAAAAA-…`. Parsing takes any case, with or without the dashes and spaces.

@@ -37,7 +37,8 @@ impl PeerNode {
         }
         if let Some(lan) = self.cfg.lan.clone() {
             let (name, port) = (self.cfg.name.clone(), self.listen_port);
-            self.discovery.lan = Some(LanState::new(lan, &name, port, random_seed(), now));
+            let id = self.id;
+            self.discovery.lan = Some(LanState::new(lan, &name, port, id, random_seed(), now));
         }
     }
 
@@ -411,6 +412,7 @@ impl PeerNode {
         if let Some(heard) = lan.handle_datagram(from, bytes, last_seen, now) {
             self.known
                 .offer(&heard.name, heard.addr, Source::Lan, now, now);
+            self.known.listed_key(&heard.name, heard.addr, heard.id);
         }
     }
 }

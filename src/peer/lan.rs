@@ -29,7 +29,8 @@ pub const ANNOUNCE_EVERY: Duration = Duration::from_secs(5);
 const EARLY_ANNOUNCE_GAP: Duration = Duration::from_secs(1);
 pub const MAX_DATAGRAM: usize = 512;
 const MAGIC: &str = "p2p-lan";
-const LAN_VERSION: u32 = 1;
+/// 2: with the sender's key (`id`), since protocol version 3.
+const LAN_VERSION: u32 = 2;
 pub const PER_NAME_PER_SEC: u32 = 2;
 pub const PER_IP_PER_SEC: u32 = 64;
 /// Senders tracked per one-second window; datagrams from further senders wait for the next.
@@ -79,14 +80,17 @@ pub struct Announce {
     pub version: u32,
     pub name: String,
     pub port: u16,
+    /// The sender's key: what a dial to it must reach (the name may be pinned to another).
+    pub id: crate::identity::PeerId,
 }
 
-pub fn encode_announce(name: &str, port: u16) -> Vec<u8> {
+pub fn encode_announce(name: &str, port: u16, id: crate::identity::PeerId) -> Vec<u8> {
     let a = Announce {
         magic: MAGIC.to_string(),
         version: LAN_VERSION,
         name: name.to_string(),
         port,
+        id,
     };
     let mut out = Vec::with_capacity(64);
     // Writing into a Vec cannot fail.
@@ -179,17 +183,26 @@ pub struct LanState {
 pub struct Heard {
     pub name: String,
     pub addr: SocketAddr,
+    /// The key it announced.
+    pub id: crate::identity::PeerId,
 }
 
 impl LanState {
     /// `seed` seeds the jitter of the announcement interval.
-    pub fn new(cfg: LanConfig, name: &str, listen_port: u16, seed: u64, now: Instant) -> LanState {
+    pub fn new(
+        cfg: LanConfig,
+        name: &str,
+        listen_port: u16,
+        id: crate::identity::PeerId,
+        seed: u64,
+        now: Instant,
+    ) -> LanState {
         LanState {
             cfg,
             name: name.to_string(),
             next_announce: now,
             last_announce: None,
-            announce: encode_announce(name, listen_port),
+            announce: encode_announce(name, listen_port, id),
             limit: RateLimit::new(now),
             jitter: Jitter::new(seed),
             transmit: None,
@@ -247,6 +260,7 @@ impl LanState {
         Some(Heard {
             name: a.name,
             addr: SocketAddr::new(from.ip(), a.port),
+            id: a.id,
         })
     }
 }
@@ -255,10 +269,15 @@ impl LanState {
 mod tests {
     use super::*;
 
+    /// The key of the examples: 32 bytes 0x42.
+    fn key() -> crate::identity::PeerId {
+        crate::identity::PeerId::from_public_key([0x42; 32])
+    }
+
     #[test]
     fn announcement_round_trip_and_size() {
-        let bytes = encode_announce("Alice", 41237);
-        assert!(bytes.len() < 64, "{} bytes", bytes.len());
+        let bytes = encode_announce("Alice", 41237, key());
+        assert!(bytes.len() < 96, "{} bytes", bytes.len());
         let a = decode_announce(&bytes).unwrap();
         assert_eq!((a.name.as_str(), a.port), ("Alice", 41237));
     }
@@ -267,19 +286,22 @@ mod tests {
     #[test]
     fn announcement_encodes_as_documented() {
         assert_eq!(
-            hex::encode(encode_announce("Alice", 4000)),
+            hex::encode(encode_announce("Alice", 4000, key())),
             concat!(
-                "a4656d61676963677032702d6c616e",
-                "6776657273696f6e01",
+                "a5656d61676963677032702d6c616e",
+                "6776657273696f6e02",
                 "646e616d6565416c696365",
-                "64706f7274190fa0"
+                "64706f7274190fa0",
+                "626964",
+                "5820",
+                "4242424242424242424242424242424242424242424242424242424242424242"
             )
         );
     }
 
     #[test]
     fn malformed_announcements_are_refused() {
-        let good = encode_announce("Alice", 5);
+        let good = encode_announce("Alice", 5, key());
         let mut trailing = good.clone();
         trailing.push(0);
         assert!(decode_announce(&trailing).is_err());
@@ -287,8 +309,8 @@ mod tests {
         assert!(decode_announce(b"").is_err());
         assert!(decode_announce(&[0x9f; 400]).is_err());
         assert!(decode_announce(&vec![0u8; MAX_DATAGRAM + 1]).is_err());
-        assert!(decode_announce(&encode_announce("Al ice", 5)).is_err());
-        assert!(decode_announce(&encode_announce("Alice", 0)).is_err());
+        assert!(decode_announce(&encode_announce("Al ice", 5, key())).is_err());
+        assert!(decode_announce(&encode_announce("Alice", 0, key())).is_err());
         let other = |magic: &str, version: u32| {
             let mut out = Vec::new();
             let a = Announce {
@@ -296,13 +318,14 @@ mod tests {
                 version,
                 name: "Alice".into(),
                 port: 5,
+                id: key(),
             };
             ciborium::into_writer(&a, &mut out).unwrap();
             decode_announce(&out)
         };
-        assert!(other("p2p-lan", 1).is_ok());
-        assert!(other("other", 1).is_err());
-        assert!(other("p2p-lan", 2).is_err());
+        assert!(other("p2p-lan", 2).is_ok());
+        assert!(other("other", 2).is_err());
+        assert!(other("p2p-lan", 1).is_err());
     }
 
     #[test]
@@ -372,7 +395,7 @@ mod tests {
     fn lan(announce: bool, seed: u64, now: Instant) -> LanState {
         let mut c = cfg([127, 0, 0, 1]);
         c.announce = announce;
-        LanState::new(c, "Me", 4000, seed, now)
+        LanState::new(c, "Me", 4000, key(), seed, now)
     }
 
     /// Announcement times over a minute, from `t0`, stepping 10 ms.
@@ -428,11 +451,11 @@ mod tests {
         let next = l.poll_timeout();
         assert!(next >= t0 + Duration::from_millis(4500));
         let from: SocketAddr = "10.0.0.7:9001".parse().unwrap();
-        let bob = encode_announce("Bob", 5000);
+        let bob = encode_announce("Bob", 5000, key());
         let never = |_: &str| None;
         let at = t0 + Duration::from_millis(200);
         assert_eq!(
-            l.handle_datagram(from, &encode_announce("Me", 1), never, at),
+            l.handle_datagram(from, &encode_announce("Me", 1, key()), never, at),
             None
         );
         assert_eq!(l.handle_datagram(from, b"not cbor", never, at), None);
@@ -441,7 +464,7 @@ mod tests {
         let heard = l.handle_datagram(from, &bob, recent, at).unwrap();
         assert_eq!(heard.addr, "10.0.0.7:5000".parse().unwrap());
         assert_eq!(l.poll_timeout(), next, "Bob was heard just now: no news");
-        let heard = l.handle_datagram(from, &encode_announce("Carol", 5001), never, at);
+        let heard = l.handle_datagram(from, &encode_announce("Carol", 5001, key()), never, at);
         assert_eq!(heard.unwrap().name, "Carol");
         assert_eq!(
             l.poll_timeout(),

@@ -108,7 +108,7 @@ pub fn raise_fd_limit() -> io::Result<u64> {
 /// sent (its first handshake message) is read and dropped so that closing does not turn into a
 /// reset. Nothing is said because nothing may be said in the clear, and a handshake for every
 /// connection over the cap would spend on a flood what the cap is there to save; the connector
-/// sees its handshake cut off and says so (PROTOCOL.md §3.6). `why` goes to the log.
+/// sees its handshake cut off and says so (PROTOCOL.md §15). `why` goes to the log.
 pub fn refuse(mut stream: mio::net::TcpStream, why: &str) {
     use std::io::Read;
     tracing::debug!("refused a connection: {why}");

@@ -61,7 +61,7 @@ impl Handshake {
     }
 
     /// A handshake whose ephemeral key is given: only for the worked transcript in
-    /// docs/secure-links-draft.md, which must come out the same on every run.
+    /// PROTOCOL.md §15, which must come out the same on every run.
     #[cfg(test)]
     pub(super) fn with_fixed_ephemeral(
         role: Role,

@@ -1,5 +1,5 @@
 //! Encrypted, authenticated links: Noise XX over TCP, below the frame layer
-//! (docs/secure-links-draft.md). Sans-IO like the rest of the core: these values take bytes
+//! (PROTOCOL.md §15). Sans-IO like the rest of the core: these values take bytes
 //! and return bytes; the caller owns the socket and the clock (handshake deadlines included).
 //!
 //! [`Link`] is what a connection's owner drives: a [`Handshake`] (three messages, each a
@@ -27,7 +27,7 @@ use std::fmt;
 /// The Noise protocol of every link. AES-256-GCM, not ChaCha20-Poly1305: through snow with
 /// ring on a CPU with AES-NI it seals and opens 64 KiB records about 4× faster (3.4 GB/s
 /// against 0.8 GB/s, twice SHA-256's speed against half of it; `cargo bench --bench noise`,
-/// figures in docs/secure-links-draft.md), and a download already pays SHA-256 per byte.
+/// figures in docs/secure-links.md), and a download already pays SHA-256 per byte.
 /// SHA-256 as the hash: sha2 and ring use SHA-NI, and every Noise library has it.
 pub const NOISE_PARAMS: &str = "Noise_XX_25519_AESGCM_SHA256";
 

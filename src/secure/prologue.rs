@@ -4,7 +4,7 @@
 //! makes a downgrade impossible: whoever would rewrite them on the path cannot make the
 //! handshake succeed, and there is no plaintext fallback to retreat to.
 //!
-//! Layout (28 bytes, docs/secure-links-draft.md "Prologue"): the 16 ASCII bytes
+//! Layout (28 bytes, PROTOCOL.md §15.4): the 16 ASCII bytes
 //! `p2p-secure-link` and a zero byte, the wire protocol version (u32 big-endian), the
 //! capability bits (u64 big-endian, 0 in this draft).
 

@@ -85,7 +85,7 @@ fn handshake_proves_both_keys_and_carries_data_both_ways() {
     let mut e = ends(&a, &b, PROLOGUE, PROLOGUE);
     let mut sizes = Vec::new();
     run(&mut e, |_, bytes| sizes.push(bytes.len())).unwrap();
-    // Three records: 2-byte header + 32, 96 and 64 bytes of Noise (docs/secure-links-draft.md).
+    // Three records: 2-byte header + 32, 96 and 64 bytes of Noise (PROTOCOL.md §15).
     assert_eq!(sizes, [34, 98, 66]);
     assert!(e.initiator.is_finished() && e.responder.is_finished());
     let (mut ta, mut tb) = (e.initiator.finish().unwrap(), e.responder.finish().unwrap());

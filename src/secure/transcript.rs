@@ -1,4 +1,4 @@
-//! docs/secure-links-draft.md's worked examples are what the code computes: every hex string
+//! PROTOCOL.md §15.7's worked examples are what the code computes: every hex string
 //! of its "Worked examples" section is one of the values below and every value below is in the
 //! section, so the text and the code cannot drift apart, and a second implementation (Python's
 //! `noiseprotocol`, say) can check itself against the same text.
@@ -23,10 +23,7 @@ fn key(hex_text: &str) -> Identity {
 /// Every value of the worked examples, as hex, and the peer ids.
 fn computed() -> (BTreeSet<String>, Vec<String>) {
     let (alice, bob) = (key(ALICE), key(BOB));
-    let prologue = Prologue {
-        version: 2,
-        capabilities: 0,
-    };
+    let prologue = our_prologue();
     let mut values = BTreeSet::new();
     values.insert(hex::encode(alice.private_key()));
     values.insert(hex::encode(bob.private_key()));
@@ -86,10 +83,10 @@ fn print_worked_examples() {
 
 #[test]
 fn the_worked_examples_are_what_we_compute() {
-    let doc = include_str!("../../docs/secure-links-draft.md");
+    let doc = include_str!("../../PROTOCOL.md");
     let start = doc
-        .find("\n## 7. Worked examples")
-        .expect("the section is in the draft");
+        .find("\n### 15.7 Worked examples")
+        .expect("the section is in PROTOCOL.md");
     let end = start
         + 1
         + doc[start + 1..]
@@ -108,16 +105,16 @@ fn the_worked_examples_are_what_we_compute() {
     let stale: Vec<_> = documented.difference(&computed).collect();
     assert!(
         missing.is_empty(),
-        "computed but not in the draft: {missing:#?}"
+        "computed but not in PROTOCOL.md: {missing:#?}"
     );
     assert!(
         stale.is_empty(),
-        "in the draft but not computed: {stale:#?}"
+        "in PROTOCOL.md but not computed: {stale:#?}"
     );
     for id in ids {
         assert!(
             section.contains(&format!("`{id}`")),
-            "peer id {id} is not in the draft"
+            "peer id {id} is not in PROTOCOL.md"
         );
     }
 }
