@@ -78,7 +78,7 @@ pub struct Reactor {
     trim: TrimAfterBurst,
     /// Upload and download rate limits; connections waiting for tokens (`rate.rs`).
     rate: RateLimiter,
-    /// Our key, and the prologue every link's handshake commits to (PROTOCOL.md §3).
+    /// Our key, and the prologue every link's handshake commits to (PROTOCOL.md §15.4).
     identity: Arc<Identity>,
     prologue: Prologue,
 }
