@@ -14,6 +14,7 @@ mod exchange_glue;
 pub mod file_hasher;
 mod find;
 mod find_state;
+pub mod folder;
 pub mod frontend;
 mod get;
 pub mod hash_worker;
