@@ -7,3 +7,5 @@ pub mod path_rules;
 /// How many bytes of entries a `Folder` page holds at most (far below the frame limit, so a
 /// page of the longest paths still fits with its header).
 pub const PAGE_BUDGET: usize = 256 * 1024;
+pub mod beneath;
+pub mod place;
