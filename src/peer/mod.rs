@@ -15,6 +15,7 @@ pub mod file_hasher;
 mod find;
 mod find_state;
 pub mod folder;
+mod folder_serving;
 pub mod frontend;
 mod get;
 pub mod hash_worker;

@@ -6,10 +6,10 @@
 //! `search` and `get FILE` are `find.rs`.
 
 use super::command::Command;
-use super::event::{Event, Failure, FileEntry, Info, Problem};
+use super::event::{Event, Failure, FileEntry, FolderListed, Info, Problem};
 use super::find_state::FindFor;
 use super::frontend::Progress;
-use super::node::{Mode, PeerNode};
+use super::node::{Mode, PeerNode, Purpose};
 use super::op::{Op, STEP_TIMEOUT, Step};
 use super::session::MAX_CHAT_LEN;
 use crate::reactor::ConnId;
@@ -41,6 +41,7 @@ impl PeerNode {
                     peer,
                     step,
                     deadline,
+                    listed: None,
                 })
             }
             Command::Get { peer, file, query } => self.start_get(peer, file, query, now),
@@ -179,7 +180,29 @@ impl PeerNode {
         }
         let Some(op) = self.op.take() else { return };
         match (op, msg) {
-            (Op::Files { peer, .. }, Message::Files { files, .. }) => {
+            (
+                Op::Files {
+                    peer, listed: None, ..
+                },
+                Message::Files { files, .. },
+            ) => {
+                // Then its folders, on the same connection (PROTOCOL.md §8.5).
+                self.request(conn, Purpose::Op, |req| Message::ListFolders { req });
+                self.op = Some(Op::Files {
+                    peer,
+                    step: Step::Asked(conn),
+                    deadline: now + STEP_TIMEOUT,
+                    listed: Some(files),
+                });
+            }
+            (
+                Op::Files {
+                    peer,
+                    listed: Some(files),
+                    ..
+                },
+                Message::Folders { folders, .. },
+            ) => {
                 let files = files
                     .into_iter()
                     .map(|f| FileEntry {
@@ -189,7 +212,20 @@ impl PeerNode {
                         sha256: f.sha256.to_string(),
                     })
                     .collect();
-                self.ui.event(&Event::Files { peer, files });
+                let folders = folders
+                    .into_iter()
+                    .map(|f| FolderListed {
+                        name: f.name,
+                        folder_id: f.id.to_string(),
+                        files: f.files,
+                        size: f.size,
+                    })
+                    .collect();
+                self.ui.event(&Event::Files {
+                    peer,
+                    files,
+                    folders,
+                });
             }
             (Op::Msg { peer, .. }, Message::ChatOk { .. }) => {
                 self.ui.event(&Event::MessageDelivered { to: peer });

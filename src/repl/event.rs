@@ -196,11 +196,24 @@ pub fn human_lines(event: &Event) -> Vec<String> {
                 })
                 .collect()
         }
-        Event::Files { peer, files } => {
-            if files.is_empty() {
+        Event::Files {
+            peer,
+            files,
+            folders,
+        } => {
+            if files.is_empty() && folders.is_empty() {
                 return vec![format!("{peer} shares no files")];
             }
-            files.iter().map(file_line).collect()
+            let folder_lines = folders.iter().map(|f| {
+                format!(
+                    "{}/  {}  {}  {}",
+                    printable(&f.name),
+                    count(f.files as usize, "file", "files"),
+                    human_bytes(f.size),
+                    f.folder_id
+                )
+            });
+            folder_lines.chain(files.iter().map(file_line)).collect()
         }
         Event::Shared {
             dir,
@@ -512,7 +525,7 @@ fn download_line(d: &DownloadEntry) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::peer::event::{Info, PeerEntry, Problem};
+    use crate::peer::event::{FolderListed, Info, PeerEntry, Problem};
 
     #[test]
     fn json_has_a_type_field_and_snake_case_names() {
@@ -698,8 +711,23 @@ mod tests {
                 content_id: "cid1:11".into(),
                 sha256: "00".into(),
             }],
+            folders: vec![FolderListed {
+                name: "Album".into(),
+                folder_id: "tree1:22".into(),
+                files: 12,
+                size: 3 << 20,
+            }],
         };
-        assert_eq!(human_lines(&e), vec!["a  1.5 KiB  cid1:11  00"]);
+        assert_eq!(
+            human_lines(&e),
+            vec![
+                "Album/  12 files  3.0 MiB  tree1:22",
+                "a  1.5 KiB  cid1:11  00"
+            ]
+        );
+        let v: serde_json::Value = serde_json::from_str(&to_json(&e)).unwrap();
+        assert_eq!(v["folders"][0]["name"], "Album");
+        assert_eq!(v["folders"][0]["files"], 12);
         let joined = |others| Event::SourceJoined {
             file: "f".into(),
             peer: "Alice".into(),

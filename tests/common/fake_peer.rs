@@ -241,6 +241,10 @@ fn serve(s: &Shared, mut stream: TcpStream) -> io::Result<()> {
                 Message::Chunk { req, index, data }
             }
             Message::Chat { req, .. } => Message::ChatOk { req },
+            Message::ListFolders { req } => Message::Folders {
+                req,
+                folders: Vec::new(),
+            },
             Message::GetPeers { req } => Message::PeerList {
                 req,
                 peers: Vec::new(),

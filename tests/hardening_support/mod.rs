@@ -391,6 +391,10 @@ fn serve(n: usize, mut s: TcpStream, name: &str, script: &Mutex<Script>, tx: &Se
                 complete: true,
                 bitmap: Vec::new(),
             },
+            Message::ListFolders { req } => Message::Folders {
+                req,
+                folders: Vec::new(),
+            },
             _ => continue,
         };
         if send(&mut s, &reply).is_err() {
