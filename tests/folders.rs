@@ -178,3 +178,21 @@ fn a_listing_larger_than_a_page_is_served_in_pages_that_check_against_the_id() {
         }
     ));
 }
+
+/// `shared` shows a tree as its folder line, not its files as loose ones or as "seeding".
+#[test]
+fn shared_shows_a_tree_as_one_folder_line() {
+    let tracker = Tracker::start();
+    let dirs = PeerDirs::with_files(&[("loose.txt", b"loose\n")]);
+    let files = nested(&dirs.shared.join("Album"));
+    let out = run_batch("Alice", tracker.addr, &dirs, "rescan\nshared\n");
+    out.assert_success();
+    let id = nested_id(&files);
+    assert!(
+        out.stdout
+            .contains(&format!("Album/  4 files  293.0 KiB  {id}")),
+        "{out}"
+    );
+    assert!(!out.stdout.contains("seeding"), "{out}");
+    assert!(!out.stdout.contains("one.bin"), "{out}");
+}

@@ -182,6 +182,8 @@ pub enum Event {
         dir: String,
         files: Vec<FileEntry>,
         seeding: Vec<FileEntry>,
+        /// The folders shared as trees whose every file is hashed.
+        folders: Vec<FolderListed>,
     },
     /// Answer to `search TEXT` (`asked`: how many peers were asked).
     Search {

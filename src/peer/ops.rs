@@ -346,6 +346,8 @@ impl PeerNode {
                 .index
                 .files()
                 .iter()
+                // A file of a shared tree is shown with its folder, below.
+                .filter(|f| !f.name.contains('/'))
                 .partition(|f| f.path.parent() == Some(self.cfg.shared_dir.as_path()));
             let entry = |f: &super::index::SharedFile| FileEntry {
                 name: f.name.clone(),
@@ -358,11 +360,23 @@ impl PeerNode {
                 elsewhere.into_iter().map(entry).collect(),
             )
         };
+        let folders = self
+            .index
+            .folder_infos()
+            .into_iter()
+            .map(|f| FolderListed {
+                name: f.name,
+                folder_id: f.id.to_string(),
+                files: f.files,
+                size: f.size,
+            })
+            .collect();
         let dir = self.cfg.shared_dir.display().to_string();
         self.ui.event(&Event::Shared {
             dir,
             files,
             seeding,
+            folders,
         });
         self.note_hashing();
     }

@@ -5,7 +5,7 @@
 
 use super::text::{human_bytes, human_rate, info_text, notice_text, problem_text, warning_text};
 use crate::names::printable;
-use crate::peer::event::{DownloadEntry, Event, Failure, FileEntry};
+use crate::peer::event::{DownloadEntry, Event, Failure, FileEntry, FolderListed};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -204,24 +204,18 @@ pub fn human_lines(event: &Event) -> Vec<String> {
             if files.is_empty() && folders.is_empty() {
                 return vec![format!("{peer} shares no files")];
             }
-            let folder_lines = folders.iter().map(|f| {
-                format!(
-                    "{}/  {}  {}  {}",
-                    printable(&f.name),
-                    count(f.files as usize, "file", "files"),
-                    human_bytes(f.size),
-                    f.folder_id
-                )
-            });
+            let folder_lines = folders.iter().map(folder_line);
             folder_lines.chain(files.iter().map(file_line)).collect()
         }
         Event::Shared {
             dir,
             files,
             seeding,
+            folders,
         } => {
-            let mut lines: Vec<String> = files.iter().map(file_line).collect();
-            if files.is_empty() {
+            let mut lines: Vec<String> = folders.iter().map(folder_line).collect();
+            lines.extend(files.iter().map(file_line));
+            if files.is_empty() && folders.is_empty() {
                 lines.push(format!("no files shared (put some in {dir})"));
             }
             if !seeding.is_empty() {
@@ -418,6 +412,17 @@ fn file_line(f: &FileEntry) -> String {
     )
 }
 
+/// A shared folder: `NAME/  N files  SIZE  tree1:ID`.
+fn folder_line(f: &FolderListed) -> String {
+    format!(
+        "{}/  {}  {}  {}",
+        printable(&f.name),
+        count(f.files as usize, "file", "files"),
+        human_bytes(f.size),
+        f.folder_id
+    )
+}
+
 /// `1 file`, `2 files`.
 fn count(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
@@ -525,7 +530,7 @@ fn download_line(d: &DownloadEntry) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::peer::event::{FolderListed, Info, PeerEntry, Problem};
+    use crate::peer::event::{Info, PeerEntry, Problem};
 
     #[test]
     fn json_has_a_type_field_and_snake_case_names() {
