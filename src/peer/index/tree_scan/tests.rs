@@ -223,3 +223,18 @@ fn the_same_tree_under_two_names_has_one_id() {
     assert_eq!(infos.len(), 2);
     assert_eq!(infos[0].id, infos[1].id);
 }
+
+#[test]
+fn a_second_scan_takes_a_trees_files_from_the_hash_cache() {
+    let fx = fixture();
+    let album = fx.shared.join("Album");
+    fs::create_dir_all(album.join("d")).unwrap();
+    fs::write(album.join("d/x"), bytes(5000, 4)).unwrap();
+    fs::write(album.join("y"), b"y").unwrap();
+    let (first, r1) = fx.scan();
+    assert_eq!(r1.hashed, 2);
+    let (second, r2) = fx.scan();
+    assert_eq!((r2.hashed, r2.from_cache), (0, 2));
+    assert_eq!(first.folder_infos(), second.folder_infos());
+    assert_eq!(second.folder_infos().len(), 1);
+}
