@@ -71,7 +71,8 @@ pub struct SharedIndex {
 #[derive(Debug)]
 pub struct SharedFolder {
     pub shape: TreeShape,
-    pub manifest: Option<FolderManifest>,
+    /// The manifest and its id (computed once: an id hashes the whole listing).
+    pub manifest: Option<(FolderManifest, FolderId)>,
     /// Index names of its files not indexed yet.
     missing: HashSet<String>,
 }
@@ -242,7 +243,10 @@ impl SharedIndex {
             .collect();
         // The shape passed check_listing in the scan, so this only fails if a file vanished.
         let manifest = entries.and_then(|e| FolderManifest::new(e).ok());
-        self.folders[at].manifest = manifest;
+        self.folders[at].manifest = manifest.map(|m| {
+            let id = m.id();
+            (m, id)
+        });
     }
 
     /// The folders shared as trees, sorted by name (with `manifest: None` while hashing).
@@ -255,11 +259,11 @@ impl SharedIndex {
         self.folders
             .iter()
             .filter_map(|f| {
-                let m = f.manifest.as_ref()?;
+                let (m, id) = f.manifest.as_ref()?;
                 let (files, size) = m.totals();
                 Some(FolderInfo {
                     name: f.shape.name.clone(),
-                    id: m.id(),
+                    id: *id,
                     entries: m.entries().len() as u64,
                     files,
                     size,
@@ -273,7 +277,8 @@ impl SharedIndex {
         self.folders
             .iter()
             .filter_map(|f| f.manifest.as_ref())
-            .find(|m| m.id() == *id)
+            .find(|(_, folder_id)| folder_id == id)
+            .map(|(m, _)| m)
     }
 
     fn rebuild_maps(&mut self) {
