@@ -235,6 +235,17 @@ impl Dir {
         Ok(())
     }
 
+    /// The names in this folder (not `.` and `..`), read through the descriptor, so they are
+    /// this folder's whatever its path names now.
+    pub fn read_names(&self) -> io::Result<Vec<std::ffi::OsString>> {
+        // Linux: the descriptor's entry in /proc is the opened folder itself, not a path to
+        // look up again.
+        let fd_path = format!("/proc/self/fd/{}", self.fd.as_raw_fd());
+        std::fs::read_dir(fd_path)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect()
+    }
+
     pub fn try_clone(&self) -> io::Result<Dir> {
         Ok(Dir {
             fd: self.fd.try_clone()?,

@@ -75,6 +75,28 @@ impl Candidate {
     }
 }
 
+/// A regular file found through a folder descriptor (`tree_scan.rs`), with the metadata
+/// `fstatat` gave without following anything. `Err((name, reason))` if it is too large.
+pub(super) fn regular_candidate(
+    name: String,
+    path: PathBuf,
+    st: &libc::stat,
+) -> Result<Candidate, (String, String)> {
+    let size = st.st_size as u64;
+    if size > MAX_FILE_SIZE {
+        let why = format!("{size} bytes, over the maximum of {MAX_FILE_SIZE}");
+        return Err((name, why));
+    }
+    Ok(Candidate {
+        name,
+        path,
+        size,
+        mtime_ns: i128::from(st.st_mtime) * 1_000_000_000 + i128::from(st.st_mtime_nsec),
+        dev: st.st_dev,
+        inode: st.st_ino,
+    })
+}
+
 /// A file's modification time in ns since the epoch: part of its identity.
 pub(super) fn mtime_ns(meta: &Metadata) -> i128 {
     i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec())

@@ -7,16 +7,20 @@
 //! `MAX_DEPTH` is skipped, and a tree with more than `MAX_ENTRIES` entries or with two entries
 //! that clash after case folding is not shared at all (with the reason). Files follow the
 //! symlink rules of `scan.rs` (a link to a regular file inside shared/ only); a symlink to a
-//! folder is never followed, so no link takes the walk out of shared/ or round a loop.
+//! folder is never followed, so no link takes the walk out of shared/ or round a loop. Each
+//! folder is opened from its parent's descriptor with `O_NOFOLLOW` (`folder::beneath::Dir`),
+//! listed and stat'ed through it: a folder swapped for a symlink while the walk runs is never
+//! walked through. (Hashing then opens each file by path and checks it is the inode found
+//! here, and serving checks it again before every read, as for top-level files.)
 //!
 //! A file of a tree is in the index under `FOLDER/PATH` (its path in the tree), so hashing,
 //! the hash cache and serving chunks by content id treat it as any other file.
 
-use super::scan::{Candidate, classify_path};
+use super::scan::{Candidate, classify_path, regular_candidate};
+use crate::peer::folder::beneath::Dir;
 use crate::peer::folder::path_rules::{
     EntryPath, Kind, MAX_DEPTH, MAX_ENTRIES, check_component, check_listing,
 };
-use std::fs;
 use std::path::Path;
 use unicode_normalization::UnicodeNormalization;
 
@@ -56,7 +60,17 @@ pub fn walk_tree(shared: &Path, canon: &Path, name: &str) -> TreeWalk {
         skipped: Vec::new(),
         over: false,
     };
-    w.walk(&shared.join(name), "", 1);
+    // Each folder is opened from its parent's descriptor without following a link, so a
+    // folder swapped for a symlink during the walk is refused, never walked out of shared/.
+    let opened = Dir::open_root(shared).and_then(|root| root.open_dir(name));
+    match opened {
+        Ok(dir) => {
+            w.walk(&dir, &shared.join(name), "", 1);
+        }
+        Err(e) => w
+            .skipped
+            .push((name.to_string(), format!("cannot open the folder: {e}"))),
+    }
     let refuse = |mut skipped: Vec<(String, String)>, why: String| {
         skipped.push((name.to_string(), why));
         TreeWalk {
@@ -95,19 +109,16 @@ struct Walker<'a> {
 }
 
 impl Walker<'_> {
-    /// Walks the folder `disk`, whose entries have paths `rel/NAME` (`NAME` at the top) and are
-    /// `depth` components deep. Whether anything beneath it is shared.
-    fn walk(&mut self, disk: &Path, rel: &str, depth: usize) -> bool {
+    /// Walks the folder `dir` (at `disk`), whose entries have paths `rel/NAME` (`NAME` at the
+    /// top) and are `depth` components deep. Whether anything beneath it is shared.
+    fn walk(&mut self, dir: &Dir, disk: &Path, rel: &str, depth: usize) -> bool {
         let top = self.top;
         let shown = |name: &str| match rel {
             "" => format!("{top}/{name}"),
             _ => format!("{top}/{rel}/{name}"),
         };
-        let mut names: Vec<_> = match fs::read_dir(disk) {
-            Ok(entries) => entries
-                .filter_map(|e| e.ok())
-                .map(|e| e.file_name())
-                .collect(),
+        let mut names = match dir.read_names() {
+            Ok(names) => names,
             Err(e) => {
                 self.skipped
                     .push((shown(""), format!("cannot list the folder: {e}")));
@@ -148,21 +159,43 @@ impl Walker<'_> {
                 }
             };
             let on_disk = disk.join(name);
-            let is_dir = fs::symlink_metadata(&on_disk).is_ok_and(|m| m.is_dir());
-            if is_dir {
-                if depth >= MAX_DEPTH {
-                    let why = format!("folder more than {MAX_DEPTH} levels deep");
+            let st = match dir.stat(name) {
+                Ok(Some(st)) => st,
+                Ok(None) => continue, // gone since it was listed
+                Err(e) => {
+                    let why = format!("cannot read its metadata: {e}");
                     self.skipped.push((shown(name), why));
                     continue;
                 }
-                if !self.walk(&on_disk, path.as_str(), depth + 1) {
-                    self.push(path, Kind::EmptyFolder);
-                }
-                any = true;
-                continue;
-            }
+            };
             let index_name = format!("{}/{}", self.top, path.as_str());
-            match classify_path(index_name, on_disk, self.canon) {
+            let found = match st.st_mode & libc::S_IFMT {
+                libc::S_IFDIR => {
+                    if depth >= MAX_DEPTH {
+                        let why = format!("folder more than {MAX_DEPTH} levels deep");
+                        self.skipped.push((shown(name), why));
+                        continue;
+                    }
+                    let sub = match dir.open_dir(name) {
+                        Ok(sub) => sub,
+                        Err(e) => {
+                            let why = format!("cannot open the folder: {e}");
+                            self.skipped.push((shown(name), why));
+                            continue;
+                        }
+                    };
+                    if !self.walk(&sub, &on_disk, path.as_str(), depth + 1) {
+                        self.push(path, Kind::EmptyFolder);
+                    }
+                    any = true;
+                    continue;
+                }
+                libc::S_IFREG => regular_candidate(index_name, on_disk, &st),
+                // A symlink: the rules of the top level (a regular file inside shared/ only).
+                libc::S_IFLNK => classify_path(index_name, on_disk, self.canon),
+                _ => Err((index_name, "not a regular file".to_string())),
+            };
+            match found {
                 Ok(c) => {
                     self.candidates.push(c);
                     self.push(path, Kind::File);

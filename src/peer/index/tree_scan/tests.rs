@@ -238,3 +238,39 @@ fn a_second_scan_takes_a_trees_files_from_the_hash_cache() {
     assert_eq!(first.folder_infos(), second.folder_infos());
     assert_eq!(second.folder_infos().len(), 1);
 }
+
+/// The walk reads each folder through the descriptor it opened, so a folder swapped for a
+/// symlink to elsewhere after it was opened is still walked as the folder it was (moved, but
+/// inside shared/): what the link points to is never listed. Path by path, the walk listed
+/// the link's target.
+#[test]
+fn a_folder_swapped_for_a_symlink_mid_walk_is_not_walked_through() {
+    let fx = fixture();
+    let outside = tempfile::tempdir().unwrap();
+    fs::write(outside.path().join("secret"), b"s").unwrap();
+    let album = fx.shared.join("Album");
+    fs::create_dir_all(&album).unwrap();
+    fs::write(album.join("real"), b"r").unwrap();
+    let canon = fs::canonicalize(&fx.shared).unwrap();
+    let opened = Dir::open_root(&fx.shared)
+        .unwrap()
+        .open_dir("Album")
+        .unwrap();
+    fs::rename(&album, fx.shared.join("Album.moved")).unwrap();
+    symlink(outside.path(), &album).unwrap();
+    let mut w = Walker {
+        canon: &canon,
+        top: "Album",
+        entries: Vec::new(),
+        candidates: Vec::new(),
+        skipped: Vec::new(),
+        over: false,
+    };
+    w.walk(&opened, &album, "", 1);
+    let listed: Vec<&str> = w.entries.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(listed, ["real"]);
+    // And the stat came through the descriptor: the real file's inode, not anything outside.
+    let real = fs::metadata(fx.shared.join("Album.moved/real")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(w.candidates[0].inode, real.ino());
+}
