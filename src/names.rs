@@ -26,13 +26,13 @@ pub const STATE_DIR_NAME: &str = ".p2p";
 
 /// Characters that reorder or hide text on display (bidirectional embeddings, overrides,
 /// isolates and marks). They make `evil\u{202E}txt.exe` look like `evilexe.txt`.
-fn is_bidi_control(c: char) -> bool {
+pub fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Characters that look like a path separator without being one on Unix. Harmless to the
 /// kernel, but they make a name read like a path to the user (or to another OS / a zip tool).
-fn is_slash_lookalike(c: char) -> bool {
+pub fn is_slash_lookalike(c: char) -> bool {
     matches!(
         c,
         '\u{FF0F}' // FULLWIDTH SOLIDUS
@@ -218,7 +218,7 @@ pub fn printable(text: &str) -> String {
 }
 
 /// `\xHH` for ASCII controls, `\u{hhhh}` for the others.
-fn escape_char(c: char) -> String {
+pub fn escape_char(c: char) -> String {
     if c.is_ascii() {
         format!("\\x{:02x}", c as u32)
     } else {
@@ -227,7 +227,7 @@ fn escape_char(c: char) -> String {
 }
 
 /// A name as quoted in an error: printable, and cut to a readable length.
-fn shown(name: &str) -> String {
+pub fn shown(name: &str) -> String {
     const MAX_SHOWN_CHARS: usize = 64;
     if name.chars().count() <= MAX_SHOWN_CHARS {
         printable(name)

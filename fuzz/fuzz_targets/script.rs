@@ -98,7 +98,9 @@ pub fn request_id(msg: &p2p::wire::Message) -> Option<u64> {
         | GetChunk { req, .. }
         | Chat { req, .. }
         | GetPeers { req }
-        | GetHave { req, .. } => Some(*req),
+        | GetHave { req, .. }
+        | ListFolders { req }
+        | GetFolder { req, .. } => Some(*req),
         _ => None,
     }
 }

@@ -623,7 +623,12 @@ mod tests {
         let start = protocol
             .find("### 8.4 Content ids")
             .expect("§8.4 is in PROTOCOL.md");
-        let end = start + protocol[start..].find("\n## 9.").expect("§9 follows");
+        // §8.5 (folders) follows; it has its own check (`folder/manifest/tests.rs`).
+        let end = start
+            + protocol[start..]
+                .find("\n### 8.5")
+                .or_else(|| protocol[start..].find("\n## 9."))
+                .expect("§8.5 or §9 follows");
         let section = &protocol[start..end];
 
         let three: Vec<u8> = (0..2 * 262_144 + 1).map(|i| (i % 251) as u8).collect();

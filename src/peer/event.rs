@@ -78,6 +78,16 @@ pub struct FileEntry {
     pub sha256: String,
 }
 
+/// A top-level folder in a `files` answer: its name, folder id (`tree1:`, PROTOCOL.md §8.5),
+/// how many files it holds and their total size.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FolderListed {
+    pub name: String,
+    pub folder_id: String,
+    pub files: u64,
+    pub size: u64,
+}
+
 /// One content found by `search`: its names, size, content id and SHA-256, and the peers
 /// that have it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -166,13 +176,19 @@ pub enum Event {
         tracker_unreachable: bool,
     },
     /// Answer to `files PEER`.
-    Files { peer: String, files: Vec<FileEntry> },
+    Files {
+        peer: String,
+        files: Vec<FileEntry>,
+        folders: Vec<FolderListed>,
+    },
     /// Answer to `shared`: the files in the shared folder, and (`seeding`) files downloaded
     /// by this run that it also serves until it restarts.
     Shared {
         dir: String,
         files: Vec<FileEntry>,
         seeding: Vec<FileEntry>,
+        /// The folders shared as trees whose every file is hashed.
+        folders: Vec<FolderListed>,
     },
     /// Answer to `search TEXT` (`asked`: how many peers were asked).
     Search {

@@ -13,7 +13,9 @@
 //! scan stops within one chunk read and still ends with `Finished { cancelled: true }`, having
 //! saved what it hashed in the cache, so the next scan does not hash those files again.
 
-use super::index::{Candidate, SharedFile, Unhashed, hash_candidate, plan_scan, save_cache};
+use super::index::{
+    Candidate, SharedFile, TreeShape, Unhashed, hash_candidate, plan_scan, save_cache,
+};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,6 +44,8 @@ pub enum Report {
         ready: Vec<SharedFile>,
         to_hash: Vec<(String, u64)>,
         skipped: Vec<(String, String)>,
+        /// The folders shared as trees (`SharedIndex::set_folders`).
+        folders: Vec<TreeShape>,
     },
     /// `done` of the `size` bytes of `file` are hashed (0 when it starts).
     Progress {
@@ -251,6 +255,7 @@ fn run_scan(job: &Job, out: &Outbox, progress_every: Duration) {
             .map(|c| (c.name().to_string(), c.size()))
             .collect(),
         skipped: plan.skipped,
+        folders: plan.folders,
     });
     let mut hashed_any = false;
     let mut unsaved = false;

@@ -18,7 +18,7 @@ use super::event::{Event, Notice, Problem, Warning};
 use super::frontend::{Progress, ProgressOf};
 use super::hash_worker::{HashWorker, JobId, Report};
 use super::hashing_state::{Scan, Tally};
-use super::index::{SharedFile, SharedIndex};
+use super::index::{SharedFile, SharedIndex, TreeShape};
 use super::node::PeerNode;
 use super::op::Op;
 use std::time::{Duration, Instant};
@@ -151,8 +151,9 @@ impl PeerNode {
                 ready,
                 to_hash,
                 skipped,
+                folders,
                 ..
-            } => self.scan_listed(at, ready, to_hash, skipped, now),
+            } => self.scan_listed(at, ready, to_hash, skipped, folders, now),
             Report::Progress { file, done, .. } => {
                 self.hashing.scans[at].tally.progress(&file, done);
                 self.show_hashing(at, now);
@@ -178,12 +179,14 @@ impl PeerNode {
         ready: Vec<SharedFile>,
         to_hash: Vec<(String, u64)>,
         skipped: Vec<(String, String)>,
+        folders: Vec<TreeShape>,
         now: Instant,
     ) {
         let scan = &mut self.hashing.scans[at];
         scan.tally.listed(ready.len(), to_hash, now);
         let (job, total, files) = (scan.handle.job, scan.tally.total, scan.tally.left.len());
         self.index = SharedIndex::from_files(ready);
+        self.index.set_folders(folders);
         for (file, reason) in skipped {
             self.ui.event(&Event::Skipped { file, reason });
         }

@@ -18,18 +18,22 @@ mod chunk_read;
 pub(crate) mod fixture;
 mod hash_cache;
 mod scan;
+mod tree_scan;
 
 pub use chunk_read::MAX_OPEN_FILES;
 pub use hash_cache::{CACHE_VERSION, CACHE_VERSION_1, save_cache};
 pub use scan::{Candidate, SharedFile, Unhashed, hash_candidate, hash_path};
+pub use tree_scan::TreeShape;
 
 use crate::peer::content_id::ContentId;
+use crate::peer::folder::manifest::{Entry, EntryKind, FolderManifest};
+use crate::peer::folder::path_rules::Kind;
 use crate::peer::manifest::Manifest;
 #[cfg(test)]
 use crate::wire::Sha256;
-use crate::wire::{ErrorCode, FileInfo};
+use crate::wire::{ErrorCode, FileInfo, FolderId, FolderInfo};
 use hash_cache::{CacheKey, Cached};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::Path;
 
@@ -58,6 +62,19 @@ pub struct SharedIndex {
     by_id: HashMap<ContentId, usize>,
     /// Open handles for `read_chunk` (`chunk_read.rs`).
     open: chunk_read::OpenFiles,
+    /// The folders shared as trees, sorted by name.
+    folders: Vec<SharedFolder>,
+}
+
+/// A folder of shared/ shared as a tree: its shape from the scan, and its manifest once every
+/// file in it is indexed (until then it is not offered: its id would not be the tree's).
+#[derive(Debug)]
+pub struct SharedFolder {
+    pub shape: TreeShape,
+    /// The manifest and its id (computed once: an id hashes the whole listing).
+    pub manifest: Option<(FolderManifest, FolderId)>,
+    /// Index names of its files not indexed yet.
+    missing: HashSet<String>,
 }
 
 impl SharedIndex {
@@ -100,7 +117,9 @@ impl SharedIndex {
         report.files = files.len();
         report.skipped.sort();
         report.cache_error = save_cache(cache_path, &files, report.hashed > 0);
-        Ok((SharedIndex::from_files(files), report))
+        let mut index = SharedIndex::from_files(files);
+        index.set_folders(plan.folders);
+        Ok((index, report))
     }
 
     /// An index of these files (any order; names must be unique).
@@ -121,6 +140,14 @@ impl SharedIndex {
     /// them: the hash worker inserts every file of a scan one by one, and rebuilding made a
     /// scan of 14,000 small files take seconds of the reactor's time (quadratic hashing).
     pub fn insert(&mut self, file: SharedFile) {
+        let name = file.name.clone();
+        self.insert_file(file);
+        if let Some((top, _)) = name.split_once('/') {
+            self.folder_file_indexed(top, &name);
+        }
+    }
+
+    fn insert_file(&mut self, file: SharedFile) {
         match self
             .files
             .binary_search_by(|f| f.name.as_str().cmp(&file.name))
@@ -144,6 +171,114 @@ impl SharedIndex {
                 self.files.insert(at, file);
             }
         }
+    }
+
+    /// Shares these folders as trees (from a scan); each is offered once all its files are in
+    /// the index.
+    pub fn set_folders(&mut self, mut shapes: Vec<TreeShape>) {
+        shapes.sort_by(|a, b| a.name.cmp(&b.name));
+        self.folders = shapes
+            .into_iter()
+            .map(|shape| {
+                let missing = shape
+                    .entries
+                    .iter()
+                    .filter(|(_, kind)| *kind == Kind::File)
+                    .map(|(path, _)| shape.index_name(path))
+                    .filter(|name| self.by_name(name).is_none())
+                    .collect();
+                SharedFolder {
+                    shape,
+                    manifest: None,
+                    missing,
+                }
+            })
+            .collect();
+        for at in 0..self.folders.len() {
+            self.build_folder(at);
+        }
+    }
+
+    /// The file `name` of the folder `top` was indexed (new, or hashed again): the folder's
+    /// manifest is built, or built again, once nothing in it is missing.
+    fn folder_file_indexed(&mut self, top: &str, name: &str) {
+        let Ok(at) = self
+            .folders
+            .binary_search_by(|f| f.shape.name.as_str().cmp(top))
+        else {
+            return;
+        };
+        let folder = &mut self.folders[at];
+        let was_missing = folder.missing.remove(name);
+        if was_missing || folder.manifest.is_some() {
+            self.build_folder(at);
+        }
+    }
+
+    fn build_folder(&mut self, at: usize) {
+        let folder = &self.folders[at];
+        if !folder.missing.is_empty() {
+            return;
+        }
+        let entries: Option<Vec<Entry>> = folder
+            .shape
+            .entries
+            .iter()
+            .map(|(path, kind)| {
+                let kind = match kind {
+                    Kind::EmptyFolder => EntryKind::EmptyFolder,
+                    Kind::File => {
+                        let f = self.by_name(&folder.shape.index_name(path))?;
+                        EntryKind::File {
+                            size: f.size(),
+                            id: f.content_id,
+                        }
+                    }
+                };
+                Some(Entry {
+                    path: path.clone(),
+                    kind,
+                })
+            })
+            .collect();
+        // The shape passed check_listing in the scan, so this only fails if a file vanished.
+        let manifest = entries.and_then(|e| FolderManifest::new(e).ok());
+        self.folders[at].manifest = manifest.map(|m| {
+            let id = m.id();
+            (m, id)
+        });
+    }
+
+    /// The folders shared as trees, sorted by name (with `manifest: None` while hashing).
+    pub fn folders(&self) -> &[SharedFolder] {
+        &self.folders
+    }
+
+    /// The folders as a `Folders` answer lists them: those whose every file is indexed.
+    pub fn folder_infos(&self) -> Vec<FolderInfo> {
+        self.folders
+            .iter()
+            .filter_map(|f| {
+                let (m, id) = f.manifest.as_ref()?;
+                let (files, size) = m.totals();
+                Some(FolderInfo {
+                    name: f.shape.name.clone(),
+                    id: *id,
+                    entries: m.entries().len() as u64,
+                    files,
+                    size,
+                })
+            })
+            .collect()
+    }
+
+    /// The manifest of a shared folder with this id.
+    pub fn folder_by_id(&self, id: &FolderId) -> Option<&FolderManifest> {
+        self.folders
+            .iter()
+            .filter_map(|f| f.manifest.as_ref())
+            .find(|(_, folder_id)| folder_id == id)
+            .map(|(m, _)| m)
     }
 
     fn rebuild_maps(&mut self) {
@@ -185,10 +320,12 @@ impl SharedIndex {
         &self.files
     }
 
-    /// The files as a `Files` answer lists them.
+    /// The files as a `Files` answer lists them: those directly in shared/ (a file of a tree
+    /// is listed with its folder, `folder_infos`).
     pub fn file_infos(&self) -> Vec<FileInfo> {
         self.files
             .iter()
+            .filter(|f| !f.name.contains('/'))
             .map(|f| FileInfo {
                 name: f.name.clone(),
                 size: f.manifest.size,
@@ -312,6 +449,8 @@ pub struct ScanPlan {
     pub to_hash: Vec<Candidate>,
     /// (name, reason) for every entry not shared, sorted.
     pub skipped: Vec<(String, String)>,
+    /// The folders shared as trees (their files are in `ready` and `to_hash`).
+    pub folders: Vec<TreeShape>,
 }
 
 /// Lists `dir` and splits its shareable files into those the cache at `cache_path` knows
@@ -319,11 +458,21 @@ pub struct ScanPlan {
 /// Errors only if `dir` itself cannot be resolved or listed.
 pub fn plan_scan(dir: &Path, cache_path: &Path) -> io::Result<ScanPlan> {
     let scan::Listing {
-        candidates,
-        skipped,
+        mut candidates,
+        mut skipped,
+        folders,
     } = scan::list_folder(dir)?;
+    let canon = std::fs::canonicalize(dir)?;
+    let mut shapes = Vec::new();
+    for name in folders {
+        let walk = tree_scan::walk_tree(dir, &canon, &name);
+        candidates.extend(walk.candidates);
+        skipped.extend(walk.skipped);
+        shapes.extend(walk.shape);
+    }
     let mut plan = ScanPlan {
         skipped,
+        folders: shapes,
         ..ScanPlan::default()
     };
     let mut cache = hash_cache::load_cache(cache_path);

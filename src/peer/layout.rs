@@ -34,4 +34,6 @@ pub fn resume_dir(downloads: &Path) -> PathBuf {
 pub fn clean_crash_leftovers(downloads: &Path) {
     state_file::clean_stale_temps(&state_dir(downloads));
     state_file::clean_stale_temps(&resume_dir(downloads));
+    // Folder downloads' records (`folder/record.rs`).
+    state_file::clean_stale_temps(&state_dir(downloads).join("folders"));
 }

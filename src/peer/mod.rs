@@ -14,6 +14,8 @@ mod exchange_glue;
 pub mod file_hasher;
 mod find;
 mod find_state;
+pub mod folder;
+mod folder_serving;
 pub mod frontend;
 mod get;
 pub mod hash_worker;

@@ -63,6 +63,8 @@ pub enum Op {
         peer: String,
         step: Step,
         deadline: Instant,
+        /// The peer's files, once listed: then its folders are asked for (`ListFolders`).
+        listed: Option<Vec<FileInfo>>,
     },
     Get {
         peer: String,

@@ -6,10 +6,10 @@
 //! `search` and `get FILE` are `find.rs`.
 
 use super::command::Command;
-use super::event::{Event, Failure, FileEntry, Info, Problem};
+use super::event::{Event, Failure, FileEntry, FolderListed, Info, Problem};
 use super::find_state::FindFor;
 use super::frontend::Progress;
-use super::node::{Mode, PeerNode};
+use super::node::{Mode, PeerNode, Purpose};
 use super::op::{Op, STEP_TIMEOUT, Step};
 use super::session::MAX_CHAT_LEN;
 use crate::reactor::ConnId;
@@ -41,6 +41,7 @@ impl PeerNode {
                     peer,
                     step,
                     deadline,
+                    listed: None,
                 })
             }
             Command::Get { peer, file, query } => self.start_get(peer, file, query, now),
@@ -181,7 +182,29 @@ impl PeerNode {
         }
         let Some(op) = self.op.take() else { return };
         match (op, msg) {
-            (Op::Files { peer, .. }, Message::Files { files, .. }) => {
+            (
+                Op::Files {
+                    peer, listed: None, ..
+                },
+                Message::Files { files, .. },
+            ) => {
+                // Then its folders, on the same connection (PROTOCOL.md §8.5).
+                self.request(conn, Purpose::Op, |req| Message::ListFolders { req });
+                self.op = Some(Op::Files {
+                    peer,
+                    step: Step::Asked(conn),
+                    deadline: now + STEP_TIMEOUT,
+                    listed: Some(files),
+                });
+            }
+            (
+                Op::Files {
+                    peer,
+                    listed: Some(files),
+                    ..
+                },
+                Message::Folders { folders, .. },
+            ) => {
                 let files = files
                     .into_iter()
                     .map(|f| FileEntry {
@@ -191,7 +214,20 @@ impl PeerNode {
                         sha256: f.sha256.to_string(),
                     })
                     .collect();
-                self.ui.event(&Event::Files { peer, files });
+                let folders = folders
+                    .into_iter()
+                    .map(|f| FolderListed {
+                        name: f.name,
+                        folder_id: f.id.to_string(),
+                        files: f.files,
+                        size: f.size,
+                    })
+                    .collect();
+                self.ui.event(&Event::Files {
+                    peer,
+                    files,
+                    folders,
+                });
             }
             (Op::Msg { peer, .. }, Message::ChatOk { .. }) => {
                 self.ui.event(&Event::MessageDelivered { to: peer });
@@ -312,6 +348,8 @@ impl PeerNode {
                 .index
                 .files()
                 .iter()
+                // A file of a shared tree is shown with its folder, below.
+                .filter(|f| !f.name.contains('/'))
                 .partition(|f| f.path.parent() == Some(self.cfg.shared_dir.as_path()));
             let entry = |f: &super::index::SharedFile| FileEntry {
                 name: f.name.clone(),
@@ -324,11 +362,23 @@ impl PeerNode {
                 elsewhere.into_iter().map(entry).collect(),
             )
         };
+        let folders = self
+            .index
+            .folder_infos()
+            .into_iter()
+            .map(|f| FolderListed {
+                name: f.name,
+                folder_id: f.id.to_string(),
+                files: f.files,
+                size: f.size,
+            })
+            .collect();
         let dir = self.cfg.shared_dir.display().to_string();
         self.ui.event(&Event::Shared {
             dir,
             files,
             seeding,
+            folders,
         });
         self.note_hashing();
     }

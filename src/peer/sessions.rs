@@ -150,12 +150,16 @@ impl PeerNode {
                 self.send(conn, &Message::ChatOk { req });
             }
             Message::GetPeers { req } => self.serve_peers(conn, req, now),
+            Message::ListFolders { req } => self.serve_folders(conn, req),
+            Message::GetFolder { req, id, start } => self.serve_folder(conn, req, id, start),
             Message::Files { req, .. }
             | Message::PeerList { req, .. }
             | Message::Manifest { req, .. }
             | Message::Chunk { req, .. }
             | Message::ChatOk { req }
             | Message::Have { req, .. }
+            | Message::Folders { req, .. }
+            | Message::Folder { req, .. }
             | Message::Error { req: Some(req), .. } => self.answer(conn, req, msg, now),
             Message::Error {
                 req: None, message, ..

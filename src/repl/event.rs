@@ -5,7 +5,7 @@
 
 use super::text::{human_bytes, human_rate, info_text, notice_text, problem_text, warning_text};
 use crate::names::printable;
-use crate::peer::event::{DownloadEntry, Event, Failure, FileEntry};
+use crate::peer::event::{DownloadEntry, Event, Failure, FileEntry, FolderListed};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -199,19 +199,26 @@ pub fn human_lines(event: &Event) -> Vec<String> {
                 })
                 .collect()
         }
-        Event::Files { peer, files } => {
-            if files.is_empty() {
+        Event::Files {
+            peer,
+            files,
+            folders,
+        } => {
+            if files.is_empty() && folders.is_empty() {
                 return vec![format!("{peer} shares no files")];
             }
-            files.iter().map(file_line).collect()
+            let folder_lines = folders.iter().map(folder_line);
+            folder_lines.chain(files.iter().map(file_line)).collect()
         }
         Event::Shared {
             dir,
             files,
             seeding,
+            folders,
         } => {
-            let mut lines: Vec<String> = files.iter().map(file_line).collect();
-            if files.is_empty() {
+            let mut lines: Vec<String> = folders.iter().map(folder_line).collect();
+            lines.extend(files.iter().map(file_line));
+            if files.is_empty() && folders.is_empty() {
                 lines.push(format!("no files shared (put some in {dir})"));
             }
             if !seeding.is_empty() {
@@ -432,6 +439,17 @@ fn file_line(f: &FileEntry) -> String {
         human_bytes(f.size),
         f.content_id,
         f.sha256
+    )
+}
+
+/// A shared folder: `NAME/  N files  SIZE  tree1:ID`.
+fn folder_line(f: &FolderListed) -> String {
+    format!(
+        "{}/  {}  {}  {}",
+        printable(&f.name),
+        count(f.files as usize, "file", "files"),
+        human_bytes(f.size),
+        f.folder_id
     )
 }
 
@@ -730,8 +748,23 @@ mod tests {
                 content_id: "cid1:11".into(),
                 sha256: "00".into(),
             }],
+            folders: vec![FolderListed {
+                name: "Album".into(),
+                folder_id: "tree1:22".into(),
+                files: 12,
+                size: 3 << 20,
+            }],
         };
-        assert_eq!(human_lines(&e), vec!["a  1.5 KiB  cid1:11  00"]);
+        assert_eq!(
+            human_lines(&e),
+            vec![
+                "Album/  12 files  3.0 MiB  tree1:22",
+                "a  1.5 KiB  cid1:11  00"
+            ]
+        );
+        let v: serde_json::Value = serde_json::from_str(&to_json(&e)).unwrap();
+        assert_eq!(v["folders"][0]["name"], "Album");
+        assert_eq!(v["folders"][0]["files"], 12);
         let joined = |others| Event::SourceJoined {
             file: "f".into(),
             peer: "Alice".into(),

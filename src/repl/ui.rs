@@ -156,7 +156,7 @@ impl Ui {
                     }
                 }
             }
-            Event::Files { peer, files } => {
+            Event::Files { peer, files, .. } => {
                 c.files
                     .insert(peer.clone(), files.iter().map(|f| f.name.clone()).collect());
             }

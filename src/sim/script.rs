@@ -473,6 +473,10 @@ fn answer(
             req,
             peers: Vec::new(),
         },
+        Message::ListFolders { req } => Message::Folders {
+            req,
+            folders: Vec::new(),
+        },
         _ => return Answer::Nothing,
     };
     Answer::Reply(reply)

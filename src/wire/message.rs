@@ -101,6 +101,38 @@ pub struct FileInfo {
     pub partial: bool,
 }
 
+/// A shared folder's id (PROTOCOL.md §8.5): SHA-256 over its sorted entries (relative paths,
+/// sizes, content ids), so it commits to the whole tree but not to the folder's name.
+/// Serialized as a 32-byte CBOR byte string. How it is computed: `peer::folder::manifest`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FolderId(#[serde(with = "serde_bytes")] pub [u8; 32]);
+
+/// One top-level shared folder as a peer lists it (`Folders`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolderInfo {
+    /// The folder's name in the lister's shared/ (a display hint, checked as a file name).
+    pub name: String,
+    pub id: FolderId,
+    /// Entries in its listing (files and empty folders): what `GetFolder` pages through.
+    pub entries: u64,
+    /// Files in the tree, and their total size in bytes.
+    pub files: u64,
+    pub size: u64,
+}
+
+/// One entry of a folder's listing (`Folder`): a file, or a folder with nothing in it (a
+/// folder with entries is implied by their paths).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolderEntry {
+    /// Relative path, components joined by `/` (PROTOCOL.md §9.3 says which are allowed).
+    pub path: String,
+    /// The file's size; 0 for an empty folder.
+    pub size: u64,
+    /// The file's content id; absent for an empty folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<ContentId>,
+}
+
 fn is_false(b: &bool) -> bool {
     !*b
 }
@@ -231,6 +263,33 @@ pub enum Message {
         #[serde(with = "serde_bytes")]
         bitmap: Vec<u8>,
     },
+
+    // ---- shared folders (peer -> peer, PROTOCOL.md §8.5) ----------------------------------------
+    /// Asks for the top-level folders the other side shares.
+    ListFolders {
+        req: u64,
+    },
+    /// The answer to `ListFolders`.
+    Folders {
+        req: u64,
+        folders: Vec<FolderInfo>,
+    },
+    /// Asks for a folder's listing from entry `start` on (a listing larger than one frame is
+    /// fetched in pages).
+    GetFolder {
+        req: u64,
+        id: FolderId,
+        start: u64,
+    },
+    /// One page of a folder's listing: entries `start` to `start + entries.len() - 1` of
+    /// `total`, in the listing's order.
+    Folder {
+        req: u64,
+        id: FolderId,
+        total: u64,
+        start: u64,
+        entries: Vec<FolderEntry>,
+    },
 }
 
 impl Message {
@@ -271,7 +330,11 @@ impl Message {
             | Message::GetPeers { req }
             | Message::PeerList { req, .. }
             | Message::GetHave { req, .. }
-            | Message::Have { req, .. } => Some(*req),
+            | Message::Have { req, .. }
+            | Message::ListFolders { req }
+            | Message::Folders { req, .. }
+            | Message::GetFolder { req, .. }
+            | Message::Folder { req, .. } => Some(*req),
             Message::Error { req, .. } => *req,
             Message::Hello { .. } | Message::Heartbeat | Message::Unregister => None,
         }
@@ -300,6 +363,10 @@ impl Message {
             Message::PeerList { .. } => "PeerList",
             Message::GetHave { .. } => "GetHave",
             Message::Have { .. } => "Have",
+            Message::ListFolders { .. } => "ListFolders",
+            Message::Folders { .. } => "Folders",
+            Message::GetFolder { .. } => "GetFolder",
+            Message::Folder { .. } => "Folder",
         }
     }
 }

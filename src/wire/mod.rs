@@ -13,5 +13,6 @@ mod examples;
 pub use chunk::{ChunkRef, chunk_frame_head, parse_chunk, recycle_chunk_buffer};
 pub use frame::{FrameDecoder, FrameError, MAX_FRAME_LEN, decode_message, encode_message};
 pub use message::{
-    ContentId, ErrorCode, FileInfo, Message, PROTOCOL_VERSION, PeerId, PeerInfo, Sha256,
+    ContentId, ErrorCode, FileInfo, FolderEntry, FolderId, FolderInfo, Message, PROTOCOL_VERSION,
+    PeerId, PeerInfo, Sha256,
 };

@@ -255,6 +255,10 @@ fn serve(s: &Shared, tcp: TcpStream) -> io::Result<()> {
                 Message::Chunk { req, index, data }
             }
             Message::Chat { req, .. } => Message::ChatOk { req },
+            Message::ListFolders { req } => Message::Folders {
+                req,
+                folders: Vec::new(),
+            },
             Message::GetPeers { req } => Message::PeerList {
                 req,
                 peers: Vec::new(),

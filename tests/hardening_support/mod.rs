@@ -440,6 +440,10 @@ fn serve(
                 complete: true,
                 bitmap: Vec::new(),
             },
+            Message::ListFolders { req } => Message::Folders {
+                req,
+                folders: Vec::new(),
+            },
             _ => continue,
         };
         if send(&mut s, &reply).is_err() {

@@ -2,10 +2,10 @@
 //! inside), and hashing one file while making sure it did not change meanwhile. A leaf of
 //! `index/`: it imports none of the other files here.
 //!
-//! Only regular files directly inside the folder are shared. A symlink is shared only when its
-//! canonical target is a regular file inside the canonical folder, and since reads check the
-//! inode (`chunk_read.rs`), swapping a symlink after the scan cannot make us serve anything
-//! else.
+//! Regular files directly inside the folder are shared; the folders directly inside are named
+//! here and walked as trees by `tree_scan.rs`. A symlink is shared only when its canonical
+//! target is a regular file inside the canonical folder, and since reads check the inode
+//! (`chunk_read.rs`), swapping a symlink after the scan cannot make us serve anything else.
 
 use crate::names::{check_file_name, has_partial_suffix};
 use crate::peer::content_id::ContentId;
@@ -75,6 +75,28 @@ impl Candidate {
     }
 }
 
+/// A regular file found through a folder descriptor (`tree_scan.rs`), with the metadata
+/// `fstatat` gave without following anything. `Err((name, reason))` if it is too large.
+pub(super) fn regular_candidate(
+    name: String,
+    path: PathBuf,
+    st: &libc::stat,
+) -> Result<Candidate, (String, String)> {
+    let size = st.st_size as u64;
+    if size > MAX_FILE_SIZE {
+        let why = format!("{size} bytes, over the maximum of {MAX_FILE_SIZE}");
+        return Err((name, why));
+    }
+    Ok(Candidate {
+        name,
+        path,
+        size,
+        mtime_ns: i128::from(st.st_mtime) * 1_000_000_000 + i128::from(st.st_mtime_nsec),
+        dev: st.st_dev,
+        inode: st.st_ino,
+    })
+}
+
 /// A file's modification time in ns since the epoch: part of its identity.
 pub(super) fn mtime_ns(meta: &Metadata) -> i128 {
     i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec())
@@ -107,7 +129,18 @@ fn classify(
     if let Err(e) = check_file_name(name) {
         return skip(e);
     }
-    let path = dir.join(name);
+    classify_path(name.to_string(), dir.join(name), canon_dir)
+}
+
+/// Decides whether the entry at `path`, shared as `name`, is a shareable file (its name is
+/// already checked): a regular file, or a symlink whose canonical target is a regular file
+/// inside `canon_dir` (never a partial download). `Err((name, reason))` if not.
+pub(super) fn classify_path(
+    name: String,
+    path: PathBuf,
+    canon_dir: &Path,
+) -> Result<Candidate, (String, String)> {
+    let skip = |why: String| Err((name.clone(), why));
     let link_meta = match fs::symlink_metadata(&path) {
         Ok(m) => m,
         Err(e) => return skip(format!("cannot read its metadata: {e}")),
@@ -136,7 +169,8 @@ fn classify(
             Err(e) => return skip(format!("broken symlink: {e}")),
         }
     } else if link_meta.is_dir() {
-        return skip("directory (subfolders are not shared)".to_string());
+        // Top-level folders are walked by `tree_scan` before they get here.
+        return skip("directory".to_string());
     } else if !link_meta.is_file() {
         return skip("not a regular file".to_string());
     } else {
@@ -149,7 +183,7 @@ fn classify(
         ));
     }
     Ok(Candidate {
-        name: name.to_string(),
+        name,
         path,
         size: meta.len(),
         mtime_ns: mtime_ns(&meta),
@@ -163,13 +197,26 @@ fn classify(
 pub(super) struct Listing {
     pub candidates: Vec<Candidate>,
     pub skipped: Vec<(String, String)>,
+    /// Names of the folders directly inside, walked next as trees (`tree_scan.rs`).
+    pub folders: Vec<String>,
+}
+
+/// The name of a folder (not a symlink to one) directly inside `dir` that is shared as a tree:
+/// UTF-8, not hidden, a plain file name.
+fn folder_name(dir: &Path, os_name: &std::ffi::OsStr) -> Option<String> {
+    let name = os_name.to_str()?;
+    if name.starts_with('.') || check_file_name(name).is_err() {
+        return None;
+    }
+    let meta = fs::symlink_metadata(dir.join(name)).ok()?;
+    meta.is_dir().then(|| name.to_string())
 }
 
 /// Lists `dir`; see [`super::SharedIndex::scan`] for what is skipped and why. Errors only if
 /// `dir` itself cannot be resolved or listed.
 pub(super) fn list_folder(dir: &Path) -> io::Result<Listing> {
     let canon_dir = fs::canonicalize(dir)?;
-    let (mut candidates, mut skipped) = (Vec::new(), Vec::new());
+    let (mut candidates, mut skipped, mut folders) = (Vec::new(), Vec::new(), Vec::new());
     for entry in fs::read_dir(dir)? {
         let entry = match entry {
             Ok(e) => e,
@@ -181,6 +228,10 @@ pub(super) fn list_folder(dir: &Path) -> io::Result<Listing> {
                 continue;
             }
         };
+        if let Some(name) = folder_name(dir, &entry.file_name()) {
+            folders.push(name);
+            continue;
+        }
         match classify(dir, &canon_dir, &entry.file_name()) {
             Ok(c) => candidates.push(c),
             Err((name, why)) => skipped.push((name, why)),
@@ -189,6 +240,7 @@ pub(super) fn list_folder(dir: &Path) -> io::Result<Listing> {
     Ok(Listing {
         candidates,
         skipped,
+        folders,
     })
 }
 
@@ -338,7 +390,9 @@ mod tests {
 
         let (index, r) = fx.scan();
         let names: Vec<&str> = index.files().iter().map(|f| f.name.as_str()).collect();
-        assert_eq!(names, ["visible.txt"]);
+        // A folder is shared as a tree (issue 15): its file is indexed under its path.
+        assert_eq!(names, ["subdir/inner.txt", "visible.txt"]);
+        assert_eq!(index.folder_infos()[0].name, "subdir");
         assert!(skip_reason(&r, ".hidden").unwrap().contains("hidden"));
         assert!(skip_reason(&r, ".x.p2p-part").unwrap().contains("hidden"));
         assert!(
@@ -349,13 +403,13 @@ mod tests {
         assert!(skip_reason(&r, "trailing.").unwrap().contains("dot"));
         assert!(skip_reason(&r, "colon:name").unwrap().contains("':'"));
         assert!(skip_reason(&r, "esc\x1b[31m").unwrap().contains("\\x1b"));
-        assert!(skip_reason(&r, "subdir").unwrap().contains("directory"));
+        assert!(skip_reason(&r, "subdir").is_none());
         assert!(
             skip_reason(&r, "bad\u{fffd}name")
                 .unwrap()
                 .contains("UTF-8")
         );
-        assert_eq!(r.skipped.len(), 8, "{:?}", r.skipped);
+        assert_eq!(r.skipped.len(), 7, "{:?}", r.skipped);
     }
 
     #[test]
@@ -388,7 +442,16 @@ mod tests {
 
         let (index, r) = fx.scan();
         let names: Vec<&str> = index.files().iter().map(|f| f.name.as_str()).collect();
-        assert_eq!(names, ["deep-link", "link.txt", "real.txt", "roundtrip"]);
+        assert_eq!(
+            names,
+            [
+                "deep-link",
+                "link.txt",
+                "real.txt",
+                "roundtrip",
+                "sub/deep.txt"
+            ]
+        );
         assert_eq!(
             index.by_name("link.txt").unwrap().manifest.sha256,
             Sha256::of(b"real content")

@@ -5,6 +5,7 @@
 mod content_ids;
 mod discovery;
 mod downloads;
+mod folders;
 mod harness;
 mod lan;
 mod round_trips;

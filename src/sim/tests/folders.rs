@@ -1,0 +1,88 @@
+//! Folders shared as trees (issue 15) in fake time: `files PEER` lists a peer's top-level
+//! folders with the folder id the listing rules give, and the same tree under two names, on
+//! two peers, has one id. (Process test: `tests/folders.rs`.)
+
+use super::pseudo_random;
+use crate::peer::event::Event;
+use crate::peer::folder::manifest::{Entry, EntryKind, FolderManifest};
+use crate::peer::folder::path_rules::EntryPath;
+use crate::peer::index::fixture::cid;
+use crate::sim::peers::Dirs;
+use crate::sim::{PeerSpec, Sim};
+use crate::tracker::TrackerConfig;
+use std::time::Duration;
+
+fn write_tree(dirs: &Dirs, top: &str, files: &[(&str, Vec<u8>)]) {
+    for (path, bytes) in files {
+        let p = dirs.shared.join(top).join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+    std::fs::create_dir_all(dirs.shared.join(top).join("empty")).unwrap();
+}
+
+fn expected_id(files: &[(&str, Vec<u8>)]) -> String {
+    let mut entries: Vec<Entry> = files
+        .iter()
+        .map(|(p, b)| Entry {
+            path: EntryPath::parse(p).unwrap(),
+            kind: EntryKind::File {
+                size: b.len() as u64,
+                id: cid(b),
+            },
+        })
+        .collect();
+    entries.push(Entry {
+        path: EntryPath::parse("empty").unwrap(),
+        kind: EntryKind::EmptyFolder,
+    });
+    entries.sort_by(|a, b| a.path.as_str().cmp(b.path.as_str()));
+    FolderManifest::new(entries).unwrap().id().to_string()
+}
+
+#[test]
+fn files_lists_folders_and_one_tree_has_one_id_under_any_name_on_any_peer() {
+    let files = vec![
+        ("a/b/c.bin", pseudo_random(70_000, 1)),
+        ("a/zero", Vec::new()),
+        ("ü ber/x", b"x".to_vec()),
+    ];
+    let mut sim = Sim::new();
+    sim.add_tracker(TrackerConfig::default());
+    let alice_dirs = Dirs::new();
+    write_tree(&alice_dirs, "Album", &files);
+    sim.add_peer(PeerSpec::new("Alice").dirs(&alice_dirs));
+    let carol_dirs = Dirs::new();
+    write_tree(&carol_dirs, "Copy of album", &files);
+    sim.add_peer(PeerSpec::new("Carol").dirs(&carol_dirs));
+    let bob = sim.add_peer(
+        PeerSpec::new("Bob")
+            .batch("wait-peer Alice 10\nwait-peer Carol 10\nfiles Alice\nfiles Carol\n"),
+    );
+    assert_eq!(
+        sim.run_to_exit(bob, Duration::from_secs(60)),
+        0,
+        "{}",
+        sim.diagnostics(bob)
+    );
+    let listed: Vec<(String, String, u64, u64)> = sim
+        .events(bob)
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Files { folders, .. } => Some(folders.clone()),
+            _ => None,
+        })
+        .flatten()
+        .map(|f| (f.name, f.folder_id, f.files, f.size))
+        .collect();
+    let id = expected_id(&files);
+    assert_eq!(
+        listed,
+        [
+            ("Album".to_string(), id.clone(), 3, 70_001),
+            ("Copy of album".to_string(), id, 3, 70_001),
+        ],
+        "{}",
+        sim.diagnostics(bob)
+    );
+}
