@@ -147,3 +147,62 @@ fn a_name_held_for_another_key_is_refused_and_stays_that_keys() {
     assert!(alice.is_running());
     let _back = NameHolder::take(tracker.addr, "Alice", &holder_key, Duration::ZERO);
 }
+
+/// `tracker --state DIR`, started in a folder of its own: its first two lines are the address
+/// and its id.
+fn tracker_in(state: &std::path::Path) -> (Proc, SocketAddr, String) {
+    let cwd = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(bin());
+    cmd.args(["tracker", "--listen", "127.0.0.1:0", "--state"])
+        .arg(state)
+        .current_dir(cwd.path());
+    let mut proc = Proc::spawn("tracker", cmd, None);
+    let line = proc.next_line("`tracker listening on ADDR`", STARTUP);
+    let addr = line
+        .strip_prefix("tracker listening on ")
+        .and_then(|a| a.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{line:?}"));
+    let id = proc.next_line("`tracker id ID`", STARTUP);
+    let id = id.strip_prefix("tracker id ").unwrap_or_else(|| panic!("{id:?}"));
+    (proc, addr, id.to_string())
+}
+
+/// A tracker stopped and started again on its state folder keeps its id and the names it held:
+/// Alice's key registered and left; after the restart another key is refused her name, and
+/// her key gets it.
+#[test]
+fn a_restarted_tracker_keeps_its_key_and_the_names_it_holds() {
+    let state = tempfile::tempdir().unwrap();
+    let (mut first, addr, id) = tracker_in(state.path());
+    let alice = Identity::generate().unwrap();
+    drop(NameHolder::take(addr, "Alice", &alice, Duration::ZERO));
+    first.wait_line("Alice left", STARTUP, |l| l == "Alice left");
+    first.signal(libc::SIGTERM);
+    assert!(first.wait_exit(STARTUP).success());
+    let holds = std::fs::read_to_string(state.path().join("holds")).expect("holds saved");
+    assert!(holds.contains("Alice "), "{holds}");
+
+    let (_second, addr, again) = tracker_in(state.path());
+    assert_eq!(again, id, "a restarted tracker keeps its id");
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let other = Identity::generate().unwrap();
+    let mut s = SecureStream::handshake(tcp, Role::Initiator, &other, None).unwrap();
+    send(&mut s, &hello("Alice")).unwrap();
+    assert!(matches!(recv(&mut s), Ok(Message::Hello { .. })));
+    let register = Message::Register {
+        req: 1,
+        name: "Alice".into(),
+        listen_port: 9,
+    };
+    send(&mut s, &register).unwrap();
+    match recv(&mut s) {
+        Ok(Message::Error {
+            code: ErrorCode::NameTaken,
+            message,
+            ..
+        }) => assert!(message.contains("belongs to another peer"), "{message}"),
+        other => panic!("another key got a held name: {other:?}"),
+    }
+    let _back = NameHolder::take(addr, "Alice", &alice, Duration::ZERO);
+}
