@@ -163,7 +163,9 @@ fn tracker_in(state: &std::path::Path) -> (Proc, SocketAddr, String) {
         .and_then(|a| a.trim().parse().ok())
         .unwrap_or_else(|| panic!("{line:?}"));
     let id = proc.next_line("`tracker id ID`", STARTUP);
-    let id = id.strip_prefix("tracker id ").unwrap_or_else(|| panic!("{id:?}"));
+    let id = id
+        .strip_prefix("tracker id ")
+        .unwrap_or_else(|| panic!("{id:?}"));
     (proc, addr, id.to_string())
 }
 

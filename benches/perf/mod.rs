@@ -18,6 +18,7 @@ pub mod delay;
 pub mod loadgen;
 pub mod procs;
 pub mod reference;
+pub mod scp;
 
 use p2p::wire::{FrameDecoder, Message, PROTOCOL_VERSION, decode_message, encode_message};
 use procs::{Ended, Proc};
@@ -67,6 +68,8 @@ pub struct Config {
     /// Progress lines on stderr.
     pub verbose: bool,
     pub parts: Parts,
+    /// Also copy the file with `scp` from a loopback `sshd` (when installed).
+    pub scp: bool,
 }
 
 impl Config {
@@ -85,6 +88,7 @@ impl Config {
             dir: None,
             verbose: true,
             parts: Parts::default(),
+            scp: true,
         }
     }
 
@@ -103,11 +107,13 @@ impl Config {
             dir: None,
             verbose: false,
             parts: Parts::default(),
+            // The test suite does not start an sshd.
+            scp: false,
         }
     }
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Transfer {
     /// Verified download rate from the receiver's summary line (best of the runs), MB/s.
     pub download_mbps: f64,
@@ -122,6 +128,9 @@ pub struct Transfer {
     pub sender_cpu_per_gib: f64,
     /// Swarm downloads: (sources, best MB/s, every run's MB/s).
     pub swarm: Vec<(usize, f64, Vec<f64>)>,
+    /// `scp` from a loopback `sshd` (best MB/s, least CPU s/GiB of client and server, its
+    /// cipher), or why it was not measured.
+    pub scp: Result<(f64, f64, f64, String), String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -693,7 +702,23 @@ fn transfer_rows(b: &Bench, results: &mut Results) -> Result<(), String> {
 
     // 1. Verified download against its yardsticks, interleaved so that a noisy neighbour hurts
     //    both sides alike; the best of `repeat` runs counts for each.
-    let mut t = Transfer::default();
+    let mut t = Transfer {
+        download_mbps: 0.0,
+        all_download_mbps: Vec::new(),
+        reference_mbps: 0.0,
+        tcp_mbps: 0.0,
+        sha_mbps: 0.0,
+        receiver_cpu_per_gib: 0.0,
+        reference_cpu_per_gib: 0.0,
+        sender_cpu_per_gib: 0.0,
+        swarm: Vec::new(),
+        scp: Err("not measured".into()),
+    };
+    let mut sshd = match scp::unavailable() {
+        Some(why) => Err(why),
+        None if !cfg.scp => Err("left out (--quick)".into()),
+        None => scp::Sshd::start(&b.path("sshd")).map_err(|e| format!("sshd: {e}")),
+    };
     let mut receiver_rss = 0;
     let want_sha = reference::sha256_speed(&big).map_err(io_err("hashing"))?.1;
     for round in 1..=cfg.repeat.max(1) {
@@ -721,6 +746,28 @@ fn transfer_rows(b: &Bench, results: &mut Results) -> Result<(), String> {
         }
         t.all_download_mbps.push(rate);
         t.download_mbps = t.download_mbps.max(rate);
+        if let Ok(server) = sshd.as_mut() {
+            say(cfg, &format!("round {round}: scp from a loopback sshd"));
+            let run = server
+                .copy(&big, &b.path("scp.out"))
+                .map_err(|e| format!("scp: {e}"));
+            t.scp = match (std::mem::replace(&mut t.scp, Err(String::new())), run) {
+                (Ok((m, c, s, cipher)), Ok(r)) => Ok((
+                    m.max(r.mbps),
+                    c.min(r.client_cpu / gib(cfg.big)),
+                    s.min(r.server_cpu / gib(cfg.big)),
+                    cipher,
+                )),
+                (_, Ok(r)) => Ok((
+                    r.mbps,
+                    r.client_cpu / gib(cfg.big),
+                    r.server_cpu / gib(cfg.big),
+                    server.cipher.clone(),
+                )),
+                (_, Err(e)) => Err(e),
+            };
+            let _ = std::fs::remove_file(b.path("scp.out"));
+        }
         t.receiver_cpu_per_gib = least(t.receiver_cpu_per_gib, ended.cpu_secs / gib(cfg.big));
         receiver_rss = receiver_rss.max(ended.max_rss_kib);
         for (n, best, all) in &mut swarm {
@@ -739,6 +786,9 @@ fn transfer_rows(b: &Bench, results: &mut Results) -> Result<(), String> {
         }
     }
     t.swarm = swarm;
+    if let Err(why) = &sshd {
+        t.scp = Err(why.clone());
+    }
     for (_, mut p) in extra {
         p.terminate();
     }
@@ -965,6 +1015,24 @@ impl Results {
                 ratio(t.receiver_cpu_per_gib, t.reference_cpu_per_gib),
                 t.reference_cpu_per_gib
             );
+            match &t.scp {
+                Ok((mbps, client, server, cipher)) => {
+                    let _ = writeln!(
+                        out,
+                        "| 1 | `scp` from a loopback `sshd` ({cipher}; encrypts, verifies no \
+                         content id), best of {} | {mbps:.0} MB/s | p2p **{:.2}×** scp · CPU \
+                         s/GiB: scp client {client:.2}, sshd {server:.2} (p2p receiver {:.2}, \
+                         sender {:.2}) | p2p ≥ 1.0× scp |",
+                        cfg.repeat.max(1),
+                        ratio(t.download_mbps, *mbps),
+                        t.receiver_cpu_per_gib,
+                        t.sender_cpu_per_gib
+                    );
+                }
+                Err(why) => {
+                    let _ = writeln!(out, "| 1 | `scp` from a loopback `sshd` | — | {why} | |");
+                }
+            }
             for (n, best, all) in &t.swarm {
                 let runs: Vec<String> = all.iter().map(|r| format!("{r:.0}")).collect();
                 let _ = writeln!(

@@ -230,6 +230,19 @@ impl FrameDecoder {
         }
     }
 
+    /// Appends what `fill` pushes onto the buffer (at most `max` bytes: room for them is made
+    /// first), for a producer that writes its output straight into a `Vec`, such as a secure
+    /// link decrypting records: the plaintext lands in the decoder with no copy in between.
+    pub fn append_with<R>(&mut self, max: usize, fill: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+        self.make_room(max);
+        let result = fill(&mut self.buf);
+        if self.buffered() >= 4 && !self.ready() {
+            let wanted = self.wanted();
+            self.make_room(wanted);
+        }
+        result
+    }
+
     /// Returns the next complete frame body, `Ok(None)` if more bytes are needed, or an error if
     /// the stream can never become valid (the connection should then be closed).
     pub fn next_frame(&mut self) -> Result<Option<&[u8]>, FrameError> {
