@@ -163,6 +163,33 @@ mod tests {
         }
     }
 
+    /// The handshake costs the connector one round trip: its first frame, sent when its link
+    /// opens (as the reactor's node sends `Hello` on `handle_connected`), leaves in the same
+    /// flight as the third handshake message, and the acceptor has it from that flight alone.
+    /// Flights: a→b (msg 1), b→a (msg 2), a→b (msg 3 + frame): the frame arrives one round
+    /// trip later than on a bare TCP connection, where it would be the first flight.
+    #[test]
+    fn the_handshake_adds_one_round_trip_before_the_first_frame() {
+        let (ka, kb) = (Identity::generate().unwrap(), Identity::generate().unwrap());
+        let mut a = Link::new(Role::Initiator, &ka, &PROLOGUE, None);
+        let mut b = Link::new(Role::Responder, &kb, &PROLOGUE, None);
+        let (mut to_a, mut to_b) = (Vec::new(), Vec::new());
+        let flight1 = a.poll_transmit().expect("message 1 at once");
+        b.handle_input(&flight1, &mut to_b).unwrap();
+        let flight2 = b.poll_transmit().expect("message 2 answers it");
+        a.handle_input(&flight2, &mut to_a).unwrap();
+        assert!(
+            a.is_open(),
+            "the initiator has its keys after one round trip"
+        );
+        a.send(b"Hello").unwrap();
+        let flight3 = a.poll_transmit().expect("message 3 and the frame");
+        assert!(a.poll_transmit().is_none(), "one flight, nothing held back");
+        b.handle_input(&flight3, &mut to_b).unwrap();
+        assert!(b.is_open());
+        assert_eq!(to_b, b"Hello", "the frame came with message 3");
+    }
+
     #[test]
     fn a_failed_link_stays_failed_and_sends_nothing_more() {
         let (ka, kb) = (Identity::generate().unwrap(), Identity::generate().unwrap());
