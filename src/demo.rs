@@ -183,7 +183,10 @@ fn tell_what_happened(
         matches!(e, Event::Message { from, text, .. } if from == "Carol" && text.contains("thanks"))
     });
     if heard {
-        say("  Alice received Carol's message");
+        say(
+            "  Alice received Carol's message, and pinned the name Carol to the key Carol's \
+             link proved (every link was a Noise XX link: encrypted, both keys proved)",
+        );
     } else {
         say("  Alice did not receive Carol's message");
     }

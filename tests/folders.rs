@@ -11,9 +11,7 @@ use p2p::peer::folder::manifest::{Entry, EntryKind, FolderManifest, PagedListing
 use p2p::peer::folder::path_rules::EntryPath;
 use p2p::wire::{FolderInfo, Message};
 use std::fs;
-use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
 
 /// A nested tree with an empty file, an empty folder, spaces and unicode names.
 fn nested(root: &Path) -> Vec<(&'static str, Vec<u8>)> {
@@ -78,16 +76,6 @@ fn files_lists_top_level_folders_with_file_count_size_and_id() {
     assert!(!out.stdout.contains("one.bin"), "{out}");
 }
 
-fn client(addr: SocketAddr) -> SecureStream {
-    let mut s = secure(addr).unwrap();
-    s.get_ref()
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    send(&mut s, &hello("Probe")).unwrap();
-    assert!(matches!(recv(&mut s).unwrap(), Message::Hello { .. }));
-    s
-}
-
 fn folders(s: &mut SecureStream) -> Vec<FolderInfo> {
     send(s, &Message::ListFolders { req: 1 }).unwrap();
     match recv(s).unwrap() {
@@ -113,7 +101,7 @@ fn a_listing_larger_than_a_page_is_served_in_pages_that_check_against_the_id() {
     }
     fs::create_dir_all(tree.join("zz empty")).unwrap();
     let alice = Peer::serve_in("Alice", tracker.addr, dirs, &[]);
-    let mut s = client(alice.addr);
+    let mut s = probe(alice.addr);
     let listed = folders(&mut s);
     assert_eq!(listed.len(), 1, "{listed:?}");
     let info = &listed[0];

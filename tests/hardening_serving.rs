@@ -14,16 +14,6 @@ use std::os::unix::fs::symlink;
 use std::process::Command;
 use std::time::Duration;
 
-fn client(addr: SocketAddr) -> SecureStream {
-    let mut s = secure(addr).unwrap();
-    s.get_ref()
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    send(&mut s, &hello("Probe")).unwrap();
-    assert!(matches!(recv(&mut s).unwrap(), Message::Hello { .. }));
-    s
-}
-
 fn list(s: &mut SecureStream) -> Vec<FileInfo> {
     send(s, &Message::ListFiles { req: 1 }).unwrap();
     match recv(s).unwrap() {
@@ -57,7 +47,7 @@ fn symlinks_out_of_shared_are_neither_listed_nor_served() {
     symlink("../outdir", dirs.shared.join("dir-link")).unwrap();
     let alice = Peer::serve_in("Alice", tracker.addr, dirs, &[]);
 
-    let mut s = client(alice.addr);
+    let mut s = probe(alice.addr);
     let mut names: Vec<String> = list(&mut s).into_iter().map(|f| f.name).collect();
     names.sort();
     assert_eq!(names, vec!["in-link", "real.txt"]);
@@ -85,7 +75,7 @@ fn a_file_swapped_for_a_symlink_or_shrunk_after_indexing_is_unavailable_not_serv
     std::fs::write(dirs.root().join("secret.bin"), &secret).unwrap();
     let alice = Peer::serve_in("Alice", tracker.addr, dirs, &[]);
     let (swap_sha, shrink_sha) = (cid(&swap), cid(&shrink));
-    let mut s = client(alice.addr);
+    let mut s = probe(alice.addr);
     assert_eq!(chunk(&mut s, swap_sha, 0).unwrap(), swap[..CHUNK]);
     assert_eq!(chunk(&mut s, shrink_sha, 3).unwrap(), shrink[3 * CHUNK..]);
 
@@ -210,7 +200,7 @@ fn a_huge_shared_folder_lists_what_fits_in_one_frame() {
         std::fs::write(dirs.shared.join(name), i.to_string()).unwrap();
     }
     let alice = Peer::serve_in("Alice", tracker.addr, dirs, &[]);
-    let mut s = client(alice.addr);
+    let mut s = probe(alice.addr);
     let files = list(&mut s);
     eprintln!("{} of 14000 files listed", files.len());
     assert!(

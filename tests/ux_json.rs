@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 /// The fields README documents for each event type (beyond `type`).
 const DOCUMENTED: &[(&str, &[&str])] = &[
-    ("listening", &["name", "addr"]),
+    ("listening", &["name", "addr", "id"]),
     (
         "sharing",
         &["files", "dir", "hashed", "hashed_bytes", "rescan"],
@@ -39,7 +39,10 @@ const DOCUMENTED: &[(&str, &[&str])] = &[
         ],
     ),
     ("downloads", &["downloads"]),
-    ("message", &["from", "text"]),
+    ("message", &["from", "id", "first_contact", "text"]),
+    ("pins", &["pins"]),
+    ("trusted", &["name", "id", "replaced"]),
+    ("forgotten", &["name", "id"]),
     ("message_delivered", &["to"]),
     ("peer_known", &["name"]),
     ("cancelled", &["file"]),
@@ -106,7 +109,7 @@ fn batch_results_and_serve_events_are_json_lines() {
     let bob = PeerDirs::new();
     let commands = "wait-peer Alice 10\npeers\nfiles Alice\nget Alice data.bin\n\
                     msg Alice hi \"there\"\nshared\ndownloads\nget Alice data.bin\n\
-                    search data\n";
+                    search data\ntrust\n";
     let cmd = peer_command("Bob", tracker.addr, &bob, &["--json", "--batch", "-"]);
     let mut proc = Proc::spawn("Bob --json", cmd, Some(commands.as_bytes().to_vec()));
     let status = proc.wait_exit(BATCH_TIMEOUT);
@@ -126,6 +129,10 @@ fn batch_results_and_serve_events_are_json_lines() {
             .any(|p| p["name"] == "Alice" && p["addr"].is_string()),
         "{stdout}"
     );
+    // Alice was pinned on first contact, under the id she printed at start.
+    let pins = &of_type(&evs, "pins")[0]["pins"];
+    assert_eq!(pins[0]["name"], "Alice", "{stdout}");
+    assert_eq!(pins[0]["id"], v["id"], "{stdout}");
     let files = of_type(&evs, "files")[0];
     assert_eq!(files["peer"], "Alice");
     assert_eq!(files["files"][0]["name"], "data.bin");

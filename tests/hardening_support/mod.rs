@@ -54,6 +54,17 @@ pub fn secure_from(src: Ipv4Addr, dst: SocketAddr) -> io::Result<SecureStream> {
     SecureStream::handshake(connect_from(src, dst)?, Role::Initiator, &identity, None)
 }
 
+/// A client past both handshakes with a peer, as "Probe", reads bounded by 10 s.
+pub fn probe(addr: SocketAddr) -> SecureStream {
+    let mut s = secure(addr).unwrap();
+    s.get_ref()
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    send(&mut s, &hello("Probe")).unwrap();
+    assert!(matches!(recv(&mut s).unwrap(), Message::Hello { .. }));
+    s
+}
+
 pub fn send(s: &mut impl Write, msg: &Message) -> io::Result<()> {
     s.write_all(&encode_message(msg))
 }
