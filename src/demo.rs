@@ -295,6 +295,7 @@ fn start_peer(
         let cfg = PeerConfig {
             name,
             tracker,
+            tracker_id: None,
             shared_dir: shared,
             downloads_dir: downloads,
             mode,

@@ -88,6 +88,11 @@ struct PeerArgs {
     /// Tracker address (host:port) [default: 127.0.0.1:9000].
     #[arg(long, env = "P2P_TRACKER", value_name = "ADDR")]
     tracker: Option<String>,
+    /// The tracker's id (it prints it at start): the link to the tracker must prove that key,
+    /// or the tracker is treated as unreachable. Without it, any tracker key is accepted.
+    #[arg(long, env = "P2P_TRACKER_ID", value_name = "ID",
+          value_parser = |s: &str| s.parse::<p2p::identity::PeerId>().map_err(|e| e.to_string()))]
+    tracker_id: Option<p2p::identity::PeerId>,
     /// Address to accept peer connections on (port 0: the OS picks one) [default: 0.0.0.0:0].
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
@@ -369,6 +374,7 @@ fn peer_run(args: PeerArgs, m: &ArgMatches, quiet: bool) -> Result<Option<PeerRu
     let cfg = PeerConfig {
         name,
         tracker,
+        tracker_id: args.tracker_id,
         shared_dir: shared,
         downloads_dir: downloads,
         mode,

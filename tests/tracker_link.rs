@@ -208,3 +208,50 @@ fn a_restarted_tracker_keeps_its_key_and_the_names_it_holds() {
     }
     let _back = NameHolder::take(addr, "Alice", &alice, Duration::ZERO);
 }
+
+/// `--tracker-id`: a peer given the tracker's id registers; given another id, it finds the
+/// tracker's link proving another key, says so and works without it; a malformed id is a
+/// usage error.
+#[test]
+fn tracker_id_pins_the_trackers_key() {
+    let state = tempfile::tempdir().unwrap();
+    let (_tracker, addr, id) = tracker_in(state.path());
+    let dirs = PeerDirs::new();
+    let out = run_batch_with(
+        "Alice",
+        addr,
+        &dirs,
+        "",
+        &["--tracker-id", &id],
+        BATCH_TIMEOUT,
+    );
+    out.assert_success();
+    assert!(out.stdout.contains("registered with tracker"), "{out}");
+
+    let other = Identity::generate().unwrap().peer_id().to_string();
+    let bob = PeerDirs::new();
+    let out = run_batch_with(
+        "Bob",
+        addr,
+        &bob,
+        "",
+        &["--tracker-id", &other],
+        BATCH_TIMEOUT,
+    );
+    out.assert_success();
+    assert!(!out.stdout.contains("registered with tracker"), "{out}");
+    assert!(
+        out.stderr.contains(&id) && out.stderr.contains(&other),
+        "the warning names both keys:\n{out}"
+    );
+
+    let out = run_batch_with(
+        "Carol",
+        addr,
+        &bob,
+        "",
+        &["--tracker-id", "nonsense"],
+        BATCH_TIMEOUT,
+    );
+    assert_eq!(out.code(), Some(2), "{out}");
+}

@@ -113,6 +113,7 @@ fuzz_target!(|data: &[u8]| {
     let cfg = PeerConfig {
         name: "Me".into(),
         tracker: SocketAddr::from(([127, 0, 0, 1], 9000)),
+        tracker_id: None,
         shared_dir: shared_dir().clone(),
         downloads_dir: downloads.path().to_path_buf(),
         mode: Mode::Serve,

@@ -45,6 +45,8 @@ pub enum Mode {
 pub struct PeerConfig {
     pub name: String,
     pub tracker: SocketAddr,
+    /// `--tracker-id`: the key the tracker link must prove (any, if `None`).
+    pub tracker_id: Option<PeerId>,
     pub shared_dir: PathBuf,
     pub downloads_dir: PathBuf,
     pub mode: Mode,
@@ -576,6 +578,7 @@ mod tests {
         let cfg = PeerConfig {
             name: "Me".into(),
             tracker: SocketAddr::from(([127, 0, 0, 1], 9)),
+            tracker_id: None,
             shared_dir: downloads.join("shared"),
             downloads_dir: downloads.to_path_buf(),
             mode,

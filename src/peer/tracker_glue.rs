@@ -70,7 +70,10 @@ impl PeerNode {
     fn tracker_transmits(&mut self) {
         while let Some(t) = self.tracker.poll_transmit() {
             match t {
-                Transmit::Connect(addr) => self.connect(addr, ConnectPurpose::Tracker, None),
+                Transmit::Connect(addr) => {
+                    let expected = self.cfg.tracker_id;
+                    self.connect(addr, ConnectPurpose::Tracker, expected)
+                }
                 Transmit::Hello(conn) => self.send_hello(conn),
                 Transmit::Send(conn, msg) => self.send(conn, &msg),
                 Transmit::Close(conn) => self.close(conn),

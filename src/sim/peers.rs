@@ -301,6 +301,7 @@ impl Sim {
         let cfg = PeerConfig {
             name: spec.name.clone(),
             tracker,
+            tracker_id: None,
             shared_dir: dirs.shared.clone(),
             downloads_dir: dirs.downloads.clone(),
             mode: spec.mode.clone(),

@@ -15,6 +15,7 @@ fn batch_node(dir: &std::path::Path, now: Instant) -> PeerNode {
     let cfg = PeerConfig {
         name: "Me".into(),
         tracker: SocketAddr::from(([127, 0, 0, 1], 9)),
+        tracker_id: None,
         shared_dir: dir.join("shared"),
         downloads_dir: dir.to_path_buf(),
         mode: Mode::Batch { then_serve: false },
