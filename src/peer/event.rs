@@ -65,6 +65,8 @@ pub struct PeerEntry {
     /// Connected now or the last attempt worked (true), the last attempt failed (false), or
     /// never tried (null; `?` in the text).
     pub reachable: Option<bool>,
+    /// Its peer id, if known (listed with its address, or proved by a connection).
+    pub id: Option<String>,
 }
 
 /// A file in a `files` or `shared` answer.

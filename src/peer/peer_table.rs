@@ -571,6 +571,7 @@ impl PeerTable {
                         Reach::Unknown => None,
                     }
                 },
+                id: e.id.map(|id| id.to_string()),
             })
             .collect()
     }

@@ -195,7 +195,12 @@ pub fn human_lines(event: &Event) -> Vec<String> {
                         None => "?",
                     };
                     let (name, addr, ago) = (&p.name, &p.addr, p.last_seen_secs);
-                    format!("{name}  {addr}  {ago}s ago  {}  {reach}", p.source)
+                    let row = format!("{name}  {addr}  {ago}s ago  {}  {reach}", p.source);
+                    // The short id: enough to tell two peers apart, never to trust one by.
+                    match p.id.as_deref().and_then(|id| id.get(..7)) {
+                        Some(short) => format!("{row}  {short}"),
+                        None => row,
+                    }
                 })
                 .collect()
         }
@@ -610,6 +615,7 @@ mod tests {
                 last_seen_secs: 3,
                 source: "tracker",
                 reachable: None,
+                id: None,
             }],
             tracker_unreachable: false,
         };
@@ -637,11 +643,14 @@ mod tests {
             last_seen_secs: secs,
             source,
             reachable,
+            id: None,
         };
+        let mut b = row("B", 2, 0, "lan", Some(true));
+        b.id = Some("QUQPACM-JGCTVIW-5ELPXOL-IPXXLI4-G36OQNE-Y4BV5HY-LUSUY5K-U3JZVAN".into());
         let e = Event::Peers {
             peers: vec![
                 row("A", 1, 3, "tracker", None),
-                row("B", 2, 0, "lan", Some(true)),
+                b,
                 row("C", 3, 0, "cache", Some(false)),
             ],
             tracker_unreachable: false,
@@ -650,7 +659,7 @@ mod tests {
             human_lines(&e),
             [
                 "A  127.0.0.1:1  3s ago  tracker  ?",
-                "B  127.0.0.1:2  0s ago  lan  reachable",
+                "B  127.0.0.1:2  0s ago  lan  reachable  QUQPACM",
                 "C  127.0.0.1:3  0s ago  cache  unreachable",
             ]
         );
