@@ -138,11 +138,20 @@ impl Conn {
         if bytes.is_empty() {
             return Ok(());
         }
-        let sealed = self.link.send(&bytes);
+        // Sealed into a recycled buffer (a chunk frame's records are as big as the frame): a
+        // fresh allocation per frame cost page faults on every chunk sent.
+        let records = bytes.len().div_ceil(crate::secure::MAX_RECORD_PLAINTEXT);
+        let per_record = crate::secure::record::HEADER_LEN + crate::secure::TAG_LEN;
+        let mut sealed = crate::wire::pooled_buffer(bytes.len() + records * per_record);
+        let result = self.link.send_into(&bytes, &mut sealed);
         if bytes.capacity() >= RECYCLE_FROM {
             crate::wire::recycle_chunk_buffer(bytes);
         }
-        sealed.map_err(link_error)?;
+        result.map_err(link_error)?;
+        if !sealed.is_empty() {
+            self.out_bytes += sealed.len();
+            self.out.push_back(sealed);
+        }
         self.take_link_output();
         Ok(())
     }

@@ -109,6 +109,23 @@ impl Link {
         }
     }
 
+    /// [`Link::send`], the sealed records appended to `out` rather than to the link's own
+    /// output (a caller with a recycled buffer saves an allocation per frame). Bytes the link
+    /// had for the socket already (a handshake message) go first, so the order holds.
+    pub fn send_into(&mut self, plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), LinkError> {
+        out.append(&mut self.out);
+        match &mut self.state {
+            State::Open { transport, .. } => {
+                let result = transport.seal(plaintext, out);
+                if result.is_err() {
+                    self.state = State::Failed;
+                }
+                result
+            }
+            _ => self.send(plaintext),
+        }
+    }
+
     /// Bytes to write to the socket now, if any.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         (!self.out.is_empty()).then(|| std::mem::take(&mut self.out))

@@ -148,7 +148,7 @@ pub fn recycle_chunk_buffer(mut buf: Vec<u8>) {
 
 /// An empty buffer with room for `capacity` bytes: a recycled one if one is big enough (the
 /// smallest such), else a new one.
-fn pooled_buffer(capacity: usize) -> Vec<u8> {
+pub fn pooled_buffer(capacity: usize) -> Vec<u8> {
     let reused = POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
         let at = pool

@@ -10,7 +10,7 @@ mod message;
 #[cfg(test)]
 mod examples;
 
-pub use chunk::{ChunkRef, chunk_frame_head, parse_chunk, recycle_chunk_buffer};
+pub use chunk::{ChunkRef, chunk_frame_head, parse_chunk, pooled_buffer, recycle_chunk_buffer};
 pub use frame::{FrameDecoder, FrameError, MAX_FRAME_LEN, decode_message, encode_message};
 pub use message::{
     ContentId, ErrorCode, FileInfo, FolderEntry, FolderId, FolderInfo, Message, PROTOCOL_VERSION,
