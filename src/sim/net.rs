@@ -237,23 +237,29 @@ impl Sim {
                 let idle_since = self.nodes[t].idle.map(|_| self.now);
                 self.ends.insert((n, ours), end_to((t, theirs), None));
                 self.ends.insert((t, theirs), end_to((n, ours), idle_since));
-                self.emit(
-                    t,
-                    Input::Accepted {
-                        conn: theirs,
-                        remote: from,
-                        peer: self.nodes[n].key,
-                    },
-                );
-                self.emit(
-                    n,
-                    Input::Connected {
-                        conn: ours,
-                        tag,
-                        remote: addr,
-                        peer: self.nodes[t].key,
-                    },
-                );
+                let accepted = Input::Accepted {
+                    conn: theirs,
+                    remote: from,
+                    peer: self.nodes[n].key,
+                };
+                let connected = Input::Connected {
+                    conn: ours,
+                    tag,
+                    remote: addr,
+                    peer: self.nodes[t].key,
+                };
+                if self.latency.is_zero() {
+                    self.queue.push_back((t, accepted));
+                    self.queue.push_back((n, connected));
+                } else {
+                    // As the reactor reports them over a link of one-way latency L: TCP's
+                    // SYN and SYN-ACK (2 L), the secure handshake's messages 1 and 2 (2 L):
+                    // the connector's link opens at 4 L; its message 3, with the first frame
+                    // right behind it, opens the acceptor's at 5 L.
+                    let l = self.latency;
+                    self.later_input(self.now + 5 * l, t, accepted);
+                    self.later_input(self.now + 4 * l, n, connected);
+                }
             }
         }
     }

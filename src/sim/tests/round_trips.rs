@@ -1,5 +1,6 @@
 //! Round trips before a download's data (issue 17, "fewer round trips"), counted in fake time
-//! over links with a 50 ms round trip: `get PEER FILE` of a one-chunk file, from a peer that
+//! over links with a 50 ms round trip (a connection: TCP's round trip, then the secure
+//! handshake's): `get PEER FILE` of a one-chunk file, from a peer that
 //! just started (tracker link, peer list, connection to the seeder) and over a connection that
 //! is already up.
 
@@ -49,12 +50,16 @@ fn a_warm_get_takes_three_round_trips() {
     assert!(rtts <= 3.01, "{rtts:.2} round trips");
 }
 
-/// From a peer's start: `Hello`, `Register` and `ListPeers` to the tracker in one round trip
-/// (three before), then the seeder's connection, `Hello`, and the three of the warm case: 6
-/// round trips (10 before). What is left: dialing the seeder before the tracker answers and
-/// pipelining behind our `Hello` (see the closing note of issue 17).
+/// From a peer's start: the tracker's connection (TCP, then the secure handshake: 2 round
+/// trips), `Hello`, `Register` and `ListPeers` in one round trip, then the seeder's connection
+/// (2), `Hello` (1), and the three of the warm case: 9 round trips. Before secure links
+/// (protocol version 3) this was 6 in this harness, which then counted a connect as half a
+/// round trip; each connection now costs TCP's round trip plus the handshake's one
+/// (`secure::link::tests::the_handshake_adds_one_round_trip_before_the_first_frame`). What is
+/// left: dialing the seeder before the tracker answers and pipelining behind our `Hello`
+/// (see the closing note of issue 17).
 #[test]
-fn a_get_from_a_fresh_start_takes_six_round_trips() {
+fn a_get_from_a_fresh_start_takes_nine_round_trips() {
     let rtts = round_trips(false);
-    assert!(rtts <= 6.01, "{rtts:.2} round trips");
+    assert!(rtts <= 9.01, "{rtts:.2} round trips");
 }
