@@ -376,9 +376,13 @@ impl Bench<'_> {
     /// Starts a tracker; `peers` simulated peers from 127.0.0.1 must fit its per-IP caps.
     fn start_tracker(&self, place: Place, peers: usize) -> Result<(Proc, SocketAddr), String> {
         let mut cmd = place.p2p();
+        // A state folder of its own per tracker started: the tracker holds each name for the
+        // key that registered it, and the load generator's peers make new keys every run.
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         cmd.args(["tracker", "--listen", "127.0.0.1:0", "--peer-ttl", "600"])
             .arg("--state")
-            .arg(self.path("tracker-state"));
+            .arg(self.path(&format!("tracker-state-{n}")));
         if peers > 0 {
             let conns = (peers + 64).to_string();
             cmd.args(["--max-peers-per-ip", &peers.to_string()]).args([
