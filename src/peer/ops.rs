@@ -147,6 +147,10 @@ impl PeerNode {
                 }
                 true
             }
+            Some(Op::Folder) => {
+                self.folder_interrupted(now);
+                true
+            }
             Some(Op::Rescan { job }) => {
                 let job = *job;
                 self.cancel_scan(job);
@@ -241,6 +245,20 @@ impl PeerNode {
                     }
                 }
             }
+            (
+                op @ Op::Get {
+                    step: Step::AskedFolders(_),
+                    ..
+                },
+                Message::Folders { folders, .. },
+            ) => self.get_folders_listed(conn, op, folders, now),
+            (
+                op @ Op::Get {
+                    step: Step::FolderPages(..),
+                    ..
+                },
+                msg @ Message::Folder { .. },
+            ) => self.get_folder_page(conn, op, msg, now),
             (op @ Op::Get { .. }, Message::Files { files, .. }) => {
                 self.get_listed(conn, op, files, now)
             }
@@ -315,7 +333,7 @@ impl PeerNode {
                     self.exchange_refresh(now);
                 }
             }
-            Op::Await { .. } | Op::Sleep { .. } | Op::Rescan { .. } => {}
+            Op::Await { .. } | Op::Sleep { .. } | Op::Rescan { .. } | Op::Folder => {}
             Op::Find(f) if now >= f.deadline => self.find_timed_out(now),
             other if other.deadline().is_some_and(|d| now >= d) => {
                 let peer = other.peer().map(str::to_string);
@@ -327,7 +345,7 @@ impl PeerNode {
 
     pub(super) fn op_deadline(&self) -> Option<Instant> {
         match &self.op {
-            None | Some(Op::Await { .. }) | Some(Op::Rescan { .. }) => None,
+            None | Some(Op::Await { .. }) | Some(Op::Rescan { .. }) | Some(Op::Folder) => None,
             Some(Op::WaitPeer {
                 deadline,
                 next_poll,
