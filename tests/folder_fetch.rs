@@ -197,7 +197,9 @@ fn a_tree_of_ten_thousand_small_files_is_fetched_whole() {
         fs::write(p, format!("file {i}\n")).unwrap();
     }
     let shared = dirs.shared.clone();
+    let t0 = std::time::Instant::now();
     let _alice = Peer::serve_in("Alice", tracker.addr, dirs, &[]);
+    eprintln!("Alice up in {:.1?}", t0.elapsed());
     let bob = PeerDirs::new();
     let started = std::time::Instant::now();
     let out = run_batch_timeout(
@@ -210,4 +212,71 @@ fn a_tree_of_ten_thousand_small_files_is_fetched_whole() {
     out.assert_success();
     eprintln!("10,000 files fetched in {:.1?}", started.elapsed());
     assert_same_tree_plain(&shared.join("Many"), &bob.downloads.join("Many"));
+}
+
+#[test]
+fn hostile_entry_names_from_a_peer_are_refused_and_nothing_is_written() {
+    use common::fake_peer::{Behaviour, FakePeer};
+    use p2p::wire::{FolderEntry, FolderId};
+    let content = b"owned\n".to_vec();
+    let id = cid(&content);
+    let entry = |path: &str| FolderEntry {
+        path: path.to_string(),
+        size: content.len() as u64,
+        id: Some(id),
+    };
+    // Each folder claims an id of its own (any: the entry is refused before the id is checked).
+    let cases = [
+        ("Up", "../escape.txt", "'..'"),
+        ("Abs", "/tmp/escape.txt", "absolute"),
+        ("Deep", "a/../../escape.txt", "'..'"),
+        ("Back", "a\\..\\escape.txt", "contains '\\'"),
+    ];
+    let folders = cases
+        .iter()
+        .enumerate()
+        .map(|(i, (name, path, _))| {
+            (
+                name.to_string(),
+                FolderId([i as u8 + 1; 32]),
+                vec![entry(path)],
+            )
+        })
+        .collect();
+    let tracker = Tracker::start();
+    let _mallory = FakePeer::start_with_folders(
+        "Mallory",
+        tracker.addr,
+        "bait.txt",
+        content.clone(),
+        Behaviour::Honest,
+        folders,
+    );
+    let bob = PeerDirs::new();
+    for (name, path, rule) in cases {
+        let out = run_batch(
+            "Bob",
+            tracker.addr,
+            &bob,
+            &format!("wait-peer Mallory 10\nget Mallory {name}\n"),
+        );
+        out.assert_failure();
+        let error = out.error_text();
+        assert!(
+            error.contains("refused") && error.contains("nothing was written"),
+            "{path}: {error}\n{out}"
+        );
+        assert!(
+            error.to_lowercase().contains(rule),
+            "{path}: the rule is named\n{error}"
+        );
+        assert!(!bob.downloads.join(name).exists(), "{out}");
+    }
+    // Nothing anywhere under Bob's root but what a peer keeps.
+    let escaped: Vec<String> = list_all(bob.root())
+        .into_iter()
+        .filter(|p| p.contains("escape"))
+        .collect();
+    assert!(escaped.is_empty(), "{escaped:?}");
+    assert!(!Path::new("/tmp/escape.txt").exists());
 }

@@ -267,6 +267,9 @@ impl PeerNode {
             if job.plan.is_complete() {
                 return self.place_folder(now);
             }
+            if !job.has_room() {
+                break;
+            }
             let Some((id, _size)) = job.plan.next_to_start() else {
                 break;
             };
@@ -352,10 +355,13 @@ impl PeerNode {
                 if let Some(job) = &mut self.folder {
                     job.running.insert(asked, Fetching::Download(dl));
                 }
-                if let Some(t) = self.downloads.get_mut(&dl)
-                    && let Some(s) = t.dl.source_named(&peer)
-                {
-                    t.dl.handle_confirmed(s, conn, std::time::Duration::from_millis(1));
+                if let Some(t) = self.downloads.get_mut(&dl) {
+                    t.store.without_record();
+                    // This connection just sent the manifest, checked against the id: no
+                    // second GetManifest nor GetHave before the chunks are asked.
+                    if let Some(s) = t.dl.source_named(&peer) {
+                        t.dl.handle_confirmed(s, conn, std::time::Duration::from_millis(1));
+                    }
                 }
                 self.start_transfer(dl, now);
             }
