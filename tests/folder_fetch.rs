@@ -197,9 +197,7 @@ fn a_tree_of_ten_thousand_small_files_is_fetched_whole() {
         fs::write(p, format!("file {i}\n")).unwrap();
     }
     let shared = dirs.shared.clone();
-    let t0 = std::time::Instant::now();
     let _alice = Peer::serve_in("Alice", tracker.addr, dirs, &[]);
-    eprintln!("Alice up in {:.1?}", t0.elapsed());
     let bob = PeerDirs::new();
     let started = std::time::Instant::now();
     let out = run_batch_timeout(
@@ -279,4 +277,51 @@ fn hostile_entry_names_from_a_peer_are_refused_and_nothing_is_written() {
         .collect();
     assert!(escaped.is_empty(), "{escaped:?}");
     assert!(!Path::new("/tmp/escape.txt").exists());
+}
+
+#[test]
+fn a_folder_swapped_for_a_symlink_mid_download_is_never_written_through() {
+    const FILES: usize = 24;
+    let tracker = Tracker::start();
+    let dirs = PeerDirs::new();
+    let tree = dirs.shared.join("Tree");
+    for i in 0..FILES {
+        let p = tree.join(format!("d{}/f{i:02}.bin", i % 3));
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, pseudo_random(100_000, 200 + i as u64)).unwrap();
+    }
+    let _alice = Peer::serve_in("Alice", tracker.addr, dirs, &[]);
+    let bob = PeerDirs::new();
+    let outside = tempfile::tempdir().unwrap();
+    let mut run = spawn_batch(
+        "Bob",
+        tracker.addr,
+        &bob,
+        "wait-peer Alice 10\nget Alice Tree\n",
+        &["--max-down", "600kB/s"],
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while verified_count(&bob) < 1 {
+        assert!(
+            std::time::Instant::now() < deadline && run.is_running(),
+            "no content verified in time\n{}",
+            run.diagnostics()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // The folder the verified files go to becomes a link to a folder outside downloads/.
+    let files = bob.downloads.join(".p2p/tree-files");
+    fs::rename(&files, bob.root().join("moved-away")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), &files).unwrap();
+    let status = run.wait_exit(std::time::Duration::from_secs(60));
+    assert!(!status.success(), "{}", run.diagnostics());
+    let written: Vec<_> = fs::read_dir(outside.path()).unwrap().collect();
+    assert!(written.is_empty(), "written through the link: {written:?}");
+    assert!(!bob.downloads.join("Tree").exists());
+    let stderr = run.stderr_text();
+    assert!(
+        stderr.contains("the folder 'Tree' is unfinished")
+            && stderr.contains("is a symbolic link now; nothing is written through it"),
+        "{stderr}"
+    );
 }

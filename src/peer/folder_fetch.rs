@@ -94,6 +94,17 @@ impl PeerNode {
         self.op = Some(op);
     }
 
+    /// `.p2p` or `.p2p/tree-files` in downloads/ if it is not a real folder (swapped for a
+    /// symlink meanwhile): a content's partial file is opened by path, so that is looked at
+    /// before each one. (Files already open keep writing to the folder they were opened in;
+    /// their final link, by path, then fails rather than land elsewhere.)
+    fn link_on_the_way(&self) -> Option<std::path::PathBuf> {
+        let state = super::layout::state_dir(&self.cfg.downloads_dir);
+        [state.clone(), verified_dir(&self.cfg.downloads_dir)]
+            .into_iter()
+            .find(|p| std::fs::symlink_metadata(p).is_ok_and(|m| !m.is_dir()))
+    }
+
     /// Something already has the folder's name in downloads/: it is never replaced.
     fn folder_in_the_way(&self, name: &str) -> Option<Problem> {
         let dest = self.cfg.downloads_dir.join(name);
@@ -348,6 +359,13 @@ impl PeerNode {
             }
         };
         let root = verified_dir(&self.cfg.downloads_dir);
+        if let Some(link) = self.link_on_the_way() {
+            let why = format!(
+                "{} is a symbolic link now; nothing is written through it",
+                link.display()
+            );
+            return self.fail_folder(Failure::Failed, why.into(), now);
+        }
         let name = verified_name(&asked);
         match self.begin_download_in(&root, &sources, &name, manifest, false, now) {
             Ok(dl) => {
@@ -409,7 +427,40 @@ impl PeerNode {
                 }
                 self.folder_pump(now);
             }
-            Err((kind, problem)) => self.fail_folder(kind, problem, now),
+            Err((kind, problem)) => {
+                let problem = match self.link_on_the_way() {
+                    Some(link) => Problem::Text(format!(
+                        "{} is a symbolic link now; nothing is written through it",
+                        link.display()
+                    )),
+                    None => self.content_problem(&id, problem),
+                };
+                self.fail_folder(kind, problem, now)
+            }
+        }
+    }
+
+    /// A content's failure in the folder's words: the content is named by the first path of
+    /// the tree that holds it, not by the name of its file under `.p2p/tree-files/`.
+    fn content_problem(&self, id: &ContentId, problem: Problem) -> Problem {
+        let Some(job) = &self.folder else {
+            return problem;
+        };
+        let path = job.manifest.entries().iter().find_map(|e| match e.kind {
+            EntryKind::File { id: c, .. } if c == *id => Some(e.path.to_string()),
+            _ => None,
+        });
+        match (problem, path) {
+            (Problem::Text(text), Some(path)) => {
+                let named = format!("{}/{path}", crate::names::printable(&job.name));
+                // Its own advice (`resume HEX`) is not the user's: `resume FOLDER` is.
+                let text = text
+                    .split("; the partial download is kept")
+                    .next()
+                    .unwrap_or("");
+                Problem::Text(text.replace(&verified_name(id), &named))
+            }
+            (problem, _) => problem,
         }
     }
 
@@ -475,8 +526,10 @@ impl PeerNode {
             return;
         };
         let downloads = self.cfg.downloads_dir.clone();
+        // `.p2p/tree-files` opened from downloads/ component by component, never through a
+        // link: a folder swapped for a symlink is refused here, not followed.
         let placed = Dir::open_root(&downloads).and_then(|root| {
-            let verified = Dir::open_root(&verified_dir(&downloads))?;
+            let verified = root.open_dir(".p2p")?.open_dir("tree-files")?;
             Ok((root, verified))
         });
         let result = match &placed {
