@@ -325,3 +325,62 @@ fn a_folder_swapped_for_a_symlink_mid_download_is_never_written_through() {
         "{stderr}"
     );
 }
+
+#[test]
+fn get_by_folder_id_prefix_fetches_from_every_peer_that_has_the_tree() {
+    let tracker = Tracker::start();
+    let (a, c) = (PeerDirs::new(), PeerDirs::new());
+    nested(&a.shared.join("Album"));
+    // The same tree under another name on a second peer: one folder id.
+    nested(&c.shared.join("Copy"));
+    let shared = a.shared.clone();
+    let _alice = Peer::serve_in("Alice", tracker.addr, a, &[]);
+    let _carol = Peer::serve_in("Carol", tracker.addr, c, &[]);
+    let bob = PeerDirs::new();
+    let listed = run_batch(
+        "Bob",
+        tracker.addr,
+        &bob,
+        "wait-peer Alice 10\nfiles Alice\n",
+    );
+    let id = listed
+        .stdout_lines()
+        .into_iter()
+        .find(|l| l.starts_with("Album/"))
+        .and_then(|l| l.split_whitespace().last().map(str::to_string))
+        .unwrap_or_else(|| panic!("no folder line\n{listed}"));
+    let prefix = &id[..6 + 10];
+    let out = run_batch(
+        "Bob",
+        tracker.addr,
+        &bob,
+        &format!("wait-peer Alice 10\nwait-peer Carol 10\nget {prefix}\n"),
+    );
+    out.assert_success();
+    let saved = bob.downloads.join("Album").exists() || bob.downloads.join("Copy").exists();
+    assert!(saved, "{out}");
+    let name = if bob.downloads.join("Album").exists() {
+        "Album"
+    } else {
+        "Copy"
+    };
+    assert_same_tree(&shared.join("Album"), &bob.downloads.join(name));
+    let line = out
+        .stdout_lines()
+        .into_iter()
+        .find(|l| l.starts_with("saved "))
+        .unwrap_or_else(|| panic!("no summary line\n{out}"))
+        .to_string();
+    assert!(
+        line.contains("Alice") && line.contains("Carol"),
+        "both are sources: {line}"
+    );
+    // A prefix nobody has: a clear error.
+    let out = run_batch(
+        "Bob",
+        tracker.addr,
+        &bob,
+        "wait-peer Alice 10\nget tree1:00000000\n",
+    );
+    out.assert_failure();
+}

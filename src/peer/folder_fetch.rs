@@ -36,6 +36,47 @@ fn folder_wanted(arg: &str, f: &FolderInfo) -> bool {
 }
 
 impl PeerNode {
+    /// `get tree1:PREFIX` asked every peer for its folders: exactly one folder id must match;
+    /// it is fetched (listing from the first peer that has it) from every peer that has it.
+    pub(super) fn get_folder_found(&mut self, find: super::find_state::Find, now: Instant) {
+        let query = find.query.clone();
+        let prefix = query[TEXT_PREFIX.len()..].to_lowercase();
+        if !crate::peer::content_id::is_hex_prefix(&prefix) {
+            let why = format!("'{query}' is not tree1: and 8 to 64 hex digits");
+            return self.fail_op(why.into());
+        }
+        let matching: Vec<&(String, FolderInfo)> = (find.folders.iter())
+            .filter(|(_, f)| folder_wanted(&query, f))
+            .collect();
+        let mut ids: Vec<crate::wire::FolderId> = matching.iter().map(|(_, f)| f.id).collect();
+        ids.sort();
+        ids.dedup();
+        match ids.as_slice() {
+            [] => self.fail_op(Problem::NothingShares { query }),
+            [id] => {
+                let peers: Vec<String> = matching.iter().map(|(p, _)| p.clone()).collect();
+                self.folder_swarm = Some(peers.clone());
+                self.op = Some(Op::Get {
+                    peer: peers[0].clone(),
+                    file: format!("{TEXT_PREFIX}{}", id.to_hex()),
+                    step: Step::Reaching { refreshed: true },
+                    deadline: now + STEP_TIMEOUT,
+                    swarm: None,
+                });
+                self.op_advance(now);
+            }
+            many => {
+                let list: Vec<String> = many.iter().map(ToString::to_string).collect();
+                let why = format!(
+                    "'{query}' matches {} folders: {}",
+                    many.len(),
+                    list.join(", ")
+                );
+                self.fail_op(why.into())
+            }
+        }
+    }
+
     /// `get PEER NAME`: the peer lists no file `NAME`; ask for its folders on the same
     /// connection.
     pub(super) fn get_ask_folders(&mut self, conn: ConnId, mut op: Op, now: Instant) {
@@ -168,7 +209,13 @@ impl PeerNode {
                 bump(&mut op, now);
                 self.op = Some(op);
             }
-            Ok(Some(manifest)) => self.begin_folder(conn, file, vec![peer], manifest, now),
+            Ok(Some(manifest)) => {
+                // Found by id among every peer: each that lists it is a source.
+                let mut sources = self.folder_swarm.take().unwrap_or_default();
+                sources.retain(|s| *s != peer);
+                sources.insert(0, peer);
+                self.begin_folder(conn, file, sources, manifest, now)
+            }
         }
     }
 

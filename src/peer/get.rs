@@ -47,6 +47,9 @@ impl PeerNode {
                     swarm: None,
                 })
             }
+            None if file.starts_with(super::folder::manifest::TEXT_PREFIX) => {
+                self.start_find(file, FindFor::GetFolder, None, now);
+            }
             peer => {
                 let named = peer.map(|peer| (peer, file));
                 self.start_find(query, FindFor::Get, named, now);

@@ -147,6 +147,8 @@ pub struct PeerNode {
     /// `resume NAME` of a folder: its name and checked listing, until its source lists its
     /// files (`folder_fetch.rs`).
     pub(super) folder_resume: Option<(String, super::folder::manifest::FolderManifest)>,
+    /// `get tree1:PREFIX` found the folder at these peers: all are its sources.
+    pub(super) folder_swarm: Option<Vec<String>>,
     /// Commands wait until the first contact with the tracker has succeeded or failed, so a
     /// script's first `get` already knows the other peers.
     pub(super) ready: bool,
@@ -217,6 +219,7 @@ impl PeerNode {
             folder: None,
             folder_downloads: Default::default(),
             folder_resume: None,
+            folder_swarm: None,
             ready: false,
             ready_deadline: now + STARTUP_GRACE,
             exiting: false,

@@ -241,6 +241,9 @@ impl PeerNode {
                 if let Some(peer) = self.find_peer_on(conn) {
                     match msg {
                         Message::Files { files, .. } => self.find_answer(&peer, Some(files), now),
+                        Message::Folders { folders, .. } => {
+                            self.find_folders_answer(&peer, folders, now)
+                        }
                         _ => self.find_answer(&peer, None, now),
                     }
                 }
