@@ -323,6 +323,7 @@ impl PeerNode {
         loop {
             let Some(job) = &mut self.folder else { return };
             if job.plan.is_complete() {
+                self.show_folder_progress(); // the bar's last word: every file done
                 return self.place_folder(now);
             }
             if !job.has_room() {
