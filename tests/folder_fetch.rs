@@ -139,11 +139,20 @@ fn a_folder_fetch_killed_halfway_resumes_identical_without_fetching_finished_fil
         "nothing under the final name mid-way"
     );
 
+    // `downloads` lists the unfinished folder as one entry, not its files.
+    let listed = run_batch("Bob", tracker.addr, &bob, "downloads\n");
+    listed.assert_success();
+    assert!(
+        listed.stdout.contains("Tree/") && listed.stdout.contains("from Alice"),
+        "{listed}"
+    );
+    assert!(!listed.stdout.contains("p2p-part"), "{listed}");
+    // `resume` with no name goes on with the folder (no file download is unfinished).
     let out = run_batch_with(
         "Bob",
         tracker.addr,
         &bob,
-        "wait-peer Alice 10\nresume Tree\n",
+        "wait-peer Alice 10\nresume\n",
         &["--json"],
         std::time::Duration::from_secs(60),
     );
@@ -290,6 +299,7 @@ fn a_folder_swapped_for_a_symlink_mid_download_is_never_written_through() {
         fs::create_dir_all(p.parent().unwrap()).unwrap();
         fs::write(p, pseudo_random(100_000, 200 + i as u64)).unwrap();
     }
+    let shared = dirs.shared.clone();
     let _alice = Peer::serve_in("Alice", tracker.addr, dirs, &[]);
     let bob = PeerDirs::new();
     let outside = tempfile::tempdir().unwrap();
@@ -324,6 +334,17 @@ fn a_folder_swapped_for_a_symlink_mid_download_is_never_written_through() {
             && stderr.contains("is a symbolic link now; nothing is written through it"),
         "{stderr}"
     );
+    // Put back, `resume Tree` finishes it from what was verified.
+    fs::remove_file(&files).unwrap();
+    fs::rename(bob.root().join("moved-away"), &files).unwrap();
+    let out = run_batch(
+        "Bob",
+        tracker.addr,
+        &bob,
+        "wait-peer Alice 10\nresume Tree\n",
+    );
+    out.assert_success();
+    assert_same_tree_plain(&shared.join("Tree"), &bob.downloads.join("Tree"));
 }
 
 #[test]

@@ -285,6 +285,11 @@ impl PeerNode {
                     }
                 }
                 if names.is_empty() {
+                    // No file left: the first unfinished folder, if any (one at a time).
+                    let folders = super::folder::record::list(&self.cfg.downloads_dir);
+                    if let Some((rec, manifest)) = folders.into_iter().next() {
+                        return self.resume_folder(rec, manifest, now);
+                    }
                     self.ui.event(&Event::Info(Info::NoUnfinishedDownloads));
                     return;
                 }

@@ -271,6 +271,48 @@ impl PeerNode {
         self.download_done(id, Ok(event), now);
     }
 
+    /// `downloads` entries of folder fetches: the one running, and those an earlier run left
+    /// (their records), as `NAME/` with the bytes verified so far.
+    fn folder_entries(&self) -> Vec<DownloadEntry> {
+        use crate::peer::folder::manifest::EntryKind;
+        use crate::peer::folder_job::{verified_dir, verified_name};
+        let vdir = verified_dir(&self.cfg.downloads_dir);
+        let running = self.folder.as_ref().map(|j| j.name.clone());
+        crate::peer::folder::record::list(&self.cfg.downloads_dir)
+            .into_iter()
+            .map(|(rec, manifest)| {
+                let mut seen = std::collections::HashSet::new();
+                let (mut done, mut size) = (0, 0);
+                for e in manifest.entries() {
+                    if let EntryKind::File { size: n, id } = e.kind
+                        && seen.insert(id)
+                    {
+                        size += n;
+                        if n > 0 && std::fs::symlink_metadata(vdir.join(verified_name(&id))).is_ok()
+                        {
+                            done += n;
+                        }
+                    }
+                }
+                let state = if running.as_deref() == Some(rec.name.as_str()) {
+                    "downloading"
+                } else {
+                    "not running"
+                };
+                DownloadEntry {
+                    file: format!("{}/", rec.name),
+                    done,
+                    size,
+                    percent: crate::peer::download::percent(done, size),
+                    sources: rec.sources,
+                    state: state.to_string(),
+                    limited_by: None,
+                    running: None,
+                }
+            })
+            .collect()
+    }
+
     pub(in crate::peer) fn download_named(&self, file_name: &str) -> Option<DownloadId> {
         self.downloads
             .values()
@@ -351,9 +393,11 @@ impl PeerNode {
         &self,
         now: Instant,
     ) -> (Vec<DownloadEntry>, Vec<Warning>) {
+        // A folder's contents show as their folder (`folder_entries`), not one by one.
         let mut lines: Vec<DownloadEntry> = self
             .downloads
             .values()
+            .filter(|t| !self.folder_downloads.contains(&t.dl.id()))
             .map(|t| events::entry(&t.dl, &self.cfg.rate_limits, now))
             .collect();
         // All downloads share the global limit: held at it, each running one is bounded by it.
@@ -371,6 +415,7 @@ impl PeerNode {
                 lines.push(events::record_entry(&rec));
             }
         }
+        lines.extend(self.folder_entries());
         let bad = bad
             .into_iter()
             .map(|(path, why)| {
