@@ -405,3 +405,56 @@ fn get_by_folder_id_prefix_fetches_from_every_peer_that_has_the_tree() {
     );
     out.assert_failure();
 }
+
+#[test]
+fn cancel_of_an_unfinished_folder_removes_its_record_and_verified_files() {
+    let tracker = Tracker::start();
+    let dirs = PeerDirs::new();
+    for i in 0..24 {
+        let p = dirs.shared.join(format!("Tree/f{i:02}.bin"));
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, pseudo_random(100_000, 300 + i as u64)).unwrap();
+    }
+    let _alice = Peer::serve_in("Alice", tracker.addr, dirs, &[]);
+    let bob = PeerDirs::new();
+    let mut run = spawn_batch(
+        "Bob",
+        tracker.addr,
+        &bob,
+        "wait-peer Alice 10\nget Alice Tree\n",
+        &["--max-down", "600kB/s"],
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while verified_count(&bob) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline && run.is_running(),
+            "no content verified in time\n{}",
+            run.diagnostics()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    run.signal(libc::SIGKILL);
+    run.wait_exit(std::time::Duration::from_secs(10));
+    let out = run_batch("Bob", tracker.addr, &bob, "cancel Tree\ndownloads\n");
+    out.assert_success();
+    // Listed at start-up as unfinished; after `cancel`, `downloads` lists nothing.
+    let after = out
+        .stdout
+        .split("cancelled Tree")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(after.contains("no unfinished downloads"), "{out}");
+    let left: Vec<_> = fs::read_dir(bob.downloads.join(".p2p/tree-files"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .filter(|n| n != ".p2p")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let records = fs::read_dir(bob.downloads.join(".p2p/folders"))
+        .unwrap()
+        .count();
+    assert_eq!(records, 0);
+    // Nothing left to cancel now: an error.
+    run_batch("Bob", tracker.addr, &bob, "cancel Tree\n").assert_failure();
+}

@@ -27,6 +27,16 @@ use crate::reactor::ConnId;
 use crate::wire::{ContentId, FolderInfo, Message, Sha256};
 use std::time::Instant;
 
+/// The contents of a folder that have bytes to fetch.
+fn contents(manifest: &FolderManifest) -> Vec<ContentId> {
+    (manifest.entries().iter())
+        .filter_map(|e| match e.kind {
+            EntryKind::File { size, id } if size > 0 => Some(id),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The folder a `get` argument names: `tree1:` and hex digits (a prefix of its id), or its name.
 fn folder_wanted(arg: &str, f: &FolderInfo) -> bool {
     match arg.strip_prefix(TEXT_PREFIX) {
@@ -75,6 +85,53 @@ impl PeerNode {
                 self.fail_op(why.into())
             }
         }
+    }
+
+    /// Whether `name` is a folder fetch left unfinished (it has a record, usable or not).
+    pub(super) fn is_unfinished_folder(&self, name: &str) -> bool {
+        record::record_path(&self.cfg.downloads_dir, name).exists()
+    }
+
+    /// `cancel FOLDER`: its record goes, and the verified contents and partial files no other
+    /// unfinished folder needs. Never the running folder (Ctrl-C it first).
+    pub(super) fn cancel_folder(&mut self, name: &str) -> Result<(), String> {
+        if self.folder.as_ref().is_some_and(|j| j.name == name) {
+            return Err(format!(
+                "the folder '{}' is being fetched",
+                crate::names::printable(name)
+            ));
+        }
+        let downloads = self.cfg.downloads_dir.clone();
+        let mine: Vec<ContentId> = match record::load(&downloads, name) {
+            Ok((_, manifest)) => contents(&manifest),
+            Err(_) => Vec::new(), // a damaged record: only it goes
+        };
+        let others: std::collections::HashSet<ContentId> = record::list(&downloads)
+            .into_iter()
+            .filter(|(r, _)| r.name != name)
+            .flat_map(|(_, m)| contents(&m))
+            .collect();
+        // Paused downloads of its contents (this run's) go with their files.
+        let paused: Vec<DownloadId> = (self.downloads.iter())
+            .filter(|(_, t)| mine.iter().any(|c| *c == t.dl.content_id()))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in paused {
+            if let Some(t) = self.downloads.remove(&id) {
+                self.pending.retain(|_, p| !p.is_for(id));
+                t.store.discard();
+            }
+            self.folder_downloads.remove(&id);
+        }
+        if let Ok(dir) = Dir::open_root(&verified_dir(&downloads)) {
+            for id in mine.iter().filter(|c| !others.contains(c)) {
+                let name = verified_name(id);
+                let _ = dir.remove_file(&name);
+                let _ = dir.remove_file(&crate::names::partial_name(&name));
+            }
+        }
+        record::remove(&downloads, name);
+        Ok(())
     }
 
     /// `get PEER NAME`: the peer lists no file `NAME`; ask for its folders on the same

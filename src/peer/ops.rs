@@ -95,6 +95,12 @@ impl PeerNode {
                     self.ui.event(&Event::Warning(warning));
                 }
             }
+            Command::Cancel { file } if self.is_unfinished_folder(&file) => {
+                match self.cancel_folder(&file) {
+                    Ok(()) => self.ui.event(&Event::Cancelled { file }),
+                    Err(e) => self.fail_op(e.into()),
+                }
+            }
             Command::Cancel { file } => match self.cancel_download(&file) {
                 Ok(()) => self.ui.event(&Event::Cancelled { file }),
                 Err(e) => self.fail_op(e.into()),
