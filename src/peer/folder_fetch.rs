@@ -501,7 +501,10 @@ impl PeerNode {
         result: Result<Event, (Failure, Problem)>,
         now: Instant,
     ) {
-        self.folder_downloads.remove(&dl);
+        // A paused one stays a folder's content (hidden from `downloads`) until it goes.
+        if !self.downloads.contains_key(&dl) {
+            self.folder_downloads.remove(&dl);
+        }
         let Some(job) = &mut self.folder else { return };
         let Some(id) = job.content_of(dl) else { return };
         job.running.remove(&id);
