@@ -38,6 +38,22 @@ const DOCUMENTED: &[(&str, &[&str])] = &[
             "already_there",
         ],
     ),
+    (
+        "folder_done",
+        &[
+            "folder",
+            "path",
+            "folder_id",
+            "files",
+            "size",
+            "seconds",
+            "bytes_per_sec",
+            "bytes_fetched",
+            "contents_kept",
+            "sources",
+        ],
+    ),
+    ("folder_file", &["folder", "path", "size", "content_id"]),
     ("downloads", &["downloads"]),
     ("message", &["from", "id", "first_contact", "text"]),
     ("pins", &["pins"]),
@@ -334,4 +350,47 @@ fn json_hashing_events_then_the_file_is_listed_once_hashed() {
     assert_eq!(file_names(&after), ["big.bin", "small.txt"]);
     let big = &after["files"][0];
     assert_eq!(big["size"].as_u64(), Some(size), "{after}");
+}
+
+#[test]
+fn a_folder_fetch_is_a_folder_file_event_per_file_and_one_folder_done() {
+    let tracker = Tracker::start();
+    let dirs = PeerDirs::new();
+    let tree = dirs.shared.join("Album");
+    for (path, bytes) in [("a/x.txt", &b"x\n"[..]), ("a/y.txt", b"y\n"), ("z", b"")] {
+        let p = tree.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+    let _alice = Peer::serve_in("Alice", tracker.addr, dirs, &[]);
+    let bob = PeerDirs::new();
+    let out = run_batch_with(
+        "Bob",
+        tracker.addr,
+        &bob,
+        "wait-peer Alice 10\nget Alice Album\n",
+        &["--json"],
+        BATCH_TIMEOUT,
+    );
+    out.assert_success();
+    let evs = events(&out.stdout);
+    let mut paths: Vec<&str> = of_type(&evs, "folder_file")
+        .iter()
+        .map(|v| v["path"].as_str().unwrap())
+        .collect();
+    paths.sort();
+    // The empty file has nothing to verify: it is made when the tree is placed.
+    assert_eq!(paths, ["a/x.txt", "a/y.txt"], "{out}");
+    let done = of_type(&evs, "folder_done");
+    assert_eq!(done.len(), 1, "{out}");
+    assert_eq!(done[0]["files"], 3);
+    assert_eq!(done[0]["sources"], serde_json::json!(["Alice"]));
+    assert!(done[0]["folder_id"].as_str().unwrap().starts_with("tree1:"));
+    let last = *of_type(&evs, "progress").last().expect("a progress event");
+    assert_eq!(
+        (&last["files_done"], &last["files_total"]),
+        (&3.into(), &3.into()),
+        "{out}"
+    );
+    assert_eq!(last["file"], "Album/");
 }

@@ -208,6 +208,11 @@ pub enum Event {
         eta_secs: Option<f64>,
         #[serde(skip_serializing_if = "Option::is_none")]
         sources: Option<usize>,
+        /// A folder: its files verified so far, and in all.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        files_done: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        files_total: Option<u64>,
     },
     /// A download finished and was verified (or the same bytes were already there): every
     /// chunk against a manifest that makes `content_id`, and the whole file against `sha256`
@@ -226,6 +231,31 @@ pub enum Event {
         /// Bytes each source sent, by peer name.
         bytes_per_source: BTreeMap<String, u64>,
         already_there: bool,
+    },
+    /// A folder download finished: every file verified (against its content id, which the
+    /// folder id commits to) and the tree placed under `path`.
+    FolderDone {
+        folder: String,
+        path: String,
+        folder_id: String,
+        files: u64,
+        size: u64,
+        seconds: f64,
+        bytes_per_sec: f64,
+        /// Bytes fetched over the network in this run (less than `size` when resumed, or
+        /// when contents repeat).
+        bytes_fetched: u64,
+        /// Contents already verified by an earlier run, not fetched again.
+        contents_kept: u64,
+        sources: Vec<String>,
+    },
+    /// One file of a folder download is verified (`--json` only); the tree is placed whole
+    /// at the end.
+    FolderFile {
+        folder: String,
+        path: String,
+        size: u64,
+        content_id: String,
     },
     /// Answer to `downloads`.
     Downloads { downloads: Vec<DownloadEntry> },
@@ -365,6 +395,8 @@ impl Event {
             Event::Search { .. } => "search",
             Event::Progress { .. } => "progress",
             Event::DownloadDone { .. } => "download_done",
+            Event::FolderDone { .. } => "folder_done",
+            Event::FolderFile { .. } => "folder_file",
             Event::Downloads { .. } => "downloads",
             Event::Message { .. } => "message",
             Event::MessageDelivered { .. } => "message_delivered",
@@ -473,6 +505,20 @@ pub enum Problem {
     },
     /// `rescan` with no hashing thread to run it.
     NoHashingThread,
+    /// `peer`'s listing of `folder` broke a rule (named in `error`); nothing was written.
+    BadFolder {
+        peer: String,
+        folder: String,
+        error: String,
+    },
+    /// A folder download stopped (`why`); its record and verified files are kept, and
+    /// `resume FOLDER` continues it.
+    FolderUnfinished {
+        folder: String,
+        files_done: u64,
+        files_total: u64,
+        why: Box<Problem>,
+    },
     /// A sentence from a layer that does not say it with values yet (file system errors,
     /// name rules, partial files, resume records).
     Text(String),

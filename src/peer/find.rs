@@ -96,7 +96,14 @@ impl PeerNode {
             let mut refreshed = true;
             match self.reach(&name, &mut refreshed) {
                 Ok(Some(conn)) => {
-                    self.request(conn, Purpose::Op, |req| Message::ListFiles { req });
+                    if self
+                        .find_mut()
+                        .is_some_and(|f| f.purpose == FindFor::GetFolder)
+                    {
+                        self.request(conn, Purpose::Op, |req| Message::ListFolders { req });
+                    } else {
+                        self.request(conn, Purpose::Op, |req| Message::ListFiles { req });
+                    }
                     if let Some(f) = self.find_mut() {
                         f.waiting.insert(name, Some(conn));
                     }
@@ -127,6 +134,23 @@ impl PeerNode {
         // same bytes, under whatever name.
         for file in files.into_iter().flatten() {
             f.results.push((peer.to_string(), file));
+        }
+        self.find_advance(now);
+    }
+
+    /// A peer listed its folders (`get tree1:PREFIX`).
+    pub(super) fn find_folders_answer(
+        &mut self,
+        peer: &str,
+        folders: Vec<crate::wire::FolderInfo>,
+        now: Instant,
+    ) {
+        let Some(f) = self.find_mut() else { return };
+        if f.waiting.remove(peer).is_none() {
+            return;
+        }
+        for folder in folders {
+            f.folders.push((peer.to_string(), folder));
         }
         self.find_advance(now);
     }
@@ -170,6 +194,7 @@ impl PeerNode {
             }
         }
         match find.purpose {
+            FindFor::GetFolder => self.get_folder_found(find, now),
             FindFor::Search => {
                 let results = candidates.into_iter().map(Candidate::found).collect();
                 self.ui.event(&Event::Search {

@@ -17,6 +17,8 @@ pub enum FindFor {
     Search,
     /// `get FILE`: download the one content that matches, from every peer that has it.
     Get,
+    /// `get tree1:PREFIX`: fetch the one folder whose id starts so, from every peer that has it.
+    GetFolder,
 }
 
 #[derive(Debug)]
@@ -29,6 +31,8 @@ pub struct Find {
     pub(super) waiting: BTreeMap<String, Option<ConnId>>,
     /// (peer, file) for every match.
     pub(super) results: Vec<(String, FileInfo)>,
+    /// (peer, folder) for every folder listed (`FindFor::GetFolder`).
+    pub(super) folders: Vec<(String, crate::wire::FolderInfo)>,
     /// Peers that could not be asked (unreachable) or did not answer in time.
     pub(super) unanswered: Vec<String>,
     pub deadline: Instant,
@@ -45,6 +49,7 @@ impl Find {
             listing: true,
             waiting: BTreeMap::new(),
             results: Vec::new(),
+            folders: Vec::new(),
             unanswered: Vec::new(),
             deadline: now + FIND_TIMEOUT,
             named: None,
@@ -71,6 +76,8 @@ impl Find {
         match self.purpose {
             FindFor::Search => by_hash || f.name.to_lowercase().contains(&q),
             FindFor::Get => by_hash || f.name == self.query,
+            // Files are not what it looks for (folders are matched by id, `folder_fetch.rs`).
+            FindFor::GetFolder => false,
         }
     }
 }

@@ -50,6 +50,8 @@ pub enum Progress {
     Sources(usize),
     /// Bytes done so far, of the `total` given at the start.
     Done(u64),
+    /// A folder: files done so far, of the `files` given at the start.
+    Files(u64),
     /// The transfer ended (or was never started): remove the bar.
     Finish,
 }
@@ -61,6 +63,8 @@ pub enum ProgressOf {
     Download { file: String },
     /// Several downloads awaited together (`resume` with no file named).
     Downloads { count: usize },
+    /// A folder download of `files` files, by the name it is saved under.
+    Folder { name: String, files: u64 },
     /// A `rescan` hashing `files` files.
     Hashing { files: usize },
 }

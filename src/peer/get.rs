@@ -31,7 +31,10 @@ impl PeerNode {
         match peer {
             Some(peer) if pinned => {
                 // `get PEER cid1:…` names the file by content id: the listing gives its name.
+                self.folder_resume = None;
+                let folder_id = file.starts_with(super::folder::manifest::TEXT_PREFIX);
                 if id_prefix(&file).is_none()
+                    && !folder_id
                     && let Err(e) = check_file_name(&file)
                 {
                     return self.fail_op(e.into());
@@ -44,6 +47,9 @@ impl PeerNode {
                     swarm: None,
                 })
             }
+            None if file.starts_with(super::folder::manifest::TEXT_PREFIX) => {
+                self.start_find(file, FindFor::GetFolder, None, now);
+            }
             peer => {
                 let named = peer.map(|peer| (peer, file));
                 self.start_find(query, FindFor::Get, named, now);
@@ -54,6 +60,9 @@ impl PeerNode {
     /// `get`: the peer's listing arrived. It must name the file (or, for a content a search
     /// found, hold its SHA-256); then what stands under its name at home is looked at.
     pub(super) fn get_listed(&mut self, conn: ConnId, op: Op, files: Vec<FileInfo>, now: Instant) {
+        if self.get_listed_resume(conn, &op, now) {
+            return;
+        }
         let Op::Get {
             peer,
             file,
@@ -72,6 +81,17 @@ impl PeerNode {
             (None, None) => f.name == file,
         };
         let Some(info) = files.into_iter().find(wanted) else {
+            // No file of that name (or `tree1:` id): perhaps a folder (PROTOCOL.md §8.5).
+            if swarm.is_none() && by_id.is_none() {
+                let op = Op::Get {
+                    peer,
+                    file,
+                    step: Step::Asked(conn),
+                    deadline,
+                    swarm,
+                };
+                return self.get_ask_folders(conn, op, now);
+            }
             return self.fail_op(Problem::NoSuchFile { peer, file });
         };
         // Found by id: saved under the name the peer lists it by, which must be a safe one.
@@ -237,6 +257,20 @@ impl PeerNode {
 
     /// `resume FILE`, or `resume` for every unfinished download.
     pub(super) fn start_resume(&mut self, file: Option<String>, now: Instant) {
+        if let Some(name) = &file {
+            use super::folder::record::{LoadError, load};
+            match load(&self.cfg.downloads_dir, name) {
+                Ok((rec, manifest)) => return self.resume_folder(rec, manifest, now),
+                Err(LoadError::Bad(why)) => {
+                    let why = format!(
+                        "the resume record of the folder {} is unusable ({why})",
+                        crate::names::printable(name)
+                    );
+                    return self.fail_op(why.into());
+                }
+                Err(LoadError::Missing) => {}
+            }
+        }
         let names: Vec<String> = match file {
             Some(file) => vec![file],
             None => {
@@ -251,6 +285,11 @@ impl PeerNode {
                     }
                 }
                 if names.is_empty() {
+                    // No file left: the first unfinished folder, if any (one at a time).
+                    let folders = super::folder::record::list(&self.cfg.downloads_dir);
+                    if let Some((rec, manifest)) = folders.into_iter().next() {
+                        return self.resume_folder(rec, manifest, now);
+                    }
                     self.ui.event(&Event::Info(Info::NoUnfinishedDownloads));
                     return;
                 }
@@ -313,7 +352,11 @@ impl PeerNode {
         &mut self,
         id: DownloadId,
         result: Result<Event, (Failure, Problem)>,
+        now: Instant,
     ) {
+        if self.folder_downloads.contains(&id) {
+            return self.folder_content_ended(id, result, now);
+        }
         let awaited = match &mut self.op {
             Some(Op::Await { ids }) => ids.remove(&id),
             _ => false,

@@ -15,6 +15,8 @@ pub mod file_hasher;
 mod find;
 mod find_state;
 pub mod folder;
+mod folder_fetch;
+mod folder_job;
 mod folder_serving;
 pub mod frontend;
 mod get;

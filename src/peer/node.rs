@@ -98,6 +98,8 @@ pub enum Purpose {
     DownloadHave(DownloadId),
     /// Peer exchange: the answer to our `GetPeers`.
     Exchange,
+    /// The manifest of a content of the folder being fetched (`folder_fetch.rs`).
+    FolderManifest(crate::wire::ContentId),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -139,6 +141,16 @@ pub struct PeerNode {
     parse: Option<Parser>,
     pub(super) op: Option<Op>,
     pub(super) downloads: BTreeMap<DownloadId, Transfer>,
+    /// The folder being fetched, if any (`folder_fetch.rs`).
+    pub(super) folder: Option<super::folder_job::FolderJob>,
+    /// Downloads that are contents of a folder (this one or one given up on): their ends are
+    /// the folder's to report, and their files are not shared under their content-id names.
+    pub(super) folder_downloads: std::collections::HashSet<DownloadId>,
+    /// `resume NAME` of a folder: its name and checked listing, until its source lists its
+    /// files (`folder_fetch.rs`).
+    pub(super) folder_resume: Option<(String, super::folder::manifest::FolderManifest)>,
+    /// `get tree1:PREFIX` found the folder at these peers: all are its sources.
+    pub(super) folder_swarm: Option<Vec<String>>,
     /// Commands wait until the first contact with the tracker has succeeded or failed, so a
     /// script's first `get` already knows the other peers.
     pub(super) ready: bool,
@@ -206,6 +218,10 @@ impl PeerNode {
             parse: None,
             op: None,
             downloads: BTreeMap::new(),
+            folder: None,
+            folder_downloads: Default::default(),
+            folder_resume: None,
+            folder_swarm: None,
             ready: false,
             ready_deadline: now + STARTUP_GRACE,
             exiting: false,

@@ -4,6 +4,7 @@
 
 use super::download::DownloadId;
 use super::find_state::Find;
+use super::folder::manifest::PagedListing;
 use crate::reactor::ConnId;
 use crate::wire::ContentId;
 use crate::wire::FileInfo;
@@ -42,6 +43,10 @@ pub enum Step {
     /// `get` only: a file already stands under that name at home; it is being hashed (a disk
     /// job) to see whether it is this one. The connection stays ready for the manifest.
     CheckingDestination(ConnId, FileInfo),
+    /// `get` only: the peer lists no file of that name; its folders were asked for.
+    AskedFolders(ConnId),
+    /// `get` of a folder: its listing arrives in pages, each checked as it comes.
+    FolderPages(ConnId, Box<PagedListing>),
 }
 
 /// A `get` of a content a search found: every source (the first is the one asked first) and
@@ -100,6 +105,9 @@ pub enum Op {
         addr: Option<std::net::SocketAddr>,
         deadline: Instant,
     },
+    /// `get` of a folder (or `resume` of one) once its listing is checked: until the tree is
+    /// placed (`folder_fetch.rs`); its downloads keep their own clocks.
+    Folder,
     /// `rescan`: until its scan on the hash worker ends (`hashing.rs`).
     Rescan {
         job: super::hash_worker::JobId,
@@ -140,7 +148,7 @@ impl Op {
             | Op::Connect { deadline, .. } => Some(*deadline),
             Op::Sleep { until } => Some(*until),
             Op::Find(f) => Some(f.deadline),
-            Op::Await { .. } | Op::Rescan { .. } => None,
+            Op::Await { .. } | Op::Rescan { .. } | Op::Folder => None,
         }
     }
 }

@@ -95,6 +95,12 @@ impl PeerNode {
                     self.ui.event(&Event::Warning(warning));
                 }
             }
+            Command::Cancel { file } if self.is_unfinished_folder(&file) => {
+                match self.cancel_folder(&file) {
+                    Ok(()) => self.ui.event(&Event::Cancelled { file }),
+                    Err(e) => self.fail_op(e.into()),
+                }
+            }
             Command::Cancel { file } => match self.cancel_download(&file) {
                 Ok(()) => self.ui.event(&Event::Cancelled { file }),
                 Err(e) => self.fail_op(e.into()),
@@ -145,6 +151,10 @@ impl PeerNode {
                 if self.op.is_some() {
                     self.fail_op_as(Failure::Unfinished, Problem::Interrupted);
                 }
+                true
+            }
+            Some(Op::Folder) => {
+                self.folder_interrupted(now);
                 true
             }
             Some(Op::Rescan { job }) => {
@@ -237,10 +247,27 @@ impl PeerNode {
                 if let Some(peer) = self.find_peer_on(conn) {
                     match msg {
                         Message::Files { files, .. } => self.find_answer(&peer, Some(files), now),
+                        Message::Folders { folders, .. } => {
+                            self.find_folders_answer(&peer, folders, now)
+                        }
                         _ => self.find_answer(&peer, None, now),
                     }
                 }
             }
+            (
+                op @ Op::Get {
+                    step: Step::AskedFolders(_),
+                    ..
+                },
+                Message::Folders { folders, .. },
+            ) => self.get_folders_listed(conn, op, folders, now),
+            (
+                op @ Op::Get {
+                    step: Step::FolderPages(..),
+                    ..
+                },
+                msg @ Message::Folder { .. },
+            ) => self.get_folder_page(conn, op, msg, now),
             (op @ Op::Get { .. }, Message::Files { files, .. }) => {
                 self.get_listed(conn, op, files, now)
             }
@@ -315,7 +342,7 @@ impl PeerNode {
                     self.exchange_refresh(now);
                 }
             }
-            Op::Await { .. } | Op::Sleep { .. } | Op::Rescan { .. } => {}
+            Op::Await { .. } | Op::Sleep { .. } | Op::Rescan { .. } | Op::Folder => {}
             Op::Find(f) if now >= f.deadline => self.find_timed_out(now),
             other if other.deadline().is_some_and(|d| now >= d) => {
                 let peer = other.peer().map(str::to_string);
@@ -327,7 +354,7 @@ impl PeerNode {
 
     pub(super) fn op_deadline(&self) -> Option<Instant> {
         match &self.op {
-            None | Some(Op::Await { .. }) | Some(Op::Rescan { .. }) => None,
+            None | Some(Op::Await { .. }) | Some(Op::Rescan { .. }) | Some(Op::Folder) => None,
             Some(Op::WaitPeer {
                 deadline,
                 next_poll,

@@ -172,7 +172,9 @@ impl PeerNode {
         let on_this_conn = match op.step_mut() {
             Some(Step::Asked(c))
             | Some(Step::AskedManifest(c, ..))
-            | Some(Step::CheckingDestination(c, _)) => *c == conn,
+            | Some(Step::CheckingDestination(c, _))
+            | Some(Step::AskedFolders(c))
+            | Some(Step::FolderPages(c, _)) => *c == conn,
             // Only a connection that never got through its handshake was this command's
             // attempt to reach the peer; another one closing (an old one we dropped) is not.
             Some(Step::Reaching { .. }) => handshake_failed && op.peer() == Some(name),

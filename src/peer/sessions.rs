@@ -327,6 +327,7 @@ impl PeerNode {
             Purpose::DownloadManifest(dl) => self.download_manifest_answer(conn, dl, msg, now),
             Purpose::DownloadHave(dl) => self.download_have_answer(conn, dl, msg, now),
             Purpose::Exchange => self.peers_answer(conn, msg, now),
+            Purpose::FolderManifest(id) => self.folder_manifest_answer(conn, req, id, msg, now),
         }
     }
 
@@ -355,6 +356,7 @@ impl PeerNode {
         let name = session.name.or(session.expected).unwrap_or_default();
         self.op_connection_lost(conn, &name, lost, why, now);
         self.downloads_connection_lost(conn, why, now);
+        self.folder_connection_lost(conn, now);
         if let Some(name) = reaching {
             // Our attempt to reach `name` died in its handshake (a peer frozen, busy or gone
             // mid-way, or another peer at that address). If the entry moved on to another

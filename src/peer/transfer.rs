@@ -71,7 +71,7 @@ impl PeerNode {
                 }
                 Output::Report(report) => self.report_download(id, report),
                 Output::Progress => self.show_progress(),
-                Output::End(end) => self.download_ended(id, end),
+                Output::End(end) => self.download_ended(id, end, now),
                 Output::Write { .. } | Output::Checkpoint { .. } | Output::Publish { .. } => {}
             }
         }
@@ -136,13 +136,19 @@ impl PeerNode {
         let Some(t) = self.downloads.get(&id) else {
             return;
         };
+        // A folder's contents report as the folder: only their warnings are shown.
+        let quiet =
+            self.folder_downloads.contains(&id) && !matches!(report, Report::BadChunk { .. });
+        if quiet {
+            return;
+        }
         if let Some(event) = events::report(&t.dl, report) {
             self.ui.event(&event);
         }
     }
 
     /// A download is over, or paused (it stays, for `resume` and for serving what it has).
-    fn download_ended(&mut self, id: DownloadId, end: End) {
+    fn download_ended(&mut self, id: DownloadId, end: End, now: Instant) {
         self.pending.retain(|_, p| !p.is_for(id));
         let Some(t) = self.downloads.get(&id) else {
             return;
@@ -151,7 +157,9 @@ impl PeerNode {
             End::Paused(pause) => Err(events::paused(t, pause)),
             end => {
                 let t = self.downloads.remove(&id).expect("looked up just above");
+                // A folder's content is shared with its tree, not under its content-id name.
                 if let End::Done(done) = &end
+                    && !self.folder_downloads.contains(&id)
                     && let Err(e) = self.index.add_downloaded(
                         t.dl.file_name(),
                         &done.path,
@@ -165,7 +173,7 @@ impl PeerNode {
                 events::ended(&t, end)
             }
         };
-        self.download_done(id, result);
+        self.download_done(id, result, now);
     }
 
     /// Moves the sources of a download that are looking for their peer as far as they go now.
@@ -352,6 +360,9 @@ impl PeerNode {
 
     /// Progress of the foreground command's downloads, for the bar.
     pub(super) fn show_progress(&mut self) {
+        if matches!(self.op, Some(super::op::Op::Folder)) {
+            return self.show_folder_progress();
+        }
         let ids = self.op_download_ids();
         if ids.is_empty() {
             return;

@@ -54,7 +54,7 @@ pub fn weight(event: &Event) -> Weight {
         | Event::SourceDropped { .. }
         | Event::NameRefused { .. }
         | Event::Unfinished { quitting: true, .. } => Weight::Problem,
-        Event::Progress { .. } => Weight::Silent,
+        Event::Progress { .. } | Event::FolderFile { .. } => Weight::Silent,
         _ => Weight::Result,
     }
 }
@@ -261,7 +261,36 @@ pub fn human_lines(event: &Event) -> Vec<String> {
                 })
                 .collect()
         }
-        Event::Progress { .. } => Vec::new(),
+        Event::Progress { .. } | Event::FolderFile { .. } => Vec::new(),
+        Event::FolderDone {
+            path,
+            folder_id,
+            files,
+            size,
+            seconds,
+            bytes_fetched,
+            contents_kept,
+            sources,
+            ..
+        } => {
+            let rate = human_rate(*bytes_fetched, *seconds)
+                .map(|r| format!(", {r}"))
+                .unwrap_or_default();
+            let kept = match contents_kept {
+                0 => String::new(),
+                n => format!(", {n} kept from an earlier run"),
+            };
+            let from: Vec<String> = sources.iter().map(|s| printable(s)).collect();
+            vec![format!(
+                "saved {path}/ ({files} files, {}) in {seconds:.1}s{rate} from {}{kept}; \
+                 verified {}",
+                human_bytes(*size),
+                from.join(", "),
+                folder_id
+                    .get(..crate::peer::folder::manifest::TEXT_PREFIX.len() + SHORT_SHA)
+                    .unwrap_or(folder_id)
+            )]
+        }
         Event::DownloadDone {
             path,
             size,

@@ -31,6 +31,27 @@ pub fn problem_text(problem: &Problem) -> String {
         }
         Problem::NoSource => "no source".to_string(),
         Problem::NoHashingThread => "cannot rescan: the hashing thread is not running".to_string(),
+        Problem::BadFolder {
+            peer,
+            folder,
+            error,
+        } => format!(
+            "{} sent a listing of the folder '{}' that is refused: {error}; nothing was written",
+            printable(peer),
+            printable(folder)
+        ),
+        Problem::FolderUnfinished {
+            folder,
+            files_done,
+            files_total,
+            why,
+        } => format!(
+            "the folder '{}' is unfinished ({files_done} of {files_total} files): {}; `resume {}` \
+             continues it",
+            printable(folder),
+            problem_text(why),
+            printable(folder)
+        ),
         Problem::IsThisPeer { name } => format!("'{name}' is this peer"),
         Problem::UnknownPeer {
             name,

@@ -67,6 +67,24 @@ struct Progress {
     done: u64,
     last_json: Option<Instant>,
     sources: Option<usize>,
+    /// A folder: files done and in all.
+    files: Option<(u64, u64)>,
+}
+
+impl Progress {
+    /// What the bar says after its ETA: a folder's files, then the sources.
+    fn show_prefix(&self) {
+        let Some(bar) = &self.bar else { return };
+        let mut text = String::new();
+        if let Some((done, total)) = self.files {
+            text.push_str(&format!(" {done}/{total} files"));
+        }
+        if let Some(sources) = self.sources {
+            let s = if sources == 1 { "" } else { "s" };
+            text.push_str(&format!(" from {sources} source{s}"));
+        }
+        bar.set_prefix(text);
+    }
 }
 
 impl Ui {
@@ -247,6 +265,7 @@ impl Ui {
             done: 0,
             last_json: None,
             sources: None,
+            files: None,
         });
     }
 
@@ -286,6 +305,8 @@ impl Ui {
             bytes_per_sec: rate.round(),
             eta_secs: eta_secs.map(|s| (s * 10.0).round() / 10.0),
             sources: p.sources,
+            files_done: p.files.map(|f| f.0),
+            files_total: p.files.map(|f| f.1),
         };
         self.event(&event);
     }
@@ -297,9 +318,16 @@ impl Ui {
             return;
         }
         p.sources = Some(sources);
-        if let Some(bar) = &p.bar {
-            let s = if sources == 1 { "" } else { "s" };
-            bar.set_prefix(format!(" from {sources} source{s}"));
+        p.show_prefix();
+    }
+
+    /// A folder's files done so far (shown on the bar and in `progress` events).
+    pub fn set_files(&mut self, done: u64) {
+        let Some(p) = &mut self.progress else { return };
+        let Some((was, total)) = p.files else { return };
+        if was != done {
+            p.files = Some((done, total));
+            p.show_prefix();
         }
     }
 
@@ -321,9 +349,17 @@ impl Frontend for Ui {
 
     fn progress(&mut self, progress: Update) {
         match progress {
-            Update::Start { of, total } => self.start_progress(&progress_label(&of), total),
+            Update::Start { of, total } => {
+                self.start_progress(&progress_label(&of), total);
+                if let ProgressOf::Folder { files, .. } = of
+                    && let Some(p) = &mut self.progress
+                {
+                    p.files = Some((0, files));
+                }
+            }
             Update::Sources(n) => self.set_sources(n),
             Update::Done(done) => self.set_progress(done),
+            Update::Files(done) => self.set_files(done),
             Update::Finish => self.finish_progress(),
         }
     }
@@ -352,6 +388,7 @@ impl Frontend for Ui {
 fn progress_label(of: &ProgressOf) -> String {
     match of {
         ProgressOf::Download { file } => printable(file),
+        ProgressOf::Folder { name, .. } => format!("{}/", printable(name)),
         ProgressOf::Downloads { count } => format!("{count} downloads"),
         ProgressOf::Hashing { files } => {
             let s = if *files == 1 { "" } else { "s" };

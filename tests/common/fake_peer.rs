@@ -7,7 +7,10 @@
 use p2p::identity::Identity;
 use p2p::peer::manifest::{Manifest, manifest_of_reader};
 use p2p::secure::{Role, SecureStream};
-use p2p::wire::{ContentId, FileInfo, Message, PROTOCOL_VERSION, decode_message, encode_message};
+use p2p::wire::{
+    ContentId, FileInfo, FolderEntry, FolderId, FolderInfo, Message, PROTOCOL_VERSION,
+    decode_message, encode_message,
+};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
@@ -43,6 +46,9 @@ struct Shared {
     content: Vec<u8>,
     manifest: Manifest,
     behaviour: Behaviour,
+    /// Folders it lists (`ListFolders`) and whose listings it serves in one page, whatever
+    /// they hold: a hostile peer's.
+    folders: Vec<(String, FolderId, Vec<FolderEntry>)>,
     stop: Arc<AtomicBool>,
     release: Arc<AtomicBool>,
     served: Arc<AtomicU64>,
@@ -57,6 +63,18 @@ impl FakePeer {
         file_name: &str,
         content: Vec<u8>,
         behaviour: Behaviour,
+    ) -> FakePeer {
+        FakePeer::start_with_folders(name, tracker, file_name, content, behaviour, Vec::new())
+    }
+
+    /// [`FakePeer::start`], listing `folders` too (name, the id it claims, its entries).
+    pub fn start_with_folders(
+        name: &str,
+        tracker: SocketAddr,
+        file_name: &str,
+        content: Vec<u8>,
+        behaviour: Behaviour,
+        folders: Vec<(String, FolderId, Vec<FolderEntry>)>,
     ) -> FakePeer {
         let manifest = manifest_of_reader(content.as_slice(), content.len() as u64).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake peer");
@@ -73,6 +91,7 @@ impl FakePeer {
             content,
             manifest,
             behaviour,
+            folders,
             stop: stop.clone(),
             release: release.clone(),
             served: served.clone(),
@@ -257,7 +276,25 @@ fn serve(s: &Shared, tcp: TcpStream) -> io::Result<()> {
             Message::Chat { req, .. } => Message::ChatOk { req },
             Message::ListFolders { req } => Message::Folders {
                 req,
-                folders: Vec::new(),
+                folders: (s.folders.iter())
+                    .map(|(name, id, entries)| FolderInfo {
+                        name: name.clone(),
+                        id: *id,
+                        entries: entries.len() as u64,
+                        files: entries.iter().filter(|e| e.id.is_some()).count() as u64,
+                        size: entries.iter().map(|e| e.size).sum(),
+                    })
+                    .collect(),
+            },
+            Message::GetFolder { req, id, start } => match s.folders.iter().find(|f| f.1 == id) {
+                Some((_, id, entries)) => Message::Folder {
+                    req,
+                    id: *id,
+                    total: entries.len() as u64,
+                    start,
+                    entries: entries.iter().skip(start as usize).cloned().collect(),
+                },
+                None => continue,
             },
             Message::GetPeers { req } => Message::PeerList {
                 req,

@@ -80,6 +80,8 @@ pub struct DiskStore {
     /// Set when the download is discarded: a checkpoint still out must not bring its record
     /// back.
     gone: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// False for a folder's content (`without_record`): the folder's record is what resumes.
+    records: bool,
 }
 
 /// A checkpoint carried out off the reactor's thread (`disk_jobs.rs`): the partial file is
@@ -91,11 +93,15 @@ pub struct CheckpointJob {
     record: ResumeRecord,
     downloads: PathBuf,
     gone: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    records: bool,
 }
 
 impl CheckpointJob {
     pub fn run(self) -> io::Result<()> {
         use std::sync::atomic::Ordering;
+        if !self.records {
+            return Ok(());
+        }
         self.file.sync_data()?;
         if self.gone.load(Ordering::SeqCst) {
             return Ok(());
@@ -126,7 +132,17 @@ impl DiskStore {
             downloads: downloads.to_path_buf(),
             pending: Vec::new(),
             gone: Default::default(),
+            records: true,
         })
+    }
+
+    /// A content of a folder download: no resume record of its own and no fsync at its
+    /// checkpoints. A resume of the folder (`folder/record.rs`) starts the content again, and
+    /// the chunks in its partial file are checked against the manifest then, as for any
+    /// resume; only the final file is made durable (`publish`). For a tree of 10,000 small
+    /// files that is 3 fsyncs fewer per file.
+    pub fn without_record(&mut self) {
+        self.records = false;
     }
 
     /// [`Store::checkpoint`] as a job for another thread: what it syncs and the record it
@@ -150,6 +166,7 @@ impl DiskStore {
             record,
             downloads: self.downloads.clone(),
             gone: std::sync::Arc::clone(&self.gone),
+            records: self.records,
         })
     }
 

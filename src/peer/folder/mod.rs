@@ -8,7 +8,7 @@
 //! - `record`: the resume record of a folder download.
 //!
 //! Sharing a tree is `index/tree_scan.rs`; answering for it, `folder_serving.rs`. Fetching one
-//! with `get PEER FOLDER` (the node's glue over these pieces) is not there yet.
+//! with `get PEER FOLDER` (the node's glue over these pieces) is `folder_fetch.rs`.
 
 pub mod beneath;
 pub mod fetch_plan;

@@ -67,6 +67,31 @@ pub fn remove(downloads: &Path, name: &str) {
     }
 }
 
+/// Every usable folder record, each checked as [`load`] does (those that are not are left
+/// out: `resume NAME` says why).
+pub fn list(downloads: &Path) -> Vec<(FolderRecord, FolderManifest)> {
+    #[derive(Deserialize)]
+    struct NameOnly {
+        name: String,
+    }
+    let Ok(dir) = std::fs::read_dir(records_dir(downloads)) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(FolderRecord, FolderManifest)> = dir
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".cbor"))
+        .filter(|e| e.metadata().is_ok_and(|m| m.len() <= MAX_RECORD_LEN))
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .filter_map(|bytes| {
+            let mut rest = bytes.as_slice();
+            ciborium::de::from_reader_with_recursion_limit::<NameOnly, _>(&mut rest, 16).ok()
+        })
+        .filter_map(|n| load(downloads, &n.name).ok())
+        .collect();
+    out.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    out
+}
+
 /// Why a record cannot be used.
 #[derive(Debug)]
 pub enum LoadError {

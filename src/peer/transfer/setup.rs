@@ -51,15 +51,29 @@ impl PeerNode {
         check_sha256: bool,
         now: Instant,
     ) -> Result<DownloadId, String> {
+        let downloads = self.cfg.downloads_dir.clone();
+        self.begin_download_in(&downloads, sources, file_name, manifest, check_sha256, now)
+    }
+
+    /// [`Self::begin_download`] into the folder `downloads` (its resume record under
+    /// `downloads/.p2p/resume/`): a folder's contents go to `.p2p/tree-files/`.
+    pub(in crate::peer) fn begin_download_in(
+        &mut self,
+        downloads: &Path,
+        sources: &[String],
+        file_name: &str,
+        manifest: Manifest,
+        check_sha256: bool,
+        now: Instant,
+    ) -> Result<DownloadId, String> {
         if let Some(existing) = self.download_named(file_name) {
             if !self.downloads[&existing].is_paused() {
                 return Err(format!("already downloading {}", printable(file_name)));
             }
             self.downloads.remove(&existing);
         }
-        let downloads = self.cfg.downloads_dir.clone();
         let content_id = ContentId::of(&manifest);
-        match resume::load_for(&downloads, file_name) {
+        match resume::load_for(downloads, file_name) {
             Ok(rec) if rec.content_id != Some(content_id) => {
                 let theirs = rec.content_id.map_or("?".to_string(), |c| c.to_string());
                 return Err(format!(
@@ -80,7 +94,7 @@ impl PeerNode {
         }
         let mut record = ResumeRecord::new(file_name, sources.to_vec(), &manifest);
         record.check_sha256 = check_sha256;
-        let store = open_store(&downloads, record)?;
+        let store = open_store(downloads, record)?;
         let id = self.next_download_id();
         let retry_for = self.cfg.retry_for;
         let dl = Download::new(id, file_name, sources, manifest, None, retry_for, now)
@@ -192,8 +206,8 @@ impl PeerNode {
             return;
         }
         match dest {
-            Some(Ok(Destination::AlreadyThere)) => return self.already_saved(id),
-            Some(Err(conflict)) => return self.check_failed(id, conflict),
+            Some(Ok(Destination::AlreadyThere)) => return self.already_saved(id, now),
+            Some(Err(conflict)) => return self.check_failed(id, conflict, now),
             Some(Ok(Destination::Free)) | None => {}
         }
         let shown = printable(t.dl.file_name());
@@ -205,16 +219,16 @@ impl PeerNode {
                 .into_iter()
                 .filter_map(|i| t.dl.chunk_index(i))
                 .collect(),
-            Err(e) => return self.check_failed(id, unreadable(e)),
+            Err(e) => return self.check_failed(id, unreadable(e), now),
         };
         if let Err(e) = t.store.adopt(&intact) {
-            return self.check_failed(id, unreadable(e));
+            return self.check_failed(id, unreadable(e), now);
         }
         let here: u64 = intact.iter().map(|&c| t.dl.chunk_span(c).1 as u64).sum();
         let needed = t.dl.size().saturating_sub(here);
         let downloads = &self.cfg.downloads_dir;
         if let Err(why) = check_room(downloads, t.dl.file_name(), needed) {
-            return self.check_failed(id, why);
+            return self.check_failed(id, why, now);
         }
         // A new download's record names the chunks found here, once they are durable.
         if !t.dl.is_resume()
@@ -224,7 +238,7 @@ impl PeerNode {
                 "cannot save the resume record in {}: {e}",
                 downloads.display()
             );
-            return self.check_failed(id, why);
+            return self.check_failed(id, why, now);
         }
         t.dl.handle_checked(&intact, now);
         self.drive(id, now);
@@ -232,19 +246,19 @@ impl PeerNode {
 
     /// The check of a download failed: it ends (reported as failed), its partial file kept
     /// unless nothing was ever written to it.
-    fn check_failed(&mut self, id: DownloadId, why: impl Into<Problem>) {
+    fn check_failed(&mut self, id: DownloadId, why: impl Into<Problem>, now: Instant) {
         if let Some(t) = self.downloads.remove(&id) {
             self.pending.retain(|_, p| !p.is_for(id));
             t.store.abandon_if_untouched();
         }
-        self.download_done(id, Err((Failure::Failed, why.into())));
+        self.download_done(id, Err((Failure::Failed, why.into())), now);
     }
 
     /// A record whose file already stands, whole and right, under its final name: a crash hit
     /// between linking the file and removing the partial file or the record. That is a finished
     /// download; its leftovers are removed and it is reported done, not fetched again. (A
     /// different file under that name fails the check instead: never overwritten.)
-    fn already_saved(&mut self, id: DownloadId) {
+    fn already_saved(&mut self, id: DownloadId, now: Instant) {
         let Some(t) = self.downloads.remove(&id) else {
             return;
         };
@@ -254,7 +268,49 @@ impl PeerNode {
         let (content, sha256) = (t.dl.content_id().to_string(), t.dl.sha256().to_string());
         t.store.discard();
         let event = Event::already_there(file, path, size, content, sha256);
-        self.download_done(id, Ok(event));
+        self.download_done(id, Ok(event), now);
+    }
+
+    /// `downloads` entries of folder fetches: the one running, and those an earlier run left
+    /// (their records), as `NAME/` with the bytes verified so far.
+    fn folder_entries(&self) -> Vec<DownloadEntry> {
+        use crate::peer::folder::manifest::EntryKind;
+        use crate::peer::folder_job::{verified_dir, verified_name};
+        let vdir = verified_dir(&self.cfg.downloads_dir);
+        let running = self.folder.as_ref().map(|j| j.name.clone());
+        crate::peer::folder::record::list(&self.cfg.downloads_dir)
+            .into_iter()
+            .map(|(rec, manifest)| {
+                let mut seen = std::collections::HashSet::new();
+                let (mut done, mut size) = (0, 0);
+                for e in manifest.entries() {
+                    if let EntryKind::File { size: n, id } = e.kind
+                        && seen.insert(id)
+                    {
+                        size += n;
+                        if n > 0 && std::fs::symlink_metadata(vdir.join(verified_name(&id))).is_ok()
+                        {
+                            done += n;
+                        }
+                    }
+                }
+                let state = if running.as_deref() == Some(rec.name.as_str()) {
+                    "downloading"
+                } else {
+                    "not running"
+                };
+                DownloadEntry {
+                    file: format!("{}/", rec.name),
+                    done,
+                    size,
+                    percent: crate::peer::download::percent(done, size),
+                    sources: rec.sources,
+                    state: state.to_string(),
+                    limited_by: None,
+                    running: None,
+                }
+            })
+            .collect()
     }
 
     pub(in crate::peer) fn download_named(&self, file_name: &str) -> Option<DownloadId> {
@@ -337,9 +393,11 @@ impl PeerNode {
         &self,
         now: Instant,
     ) -> (Vec<DownloadEntry>, Vec<Warning>) {
+        // A folder's contents show as their folder (`folder_entries`), not one by one.
         let mut lines: Vec<DownloadEntry> = self
             .downloads
             .values()
+            .filter(|t| !self.folder_downloads.contains(&t.dl.id()))
             .map(|t| events::entry(&t.dl, &self.cfg.rate_limits, now))
             .collect();
         // All downloads share the global limit: held at it, each running one is bounded by it.
@@ -357,6 +415,7 @@ impl PeerNode {
                 lines.push(events::record_entry(&rec));
             }
         }
+        lines.extend(self.folder_entries());
         let bad = bad
             .into_iter()
             .map(|(path, why)| {
