@@ -7,8 +7,7 @@ mod hardening_support;
 
 use common::*;
 use hardening_support::*;
-use p2p::peer::folder::manifest::{Entry, EntryKind, FolderManifest, PagedListing};
-use p2p::peer::folder::path_rules::EntryPath;
+use p2p::peer::folder::manifest::{EntryKind, FolderManifest, PagedListing};
 use p2p::wire::{FolderInfo, Message};
 use std::fs;
 use std::path::Path;
@@ -32,22 +31,10 @@ fn nested(root: &Path) -> Vec<(&'static str, Vec<u8>)> {
 
 /// The folder id the tree of [`nested`] must have, computed from the PROTOCOL.md rules.
 fn nested_id(files: &[(&str, Vec<u8>)]) -> p2p::wire::FolderId {
-    let mut entries: Vec<Entry> = files
-        .iter()
-        .map(|(p, b)| Entry {
-            path: EntryPath::parse(p).unwrap(),
-            kind: EntryKind::File {
-                size: b.len() as u64,
-                id: cid(b),
-            },
-        })
-        .collect();
-    entries.push(Entry {
-        path: EntryPath::parse("a b/empty").unwrap(),
-        kind: EntryKind::EmptyFolder,
-    });
-    entries.sort_by(|a, b| a.path.as_str().cmp(b.path.as_str()));
-    FolderManifest::new(entries).unwrap().id()
+    let files: Vec<(&str, &[u8])> = files.iter().map(|(p, b)| (*p, b.as_slice())).collect();
+    FolderManifest::of_contents(&files, &["a b/empty"])
+        .unwrap()
+        .id()
 }
 
 #[test]

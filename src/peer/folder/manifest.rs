@@ -131,6 +131,37 @@ impl FolderManifest {
         Ok(FolderManifest { entries })
     }
 
+    /// The manifest of a tree held in memory: `files` (path, bytes) and `empty_folders`, each
+    /// file's content id computed as a sharing peer computes it, entries put in order. For
+    /// tests and tools that know the tree and want its id.
+    pub fn of_contents(
+        files: &[(&str, &[u8])],
+        empty_folders: &[&str],
+    ) -> Result<FolderManifest, String> {
+        let path = |p: &str| EntryPath::parse(p).map_err(|e| format!("{p}: {e}"));
+        let mut entries = Vec::with_capacity(files.len() + empty_folders.len());
+        for (p, bytes) in files {
+            let m = crate::peer::manifest::manifest_of_reader(*bytes, bytes.len() as u64)
+                .map_err(|e| e.to_string())?;
+            let kind = EntryKind::File {
+                size: m.size,
+                id: ContentId::of(&m),
+            };
+            entries.push(Entry {
+                path: path(p)?,
+                kind,
+            });
+        }
+        for p in empty_folders {
+            entries.push(Entry {
+                path: path(p)?,
+                kind: EntryKind::EmptyFolder,
+            });
+        }
+        entries.sort_by(|a, b| a.path.as_str().cmp(b.path.as_str()));
+        FolderManifest::new(entries).map_err(|e| e.to_string())
+    }
+
     /// A listing from the network, accepted only if it is the folder `expected`.
     pub fn from_wire(
         expected: &FolderId,

@@ -4,9 +4,7 @@
 
 use super::pseudo_random;
 use crate::peer::event::Event;
-use crate::peer::folder::manifest::{Entry, EntryKind, FolderManifest};
-use crate::peer::folder::path_rules::EntryPath;
-use crate::peer::index::fixture::cid;
+use crate::peer::folder::manifest::FolderManifest;
 use crate::sim::peers::Dirs;
 use crate::sim::{PeerSpec, Sim};
 use crate::tracker::TrackerConfig;
@@ -22,22 +20,9 @@ fn write_tree(dirs: &Dirs, top: &str, files: &[(&str, Vec<u8>)]) {
 }
 
 fn expected_id(files: &[(&str, Vec<u8>)]) -> String {
-    let mut entries: Vec<Entry> = files
-        .iter()
-        .map(|(p, b)| Entry {
-            path: EntryPath::parse(p).unwrap(),
-            kind: EntryKind::File {
-                size: b.len() as u64,
-                id: cid(b),
-            },
-        })
-        .collect();
-    entries.push(Entry {
-        path: EntryPath::parse("empty").unwrap(),
-        kind: EntryKind::EmptyFolder,
-    });
-    entries.sort_by(|a, b| a.path.as_str().cmp(b.path.as_str()));
-    FolderManifest::new(entries).unwrap().id().to_string()
+    let files: Vec<(&str, &[u8])> = files.iter().map(|(p, b)| (*p, b.as_slice())).collect();
+    let tree = FolderManifest::of_contents(&files, &["empty"]).unwrap();
+    tree.id().to_string()
 }
 
 #[test]

@@ -1,6 +1,4 @@
 use super::*;
-use crate::peer::folder::manifest::Entry;
-use crate::peer::folder::path_rules::EntryPath;
 use crate::wire::Sha256;
 
 fn id_of(bytes: &[u8]) -> ContentId {
@@ -8,22 +6,7 @@ fn id_of(bytes: &[u8]) -> ContentId {
 }
 
 fn manifest(files: &[(&str, &[u8])]) -> FolderManifest {
-    let mut entries: Vec<Entry> = files
-        .iter()
-        .map(|(p, b)| Entry {
-            path: EntryPath::parse(p).unwrap(),
-            kind: EntryKind::File {
-                size: b.len() as u64,
-                id: id_of(b),
-            },
-        })
-        .collect();
-    entries.push(Entry {
-        path: EntryPath::parse("zz empty folder").unwrap(),
-        kind: EntryKind::EmptyFolder,
-    });
-    entries.sort_by(|a, b| a.path.as_str().cmp(b.path.as_str()));
-    FolderManifest::new(entries).unwrap()
+    FolderManifest::of_contents(files, &["zz empty folder"]).unwrap()
 }
 
 fn tree() -> FolderManifest {
