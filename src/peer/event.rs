@@ -90,6 +90,17 @@ pub struct FolderListed {
     pub size: u64,
 }
 
+impl From<crate::wire::FolderInfo> for FolderListed {
+    fn from(f: crate::wire::FolderInfo) -> FolderListed {
+        FolderListed {
+            name: f.name,
+            folder_id: f.id.to_string(),
+            files: f.files,
+            size: f.size,
+        }
+    }
+}
+
 /// One content found by `search`: its names, size, content id and SHA-256, and the peers
 /// that have it.
 #[derive(Clone, Debug, PartialEq, Serialize)]

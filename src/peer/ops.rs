@@ -224,15 +224,7 @@ impl PeerNode {
                         sha256: f.sha256.to_string(),
                     })
                     .collect();
-                let folders = folders
-                    .into_iter()
-                    .map(|f| FolderListed {
-                        name: f.name,
-                        folder_id: f.id.to_string(),
-                        files: f.files,
-                        size: f.size,
-                    })
-                    .collect();
+                let folders = folders.into_iter().map(FolderListed::from).collect();
                 self.ui.event(&Event::Files {
                     peer,
                     files,
@@ -393,12 +385,7 @@ impl PeerNode {
             .index
             .folder_infos()
             .into_iter()
-            .map(|f| FolderListed {
-                name: f.name,
-                folder_id: f.id.to_string(),
-                files: f.files,
-                size: f.size,
-            })
+            .map(FolderListed::from)
             .collect();
         let dir = self.cfg.shared_dir.display().to_string();
         self.ui.event(&Event::Shared {
