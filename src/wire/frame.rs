@@ -108,8 +108,8 @@ fn describe_cbor_error<T: fmt::Debug>(e: ciborium::de::Error<T>) -> String {
 /// Memory: the buffer holds what was read and not yet handed out, so it is as large as the
 /// largest frame being assembled plus one read. `buf.len()` is always the filled length (no
 /// zero-filled slack), so reserving room for a large read costs address space, not resident
-/// memory. Callers that read into [`Self::spare`] can size reads to end exactly at a frame's end
-/// (see `reactor/conn.rs`), so that consumed frames never need to be moved.
+/// memory. A producer that writes straight into the buffer ([`Self::append_with`]: a secure
+/// link decrypting records) adds its bytes with no copy in between.
 #[derive(Default)]
 pub struct FrameDecoder {
     buf: Vec<u8>,
@@ -177,45 +177,6 @@ impl FrameDecoder {
             self.consumed = 0;
         }
         self.buf.reserve(min);
-    }
-
-    /// Exactly `len` bytes of uninitialized space after the buffered bytes, for a read that
-    /// writes into it directly (no zero-filling). Call [`Self::assume_filled`] with the count
-    /// written.
-    pub fn spare(&mut self, len: usize) -> &mut [std::mem::MaybeUninit<u8>] {
-        self.make_room(len);
-        &mut self.buf.spare_capacity_mut()[..len]
-    }
-
-    /// Records that the first `n` bytes of the space from [`Self::spare`] were written.
-    ///
-    /// # Safety
-    /// Those `n` bytes must have been initialized (e.g. by a successful `read(2)` that returned
-    /// `n`), and no call that could move or shrink the buffer may come in between.
-    pub unsafe fn assume_filled(&mut self, n: usize) {
-        let new_len = self.buf.len() + n;
-        assert!(
-            new_len <= self.buf.capacity(),
-            "filled past the spare space"
-        );
-        // SAFETY: within capacity (checked) and initialized (the caller's promise).
-        unsafe { self.buf.set_len(new_len) };
-    }
-
-    /// The spare space to read into, with room for `min` bytes, zero-filled (the safe variant of
-    /// [`Self::spare`]). Call [`Self::filled`] with the count actually read.
-    pub fn read_space(&mut self, min: usize) -> &mut [u8] {
-        self.make_room(min);
-        let old = self.buf.len();
-        self.buf.resize(old + min, 0);
-        &mut self.buf[old..]
-    }
-
-    /// Records that `n` bytes of the space from [`Self::read_space`] were filled (the rest is
-    /// dropped again).
-    pub fn filled(&mut self, space: usize, n: usize) {
-        let new_len = self.buf.len() - space + n;
-        self.buf.truncate(new_len);
     }
 
     /// Appends bytes (for callers that already hold them: a shared read buffer, tests, fuzzers).
@@ -336,10 +297,11 @@ mod tests {
         assert_eq!(got, vec![hello(), Message::ListFiles { req: 9 }]);
     }
 
-    /// Reads through `spare`/`assume_filled` in uneven pieces give the same frames as
-    /// `extend`, and the buffer never holds more than a frame plus one read.
+    /// Pieces appended through `append_with` (as a secure link decrypts records into the
+    /// decoder) in uneven sizes give the same frames as `extend`, and the buffer never holds
+    /// more than a frame plus one read.
     #[test]
-    fn spare_reads_yield_the_same_frames_without_growing_past_a_frame() {
+    fn appended_pieces_yield_the_same_frames_without_growing_past_a_frame() {
         let msgs: Vec<Message> = (0..20)
             .map(|i| Message::Chunk {
                 req: i,
@@ -356,12 +318,7 @@ mod tests {
         while at < stream.len() {
             let n = step.min(stream.len() - at);
             step = step * 7 % 40_000 + 1;
-            let space = dec.spare(n);
-            for (dst, src) in space.iter_mut().zip(&stream[at..at + n]) {
-                dst.write(*src);
-            }
-            // SAFETY: the loop above wrote all n bytes.
-            unsafe { dec.assume_filled(n) };
+            dec.append_with(n, |buf| buf.extend_from_slice(&stream[at..at + n]));
             at += n;
             assert!(dec.buffered() <= largest + 40_000);
             while dec.ready() {
