@@ -550,8 +550,7 @@ fn micros(d: Duration) -> u32 {
 /// Queues one frame on `p`'s link (sealed now, or once its handshake is done).
 fn seal(p: &mut Peer, frame: &[u8]) -> io::Result<()> {
     let link = p.link.as_mut().expect("connected peers have a link");
-    link.send(frame)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    link.send(frame)?;
     p.out.extend(link.poll_transmit().unwrap_or_default());
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! to the chunk buffer pool, and a dropped connection frees its queue at once.
 
 use crate::identity::PeerId;
-use crate::secure::{Link, LinkError};
+use crate::secure::Link;
 use crate::wire::FrameDecoder;
 use mio::net::TcpStream;
 use std::collections::VecDeque;
@@ -147,7 +147,7 @@ impl Conn {
         if bytes.capacity() >= RECYCLE_FROM {
             crate::wire::recycle_chunk_buffer(bytes);
         }
-        result.map_err(link_error)?;
+        result?;
         if !sealed.is_empty() {
             self.out_bytes += sealed.len();
             self.out.push_back(sealed);
@@ -204,9 +204,7 @@ impl Conn {
             // Records decrypt straight into the decoder. A record's plaintext is shorter than
             // its bytes, so `n` is room enough unless this read completes a record begun by an
             // earlier one (then the buffer grows).
-            decoder
-                .append_with(n, |plain| link.handle_input(&scratch[..n], plain))
-                .map_err(link_error)?;
+            decoder.append_with(n, |plain| link.handle_input(&scratch[..n], plain))?;
             Ok(n)
         });
         self.take_link_output();
@@ -268,10 +266,4 @@ impl Conn {
         }
         Ok(written)
     }
-}
-
-/// A link failure as the I/O error the reactor reports; the `LinkError` stays inside, for a
-/// node that wants to tell a wrong key from a broken record.
-pub fn link_error(e: LinkError) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, e)
 }

@@ -5,7 +5,7 @@
 //! connection, and for all of them together, stay bounded.
 
 use super::budget::{DEFAULT_LIMITS, OutputBudget};
-use super::conn::{Conn, Phase, ReadOutcome, link_error};
+use super::conn::{Conn, Phase, ReadOutcome};
 use super::limits::{ConnLimits, Limits};
 use super::memory::{TrimAfterBurst, pin_mmap_threshold};
 use super::rate::{RateLimiter, RateLimits};
@@ -508,18 +508,9 @@ impl Reactor {
             let before = conn.bytes_read;
             let queued_before = conn.queued();
             let outcome = conn.read_some(cap);
-            // A secure link answers reads (handshake messages, frames it held until the
-            // handshake finished): count that output and send it.
-            let answered = conn.queued() - queued_before;
-            if answered > 0 {
-                self.budget.add(index, answered);
-                if let Err(e) = self.flush_conn(index) {
-                    return self.fail(id, CloseReason::Io(e), driver);
-                }
-            }
-            let Some(conn) = self.conns.get_mut(index) else {
-                return;
-            };
+            // Only a link still shaking hands answers reads (`advance_handshake`); an open
+            // one only opens records, so nothing was queued here that the budget missed.
+            debug_assert_eq!(conn.queued(), queued_before, "an open link answered a read");
             if let Some(now) = now {
                 let n = (conn.bytes_read - before) as usize;
                 self.rate.consumed_read(index, n, now);
@@ -853,7 +844,7 @@ fn handshake_failure(reason: CloseReason) -> io::Error {
         CloseReason::RemoteClosed => {
             io::Error::new(io::ErrorKind::ConnectionAborted, super::HandshakeCut)
         }
-        CloseReason::BadFrame(why) => link_error(LinkError::Handshake(why)),
+        CloseReason::BadFrame(why) => LinkError::Handshake(why).into(),
         CloseReason::Local => io::Error::other("closed"),
     }
 }

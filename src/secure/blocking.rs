@@ -3,7 +3,7 @@
 //! peers) rather than from a reactor. The same [`Link`] the reactor drives, so the bytes on
 //! the wire are the same.
 
-use super::{Link, LinkError, Prologue, Role};
+use super::{Link, Prologue, Role};
 use crate::identity::{Identity, PeerId};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -15,10 +15,6 @@ pub struct SecureStream {
     plain: Vec<u8>,
     start: usize,
     remote: PeerId,
-}
-
-fn link_error(e: LinkError) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, e)
 }
 
 impl SecureStream {
@@ -75,8 +71,7 @@ impl SecureStream {
                     "closed during the secure handshake",
                 ));
             }
-            link.handle_input(&buf[..n], &mut plain)
-                .map_err(link_error)?;
+            link.handle_input(&buf[..n], &mut plain)?;
         }
     }
 
@@ -89,7 +84,7 @@ impl SecureStream {
     /// from another thread through a clone of the TCP stream (`get_ref().try_clone()`) while
     /// this one reads. The sealed bytes must go out, in order, before anything else is sent.
     pub fn seal(&mut self, plaintext: &[u8]) -> io::Result<Vec<u8>> {
-        self.link.send(plaintext).map_err(link_error)?;
+        self.link.send(plaintext)?;
         Ok(self.link.poll_transmit().unwrap_or_default())
     }
 
@@ -109,9 +104,7 @@ impl Read for SecureStream {
             if n == 0 {
                 return Ok(0);
             }
-            self.link
-                .handle_input(&buf[..n], &mut self.plain)
-                .map_err(link_error)?;
+            self.link.handle_input(&buf[..n], &mut self.plain)?;
             if let Some(bytes) = self.link.poll_transmit() {
                 self.tcp.write_all(&bytes)?;
             }
@@ -125,7 +118,7 @@ impl Read for SecureStream {
 
 impl Write for SecureStream {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.link.send(bytes).map_err(link_error)?;
+        self.link.send(bytes)?;
         if let Some(sealed) = self.link.poll_transmit() {
             self.tcp.write_all(&sealed)?;
         }

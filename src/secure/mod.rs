@@ -96,6 +96,14 @@ impl fmt::Display for LinkError {
 
 impl std::error::Error for LinkError {}
 
+/// A link failure as the I/O error a socket's owner reports (`InvalidData`); the `LinkError`
+/// stays inside, for a caller that wants to tell a wrong key from a broken record.
+impl From<LinkError> for std::io::Error {
+    fn from(e: LinkError) -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, e)
+    }
+}
+
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
