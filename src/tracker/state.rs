@@ -127,13 +127,10 @@ impl Tracker {
         self
     }
 
-    /// A registration ended: its name stays its key's for a while (`holds.rs`).
-    fn ended(&mut self, name: &str, key: PeerId, now: Instant) {
+    /// `name` is `key`'s for a day from `now` (`holds.rs`), at each registration and when it
+    /// ends; a change worth keeping is saved a little later.
+    fn hold_name(&mut self, name: &str, key: PeerId, now: Instant) {
         self.holds.hold(name, key, now);
-        self.holds_changed(now);
-    }
-
-    fn holds_changed(&mut self, now: Instant) {
         if self.holds.take_dirty() && self.save_holds.is_some() {
             self.save_due.get_or_insert(now + SAVE_HOLDS_AFTER);
         }
@@ -183,7 +180,7 @@ impl Tracker {
         }
         if let Some((name, reg)) = self.registry.remove_conn(conn) {
             self.log(&format!("{name} left"));
-            self.ended(&name, reg.key, now);
+            self.hold_name(&name, reg.key, now);
         }
         self.actions.push_back(Action::Close(conn));
     }
@@ -196,7 +193,7 @@ impl Tracker {
                 "{name} expired (no heartbeat for {})",
                 fmt_duration(ttl)
             ));
-            self.ended(&name, reg.key, now);
+            self.hold_name(&name, reg.key, now);
         }
     }
 
@@ -288,7 +285,7 @@ impl Tracker {
                 // unregisters on its way out is not told to register again).
                 if let Some((name, reg)) = self.registry.remove_conn(conn) {
                     self.log(&format!("{name} left"));
-                    self.ended(&name, reg.key, now);
+                    self.hold_name(&name, reg.key, now);
                 }
             }
             Message::Error { code, message, .. } => {
@@ -363,8 +360,7 @@ impl Tracker {
         }
         match self.registry.register(conn, name.clone(), addr, key, now) {
             Ok(outcome) => {
-                self.holds.hold(&name, key, now);
-                self.holds_changed(now);
+                self.hold_name(&name, key, now);
                 match outcome {
                     Registered::New => {
                         self.log(&format!("registered {name} at {addr} as {}", key.short()))
@@ -512,7 +508,7 @@ impl Driver for Tracker {
                 CloseReason::Io(e) => self.log(&format!("{name} left ({e})")),
                 _ => self.log(&format!("{name} left")),
             }
-            self.ended(&name, reg.key, now);
+            self.hold_name(&name, reg.key, now);
         }
     }
 
