@@ -3,6 +3,7 @@
 //! and the front end it reports to (`repl::Ui`, with its parser). The engine (`peer/`) knows
 //! none of these; `main.rs` calls [`run_with`].
 
+use crate::peer::chunk_check::ChunkChecker;
 use crate::peer::disk_jobs::DiskJobs;
 use crate::peer::event::{Notice, Warning};
 use crate::peer::hash_worker::HashWorker;
@@ -95,6 +96,9 @@ fn run_inner(
     node.set_pins(pins);
     node.start_hashing(worker, true, now);
     node.set_disk_jobs(disk_jobs_for(&reactor));
+    if let Some(checker) = chunk_checker_for(&reactor)? {
+        node.set_chunk_checker(checker);
+    }
     node.set_resolver(resolver_for(&reactor));
     node.set_listen_ip(bound.ip());
     reactor.run(&mut node)
@@ -176,6 +180,21 @@ pub fn disk_jobs_for(reactor: &Reactor) -> DiskJobs {
     DiskJobs::threads(move || {
         to_loop.send(Control::Work);
     })
+}
+
+/// Chunk-checking threads whose results wake `reactor` (as `Control::Work`); none on a
+/// machine (or a `taskset`) of one core, where the reactor checks chunks itself.
+pub fn chunk_checker_for(reactor: &Reactor) -> io::Result<Option<ChunkChecker>> {
+    let threads = crate::peer::chunk_check::threads_here();
+    if threads == 0 {
+        return Ok(None);
+    }
+    let to_loop = reactor.control_sender();
+    let checker = ChunkChecker::spawn(threads, move || {
+        to_loop.send(Control::Work);
+    })
+    .map_err(|e| io::Error::new(e.kind(), format!("cannot start a checking thread: {e}")))?;
+    Ok(Some(checker))
 }
 
 /// Host-name lookups whose answers wake `reactor` (as `Control::Work`).

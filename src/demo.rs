@@ -317,6 +317,9 @@ fn start_peer(
         // Scanned above already; the worker is for `rescan`.
         node.start_hashing(crate::app::hash_worker_for(reactor)?, false, Instant::now());
         node.set_disk_jobs(crate::app::disk_jobs_for(reactor));
+        if let Some(checker) = crate::app::chunk_checker_for(reactor)? {
+            node.set_chunk_checker(checker);
+        }
         Ok(node)
     })
 }

@@ -3,6 +3,7 @@
 //! [`Frontend`] and takes [`Command`]s. Wiring a peer to a terminal or a batch is `app.rs`'s
 //! job: nothing here imports a front end.
 
+pub mod chunk_check;
 pub mod command;
 pub mod content_id;
 mod dialer;

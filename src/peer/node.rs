@@ -163,6 +163,9 @@ pub struct PeerNode {
     /// Disk work off the reactor (checking partial files), and which download each job is for.
     pub(super) disk: DiskJobs,
     pub(super) disk_waiting: HashMap<DiskJobId, DiskWait>,
+    /// Threads that check received chunks' SHA-256 (`chunk_check.rs`); without them the
+    /// reactor's thread checks each chunk as it comes.
+    pub(super) checker: Option<super::chunk_check::ChunkChecker>,
     /// `--resume-on-start`, done at the first tick: by then the disk jobs run on their threads,
     /// so checking big partial files never holds up the start.
     resume_at_start: bool,
@@ -228,6 +231,7 @@ impl PeerNode {
             busy_wait: None,
             disk: DiskJobs::inline(),
             disk_waiting: HashMap::new(),
+            checker: None,
             hashing: Default::default(),
             resume_at_start: false,
         };
@@ -374,6 +378,11 @@ impl PeerNode {
     pub fn set_disk_jobs(&mut self, disk: DiskJobs) {
         // Jobs started inline before (unfinished downloads resumed at start) keep their results.
         self.disk.replace_with(disk);
+    }
+
+    /// Checks received chunks on `checker`'s threads instead of the reactor's.
+    pub fn set_chunk_checker(&mut self, checker: super::chunk_check::ChunkChecker) {
+        self.checker = Some(checker);
     }
 
     /// Handles every finished disk job.
@@ -523,6 +532,7 @@ impl Driver for PeerNode {
             }
             // Results of a helper thread never wait behind commands either.
             Control::Work => {
+                self.checked_chunks(now);
                 self.hashing_reports(now);
                 self.disk_reports(now);
                 self.lookup_reports(now);

@@ -8,8 +8,10 @@
 mod events;
 mod setup;
 
+use super::chunk_check::CheckJob;
 use super::content_id::manifest_from_answer;
 pub use super::download::DownloadId;
+use super::download::check_hash;
 use super::download::{
     Ask, ChunkAnswer, ChunkIndex, Download, End, HaveAnswer, ManifestAnswer, Output, Reached,
     Report, run_disk_output,
@@ -56,6 +58,26 @@ impl PeerNode {
                     }
                     continue;
                 }
+                // A chunk's SHA-256 goes to a checking thread when there is one.
+                Output::Check {
+                    source,
+                    index,
+                    data,
+                    expected,
+                } if !self.exiting && self.checker.is_some() => {
+                    let job = CheckJob {
+                        dl: id,
+                        source,
+                        index,
+                        data,
+                        expected,
+                    };
+                    if let Some(Err(job)) = self.checker.as_mut().map(|c| c.submit(job)) {
+                        let checked = check_hash(&job.expected, &job.data);
+                        t.dl.handle_chunk_checked(source, index, job.data, checked, now);
+                    }
+                    continue;
+                }
                 other => other,
             };
             let Some(out) = run_disk_output(&mut t.dl, &mut t.store, out, now) else {
@@ -72,8 +94,31 @@ impl PeerNode {
                 Output::Report(report) => self.report_download(id, report),
                 Output::Progress => self.show_progress(),
                 Output::End(end) => self.download_ended(id, end, now),
-                Output::Write { .. } | Output::Checkpoint { .. } | Output::Publish { .. } => {}
+                Output::Check { .. }
+                | Output::Write { .. }
+                | Output::Checkpoint { .. }
+                | Output::Publish { .. } => {}
             }
+        }
+    }
+
+    /// Chunks checked on the checking threads came back: each goes to its download (if it is
+    /// still here), then each download touched carries out what follows, once.
+    pub(super) fn checked_chunks(&mut self, now: Instant) {
+        let Some(checker) = self.checker.as_mut() else {
+            return;
+        };
+        let mut touched = Vec::new();
+        for c in checker.take() {
+            if let Some(t) = self.downloads.get_mut(&c.dl) {
+                t.dl.handle_chunk_checked(c.source, c.index, c.data, c.result, now);
+                if !touched.contains(&c.dl) {
+                    touched.push(c.dl);
+                }
+            }
+        }
+        for id in touched {
+            self.drive(id, now);
         }
     }
 

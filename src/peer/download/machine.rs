@@ -21,6 +21,9 @@
 //!    [`Download::handle_checkpointed`], [`Download::handle_published`]) *before* the next
 //!    poll: the answer may withdraw what is queued behind it (after a failed checkpoint
 //!    nothing more is sent for the download). [`super::run_disk_output`] does exactly that.
+//!    A chunk's check ([`Output::Check`]) may instead be answered later, from another
+//!    thread ([`Download::handle_chunk_checked`]): the chunk is `Checking` meanwhile, asked
+//!    of nobody, and the download cannot finish before the answer.
 //! 3. [`Output::Reach`]: call [`Download::reaching`] and answer each source with
 //!    [`Download::handle_reached`] (then drain again).
 //! 4. After [`Output::End`] the download is over (drop it), except [`End::Paused`]: it stays,

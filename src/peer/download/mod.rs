@@ -27,7 +27,7 @@ mod store;
 #[cfg(test)]
 mod tests;
 
-pub use chunk::ChunkIndex;
+pub use chunk::{ChunkFault, ChunkIndex, check_hash};
 pub use machine::Download;
 pub use output::{Ask, DropReason, End, Output, Pause, Report, Status};
 pub use rate_meter::at_limit;

@@ -3,6 +3,7 @@
 //! messages, store calls and events.
 
 use super::chunk::{ChunkFault, ChunkIndex};
+use super::scheduler::SourceId;
 use crate::reactor::ConnId;
 use crate::wire::{ContentId, Sha256};
 use std::path::PathBuf;
@@ -22,6 +23,16 @@ pub enum Output {
     /// `refresh` (and it can be asked), else reach them now ([`Download::reaching`]).
     Reach {
         refresh: bool,
+    },
+    /// Check the bytes of chunk `index` that `source` sent against `expected`, their SHA-256
+    /// in the manifest (their length is checked already); answer with
+    /// [`Download::handle_chunk_checked`]. [`super::run_disk_output`] checks at once; the
+    /// node hands it to a checking thread when it has one (`peer/chunk_check.rs`).
+    Check {
+        source: SourceId,
+        index: ChunkIndex,
+        data: Vec<u8>,
+        expected: Sha256,
     },
     /// Write verified bytes of chunk `index` at `offset` of the partial file; answer with
     /// [`Download::handle_written`].

@@ -9,9 +9,12 @@
 //!
 //! Invariants (checked by `check` in the tests after every step):
 //! - a chunk is `Requested { askers: n }` exactly when `n >= 1` sources have it in
-//!   `in_flight`; a `Missing`, `Writing` or `Done` chunk is in no source's `in_flight`;
-//! - `requested`, `writing` and `done` count the chunks in those states; `bytes_done` is the
-//!   length of the `Done` ones;
+//!   `in_flight`; a `Missing`, `Checking`, `Writing` or `Done` chunk is in no source's
+//!   `in_flight`;
+//! - `requested`, `checking`, `writing` and `done` count the chunks in those states;
+//!   `bytes_done` is the length of the `Done` ones;
+//! - a chunk is `Checking` while its bytes are checked against the manifest (possibly on
+//!   another thread), then `Writing` or `Missing` again;
 //! - a chunk is `Writing` from the moment its bytes verified until the store said they are
 //!   written, and `Done` only after that (so it is served to others and counted only then);
 //! - `next_missing` is at most the index of the first `Missing` chunk.
@@ -23,6 +26,14 @@ use std::time::{Duration, Instant};
 /// A source of one download: its place in the download's list, given by the machine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SourceId(pub(super) usize);
+
+impl SourceId {
+    /// The `i`th source of a download (for tests outside this module).
+    #[cfg(test)]
+    pub fn nth(i: usize) -> SourceId {
+        SourceId(i)
+    }
+}
 
 /// Bytes of chunk requests kept in flight per source: enough to fill a fast link with a long
 /// round trip (the bandwidth-delay product of ~5 Gbit/s at 50 ms; 8 MiB capped one source at
@@ -61,6 +72,9 @@ pub enum ChunkState {
     Missing,
     /// Asked of `askers` sources (more than one only in the end game), none answered yet.
     Requested { askers: u16 },
+    /// Its bytes came and are being checked against the manifest (off the reactor's thread:
+    /// `chunk_check.rs`); nobody is asked for it meanwhile.
+    Checking,
     /// Its bytes verified; the store is writing them.
     Writing,
     /// Verified and written.
@@ -83,6 +97,7 @@ pub struct Scheduler {
     slots: Vec<Slot>,
     next_missing: usize,
     requested: usize,
+    checking: usize,
     writing: usize,
     done: usize,
     bytes_done: u64,
@@ -106,6 +121,7 @@ impl Scheduler {
                 .collect(),
             next_missing: 0,
             requested: 0,
+            checking: 0,
             writing: 0,
             done: 0,
             bytes_done: 0,
@@ -143,7 +159,7 @@ impl Scheduler {
 
     /// Whether a chunk is left that nobody fetches (outside the end game).
     pub fn has_missing(&self) -> bool {
-        self.done + self.writing + self.requested < self.states.len()
+        self.done + self.writing + self.checking + self.requested < self.states.len()
     }
 
     fn chunk_len(&self, c: ChunkIndex) -> u64 {
@@ -299,9 +315,43 @@ impl Scheduler {
 
     // ---- chunk states ----------------------------------------------------------------------
 
+    /// The bytes of `c` came and are being checked: every other request of it is forgotten
+    /// (their answers are dropped when they come); [`Self::verified`] or
+    /// [`Self::check_failed`] follows. False if `c` was not wanted any more (being checked,
+    /// written or done already).
+    pub fn checking(&mut self, c: ChunkIndex) -> bool {
+        if !self.forget_requests(c) {
+            return false;
+        }
+        self.states[c.slot()] = ChunkState::Checking;
+        self.checking += 1;
+        true
+    }
+
+    /// The check of `c` failed: it is missing again.
+    pub fn check_failed(&mut self, c: ChunkIndex) {
+        if self.states[c.slot()] == ChunkState::Checking {
+            self.states[c.slot()] = ChunkState::Missing;
+            self.checking -= 1;
+            self.next_missing = self.next_missing.min(c.slot());
+        }
+    }
+
     /// The bytes of `c` verified and go to the store: every other request of it is forgotten
     /// (their answers are dropped when they come).
     pub fn verified(&mut self, c: ChunkIndex) {
+        if self.states[c.slot()] == ChunkState::Checking {
+            self.checking -= 1;
+        } else if !self.forget_requests(c) {
+            return;
+        }
+        self.states[c.slot()] = ChunkState::Writing;
+        self.writing += 1;
+    }
+
+    /// Forgets every request of `c` (it is no longer `Requested`); false if `c` is past
+    /// fetching (checking, writing or done).
+    fn forget_requests(&mut self, c: ChunkIndex) -> bool {
         match self.states[c.slot()] {
             ChunkState::Missing => {}
             ChunkState::Requested { .. } => {
@@ -310,10 +360,9 @@ impl Scheduler {
                 }
                 self.requested -= 1;
             }
-            ChunkState::Writing | ChunkState::Done => return,
+            ChunkState::Checking | ChunkState::Writing | ChunkState::Done => return false,
         }
-        self.states[c.slot()] = ChunkState::Writing;
-        self.writing += 1;
+        true
     }
 
     /// The store wrote `c`: it is done.
@@ -353,7 +402,7 @@ impl Scheduler {
                 askers[c.slot()] += 1;
             }
         }
-        let (mut requested, mut writing, mut done, mut bytes) = (0, 0, 0, 0);
+        let (mut requested, mut checking, mut writing, mut done, mut bytes) = (0, 0, 0, 0, 0);
         for (i, state) in self.states.iter().enumerate() {
             let c = ChunkIndex::new(i as u64, self.chunk_count()).unwrap();
             match *state {
@@ -363,6 +412,9 @@ impl Scheduler {
                     requested += 1;
                 }
                 other => assert_eq!(askers[i], 0, "chunk {i} in flight while {other:?}"),
+            }
+            if *state == ChunkState::Checking {
+                checking += 1;
             }
             if *state == ChunkState::Writing {
                 writing += 1;
@@ -376,8 +428,14 @@ impl Scheduler {
             }
         }
         assert_eq!(
-            (requested, writing, done, bytes),
-            (self.requested, self.writing, self.done, self.bytes_done),
+            (requested, checking, writing, done, bytes),
+            (
+                self.requested,
+                self.checking,
+                self.writing,
+                self.done,
+                self.bytes_done
+            ),
             "counters"
         );
     }
@@ -589,6 +647,35 @@ mod tests {
         assert!(!s.is_done(c), "not served before it is written");
         s.write_failed(c);
         assert_eq!(s.state(c), ChunkState::Missing);
+        s.check();
+    }
+
+    #[test]
+    fn a_chunk_being_checked_is_asked_of_nobody_and_its_duplicates_are_dropped() {
+        let mut s = sched(3, 2);
+        s.fill(A, at(0));
+        s.fill(B, at(0));
+        let c = ix(&s, 0);
+        assert!(s.answered(A, c));
+        assert!(s.checking(c), "the first answer is checked");
+        assert_eq!(s.state(c), ChunkState::Checking);
+        assert!(!s.answered(B, c), "any other request of it is forgotten");
+        assert!(!s.fill(A, at(1)).contains(&c) && !s.fill(B, at(1)).contains(&c));
+        assert!(!s.checking(c), "a second answer of it is not checked again");
+        s.check();
+        // A failed check: missing again, asked again.
+        s.check_failed(c);
+        assert_eq!(s.state(c), ChunkState::Missing);
+        s.check();
+        assert!(
+            s.fill(A, at(2)).contains(&c),
+            "a chunk whose check failed is asked again"
+        );
+        assert!(s.answered(A, c) && s.checking(c));
+        s.verified(c);
+        assert_eq!(s.state(c), ChunkState::Writing);
+        s.written(c);
+        assert!(s.is_done(c));
         s.check();
     }
 

@@ -4,7 +4,7 @@
 use super::chunk::{self, ChunkFault, ChunkIndex, Have};
 use super::machine::{Download, HAVE_REFRESH, MAX_BAD_CHUNKS, SourceState};
 use super::output::{Ask, DropReason, Output, Pause, Report};
-use super::scheduler::{SourceId, window_for_rtt};
+use super::scheduler::{ChunkState, SourceId, window_for_rtt};
 use crate::peer::content_id::ContentId;
 use crate::peer::manifest::Manifest;
 use crate::reactor::ConnId;
@@ -246,18 +246,56 @@ impl Download {
             }
         };
         self.fetched += data.len() as u64;
-        match chunk::verify(&self.manifest, asked, &data) {
+        match chunk::check_length(&self.manifest, asked, &data) {
+            Ok(expected) => {
+                if self.sched.checking(asked) {
+                    self.out.push_back(Output::Check {
+                        source: s,
+                        index: asked,
+                        data,
+                        expected,
+                    });
+                    // Its request's place is free now, whenever the check comes back.
+                    self.fill(now);
+                }
+            }
+            Err(fault) => self.bad_chunk(s, asked, fault, now),
+        }
+    }
+
+    /// The answer to [`Output::Check`]: the bytes `s` sent for chunk `index` match its hash
+    /// (they go to the store, [`Output::Write`]) or not (fetched again; it counts towards the
+    /// source's ban). It may come after the source was lost or the download paused: right
+    /// bytes are right whoever sent them, and a chunk is never left waiting for a check.
+    pub fn handle_chunk_checked(
+        &mut self,
+        s: SourceId,
+        index: ChunkIndex,
+        data: Vec<u8>,
+        checked: Result<(), ChunkFault>,
+        now: Instant,
+    ) {
+        if self.ended || self.sched.state(index) != ChunkState::Checking {
+            return;
+        }
+        match checked {
             Ok(()) => {
-                self.sched.verified(asked);
-                self.writing.insert(asked, (s, data.len() as u64));
-                let (offset, _) = self.chunk_span(asked);
+                self.sched.verified(index);
+                self.writing.insert(index, (s, data.len() as u64));
+                let (offset, _) = self.chunk_span(index);
                 self.out.push_back(Output::Write {
-                    index: asked,
+                    index,
                     offset,
                     data,
                 });
             }
-            Err(fault) => self.bad_chunk(s, asked, fault, now),
+            Err(fault) => {
+                self.sched.check_failed(index);
+                if matches!(self.sources[s.0].state, SourceState::Dropped) {
+                    return self.fill(now);
+                }
+                self.bad_chunk(s, index, fault, now)
+            }
         }
     }
 

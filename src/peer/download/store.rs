@@ -39,8 +39,9 @@ pub trait Store {
     ) -> Result<PathBuf, FinishError>;
 }
 
-/// Carries out `out` on `store` if it is a disk output and hands the result back to `dl`
-/// (the machine's poll order, step 2); any other output is returned to the caller.
+/// Carries out `out` on `store` if it is a disk output (or a chunk's check, done here at once)
+/// and hands the result back to `dl` (the machine's poll order, step 2); any other output is
+/// returned to the caller.
 pub fn run_disk_output(
     dl: &mut Download,
     store: &mut dyn Store,
@@ -48,6 +49,15 @@ pub fn run_disk_output(
     now: Instant,
 ) -> Option<Output> {
     match out {
+        Output::Check {
+            source,
+            index,
+            data,
+            expected,
+        } => {
+            let checked = super::chunk::check_hash(&expected, &data);
+            dl.handle_chunk_checked(source, index, data, checked, now);
+        }
         Output::Write {
             index,
             offset,

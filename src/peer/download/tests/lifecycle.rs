@@ -169,6 +169,22 @@ fn it_finishes_only_when_every_chunk_is_verified_and_written() {
         data: rig.bytes(1),
     };
     rig.dl.handle_chunk(a, rig.ix(1), answer, rig.now);
+    let Some(Output::Check {
+        source,
+        index,
+        data,
+        expected,
+    }) = rig.dl.poll_output()
+    else {
+        panic!("the chunk is checked first");
+    };
+    assert!(
+        rig.dl.poll_output().is_none(),
+        "nothing else before its check"
+    );
+    let checked = check_hash(&expected, &data);
+    rig.dl
+        .handle_chunk_checked(source, index, data, checked, rig.now);
     let Some(Output::Write {
         index,
         offset,

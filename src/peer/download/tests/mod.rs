@@ -2,6 +2,7 @@
 //! store. Each test covers a rule that only the process tests (tests/swarm.rs, resume.rs,
 //! failures.rs, faults.rs) covered before.
 
+mod checks;
 mod lifecycle;
 mod sources;
 
@@ -80,6 +81,21 @@ impl Rig {
         let mut outs = Vec::new();
         while let Some(out) = self.dl.poll_output() {
             if let Some(out) = run_disk_output(&mut self.dl, &mut self.store, out, self.now) {
+                outs.push(out);
+            }
+        }
+        outs
+    }
+
+    /// [`Rig::drain`], but a chunk's check is left out for the test to answer (as a checking
+    /// thread would, later).
+    fn drain_but_checks(&mut self) -> Vec<Output> {
+        let mut outs = Vec::new();
+        while let Some(out) = self.dl.poll_output() {
+            if matches!(out, Output::Check { .. }) {
+                outs.push(out);
+            } else if let Some(out) = run_disk_output(&mut self.dl, &mut self.store, out, self.now)
+            {
                 outs.push(out);
             }
         }
