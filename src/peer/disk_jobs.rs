@@ -107,6 +107,19 @@ impl DiskJobs {
         })
     }
 
+    /// The check of a partial file known to be empty: its result (no chunk intact) comes out
+    /// of [`Self::try_recv`] like any other, without a thread.
+    pub fn already_checked(&mut self, intact: Vec<u64>) -> DiskJobId {
+        let job = DiskJobId(self.next);
+        self.next += 1;
+        let outcome = Outcome::PartialChecked {
+            dest: None,
+            intact: Ok(intact),
+        };
+        self.ready.push_back(Done { job, outcome });
+        job
+    }
+
     /// Looks at `dest` before a download of content `id` (hashing it if a file is there).
     pub fn check_destination(&mut self, dest: PathBuf, id: ContentId) -> DiskJobId {
         self.run(move || Outcome::DestinationChecked(partial::check_destination(&dest, &id)))

@@ -20,6 +20,7 @@ use super::folder_job::{FOLDER_WINDOW, Fetching, FolderJob, verified_dir, verifi
 use super::frontend::{Progress, ProgressOf};
 use super::node::{PeerNode, Purpose};
 use super::op::{Op, STEP_TIMEOUT, Step, bump};
+use super::partial::Durability;
 use crate::names::check_file_name;
 use crate::peer::content_id::manifest_from_answer;
 use crate::peer::download::DownloadId;
@@ -38,6 +39,20 @@ fn contents(manifest: &FolderManifest) -> Vec<ContentId> {
 }
 
 /// The folder a `get` argument names: `tree1:` and hex digits (a prefix of its id), or its name.
+/// Contents up to this size are made durable with their whole tree, not one by one.
+const BATCHED_MAX: u64 = 1 << 20;
+
+/// How a content of `size` bytes is made durable: small ones with the tree at its end (an
+/// fsync each would be most of the time of a tree of small files), big ones on their own (the
+/// fsync is nothing beside their transfer, and a resume need not hash them again).
+fn content_durability(size: u64) -> Durability {
+    if size <= BATCHED_MAX {
+        Durability::Batched
+    } else {
+        Durability::EachFile
+    }
+}
+
 fn folder_wanted(arg: &str, f: &FolderInfo) -> bool {
     match arg.strip_prefix(TEXT_PREFIX) {
         Some(prefix) => !prefix.is_empty() && f.id.to_hex().starts_with(&prefix.to_lowercase()),
@@ -351,9 +366,19 @@ impl PeerNode {
                 EntryKind::EmptyFolder => None,
             })
             .collect();
+        // A small one was never synced on its own (`Durability::Batched`): after a power cut
+        // its length may be right and its bytes not, so it is hashed again (cheap: at most
+        // `BATCHED_MAX` bytes each).
         let kept = |id: &ContentId| {
-            std::fs::symlink_metadata(vdir.join(verified_name(id)))
-                .is_ok_and(|m| m.is_file() && Some(&m.len()) == sizes.get(id))
+            let path = vdir.join(verified_name(id));
+            let whole = std::fs::symlink_metadata(&path)
+                .is_ok_and(|m| m.is_file() && Some(&m.len()) == sizes.get(id));
+            whole
+                && (content_durability(sizes[id]) == Durability::EachFile
+                    || matches!(
+                        crate::peer::partial::check_destination(&path, id),
+                        Ok(crate::peer::partial::Destination::AlreadyThere)
+                    ))
         };
         let plan = FetchPlan::new(&manifest, FOLDER_WINDOW, kept);
         let (files, _) = manifest.totals();
@@ -472,7 +497,8 @@ impl PeerNode {
             return self.fail_folder(Failure::Failed, why.into(), now);
         }
         let name = verified_name(&asked);
-        match self.begin_download_in(&root, &sources, &name, manifest, false, now) {
+        let durability = content_durability(manifest.size);
+        match self.begin_download_in(&root, &sources, &name, manifest, false, durability, now) {
             Ok(dl) => {
                 self.folder_downloads.insert(dl);
                 if let Some(job) = &mut self.folder {
@@ -641,10 +667,15 @@ impl PeerNode {
             Ok((root, verified))
         });
         let result = match &placed {
-            Ok((root, verified)) => {
-                place_tree(root, &job.name, &job.manifest, verified, verified_name)
-                    .map_err(|e| e.to_string())
-            }
+            // The small contents were never synced one by one: the whole file system at once,
+            // before the tree gets its name.
+            Ok((root, verified)) => verified
+                .sync_file_system()
+                .map_err(|e| format!("cannot flush the downloaded files to disk: {e}"))
+                .and_then(|()| {
+                    place_tree(root, &job.name, &job.manifest, verified, verified_name)
+                        .map_err(|e| e.to_string())
+                }),
             Err(e) => Err(format!("cannot open {}: {e}", downloads.display())),
         };
         if let Err(why) = result {

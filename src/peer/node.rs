@@ -409,7 +409,7 @@ impl PeerNode {
     }
 
     fn take_input(&mut self, now: Instant) {
-        if self.disk.has_ready() {
+        while self.disk.has_ready() {
             self.disk_reports(now);
         }
         while self.op.is_none() && !self.exiting && self.ready && self.discovery.startup_done(now) {

@@ -62,7 +62,22 @@ pub fn hash_file(path: &Path) -> io::Result<Sha256> {
     Ok(Sha256(hasher.finalize().into()))
 }
 
+/// When a download's file is made durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Its own fsyncs: the partial file's name when it is made, its bytes before the final
+    /// link, the removal of the partial name. A file saved under its own name.
+    EachFile,
+    /// None of its own: a small content of a folder download, whose whole tree is made durable
+    /// at once before it gets its name (`syncfs`, `folder_fetch.rs`), and whose verified file
+    /// is hashed again on a resume instead of being trusted (a power cut can leave a file of
+    /// the right length with other bytes). For 10,000 files of 4 KiB that is 30,000 fsyncs
+    /// fewer, most of a folder download's time.
+    Batched,
+}
+
 pub struct PartialFile {
+    durability: Durability,
     file: File,
     part_path: PathBuf,
     dest: PathBuf,
@@ -85,6 +100,7 @@ impl PartialFile {
         file_name: &str,
         chunk_size: u32,
         size: u64,
+        durability: Durability,
     ) -> io::Result<PartialFile> {
         let part_path = partial_path(dest, file_name);
         match std::fs::remove_file(&part_path) {
@@ -98,11 +114,13 @@ impl PartialFile {
             .custom_flags(libc::O_NOFOLLOW)
             .open(&part_path)?;
         // The new name must survive a crash as surely as the bytes later written into it.
-        if let Some(dir) = part_path.parent() {
+        if durability == Durability::EachFile
+            && let Some(dir) = part_path.parent()
+        {
             sync_dir(dir);
         }
         Ok(PartialFile::with_file(
-            file, part_path, dest, chunk_size, size,
+            file, part_path, dest, chunk_size, size, durability,
         ))
     }
 
@@ -113,6 +131,7 @@ impl PartialFile {
         file_name: &str,
         chunk_size: u32,
         size: u64,
+        durability: Durability,
     ) -> io::Result<PartialFile> {
         let part_path = partial_path(dest, file_name);
         let opened = OpenOptions::new()
@@ -129,11 +148,11 @@ impl PartialFile {
                     )));
                 }
                 Ok(PartialFile::with_file(
-                    file, part_path, dest, chunk_size, size,
+                    file, part_path, dest, chunk_size, size, durability,
                 ))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                PartialFile::create(dest, file_name, chunk_size, size)
+                PartialFile::create(dest, file_name, chunk_size, size, durability)
             }
             Err(e) => Err(e),
         }
@@ -145,8 +164,10 @@ impl PartialFile {
         dest: &Path,
         chunk_size: u32,
         size: u64,
+        durability: Durability,
     ) -> PartialFile {
         PartialFile {
+            durability,
             file,
             part_path,
             dest: dest.to_path_buf(),
@@ -290,9 +311,11 @@ impl PartialFile {
                 )
             })?;
         }
-        self.file
-            .sync_all()
-            .map_err(|e| kept("could not flush the download to disk", e, &self.part_path))?;
+        if self.durability == Durability::EachFile {
+            self.file
+                .sync_all()
+                .map_err(|e| kept("could not flush the download to disk", e, &self.part_path))?;
+        }
         // link() fails if the destination exists: a file that appeared meanwhile is kept.
         if let Err(e) = std::fs::hard_link(&self.part_path, &self.dest) {
             if e.kind() != io::ErrorKind::AlreadyExists {
@@ -316,7 +339,9 @@ impl PartialFile {
     /// Unlinks the partial file, durably (a crash must not bring the name back).
     fn remove(&self) {
         let _ = std::fs::remove_file(&self.part_path);
-        if let Some(dir) = self.part_path.parent() {
+        if self.durability == Durability::EachFile
+            && let Some(dir) = self.part_path.parent()
+        {
             sync_dir(dir);
         }
     }
@@ -410,11 +435,11 @@ mod tests {
     }
 
     fn create(dest: &Path, name: &str, m: &Manifest) -> PartialFile {
-        PartialFile::create(dest, name, m.chunk_size, m.size).unwrap()
+        PartialFile::create(dest, name, m.chunk_size, m.size, Durability::EachFile).unwrap()
     }
 
     fn open(dest: &Path, name: &str, m: &Manifest) -> PartialFile {
-        PartialFile::open_existing(dest, name, m.chunk_size, m.size).unwrap()
+        PartialFile::open_existing(dest, name, m.chunk_size, m.size, Durability::EachFile).unwrap()
     }
 
     /// Writes the chunks `order` names (each checked against the manifest first, as the

@@ -7,7 +7,7 @@
 use super::chunk::ChunkIndex;
 use super::machine::Download;
 use super::output::Output;
-use crate::peer::partial::{FinishError, PartialFile};
+use crate::peer::partial::{Durability, FinishError, PartialFile};
 use crate::peer::resume::{self, LoadError, ResumeRecord};
 use crate::wire::{ContentId, Sha256};
 use std::io;
@@ -129,10 +129,19 @@ impl CheckpointJob {
 impl DiskStore {
     /// Opens (or creates) the partial file of the download `record` describes, in
     /// `downloads`. The record is written only by checkpoints.
-    pub fn open(downloads: &Path, record: ResumeRecord) -> io::Result<DiskStore> {
+    pub fn open(
+        downloads: &Path,
+        record: ResumeRecord,
+        durability: Durability,
+    ) -> io::Result<DiskStore> {
         let dest = downloads.join(&record.file_name);
-        let mut part =
-            PartialFile::open_existing(&dest, &record.file_name, record.chunk_size, record.size)?;
+        let mut part = PartialFile::open_existing(
+            &dest,
+            &record.file_name,
+            record.chunk_size,
+            record.size,
+            durability,
+        )?;
         if record.check_sha256 {
             part.hash_whole_file();
         }

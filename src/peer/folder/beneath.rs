@@ -228,6 +228,14 @@ impl Dir {
         }
     }
 
+    /// Makes everything written to this folder's file system durable (`syncfs`): one call
+    /// for a whole tree of files that were never synced one by one.
+    pub fn sync_file_system(&self) -> io::Result<()> {
+        // SAFETY: a valid descriptor owned by self.
+        check(unsafe { libc::syncfs(self.fd.as_raw_fd()) })?;
+        Ok(())
+    }
+
     /// Makes the names in this folder durable (a created or renamed entry survives a crash).
     pub fn sync(&self) -> io::Result<()> {
         // SAFETY: a valid descriptor; the result is checked.

@@ -8,16 +8,20 @@ use crate::peer::download::{ChunkIndex, DiskStore, Download, DownloadId, Store};
 use crate::peer::event::{DownloadEntry, Event, Failure, Problem, Warning};
 use crate::peer::manifest::Manifest;
 use crate::peer::node::{DiskWait, PeerNode};
-use crate::peer::partial::Destination;
+use crate::peer::partial::{Destination, Durability};
 use crate::peer::resume::{self, LoadError, ResumeRecord};
 use std::path::Path;
 use std::time::Instant;
 
 /// Opens (or creates) the partial file of the download `record` describes. Which chunks in
 /// it are intact is checked off the reactor next ([`PeerNode::start_check`]).
-fn open_store(downloads: &Path, record: ResumeRecord) -> Result<DiskStore, String> {
+fn open_store(
+    downloads: &Path,
+    record: ResumeRecord,
+    durability: Durability,
+) -> Result<DiskStore, String> {
     let name = printable(&record.file_name);
-    DiskStore::open(downloads, record)
+    DiskStore::open(downloads, record, durability)
         .map_err(|e| format!("cannot open the partial download of {name}: {e}"))
 }
 
@@ -52,11 +56,22 @@ impl PeerNode {
         now: Instant,
     ) -> Result<DownloadId, String> {
         let downloads = self.cfg.downloads_dir.clone();
-        self.begin_download_in(&downloads, sources, file_name, manifest, check_sha256, now)
+        let each = Durability::EachFile;
+        self.begin_download_in(
+            &downloads,
+            sources,
+            file_name,
+            manifest,
+            check_sha256,
+            each,
+            now,
+        )
     }
 
     /// [`Self::begin_download`] into the folder `downloads` (its resume record under
-    /// `downloads/.p2p/resume/`): a folder's contents go to `.p2p/tree-files/`.
+    /// `downloads/.p2p/resume/`), made durable as `durability` says: a folder's contents go
+    /// to `.p2p/tree-files/`.
+    #[allow(clippy::too_many_arguments)]
     pub(in crate::peer) fn begin_download_in(
         &mut self,
         downloads: &Path,
@@ -64,6 +79,7 @@ impl PeerNode {
         file_name: &str,
         manifest: Manifest,
         check_sha256: bool,
+        durability: Durability,
         now: Instant,
     ) -> Result<DownloadId, String> {
         if let Some(existing) = self.download_named(file_name) {
@@ -94,7 +110,7 @@ impl PeerNode {
         }
         let mut record = ResumeRecord::new(file_name, sources.to_vec(), &manifest);
         record.check_sha256 = check_sha256;
-        let store = open_store(downloads, record)?;
+        let store = open_store(downloads, record, durability)?;
         let id = self.next_download_id();
         let retry_for = self.cfg.retry_for;
         let dl = Download::new(id, file_name, sources, manifest, None, retry_for, now)
@@ -153,7 +169,7 @@ impl PeerNode {
         let recorded = Some(record.durable_count());
         let sources = record.sources.clone();
         let check_sha256 = record.check_sha256;
-        let store = open_store(&downloads, record)?;
+        let store = open_store(&downloads, record, Durability::EachFile)?;
         let id = self.next_download_id();
         let retry_for = self.cfg.retry_for;
         let dl = Download::new(id, file_name, &sources, manifest, recorded, retry_for, now)
@@ -182,8 +198,15 @@ impl PeerNode {
                 return Err(why);
             }
         };
-        let dest = resume.then(|| t.store.dest().to_path_buf());
-        let job = self.disk.check_partial(file, t.dl.manifest().clone(), dest);
+        // A partial file just made holds nothing to check: no thread for it (a folder of
+        // 10,000 small files started 10,000 threads for this).
+        let empty = file.metadata().is_ok_and(|m| m.len() == 0);
+        let job = if !resume && empty {
+            self.disk.already_checked(Vec::new())
+        } else {
+            let dest = resume.then(|| t.store.dest().to_path_buf());
+            self.disk.check_partial(file, t.dl.manifest().clone(), dest)
+        };
         self.disk_waiting.insert(job, DiskWait::Download(id));
         Ok(())
     }
