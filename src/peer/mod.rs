@@ -5,6 +5,7 @@
 
 pub mod command;
 pub mod content_id;
+pub mod dht;
 pub mod dht_record;
 mod dialer;
 pub mod disk_jobs;
