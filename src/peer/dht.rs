@@ -50,12 +50,13 @@ pub enum Request {
 /// What the worker reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
-    /// The DHT node runs, on `local` (UDP); `public_ip`: this host's address as other nodes
-    /// see it, if they said; `bootstrapped`: whether any node answered.
-    Started {
-        local: SocketAddr,
-        public_ip: Option<IpAddr>,
+    /// The DHT node runs, on `local` (UDP); requests may come.
+    Started { local: SocketAddr },
+    /// Joining is over: `bootstrapped`, whether any node answered; `public_ip`, this host's
+    /// address as other nodes see it, if they said.
+    Joined {
         bootstrapped: bool,
+        public_ip: Option<IpAddr>,
     },
     /// The DHT could not start, or its thread ended.
     Failed(String),
@@ -84,10 +85,9 @@ pub enum Reply {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// The DHT is up (the start-up line says so), or not.
-    Started {
-        local: SocketAddr,
-        bootstrapped: bool,
-    },
+    Started { local: SocketAddr },
+    /// No node answered: nothing will be found until one does.
+    Lonely,
     Unavailable(String),
     /// New sources of a lookup (each address once); `done`: no more will come.
     Sources {
@@ -149,6 +149,8 @@ pub struct DhtState {
     last_seq: i64,
     record_addrs: Vec<SocketAddr>,
     warned_no_addr: bool,
+    /// Joining is over (a wildcard listener's public address is known by then, if at all).
+    joined: bool,
     content: BTreeMap<[u8; 20], Put>,
     lookups: HashMap<LookupId, Lookup>,
     next_lookup: u64,
@@ -171,6 +173,7 @@ impl DhtState {
             last_seq: 0,
             record_addrs: Vec::new(),
             warned_no_addr: false,
+            joined: false,
             content: BTreeMap::new(),
             lookups: HashMap::new(),
             next_lookup: 1,
@@ -267,18 +270,25 @@ impl DhtState {
 
     pub fn handle_reply(&mut self, reply: Reply, now: Instant) {
         match reply {
-            Reply::Started {
-                local,
-                public_ip,
-                bootstrapped,
-            } => {
+            Reply::Started { local } => {
                 if self.phase == Phase::Starting {
                     self.phase = Phase::Up;
+                    self.outcomes.push_back(Outcome::Started { local });
+                }
+            }
+            Reply::Joined {
+                bootstrapped,
+                public_ip,
+            } => {
+                if public_ip.is_some() {
                     self.public_ip = public_ip;
-                    self.outcomes.push_back(Outcome::Started {
-                        local,
-                        bootstrapped,
-                    });
+                }
+                self.joined = true;
+                if self.record.in_flight.is_none() {
+                    self.record.next = now;
+                }
+                if !bootstrapped {
+                    self.outcomes.push_back(Outcome::Lonely);
                 }
             }
             Reply::Failed(why) => self.down(why),
@@ -434,6 +444,7 @@ impl DhtState {
                     in_flight += 1;
                     self.requests.push_back(Request::PutRecord { value, seq });
                 }
+                None if !self.joined => self.record.next = now + RETRY_AFTER,
                 None => {
                     if !std::mem::replace(&mut self.warned_no_addr, true) {
                         self.outcomes.push_back(Outcome::Warning(format!(

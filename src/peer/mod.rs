@@ -7,6 +7,7 @@ pub mod command;
 pub mod content_id;
 pub mod dht;
 pub mod dht_record;
+pub mod dht_worker;
 mod dialer;
 pub mod disk_jobs;
 mod download;

@@ -4,16 +4,20 @@ fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
 
+fn started(local: &str) -> Reply {
+    Reply::Started { local: addr(local) }
+}
+
+fn joined(bootstrapped: bool, public_ip: Option<&str>) -> Reply {
+    Reply::Joined {
+        bootstrapped,
+        public_ip: public_ip.map(|ip| ip.parse().unwrap()),
+    }
+}
+
 fn up(listen: &str, t0: Instant) -> DhtState {
     let mut d = DhtState::new(addr(listen), 1_700_000_000, t0);
-    d.handle_reply(
-        Reply::Started {
-            local: addr("127.0.0.1:6881"),
-            public_ip: None,
-            bootstrapped: true,
-        },
-        t0,
-    );
+    d.handle_reply(started("127.0.0.1:6881"), t0);
     d
 }
 
@@ -37,16 +41,9 @@ fn the_record_is_put_when_the_dht_starts_and_again_before_it_expires() {
     let mut d = DhtState::new(addr("127.0.0.1:4000"), 1_700_000_000, t0);
     d.handle_contents(hashes(1), t0);
     assert!(requests(&mut d).is_empty(), "published before the DHT ran");
-    d.handle_reply(
-        Reply::Started {
-            local: addr("127.0.0.1:6881"),
-            public_ip: None,
-            bootstrapped: true,
-        },
-        t0,
-    );
+    d.handle_reply(started("127.0.0.1:6881"), t0);
     let out = outcomes(&mut d);
-    assert!(matches!(out[..], [Outcome::Started { bootstrapped: true, .. }]), "{out:?}");
+    assert_eq!(out, [Outcome::Started { local: addr("127.0.0.1:6881") }]);
     let reqs = requests(&mut d);
     let Request::PutRecord { value, seq } = &reqs[0] else {
         panic!("{reqs:?}")
@@ -139,31 +136,22 @@ fn index_changes_are_announced_at_once_within_the_cap() {
 fn a_wildcard_listener_publishes_the_public_address_or_warns_once() {
     let t0 = Instant::now();
     let mut d = DhtState::new(addr("0.0.0.0:4000"), 10, t0);
-    d.handle_reply(
-        Reply::Started {
-            local: addr("0.0.0.0:6881"),
-            public_ip: Some("203.0.113.9".parse().unwrap()),
-            bootstrapped: true,
-        },
-        t0,
-    );
+    d.handle_reply(started("0.0.0.0:6881"), t0);
+    assert!(requests(&mut d).is_empty(), "no address to publish yet");
+    assert_eq!(outcomes(&mut d).len(), 1, "no warning before joining is over");
+    d.handle_reply(joined(true, Some("203.0.113.9")), t0);
     let Some(Request::PutRecord { value, .. }) = d.poll_request() else {
         panic!()
     };
     assert_eq!(parse_record(&value).unwrap().addrs, [addr("203.0.113.9:4000")]);
 
     let mut d = DhtState::new(addr("0.0.0.0:4000"), 10, t0);
-    d.handle_reply(
-        Reply::Started {
-            local: addr("0.0.0.0:6881"),
-            public_ip: None,
-            bootstrapped: false,
-        },
-        t0,
-    );
+    d.handle_reply(started("0.0.0.0:6881"), t0);
+    d.handle_reply(joined(false, None), t0);
     assert!(requests(&mut d).is_empty());
     let out = outcomes(&mut d);
-    assert!(matches!(&out[1], Outcome::Warning(w) if w.contains("not published")), "{out:?}");
+    assert_eq!(out[1], Outcome::Lonely, "{out:?}");
+    assert!(matches!(&out[2], Outcome::Warning(w) if w.contains("not published")), "{out:?}");
     d.handle_timeout(t0 + RETRY_AFTER);
     assert!(outcomes(&mut d).is_empty(), "warned once");
 }
