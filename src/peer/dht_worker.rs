@@ -260,6 +260,39 @@ fn lookup(dht: &AsyncDht, request: Request, replies: &Sender<Reply>, notify: &No
     }
 }
 
+/// `p2p dht-node`: a DHT node in server mode on `listen`, joining through `bootstrap` (none:
+/// the first node of a new network; never the public nodes). Prints `dht node listening on
+/// ADDR` and serves until SIGINT or SIGTERM.
+pub fn run_dht_node(listen: SocketAddrV4, bootstrap: Vec<SocketAddrV4>) -> io::Result<i32> {
+    use std::io::Write;
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])?;
+    let mut b = Dht::builder();
+    if bootstrap.is_empty() {
+        b.no_bootstrap();
+    } else {
+        b.bootstrap(&bootstrap);
+    }
+    let dht = b
+        .port(listen.port())
+        .bind_address(*listen.ip())
+        .server_mode()
+        .build()
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}")))?
+        .as_async();
+    let local = guarded(|| block_on(dht.info()))
+        .map_err(io::Error::other)?
+        .local_addr();
+    let mut out = io::stdout().lock();
+    writeln!(out, "dht node listening on {local}")?;
+    out.flush()?;
+    drop(out);
+    signals.forever().next();
+    Ok(0)
+}
+
 /// How long a record lookup waits, after the first record arrives, for a more recent one
 /// (the query itself ends only when its slowest node answers or times out, 2 s).
 const RECORD_GRACE: Duration = Duration::from_millis(250);

@@ -60,6 +60,8 @@ pub struct PeerConfig {
     pub resume_on_start: bool,
     /// Upload and download rate limits (`--max-down` and friends, the `limit` command).
     pub rate_limits: crate::reactor::RateLimits,
+    /// The Mainline DHT, with `--dht`: how its node starts (`app.rs` starts it).
+    pub dht: Option<super::dht_worker::DhtOptions>,
 }
 
 /// What a disk job's result is for.
@@ -163,6 +165,8 @@ pub struct PeerNode {
     /// Disk work off the reactor (checking partial files), and which download each job is for.
     pub(super) disk: DiskJobs,
     pub(super) disk_waiting: HashMap<DiskJobId, DiskWait>,
+    /// The Mainline DHT, with `--dht` (`dht_glue.rs`).
+    pub(super) dht: Option<Box<super::dht_glue::DhtLink>>,
     /// `--resume-on-start`, done at the first tick: by then the disk jobs run on their threads,
     /// so checking big partial files never holds up the start.
     resume_at_start: bool,
@@ -229,6 +233,7 @@ impl PeerNode {
             disk: DiskJobs::inline(),
             disk_waiting: HashMap::new(),
             hashing: Default::default(),
+            dht: None,
             resume_at_start: false,
         };
         if !node.cfg.rate_limits.is_unlimited() {
@@ -466,7 +471,7 @@ impl Driver for PeerNode {
         match self.connecting.remove(&tag) {
             Some(ConnectPurpose::Tracker) => self.tracker_connect_failed(&error.to_string(), now),
             Some(ConnectPurpose::Peer { name, addr }) => self.dial_failed(&name, addr, &error, now),
-            Some(ConnectPurpose::Bootstrap(b)) => self.bootstrap_failed(b, &error.to_string()),
+            Some(ConnectPurpose::Bootstrap(b)) => self.bootstrap_failed(b, &error.to_string(), now),
             None => {}
         }
         self.take_input(now);
@@ -526,6 +531,7 @@ impl Driver for PeerNode {
                 self.hashing_reports(now);
                 self.disk_reports(now);
                 self.lookup_reports(now);
+                self.dht_reports(now);
             }
             Control::Line(line) => {
                 if self.cfg.mode == Mode::Repl {
@@ -551,6 +557,7 @@ impl Driver for PeerNode {
         self.sessions_tick(now);
         self.downloads_tick(now);
         self.discovery_tick(now);
+        self.dht_tick(now);
         self.op_tick(now);
         self.take_input(now);
     }
@@ -564,6 +571,7 @@ impl Driver for PeerNode {
             self.op_deadline(),
             self.downloads_deadline(),
             self.discovery_deadline(),
+            self.dht_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -603,6 +611,7 @@ mod tests {
             lan: None,
             resume_on_start: false,
             rate_limits: Default::default(),
+            dht: None,
         };
         PeerNode::new(
             cfg,
