@@ -179,8 +179,12 @@ struct PeerArgs {
     /// A DHT node to join through instead of the public bootstrap nodes (repeatable, or
     /// comma-separated in $P2P_DHT_BOOTSTRAP; IPv4 HOST:PORT); implies --dht. For private
     /// networks and tests (`p2p dht-node`).
-    #[arg(long = "dht-bootstrap", env = "P2P_DHT_BOOTSTRAP", value_name = "ADDR",
-          value_delimiter = ',')]
+    #[arg(
+        long = "dht-bootstrap",
+        env = "P2P_DHT_BOOTSTRAP",
+        value_name = "ADDR",
+        value_delimiter = ','
+    )]
     dht_bootstrap: Vec<String>,
     /// UDP port of this peer's DHT node [default: 0, the system picks one].
     #[arg(long, value_name = "PORT", default_value_t = 0)]
@@ -526,13 +530,20 @@ fn dht_addrs(given: &[String]) -> Result<Vec<SocketAddrV4>, ExitCode> {
                     SocketAddr::V4(a) => Some(a),
                     SocketAddr::V6(_) => None,
                 });
-                v4.next().ok_or_else(|| "no IPv4 address (the DHT is IPv4)".to_string())
+                v4.next()
+                    .ok_or_else(|| "no IPv4 address (the DHT is IPv4)".to_string())
             });
         match addr {
             Ok(a) if a.port() != 0 => out.push(a),
-            Ok(_) => return Err(usage_error(&format!("invalid --dht-bootstrap '{text}': port 0"))),
+            Ok(_) => {
+                return Err(usage_error(&format!(
+                    "invalid --dht-bootstrap '{text}': port 0"
+                )));
+            }
             Err(why) => {
-                return Err(usage_error(&format!("invalid --dht-bootstrap '{text}': {why}")));
+                return Err(usage_error(&format!(
+                    "invalid --dht-bootstrap '{text}': {why}"
+                )));
             }
         }
     }

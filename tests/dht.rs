@@ -102,7 +102,11 @@ fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 fn a_file_is_found_by_its_content_id_on_the_dht_and_fetched_byte_identical() {
     let nodes = dht_network(4);
     let content = pseudo_random(3 << 20, 18);
-    let (_alice, _dirs, _) = serve_on_dht("Alice", PeerDirs::with_files(&[("big.bin", &content)]), &nodes);
+    let (_alice, _dirs, _) = serve_on_dht(
+        "Alice",
+        PeerDirs::with_files(&[("big.bin", &content)]),
+        &nodes,
+    );
     let id = cid(&content).to_string();
     let bob = PeerDirs::new();
     let flags = dht_flags(&nodes);
@@ -145,24 +149,34 @@ fn a_peer_is_found_by_its_id_on_the_dht_and_messaged() {
     let flags = dht_flags(&nodes);
     let extra: Vec<&str> = flags.iter().map(String::as_str).collect();
     let mut last = None;
-    eventually("Bob reaches Alice by her id", Duration::from_secs(30), || {
-        let out = run_batch_with(
-            "Bob",
-            unused_addr(),
-            &bob,
-            &format!("connect {alice_id}\nmsg Alice hello over the DHT\n"),
-            &extra,
-            Duration::from_secs(60),
-        );
-        let ok = out.code() == Some(0);
-        if !ok {
-            assert!(out.error_text().contains("on the dht"), "an unexpected failure\n{out}");
-        }
-        last = Some(out);
-        ok
-    });
+    eventually(
+        "Bob reaches Alice by her id",
+        Duration::from_secs(30),
+        || {
+            let out = run_batch_with(
+                "Bob",
+                unused_addr(),
+                &bob,
+                &format!("connect {alice_id}\nmsg Alice hello over the DHT\n"),
+                &extra,
+                Duration::from_secs(60),
+            );
+            let ok = out.code() == Some(0);
+            if !ok {
+                assert!(
+                    out.error_text().contains("on the dht"),
+                    "an unexpected failure\n{out}"
+                );
+            }
+            last = Some(out);
+            ok
+        },
+    );
     let out = last.unwrap();
-    assert!(out.stdout.contains("DHT on") && out.stdout.contains("connected to Alice"), "{out}");
+    assert!(
+        out.stdout.contains("DHT on") && out.stdout.contains("connected to Alice"),
+        "{out}"
+    );
     alice.wait_line("Bob's message", Duration::from_secs(10), |l| {
         l.contains("Bob") && l.contains("hello over the DHT")
     });

@@ -42,7 +42,10 @@ pub enum Request {
     /// `announce_peer` under `info_hash`, with the peer's TCP port.
     Announce { info_hash: [u8; 20], port: u16 },
     /// `get_peers` under `info_hash`.
-    FindSources { lookup: LookupId, info_hash: [u8; 20] },
+    FindSources {
+        lookup: LookupId,
+        info_hash: [u8; 20],
+    },
     /// The most recent address record of the peer with this X25519 key.
     FindRecord { lookup: LookupId, key: [u8; 32] },
 }
@@ -61,7 +64,10 @@ pub enum Reply {
     /// The DHT could not start, or its thread ended.
     Failed(String),
     /// The address record put with `seq` was stored, or why not.
-    RecordPut { seq: i64, result: Result<(), String> },
+    RecordPut {
+        seq: i64,
+        result: Result<(), String>,
+    },
     /// The announcement under `info_hash` was stored, or why not.
     Announced {
         info_hash: [u8; 20],
@@ -85,7 +91,9 @@ pub enum Reply {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// The DHT is up (the start-up line says so), or not.
-    Started { local: SocketAddr },
+    Started {
+        local: SocketAddr,
+    },
     /// No node answered: nothing will be found until one does.
     Lonely,
     Unavailable(String),
@@ -295,7 +303,12 @@ impl DhtState {
             Reply::RecordPut { seq, result } => {
                 if seq == self.last_seq && self.record.in_flight.is_some() {
                     self.record.in_flight = None;
-                    self.record.next = now + if result.is_ok() { RECORD_EVERY } else { RETRY_AFTER };
+                    self.record.next = now
+                        + if result.is_ok() {
+                            RECORD_EVERY
+                        } else {
+                            RETRY_AFTER
+                        };
                     if let Err(e) = result {
                         tracing::info!("DHT: the address record was not stored: {e}");
                     }
@@ -306,7 +319,12 @@ impl DhtState {
                     && put.in_flight.is_some()
                 {
                     put.in_flight = None;
-                    put.next = now + if result.is_ok() { ANNOUNCE_EVERY } else { RETRY_AFTER };
+                    put.next = now
+                        + if result.is_ok() {
+                            ANNOUNCE_EVERY
+                        } else {
+                            RETRY_AFTER
+                        };
                     if let Err(e) = result {
                         tracing::info!("DHT: an announcement was not stored: {e}");
                     }
@@ -401,7 +419,10 @@ impl DhtState {
             .collect();
         let secs = LOOKUP_TIMEOUT.as_secs();
         for lookup in expired {
-            self.lookup_over(lookup, &format!("the DHT lookup found nothing within {secs}s"));
+            self.lookup_over(
+                lookup,
+                &format!("the DHT lookup found nothing within {secs}s"),
+            );
         }
         self.pump(now);
     }
@@ -429,7 +450,9 @@ impl DhtState {
         let mut in_flight = (std::iter::once(&self.record).chain(self.content.values()))
             .filter(|p| p.in_flight.is_some())
             .count();
-        if self.record.in_flight.is_none() && self.record.next <= now && in_flight < MAX_PUTS_IN_FLIGHT
+        if self.record.in_flight.is_none()
+            && self.record.next <= now
+            && in_flight < MAX_PUTS_IN_FLIGHT
         {
             let at = self.unix(now);
             let record = Record {

@@ -145,7 +145,8 @@ impl PeerNode {
         match outcome {
             Outcome::Started { local } => {
                 let local = local.to_string();
-                self.ui.event(&Event::Notice(Notice::DhtOn { local, bootstrap }));
+                self.ui
+                    .event(&Event::Notice(Notice::DhtOn { local, bootstrap }));
             }
             Outcome::Lonely => {
                 let why = format!(
@@ -284,8 +285,14 @@ mod tests {
     #[test]
     fn only_whole_ids_are_looked_up() {
         let hex = "Ab".repeat(32);
-        assert_eq!(whole_id(&format!("CID1:{hex}")), Some(format!("cid1:{}", "ab".repeat(32))));
-        assert_eq!(whole_id(&format!("tree1:{hex}")), Some(format!("tree1:{}", "ab".repeat(32))));
+        assert_eq!(
+            whole_id(&format!("CID1:{hex}")),
+            Some(format!("cid1:{}", "ab".repeat(32)))
+        );
+        assert_eq!(
+            whole_id(&format!("tree1:{hex}")),
+            Some(format!("tree1:{}", "ab".repeat(32)))
+        );
         assert_eq!(whole_id(&format!("cid1:{}", &hex[..20])), None);
         assert_eq!(whole_id(&format!("tree1:{}", &hex[..20])), None);
         assert_eq!(whole_id(&format!("tree1:{}x", &hex[..63])), None);

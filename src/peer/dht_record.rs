@@ -157,10 +157,7 @@ pub fn encode_record(record: &Record) -> Option<Vec<u8>> {
 /// else, nothing after it, and every address dialable.
 pub fn parse_record(bytes: &[u8]) -> Result<Record, String> {
     if bytes.len() > MAX_RECORD_LEN {
-        return Err(format!(
-            "{} bytes, more than {MAX_RECORD_LEN}",
-            bytes.len()
-        ));
+        return Err(format!("{} bytes, more than {MAX_RECORD_LEN}", bytes.len()));
     }
     let mut rest = bytes;
     let wire: Wire = ciborium::de::from_reader_with_recursion_limit(&mut rest, 4)
@@ -179,9 +176,12 @@ pub fn parse_record(bytes: &[u8]) -> Result<Record, String> {
     }
     let mut addrs = Vec::with_capacity(wire.addrs.len());
     for text in &wire.addrs {
-        let addr: SocketAddr = text
-            .parse()
-            .map_err(|_| format!("not an IP:PORT address: {:?}", crate::names::printable(text)))?;
+        let addr: SocketAddr = text.parse().map_err(|_| {
+            format!(
+                "not an IP:PORT address: {:?}",
+                crate::names::printable(text)
+            )
+        })?;
         if !dialable(&addr) {
             return Err(format!("{addr} cannot be dialed"));
         }

@@ -136,7 +136,10 @@ fn run(
     let dht = match options.build() {
         Ok(dht) => dht.as_async(),
         Err(e) => {
-            let why = format!("cannot start the DHT node on UDP port {}: {e}", options.port);
+            let why = format!(
+                "cannot start the DHT node on UDP port {}: {e}",
+                options.port
+            );
             reply(&replies, &notify, Reply::Failed(why));
             return;
         }
@@ -177,15 +180,26 @@ fn run(
             reply(&replies, &notify, r);
         }
     };
-    if let Err(e) = std::thread::Builder::new().name("dht-join".into()).spawn(joining) {
-        reply(&replies, &notify, Reply::Failed(format!("cannot start a DHT thread: {e}")));
+    if let Err(e) = std::thread::Builder::new()
+        .name("dht-join".into())
+        .spawn(joining)
+    {
+        reply(
+            &replies,
+            &notify,
+            Reply::Failed(format!("cannot start a DHT thread: {e}")),
+        );
         return;
     }
     // Each request on a thread of its own: a put waits for the slowest of the closest nodes
     // (up to the 2 s request timeout), and `dht.rs` keeps at most a few puts in flight.
     for request in requests {
-        let (dht, identity, replies, notify) =
-            (dht.clone(), Arc::clone(&identity), replies.clone(), notify.clone());
+        let (dht, identity, replies, notify) = (
+            dht.clone(),
+            Arc::clone(&identity),
+            replies.clone(),
+            notify.clone(),
+        );
         let spawned = std::thread::Builder::new()
             .name("dht-query".into())
             .spawn(move || match request {
@@ -369,28 +383,68 @@ mod tests {
         let id = Arc::new(Identity::generate().unwrap());
         let mut w = DhtWorker::spawn(options, Arc::clone(&id), || {}).unwrap();
         assert!(matches!(next(&mut w), Reply::Started { .. }));
-        assert!(matches!(next(&mut w), Reply::Joined { bootstrapped: true, .. }));
+        assert!(matches!(
+            next(&mut w),
+            Reply::Joined {
+                bootstrapped: true,
+                ..
+            }
+        ));
         let record = Record {
             addrs: vec!["127.0.0.1:4321".parse().unwrap()],
             at: 77,
         };
         let value = encode_record(&record).unwrap();
         w.send(Request::PutRecord { value, seq: 77 });
-        assert_eq!(next(&mut w), Reply::RecordPut { seq: 77, result: Ok(()) });
+        assert_eq!(
+            next(&mut w),
+            Reply::RecordPut {
+                seq: 77,
+                result: Ok(())
+            }
+        );
         let info_hash = content_info_hash(&format!("cid1:{}", "01".repeat(32)));
-        w.send(Request::Announce { info_hash, port: 4321 });
-        assert_eq!(next(&mut w), Reply::Announced { info_hash, result: Ok(()) });
+        w.send(Request::Announce {
+            info_hash,
+            port: 4321,
+        });
+        assert_eq!(
+            next(&mut w),
+            Reply::Announced {
+                info_hash,
+                result: Ok(())
+            }
+        );
 
-        w.send(Request::FindRecord { lookup: LookupId(1), key: *id.public_key() });
-        let Reply::Record { lookup: LookupId(1), value: Some(found) } = next(&mut w) else {
+        w.send(Request::FindRecord {
+            lookup: LookupId(1),
+            key: *id.public_key(),
+        });
+        let Reply::Record {
+            lookup: LookupId(1),
+            value: Some(found),
+        } = next(&mut w)
+        else {
             panic!("no record found")
         };
         assert_eq!(parse_record(&found).unwrap(), record);
         let other = Identity::generate().unwrap();
-        w.send(Request::FindRecord { lookup: LookupId(2), key: *other.public_key() });
-        assert_eq!(next(&mut w), Reply::Record { lookup: LookupId(2), value: None });
+        w.send(Request::FindRecord {
+            lookup: LookupId(2),
+            key: *other.public_key(),
+        });
+        assert_eq!(
+            next(&mut w),
+            Reply::Record {
+                lookup: LookupId(2),
+                value: None
+            }
+        );
 
-        w.send(Request::FindSources { lookup: LookupId(3), info_hash });
+        w.send(Request::FindSources {
+            lookup: LookupId(3),
+            info_hash,
+        });
         let mut found = Vec::new();
         loop {
             match next(&mut w) {
@@ -403,7 +457,10 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
-        assert!(found.contains(&"127.0.0.1:4321".parse().unwrap()), "{found:?}");
+        assert!(
+            found.contains(&"127.0.0.1:4321".parse().unwrap()),
+            "{found:?}"
+        );
     }
 
     /// A node that cannot bind says so, and the worker ends cleanly.
@@ -422,7 +479,10 @@ mod tests {
             panic!()
         };
         assert!(why.contains("cannot start the DHT node"), "{why}");
-        assert!(matches!(next(&mut w), Reply::Failed(_)), "the ended worker says so");
+        assert!(
+            matches!(next(&mut w), Reply::Failed(_)),
+            "the ended worker says so"
+        );
         assert!(w.try_recv().is_none(), "once");
     }
 }

@@ -208,6 +208,9 @@ impl PeerNode {
                 let problem = Problem::CannotConnect { addr, why };
                 self.fail_op_as(Failure::Unreachable, problem);
             }
+        } else if b.via_dht {
+            // Stale announcements (and our own) are common on the DHT: not worth a warning.
+            tracing::info!("cannot reach {addr}, a source the DHT named: {why}");
         } else {
             let warning = Warning::CannotConnect { addr, why };
             self.ui.event(&Event::Warning(warning));

@@ -43,7 +43,12 @@ fn the_record_is_put_when_the_dht_starts_and_again_before_it_expires() {
     assert!(requests(&mut d).is_empty(), "published before the DHT ran");
     d.handle_reply(started("127.0.0.1:6881"), t0);
     let out = outcomes(&mut d);
-    assert_eq!(out, [Outcome::Started { local: addr("127.0.0.1:6881") }]);
+    assert_eq!(
+        out,
+        [Outcome::Started {
+            local: addr("127.0.0.1:6881")
+        }]
+    );
     let reqs = requests(&mut d);
     let Request::PutRecord { value, seq } = &reqs[0] else {
         panic!("{reqs:?}")
@@ -51,15 +56,33 @@ fn the_record_is_put_when_the_dht_starts_and_again_before_it_expires() {
     assert_eq!(*seq, 1_700_000_000);
     let record = parse_record(value).unwrap();
     assert_eq!(record.addrs, [addr("127.0.0.1:4000")]);
-    assert_eq!(reqs[1], Request::Announce { info_hash: [0; 20], port: 4000 });
-    d.handle_reply(Reply::RecordPut { seq: *seq, result: Ok(()) }, t0);
-    let ok = |info_hash| Reply::Announced { info_hash, result: Ok(()) };
+    assert_eq!(
+        reqs[1],
+        Request::Announce {
+            info_hash: [0; 20],
+            port: 4000
+        }
+    );
+    d.handle_reply(
+        Reply::RecordPut {
+            seq: *seq,
+            result: Ok(()),
+        },
+        t0,
+    );
+    let ok = |info_hash| Reply::Announced {
+        info_hash,
+        result: Ok(()),
+    };
     d.handle_reply(ok([0; 20]), t0);
     assert_eq!(d.poll_timeout(), Some(t0 + ANNOUNCE_EVERY));
     d.handle_timeout(t0 + ANNOUNCE_EVERY);
     assert_eq!(
         requests(&mut d),
-        [Request::Announce { info_hash: [0; 20], port: 4000 }]
+        [Request::Announce {
+            info_hash: [0; 20],
+            port: 4000
+        }]
     );
     d.handle_reply(ok([0; 20]), t0 + ANNOUNCE_EVERY);
     assert_eq!(d.poll_timeout(), Some(t0 + RECORD_EVERY));
@@ -71,7 +94,10 @@ fn the_record_is_put_when_the_dht_starts_and_again_before_it_expires() {
     };
     assert_eq!(*seq, 1_700_000_000 + RECORD_EVERY.as_secs() as i64);
     assert_eq!(parse_record(value).unwrap().at, *seq as u64);
-    assert!(RECORD_EVERY < Duration::from_secs(2 * 3600) && ANNOUNCE_EVERY < Duration::from_secs(30 * 60));
+    assert!(
+        RECORD_EVERY < Duration::from_secs(2 * 3600)
+            && ANNOUNCE_EVERY < Duration::from_secs(30 * 60)
+    );
 }
 
 #[test]
@@ -81,7 +107,13 @@ fn a_failed_or_unanswered_put_is_tried_again_and_seq_always_grows() {
     let Some(Request::PutRecord { seq: first, .. }) = d.poll_request() else {
         panic!()
     };
-    d.handle_reply(Reply::RecordPut { seq: first, result: Err("no nodes".into()) }, t0);
+    d.handle_reply(
+        Reply::RecordPut {
+            seq: first,
+            result: Err("no nodes".into()),
+        },
+        t0,
+    );
     assert_eq!(d.poll_timeout(), Some(t0 + RETRY_AFTER));
     d.handle_timeout(t0 + RETRY_AFTER);
     let Some(Request::PutRecord { seq: second, .. }) = d.poll_request() else {
@@ -96,7 +128,13 @@ fn a_failed_or_unanswered_put_is_tried_again_and_seq_always_grows() {
     };
     assert!(third > second);
     // A late answer to an older put changes nothing.
-    d.handle_reply(Reply::RecordPut { seq: second, result: Ok(()) }, t0 + RETRY_AFTER + PUT_TIMEOUT);
+    d.handle_reply(
+        Reply::RecordPut {
+            seq: second,
+            result: Ok(()),
+        },
+        t0 + RETRY_AFTER + PUT_TIMEOUT,
+    );
     assert_eq!(d.poll_timeout(), Some(t0 + RETRY_AFTER + PUT_TIMEOUT * 2));
 }
 
@@ -110,11 +148,27 @@ fn index_changes_are_announced_at_once_within_the_cap() {
     assert_eq!(record.len(), 1);
     d.handle_contents(hashes(20), t0);
     let first = requests(&mut d);
-    assert_eq!(first.len(), MAX_PUTS_IN_FLIGHT - 1, "the record is one of the puts in flight");
-    assert_eq!(d.poll_timeout(), Some(t0 + PUT_TIMEOUT), "no due timer while at the cap");
+    assert_eq!(
+        first.len(),
+        MAX_PUTS_IN_FLIGHT - 1,
+        "the record is one of the puts in flight"
+    );
+    assert_eq!(
+        d.poll_timeout(),
+        Some(t0 + PUT_TIMEOUT),
+        "no due timer while at the cap"
+    );
     for r in &first {
-        let Request::Announce { info_hash, .. } = r else { panic!() };
-        d.handle_reply(Reply::Announced { info_hash: *info_hash, result: Ok(()) }, t0);
+        let Request::Announce { info_hash, .. } = r else {
+            panic!()
+        };
+        d.handle_reply(
+            Reply::Announced {
+                info_hash: *info_hash,
+                result: Ok(()),
+            },
+            t0,
+        );
     }
     assert_eq!(requests(&mut d).len(), MAX_PUTS_IN_FLIGHT - 1);
     // Everything but hash 19 goes away; it is announced next, nothing else.
@@ -126,9 +180,18 @@ fn index_changes_are_announced_at_once_within_the_cap() {
     d.handle_contents([[9; 20]].into_iter().collect(), t1);
     assert_eq!(
         requests(&mut d),
-        [Request::Announce { info_hash: [9; 20], port: 4000 }]
+        [Request::Announce {
+            info_hash: [9; 20],
+            port: 4000
+        }]
     );
-    d.handle_reply(Reply::Announced { info_hash: [0; 20], result: Ok(()) }, t1);
+    d.handle_reply(
+        Reply::Announced {
+            info_hash: [0; 20],
+            result: Ok(()),
+        },
+        t1,
+    );
     assert_eq!(d.announced(), 1);
 }
 
@@ -138,12 +201,19 @@ fn a_wildcard_listener_publishes_the_public_address_or_warns_once() {
     let mut d = DhtState::new(addr("0.0.0.0:4000"), 10, t0);
     d.handle_reply(started("0.0.0.0:6881"), t0);
     assert!(requests(&mut d).is_empty(), "no address to publish yet");
-    assert_eq!(outcomes(&mut d).len(), 1, "no warning before joining is over");
+    assert_eq!(
+        outcomes(&mut d).len(),
+        1,
+        "no warning before joining is over"
+    );
     d.handle_reply(joined(true, Some("203.0.113.9")), t0);
     let Some(Request::PutRecord { value, .. }) = d.poll_request() else {
         panic!()
     };
-    assert_eq!(parse_record(&value).unwrap().addrs, [addr("203.0.113.9:4000")]);
+    assert_eq!(
+        parse_record(&value).unwrap().addrs,
+        [addr("203.0.113.9:4000")]
+    );
 
     let mut d = DhtState::new(addr("0.0.0.0:4000"), 10, t0);
     d.handle_reply(started("0.0.0.0:6881"), t0);
@@ -151,7 +221,10 @@ fn a_wildcard_listener_publishes_the_public_address_or_warns_once() {
     assert!(requests(&mut d).is_empty());
     let out = outcomes(&mut d);
     assert_eq!(out[1], Outcome::Lonely, "{out:?}");
-    assert!(matches!(&out[2], Outcome::Warning(w) if w.contains("not published")), "{out:?}");
+    assert!(
+        matches!(&out[2], Outcome::Warning(w) if w.contains("not published")),
+        "{out:?}"
+    );
     d.handle_timeout(t0 + RETRY_AFTER);
     assert!(outcomes(&mut d).is_empty(), "warned once");
 }
@@ -165,19 +238,36 @@ fn lookups_hand_on_fresh_sources_and_end_by_their_deadline() {
     requests(&mut d);
     outcomes(&mut d);
     let l = d.find_sources([7; 20], t0);
-    assert_eq!(requests(&mut d), [Request::FindSources { lookup: l, info_hash: [7; 20] }]);
+    assert_eq!(
+        requests(&mut d),
+        [Request::FindSources {
+            lookup: l,
+            info_hash: [7; 20]
+        }]
+    );
     let batch = |addrs: &[&str], done| Reply::Sources {
         lookup: l,
         addrs: addrs.iter().map(|a| addr(a)).collect(),
         done,
     };
-    d.handle_reply(batch(&["127.0.0.1:5000", "0.0.0.0:5001", "127.0.0.1:0"], false), t0);
+    d.handle_reply(
+        batch(&["127.0.0.1:5000", "0.0.0.0:5001", "127.0.0.1:0"], false),
+        t0,
+    );
     d.handle_reply(batch(&["127.0.0.1:5000", "127.0.0.1:5002"], true), t0);
     assert_eq!(
         outcomes(&mut d),
         [
-            Outcome::Sources { lookup: l, addrs: vec![addr("127.0.0.1:5000")], done: false },
-            Outcome::Sources { lookup: l, addrs: vec![addr("127.0.0.1:5002")], done: true },
+            Outcome::Sources {
+                lookup: l,
+                addrs: vec![addr("127.0.0.1:5000")],
+                done: false
+            },
+            Outcome::Sources {
+                lookup: l,
+                addrs: vec![addr("127.0.0.1:5002")],
+                done: true
+            },
         ]
     );
     d.handle_reply(batch(&["127.0.0.1:5003"], true), t0);
@@ -188,9 +278,18 @@ fn lookups_hand_on_fresh_sources_and_end_by_their_deadline() {
     assert!(d.poll_timeout().unwrap() <= t0 + LOOKUP_TIMEOUT);
     d.handle_timeout(t0 + LOOKUP_TIMEOUT);
     let out = outcomes(&mut d);
-    assert!(out.contains(&Outcome::Sources { lookup: silent, addrs: vec![], done: true }));
-    assert!(out.iter().any(|o| matches!(o, Outcome::PeerAddrs { lookup, result: Err(e) }
-        if *lookup == rec && e.contains("within"))), "{out:?}");
+    assert!(out.contains(&Outcome::Sources {
+        lookup: silent,
+        addrs: vec![],
+        done: true
+    }));
+    assert!(
+        out.iter().any(
+            |o| matches!(o, Outcome::PeerAddrs { lookup, result: Err(e) }
+        if *lookup == rec && e.contains("within"))
+        ),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -198,7 +297,11 @@ fn records_found_are_parsed_strictly() {
     let t0 = Instant::now();
     let mut d = up("127.0.0.1:4000", t0);
     outcomes(&mut d);
-    let good = encode_record(&Record { addrs: vec![addr("127.0.0.1:7000")], at: 1 }).unwrap();
+    let good = encode_record(&Record {
+        addrs: vec![addr("127.0.0.1:7000")],
+        at: 1,
+    })
+    .unwrap();
     let cases = [
         (Some(good), Ok(vec![addr("127.0.0.1:7000")])),
         (None, Err("no record")),
@@ -232,11 +335,20 @@ fn a_dht_that_fails_ends_every_lookup_at_once() {
     d.handle_reply(Reply::Failed("the DHT thread ended".into()), t0);
     let out = outcomes(&mut d);
     assert_eq!(out[0], Outcome::Unavailable("the DHT thread ended".into()));
-    assert!(out.contains(&Outcome::Sources { lookup: a, addrs: vec![], done: true }));
-    assert!(out.iter().any(|o| matches!(o, Outcome::PeerAddrs { lookup, result: Err(_) } if *lookup == b)));
+    assert!(out.contains(&Outcome::Sources {
+        lookup: a,
+        addrs: vec![],
+        done: true
+    }));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Outcome::PeerAddrs { lookup, result: Err(_) } if *lookup == b))
+    );
     let c = d.find_record([1; 32], t0);
     assert!(requests(&mut d).is_empty() || !d.is_up());
-    assert!(matches!(&outcomes(&mut d)[..], [Outcome::PeerAddrs { lookup, result: Err(e) }]
-        if *lookup == c && e.contains("not running")));
+    assert!(
+        matches!(&outcomes(&mut d)[..], [Outcome::PeerAddrs { lookup, result: Err(e) }]
+        if *lookup == c && e.contains("not running"))
+    );
     assert_eq!(d.poll_timeout(), None);
 }

@@ -62,7 +62,11 @@ fn xeddsa_signatures_verify_as_ed25519_under_the_key_of_the_peer_id() {
         let sig = xeddsa_sign(id.private_key(), b"a message");
         assert!(verifies(&public, b"a message", &sig), "sign bit {sign}");
         assert!(!verifies(&public, b"another message", &sig));
-        assert_eq!(sig, xeddsa_sign(id.private_key(), b"a message"), "deterministic");
+        assert_eq!(
+            sig,
+            xeddsa_sign(id.private_key(), b"a message"),
+            "deterministic"
+        );
     }
     assert_eq!(signs, [true, true], "both sign bits were tried");
 }
@@ -81,13 +85,22 @@ fn a_record_signed_by_one_key_fails_under_another_and_a_tampered_value_fails() {
     let key_b = ed25519_public(b.public_key()).unwrap();
     assert_eq!(item.key(), &key_a);
     assert!(verifies(&key_a, &signable, item.signature()));
-    assert!(!verifies(&key_b, &signable, item.signature()), "another key");
+    assert!(
+        !verifies(&key_b, &signable, item.signature()),
+        "another key"
+    );
     let mut tampered = value.clone();
     *tampered.last_mut().unwrap() ^= 1;
     let signable = bep44_signable(RECORD_SALT, 5, &tampered);
-    assert!(!verifies(&key_a, &signable, item.signature()), "tampered value");
+    assert!(
+        !verifies(&key_a, &signable, item.signature()),
+        "tampered value"
+    );
     let signable = bep44_signable(RECORD_SALT, 6, &value);
-    assert!(!verifies(&key_a, &signable, item.signature()), "another seq");
+    assert!(
+        !verifies(&key_a, &signable, item.signature()),
+        "another seq"
+    );
     // The item's target is BEP 44's: SHA-1 of the key and the salt, which a finder computes.
     assert_eq!(
         item.target(),
@@ -108,7 +121,10 @@ fn records_round_trip_and_hostile_ones_are_refused() {
     assert_eq!(parse_record(&bytes).unwrap(), record);
     // Undialable addresses are left out when writing; none left is no record.
     let only_wild = Record {
-        addrs: vec!["0.0.0.0:4000".parse().unwrap(), "1.2.3.4:0".parse().unwrap()],
+        addrs: vec![
+            "0.0.0.0:4000".parse().unwrap(),
+            "1.2.3.4:0".parse().unwrap(),
+        ],
         at: 1,
     };
     assert_eq!(encode_record(&only_wild), None);
@@ -120,18 +136,51 @@ fn records_round_trip_and_hostile_ones_are_refused() {
     };
     use ciborium::Value as V;
     let map = |entries: Vec<(&str, V)>| {
-        V::Map(entries.into_iter().map(|(k, v)| (V::Text(k.into()), v)).collect())
+        V::Map(
+            entries
+                .into_iter()
+                .map(|(k, v)| (V::Text(k.into()), v))
+                .collect(),
+        )
     };
     let addrs = |list: &[&str]| V::Array(list.iter().map(|a| V::Text(a.to_string())).collect());
-    let good = map(vec![("v", V::from(1)), ("addrs", addrs(&["1.2.3.4:5"])), ("at", V::from(9))]);
+    let good = map(vec![
+        ("v", V::from(1)),
+        ("addrs", addrs(&["1.2.3.4:5"])),
+        ("at", V::from(9)),
+    ]);
     assert!(parse_record(&cbor(&good)).is_ok());
     let refused = [
-        map(vec![("v", V::from(2)), ("addrs", addrs(&["1.2.3.4:5"])), ("at", V::from(9))]),
-        map(vec![("v", V::from(1)), ("addrs", addrs(&[])), ("at", V::from(9))]),
-        map(vec![("v", V::from(1)), ("addrs", addrs(&["1.2.3.4:0"])), ("at", V::from(9))]),
-        map(vec![("v", V::from(1)), ("addrs", addrs(&["0.0.0.0:5"])), ("at", V::from(9))]),
-        map(vec![("v", V::from(1)), ("addrs", addrs(&["224.0.0.1:5"])), ("at", V::from(9))]),
-        map(vec![("v", V::from(1)), ("addrs", addrs(&["host:5"])), ("at", V::from(9))]),
+        map(vec![
+            ("v", V::from(2)),
+            ("addrs", addrs(&["1.2.3.4:5"])),
+            ("at", V::from(9)),
+        ]),
+        map(vec![
+            ("v", V::from(1)),
+            ("addrs", addrs(&[])),
+            ("at", V::from(9)),
+        ]),
+        map(vec![
+            ("v", V::from(1)),
+            ("addrs", addrs(&["1.2.3.4:0"])),
+            ("at", V::from(9)),
+        ]),
+        map(vec![
+            ("v", V::from(1)),
+            ("addrs", addrs(&["0.0.0.0:5"])),
+            ("at", V::from(9)),
+        ]),
+        map(vec![
+            ("v", V::from(1)),
+            ("addrs", addrs(&["224.0.0.1:5"])),
+            ("at", V::from(9)),
+        ]),
+        map(vec![
+            ("v", V::from(1)),
+            ("addrs", addrs(&["host:5"])),
+            ("at", V::from(9)),
+        ]),
         map(vec![("v", V::from(1)), ("addrs", addrs(&["1.2.3.4:5"]))]),
         map(vec![
             ("v", V::from(1)),
@@ -139,7 +188,11 @@ fn records_round_trip_and_hostile_ones_are_refused() {
             ("at", V::from(9)),
             ("extra", V::from(1)),
         ]),
-        map(vec![("v", V::from(1)), ("addrs", addrs(&["1.2.3.4:5"; 9])), ("at", V::from(9))]),
+        map(vec![
+            ("v", V::from(1)),
+            ("addrs", addrs(&["1.2.3.4:5"; 9])),
+            ("at", V::from(9)),
+        ]),
         V::Array(vec![V::from(1)]),
     ];
     for (i, v) in refused.iter().enumerate() {
@@ -151,9 +204,16 @@ fn records_round_trip_and_hostile_ones_are_refused() {
     let mut deep = vec![0x81u8; 10_000];
     deep.push(0);
     assert!(parse_record(&deep).is_err(), "deep nesting");
-    assert!(parse_record(&vec![0u8; MAX_RECORD_LEN + 1]).is_err(), "too long");
+    assert!(
+        parse_record(&vec![0u8; MAX_RECORD_LEN + 1]).is_err(),
+        "too long"
+    );
     // Duplicates are read once.
-    let dup = map(vec![("v", V::from(1)), ("addrs", addrs(&["1.2.3.4:5", "1.2.3.4:5"])), ("at", V::from(9))]);
+    let dup = map(vec![
+        ("v", V::from(1)),
+        ("addrs", addrs(&["1.2.3.4:5", "1.2.3.4:5"])),
+        ("at", V::from(9)),
+    ]);
     assert_eq!(parse_record(&cbor(&dup)).unwrap().addrs.len(), 1);
 }
 
