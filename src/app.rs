@@ -58,7 +58,8 @@ fn run_inner(
     // impostor for a first contact.
     let pins = PeerNode::load_pins(&cfg.downloads_dir)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    let mut reactor = Reactor::new(std::sync::Arc::new(identity))?;
+    let identity = std::sync::Arc::new(identity);
+    let mut reactor = Reactor::new(std::sync::Arc::clone(&identity))?;
     let bound = reactor
         .listen(listen)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}")))?;
@@ -91,6 +92,7 @@ fn run_inner(
         ui.event(&Event::Notice(Notice::TypeHelp));
     }
     let now = Instant::now();
+    let dht_options = cfg.dht.clone();
     let mut node = PeerNode::new(cfg, id, SharedIndex::default(), bound.port(), ui, now);
     node.set_parser(repl::parse);
     node.set_pins(pins);
@@ -101,6 +103,9 @@ fn run_inner(
     }
     node.set_resolver(resolver_for(&reactor));
     node.set_listen_ip(bound.ip());
+    if let Some(options) = dht_options {
+        start_dht(&mut node, options, identity, &reactor, bound, now);
+    }
     reactor.run(&mut node)
 }
 
@@ -171,6 +176,30 @@ fn spawn_input(
         (Mode::Batch { .. }, None) | (Mode::Repl, None) => {
             repl::input::spawn_line_reader(io::stdin(), to_loop)
         }
+    }
+}
+
+/// Starts the DHT worker (its replies wake `reactor` as `Control::Work`) and hands it to the
+/// node; if the system refuses the thread, the peer runs without the DHT and says so.
+fn start_dht(
+    node: &mut PeerNode,
+    options: crate::peer::dht_worker::DhtOptions,
+    identity: std::sync::Arc<crate::identity::Identity>,
+    reactor: &Reactor,
+    bound: SocketAddr,
+    now: Instant,
+) {
+    let to_loop = reactor.control_sender();
+    let bootstrap = options.bootstrap_text();
+    let notify = move || {
+        to_loop.send(Control::Work);
+    };
+    match crate::peer::dht_worker::DhtWorker::spawn(options, identity, notify) {
+        Ok(worker) => {
+            let link = crate::peer::dht_glue::DhtLink::new(worker, bootstrap, bound, now);
+            node.set_dht(link, now);
+        }
+        Err(e) => node.warn(Warning::Dht(format!("cannot start the DHT thread: {e}"))),
     }
 }
 

@@ -304,6 +304,7 @@ fn start_peer(
             lan: None,
             resume_on_start: false,
             rate_limits: Default::default(),
+            dht: None,
         };
         let mut node = PeerNode::new(
             cfg,

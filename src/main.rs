@@ -64,6 +64,18 @@ enum Cmd {
               value_parser = clap::value_parser!(u64).range(1..=4096))]
         size_mib: u64,
     },
+    /// Run a plain Mainline DHT node (server mode) for a private network or tests: peers started
+    /// with `--dht-bootstrap ADDR` join through it. Prints `dht node listening on ADDR`, then
+    /// serves until SIGINT/SIGTERM. It keeps no state and has no peer identity.
+    DhtNode {
+        /// UDP address to listen on (IPv4; port 0: the system picks one, printed at start).
+        #[arg(long, value_name = "IP:PORT")]
+        listen: SocketAddrV4,
+        /// Another DHT node to join through (repeatable); none: this node is the first of
+        /// its network. The public bootstrap nodes are never used by `dht-node`.
+        #[arg(long = "dht-bootstrap", value_name = "ADDR")]
+        dht_bootstrap: Vec<String>,
+    },
     /// Print the content id and SHA-256 of each FILE, like sha256sum, without starting a peer:
     /// `cid1:HEX  SHA256  FILE`, one line a file. The content id is what others `get`.
     Id {
@@ -157,6 +169,26 @@ struct PeerArgs {
         value_name = "IP"
     )]
     lan_iface: Ipv4Addr,
+    /// Find and be found on the BitTorrent Mainline DHT, with no tracker: publishes this
+    /// peer's address (a record signed with its key, so `connect PEER-ID` finds it) and the
+    /// content id of every file and folder it shares (so `get ID` finds it). Off by default:
+    /// it puts this machine's IP address and what it shares on a public network, for anyone
+    /// to see; turn it on when that is what you want (README, "DHT").
+    #[arg(long, env = "P2P_DHT", value_parser = clap::builder::BoolishValueParser::new())]
+    dht: bool,
+    /// A DHT node to join through instead of the public bootstrap nodes (repeatable, or
+    /// comma-separated in $P2P_DHT_BOOTSTRAP; IPv4 HOST:PORT); implies --dht. For private
+    /// networks and tests (`p2p dht-node`).
+    #[arg(
+        long = "dht-bootstrap",
+        env = "P2P_DHT_BOOTSTRAP",
+        value_name = "ADDR",
+        value_delimiter = ','
+    )]
+    dht_bootstrap: Vec<String>,
+    /// UDP port of this peer's DHT node [default: 0, the system picks one].
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
+    dht_port: u16,
     #[command(flatten)]
     limits: LimitArgs,
     #[command(flatten)]
@@ -237,6 +269,13 @@ fn main() -> ExitCode {
         }
         Cmd::Demo { size_mib } => p2p::demo::run(size_mib << 20),
         Cmd::Id { files } => Ok(print_ids(&files)),
+        Cmd::DhtNode {
+            listen,
+            dht_bootstrap,
+        } => match dht_addrs(&dht_bootstrap) {
+            Ok(bootstrap) => p2p::peer::dht_worker::run_dht_node(listen, bootstrap),
+            Err(code) => return code,
+        },
         Cmd::Tracker {
             listen,
             peer_ttl,
@@ -330,6 +369,12 @@ fn peer_run(args: PeerArgs, m: &ArgMatches, quiet: bool) -> Result<Option<PeerRu
         max_down_per_peer: given(m, "max_down_per_peer", args.rates.max_down_per_peer),
         max_up_per_peer: given(m, "max_up_per_peer", args.rates.max_up_per_peer),
         exempt_loopback: given(m, "exempt_loopback", args.rates.exempt_loopback),
+        dht: given(m, "dht", args.dht.then_some(true)),
+        dht_bootstrap: given(
+            m,
+            "dht_bootstrap",
+            (!args.dht_bootstrap.is_empty()).then(|| args.dht_bootstrap.clone()),
+        ),
     };
     let s = settings::resolve(given, &settings::ProcessEnv).map_err(|why| usage_error(&why))?;
     tracing::debug!("settings: {s:?}");
@@ -368,6 +413,17 @@ fn peer_run(args: PeerArgs, m: &ArgMatches, quiet: bool) -> Result<Option<PeerRu
         "-" => BatchSource::Stdin,
         path => BatchSource::File(path.into()),
     });
+    let dht = if s.dht.value {
+        let given = s.dht_bootstrap.as_ref().map_or(&[][..], |b| &b.value[..]);
+        Some(p2p::peer::dht_worker::DhtOptions {
+            bootstrap: dht_addrs(given)?,
+            port: args.dht_port,
+            bind: None,
+            server: false,
+        })
+    } else {
+        None
+    };
     let resume_on_start = s
         .resume_on_start
         .map_or(!matches!(mode, Mode::Batch { .. }), |r| r.value);
@@ -383,6 +439,7 @@ fn peer_run(args: PeerArgs, m: &ArgMatches, quiet: bool) -> Result<Option<PeerRu
         lan,
         resume_on_start,
         rate_limits: s.rate_limits,
+        dht,
     };
     let out = p2p::repl::UiOptions {
         json: args.json,
@@ -459,6 +516,38 @@ fn discovery(
         announce: true,
     });
     Ok((bootstrap, lan))
+}
+
+/// DHT nodes to join through, resolved now (the DHT speaks IPv4 only).
+fn dht_addrs(given: &[String]) -> Result<Vec<SocketAddrV4>, ExitCode> {
+    let mut out = Vec::new();
+    for text in given {
+        let text = text.trim();
+        let addr = (text.to_socket_addrs())
+            .map_err(|e| e.to_string())
+            .and_then(|all| {
+                let mut v4 = all.filter_map(|a| match a {
+                    SocketAddr::V4(a) => Some(a),
+                    SocketAddr::V6(_) => None,
+                });
+                v4.next()
+                    .ok_or_else(|| "no IPv4 address (the DHT is IPv4)".to_string())
+            });
+        match addr {
+            Ok(a) if a.port() != 0 => out.push(a),
+            Ok(_) => {
+                return Err(usage_error(&format!(
+                    "invalid --dht-bootstrap '{text}': port 0"
+                )));
+            }
+            Err(why) => {
+                return Err(usage_error(&format!(
+                    "invalid --dht-bootstrap '{text}': {why}"
+                )));
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn resolve(addr: &str) -> Result<SocketAddr, String> {

@@ -1,9 +1,9 @@
 //! The peer's long-term key pair: an X25519 static key for Noise (PROTOCOL.md §15).
 //!
 //! X25519 rather than ed25519: the Noise XX handshake proves possession of the static DH key
-//! itself, so one X25519 key is the whole identity. An ed25519 key would only be needed to sign
-//! things outside a handshake (records handed on by others, like a DHT's), which we do not do;
-//! it would mean a second key, or a conversion between the two, and a signature in the payload.
+//! itself, so one X25519 key is the whole identity. The one thing signed outside a handshake,
+//! the DHT address record, is signed with this same key by XEdDSA (`peer/dht_record.rs`,
+//! PROTOCOL.md §17.4): no second key.
 
 use super::PeerId;
 use snow::params::DHChoice;

@@ -491,6 +491,10 @@ pub enum Problem {
     NotAPeerAddress { addr: SocketAddr },
     /// `connect HOST:PORT` could not be resolved.
     CannotResolve { addr: String, why: String },
+    /// `connect PEER-ID` without the DHT: nothing else finds a peer by its id.
+    NeedsDht { id: String },
+    /// `connect PEER-ID`: the DHT gave no address for it.
+    PeerNotFound { id: String, why: String },
     /// A connection to an address (`--peer`, `connect`) failed.
     CannotConnect { addr: SocketAddr, why: String },
     /// A chunk could not be written; the download is paused.
@@ -600,6 +604,8 @@ pub enum Warning {
     },
     /// The pins file could not be written (the pin holds for this run).
     PinsWrite { path: String, error: String },
+    /// The DHT is off or finds nothing (cannot start, no node answered, nothing to publish).
+    Dht(String),
     /// LAN discovery could not join its multicast group.
     LanUnavailable {
         group: String,
@@ -620,6 +626,8 @@ pub struct PinEntry {
 pub enum Notice {
     /// The REPL starts.
     TypeHelp,
+    /// The DHT node runs on `local` (UDP), joined through `bootstrap`.
+    DhtOn { local: String, bootstrap: String },
     /// LAN announcements are off (the listener cannot be announced), and why.
     LanAnnouncementsOff { why: String },
     /// A batch ended with `then_serve`: the peer serves on.

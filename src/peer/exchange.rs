@@ -52,6 +52,8 @@ pub struct Bootstrap {
     pub command: bool,
     /// For a `--peer` flag: commands wait for it briefly at start.
     pub startup: bool,
+    /// An address the DHT named (a source of a `get`, or `connect PEER-ID`'s).
+    pub via_dht: bool,
 }
 
 #[derive(Debug)]

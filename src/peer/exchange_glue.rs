@@ -99,10 +99,28 @@ impl PeerNode {
             addr,
             command,
             startup,
+            via_dht: false,
         };
         // An address given by hand: whoever is there says who it is, and its name is then
         // checked against the pins like any other.
         self.connect(addr, ConnectPurpose::Bootstrap(b), None);
+    }
+
+    /// Dials an address the DHT named: whoever answers says who it is (and must prove
+    /// `expected`, for `connect PEER-ID`), like an address typed by hand.
+    pub(super) fn dial_dht_address(
+        &mut self,
+        addr: SocketAddr,
+        command: bool,
+        expected: Option<crate::identity::PeerId>,
+    ) {
+        let b = Bootstrap {
+            addr,
+            command,
+            startup: false,
+            via_dht: true,
+        };
+        self.connect(addr, ConnectPurpose::Bootstrap(b), expected);
     }
 
     /// `connect ADDR`: an `IP:PORT` is dialed at once; a `HOST:PORT` is looked up first,
@@ -112,6 +130,9 @@ impl PeerNode {
             addr: None,
             deadline: now + CONNECT_OP_TIMEOUT,
         });
+        if let Ok(id) = addr.parse::<crate::identity::PeerId>() {
+            return self.connect_by_id(id, now);
+        }
         match addr.parse::<SocketAddr>() {
             Ok(a) => self.connect_resolved(addr, Ok(a)),
             Err(_) => {
@@ -179,7 +200,7 @@ impl PeerNode {
     }
 
     /// A connection to an address failed before its handshake completed.
-    pub(super) fn bootstrap_failed(&mut self, b: Bootstrap, why: &str) {
+    pub(super) fn bootstrap_failed(&mut self, b: Bootstrap, why: &str, now: Instant) {
         let (addr, why) = (b.addr, why.to_string());
         if b.command {
             // README: a peer that cannot be reached is exit status 4, `connect` included.
@@ -187,12 +208,18 @@ impl PeerNode {
                 let problem = Problem::CannotConnect { addr, why };
                 self.fail_op_as(Failure::Unreachable, problem);
             }
+        } else if b.via_dht {
+            // Stale announcements (and our own) are common on the DHT: not worth a warning.
+            tracing::info!("cannot reach {addr}, a source the DHT named: {why}");
         } else {
             let warning = Warning::CannotConnect { addr, why };
             self.ui.event(&Event::Warning(warning));
         }
         if b.startup {
             self.discovery.startup_step();
+        }
+        if b.via_dht {
+            self.dht_source_settled(b.addr, None, now);
         }
     }
 
@@ -213,7 +240,7 @@ impl PeerNode {
             self.session_closed(conn, "it is this peer", now);
             if let Some(b) = boot {
                 let addr = b.addr;
-                self.bootstrap_failed(b, &format!("{addr} is this peer"));
+                self.bootstrap_failed(b, &format!("{addr} is this peer"), now);
             }
             return;
         }
@@ -242,13 +269,21 @@ impl PeerNode {
         b: Bootstrap,
         now: Instant,
     ) {
-        self.known.offer(name, remote, Source::Manual, now, now);
+        let source = if b.via_dht {
+            Source::Dht
+        } else {
+            Source::Manual
+        };
+        self.known.offer(name, remote, source, now, now);
         self.dialer().reached(name, now);
         let event = Event::Connected {
             name: name.to_string(),
             addr: b.addr.to_string(),
         };
-        if !b.command {
+        if b.via_dht && !b.command {
+            // A source of a `get`: the search asks it next.
+            self.dht_source_settled(b.addr, Some(name.to_string()), now);
+        } else if !b.command {
             self.ui.event(&event);
         } else if matches!(self.op, Some(Op::Connect { addr, .. }) if addr == Some(b.addr)) {
             self.ui.event(&event);
@@ -293,7 +328,7 @@ impl PeerNode {
     /// A session ended (before or after its handshake).
     pub(super) fn peer_gone(&mut self, conn: ConnId, session: &Session, why: &str, now: Instant) {
         if let Some(b) = self.discovery.gone(conn) {
-            self.bootstrap_failed(b, why);
+            self.bootstrap_failed(b, why, now);
             return;
         }
         if !session.ready()

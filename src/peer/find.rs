@@ -22,6 +22,9 @@ impl PeerNode {
     ) {
         let mut find = Find::new(query, purpose, now);
         find.named = named;
+        if purpose != FindFor::Search {
+            find.dht = self.dht_find_sources(&find.query, now);
+        }
         find.listing = self.request_peer_list();
         self.op = Some(super::op::Op::Find(find));
         if let Some(super::op::Op::Find(f)) = &self.op
@@ -29,9 +32,10 @@ impl PeerNode {
         {
             self.find_ask_everyone(now);
         }
+        self.dht_find_started(now);
     }
 
-    fn find_mut(&mut self) -> Option<&mut Find> {
+    pub(super) fn find_mut(&mut self) -> Option<&mut Find> {
         match &mut self.op {
             Some(super::op::Op::Find(f)) => Some(f),
             _ => None,
@@ -116,7 +120,10 @@ impl PeerNode {
                 }
             }
         }
-        if self.find_mut().is_some_and(|f| f.waiting.is_empty()) {
+        if self
+            .find_mut()
+            .is_some_and(|f| f.waiting.is_empty() && f.dht_settled())
+        {
             self.find_resolve(now);
         }
     }
@@ -178,6 +185,9 @@ impl PeerNode {
         let Some(super::op::Op::Find(find)) = self.op.take() else {
             return;
         };
+        if let Some(lookup) = find.dht {
+            self.dht_cancel(lookup);
+        }
         let matching: Vec<(String, FileInfo)> = find
             .results
             .iter()

@@ -39,6 +39,12 @@ pub struct Find {
     /// `get A B` that asked for `A B` because no peer `A` was known: the peer and file it
     /// names, fetched from that peer if the peer list knows `A` after all.
     pub named: Option<(String, String)>,
+    /// The DHT lookup of this content's sources, while it runs.
+    pub(super) dht: Option<super::dht::LookupId>,
+    /// Sources the DHT named that are being dialed.
+    pub(super) dht_dialing: std::collections::BTreeSet<std::net::SocketAddr>,
+    /// How many of them said who they are (and were added to `waiting`).
+    pub(super) dht_met: usize,
 }
 
 impl Find {
@@ -53,7 +59,21 @@ impl Find {
             unanswered: Vec::new(),
             deadline: now + FIND_TIMEOUT,
             named: None,
+            dht: None,
+            dht_dialing: Default::default(),
+            dht_met: 0,
         }
+    }
+
+    /// Whether the DHT has nothing more to add: no source is being dialed, and the lookup is
+    /// over or some source it named was reached (later ones are not waited for).
+    pub(super) fn dht_settled(&self) -> bool {
+        self.dht_dialing.is_empty() && (self.dht.is_none() || self.dht_met > 0)
+    }
+
+    /// Progress from the DHT: the slow peers get their full time again.
+    pub(super) fn extend(&mut self, now: Instant) {
+        self.deadline = self.deadline.max(now + FIND_TIMEOUT);
     }
 
     /// The query names files by content: `cid1:` and a content id prefix, or a SHA-256 prefix

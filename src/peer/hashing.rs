@@ -142,6 +142,8 @@ impl PeerNode {
     }
 
     fn on_report(&mut self, report: Report, now: Instant) {
+        // Every report may change what is shared: the DHT announces it (`dht_glue.rs`).
+        self.dht_index_changed();
         let job = report.job();
         let Some(at) = self.hashing.scans.iter().position(|s| s.handle.job == job) else {
             return;

@@ -6,6 +6,10 @@
 pub mod chunk_check;
 pub mod command;
 pub mod content_id;
+pub mod dht;
+pub mod dht_glue;
+pub mod dht_record;
+pub mod dht_worker;
 mod dialer;
 pub mod disk_jobs;
 mod download;

@@ -60,6 +60,8 @@ pub struct PeerConfig {
     pub resume_on_start: bool,
     /// Upload and download rate limits (`--max-down` and friends, the `limit` command).
     pub rate_limits: crate::reactor::RateLimits,
+    /// The Mainline DHT, with `--dht`: how its node starts (`app.rs` starts it).
+    pub dht: Option<super::dht_worker::DhtOptions>,
 }
 
 /// What a disk job's result is for.
@@ -166,6 +168,8 @@ pub struct PeerNode {
     /// Threads that check received chunks' SHA-256 (`chunk_check.rs`); without them the
     /// reactor's thread checks each chunk as it comes.
     pub(super) checker: Option<super::chunk_check::ChunkChecker>,
+    /// The Mainline DHT, with `--dht` (`dht_glue.rs`).
+    pub(super) dht: Option<Box<super::dht_glue::DhtLink>>,
     /// `--resume-on-start`, done at the first tick: by then the disk jobs run on their threads,
     /// so checking big partial files never holds up the start.
     resume_at_start: bool,
@@ -233,6 +237,7 @@ impl PeerNode {
             disk_waiting: HashMap::new(),
             checker: None,
             hashing: Default::default(),
+            dht: None,
             resume_at_start: false,
         };
         if !node.cfg.rate_limits.is_unlimited() {
@@ -475,7 +480,7 @@ impl Driver for PeerNode {
         match self.connecting.remove(&tag) {
             Some(ConnectPurpose::Tracker) => self.tracker_connect_failed(&error.to_string(), now),
             Some(ConnectPurpose::Peer { name, addr }) => self.dial_failed(&name, addr, &error, now),
-            Some(ConnectPurpose::Bootstrap(b)) => self.bootstrap_failed(b, &error.to_string()),
+            Some(ConnectPurpose::Bootstrap(b)) => self.bootstrap_failed(b, &error.to_string(), now),
             None => {}
         }
         self.take_input(now);
@@ -536,6 +541,7 @@ impl Driver for PeerNode {
                 self.hashing_reports(now);
                 self.disk_reports(now);
                 self.lookup_reports(now);
+                self.dht_reports(now);
             }
             Control::Line(line) => {
                 if self.cfg.mode == Mode::Repl {
@@ -561,6 +567,7 @@ impl Driver for PeerNode {
         self.sessions_tick(now);
         self.downloads_tick(now);
         self.discovery_tick(now);
+        self.dht_tick(now);
         self.op_tick(now);
         self.take_input(now);
     }
@@ -574,6 +581,7 @@ impl Driver for PeerNode {
             self.op_deadline(),
             self.downloads_deadline(),
             self.discovery_deadline(),
+            self.dht_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -613,6 +621,7 @@ mod tests {
             lan: None,
             resume_on_start: false,
             rate_limits: Default::default(),
+            dht: None,
         };
         PeerNode::new(
             cfg,

@@ -56,6 +56,8 @@ pub enum Source {
     Manual,
     /// It connected to us (address: its IP and the listen port from its `Hello`).
     Incoming,
+    /// The DHT named the address (announced under a content id, or in its record).
+    Dht,
 }
 
 impl Source {
@@ -67,6 +69,7 @@ impl Source {
             Source::Lan => "lan",
             Source::Manual => "manual",
             Source::Incoming => "incoming",
+            Source::Dht => "dht",
         }
     }
 
@@ -81,7 +84,7 @@ impl Source {
         match self {
             Source::Cache | Source::Exchange => 0,
             Source::Incoming => 1,
-            Source::Lan => 2,
+            Source::Lan | Source::Dht => 2,
             Source::Tracker => 3,
             Source::Manual => 4,
         }

@@ -202,6 +202,7 @@ impl PeerNode {
             End::Paused(pause) => Err(events::paused(t, pause)),
             end => {
                 let t = self.downloads.remove(&id).expect("looked up just above");
+                self.dht_index_changed();
                 // A folder's content is shared with its tree, not under its content-id name.
                 if let End::Done(done) = &end
                     && !self.folder_downloads.contains(&id)

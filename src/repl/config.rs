@@ -20,6 +20,8 @@
 //! max_down_per_peer = "500k"
 //! max_up_per_peer = 1000000    # a number is bytes a second
 //! exempt_loopback = true       # no limit for connections with this machine (default: false)
+//! dht = true                   # publish on and search the Mainline DHT (default: false)
+//! dht_bootstrap = ["192.0.2.1:6881"]  # DHT nodes to join through instead of the public ones
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -105,6 +107,8 @@ pub struct CommandLine {
     pub max_down_per_peer: Given<String>,
     pub max_up_per_peer: Given<String>,
     pub exempt_loopback: Given<bool>,
+    pub dht: Given<bool>,
+    pub dht_bootstrap: Given<Vec<String>>,
 }
 
 /// A rate in the config file: text (`"20MB/s"`, `"off"`) or a number of bytes a second.
@@ -140,6 +144,8 @@ pub struct ConfigFile {
     pub max_down_per_peer: Option<RateValue>,
     pub max_up_per_peer: Option<RateValue>,
     pub exempt_loopback: Option<bool>,
+    pub dht: Option<bool>,
+    pub dht_bootstrap: Option<Vec<String>>,
 }
 
 /// Which config file was used.
@@ -168,6 +174,10 @@ pub struct PeerSettings {
     pub rate_limits: crate::reactor::RateLimits,
     /// Where each limit that is set came from: (config key, text as given, origin).
     pub rate_origins: Vec<RateOrigin>,
+    /// The Mainline DHT: on only if asked for (`--dht`, or implied by `--dht-bootstrap`).
+    pub dht: Setting<bool>,
+    /// DHT nodes to join through; empty: the public bootstrap nodes.
+    pub dht_bootstrap: Option<Setting<Vec<String>>>,
 }
 
 /// The environment the settings are read from (the real one, or a test's).
@@ -273,7 +283,26 @@ pub fn resolve(cli: CommandLine, env: &impl Env) -> Result<PeerSettings, String>
         let text = if set.value { "yes" } else { "no" };
         rate_origins.push(("exempt_loopback", text.to_string(), set.origin));
     }
+    let dht_bootstrap = pick(
+        cli.dht_bootstrap,
+        "--dht-bootstrap",
+        "P2P_DHT_BOOTSTRAP",
+        file.dht_bootstrap,
+        &file_origin,
+    )
+    .filter(|b| !b.value.is_empty());
+    let dht = pick(cli.dht, "--dht", "P2P_DHT", file.dht, &file_origin)
+        .or_else(|| {
+            // Naming nodes to join through is asking for the DHT.
+            (dht_bootstrap.as_ref()).map(|b| Setting {
+                value: true,
+                origin: b.origin.clone(),
+            })
+        })
+        .unwrap_or_else(|| default(false));
     Ok(PeerSettings {
+        dht,
+        dht_bootstrap,
         rate_limits,
         rate_origins,
         config_file,
@@ -470,6 +499,21 @@ impl PeerSettings {
                 serde_json::Value::Null,
             ),
         });
+        rows.push((
+            "dht",
+            Some(self.dht.value.to_string()),
+            Some(&self.dht.origin),
+            self.dht.value.into(),
+        ));
+        if let Some(b) = &self.dht_bootstrap {
+            let json = b.value.iter().map(|a| a.clone().into()).collect();
+            rows.push((
+                "dht_bootstrap",
+                Some(b.value.join(", ")),
+                Some(&b.origin),
+                serde_json::Value::Array(json),
+            ));
+        }
         // Rate limits appear only when set somewhere (unlimited otherwise).
         for (key, text, origin) in &self.rate_origins {
             rows.push((key, Some(text.clone()), Some(origin), text.clone().into()));

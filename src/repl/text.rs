@@ -123,6 +123,11 @@ pub fn problem_text(problem: &Problem) -> String {
             format!("cannot connect to '{}': {why}", printable(addr))
         }
         Problem::CannotConnect { addr, why } => format!("cannot connect to {addr}: {why}"),
+        Problem::NeedsDht { id } => format!(
+            "cannot connect to {id}: finding a peer by its id needs the DHT (start the peer \
+             with --dht, or connect to its HOST:PORT)"
+        ),
+        Problem::PeerNotFound { id, why } => format!("cannot find {id} on the DHT: {why}"),
         Problem::CannotWrite {
             file,
             part,
@@ -232,6 +237,7 @@ pub fn warning_text(warning: &Warning) -> String {
             iface,
             error,
         } => format!("LAN discovery is off: cannot join {group} on {iface}: {error}"),
+        Warning::Dht(why) => format!("DHT: {why}"),
     }
 }
 
@@ -239,6 +245,10 @@ pub fn warning_text(warning: &Warning) -> String {
 pub fn notice_text(notice: &Notice) -> String {
     match notice {
         Notice::TypeHelp => "type help for the commands".to_string(),
+        Notice::DhtOn { local, bootstrap } => format!(
+            "DHT on (UDP {local}, joining through {bootstrap}): this peer's address and the \
+             ids of what it shares are published there"
+        ),
         Notice::LanAnnouncementsOff { why } => format!("LAN announcements are off: {why}"),
         Notice::BatchFinished => "batch finished; serving until interrupted".to_string(),
         Notice::StillHashing { files, bytes } => {

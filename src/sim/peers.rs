@@ -310,6 +310,7 @@ impl Sim {
             lan,
             resume_on_start,
             rate_limits: Default::default(),
+            dht: None,
         };
         (cfg, lan_notice)
     }

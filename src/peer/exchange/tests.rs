@@ -144,6 +144,7 @@ fn commands_wait_for_the_peer_flags_briefly() {
         addr: SocketAddr::from(([10, 0, 0, 1], port)),
         command: false,
         startup: true,
+        via_dht: false,
     };
     d.bootstrap_connected(a, boot(1));
     d.bootstrap_connected(b, boot(2));

@@ -24,6 +24,7 @@ fn batch_node(dir: &std::path::Path, now: Instant) -> PeerNode {
         lan: None,
         resume_on_start: false,
         rate_limits: Default::default(),
+        dht: None,
     };
     PeerNode::new(
         cfg,
