@@ -3,20 +3,22 @@
 //! loopback rsync daemon measured in the same run (the target: a whole `get PEER
 //! FOLDER` of 10,000 files of 4 KiB within 2× of it).
 //!
-//! `get PEER FOLDER` is not wired into the node yet, so the rows are the pieces it will be
-//! made of, each alone: sharing (scanning and hashing the tree, cold cache), the listing
-//! (paging it and checking every entry and the id, as a receiver does) and placing the
-//! verified files as a tree (`place_tree`). Their sum is a floor for the whole fetch, not the
-//! fetch. Needs `rsync` on the PATH for the baseline (the row is skipped without it).
+//! The rows are the pieces a `get PEER FOLDER` is made of, each alone, in-process: sharing
+//! (scanning and hashing the tree, cold cache), the listing (paging it and checking every
+//! entry and the id, as a receiver does) and placing the verified files as a tree
+//! (`place_tree`). The whole fetch between two real peers, against the same rsync, is row 7
+//! of `cargo bench --bench transfer` (`-- --only folders`). Needs `rsync` on the PATH for the
+//! baseline (the ratios are left out without it).
 
 use p2p::peer::folder::beneath::Dir;
 use p2p::peer::folder::manifest::{EntryKind, FolderManifest, PagedListing};
 use p2p::peer::folder::place::place_tree;
 use p2p::peer::index::SharedIndex;
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+#[path = "perf/rsync.rs"]
+mod rsync;
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -40,51 +42,6 @@ fn write_tree(root: &Path, files: usize, size: usize) {
     }
 }
 
-/// `rsync -a` of `shared/Tree` from a daemon on 127.0.0.1 into `dest`; `None` without rsync.
-fn rsync_time(work: &Path, shared: &Path, dest: &Path) -> Option<Duration> {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
-    let conf = work.join("rsyncd.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "use chroot = no\nport = {port}\naddress = 127.0.0.1\npid file = {}\n[m]\npath = {}\nread only = yes\n",
-            work.join("rsyncd.pid").display(),
-            shared.display()
-        ),
-    )
-    .ok()?;
-    let mut daemon = Command::new("rsync")
-        .args(["--daemon", "--no-detach", "--config"])
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    // Wait (bounded) until the daemon accepts connections.
-    let ready = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if ready.elapsed() > Duration::from_secs(10) {
-            let _ = daemon.kill();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let start = Instant::now();
-    let status = Command::new("rsync")
-        .arg("-a")
-        .arg(format!("rsync://127.0.0.1:{port}/m/Tree"))
-        .arg(dest)
-        .status();
-    let took = start.elapsed();
-    let _ = daemon.kill();
-    let _ = daemon.wait();
-    status.ok()?.success().then_some(took)
-}
-
 fn main() {
     let files = arg("--files", 10_000);
     let size = arg("--size", 4096);
@@ -93,14 +50,25 @@ fn main() {
     write_tree(&shared.join("Tree"), files, size);
     println!("folders: {files} files of {size} bytes in folders of 100");
 
-    let rsync = rsync_time(work.path(), &shared, &work.path().join("rsync-dest"));
-    match rsync {
-        Some(t) => println!(
-            "  rsync -a from a loopback daemon   {:>8.1} ms  (baseline)",
-            ms(t)
-        ),
-        None => println!("  rsync -a from a loopback daemon   skipped (no rsync)"),
-    }
+    let rsync = rsync::rsync_time(
+        work.path(),
+        &shared,
+        "Tree",
+        &work.path().join("rsync-dest"),
+    );
+    let rsync = match rsync {
+        Ok(t) => {
+            println!(
+                "  rsync -a from a loopback daemon   {:>8.1} ms  (baseline)",
+                ms(t)
+            );
+            Some(t)
+        }
+        Err(why) => {
+            println!("  rsync -a from a loopback daemon   skipped ({why})");
+            None
+        }
+    };
     let row = |what: &str, t: Duration| match rsync {
         Some(r) => println!(
             "  {what:<32}  {:>8.1} ms  {:.2}× rsync",
@@ -145,7 +113,7 @@ fn main() {
     let start = Instant::now();
     place_tree(&root, "Tree", &checked, &vdir, |id| id.to_hex()).unwrap();
     row("place: tree of hard links", start.elapsed());
-    println!("  (the whole `get PEER FOLDER` is not measured: it is not wired in yet)");
+    println!("  (the whole `get PEER FOLDER`: cargo bench --bench transfer -- --only folders)");
 }
 
 fn ms(d: Duration) -> f64 {

@@ -11,7 +11,9 @@
 //!   --phase SECS       length of each tracker load phase (default 3)
 //!   --only PARTS       run only these parts (comma-separated): transfer (rows 1, 3 for the
 //!                      large file, 4), small (row 3 for the small file), hashing (row 4,
-//!                      first starts alone), delay (row 6), tracker (row 5)
+//!                      first starts alone), delay (row 6), tracker (row 5), folders
+//!                      (rows 7 and 8: a folder of small files against rsync, a folder of
+//!                      big files against one file of their size)
 //!   --proxy            use the delay proxy even where netem works
 //!   --dir PATH         where the temporary files go (default: the system temp dir)
 
@@ -73,7 +75,11 @@ fn config(args: &[String]) -> Result<perf::Config, String> {
             "--only" => {
                 let wanted: Vec<&str> = value()?.split(',').map(str::trim).collect();
                 for w in &wanted {
-                    if !["transfer", "small", "hashing", "delay", "tracker"].contains(w) {
+                    if ![
+                        "transfer", "small", "hashing", "delay", "tracker", "folders",
+                    ]
+                    .contains(w)
+                    {
                         return Err(format!("unknown part '{w}'"));
                     }
                 }
@@ -83,6 +89,7 @@ fn config(args: &[String]) -> Result<perf::Config, String> {
                     hashing: wanted.contains(&"hashing"),
                     delay: wanted.contains(&"delay"),
                     tracker: wanted.contains(&"tracker"),
+                    folders: wanted.contains(&"folders"),
                 };
             }
             "--proxy" => cfg.delay_method = perf::DelayMethod::Proxy,

@@ -280,6 +280,41 @@ fn a_download_larger_than_the_free_space_is_refused_before_writing() {
     );
 }
 
+/// A folder is refused as a whole before any of its files is fetched, even when each of its
+/// small files alone would fit (they are not checked one by one).
+#[test]
+fn a_folder_larger_than_the_free_space_is_refused_before_writing() {
+    let tracker = Tracker::start();
+    let alice = PeerDirs::new();
+    fs::create_dir_all(alice.shared.join("Album")).unwrap();
+    for i in 0..40u64 {
+        fs::write(
+            alice.shared.join(format!("Album/{i:02}.bin")),
+            pseudo_random(64 * 1024, 100 + i),
+        )
+        .unwrap();
+    }
+    let _alice = Peer::serve_in("Alice", tracker.addr, alice, &[]);
+    let bob = PeerDirs::new();
+    let out = batch_with_faults(
+        "Bob",
+        tracker.addr,
+        &bob,
+        "wait-peer Alice 10\nget Alice Album\n",
+        &[("P2P_FAULT_FREE_BYTES", "1000000")],
+    );
+    out.assert_failure();
+    assert!(out.error_text().contains("not enough space"), "{out}");
+    assert!(
+        bob.downloads_listing().is_empty(),
+        "something was written: {:?}\n{out}",
+        bob.downloads_listing()
+    );
+    let verified = bob.downloads.join(".p2p/tree-files");
+    let fetched = fs::read_dir(&verified).map_or(0, |d| d.count());
+    assert_eq!(fetched, 0, "{fetched} contents were fetched first\n{out}");
+}
+
 /// A kill between removing the partial file and removing the record leaves the finished file
 /// beside its record: `resume` recognises it as done and fetches nothing.
 #[test]

@@ -9,15 +9,19 @@
 //! 4. start-up with 1 GiB shared: first start (hashing) and restart with the hash cache; and
 //!    first-start hashing alone, several rounds interleaved with single-core SHA-256;
 //! 5. the tracker under load from [`loadgen`] with 1,000 and 10,000 simulated peers;
-//! 6. a 64 MiB download over a link with 50 ms round trip (netem, or a delay proxy).
+//! 6. a 64 MiB download over a link with 50 ms round trip (netem, or a delay proxy);
+//! 7. `get PEER FOLDER` of 10,000 files of 4 KiB against `rsync -a` from a loopback daemon;
+//! 8. a folder of four 256 MiB files against one 1 GiB file ([`folders`]).
 //!
 //! `cargo bench --bench transfer` runs it at full size (see docs/performance.md);
 //! `tests/perf_smoke.rs` runs [`Config::smoke`] in the default test suite.
 
 pub mod delay;
+pub mod folders;
 pub mod loadgen;
 pub mod procs;
 pub mod reference;
+pub mod rsync;
 pub mod scp;
 
 use p2p::wire::{FrameDecoder, Message, PROTOCOL_VERSION, decode_message, encode_message};
@@ -70,6 +74,11 @@ pub struct Config {
     pub parts: Parts,
     /// Also copy the file with `scp` from a loopback `sshd` (when installed).
     pub scp: bool,
+    /// Row 7: the small-file tree, files and bytes each.
+    pub folder_files: usize,
+    pub folder_file_size: u64,
+    /// Row 8: the big file's size (`big`) split over this many files of a folder.
+    pub folder_parts: usize,
 }
 
 impl Config {
@@ -89,6 +98,9 @@ impl Config {
             verbose: true,
             parts: Parts::default(),
             scp: true,
+            folder_files: 10_000,
+            folder_file_size: 4096,
+            folder_parts: 4,
         }
     }
 
@@ -109,6 +121,9 @@ impl Config {
             parts: Parts::default(),
             // The test suite does not start an sshd.
             scp: false,
+            folder_files: 300,
+            folder_file_size: 4096,
+            folder_parts: 4,
         }
     }
 }
@@ -186,6 +201,7 @@ pub struct Results {
     pub hashing: Option<Hashing>,
     pub tracker: Vec<TrackerRow>,
     pub delay: Option<DelayRow>,
+    pub folders: Option<folders::FolderRows>,
     pub notes: Vec<String>,
 }
 
@@ -586,6 +602,8 @@ pub struct Parts {
     pub delay: bool,
     /// Row 5.
     pub tracker: bool,
+    /// Rows 7 and 8.
+    pub folders: bool,
 }
 
 impl Default for Parts {
@@ -596,6 +614,7 @@ impl Default for Parts {
             hashing: true,
             delay: true,
             tracker: true,
+            folders: true,
         }
     }
 }
@@ -634,6 +653,9 @@ pub fn run(cfg: &Config) -> Result<Results, String> {
     }
     if cfg.parts.delay {
         results.delay = Some(delayed_download(&b)?);
+    }
+    if cfg.parts.folders {
+        results.folders = Some(folders::folder_rows(&b)?);
     }
     if cfg.parts.tracker {
         for &n in &cfg.tracker_peers {
@@ -1145,6 +1167,9 @@ impl Results {
                 d.method
             );
         }
+        if let Some(f) = &self.folders {
+            folders::rows_table(f, &mut out);
+        }
         for n in &self.notes {
             let _ = writeln!(out, "\nNote: {n}");
         }
@@ -1212,6 +1237,22 @@ impl Results {
         let delay = self.delay.as_ref().ok_or("no delay row")?;
         positive("no-delay seconds", delay.no_delay_secs)?;
         positive("delayed seconds", delay.delayed_secs)?;
+        if cfg.parts.folders {
+            let f = self.folders.as_ref().ok_or("no folder rows")?;
+            let rounds = cfg.repeat.max(1);
+            for (what, all) in [
+                ("small-file folder seconds", &f.small_secs),
+                ("folder of big files MB/s", &f.parts_mbps),
+                ("one big file MB/s", &f.one_mbps),
+            ] {
+                if all.len() != rounds {
+                    return Err(format!("{} rounds of {what}", all.len()));
+                }
+                for v in all {
+                    positive(what, *v)?;
+                }
+            }
+        }
         Ok(())
     }
 }

@@ -21,6 +21,7 @@ use super::frontend::{Progress, ProgressOf};
 use super::node::{PeerNode, Purpose};
 use super::op::{Op, STEP_TIMEOUT, Step, bump};
 use super::partial::Durability;
+use super::transfer::setup::{Keeping, check_room};
 use crate::names::check_file_name;
 use crate::peer::content_id::manifest_from_answer;
 use crate::peer::download::DownloadId;
@@ -383,6 +384,12 @@ impl PeerNode {
         let plan = FetchPlan::new(&manifest, FOLDER_WINDOW, kept);
         let (files, _) = manifest.totals();
         let total = plan.progress(0).bytes_total;
+        // Room for the whole tree is checked before any of it is fetched (the big contents
+        // are checked again each as it starts, the small ones are not).
+        let left = total.saturating_sub(plan.progress(0).bytes_done);
+        if let Err(problem) = check_room(&downloads, &name, left) {
+            return self.fail_op(problem);
+        }
         tracing::info!(
             "fetching folder {} ({files} files, {} kept, {}) from {}",
             crate::names::printable(&name),
@@ -498,14 +505,14 @@ impl PeerNode {
         }
         let name = verified_name(&asked);
         let durability = content_durability(manifest.size);
-        match self.begin_download_in(&root, &sources, &name, manifest, false, durability, now) {
+        let keeping = Keeping::FolderContent(durability);
+        match self.begin_download_in(&root, &sources, &name, manifest, false, keeping, now) {
             Ok(dl) => {
                 self.folder_downloads.insert(dl);
                 if let Some(job) = &mut self.folder {
                     job.running.insert(asked, Fetching::Download(dl));
                 }
                 if let Some(t) = self.downloads.get_mut(&dl) {
-                    t.store.without_record();
                     // This connection just sent the manifest, checked against the id: no
                     // second GetManifest nor GetHave before the chunks are asked.
                     if let Some(s) = t.dl.source_named(&peer) {
@@ -541,15 +548,7 @@ impl PeerNode {
                 }
                 let _ = job.plan.handle_done(&id);
                 let folder = job.name.clone();
-                let files: Vec<(String, u64)> = (job.manifest.entries().iter())
-                    .filter_map(|e| match e.kind {
-                        EntryKind::File { size, id: c } if c == id => {
-                            Some((e.path.as_str().to_string(), size))
-                        }
-                        _ => None,
-                    })
-                    .collect();
-                for (path, size) in files {
+                for (path, size) in job.files_of(&id) {
                     let content_id = id.to_string();
                     let folder = folder.clone();
                     self.ui.event(&Event::FolderFile {

@@ -52,6 +52,10 @@ pub struct FolderJob {
     pub running: HashMap<ContentId, Fetching>,
     /// Size of each content (to start it, and for the bar).
     pub sizes: HashMap<ContentId, u64>,
+    /// The entries (indices into the manifest's) that hold each content: what a content's
+    /// end reports, without a scan of the whole listing per content (quadratic in a tree of
+    /// 10,000 files, a third of its fetch time).
+    copies: HashMap<ContentId, Vec<usize>>,
     pub started: Instant,
     /// Bytes fetched over the network by this run (downloads that ended).
     pub fetched: u64,
@@ -66,14 +70,14 @@ impl FolderJob {
         plan: FetchPlan,
         now: Instant,
     ) -> FolderJob {
-        let sizes = manifest
-            .entries()
-            .iter()
-            .filter_map(|e| match e.kind {
-                super::folder::manifest::EntryKind::File { size, id } => Some((id, size)),
-                super::folder::manifest::EntryKind::EmptyFolder => None,
-            })
-            .collect();
+        let mut sizes = HashMap::new();
+        let mut copies: HashMap<ContentId, Vec<usize>> = HashMap::new();
+        for (at, e) in manifest.entries().iter().enumerate() {
+            if let super::folder::manifest::EntryKind::File { size, id } = e.kind {
+                sizes.insert(id, size);
+                copies.entry(id).or_default().push(at);
+            }
+        }
         FolderJob {
             name,
             sources,
@@ -82,6 +86,7 @@ impl FolderJob {
             plan,
             running: HashMap::new(),
             sizes,
+            copies,
             started: now,
             fetched: 0,
         }
@@ -95,6 +100,20 @@ impl FolderJob {
             .filter_map(|id| self.sizes.get(id))
             .sum();
         self.running.len() < FOLDER_MIN_WINDOW || bytes < FOLDER_BYTES_IN_FLIGHT
+    }
+
+    /// The files of the tree whose content is `id`: path and size, in listing order.
+    pub fn files_of(&self, id: &ContentId) -> Vec<(String, u64)> {
+        let entries = self.manifest.entries();
+        let at = self.copies.get(id).map_or(&[][..], Vec::as_slice);
+        (at.iter())
+            .filter_map(|&i| match entries[i].kind {
+                super::folder::manifest::EntryKind::File { size, .. } => {
+                    Some((entries[i].path.as_str().to_string(), size))
+                }
+                super::folder::manifest::EntryKind::EmptyFolder => None,
+            })
+            .collect()
     }
 
     /// The content downloading as `dl`, if it is one of this folder's.
@@ -111,5 +130,50 @@ impl FolderJob {
             Fetching::Download(dl) => Some(*dl),
             Fetching::Manifest(_) => None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peer::folder::manifest::{Entry, EntryKind};
+    use crate::peer::folder::path_rules::EntryPath;
+    use crate::wire::Sha256;
+
+    fn file(path: &str, bytes: &[u8]) -> Entry {
+        let id = ContentId::from_parts(bytes.len() as u64, 262_144, &[Sha256::of(bytes)]);
+        Entry {
+            path: EntryPath::parse(path).unwrap(),
+            kind: EntryKind::File {
+                size: bytes.len() as u64,
+                id,
+            },
+        }
+    }
+
+    fn id_of(e: &Entry) -> ContentId {
+        match e.kind {
+            EntryKind::File { id, .. } => id,
+            EntryKind::EmptyFolder => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn a_content_names_every_file_that_holds_it_in_listing_order() {
+        let entries = vec![
+            file("a/one.txt", b"same"),
+            file("b.txt", b"other"),
+            file("c/two.txt", b"same"),
+        ];
+        let (same, other) = (id_of(&entries[0]), id_of(&entries[1]));
+        let manifest = FolderManifest::new(entries).unwrap();
+        let plan = FetchPlan::new(&manifest, 4, |_| false);
+        let now = Instant::now();
+        let job = FolderJob::new("T".into(), vec![], ConnId::fake(1), manifest, plan, now);
+        let paths = |id| -> Vec<String> { job.files_of(&id).into_iter().map(|f| f.0).collect() };
+        assert_eq!(paths(same), ["a/one.txt", "c/two.txt"]);
+        assert_eq!(job.files_of(&other), [("b.txt".to_string(), 5)]);
+        let unknown = ContentId::from_parts(1, 262_144, &[Sha256::of(b"x")]);
+        assert!(job.files_of(&unknown).is_empty());
     }
 }

@@ -103,16 +103,22 @@ impl PartialFile {
         durability: Durability,
     ) -> io::Result<PartialFile> {
         let part_path = partial_path(dest, file_name);
-        match std::fs::remove_file(&part_path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&part_path)?;
+        let create = || {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&part_path)
+        };
+        // Usually nothing is there: the stale file is looked for only when in the way.
+        let file = match create() {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                std::fs::remove_file(&part_path)?;
+                create()?
+            }
+            other => other?,
+        };
         // The new name must survive a crash as surely as the bytes later written into it.
         if durability == Durability::EachFile
             && let Some(dir) = part_path.parent()
@@ -230,7 +236,17 @@ impl PartialFile {
 
     /// Whether nothing was ever written to the partial file.
     pub fn is_empty(&self) -> bool {
-        self.file.metadata().is_ok_and(|m| m.len() == 0)
+        self.len().is_ok_and(|n| n == 0)
+    }
+
+    /// How this file is made durable.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// Bytes in the partial file now.
+    pub fn len(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
     }
 
     /// The whole-file hasher, started on first use.

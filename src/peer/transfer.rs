@@ -6,7 +6,7 @@
 //! `transfer/events.rs`.
 
 mod events;
-mod setup;
+pub(in crate::peer) mod setup;
 
 use super::chunk_check::CheckJob;
 use super::content_id::manifest_from_answer;
@@ -43,12 +43,12 @@ impl PeerNode {
                 );
             }
             // A checkpoint's fsync goes to another thread (unless the process is leaving:
-            // then it must be done before it goes).
+            // then it must be done before it goes; or there is nothing to sync nor record).
             let out = match out {
                 Output::Checkpoint {
                     durable,
                     at_once: false,
-                } if !self.exiting => {
+                } if !self.exiting && t.store.keeps_records() => {
                     match t.store.checkpoint_job(&durable) {
                         Ok(job) => {
                             let job = self.disk.checkpoint(job);
@@ -64,7 +64,10 @@ impl PeerNode {
                     index,
                     data,
                     expected,
-                } if !self.exiting && self.checker.is_some() => {
+                } if !self.exiting
+                    && self.checker.is_some()
+                    && data.len() >= super::chunk_check::MIN_OFFLOAD =>
+                {
                     let job = CheckJob {
                         dl: id,
                         source,

@@ -216,16 +216,40 @@ impl DiskStore {
     pub fn discard(self) {
         self.gone.store(true, std::sync::atomic::Ordering::SeqCst);
         self.part.abandon();
-        resume::remove(&self.downloads, &self.record.file_name);
+        if self.records {
+            resume::remove(&self.downloads, &self.record.file_name);
+        }
     }
 
     /// A download that failed before it began: its partial file goes unless something is in
     /// it or a record names it.
     pub fn abandon_if_untouched(self) {
-        let record = resume::load_for(&self.downloads, &self.record.file_name);
-        if self.part.is_empty() && matches!(record, Err(LoadError::Missing)) {
+        if !self.part.is_empty() {
+            return;
+        }
+        if !self.records
+            || matches!(
+                resume::load_for(&self.downloads, &self.record.file_name),
+                Err(LoadError::Missing)
+            )
+        {
             self.part.abandon();
         }
+    }
+
+    /// How the partial file is made durable.
+    pub fn durability(&self) -> crate::peer::partial::Durability {
+        self.part.durability()
+    }
+
+    /// Whether this store keeps a resume record of its own (not a folder's content).
+    pub fn keeps_records(&self) -> bool {
+        self.records
+    }
+
+    /// How many bytes the partial file holds now (0: just made, nothing to check in it).
+    pub fn partial_len(&self) -> io::Result<u64> {
+        self.part.len()
     }
 }
 
@@ -235,8 +259,11 @@ impl Store for DiskStore {
     }
 
     /// The same work as [`DiskStore::checkpoint_job`], done here and now (a pause, an exit).
+    /// A folder's content has neither a record nor a sync of its own: nothing to do.
     fn checkpoint(&mut self, durable: &[ChunkIndex]) -> io::Result<()> {
-        self.job(durable)?.run()?;
+        if self.records {
+            self.job(durable)?.run()?;
+        }
         for c in durable {
             self.record.set_durable(c.get());
         }
@@ -259,7 +286,7 @@ impl Store for DiskStore {
         size: u64,
     ) -> Result<PathBuf, FinishError> {
         let saved = self.part.finish(id, sha256, size);
-        if !matches!(saved, Err(FinishError::Kept(_))) {
+        if self.records && !matches!(saved, Err(FinishError::Kept(_))) {
             resume::remove(&self.downloads, &self.record.file_name);
         }
         saved

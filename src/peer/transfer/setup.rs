@@ -25,11 +25,35 @@ fn open_store(
         .map_err(|e| format!("cannot open the partial download of {name}: {e}"))
 }
 
+/// How a download's files are kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(in crate::peer) enum Keeping {
+    /// A file of its own: a resume record, made durable on its own.
+    File,
+    /// A content of a folder (`folder_fetch.rs`): no record of its own, the folder's record
+    /// resumes it; made durable as said. Room for the small (`Batched`) ones was checked once
+    /// for the whole folder.
+    FolderContent(Durability),
+}
+
+impl Keeping {
+    fn durability(self) -> Durability {
+        match self {
+            Keeping::File => Durability::EachFile,
+            Keeping::FolderContent(d) => d,
+        }
+    }
+}
+
 /// Refuses a download the disk cannot hold, before a byte of it is written (without this, a
 /// 300 MiB file into 82 MiB free wrote 82 MiB and then failed). Sparse partial files make
 /// "what is missing" the space still needed. If the free space cannot be read, go ahead: a
 /// full disk later still pauses the download cleanly.
-fn check_room(downloads: &Path, file_name: &str, needed: u64) -> Result<(), Problem> {
+pub(in crate::peer) fn check_room(
+    downloads: &Path,
+    file_name: &str,
+    needed: u64,
+) -> Result<(), Problem> {
     match crate::peer::partial::free_space(downloads) {
         Ok(free) if free < needed => Err(Problem::NoRoom {
             dir: downloads.display().to_string(),
@@ -56,21 +80,20 @@ impl PeerNode {
         now: Instant,
     ) -> Result<DownloadId, String> {
         let downloads = self.cfg.downloads_dir.clone();
-        let each = Durability::EachFile;
         self.begin_download_in(
             &downloads,
             sources,
             file_name,
             manifest,
             check_sha256,
-            each,
+            Keeping::File,
             now,
         )
     }
 
-    /// [`Self::begin_download`] into the folder `downloads` (its resume record under
-    /// `downloads/.p2p/resume/`), made durable as `durability` says: a folder's contents go
-    /// to `.p2p/tree-files/`.
+    /// [`Self::begin_download`] into the folder `downloads` (its resume record, if `keeping`
+    /// has one, under `downloads/.p2p/resume/`): a folder's contents go to
+    /// `.p2p/tree-files/`.
     #[allow(clippy::too_many_arguments)]
     pub(in crate::peer) fn begin_download_in(
         &mut self,
@@ -79,7 +102,7 @@ impl PeerNode {
         file_name: &str,
         manifest: Manifest,
         check_sha256: bool,
-        durability: Durability,
+        keeping: Keeping,
         now: Instant,
     ) -> Result<DownloadId, String> {
         if let Some(existing) = self.download_named(file_name) {
@@ -89,7 +112,11 @@ impl PeerNode {
             self.downloads.remove(&existing);
         }
         let content_id = ContentId::of(&manifest);
-        match resume::load_for(downloads, file_name) {
+        let record = match keeping {
+            Keeping::File => resume::load_for(downloads, file_name),
+            Keeping::FolderContent(_) => Err(LoadError::Missing),
+        };
+        match record {
             Ok(rec) if rec.content_id != Some(content_id) => {
                 let theirs = rec.content_id.map_or("?".to_string(), |c| c.to_string());
                 return Err(format!(
@@ -110,7 +137,10 @@ impl PeerNode {
         }
         let mut record = ResumeRecord::new(file_name, sources.to_vec(), &manifest);
         record.check_sha256 = check_sha256;
-        let store = open_store(downloads, record, durability)?;
+        let mut store = open_store(downloads, record, keeping.durability())?;
+        if keeping != Keeping::File {
+            store.without_record();
+        }
         let id = self.next_download_id();
         let retry_for = self.cfg.retry_for;
         let dl = Download::new(id, file_name, sources, manifest, None, retry_for, now)
@@ -187,23 +217,26 @@ impl PeerNode {
             .downloads
             .get_mut(&id)
             .expect("the caller just inserted it");
-        let file = match t.store.try_clone_file() {
-            Ok(file) => file,
-            Err(e) => {
-                let why = format!(
-                    "cannot read the partial download of {}: {e}",
-                    printable(t.dl.file_name())
-                );
-                self.downloads.remove(&id);
-                return Err(why);
-            }
+        let unreadable = |e: std::io::Error, name: &str| {
+            format!(
+                "cannot read the partial download of {}: {e}",
+                printable(name)
+            )
         };
         // A partial file just made holds nothing to check: no thread for it (a folder of
         // 10,000 small files started 10,000 threads for this).
-        let empty = file.metadata().is_ok_and(|m| m.len() == 0);
+        let empty = t.store.partial_len().is_ok_and(|n| n == 0);
         let job = if !resume && empty {
             self.disk.already_checked(Vec::new())
         } else {
+            let file = match t.store.try_clone_file() {
+                Ok(file) => file,
+                Err(e) => {
+                    let why = unreadable(e, t.dl.file_name());
+                    self.downloads.remove(&id);
+                    return Err(why);
+                }
+            };
             let dest = resume.then(|| t.store.dest().to_path_buf());
             self.disk.check_partial(file, t.dl.manifest().clone(), dest)
         };
@@ -250,7 +283,9 @@ impl PeerNode {
         let here: u64 = intact.iter().map(|&c| t.dl.chunk_span(c).1 as u64).sum();
         let needed = t.dl.size().saturating_sub(here);
         let downloads = &self.cfg.downloads_dir;
-        if let Err(why) = check_room(downloads, t.dl.file_name(), needed) {
+        // A folder's small contents were counted in the folder's own check (`begin_folder`).
+        let counted = !t.store.keeps_records() && t.store.durability() == Durability::Batched;
+        if !counted && let Err(why) = check_room(downloads, t.dl.file_name(), needed) {
             return self.check_failed(id, why, now);
         }
         // A new download's record names the chunks found here, once they are durable.
