@@ -50,6 +50,7 @@ fn examples() -> Vec<(&'static str, Message)> {
                 req: 1,
                 name: "Alice".into(),
                 listen_port: 4000,
+                external: None,
             },
         ),
         (
