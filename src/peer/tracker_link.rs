@@ -162,6 +162,8 @@ pub struct TrackerLink {
     /// The external address a router maps to our listen port (`port_map.rs`), sent with every
     /// `Register` so the tracker lists it (PROTOCOL.md §19).
     external: Option<SocketAddr>,
+    /// What the last `Register` sent carried as `external`.
+    sent_external: Option<SocketAddr>,
     state: State,
     timers: TimerTable,
     backoff: Duration,
@@ -207,6 +209,7 @@ impl TrackerLink {
             name: name.to_string(),
             listen_port,
             external: None,
+            sent_external: None,
             state: State::Down,
             timers,
             backoff: FIRST_RETRY,
@@ -417,8 +420,8 @@ impl TrackerLink {
 
     /// On exit: tell the tracker we are leaving (closing the connection does it too).
     /// The router now maps `external` to our listen port (or nothing). A registered link
-    /// registers again at once, so the tracker lists the new address without waiting for the
-    /// next keep-alive.
+    /// registers again at once (or as soon as the `Register` on its way is answered), so the
+    /// tracker lists the new address without waiting for the next keep-alive.
     pub fn set_external(&mut self, external: Option<SocketAddr>, now: Instant) {
         if self.external == external {
             return;
@@ -454,6 +457,7 @@ impl TrackerLink {
             listen_port: self.listen_port,
             external: self.external.map(|a| a.to_string()),
         };
+        self.sent_external = self.external;
         self.transmits.push_back(Transmit::Send(conn, msg));
     }
 
@@ -499,6 +503,10 @@ impl TrackerLink {
         };
         self.state = State::Up { conn, interval };
         self.timers.set(Timer::KeepAlive, next_keepalive);
+        if self.sent_external != self.external {
+            // The mapping changed while this `Register` was on its way: register again now.
+            self.timers.set(Timer::KeepAlive, now);
+        }
         self.timers.stop(Timer::NameRetry);
         self.register_in_flight = false;
         self.answered(now);

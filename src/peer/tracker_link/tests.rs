@@ -711,4 +711,12 @@ fn a_mapped_address_is_registered_at_once_and_with_every_keepalive() {
     link.set_external(None, t0 + 12 * SEC);
     let out = transmits(&mut link);
     assert_eq!(external_of(&out[0]), None);
+    // A change while a `Register` is on its way goes out as soon as it is answered.
+    link.set_external(Some(ext), t0 + 12 * SEC);
+    assert_eq!(transmits(&mut link), [], "one Register in flight at a time");
+    link.handle_message(c, registered(30), t0 + 13 * SEC);
+    assert_eq!(link.poll_timeout(), Some(t0 + 13 * SEC));
+    link.handle_timeout(t0 + 13 * SEC);
+    let out = transmits(&mut link);
+    assert_eq!(external_of(&out[0]).as_deref(), Some("203.0.113.5:40123"));
 }
