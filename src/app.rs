@@ -93,6 +93,7 @@ fn run_inner(
     }
     let now = Instant::now();
     let dht_options = cfg.dht.clone();
+    let port_map = open_port_map(&cfg, &mut reactor, bound, now);
     let mut node = PeerNode::new(cfg, id, SharedIndex::default(), bound.port(), ui, now);
     node.set_parser(repl::parse);
     node.set_pins(pins);
@@ -105,6 +106,11 @@ fn run_inner(
     node.set_listen_ip(bound.ip());
     if let Some(options) = dht_options {
         start_dht(&mut node, options, identity, &reactor, bound, now);
+    }
+    match port_map {
+        Some(Ok(link)) => node.set_port_map(link, now),
+        Some(Err(why)) => node.notice(Notice::NoPortMapping { why }),
+        None => {}
     }
     reactor.run(&mut node)
 }
@@ -150,6 +156,33 @@ fn join_lan(cfg: &mut PeerConfig, reactor: &mut Reactor, bound: SocketAddr, ui: 
             cfg.lan = None;
         }
     }
+}
+
+/// The port-mapping client when port mapping is on (`None` when off): the gateway found
+/// (`--gateway`, or the default route's) and a UDP socket for it on the reactor, or why not.
+fn open_port_map(
+    cfg: &PeerConfig,
+    reactor: &mut Reactor,
+    bound: SocketAddr,
+    now: Instant,
+) -> Option<Result<crate::peer::port_map_glue::PortMapLink, String>> {
+    use crate::peer::{gateway, port_map};
+    let config = cfg.port_map.as_ref()?;
+    Some((|| {
+        let gw = gateway::find_gateway(config.gateway)?;
+        // A router forwards to this host's LAN address: a listener on loopback only (or on
+        // IPv6 only, which NAT-PMP does not map) would never see those connections.
+        if !bound.is_ipv4() || (bound.ip().is_loopback() && !gw.ip().is_loopback()) {
+            return Err(format!("listening on {} only", bound.ip()));
+        }
+        // From the listener's address, so the router maps the address we listen on.
+        let local = SocketAddr::new(bound.ip(), 0);
+        let socket = crate::reactor::unicast_socket(local)
+            .and_then(|s| reactor.add_udp(s))
+            .map_err(|e| format!("cannot open a UDP socket to ask {gw}: {e}"))?;
+        let map = port_map::PortMap::new(gw, bound.port(), now);
+        Ok(crate::peer::port_map_glue::PortMapLink::new(map, socket))
+    })())
 }
 
 /// Starts the thread that reads commands: the line editor (a REPL on a terminal), a batch

@@ -305,6 +305,7 @@ fn start_peer(
             resume_on_start: false,
             rate_limits: Default::default(),
             dht: None,
+            port_map: None,
         };
         let mut node = PeerNode::new(
             cfg,

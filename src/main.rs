@@ -186,6 +186,14 @@ struct PeerArgs {
         value_delimiter = ','
     )]
     dht_bootstrap: Vec<String>,
+    /// Do not ask the router for a port mapping (NAT-PMP). On by default, except with
+    /// --no-lan unless --gateway is given.
+    #[arg(long, env = "P2P_NO_PORT_MAP", value_parser = clap::builder::BoolishValueParser::new())]
+    no_port_map: bool,
+    /// The router to ask for a port mapping (IP, or IP:PORT for another port than NAT-PMP's
+    /// 5351) [default: the default route's gateway]. Turns port mapping on even with --no-lan.
+    #[arg(long, env = "P2P_GATEWAY", value_name = "ADDR")]
+    gateway: Option<String>,
     /// UDP port of this peer's DHT node [default: 0, the system picks one].
     #[arg(long, value_name = "PORT", default_value_t = 0)]
     dht_port: u16,
@@ -440,6 +448,7 @@ fn peer_run(args: PeerArgs, m: &ArgMatches, quiet: bool) -> Result<Option<PeerRu
         resume_on_start,
         rate_limits: s.rate_limits,
         dht,
+        port_map: port_map_setting(args.no_port_map, args.gateway.as_deref(), args.no_lan)?,
     };
     let out = p2p::repl::UiOptions {
         json: args.json,
@@ -519,6 +528,33 @@ fn discovery(
 }
 
 /// DHT nodes to join through, resolved now (the DHT speaks IPv4 only).
+/// Whether to ask a router for a port mapping, and which: off with `--no-port-map`; with
+/// `--gateway`, that one; otherwise the default route's, unless LAN traffic is off (`--no-lan`,
+/// what every test runs with), so nothing talks to a real router unless asked to.
+fn port_map_setting(
+    off: bool,
+    gateway: Option<&str>,
+    no_lan: bool,
+) -> Result<Option<p2p::peer::port_map_glue::PortMapConfig>, ExitCode> {
+    use p2p::peer::port_map_glue::PortMapConfig;
+    if off {
+        return Ok(None);
+    }
+    match gateway {
+        Some(text) => match p2p::peer::gateway::parse_gateway(text) {
+            Ok(addr) => Ok(Some(PortMapConfig {
+                gateway: Some(addr),
+            })),
+            Err(why) => {
+                eprintln!("error: invalid --gateway: {why}");
+                Err(ExitCode::from(2))
+            }
+        },
+        None if no_lan => Ok(None),
+        None => Ok(Some(PortMapConfig { gateway: None })),
+    }
+}
+
 fn dht_addrs(given: &[String]) -> Result<Vec<SocketAddrV4>, ExitCode> {
     let mut out = Vec::new();
     for text in given {

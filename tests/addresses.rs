@@ -30,6 +30,7 @@ fn register_dead(tracker: std::net::SocketAddr, name: &str) -> p2p::secure::Secu
         req: 1,
         name: name.into(),
         listen_port: dead.port(),
+        external: None,
     };
     s.write_all(&encode_message(&hello)).unwrap();
     s.write_all(&encode_message(&register)).unwrap();

@@ -13,7 +13,7 @@ fn peer_rows(out: &BatchOutput) -> Vec<Vec<String>> {
     out.stdout_lines()
         .into_iter()
         .map(fields)
-        .filter(|f| (5..=6).contains(&f.len()) && f[2].ends_with("s ago"))
+        .filter(|f| (6..=7).contains(&f.len()) && f[2].ends_with("s ago"))
         .map(|f| f.into_iter().map(String::from).collect())
         .collect()
 }

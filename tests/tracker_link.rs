@@ -44,6 +44,7 @@ impl NameHolder {
                 req,
                 name: name.to_string(),
                 listen_port: 9,
+                external: None,
             };
             send(&mut s, &register).unwrap();
             match recv(&mut s) {
@@ -196,6 +197,7 @@ fn a_restarted_tracker_keeps_its_key_and_the_names_it_holds() {
         req: 1,
         name: "Alice".into(),
         listen_port: 9,
+        external: None,
     };
     send(&mut s, &register).unwrap();
     match recv(&mut s) {

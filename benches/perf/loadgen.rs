@@ -380,6 +380,7 @@ impl LoadGen {
                 req,
                 name: self.peers[i].name.clone(),
                 listen_port: self.peers[i].port,
+                external: None,
             },
             Kind::List => Message::list_peers(req),
         };
@@ -432,6 +433,7 @@ impl LoadGen {
                 req: 0,
                 name: who.clone(),
                 listen_port: p.port,
+                external: None,
             });
             // Sent at once: the link keeps them until its handshake is done.
             seal(p, &hello).map_err(|e| format!("{who}: {e}"))?;

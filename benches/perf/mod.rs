@@ -363,6 +363,7 @@ fn register_alias(
         req: 1,
         name: name.into(),
         listen_port: port,
+        external: None,
     })?;
     c.wait_for(|m| matches!(m, Message::Registered { req: 1, .. }).then_some(()))?;
     Ok(c)

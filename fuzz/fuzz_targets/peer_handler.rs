@@ -122,6 +122,8 @@ fuzz_target!(|data: &[u8]| {
         lan: None,
         resume_on_start: false,
         rate_limits: Default::default(),
+        dht: None,
+        port_map: None,
     };
     let now = Instant::now();
     let mut h = Harness {

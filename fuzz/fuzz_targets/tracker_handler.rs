@@ -120,10 +120,13 @@ fuzz_target!(|data: &[u8]| {
             _ => {
                 let c = h.conn(slot);
                 let name = String::from_utf8_lossy(r.body).into_owned();
+                // Odd ops also claim a mapped address (PROTOCOL.md §19), from the name's bytes.
+                let external = (r.op & 1 == 1).then(|| name.clone());
                 let register = script::body(&Message::Register {
                     req: u64::from(r.op),
                     name,
                     listen_port: 4000,
+                    external,
                 });
                 h.tracker.handle_frame(c, &register, h.now);
             }

@@ -153,6 +153,8 @@ pub struct DhtState {
     /// into the record.
     listen: SocketAddr,
     public_ip: Option<IpAddr>,
+    /// The external address a router maps to the listener (PROTOCOL.md §19), if any.
+    mapped: Option<SocketAddr>,
     record: Put,
     last_seq: i64,
     record_addrs: Vec<SocketAddr>,
@@ -177,6 +179,7 @@ impl DhtState {
             phase: Phase::Starting,
             listen,
             public_ip: None,
+            mapped: None,
             record: Put::due_now(now),
             last_seq: 0,
             record_addrs: Vec::new(),
@@ -203,12 +206,38 @@ impl DhtState {
     /// The addresses the record lists: the listener's, unless it is a wildcard; then this
     /// host's public address as the DHT saw it, with the listener's port.
     fn addrs(&self) -> Vec<SocketAddr> {
-        if !self.listen.ip().is_unspecified() {
-            return vec![self.listen];
+        let own: Vec<SocketAddr> = if !self.listen.ip().is_unspecified() {
+            vec![self.listen]
+        } else {
+            (self.public_ip.iter())
+                .map(|ip| SocketAddr::new(*ip, self.listen.port()))
+                .collect()
+        };
+        // A port mapping is what others outside can dial: first, the rest behind it.
+        let mut addrs: Vec<SocketAddr> = self.mapped.into_iter().collect();
+        addrs.extend(own.into_iter().filter(|a| Some(*a) != self.mapped));
+        addrs
+    }
+
+    /// The port content announcements carry: the mapped one, when a router maps one (the DHT
+    /// node that stores an announcement sees the router's IP, so only its port reaches us).
+    fn announce_port(&self) -> u16 {
+        self.mapped.map_or(self.listen.port(), |a| a.port())
+    }
+
+    /// The router maps `mapped` to the listener now (or nothing): the record is put again
+    /// with it at once, and every content is announced again with its port.
+    pub fn set_mapped(&mut self, mapped: Option<SocketAddr>, now: Instant) {
+        if self.mapped == mapped {
+            return;
         }
-        (self.public_ip.iter())
-            .map(|ip| SocketAddr::new(*ip, self.listen.port()))
-            .collect()
+        self.mapped = mapped;
+        for put in self.content.values_mut() {
+            if put.in_flight.is_none() {
+                put.next = now;
+            }
+        }
+        self.pump(now);
     }
 
     /// The content ids shared now (their info-hashes): new ones are announced at once, gone
@@ -481,7 +510,7 @@ impl DhtState {
                 }
             }
         }
-        let port = self.listen.port();
+        let port = self.announce_port();
         for (h, put) in self.content.iter_mut() {
             if in_flight >= MAX_PUTS_IN_FLIGHT {
                 break;

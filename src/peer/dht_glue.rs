@@ -50,6 +50,14 @@ impl DhtLink {
     }
 }
 
+impl DhtLink {
+    /// The router maps `mapped` to our listen port now (or nothing): the record lists it
+    /// first, and announcements carry its port (`DhtState::set_mapped`).
+    pub fn set_mapped(&mut self, mapped: Option<SocketAddr>, now: Instant) {
+        self.state.set_mapped(mapped, now);
+    }
+}
+
 /// The text form of a whole content id (`cid1:` or `tree1:` and 64 hex digits, lowercase),
 /// or `None` for a name or a prefix, which the DHT cannot look up.
 pub fn whole_id(query: &str) -> Option<String> {

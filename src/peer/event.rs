@@ -67,6 +67,9 @@ pub struct PeerEntry {
     pub reachable: Option<bool>,
     /// Its peer id, if known (listed with its address, or proved by a connection).
     pub id: Option<String>,
+    /// How a dial to `addr` reaches it: `direct`, or `mapped` (a port mapping on its router
+    /// that it published, PROTOCOL.md §19).
+    pub via: &'static str,
 }
 
 /// A file in a `files` or `shared` answer.
@@ -606,6 +609,9 @@ pub enum Warning {
     PinsWrite { path: String, error: String },
     /// The DHT is off or finds nothing (cannot start, no node answered, nothing to publish).
     Dht(String),
+    /// The port mapping we had is gone (renewals unanswered or refused); others can no longer
+    /// dial our external address.
+    PortMapLost { why: String },
     /// LAN discovery could not join its multicast group.
     LanUnavailable {
         group: String,
@@ -630,6 +636,15 @@ pub enum Notice {
     DhtOn { local: String, bootstrap: String },
     /// LAN announcements are off (the listener cannot be announced), and why.
     LanAnnouncementsOff { why: String },
+    /// The router maps `external` to our listen port `internal_port` for `lifetime_secs`
+    /// (NAT-PMP); said at the first mapping and whenever the external address changes.
+    PortMapped {
+        external: String,
+        internal_port: u16,
+        lifetime_secs: u64,
+    },
+    /// Port mapping is on but none was made at start, and why.
+    NoPortMapping { why: String },
     /// A batch ended with `then_serve`: the peer serves on.
     BatchFinished,
     /// After `shared`: these files are being hashed and not listed yet.

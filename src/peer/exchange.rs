@@ -305,6 +305,7 @@ pub fn merge_exchange(
         let seen = ago(now, p.last_seen_ms);
         table.offer(&p.name, addr, Source::Exchange, seen, now);
         table.listed_key(&p.name, addr, p.id);
+        table.note_mapped(addr, p.mapped, false);
     }
 }
 
@@ -329,6 +330,7 @@ pub fn merge_tracker_list(
                 table.offer(&p.name, addr, Source::Tracker, seen, now);
             }
             table.listed_key(&p.name, addr, p.id);
+            table.note_mapped(addr, p.mapped, true);
         }
     }
 }

@@ -62,6 +62,9 @@ pub struct PeerConfig {
     pub rate_limits: crate::reactor::RateLimits,
     /// The Mainline DHT, with `--dht`: how its node starts (`app.rs` starts it).
     pub dht: Option<super::dht_worker::DhtOptions>,
+    /// Asking the router for a port mapping (`port_map_glue.rs`), unless `--no-port-map`
+    /// (or LAN traffic is off and no `--gateway` is given).
+    pub port_map: Option<super::port_map_glue::PortMapConfig>,
 }
 
 /// What a disk job's result is for.
@@ -170,6 +173,8 @@ pub struct PeerNode {
     pub(super) checker: Option<super::chunk_check::ChunkChecker>,
     /// The Mainline DHT, with `--dht` (`dht_glue.rs`).
     pub(super) dht: Option<Box<super::dht_glue::DhtLink>>,
+    /// The router's port mapping, unless off (`port_map_glue.rs`).
+    pub(super) port_map: Option<Box<super::port_map_glue::PortMapLink>>,
     /// `--resume-on-start`, done at the first tick: by then the disk jobs run on their threads,
     /// so checking big partial files never holds up the start.
     resume_at_start: bool,
@@ -238,6 +243,7 @@ impl PeerNode {
             checker: None,
             hashing: Default::default(),
             dht: None,
+            port_map: None,
             resume_at_start: false,
         };
         if !node.cfg.rate_limits.is_unlimited() {
@@ -357,6 +363,7 @@ impl PeerNode {
         let now = Instant::now();
         self.checkpoint_all(now);
         self.save_peer_cache(now);
+        self.port_map_shutdown(now);
         self.ui.progress(Progress::Finish);
         self.actions.push_back(Action::Exit(code));
     }
@@ -568,6 +575,7 @@ impl Driver for PeerNode {
         self.downloads_tick(now);
         self.discovery_tick(now);
         self.dht_tick(now);
+        self.port_map_tick(now);
         self.op_tick(now);
         self.take_input(now);
     }
@@ -582,6 +590,7 @@ impl Driver for PeerNode {
             self.downloads_deadline(),
             self.discovery_deadline(),
             self.dht_deadline(),
+            self.port_map_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -590,6 +599,18 @@ impl Driver for PeerNode {
 
     fn handle_datagram(&mut self, from: SocketAddr, bytes: &[u8], now: Instant) {
         self.lan_datagram(from, bytes, now);
+    }
+
+    fn handle_datagram_on(
+        &mut self,
+        socket: crate::reactor::UdpSocketId,
+        from: SocketAddr,
+        bytes: &[u8],
+        now: Instant,
+    ) {
+        if !self.port_map_datagram(socket, from, bytes, now) {
+            self.lan_datagram(from, bytes, now);
+        }
     }
 
     fn poll_action(&mut self) -> Option<Action> {
@@ -622,6 +643,7 @@ mod tests {
             resume_on_start: false,
             rate_limits: Default::default(),
             dht: None,
+            port_map: None,
         };
         PeerNode::new(
             cfg,

@@ -205,6 +205,10 @@ pub struct PeerTable {
     peers: BTreeMap<String, KnownPeer>,
     /// Something worth saving in the peer cache changed since the last save.
     dirty: bool,
+    /// Addresses that the tracker or a peer listed as a port mapping on someone's router
+    /// (PROTOCOL.md §19): `peers` shows an entry at one as reached `mapped`, and peer exchange
+    /// passes the mark on. At most [`MAX_KNOWN`]; only a label, never a reason to dial.
+    mapped: HashSet<SocketAddr>,
 }
 
 impl PeerTable {
@@ -213,6 +217,7 @@ impl PeerTable {
             me: me.to_string(),
             peers: BTreeMap::new(),
             dirty: false,
+            mapped: HashSet::new(),
         }
     }
 
@@ -393,6 +398,29 @@ impl PeerTable {
         }
     }
 
+    /// Whoever listed `addr` said whether it is a port mapping (`PeerInfo::mapped`). A peer
+    /// exchange answer that does not say so (an older peer leaves the mark out) takes no mark
+    /// away; the tracker's word (`authoritative`) does.
+    pub fn note_mapped(&mut self, addr: SocketAddr, mapped: bool, authoritative: bool) {
+        if mapped {
+            if self.mapped.len() < MAX_KNOWN {
+                self.mapped.insert(addr);
+            }
+        } else if authoritative {
+            self.mapped.remove(&addr);
+        }
+    }
+
+    /// How a dial to `addr` reaches its peer: `mapped` (through a port mapping it published)
+    /// or `direct`.
+    pub fn via(&self, addr: SocketAddr) -> &'static str {
+        if self.mapped.contains(&addr) {
+            "mapped"
+        } else {
+            "direct"
+        }
+    }
+
     /// We are about to connect to `name`.
     pub fn attempt(&mut self, name: &str, now: Instant) {
         if let Some(e) = self.peers.get_mut(name) {
@@ -516,6 +544,7 @@ impl PeerTable {
                 name: name.clone(),
                 id,
                 addr: e.addr.to_string(),
+                mapped: self.mapped.contains(&e.addr),
                 last_seen_ms: now.saturating_duration_since(e.last_seen).as_millis() as u64,
             })
             .collect()
@@ -575,6 +604,7 @@ impl PeerTable {
                     }
                 },
                 id: e.id.map(|id| id.to_string()),
+                via: self.via(e.addr),
             })
             .collect()
     }

@@ -159,6 +159,11 @@ pub struct TrackerLink {
     addr: SocketAddr,
     name: String,
     listen_port: u16,
+    /// The external address a router maps to our listen port (`port_map.rs`), sent with every
+    /// `Register` so the tracker lists it (PROTOCOL.md §19).
+    external: Option<SocketAddr>,
+    /// What the last `Register` sent carried as `external`.
+    sent_external: Option<SocketAddr>,
     state: State,
     timers: TimerTable,
     backoff: Duration,
@@ -203,6 +208,8 @@ impl TrackerLink {
             addr,
             name: name.to_string(),
             listen_port,
+            external: None,
+            sent_external: None,
             state: State::Down,
             timers,
             backoff: FIRST_RETRY,
@@ -412,6 +419,21 @@ impl TrackerLink {
     }
 
     /// On exit: tell the tracker we are leaving (closing the connection does it too).
+    /// The router now maps `external` to our listen port (or nothing). A registered link
+    /// registers again at once (or as soon as the `Register` on its way is answered), so the
+    /// tracker lists the new address without waiting for the next keep-alive.
+    pub fn set_external(&mut self, external: Option<SocketAddr>, now: Instant) {
+        if self.external == external {
+            return;
+        }
+        self.external = external;
+        if let State::Up { conn, .. } = self.state
+            && !self.register_in_flight
+        {
+            self.send_register(conn, now);
+        }
+    }
+
     pub fn goodbye(&mut self) {
         if let Some(conn) = self.up() {
             self.transmits
@@ -433,7 +455,9 @@ impl TrackerLink {
             req: self.next_req(),
             name: self.name.clone(),
             listen_port: self.listen_port,
+            external: self.external.map(|a| a.to_string()),
         };
+        self.sent_external = self.external;
         self.transmits.push_back(Transmit::Send(conn, msg));
     }
 
@@ -479,6 +503,10 @@ impl TrackerLink {
         };
         self.state = State::Up { conn, interval };
         self.timers.set(Timer::KeepAlive, next_keepalive);
+        if self.sent_external != self.external {
+            // The mapping changed while this `Register` was on its way: register again now.
+            self.timers.set(Timer::KeepAlive, now);
+        }
         self.timers.stop(Timer::NameRetry);
         self.register_in_flight = false;
         self.answered(now);

@@ -122,6 +122,9 @@ pub enum Action {
     /// Send one UDP datagram from the reactor's UDP socket (best effort: dropped if it
     /// cannot leave now, or if there is no UDP socket).
     SendDatagram(SocketAddr, Vec<u8>),
+    /// Send one UDP datagram from the socket named (the port-mapping one: the router answers
+    /// the port a request came from). Best effort, like `SendDatagram`.
+    SendDatagramOn(super::UdpSocketId, SocketAddr, Vec<u8>),
     /// Upload and download rate limits from now on (`rate.rs`); the default is unlimited.
     SetRateLimits(super::RateLimits),
 }
@@ -156,6 +159,17 @@ pub trait Driver {
     /// A UDP datagram arrived on a socket added with `Reactor::add_udp`. Nodes without UDP
     /// need not implement it.
     fn handle_datagram(&mut self, _from: SocketAddr, _bytes: &[u8], _now: Instant) {}
+    /// A UDP datagram arrived on the socket `socket` (what `Reactor::add_udp` returned). A
+    /// node with one socket need not tell them apart: by default this is `handle_datagram`.
+    fn handle_datagram_on(
+        &mut self,
+        _socket: super::UdpSocketId,
+        from: SocketAddr,
+        bytes: &[u8],
+        now: Instant,
+    ) {
+        self.handle_datagram(from, bytes, now)
+    }
     /// The next action to carry out, until `None`.
     fn poll_action(&mut self) -> Option<Action>;
 }

@@ -151,9 +151,10 @@ impl Reactor {
         Ok(bound)
     }
 
-    /// Adds a UDP socket: its datagrams go to `Driver::handle_datagram`, and
-    /// `Action::SendDatagram` sends from the first one added.
-    pub fn add_udp(&mut self, socket: mio::net::UdpSocket) -> io::Result<()> {
+    /// Adds a UDP socket: its datagrams go to `Driver::handle_datagram_on` with the id
+    /// returned; `Action::SendDatagram` sends from the first one added,
+    /// `Action::SendDatagramOn` from the one named.
+    pub fn add_udp(&mut self, socket: mio::net::UdpSocket) -> io::Result<super::UdpSocketId> {
         self.udp.add(self.poll.registry(), socket)
     }
 
@@ -748,7 +749,8 @@ impl Reactor {
                 Action::Exit(code) => {
                     self.exit.get_or_insert(code);
                 }
-                Action::SendDatagram(to, bytes) => self.udp.send(to, &bytes),
+                Action::SendDatagram(to, bytes) => self.udp.send(super::UdpSocketId(0), to, &bytes),
+                Action::SendDatagramOn(id, to, bytes) => self.udp.send(id, to, &bytes),
                 Action::SetRateLimits(limits) => self.set_rate_limits(limits),
             }
         }

@@ -14,4 +14,4 @@ pub use driver::{Action, CloseReason, ConnId, ConnectTag, Control, Driver, Hands
 pub use event_loop::{ControlSender, Reactor};
 pub use limits::Limits;
 pub use rate::RateLimits;
-pub use udp::multicast_socket;
+pub use udp::{UdpSocketId, multicast_socket, unicast_socket};

@@ -1,4 +1,5 @@
-//! UDP for the reactor (LAN discovery): datagram sockets registered under tokens of their own.
+//! UDP for the reactor (LAN discovery, port mapping): datagram sockets registered under tokens
+//! of their own, each known to the driver by its [`UdpSocketId`] (the order it was added in).
 //! A readable socket is read until `WouldBlock` (at most [`MAX_PER_EVENT`] datagrams per event,
 //! so a flood cannot starve the TCP connections); every datagram goes to the driver whole.
 //! Sending is best effort: a datagram that cannot leave right now is dropped, as UDP would.
@@ -19,6 +20,10 @@ const MAX_PER_EVENT: usize = 256;
 /// Most UDP sockets one reactor holds.
 pub(super) const MAX_UDP: usize = 8;
 
+/// Which of the reactor's UDP sockets: the one `Reactor::add_udp` returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct UdpSocketId(pub usize);
+
 pub(super) struct UdpSockets {
     sockets: Vec<UdpSocket>,
     first_token: usize,
@@ -34,14 +39,19 @@ impl UdpSockets {
         }
     }
 
-    pub(super) fn add(&mut self, registry: &Registry, mut socket: UdpSocket) -> io::Result<()> {
+    pub(super) fn add(
+        &mut self,
+        registry: &Registry,
+        mut socket: UdpSocket,
+    ) -> io::Result<UdpSocketId> {
         if self.sockets.len() >= MAX_UDP {
             return Err(io::Error::other("too many UDP sockets"));
         }
-        let token = Token(self.first_token + self.sockets.len());
+        let id = UdpSocketId(self.sockets.len());
+        let token = Token(self.first_token + id.0);
         registry.register(&mut socket, token, Interest::READABLE)?;
         self.sockets.push(socket);
-        Ok(())
+        Ok(id)
     }
 
     /// Whether `token` is one of ours.
@@ -50,12 +60,15 @@ impl UdpSockets {
     }
 
     pub(super) fn on_readable(&mut self, token: Token, driver: &mut impl Driver) {
-        let Some(socket) = self.sockets.get(token.0 - self.first_token) else {
+        let id = UdpSocketId(token.0 - self.first_token);
+        let Some(socket) = self.sockets.get(id.0) else {
             return;
         };
         for _ in 0..MAX_PER_EVENT {
             match socket.recv_from(&mut self.buf) {
-                Ok((n, from)) => driver.handle_datagram(from, &self.buf[..n], Instant::now()),
+                Ok((n, from)) => {
+                    driver.handle_datagram_on(id, from, &self.buf[..n], Instant::now())
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 // WouldBlock: drained. Other errors (an ICMP error queued on the socket) are
                 // per datagram: nothing to retry.
@@ -64,12 +77,20 @@ impl UdpSockets {
         }
     }
 
-    /// Sends from the first UDP socket; dropped if there is none or the send fails.
-    pub(super) fn send(&self, to: SocketAddr, bytes: &[u8]) {
-        if let Some(socket) = self.sockets.first() {
+    /// Sends from the socket `id`; dropped if there is none or the send fails.
+    pub(super) fn send(&self, id: UdpSocketId, to: SocketAddr, bytes: &[u8]) {
+        if let Some(socket) = self.sockets.get(id.0) {
             let _ = socket.send_to(bytes, to);
         }
     }
+}
+
+/// A non-blocking UDP socket for talking to one router (port mapping): bound to `local` (port
+/// 0: any), no multicast.
+pub fn unicast_socket(local: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = std::net::UdpSocket::bind(local)?;
+    socket.set_nonblocking(true)?;
+    Ok(UdpSocket::from_std(socket))
 }
 
 /// A non-blocking UDP socket that is a member of the multicast `group` on the interface with

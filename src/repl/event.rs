@@ -195,7 +195,10 @@ pub fn human_lines(event: &Event) -> Vec<String> {
                         None => "?",
                     };
                     let (name, addr, ago) = (&p.name, &p.addr, p.last_seen_secs);
-                    let row = format!("{name}  {addr}  {ago}s ago  {}  {reach}", p.source);
+                    let row = format!(
+                        "{name}  {addr}  {ago}s ago  {}  {reach}  {}",
+                        p.source, p.via
+                    );
                     // The short id: enough to tell two peers apart, never to trust one by.
                     match p.id.as_deref().and_then(|id| id.get(..7)) {
                         Some(short) => format!("{row}  {short}"),
@@ -645,12 +648,13 @@ mod tests {
                 source: "tracker",
                 reachable: None,
                 id: None,
+                via: "direct",
             }],
             tracker_unreachable: false,
         };
         assert_eq!(
             human_lines(&e),
-            vec!["Alice  127.0.0.1:5  3s ago  tracker  ?"]
+            vec!["Alice  127.0.0.1:5  3s ago  tracker  ?  direct"]
         );
         let e = Event::Peers {
             peers: vec![],
@@ -673,9 +677,11 @@ mod tests {
             source,
             reachable,
             id: None,
+            via: "direct",
         };
         let mut b = row("B", 2, 0, "lan", Some(true));
         b.id = Some("QUQPACM-JGCTVIW-5ELPXOL-IPXXLI4-G36OQNE-Y4BV5HY-LUSUY5K-U3JZVAN".into());
+        b.via = "mapped";
         let e = Event::Peers {
             peers: vec![
                 row("A", 1, 3, "tracker", None),
@@ -687,9 +693,9 @@ mod tests {
         assert_eq!(
             human_lines(&e),
             [
-                "A  127.0.0.1:1  3s ago  tracker  ?",
-                "B  127.0.0.1:2  0s ago  lan  reachable  QUQPACM",
-                "C  127.0.0.1:3  0s ago  cache  unreachable",
+                "A  127.0.0.1:1  3s ago  tracker  ?  direct",
+                "B  127.0.0.1:2  0s ago  lan  reachable  mapped  QUQPACM",
+                "C  127.0.0.1:3  0s ago  cache  unreachable  direct",
             ]
         );
     }

@@ -238,6 +238,10 @@ pub fn warning_text(warning: &Warning) -> String {
             error,
         } => format!("LAN discovery is off: cannot join {group} on {iface}: {error}"),
         Warning::Dht(why) => format!("DHT: {why}"),
+        Warning::PortMapLost { why } => format!(
+            "port mapping lost: {why}; peers outside this network can no longer dial us (asking \
+             again later)"
+        ),
     }
 }
 
@@ -250,6 +254,15 @@ pub fn notice_text(notice: &Notice) -> String {
              ids of what it shares are published there"
         ),
         Notice::LanAnnouncementsOff { why } => format!("LAN announcements are off: {why}"),
+        Notice::PortMapped {
+            external,
+            internal_port,
+            lifetime_secs,
+        } => format!(
+            "port mapped: {external} -> :{internal_port} (NAT-PMP, {})",
+            short_duration(*lifetime_secs)
+        ),
+        Notice::NoPortMapping { why } => format!("no port mapping: {why}"),
         Notice::BatchFinished => "batch finished; serving until interrupted".to_string(),
         Notice::StillHashing { files, bytes } => {
             let names: Vec<String> = files.iter().map(|f| printable(f)).collect();
@@ -310,6 +323,15 @@ pub fn human_rate(bytes: u64, secs: f64) -> Option<String> {
     Some(format!("{}/s", human_bytes((bytes as f64 / secs) as u64)))
 }
 
+/// A lifetime as people say it: `2h`, `90m`, `45s`.
+fn short_duration(secs: u64) -> String {
+    match secs {
+        s if s >= 3600 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,6 +342,14 @@ mod tests {
         assert_eq!(human_rate(64 << 20, 0.0), None);
         assert_eq!(human_rate(64 << 20, 0.0005), None);
         assert_eq!(human_rate(100 << 20, 0.5).as_deref(), Some("200.0 MiB/s"));
+    }
+
+    #[test]
+    fn lifetimes_read_as_hours_minutes_or_seconds() {
+        assert_eq!(short_duration(7200), "2h");
+        assert_eq!(short_duration(5400), "90m");
+        assert_eq!(short_duration(45), "45s");
+        assert_eq!(short_duration(0), "0s");
     }
 
     #[test]

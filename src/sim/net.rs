@@ -118,6 +118,8 @@ impl Sim {
             }
             Action::Exit(code) => self.gone(n, Some(code)),
             Action::SendDatagram(to, bytes) => self.multicast(n, to, bytes),
+            // The simulated network has no router to ask for a port mapping.
+            Action::SendDatagramOn(..) => {}
             Action::SetRateLimits(limits) => self.nodes[n].rate_limits.push(limits),
         }
     }

@@ -311,6 +311,7 @@ impl Sim {
             resume_on_start,
             rate_limits: Default::default(),
             dht: None,
+            port_map: None,
         };
         (cfg, lan_notice)
     }

@@ -350,6 +350,7 @@ impl FakePeer {
                         req: 1,
                         name: name.clone(),
                         listen_port: port,
+                        external: None,
                     };
                     io.send(conn, &register);
                     io.wake_at(io.now() + std::time::Duration::from_secs(1));

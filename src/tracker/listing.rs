@@ -23,9 +23,10 @@ use std::time::Instant;
 pub const MAX_LISTED: usize = 200;
 
 /// `PeerInfo{name, id, addr, last_seen_ms}` as CBOR, without the value of `last_seen_ms`.
-pub fn entry_prefix(name: &str, key: &PeerId, addr: SocketAddr) -> Vec<u8> {
-    let mut out = Vec::with_capacity(80 + name.len());
-    out.push(0xa4); // map(4)
+pub fn entry_prefix(name: &str, key: &PeerId, addr: SocketAddr, mapped: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(88 + name.len());
+    // map(4), or map(5) with `mapped` (serde leaves a false one out).
+    out.push(if mapped { 0xa5 } else { 0xa4 });
     put_text(&mut out, "name");
     put_text(&mut out, name);
     put_text(&mut out, "id");
@@ -39,6 +40,10 @@ pub fn entry_prefix(name: &str, key: &PeerId, addr: SocketAddr) -> Vec<u8> {
     let _ = write!(text, "{addr}");
     put_head(&mut out, 3, text.len() as u64);
     out.extend_from_slice(&text);
+    if mapped {
+        put_text(&mut out, "mapped");
+        out.push(0xf5); // true
+    }
     put_text(&mut out, "last_seen_ms");
     out
 }
@@ -249,6 +254,7 @@ mod tests {
                     name: r.slots()[s].name.clone(),
                     id: r.slots()[s].reg.key,
                     addr: r.slots()[s].reg.addr.to_string(),
+                    mapped: false,
                     last_seen_ms: 1500,
                 })
                 .collect();
@@ -282,6 +288,7 @@ mod tests {
                 name: "Bob".into(),
                 id: PeerId::from_public_key([0x42; 32]),
                 addr: "192.168.1.2:5000".into(),
+                mapped: false,
                 last_seen_ms: 1500,
             }],
             total: Some(1),

@@ -26,10 +26,30 @@ pub struct Registration {
     pub conn: ConnId,
     /// Where other peers can reach it: the connection's remote IP with the announced listen port.
     pub addr: SocketAddr,
+    /// `addr` is a port mapping on the peer's router (its `Register` named it, and its IP is
+    /// the connection's), listed as `mapped`.
+    pub mapped: bool,
     /// The key the connection's handshake proved: the name is this key's while registered.
     pub key: PeerId,
     /// The last Register or Heartbeat.
     pub last_seen: Instant,
+}
+
+/// The address a registration is listed at, and whether it is a router's port mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Listed {
+    pub addr: SocketAddr,
+    pub mapped: bool,
+}
+
+impl From<SocketAddr> for Listed {
+    /// A direct address: the connection's IP with the peer's listen port.
+    fn from(addr: SocketAddr) -> Listed {
+        Listed {
+            addr,
+            mapped: false,
+        }
+    }
 }
 
 /// How a successful registration changed the table.
@@ -62,7 +82,7 @@ pub enum RegisterError {
 pub struct Slot {
     pub name: String,
     pub reg: Registration,
-    /// `super::listing::entry_prefix(name, reg.key, reg.addr)`: rebuilt whenever the name or address
+    /// `super::listing::entry_prefix(name, reg.key, reg.addr, reg.mapped)`: rebuilt whenever the name or address
     /// changes, so answers never format or encode anything but `last_seen_ms`.
     pub wire: Vec<u8>,
 }
@@ -130,10 +150,11 @@ impl Registry {
         &mut self,
         conn: ConnId,
         name: String,
-        addr: SocketAddr,
+        addr: impl Into<Listed>,
         key: PeerId,
         now: Instant,
     ) -> Result<Registered, RegisterError> {
+        let addr = addr.into();
         let mut reclaimed = None;
         if let Some(&slot) = self.by_name.get(&name)
             && self.slots[slot].reg.conn != conn
@@ -158,7 +179,7 @@ impl Registry {
         &mut self,
         conn: ConnId,
         name: String,
-        addr: SocketAddr,
+        addr: Listed,
         key: PeerId,
         now: Instant,
     ) -> Result<Registered, RegisterError> {
@@ -177,9 +198,9 @@ impl Registry {
                     capacity: self.capacity,
                 });
             }
-            None if self.per_ip.get(&addr.ip()).copied().unwrap_or(0) >= self.max_per_ip => {
+            None if self.per_ip.get(&addr.addr.ip()).copied().unwrap_or(0) >= self.max_per_ip => {
                 return Err(RegisterError::TooManyFromIp {
-                    ip: addr.ip(),
+                    ip: addr.addr.ip(),
                     limit: self.max_per_ip,
                 });
             }
@@ -191,32 +212,36 @@ impl Registry {
 
     /// The holder registered its own name again: refresh the time, and the address (with its
     /// encoded entry) only if it changed, so a keep-alive costs no encoding.
-    fn renew(&mut self, slot: usize, addr: SocketAddr, now: Instant) {
+    fn renew(&mut self, slot: usize, listed: Listed, now: Instant) {
         let old = self.slots[slot].reg.clone();
         self.by_age.remove(&(old.last_seen, old.conn));
         self.by_age.insert((now, old.conn));
-        if old.addr != addr {
+        let Listed { addr, mapped } = listed;
+        if old.addr != addr || old.mapped != mapped {
             self.uncount(old.addr.ip());
             *self.per_ip.entry(addr.ip()).or_insert(0) += 1;
             let s = &mut self.slots[slot];
-            s.wire = super::listing::entry_prefix(&s.name, &s.reg.key, addr);
+            s.wire = super::listing::entry_prefix(&s.name, &s.reg.key, addr, mapped);
             s.reg.addr = addr;
+            s.reg.mapped = mapped;
         }
         self.slots[slot].reg.last_seen = now;
     }
 
-    fn insert(&mut self, conn: ConnId, name: String, addr: SocketAddr, key: PeerId, now: Instant) {
+    fn insert(&mut self, conn: ConnId, name: String, listed: Listed, key: PeerId, now: Instant) {
+        let Listed { addr, mapped } = listed;
         let slot = self.slots.len();
         *self.per_ip.entry(addr.ip()).or_insert(0) += 1;
         self.by_age.insert((now, conn));
         self.by_conn.insert(conn, slot);
         self.by_name.insert(name.clone(), slot);
         self.slots.push(Slot {
-            wire: super::listing::entry_prefix(&name, &key, addr),
+            wire: super::listing::entry_prefix(&name, &key, addr, mapped),
             name,
             reg: Registration {
                 conn,
                 addr,
+                mapped,
                 key,
                 last_seen: now,
             },
@@ -303,7 +328,7 @@ impl Registry {
             // The cached entry is the one this name and address encode to.
             assert_eq!(
                 s.wire,
-                super::listing::entry_prefix(&s.name, &s.reg.key, s.reg.addr)
+                super::listing::entry_prefix(&s.name, &s.reg.key, s.reg.addr, s.reg.mapped)
             );
             *per_ip.entry(s.reg.addr.ip()).or_insert(0) += 1;
         }

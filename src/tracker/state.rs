@@ -10,7 +10,7 @@ use super::holds::Holds;
 #[cfg(test)]
 use super::holds::NAME_HOLD;
 use super::listing::{Ask, Lister};
-use super::registry::{RegisterError, Registered, Registry};
+use super::registry::{Listed, RegisterError, Registered, Registry};
 use crate::identity::PeerId;
 use crate::names::{check_peer_name, printable};
 #[cfg(test)]
@@ -258,7 +258,8 @@ impl Tracker {
                 req,
                 name,
                 listen_port,
-            } => self.on_register(conn, remote, req, name, listen_port, now),
+                external,
+            } => self.on_register(conn, remote, req, name, (listen_port, external), now),
             Message::Heartbeat => {
                 if !self.registry.refresh(conn, now) {
                     self.send_error(
@@ -315,7 +316,7 @@ impl Tracker {
         remote: SocketAddr,
         req: u64,
         name: String,
-        listen_port: u16,
+        (listen_port, external): (u16, Option<String>),
         now: Instant,
     ) {
         if let Err(why) = check_peer_name(&name) {
@@ -337,6 +338,7 @@ impl Tracker {
         // The address other peers get is the one this connection comes from, never one the
         // peer claims. `to_canonical` turns an IPv4-mapped IPv6 address back into IPv4.
         let addr = SocketAddr::new(remote.ip().to_canonical(), listen_port);
+        let listed = listed_address(addr, external.as_deref());
         let Some(key) = self.conns.get(&conn).map(|c| c.peer) else {
             return;
         };
@@ -358,7 +360,8 @@ impl Tracker {
             self.send_error(conn, Some(req), ErrorCode::NameTaken, message);
             return;
         }
-        match self.registry.register(conn, name.clone(), addr, key, now) {
+        let addr = listed.addr;
+        match self.registry.register(conn, name.clone(), listed, key, now) {
             Ok(outcome) => {
                 self.hold_name(&name, key, now);
                 match outcome {
@@ -610,6 +613,25 @@ fn fmt_duration(d: Duration) -> String {
     }
 }
 
+/// Where a registration is listed (PROTOCOL.md §19): at the `external` address the peer's
+/// router maps for it, when the peer names one whose IP is the one its connection comes from
+/// (so nobody can list an address that is not theirs, and a peer on the tracker's own side of
+/// its router, whose connection shows its private IP, is listed directly); otherwise at
+/// `direct`, the connection's IP with the listen port.
+fn listed_address(direct: SocketAddr, external: Option<&str>) -> Listed {
+    // Bounded before parsing: the text comes from the network.
+    let ext = external
+        .filter(|s| s.len() <= 64)
+        .and_then(|s| s.parse::<SocketAddr>().ok());
+    match ext {
+        Some(ext) if ext.ip().to_canonical() == direct.ip() && ext.port() != 0 => Listed {
+            addr: SocketAddr::new(direct.ip(), ext.port()),
+            mapped: true,
+        },
+        _ => Listed::from(direct),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -658,6 +680,7 @@ mod tests {
             req,
             name: name.into(),
             listen_port,
+            external: None,
         }
     }
 
@@ -702,7 +725,9 @@ mod tests {
                     Action::Close(conn) => out.push(Out::Close(conn)),
                     Action::Exit(code) => out.push(Out::Exit(code)),
                     Action::Connect(addr, ..) => panic!("the tracker connected to {addr}"),
-                    Action::SendDatagram(to, _) => panic!("the tracker sent a datagram to {to}"),
+                    Action::SendDatagram(to, _) | Action::SendDatagramOn(_, to, _) => {
+                        panic!("the tracker sent a datagram to {to}")
+                    }
                     Action::SetRateLimits(_) => panic!("the tracker set rate limits"),
                 }
             }
@@ -956,6 +981,7 @@ mod tests {
                 name: "Alice".into(),
                 id: key_of(1),
                 addr: "192.168.1.7:4000".into(),
+                mapped: false,
                 last_seen_ms: 2000,
             }]
         );
@@ -969,6 +995,54 @@ mod tests {
         assert_eq!(
             addrs,
             vec!["192.168.1.7:4000", "[2001:db8::5]:5000", "10.1.2.3:6000"]
+        );
+    }
+
+    /// PROTOCOL.md §19: a `Register` naming the external address its router maps is listed
+    /// there, marked `mapped`, when that address has the connection's IP; any other IP (a
+    /// claim about someone else's host, or a peer on our side of its router) is ignored and
+    /// the direct address listed. A keep-alive without it goes back to the direct address.
+    #[test]
+    fn a_mapped_external_address_is_listed_only_with_the_connections_ip() {
+        let mut h = Harness::new();
+        let alice = h.ready(1, ip(7), 0);
+        let with_external = |req, ext: &str| Message::Register {
+            req,
+            name: "Alice".into(),
+            listen_port: 4000,
+            external: Some(ext.into()),
+        };
+        h.send(alice, &with_external(1, "192.168.1.7:40123"), 0);
+        let listed = h.list(alice, 0);
+        assert_eq!(
+            (listed[0].addr.as_str(), listed[0].mapped),
+            ("192.168.1.7:40123", true)
+        );
+        // The wire bytes of a mapped entry are serde's, `mapped` included.
+        let bytes = encode_message(&Message::Peers {
+            req: 77,
+            peers: listed.clone(),
+            total: None,
+        });
+        assert!(
+            bytes.windows(8).any(|w| w == b"\x66mapped\xf5"),
+            "{bytes:?}"
+        );
+        for (req, claim) in [(2, "10.0.0.9:40123"), (3, "192.168.1.7:0"), (4, "garbage")] {
+            h.send(alice, &with_external(req, claim), 0);
+            let listed = h.list(alice, 0);
+            assert_eq!(
+                (listed[0].addr.as_str(), listed[0].mapped),
+                ("192.168.1.7:4000", false),
+                "{claim}"
+            );
+        }
+        h.send(alice, &with_external(5, "192.168.1.7:40123"), 0);
+        h.send(alice, &register(6, "Alice", 4000), 0);
+        let listed = h.list(alice, 0);
+        assert_eq!(
+            (listed[0].addr.as_str(), listed[0].mapped),
+            ("192.168.1.7:4000", false)
         );
     }
 

@@ -1,4 +1,4 @@
-//! PROTOCOL.md §13's worked examples, checked against the encoder: every frame printed there
+//! PROTOCOL.md §13's worked examples (and §19's), checked against the encoder: every frame printed there
 //! on one line must be exactly what `encode_message` writes, so the text an independent
 //! implementation is written from cannot drift from the code.
 
@@ -50,6 +50,16 @@ fn examples() -> Vec<(&'static str, Message)> {
                 req: 1,
                 name: "Alice".into(),
                 listen_port: 4000,
+                external: None,
+            },
+        ),
+        (
+            "19.2 Register with a mapped address",
+            Message::Register {
+                req: 1,
+                name: "Alice".into(),
+                listen_port: 7001,
+                external: Some("203.0.113.5:40123".into()),
             },
         ),
         (

@@ -80,6 +80,10 @@ pub struct PeerInfo {
     pub id: PeerId,
     /// `ip:port` where the peer accepts connections (IP as the tracker saw it).
     pub addr: String,
+    /// `addr` is a port mapping on the peer's router (PROTOCOL.md §19), not its own listener.
+    /// Absent means false (what older implementations send).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub mapped: bool,
     /// Milliseconds since the tracker last heard from the peer.
     pub last_seen_ms: u64,
 }
@@ -162,6 +166,11 @@ pub enum Message {
         req: u64,
         name: String,
         listen_port: u16,
+        /// `ip:port` a router maps to `listen_port` (NAT-PMP, PROTOCOL.md §19), if any.
+        /// The tracker lists it, marked `mapped`, only when its IP is the one the
+        /// connection comes from; absent (what older peers send): the direct address.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        external: Option<String>,
     },
     Heartbeat,
     /// Asks for registered peers. Both extra fields are optional and omitted when unused, so a

@@ -189,6 +189,7 @@ fn register(s: &Arc<Shared>, tracker: SocketAddr, port: u16) {
             req: 1,
             name: s.name.clone(),
             listen_port: port,
+            external: None,
         },
     )
     .unwrap();

@@ -309,6 +309,7 @@ impl FakePeer {
                 req: 1,
                 name: name.to_string(),
                 listen_port: addr.port(),
+                external: None,
             },
         )
         .unwrap();

@@ -352,3 +352,49 @@ fn a_dht_that_fails_ends_every_lookup_at_once() {
     );
     assert_eq!(d.poll_timeout(), None);
 }
+
+/// PROTOCOL.md §19: a port mapping goes first into the record, put again at once, and every
+/// content is announced again with the mapped port (the node storing an announcement sees the
+/// router's IP, so only that port reaches us).
+#[test]
+fn a_mapped_address_is_published_first_and_announced_with_its_port() {
+    let t0 = Instant::now();
+    let mut d = DhtState::new(addr("192.168.1.20:4000"), 1_700_000_000, t0);
+    d.handle_contents(hashes(1), t0);
+    d.handle_reply(started("127.0.0.1:6881"), t0);
+    let reqs = requests(&mut d);
+    let Request::PutRecord { seq, .. } = &reqs[0] else {
+        panic!("{reqs:?}")
+    };
+    d.handle_reply(
+        Reply::RecordPut {
+            seq: *seq,
+            result: Ok(()),
+        },
+        t0,
+    );
+    let ok = Reply::Announced {
+        info_hash: [0; 20],
+        result: Ok(()),
+    };
+    d.handle_reply(ok.clone(), t0);
+    let t1 = t0 + Duration::from_secs(5);
+    d.set_mapped(Some(addr("203.0.113.5:40123")), t1);
+    let reqs = requests(&mut d);
+    let Request::PutRecord { value, .. } = &reqs[0] else {
+        panic!("{reqs:?}")
+    };
+    assert_eq!(
+        parse_record(value).unwrap().addrs,
+        [addr("203.0.113.5:40123"), addr("192.168.1.20:4000")]
+    );
+    assert_eq!(
+        reqs[1],
+        Request::Announce {
+            info_hash: [0; 20],
+            port: 40123
+        }
+    );
+    d.set_mapped(Some(addr("203.0.113.5:40123")), t1);
+    assert!(requests(&mut d).is_empty(), "nothing changed");
+}

@@ -18,6 +18,7 @@ fn info(name: &str, port: u16, ms: u64) -> PeerInfo {
         id: crate::identity::PeerId::from_public_key([9; 32]),
         name: name.into(),
         addr: format!("10.0.0.1:{port}"),
+        mapped: false,
         last_seen_ms: ms,
     }
 }
@@ -40,6 +41,7 @@ fn exchange_messages_encode_as_documented() {
             id: crate::identity::PeerId::from_public_key([9; 32]),
             name: "Carol".into(),
             addr: "10.0.0.3:4000".into(),
+            mapped: false,
             last_seen_ms: 1500,
         }],
     };
@@ -208,6 +210,7 @@ fn gossip_adds_peers_only_where_the_tracker_list_is_not_the_whole_truth() {
             id: crate::identity::PeerId::from_public_key([9; 32]),
             name: "Bad".into(),
             addr: "nonsense".into(),
+            mapped: false,
             last_seen_ms: 0,
         },
     );

@@ -25,6 +25,7 @@ fn batch_node(dir: &std::path::Path, now: Instant) -> PeerNode {
         resume_on_start: false,
         rate_limits: Default::default(),
         dht: None,
+        port_map: None,
     };
     PeerNode::new(
         cfg,

@@ -20,6 +20,7 @@ fn info(name: &str, addr: &str, ms: u64) -> PeerInfo {
         id: crate::identity::PeerId::from_public_key([9; 32]),
         name: name.into(),
         addr: addr.into(),
+        mapped: false,
         last_seen_ms: ms,
     }
 }
@@ -361,4 +362,29 @@ fn a_replaced_first_hand_address_stays_an_alternate() {
             .iter()
             .all(|a| a.addr != addr(5))
     );
+}
+
+/// PROTOCOL.md §19: an address listed as a port mapping shows as `mapped` in `peers` and is
+/// passed on marked; an exchange answer without the mark (an older peer) takes none away, the
+/// tracker's list does.
+#[test]
+fn addresses_listed_as_mapped_show_and_travel_as_mapped() {
+    let now = base();
+    let mut t = PeerTable::new("Me");
+    t.offer("Alice", addr(1), Source::Tracker, now, now);
+    t.listed_key(
+        "Alice",
+        addr(1),
+        crate::identity::PeerId::from_public_key([9; 32]),
+    );
+    let via = |t: &PeerTable| t.listing(now, |_| false)[0].via;
+    assert_eq!(via(&t), "direct");
+    t.note_mapped(addr(1), true, true);
+    assert_eq!(via(&t), "mapped");
+    assert!(t.advertise(now, "Bob")[0].mapped);
+    t.note_mapped(addr(1), false, false);
+    assert_eq!(via(&t), "mapped", "an exchange answer without the mark");
+    t.note_mapped(addr(1), false, true);
+    assert_eq!(via(&t), "direct", "the tracker's word");
+    assert!(!t.advertise(now, "Bob")[0].mapped);
 }

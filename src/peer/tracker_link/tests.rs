@@ -637,6 +637,7 @@ fn a_bounded_answer_is_a_sample_and_the_sought_name_is_asked_for() {
         id: crate::identity::PeerId::from_public_key([9; 32]),
         name: "Zed".into(),
         addr: "10.0.0.9:4000".into(),
+        mapped: false,
         last_seen_ms: 0,
     };
     let answer = |req, total| Message::Peers {
@@ -682,4 +683,40 @@ fn goodbye_unregisters_only_a_registered_link() {
         transmits(&mut link),
         [Transmit::Send(c, Message::Unregister)]
     );
+}
+
+/// PROTOCOL.md §19: once a router maps our port, every `Register` carries the external
+/// address; a registered link registers again at once (the tracker lists the new address
+/// without waiting for a keep-alive), and a mapping gone goes out as a `Register` without it.
+#[test]
+fn a_mapped_address_is_registered_at_once_and_with_every_keepalive() {
+    let (c, t0) = (ConnId::fake(1), Instant::now());
+    let mut link = registered_link(c, t0);
+    let ext: SocketAddr = "203.0.113.5:40123".parse().unwrap();
+    let external_of = |t: &Transmit| match t {
+        Transmit::Send(_, Message::Register { external, .. }) => external.clone(),
+        other => panic!("not a Register: {other:?}"),
+    };
+    link.set_external(Some(ext), t0 + SEC);
+    let out = transmits(&mut link);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(external_of(&out[0]).as_deref(), Some("203.0.113.5:40123"));
+    link.set_external(Some(ext), t0 + SEC);
+    assert_eq!(transmits(&mut link), [], "nothing changed, nothing sent");
+    link.handle_message(c, registered(30), t0 + SEC);
+    link.handle_timeout(t0 + 11 * SEC);
+    let out = transmits(&mut link);
+    assert_eq!(external_of(&out[0]).as_deref(), Some("203.0.113.5:40123"));
+    link.handle_message(c, registered(30), t0 + 11 * SEC);
+    link.set_external(None, t0 + 12 * SEC);
+    let out = transmits(&mut link);
+    assert_eq!(external_of(&out[0]), None);
+    // A change while a `Register` is on its way goes out as soon as it is answered.
+    link.set_external(Some(ext), t0 + 12 * SEC);
+    assert_eq!(transmits(&mut link), [], "one Register in flight at a time");
+    link.handle_message(c, registered(30), t0 + 13 * SEC);
+    assert_eq!(link.poll_timeout(), Some(t0 + 13 * SEC));
+    link.handle_timeout(t0 + 13 * SEC);
+    let out = transmits(&mut link);
+    assert_eq!(external_of(&out[0]).as_deref(), Some("203.0.113.5:40123"));
 }

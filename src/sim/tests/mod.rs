@@ -41,7 +41,7 @@ pub fn peer_rows(lines: &[String]) -> Vec<Vec<String>> {
     lines
         .iter()
         .map(|l| fields(l))
-        .filter(|f| (5..=6).contains(&f.len()) && f[2].ends_with("s ago"))
+        .filter(|f| (6..=7).contains(&f.len()) && f[2].ends_with("s ago"))
         .collect()
 }
 

@@ -196,6 +196,7 @@ fn name_holder(
             req: *req,
             name: name.to_string(),
             listen_port: 9,
+            external: None,
         };
         io.send(conn, &msg);
     };

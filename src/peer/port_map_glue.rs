@@ -1,0 +1,143 @@
+//! The node's side of port mapping: the NAT-PMP machine (`port_map.rs`) on the reactor's
+//! port-mapping UDP socket, its timer in the node's deadline merge, and what a mapping changes:
+//! the external address goes to the tracker link (`Register`'s `external`) and the DHT record,
+//! and the user hears one line at start. `app.rs` opens the socket and finds the gateway.
+
+use super::event::{Event, Notice, Warning};
+use super::node::PeerNode;
+use super::port_map::{Output, PortMap, Report};
+use crate::reactor::{Action, UdpSocketId};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// Port mapping is on: the router to ask.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortMapConfig {
+    /// `--gateway` (`P2P_GATEWAY`); `None`: the default route's gateway (`gateway.rs`).
+    pub gateway: Option<SocketAddr>,
+}
+
+pub struct PortMapLink {
+    map: PortMap,
+    /// The reactor's socket the gateway is asked from (and answers to).
+    socket: UdpSocketId,
+    /// The start-up line (mapped, or why not) has been said.
+    said_first: bool,
+}
+
+impl PortMapLink {
+    pub fn new(map: PortMap, socket: UdpSocketId) -> PortMapLink {
+        PortMapLink {
+            map,
+            socket,
+            said_first: false,
+        }
+    }
+}
+
+impl PeerNode {
+    /// Asks for a port mapping through `link` (on by default; `app.rs`).
+    pub fn set_port_map(&mut self, link: PortMapLink, now: Instant) {
+        self.port_map = Some(Box::new(link));
+        self.port_map_pump(now);
+    }
+
+    /// Tells the user what the peer is doing (for the wiring in `app.rs`).
+    pub fn notice(&mut self, notice: Notice) {
+        self.ui.event(&Event::Notice(notice));
+    }
+
+    /// The external address a router maps to our listen port now, if any.
+    pub fn mapped_addr(&self) -> Option<SocketAddr> {
+        let link = self.port_map.as_ref()?;
+        link.map.mapped().map(SocketAddr::V4)
+    }
+
+    /// A datagram on `socket`: the gateway's if it is the port-mapping socket (true).
+    pub(super) fn port_map_datagram(
+        &mut self,
+        socket: UdpSocketId,
+        from: SocketAddr,
+        bytes: &[u8],
+        now: Instant,
+    ) -> bool {
+        let Some(link) = self.port_map.as_mut().filter(|l| l.socket == socket) else {
+            return false;
+        };
+        link.map.handle_datagram(from, bytes, now);
+        self.port_map_pump(now);
+        true
+    }
+
+    pub(super) fn port_map_tick(&mut self, now: Instant) {
+        if let Some(link) = self.port_map.as_mut() {
+            link.map.handle_timeout(now);
+            self.port_map_pump(now);
+        }
+    }
+
+    pub(super) fn port_map_deadline(&self) -> Option<Instant> {
+        self.port_map.as_ref()?.map.poll_timeout()
+    }
+
+    /// Clean shutdown: the mapping is deleted (the datagram goes out before the reactor's
+    /// `Exit`, which comes after it in the action queue).
+    pub(super) fn port_map_shutdown(&mut self, now: Instant) {
+        if let Some(link) = self.port_map.as_mut() {
+            link.map.shutdown();
+            self.port_map_pump(now);
+        }
+    }
+
+    /// Carries out what the machine asks: datagrams to the gateway, reports to the user, the
+    /// new address to the tracker link and the DHT.
+    fn port_map_pump(&mut self, now: Instant) {
+        let Some(link) = self.port_map.as_mut() else {
+            return;
+        };
+        let mut reports = Vec::new();
+        while let Some(out) = link.map.poll_output() {
+            match out {
+                Output::Send(to, bytes) => {
+                    self.actions
+                        .push_back(Action::SendDatagramOn(link.socket, to, bytes));
+                }
+                Output::Report(r) => reports.push(r),
+            }
+        }
+        let first = !link.said_first;
+        if !reports.is_empty() {
+            link.said_first = true;
+        }
+        let gateway = link.map.gateway();
+        let mapped = link.map.mapped().map(SocketAddr::V4);
+        for report in reports {
+            match report {
+                Report::Mapped { external, lifetime } => {
+                    self.ui.event(&Event::Notice(Notice::PortMapped {
+                        external: external.to_string(),
+                        internal_port: self.listen_port,
+                        lifetime_secs: lifetime.as_secs(),
+                    }));
+                }
+                Report::Failed { why } if first => {
+                    self.ui.event(&Event::Notice(Notice::NoPortMapping {
+                        why: format!("{why} (gateway {gateway})"),
+                    }));
+                }
+                Report::Failed { why } => {
+                    self.ui.event(&Event::Warning(Warning::PortMapLost {
+                        why: format!("{why} (gateway {gateway})"),
+                    }));
+                }
+                Report::GatewayRestarted => {
+                    tracing::info!("the gateway {gateway} restarted; mapping the port again")
+                }
+            }
+        }
+        self.tracker.set_external(mapped, now);
+        if let Some(dht) = self.dht.as_mut() {
+            dht.set_mapped(mapped, now);
+        }
+    }
+}

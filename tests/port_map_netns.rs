@@ -1,0 +1,379 @@
+//! Port mapping across a real NAT (PROTOCOL.md §19), in network namespaces of our own:
+//!
+//! ```text
+//!  home (10.77.1.2) ── router (10.77.1.1 | 198.51.100.1) ── public (198.51.100.2)
+//!  Alice                nftables masquerade,                 tracker, Bob
+//!                       fake NAT-PMP server on :5351
+//! ```
+//!
+//! The router masquerades everything home sends out, so nothing from outside reaches Alice
+//! unless a mapping exists. Its NAT-PMP server (a thread of this test, moved into the router's
+//! namespace) answers RFC 6886 requests and, for each TCP mapping, adds an nftables `dnat` rule
+//! from an external port (the internal one + 1000, so the published port is provably the
+//! mapped one) to the client. Alice runs with LAN traffic on (inside her namespace only) and no
+//! `--gateway`, so she finds the router from her namespace's `/proc/net/route`. Bob, in public,
+//! finds her through the tracker at the mapped address, fetches a file byte-identical, and
+//! `peers` shows her `mapped`. Needs root, `ip` and `nft` (`.ci/run` installs them); where
+//! namespaces or nftables are missing the test says why and passes as skipped.
+
+mod common;
+
+use common::netns::run;
+use common::*;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::Duration;
+
+const HOME_IP: &str = "10.77.1.2";
+const ROUTER_IN: &str = "10.77.1.1";
+const ROUTER_OUT: &str = "198.51.100.1";
+const PUBLIC_IP: &str = "198.51.100.2";
+
+/// Three namespaces, removed on drop.
+struct Nat {
+    home: String,
+    router: String,
+    public: String,
+}
+
+impl Drop for Nat {
+    fn drop(&mut self) {
+        for ns in [&self.home, &self.router, &self.public] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+fn make_nat() -> Result<Nat, String> {
+    let id = std::process::id();
+    let nat = Nat {
+        home: format!("p2pmapH{id}"),
+        router: format!("p2pmapR{id}"),
+        public: format!("p2pmapP{id}"),
+    };
+    let (h, r, p) = (nat.home.as_str(), nat.router.as_str(), nat.public.as_str());
+    for ns in [h, r, p] {
+        run(&["ip", "netns", "add", ns])?;
+        run(&["ip", "-n", ns, "link", "set", "lo", "up"])?;
+    }
+    let (h0, r0, r1, p0) = (
+        format!("p2pmh{id}"),
+        format!("p2pmr{id}"),
+        format!("p2pms{id}"),
+        format!("p2pmp{id}"),
+    );
+    for (a, ns_a, b, ns_b) in [(&h0, h, &r0, r), (&r1, r, &p0, p)] {
+        run(&["ip", "link", "add", a, "type", "veth", "peer", "name", b])?;
+        run(&["ip", "link", "set", a, "netns", ns_a])?;
+        run(&["ip", "link", "set", b, "netns", ns_b])?;
+    }
+    for (ns, dev, ip) in [
+        (h, &h0, HOME_IP),
+        (r, &r0, ROUTER_IN),
+        (r, &r1, ROUTER_OUT),
+        (p, &p0, PUBLIC_IP),
+    ] {
+        run(&[
+            "ip",
+            "-n",
+            ns,
+            "addr",
+            "add",
+            &format!("{ip}/24"),
+            "dev",
+            dev,
+        ])?;
+        run(&["ip", "-n", ns, "link", "set", dev, "up"])?;
+    }
+    run(&["ip", "-n", h, "route", "add", "default", "via", ROUTER_IN])?;
+    run(&[
+        "ip",
+        "netns",
+        "exec",
+        r,
+        "sysctl",
+        "-qw",
+        "net.ipv4.ip_forward=1",
+    ])?;
+    let nft = |rule: &str| run(&["ip", "netns", "exec", r, "nft", rule]);
+    nft("add table ip nat")?;
+    nft("add chain ip nat prerouting { type nat hook prerouting priority -100 ; }")?;
+    nft("add chain ip nat postrouting { type nat hook postrouting priority 100 ; }")?;
+    nft(&format!(
+        "add rule ip nat postrouting oifname {r1} masquerade"
+    ))?;
+    // Nothing from outside reaches home but what a mapping lets in.
+    nft("add table ip filter")?;
+    nft("add chain ip filter forward { type filter hook forward priority 0 ; policy drop ; }")?;
+    nft("add rule ip filter forward ct state established,related accept")?;
+    nft(&format!("add rule ip filter forward iifname {r0} accept"))?;
+    nft("add rule ip filter forward ct status dnat accept")?;
+    Ok(nat)
+}
+
+/// Moves the calling thread into namespace `ns` (sockets it makes from then on live there).
+fn enter_ns(ns: &str) -> Result<(), String> {
+    let file = std::fs::File::open(format!("/run/netns/{ns}"))
+        .map_err(|e| format!("cannot open /run/netns/{ns}: {e}"))?;
+    // SAFETY: setns on a descriptor we hold open, for this thread only.
+    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+    if rc != 0 {
+        return Err(format!("setns({ns}): {}", std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// The router's NAT-PMP server: a thread in the router's namespace answering on
+/// ROUTER_IN:5351. Each TCP mapping request becomes a `dnat` rule; every request is also
+/// sent to the returned channel. Its first message says whether it could start.
+fn nat_pmp_server(router: String, public_dev: String) -> mpsc::Receiver<Result<Vec<u8>, String>> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let socket = match enter_ns(&router)
+            .and_then(|()| UdpSocket::bind((ROUTER_IN, 5351)).map_err(|e| e.to_string()))
+        {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
+        let _ = tx.send(Ok(Vec::new()));
+        let external_ip: Ipv4Addr = ROUTER_OUT.parse().unwrap();
+        let epoch = 77u32.to_be_bytes();
+        let mut buf = [0u8; 1100];
+        while let Ok((n, from)) = socket.recv_from(&mut buf) {
+            let req = buf[..n].to_vec();
+            let reply = match req[..] {
+                [0, 0] => {
+                    let mut r = vec![0, 128, 0, 0];
+                    r.extend_from_slice(&epoch);
+                    r.extend_from_slice(&external_ip.octets());
+                    Some(r)
+                }
+                [0, 2, 0, 0, i0, i1, _, _, l0, l1, l2, l3] => {
+                    let internal = u16::from_be_bytes([i0, i1]);
+                    let lifetime = [l0, l1, l2, l3];
+                    let external = if lifetime == [0; 4] {
+                        0
+                    } else {
+                        internal.wrapping_add(1000)
+                    };
+                    if external != 0 {
+                        let rule = format!(
+                            "add rule ip nat prerouting iifname {public_dev} tcp dport {external} \
+                             dnat to {}:{internal}",
+                            from.ip()
+                        );
+                        if let Err(e) = run(&["ip", "netns", "exec", &router, "nft", &rule]) {
+                            let _ = tx.send(Err(e));
+                            return;
+                        }
+                    }
+                    let mut r = vec![0, 130, 0, 0];
+                    r.extend_from_slice(&epoch);
+                    r.extend_from_slice(&[i0, i1]);
+                    r.extend_from_slice(&external.to_be_bytes());
+                    r.extend_from_slice(&lifetime);
+                    Some(r)
+                }
+                _ => None,
+            };
+            if tx.send(Ok(req)).is_err() {
+                return;
+            }
+            if let Some(reply) = reply {
+                let _ = socket.send_to(&reply, from);
+            }
+        }
+    });
+    rx
+}
+
+/// `p2p ARGS` inside namespace `ns`.
+fn in_ns(ns: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns, bin()]).args(args);
+    cmd
+}
+
+#[test]
+fn a_peer_behind_nat_is_reached_through_the_port_it_mapped() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: building network namespaces needs root");
+        return;
+    }
+    let nat = match make_nat() {
+        Ok(nat) => nat,
+        Err(why) => {
+            eprintln!("skipped: cannot build a NAT of namespaces and nftables here: {why}");
+            return;
+        }
+    };
+    let public_dev = format!("p2pms{}", std::process::id());
+    let requests = nat_pmp_server(nat.router.clone(), public_dev);
+    match requests.recv_timeout(Duration::from_secs(10)) {
+        Ok(Ok(_)) => {}
+        other => panic!("the fake NAT-PMP server did not start: {other:?}"),
+    }
+
+    let cwd = tempfile::tempdir().unwrap();
+    let mut cmd = in_ns(
+        &nat.public,
+        &["tracker", "--listen", &format!("{PUBLIC_IP}:0")],
+    );
+    cmd.current_dir(cwd.path());
+    let mut tracker = Proc::spawn("tracker", cmd, None);
+    let line = tracker.next_line("`tracker listening on ADDR`", STARTUP);
+    let tracker_addr = line
+        .strip_prefix("tracker listening on ")
+        .unwrap_or_else(|| panic!("{line:?}"))
+        .to_string();
+
+    let content = pseudo_random(2 * 1024 * 1024 + 777, 19);
+    let alice_dirs = PeerDirs::with_files(&[("behind-nat.bin", &content)]);
+    let mut cmd = in_ns(
+        &nat.home,
+        &[
+            "peer",
+            "--name",
+            "Alice",
+            "--tracker",
+            &tracker_addr,
+            "--shared",
+            alice_dirs.shared.to_str().unwrap(),
+            "--downloads",
+            alice_dirs.downloads.to_str().unwrap(),
+            "--serve",
+        ],
+    );
+    // LAN traffic on, inside the home namespace only (nothing there but Alice): port mapping
+    // is on by default, the gateway found from the namespace's routing table.
+    cmd.env("P2P_NO_LAN", "0").current_dir(alice_dirs.root());
+    let mut alice = Proc::spawn("Alice", cmd, None);
+    let listen = expect_listening(&mut alice, "Alice");
+    let external = listen.port().wrapping_add(1000);
+    // The start-up line and the registration, in either order.
+    let (mut line, mut registered) = (None, false);
+    while line.is_none() || !registered {
+        let l = alice.wait_line("`port mapped: ...` and `registered`", STARTUP, |l| {
+            l.contains("port map") || l.contains("registered with tracker")
+        });
+        registered |= l.contains("registered with tracker");
+        if l.contains("port map") {
+            line = Some(l);
+        }
+    }
+    assert_eq!(
+        line.unwrap(),
+        format!(
+            "port mapped: {ROUTER_OUT}:{external} -> :{} (NAT-PMP, 2h)",
+            listen.port()
+        ),
+        "{}",
+        alice.diagnostics()
+    );
+
+    let bob = PeerDirs::new();
+    let batch = bob.root().join("batch.txt");
+    std::fs::write(
+        &batch,
+        "wait-peer Alice 20\nget Alice behind-nat.bin\npeers\n",
+    )
+    .unwrap();
+    let mut cmd = in_ns(
+        &nat.public,
+        &[
+            "peer",
+            "--name",
+            "Bob",
+            "--tracker",
+            &tracker_addr,
+            "--listen",
+            &format!("{PUBLIC_IP}:0"),
+            "--shared",
+            bob.shared.to_str().unwrap(),
+            "--downloads",
+            bob.downloads.to_str().unwrap(),
+            "--batch",
+            batch.to_str().unwrap(),
+        ],
+    );
+    cmd.current_dir(bob.root());
+    let mut bob_proc = Proc::spawn("Bob", cmd, None);
+    let status = bob_proc.wait_exit(Duration::from_secs(90));
+    let stdout = bob_proc.collect_stdout(Duration::from_secs(5));
+    assert!(
+        status.success(),
+        "Bob could not fetch through the mapping\n{}",
+        bob_proc.diagnostics()
+    );
+    assert_file_eq(&bob.downloads.join("behind-nat.bin"), &content);
+    let row: Vec<String> = stdout
+        .iter()
+        .map(|l| fields(l))
+        .find(|f| f.first() == Some(&"Alice") && f.len() >= 6)
+        .unwrap_or_else(|| panic!("`peers` does not list Alice: {stdout:?}"))
+        .into_iter()
+        .map(String::from)
+        .collect();
+    let mapped: SocketAddr = format!("{ROUTER_OUT}:{external}").parse().unwrap();
+    assert_eq!(row[1], mapped.to_string(), "{stdout:?}");
+    assert_eq!(row[5], "mapped", "{stdout:?}");
+
+    // A clean stop deletes the mapping (lifetime 0).
+    alice.signal(libc::SIGTERM);
+    assert!(alice.wait_exit(EXIT_TIMEOUT).success());
+    let mut deleted = false;
+    while let Ok(Ok(req)) = requests.recv_timeout(Duration::from_secs(5)) {
+        if req.len() == 12 && req[1] == 2 && req[8..] == [0, 0, 0, 0] {
+            deleted = true;
+            break;
+        }
+    }
+    assert!(deleted, "no deletion request at Alice's clean exit");
+
+    // With LAN traffic off and no --gateway (how every test and CI runs), no router is asked,
+    // though the default route points at one that answers. A peer asks at once at start
+    // (Alice's first request came within milliseconds), so a second of silence says it all.
+    let carol = PeerDirs::new();
+    let batch = carol.root().join("batch.txt");
+    std::fs::write(&batch, "sleep 1\n").unwrap();
+    let mut cmd = in_ns(
+        &nat.home,
+        &[
+            "peer",
+            "--name",
+            "Carol",
+            "--tracker",
+            &tracker_addr,
+            "--shared",
+            carol.shared.to_str().unwrap(),
+            "--downloads",
+            carol.downloads.to_str().unwrap(),
+            "--batch",
+            batch.to_str().unwrap(),
+        ],
+    );
+    cmd.env("P2P_NO_LAN", "1").current_dir(carol.root());
+    let mut carol_proc = Proc::spawn("Carol", cmd, None);
+    assert!(carol_proc.wait_exit(Duration::from_secs(30)).success());
+    let asked: Vec<Vec<u8>> = std::iter::from_fn(|| requests.try_recv().ok())
+        .filter_map(Result::ok)
+        .collect();
+    assert_eq!(
+        asked,
+        Vec::<Vec<u8>>::new(),
+        "a peer with --no-lan asked the router"
+    );
+    assert!(
+        !carol_proc
+            .collect_stdout(Duration::from_secs(5))
+            .iter()
+            .any(|l| l.contains("port map")),
+        "{}",
+        carol_proc.diagnostics()
+    );
+}
