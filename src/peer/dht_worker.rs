@@ -133,7 +133,10 @@ fn run(
     replies: Sender<Reply>,
     notify: Notify,
 ) {
-    let dht = match options.build() {
+    // `mainline` mostly returns an error for a port it cannot bind, but now and then its
+    // thread ends first and the builder panics instead: both are the same failure.
+    let built = guarded(|| options.build()).and_then(|b| b.map_err(|e| e.to_string()));
+    let dht = match built {
         Ok(dht) => dht.as_async(),
         Err(e) => {
             let why = format!(

@@ -22,6 +22,11 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
+/// Frames smaller than this (with less than this already queued on their connection) are
+/// written together with the others the same event queues, not one write each: a folder of
+/// small files asks for thousands of manifests and chunks, and the answers come as many.
+const COALESCE_BELOW: usize = 16 * 1024;
+
 /// Tokens outside the slab range (slab keys grow from zero and never get near these).
 const WAKER: Token = Token(usize::MAX - 1);
 const SIGNALS: Token = Token(usize::MAX - 2);
@@ -67,6 +72,9 @@ pub struct Reactor {
     next_generation: u64,
     /// Connections that may still have unread bytes (budget spent or reading resumed).
     readable_again: VecDeque<ConnId>,
+    /// Connections with small frames queued and not yet written ([`COALESCE_BELOW`]): written
+    /// together once the event that queued them is handled, and always before polling.
+    unflushed: Vec<ConnId>,
     exit: Option<i32>,
     /// Connection caps and the idle timeout (`limits.rs`).
     limits: ConnLimits,
@@ -102,6 +110,7 @@ impl Reactor {
             signals: None,
             next_generation: 1,
             readable_again: VecDeque::new(),
+            unflushed: Vec::new(),
             exit: None,
             limits: ConnLimits::new(super::limits::process_limits()),
             udp: super::udp::UdpSockets::new(FIRST_UDP),
@@ -186,6 +195,7 @@ impl Reactor {
                 self.flush_all_briefly();
                 return Ok(code);
             }
+            self.flush_unflushed(driver);
             let timeout = if self.readable_again.is_empty() {
                 self.next_deadline(driver)
                     .map(|d| d.saturating_duration_since(Instant::now()))
@@ -214,6 +224,7 @@ impl Reactor {
                     }
                 }
                 self.apply_actions(driver);
+                self.flush_unflushed(driver);
             }
             self.resume_ready();
             self.wake_rate_limited(driver);
@@ -224,6 +235,7 @@ impl Reactor {
                 if self.live(id) {
                     self.on_readable(id.index, driver);
                     self.apply_actions(driver);
+                    self.flush_unflushed(driver);
                 }
             }
             let now = Instant::now();
@@ -416,6 +428,13 @@ impl Reactor {
     /// Queues `bytes` on connection `index`, counted against the output budget, and writes
     /// what the socket takes. Returns the bytes still queued.
     fn queue_and_flush(&mut self, index: usize, bytes: Vec<u8>) -> io::Result<usize> {
+        self.queue_only(index, bytes)?;
+        self.flush_conn(index)
+    }
+
+    /// Queues `bytes` on connection `index`, counted against the output budget; written later
+    /// ([`Self::flush_unflushed`]).
+    fn queue_only(&mut self, index: usize, bytes: Vec<u8>) -> io::Result<()> {
         if let Some(conn) = self.conns.get_mut(index) {
             // Counted as it goes on the wire: sealed, or nothing yet while a secure link
             // keeps it until its handshake is done.
@@ -424,7 +443,23 @@ impl Reactor {
             self.budget.add(index, conn.queued() - before);
             queued?;
         }
-        self.flush_conn(index)
+        Ok(())
+    }
+
+    /// Writes the small frames queued since the last call; a connection that fails is closed
+    /// (the node hears of it, and what it does about that is applied and written too).
+    fn flush_unflushed(&mut self, driver: &mut impl Driver) {
+        while !self.unflushed.is_empty() {
+            for id in std::mem::take(&mut self.unflushed) {
+                if !self.live(id) {
+                    continue;
+                }
+                if let Err(e) = self.flush_conn(id.index) {
+                    self.fail(id, CloseReason::Io(e), driver);
+                }
+            }
+            self.apply_actions(driver);
+        }
     }
 
     /// Writes what the socket of `index` takes and tells the budget. Returns the bytes still
@@ -724,7 +759,20 @@ impl Reactor {
                     if !self.conns[id.index].is_open() {
                         continue;
                     }
-                    if let Err(e) = self.queue_and_flush(id.index, bytes) {
+                    // A small frame waits for the others this event queues (requests, short
+                    // answers): one write and one wake-up of the other side for all of them.
+                    let small = bytes.len() < COALESCE_BELOW
+                        && self.conns[id.index].queued() < COALESCE_BELOW;
+                    let queued = if small {
+                        self.queue_only(id.index, bytes).map(|()| {
+                            if !self.unflushed.contains(&id) {
+                                self.unflushed.push(id);
+                            }
+                        })
+                    } else {
+                        self.queue_and_flush(id.index, bytes).map(|_| ())
+                    };
+                    if let Err(e) = queued {
                         self.fail(id, CloseReason::Io(e), driver);
                     }
                 }
@@ -732,6 +780,12 @@ impl Reactor {
                 Action::Close(id) => {
                     if !self.live(id) {
                         continue;
+                    }
+                    // What is queued leaves before the socket goes (or lingers to leave).
+                    if self.conns[id.index].queued() > 0
+                        && let Err(e) = self.flush_conn(id.index)
+                    {
+                        tracing::debug!("flushing a connection we close: {e}");
                     }
                     let conn = &mut self.conns[id.index];
                     let was_open = matches!(conn.phase, Phase::Open);
