@@ -67,6 +67,10 @@ pub struct PeerEntry {
     pub reachable: Option<bool>,
     /// Its peer id, if known (listed with its address, or proved by a connection).
     pub id: Option<String>,
+    /// How it is reached while connected: `direct`, or `relayed` (through the tracker's
+    /// relay, PROTOCOL.md §18). Absent when not connected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<&'static str>,
 }
 
 /// A file in a `files` or `shared` answer.

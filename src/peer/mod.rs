@@ -41,6 +41,8 @@ pub mod peer_cache;
 pub mod peer_table;
 pub mod pins;
 mod reaching;
+mod relay_client;
+mod relay_glue;
 pub mod resolver;
 pub mod resume;
 mod seeding;

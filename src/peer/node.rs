@@ -170,6 +170,9 @@ pub struct PeerNode {
     pub(super) checker: Option<super::chunk_check::ChunkChecker>,
     /// The Mainline DHT, with `--dht` (`dht_glue.rs`).
     pub(super) dht: Option<Box<super::dht_glue::DhtLink>>,
+    /// Relayed links: connections to the relay and which connections are relayed
+    /// (`relay_client.rs`, `relay_glue.rs`).
+    pub(super) relay: super::relay_client::RelayClient,
     /// `--resume-on-start`, done at the first tick: by then the disk jobs run on their threads,
     /// so checking big partial files never holds up the start.
     resume_at_start: bool,
@@ -238,6 +241,7 @@ impl PeerNode {
             checker: None,
             hashing: Default::default(),
             dht: None,
+            relay: Default::default(),
             resume_at_start: false,
         };
         if !node.cfg.rate_limits.is_unlimited() {
@@ -269,7 +273,7 @@ impl PeerNode {
         id > 0 && id < self.next_request
     }
 
-    fn next_connect_tag(&mut self) -> ConnectTag {
+    pub(super) fn next_connect_tag(&mut self) -> ConnectTag {
         self.next_tag += 1;
         ConnectTag(self.next_tag)
     }
@@ -462,6 +466,10 @@ impl Driver for PeerNode {
         peer: PeerId,
         now: Instant,
     ) {
+        if self.relay.owns_dial(tag) {
+            return self.relay_connected(tag, conn, now);
+        }
+        self.relay.inner_done(tag);
         match self.connecting.remove(&tag) {
             Some(ConnectPurpose::Tracker) => self.tracker_connected(conn, now),
             Some(ConnectPurpose::Peer { name, .. }) => {
@@ -477,9 +485,16 @@ impl Driver for PeerNode {
     }
 
     fn handle_connect_failed(&mut self, tag: ConnectTag, error: io::Error, now: Instant) {
+        if self.relay.owns_dial(tag) {
+            self.relay_connect_failed(tag, &error, now);
+            return self.take_input(now);
+        }
+        let relayed = self.relay.inner_done(tag);
         match self.connecting.remove(&tag) {
             Some(ConnectPurpose::Tracker) => self.tracker_connect_failed(&error.to_string(), now),
-            Some(ConnectPurpose::Peer { name, addr }) => self.dial_failed(&name, addr, &error, now),
+            Some(ConnectPurpose::Peer { name, addr }) => {
+                self.dial_failed(&name, addr, &error, relayed, now)
+            }
             Some(ConnectPurpose::Bootstrap(b)) => self.bootstrap_failed(b, &error.to_string(), now),
             None => {}
         }
@@ -487,7 +502,9 @@ impl Driver for PeerNode {
     }
 
     fn handle_frame(&mut self, conn: ConnId, body: &[u8], now: Instant) {
-        if self.tracker.conn() == Some(conn) {
+        if self.relay.is_waiting(conn) {
+            self.relay_frame(conn, body, now);
+        } else if self.tracker.conn() == Some(conn) {
             self.tracker_frame(conn, body, now);
         } else {
             self.session_frame(conn, body, now);
@@ -496,6 +513,11 @@ impl Driver for PeerNode {
     }
 
     fn handle_closed(&mut self, conn: ConnId, reason: CloseReason, now: Instant) {
+        if self.relay.is_waiting(conn) {
+            self.relay_closed(conn, &reason.to_string(), now);
+            return self.take_input(now);
+        }
+        self.relay.closed(conn, "");
         if self.tracker.conn() == Some(conn) {
             self.tracker_closed(conn, &reason.to_string(), now);
         } else {
@@ -565,6 +587,7 @@ impl Driver for PeerNode {
             self.tracker_tick(now);
         }
         self.sessions_tick(now);
+        self.relay_tick(now);
         self.downloads_tick(now);
         self.discovery_tick(now);
         self.dht_tick(now);
@@ -578,6 +601,7 @@ impl Driver for PeerNode {
             gate,
             self.tracker_hold().or(self.tracker.poll_timeout()),
             self.sessions_deadline(),
+            self.relay.poll_timeout(),
             self.op_deadline(),
             self.downloads_deadline(),
             self.discovery_deadline(),

@@ -575,6 +575,7 @@ impl PeerTable {
                     }
                 },
                 id: e.id.map(|id| id.to_string()),
+                via: None,
             })
             .collect()
     }

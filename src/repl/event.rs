@@ -190,6 +190,8 @@ pub fn human_lines(event: &Event) -> Vec<String> {
                 .iter()
                 .map(|p| {
                     let reach = match p.reachable {
+                        // Connected through the relay: how, rather than only whether.
+                        Some(true) if p.via == Some("relayed") => "relayed",
                         Some(true) => "reachable",
                         Some(false) => "unreachable",
                         None => "?",
@@ -645,6 +647,7 @@ mod tests {
                 source: "tracker",
                 reachable: None,
                 id: None,
+                via: None,
             }],
             tracker_unreachable: false,
         };
@@ -673,6 +676,7 @@ mod tests {
             source,
             reachable,
             id: None,
+            via: None,
         };
         let mut b = row("B", 2, 0, "lan", Some(true));
         b.id = Some("QUQPACM-JGCTVIW-5ELPXOL-IPXXLI4-G36OQNE-Y4BV5HY-LUSUY5K-U3JZVAN".into());

@@ -11,6 +11,7 @@ use super::holds::Holds;
 use super::holds::NAME_HOLD;
 use super::listing::{Ask, Lister};
 use super::registry::{RegisterError, Registered, Registry};
+use super::relay::{Relay, RelayConfig};
 use crate::identity::PeerId;
 use crate::names::{check_peer_name, printable};
 #[cfg(test)]
@@ -44,6 +45,8 @@ pub struct TrackerConfig {
     /// The reactor's connection caps and idle timeout (see [`super::run`] for how the idle
     /// timeout relates to `peer_ttl`).
     pub limits: Limits,
+    /// `--relay`: relay sessions between registered peers (`relay.rs`, PROTOCOL.md §18).
+    pub relay: Option<RelayConfig>,
 }
 
 impl Default for TrackerConfig {
@@ -53,6 +56,7 @@ impl Default for TrackerConfig {
             handshake_timeout: Duration::from_secs(10),
             max_peers_per_ip: DEFAULT_MAX_PEERS_PER_IP,
             limits: Limits::default(),
+            relay: None,
         }
     }
 }
@@ -92,6 +96,8 @@ pub struct Tracker {
     save_holds: Option<SaveHolds>,
     /// When the holds changed and are to be saved (a few seconds later: one save per burst).
     save_due: Option<Instant>,
+    /// The relay's sessions, with `--relay`.
+    relay: Option<Relay>,
 }
 
 /// Writes the holds somewhere they survive a restart (the tracker's state folder).
@@ -116,6 +122,7 @@ impl Tracker {
             holds: Holds::default(),
             save_holds: None,
             save_due: None,
+            relay: config.relay.clone().map(Relay::new),
         }
     }
 
@@ -177,6 +184,9 @@ impl Tracker {
                 self.handshakes.remove(&(deadline, conn));
             }
             c.phase = Phase::Closing;
+        }
+        if let Some(relay) = self.relay.as_mut() {
+            relay.closed(conn);
         }
         if let Some((name, reg)) = self.registry.remove_conn(conn) {
             self.log(&format!("{name} left"));
@@ -271,6 +281,8 @@ impl Tracker {
                     );
                 }
             }
+            Message::RelayOpen { req, peer } => self.on_relay_open(conn, req, peer, now),
+            Message::RelayJoin { session } => self.on_relay_join(conn, session, now),
             Message::ListPeers { req, want, names } => self.on_list_peers(
                 conn,
                 &Ask {
@@ -382,7 +394,15 @@ impl Tracker {
                     }
                 }
                 let ttl_secs = self.config.peer_ttl.as_secs().max(1);
-                self.send(conn, &Message::Registered { req, ttl_secs });
+                let relay = self.relay.is_some();
+                self.send(
+                    conn,
+                    &Message::Registered {
+                        req,
+                        ttl_secs,
+                        relay,
+                    },
+                );
             }
             Err(RegisterError::Taken { by }) => {
                 self.log(&format!(
@@ -479,6 +499,15 @@ impl Driver for Tracker {
             Phase::AwaitingHello { deadline } => Some(deadline),
             Phase::Ready => None,
         };
+        if self.relay.as_ref().is_some_and(|r| r.holds(conn)) {
+            // A connection in a relayed session waits for `RelayStart` in silence.
+            let who = self.describe(conn);
+            self.log(&format!(
+                "closing {who}: a frame while waiting for a relayed session"
+            ));
+            self.close(conn, now);
+            return;
+        }
         let msg = match decode_message(body) {
             Ok(msg) => msg,
             Err(e) => {
@@ -499,6 +528,9 @@ impl Driver for Tracker {
     }
 
     fn handle_closed(&mut self, conn: ConnId, reason: CloseReason, now: Instant) {
+        if let Some(relay) = self.relay.as_mut() {
+            relay.closed(conn);
+        }
         if let CloseReason::BadFrame(why) = &reason {
             let who = self.describe(conn);
             self.log(&format!("bad frame from {who}: {}", printable(why)));
@@ -526,6 +558,7 @@ impl Driver for Tracker {
 
     fn handle_timeout(&mut self, now: Instant) {
         self.expire_due(now);
+        self.expire_relay_offers(now);
         if self.save_due.is_some_and(|due| due <= now) {
             self.save_holds_now(now);
         }
@@ -550,7 +583,8 @@ impl Driver for Tracker {
     fn poll_timeout(&self) -> Option<Instant> {
         let expiry = self.registry.next_expiry(self.config.peer_ttl);
         let handshake = self.handshakes.first().map(|&(deadline, _)| deadline);
-        [expiry, handshake, self.save_due]
+        let relay = self.relay.as_ref().and_then(Relay::next_deadline);
+        [expiry, handshake, self.save_due, relay]
             .into_iter()
             .flatten()
             .min()
@@ -559,6 +593,100 @@ impl Driver for Tracker {
     fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
+}
+
+/// The relay's glue: requests in, `Relay`'s answers out as frames, splices and closes.
+impl Tracker {
+    fn on_relay_open(&mut self, conn: ConnId, req: u64, target: PeerId, now: Instant) {
+        let Some(opener_key) = self.conns.get(&conn).map(|c| c.peer) else {
+            return;
+        };
+        let target_conn = self
+            .registry
+            .slots()
+            .iter()
+            .find(|s| s.reg.key == target)
+            .map(|s| s.reg.conn);
+        let Some(relay) = self.relay.as_mut() else {
+            let message = "this tracker does not relay (started without --relay)".to_string();
+            self.send_error(conn, Some(req), ErrorCode::NotRelaying, message);
+            return self.close(conn, now);
+        };
+        match relay.open(conn, req, opener_key, target, target_conn, now) {
+            Ok(session) => {
+                let to = target_conn.expect("open succeeds only for a registered target");
+                let from = opener_key;
+                self.send(to, &Message::RelayOffer { session, from });
+            }
+            Err(refusal) => {
+                let who = self.describe(conn);
+                self.log(&format!("refused to relay {who}: {}", refusal.message));
+                self.send_error(conn, Some(req), refusal.code, refusal.message);
+                self.close(conn, now);
+            }
+        }
+    }
+
+    fn on_relay_join(&mut self, conn: ConnId, session: u64, now: Instant) {
+        let Some(joiner_key) = self.conns.get(&conn).map(|c| c.peer) else {
+            return;
+        };
+        let Some(relay) = self.relay.as_mut() else {
+            let message = "this tracker does not relay (started without --relay)".to_string();
+            self.send_error(conn, None, ErrorCode::NotRelaying, message);
+            return self.close(conn, now);
+        };
+        let rate = relay.config().max_rate;
+        match relay.join(conn, joiner_key, session, now) {
+            Ok(start) => {
+                self.log(&format!(
+                    "relaying {} <-> {} (session {session})",
+                    start.opener_key.short(),
+                    start.joiner_key.short()
+                ));
+                let peer = start.joiner_key;
+                self.send(start.opener, &Message::RelayStart { session, peer });
+                let peer = start.opener_key;
+                self.send(start.joiner, &Message::RelayStart { session, peer });
+                self.actions
+                    .push_back(Action::Splice(start.opener, start.joiner, rate));
+            }
+            Err(refusal) => {
+                let who = self.describe(conn);
+                self.log(&format!("refused to relay {who}: {}", refusal.message));
+                self.send_error(conn, None, refusal.code, refusal.message);
+                self.close(conn, now);
+            }
+        }
+    }
+
+    fn expire_relay_offers(&mut self, now: Instant) {
+        let Some(relay) = self.relay.as_mut() else {
+            return;
+        };
+        for gone in relay.expire(now) {
+            let message = format!(
+                "peer {} did not join the relayed session within {}",
+                gone.target.short(),
+                fmt_duration(relay_join_timeout(&self.config))
+            );
+            self.log(&format!("relayed session {}: {message}", gone.session));
+            self.send_error(
+                gone.opener,
+                Some(gone.req),
+                ErrorCode::RelayTimeout,
+                message,
+            );
+            self.close(gone.opener, now);
+        }
+    }
+}
+
+fn relay_join_timeout(config: &TrackerConfig) -> Duration {
+    config
+        .relay
+        .as_ref()
+        .map_or(super::relay::JOIN_TIMEOUT, |r| r.join_timeout)
 }
 
 impl Tracker {
@@ -746,7 +874,8 @@ mod tests {
                     conn,
                     Message::Registered {
                         req: 1,
-                        ttl_secs: 30
+                        ttl_secs: 30,
+                        relay: false,
                     }
                 )]
             );
@@ -1030,7 +1159,8 @@ mod tests {
                 back,
                 Message::Registered {
                     req: 2,
-                    ttl_secs: 30
+                    ttl_secs: 30,
+                    relay: false,
                 }
             )]
         );

@@ -57,6 +57,7 @@ fn examples() -> Vec<(&'static str, Message)> {
             Message::Registered {
                 req: 1,
                 ttl_secs: 30,
+                relay: false,
             },
         ),
         ("13.4 ListPeers", Message::list_peers(2)),
