@@ -119,3 +119,138 @@ fn the_relay_holds_a_session_to_its_rate() {
         "2 MiB in {took:?} at 512 KB/s: {out}"
     );
 }
+
+/// A hostile relay: a fake tracker that says it relays, lists Alice (her key, an address where
+/// nobody listens), and when asked for her splices Bob to Mallory, a peer with another key.
+/// Bob's handshake through the relay must prove Alice's key: it fails before Bob shows his
+/// own key or sends one frame, and `get` says who was there instead.
+#[test]
+fn a_relay_that_swaps_the_peer_gets_a_refused_handshake() {
+    use p2p::identity::Identity;
+    use p2p::secure::{Role, SecureStream};
+    use p2p::wire::{Message, PROTOCOL_VERSION, PeerInfo, decode_message, encode_message};
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    fn try_recv(s: &mut SecureStream) -> Option<Message> {
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).ok()?;
+        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+        s.read_exact(&mut body).ok()?;
+        decode_message(&body).ok()
+    }
+    fn recv(s: &mut SecureStream) -> Message {
+        try_recv(s).expect("a message")
+    }
+    fn send(s: &mut SecureStream, msg: &Message) {
+        s.write_all(&encode_message(msg)).expect("send");
+    }
+    let hello = Message::Hello {
+        version: PROTOCOL_VERSION,
+        name: String::new(),
+        listen_port: None,
+        agent: "p2p-tracker/hostile".into(),
+    };
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let fake = listener.local_addr().unwrap();
+    let (tracker_key, alice, mallory): (Identity, _, Identity) = (
+        Identity::generate().unwrap(),
+        Identity::generate().unwrap().peer_id(),
+        Identity::generate().unwrap(),
+    );
+    let dead = unused_addr();
+    let mallory_id = mallory.peer_id();
+    let (tracker_key, mallory) = (
+        std::sync::Arc::new(tracker_key),
+        std::sync::Arc::new(mallory),
+    );
+    let (done, results) = std::sync::mpsc::channel();
+    let relay = std::thread::spawn(move || {
+        // Bob's tracker link: registered, told the tracker relays, Alice listed.
+        let (tcp, _) = listener.accept().unwrap();
+        let mut link = SecureStream::handshake(tcp, Role::Responder, &tracker_key, None).unwrap();
+        link.get_ref()
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        assert!(matches!(recv(&mut link), Message::Hello { .. }));
+        send(&mut link, &hello);
+        let Message::Register { req, .. } = recv(&mut link) else {
+            panic!("Register expected")
+        };
+        let registered = Message::Registered {
+            req,
+            ttl_secs: 30,
+            relay: true,
+        };
+        send(&mut link, &registered);
+        let alice_info = PeerInfo {
+            name: "Alice".into(),
+            id: alice,
+            addr: dead.to_string(),
+            last_seen_ms: 0,
+        };
+        let peers_thread = std::thread::spawn(move || {
+            while let Some(msg) = try_recv(&mut link) {
+                if let Message::ListPeers { req, .. } = msg {
+                    let peers = vec![alice_info.clone()];
+                    send(
+                        &mut link,
+                        &Message::Peers {
+                            req,
+                            peers,
+                            total: None,
+                        },
+                    );
+                }
+            }
+        });
+        // Each relayed dial (the peer asks the tracker again after a failure, and tries
+        // again): Hello, RelayOpen for Alice's key, RelayStart, and Mallory answers the
+        // handshake that follows on the raw stream.
+        for tcp in listener.incoming() {
+            let (tcp, hello, tracker_key) = (tcp.unwrap(), hello.clone(), tracker_key.clone());
+            let (mallory, done) = (mallory.clone(), done.clone());
+            std::thread::spawn(move || {
+                tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                let raw = tcp.try_clone().unwrap();
+                let mut asked =
+                    SecureStream::handshake(tcp, Role::Responder, &tracker_key, None).unwrap();
+                assert!(matches!(recv(&mut asked), Message::Hello { .. }));
+                send(&mut asked, &hello);
+                let Message::RelayOpen { peer, .. } = recv(&mut asked) else {
+                    panic!("RelayOpen expected")
+                };
+                assert_eq!(peer, alice, "the relay is asked for the listed key");
+                send(
+                    &mut asked,
+                    &Message::RelayStart {
+                        session: 1,
+                        peer: alice,
+                    },
+                );
+                let swapped = SecureStream::handshake(raw, Role::Responder, &mallory, None);
+                let _ = done.send(swapped.map(|s| s.remote()));
+            });
+        }
+        drop(peers_thread);
+    });
+    let bob = PeerDirs::new();
+    let bob_id = {
+        let out = run_batch("Bob", fake, &bob, "wait-peer Alice 10\nget Alice a.txt\n");
+        out.assert_failed_with(4);
+        assert!(
+            out.stderr.contains(&mallory_id.to_string()) && out.stderr.contains(&alice.to_string()),
+            "the error names who answered and who was expected: {out}"
+        );
+        out
+    };
+    drop(relay); // it serves until the test process ends
+    let first = results.recv_timeout(Duration::from_secs(10));
+    let first = first.unwrap_or_else(|_| panic!("no relayed handshake was tried: {bob_id}"));
+    let swapped: Vec<_> = std::iter::once(first).chain(results.try_iter()).collect();
+    assert!(
+        swapped.iter().all(|r| r.is_err()),
+        "Mallory completed a handshake with Bob through the relay: {swapped:?}\n{bob_id}"
+    );
+}

@@ -80,7 +80,16 @@ impl PeerNode {
         {
             return; // busy: the command tries again
         }
-        if let Failed::Switched(next) = self.dialer().failed(name, now) {
+        // A relayed dial's failure is the last word: the direct one failed before it, and
+        // was counted then.
+        let switched = if relayed {
+            None
+        } else if let Failed::Switched(next) = self.dialer().failed(name, now) {
+            Some(next)
+        } else {
+            None
+        };
+        if let Some(next) = switched {
             // Another address it is known by: try that before anyone gives up.
             tracing::info!("cannot reach {name} at {addr}: {error}; trying {next}");
             self.peer_reach_again(name, now);

@@ -239,7 +239,7 @@ impl Conn {
     /// frame (none, from an honest relay) are dropped, and the new link's first handshake
     /// message (an initiator's) is queued.
     pub fn restart(&mut self, link: Link) {
-        self.link = Box::new(link);
+        *self.link = link;
         self.decoder = FrameDecoder::new();
         self.hold = false;
         self.take_link_output();

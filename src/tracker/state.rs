@@ -751,6 +751,7 @@ mod tests {
         Msg(ConnId, Message),
         Close(ConnId),
         Exit(i32),
+        Splice(ConnId, ConnId, Option<u64>),
     }
 
     struct Harness {
@@ -832,6 +833,10 @@ mod tests {
                     Action::Connect(addr, ..) => panic!("the tracker connected to {addr}"),
                     Action::SendDatagram(to, _) => panic!("the tracker sent a datagram to {to}"),
                     Action::SetRateLimits(_) => panic!("the tracker set rate limits"),
+                    Action::Splice(a, b, rate) => out.push(Out::Splice(a, b, rate)),
+                    Action::Hold(_) | Action::Restart(..) => {
+                        panic!("the tracker held or restarted")
+                    }
                 }
             }
             out
@@ -879,6 +884,18 @@ mod tests {
                     }
                 )]
             );
+            conn
+        }
+
+        /// Connection `n` registered as `Peer{n}` with a relaying tracker.
+        fn registered_relaying(&mut self, n: usize) -> ConnId {
+            let conn = self.ready(n, ip(n as u8), 0);
+            let name = format!("Peer{n}");
+            let out = self.send(conn, &register(1, &name, 4000), 0);
+            assert!(matches!(
+                &out[..],
+                [Out::Msg(_, Message::Registered { relay: true, .. })]
+            ));
             conn
         }
 
@@ -1017,7 +1034,7 @@ mod tests {
             assert_eq!(out.last(), Some(&Out::Close(conn)), "garbage {i}: {out:?}");
             assert!(out.iter().all(|o| match o {
                 Out::Msg(c, _) | Out::Close(c) => *c == conn,
-                Out::Exit(_) => false,
+                Out::Exit(_) | Out::Splice(..) => false,
             }));
         }
         // An unknown variant named with control characters is quoted escaped (fuzzer finding).
@@ -1722,5 +1739,109 @@ mod tests {
         }
         // Our plain request is still exactly those bytes.
         assert_eq!(body(&Message::list_peers(2)), old);
+    }
+
+    fn relaying(rate: Option<u64>) -> Harness {
+        Harness::with(TrackerConfig {
+            relay: Some(RelayConfig {
+                max_rate: rate,
+                ..RelayConfig::default()
+            }),
+            ..TrackerConfig::default()
+        })
+    }
+
+    /// The whole exchange in memory: Bob (conn 2) registered; Alice asks on a connection of
+    /// her own (3); Bob is offered the session over his registration and joins on another
+    /// (4): both get `RelayStart` naming the other's key, and the reactor splices them.
+    #[test]
+    fn a_relayed_session_is_offered_joined_and_spliced() {
+        let mut h = relaying(Some(1_000_000));
+        let bob = h.ready(2, ip(2), 0);
+        let out = h.send(bob, &register(1, "Bob", 4002), 0);
+        assert!(
+            matches!(
+                &out[..],
+                [Out::Msg(_, Message::Registered { relay: true, .. })]
+            ),
+            "a relaying tracker says so: {out:?}"
+        );
+        let alice = h.ready(3, ip(3), 0);
+        let open = Message::RelayOpen {
+            req: 5,
+            peer: key_of(2),
+        };
+        let out = h.send(alice, &open, 0);
+        let [Out::Msg(to, Message::RelayOffer { session, from })] = &out[..] else {
+            panic!("an offer to Bob: {out:?}");
+        };
+        assert_eq!((*to, *from), (bob, key_of(3)));
+        let join = h.ready_as(4, ip(2), key_of(2), 1);
+        let out = h.send(join, &Message::RelayJoin { session: *session }, 1);
+        let start = |peer| Message::RelayStart {
+            session: *session,
+            peer,
+        };
+        assert_eq!(
+            out,
+            [
+                Out::Msg(alice, start(key_of(2))),
+                Out::Msg(join, start(key_of(3))),
+                Out::Splice(alice, join, Some(1_000_000)),
+            ]
+        );
+        assert!(h.logs.borrow().iter().any(|l| l.starts_with("relaying ")));
+    }
+
+    /// Refusals close the asking connection with the error: no relay, an unknown key, a
+    /// joiner with another key than the offer's, a target that never joins.
+    #[test]
+    fn relay_refusals_and_an_unjoined_offer() {
+        let code_of = |out: &[Out]| match out {
+            [Out::Msg(_, Message::Error { code, .. }), Out::Close(_)] => *code,
+            other => panic!("an error and a close: {other:?}"),
+        };
+        let mut plain = Harness::new();
+        let c = plain.ready(3, ip(3), 0);
+        let open = |peer| Message::RelayOpen { req: 1, peer };
+        assert_eq!(
+            code_of(&plain.send(c, &open(key_of(2)), 0)),
+            ErrorCode::NotRelaying
+        );
+
+        let mut h = relaying(None);
+        let bob = h.registered_relaying(2);
+        let c = h.ready(3, ip(3), 0);
+        assert_eq!(
+            code_of(&h.send(c, &open(key_of(9)), 0)),
+            ErrorCode::NoSuchPeer
+        );
+        let alice = h.ready(5, ip(5), 0);
+        let out = h.send(alice, &open(key_of(2)), 0);
+        let [Out::Msg(to, Message::RelayOffer { session, .. })] = &out[..] else {
+            panic!("an offer: {out:?}");
+        };
+        assert_eq!(*to, bob);
+        let mallory = h.ready(6, ip(6), 0);
+        let join = Message::RelayJoin { session: *session };
+        assert_eq!(
+            code_of(&h.send(mallory, &join, 0)),
+            ErrorCode::NoSuchSession
+        );
+        // A second request on the waiting connection closes it.
+        h.tracker
+            .handle_frame(alice, &body(&Message::Heartbeat), h.at(1));
+        assert!(matches!(&h.drain()[..], [Out::Close(c)] if *c == alice));
+
+        let alice = h.ready(7, ip(7), 0);
+        h.send(alice, &open(key_of(2)), 0);
+        let deadline = h.tracker.poll_timeout().expect("the offer's deadline");
+        assert!(deadline <= h.at(10));
+        h.tracker.handle_timeout(h.at(10));
+        let out = h.drain();
+        assert!(
+            matches!(&out[..], [Out::Msg(c, Message::Error { code: ErrorCode::RelayTimeout, req: Some(1), .. }), Out::Close(d)] if *c == alice && *d == alice),
+            "{out:?}"
+        );
     }
 }
