@@ -102,6 +102,36 @@ fn examples() -> Vec<(&'static str, Message)> {
                 data: b"abcd".to_vec(),
             },
         ),
+        (
+            "18.7 RelayOpen",
+            Message::RelayOpen {
+                req: 1,
+                peer: super::PeerId::from_public_key([0xbb; 32]),
+            },
+        ),
+        (
+            "18.7 RelayOffer",
+            Message::RelayOffer {
+                session: 7,
+                from: super::PeerId::from_public_key([0xaa; 32]),
+            },
+        ),
+        ("18.7 RelayJoin", Message::RelayJoin { session: 7 }),
+        (
+            "18.7 RelayStart to the opener",
+            Message::RelayStart {
+                session: 7,
+                peer: super::PeerId::from_public_key([0xbb; 32]),
+            },
+        ),
+        (
+            "18.7 Registered by a relay",
+            Message::Registered {
+                req: 1,
+                ttl_secs: 30,
+                relay: true,
+            },
+        ),
     ]
 }
 
