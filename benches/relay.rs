@@ -127,12 +127,20 @@ fn size_arg() -> Result<u64, String> {
     let Some(i) = args.iter().position(|a| a == "--size") else {
         return Ok(256 << 20);
     };
-    let v = args.get(i + 1).ok_or("--size needs a value")?.to_ascii_lowercase();
+    let v = args
+        .get(i + 1)
+        .ok_or("--size needs a value")?
+        .to_ascii_lowercase();
     let (n, mul) = match v.strip_suffix("mib") {
         Some(n) => (n, 1u64 << 20),
-        None => (v.strip_suffix("gib").ok_or("--size: NMiB or NGiB")?, 1 << 30),
+        None => (
+            v.strip_suffix("gib").ok_or("--size: NMiB or NGiB")?,
+            1 << 30,
+        ),
     };
-    n.parse::<u64>().map(|n| n * mul).map_err(|_| format!("bad --size {v}"))
+    n.parse::<u64>()
+        .map(|n| n * mul)
+        .map_err(|_| format!("bad --size {v}"))
 }
 
 fn main() -> ExitCode {
@@ -175,7 +183,10 @@ fn main() -> ExitCode {
         let _alice = serve("Alice", "127.0.0.1:0", addr, dir.path());
         fetch("Bob", "Alice", addr, dir.path())
     };
-    println!("direct:  {mib:.0} MiB in {direct:.2} s ({:.0} MiB/s)", mib / direct);
+    println!(
+        "direct:  {mib:.0} MiB in {direct:.2} s ({:.0} MiB/s)",
+        mib / direct
+    );
 
     let (relayed, cpu) = {
         let _carol = serve("Carol", "127.0.0.2:0", addr, dir.path());
@@ -184,7 +195,10 @@ fn main() -> ExitCode {
         let secs = fetch("Dave", "Carol", addr, dir.path());
         (secs, cpu_secs(pid) - before)
     };
-    println!("relayed: {mib:.0} MiB in {relayed:.2} s ({:.0} MiB/s)", mib / relayed);
+    println!(
+        "relayed: {mib:.0} MiB in {relayed:.2} s ({:.0} MiB/s)",
+        mib / relayed
+    );
     let ratio = direct / relayed;
     let per_gib = cpu / (size as f64 / (1u64 << 30) as f64);
     println!("relayed/direct throughput: {ratio:.2}x (target >= 0.5x)");
