@@ -122,6 +122,7 @@ fuzz_target!(|data: &[u8]| {
         lan: None,
         resume_on_start: false,
         rate_limits: Default::default(),
+        dht: None,
     };
     let now = Instant::now();
     let mut h = Harness {
