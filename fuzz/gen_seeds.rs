@@ -40,7 +40,7 @@ fn every_message() -> Vec<Message> {
         Message::Registered {
             req: 1,
             ttl_secs: 30,
-        relay: false,
+            relay: false,
         },
         Message::Peers {
             req: 2,
@@ -192,7 +192,7 @@ fn main() {
         &answer(&Message::Registered {
             req: 0,
             ttl_secs: 30,
-        relay: false,
+            relay: false,
         }),
     );
     record(
