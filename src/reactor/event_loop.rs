@@ -501,6 +501,11 @@ impl Reactor {
         let mut budget = READ_BUDGET;
         let limited = self.rate.is_active();
         loop {
+            if self.conns[index].splice.is_some() {
+                // A frame just handed over made the node splice this connection (a relay's
+                // `RelayJoin`): what follows is the other peer's, not records of this link.
+                return self.splice_readable(id, driver);
+            }
             // Download limit: read at most what the buckets allow; with none left, leave the
             // bytes in the socket (TCP slows the sender) until the buckets refill.
             let mut cap = budget;
