@@ -77,6 +77,25 @@ fn a_peer_nobody_can_dial_is_reached_through_the_relay_byte_for_byte() {
         .wait_line("the relay's session", Duration::from_secs(5), |l| {
             l.starts_with("relaying ")
         });
+    // JSON says how each connected peer is reached.
+    let carol = PeerDirs::new();
+    let out = run_batch_with(
+        "Carol",
+        tracker.addr,
+        &carol,
+        "wait-peer Alice 10\nmsg Alice json\npeers\n",
+        &["--json"],
+        BATCH_TIMEOUT,
+    );
+    out.assert_success();
+    let alice_entry = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains("\"type\":\"peers\""))
+        .flat_map(|l| l.split('{'))
+        .find(|e| e.contains("\"name\":\"Alice\""))
+        .unwrap_or_default();
+    assert!(alice_entry.contains("\"via\":\"relayed\""), "{out}");
 }
 
 /// The control: the same hidden peer behind a tracker that does not relay cannot be reached,
