@@ -41,6 +41,7 @@ fn every_message() -> Vec<Message> {
         Message::Registered {
             req: 1,
             ttl_secs: 30,
+            relay: false,
         },
         Message::Peers {
             req: 2,
@@ -194,6 +195,7 @@ fn main() {
         &answer(&Message::Registered {
             req: 0,
             ttl_secs: 30,
+            relay: false,
         }),
     );
     record(

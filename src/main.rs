@@ -29,6 +29,42 @@ struct Cli {
     command: Cmd,
 }
 
+/// `p2p tracker --relay` and its limits (PROTOCOL.md §18).
+#[derive(clap::Args)]
+struct RelayArgs {
+    /// Relay links between registered peers that cannot reach each other: the tracker
+    /// splices their encrypted streams (it sees only ciphertext).
+    #[arg(long)]
+    relay: bool,
+    /// Most relayed sessions at once (waiting for their target or running).
+    #[arg(long, default_value_t = 64, value_name = "N", requires = "relay",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
+    relay_max_sessions: usize,
+    /// Most relayed sessions one peer may be part of at once.
+    #[arg(long, default_value_t = 4, value_name = "N", requires = "relay",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
+    relay_max_sessions_per_peer: usize,
+    /// Most bytes a second each way per relayed session (e.g. 2MB/s; `off`: unlimited).
+    #[arg(long, value_name = "RATE", requires = "relay",
+          value_parser = |s: &str| p2p::reactor::rate::parse_rate(s).map(RelayRate))]
+    relay_max_rate: Option<RelayRate>,
+}
+
+/// A parsed `--relay-max-rate` (`None` inside: `off`).
+#[derive(Clone)]
+struct RelayRate(Option<u64>);
+
+impl RelayArgs {
+    fn config(&self) -> Option<p2p::tracker::relay::RelayConfig> {
+        self.relay.then(|| p2p::tracker::relay::RelayConfig {
+            max_sessions: self.relay_max_sessions,
+            max_sessions_per_peer: self.relay_max_sessions_per_peer,
+            max_rate: self.relay_max_rate.as_ref().and_then(|r| r.0),
+            ..Default::default()
+        })
+    }
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the tracker that peers register with to find each other.
@@ -51,6 +87,8 @@ enum Cmd {
         state: PathBuf,
         #[command(flatten)]
         limits: LimitArgs,
+        #[command(flatten)]
+        relay: RelayArgs,
     },
     /// Run a peer: share a folder, download from others, chat. Opens a REPL unless --batch or
     /// --serve is given.
@@ -290,11 +328,13 @@ fn main() -> ExitCode {
             max_peers_per_ip,
             state,
             limits,
+            relay,
         } => {
             let config = p2p::tracker::TrackerConfig {
                 peer_ttl: Duration::from_secs(peer_ttl),
                 max_peers_per_ip,
                 limits: limits.apply(),
+                relay: relay.config(),
                 ..Default::default()
             };
             p2p::tracker::run(listen, config, &state)

@@ -74,7 +74,14 @@ pub fn with_req(msg: p2p::wire::Message, new: u64) -> p2p::wire::Message {
             peers,
             total,
         },
-        Registered { ttl_secs, .. } => Registered { req: new, ttl_secs },
+        Registered {
+            ttl_secs, relay, ..
+        } => Registered {
+            req: new,
+            ttl_secs,
+            relay,
+        },
+        RelayOpen { peer, .. } => RelayOpen { req: new, peer },
         PeerList { peers, .. } => PeerList { req: new, peers },
         Have {
             complete, bitmap, ..

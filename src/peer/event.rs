@@ -67,8 +67,9 @@ pub struct PeerEntry {
     pub reachable: Option<bool>,
     /// Its peer id, if known (listed with its address, or proved by a connection).
     pub id: Option<String>,
-    /// How a dial to `addr` reaches it: `direct`, or `mapped` (a port mapping on its router
-    /// that it published, PROTOCOL.md §19).
+    /// How it is reached: `direct`, `mapped` (a dial to a port mapping on its router that it
+    /// published, PROTOCOL.md §19) or `relayed` (connected through the tracker's relay,
+    /// PROTOCOL.md §18).
     pub via: &'static str,
 }
 

@@ -72,6 +72,7 @@ impl PeerNode {
         name: &str,
         addr: SocketAddr,
         error: &std::io::Error,
+        relayed: bool,
         now: Instant,
     ) {
         if crate::reactor::HandshakeCut::is(error)
@@ -79,10 +80,21 @@ impl PeerNode {
         {
             return; // busy: the command tries again
         }
-        if let Failed::Switched(next) = self.dialer().failed(name, now) {
+        // A relayed dial's failure is the last word: the direct one failed before it, and
+        // was counted then.
+        let switched = if relayed {
+            None
+        } else if let Failed::Switched(next) = self.dialer().failed(name, now) {
+            Some(next)
+        } else {
+            None
+        };
+        if let Some(next) = switched {
             // Another address it is known by: try that before anyone gives up.
             tracing::info!("cannot reach {name} at {addr}: {error}; trying {next}");
             self.peer_reach_again(name, now);
+        } else if !relayed && self.relay_fallback(name, addr, error, now) {
+            // Nothing answered at any address: the relay tries (`relay_glue.rs`).
         } else {
             let why = Problem::CannotReach {
                 peer: name.to_string(),
@@ -246,7 +258,13 @@ impl PeerNode {
         }
         match (boot, expected) {
             (Some(b), _) => self.bootstrap_met(conn, &name, remote, b, now),
+            // A relayed link says nothing about the address: it stays as the last dial left it.
+            (None, Some(_)) if self.relay.is_relayed(conn) => self.known.touch(&name, now),
             (None, Some(_)) => self.dialer().reached(&name, now),
+            (None, None) if self.relay.is_relayed(conn) => {
+                self.known.touch(&name, now);
+                return;
+            }
             (None, None) => {
                 if let Some(port) = listen_port.filter(|p| *p != 0) {
                     let addr = SocketAddr::new(remote.ip(), port);
@@ -420,7 +438,13 @@ impl PeerNode {
     /// `peers`: every known peer with its address, last-seen age, source and reachability.
     pub(super) fn print_peers(&mut self, now: Instant) {
         let connected = self.connected_names();
-        let peers = self.known.listing(now, |n| connected.contains(n));
+        let mut peers = self.known.listing(now, |n| connected.contains(n));
+        // Connected through the relay says more than the listed address's kind.
+        for p in &mut peers {
+            if self.reached_via(&p.name) == Some("relayed") {
+                p.via = "relayed";
+            }
+        }
         let tracker_unreachable = self.tracker.up().is_none();
         self.ui.event(&Event::Peers {
             peers,

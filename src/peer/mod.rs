@@ -44,6 +44,8 @@ pub mod pins;
 pub mod port_map;
 pub mod port_map_glue;
 mod reaching;
+mod relay_client;
+mod relay_glue;
 pub mod resolver;
 pub mod resume;
 mod seeding;

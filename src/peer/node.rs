@@ -175,6 +175,9 @@ pub struct PeerNode {
     pub(super) dht: Option<Box<super::dht_glue::DhtLink>>,
     /// The router's port mapping, unless off (`port_map_glue.rs`).
     pub(super) port_map: Option<Box<super::port_map_glue::PortMapLink>>,
+    /// Relayed links: connections to the relay and which connections are relayed
+    /// (`relay_client.rs`, `relay_glue.rs`).
+    pub(super) relay: super::relay_client::RelayClient,
     /// `--resume-on-start`, done at the first tick: by then the disk jobs run on their threads,
     /// so checking big partial files never holds up the start.
     resume_at_start: bool,
@@ -244,6 +247,7 @@ impl PeerNode {
             hashing: Default::default(),
             dht: None,
             port_map: None,
+            relay: Default::default(),
             resume_at_start: false,
         };
         if !node.cfg.rate_limits.is_unlimited() {
@@ -275,7 +279,7 @@ impl PeerNode {
         id > 0 && id < self.next_request
     }
 
-    fn next_connect_tag(&mut self) -> ConnectTag {
+    pub(super) fn next_connect_tag(&mut self) -> ConnectTag {
         self.next_tag += 1;
         ConnectTag(self.next_tag)
     }
@@ -469,6 +473,10 @@ impl Driver for PeerNode {
         peer: PeerId,
         now: Instant,
     ) {
+        if self.relay.owns_dial(tag) {
+            return self.relay_connected(tag, conn, now);
+        }
+        self.relay.inner_done(tag);
         match self.connecting.remove(&tag) {
             Some(ConnectPurpose::Tracker) => self.tracker_connected(conn, now),
             Some(ConnectPurpose::Peer { name, .. }) => {
@@ -484,9 +492,16 @@ impl Driver for PeerNode {
     }
 
     fn handle_connect_failed(&mut self, tag: ConnectTag, error: io::Error, now: Instant) {
+        if self.relay.owns_dial(tag) {
+            self.relay_connect_failed(tag, &error, now);
+            return self.take_input(now);
+        }
+        let relayed = self.relay.inner_done(tag);
         match self.connecting.remove(&tag) {
             Some(ConnectPurpose::Tracker) => self.tracker_connect_failed(&error.to_string(), now),
-            Some(ConnectPurpose::Peer { name, addr }) => self.dial_failed(&name, addr, &error, now),
+            Some(ConnectPurpose::Peer { name, addr }) => {
+                self.dial_failed(&name, addr, &error, relayed, now)
+            }
             Some(ConnectPurpose::Bootstrap(b)) => self.bootstrap_failed(b, &error.to_string(), now),
             None => {}
         }
@@ -494,7 +509,9 @@ impl Driver for PeerNode {
     }
 
     fn handle_frame(&mut self, conn: ConnId, body: &[u8], now: Instant) {
-        if self.tracker.conn() == Some(conn) {
+        if self.relay.is_waiting(conn) {
+            self.relay_frame(conn, body, now);
+        } else if self.tracker.conn() == Some(conn) {
             self.tracker_frame(conn, body, now);
         } else {
             self.session_frame(conn, body, now);
@@ -503,6 +520,11 @@ impl Driver for PeerNode {
     }
 
     fn handle_closed(&mut self, conn: ConnId, reason: CloseReason, now: Instant) {
+        if self.relay.is_waiting(conn) {
+            self.relay_closed(conn, &reason.to_string(), now);
+            return self.take_input(now);
+        }
+        self.relay.closed(conn, "");
         if self.tracker.conn() == Some(conn) {
             self.tracker_closed(conn, &reason.to_string(), now);
         } else {
@@ -572,6 +594,7 @@ impl Driver for PeerNode {
             self.tracker_tick(now);
         }
         self.sessions_tick(now);
+        self.relay_tick(now);
         self.downloads_tick(now);
         self.discovery_tick(now);
         self.dht_tick(now);
@@ -586,6 +609,7 @@ impl Driver for PeerNode {
             gate,
             self.tracker_hold().or(self.tracker.poll_timeout()),
             self.sessions_deadline(),
+            self.relay.poll_timeout(),
             self.op_deadline(),
             self.downloads_deadline(),
             self.discovery_deadline(),

@@ -70,6 +70,7 @@ impl PeerNode {
             || self.connecting.values().any(
                 |p| matches!(p, super::node::ConnectPurpose::Peer { name: n, .. } if n == name),
             )
+            || self.relay.reaching(name)
     }
 
     /// Ends a connection because the remote broke the protocol.

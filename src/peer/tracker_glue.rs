@@ -119,6 +119,7 @@ impl PeerNode {
             LinkEvent::TrackerError { message, .. } => {
                 self.ui.event(&Event::Warning(Warning::Tracker { message }));
             }
+            LinkEvent::RelayOffer { session, from } => self.relay_offer(session, from, now),
         }
     }
 }

@@ -153,6 +153,11 @@ pub enum LinkEvent {
     PeerList { peers: Vec<PeerInfo>, sample: bool },
     /// An error from the tracker that changes nothing here (unescaped text).
     TrackerError { code: ErrorCode, message: String },
+    /// The tracker relays a peer to us (PROTOCOL.md §18): join `session` on a new connection.
+    RelayOffer {
+        session: u64,
+        from: crate::identity::PeerId,
+    },
 }
 
 pub struct TrackerLink {
@@ -188,6 +193,8 @@ pub struct TrackerLink {
     announced_refusal: bool,
     /// The last request id we used.
     last_req: u64,
+    /// The tracker said in its last `Registered` that it relays (PROTOCOL.md §18).
+    relays: bool,
     transmits: VecDeque<Transmit>,
     events: VecDeque<LinkEvent>,
 }
@@ -224,6 +231,7 @@ impl TrackerLink {
             name_backoff: FIRST_NAME_RETRY,
             announced_refusal: false,
             last_req: 0,
+            relays: false,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -234,6 +242,11 @@ impl TrackerLink {
     }
 
     /// The link's connection, once connected.
+    /// Whether the tracker relays, as far as we know now (registered with it, and it said so).
+    pub fn relays(&self) -> bool {
+        self.relays && self.up().is_some()
+    }
+
     pub fn conn(&self) -> Option<ConnId> {
         match self.state {
             State::Registering { conn } | State::Up { conn, .. } | State::Refused { conn } => {
@@ -383,7 +396,16 @@ impl TrackerLink {
                 format!("tracker speaks protocol version {version}, we speak {PROTOCOL_VERSION}"),
                 now,
             ),
-            Message::Registered { ttl_secs, .. } => self.registered(conn, ttl_secs, now),
+            Message::Registered {
+                ttl_secs, relay, ..
+            } => {
+                self.relays = relay;
+                self.registered(conn, ttl_secs, now)
+            }
+            Message::RelayOffer { session, from } => {
+                self.events
+                    .push_back(LinkEvent::RelayOffer { session, from });
+            }
             Message::Peers { req, peers, total } if self.list == Some(req) => {
                 self.list = None;
                 self.answered(now);

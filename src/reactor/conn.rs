@@ -74,6 +74,15 @@ pub struct Conn {
     pub bytes_read: u64,
     /// The secure link under the frames: socket bytes go through it both ways.
     link: Box<Link>,
+    /// Socket bytes read but not given to the link yet: while holding (below), or what came
+    /// behind the relay's last frame, for the link that replaced it (`restart`).
+    raw: Vec<u8>,
+    /// Holding (`Action::Hold`): records are opened one at a time and reading stops at the
+    /// first whole frame, so the bytes behind a relay's `RelayStart` (the other side's fresh
+    /// handshake) are never taken for records of this link.
+    hold: bool,
+    /// Spliced to another connection (`splice.rs`): bytes are copied to it unread.
+    pub splice: Option<super::splice::Splice>,
 }
 
 pub enum ReadOutcome {
@@ -109,6 +118,9 @@ impl Conn {
             out_bytes: 0,
             bytes_read: 0,
             link: Box::new(link),
+            raw: Vec::new(),
+            hold: false,
+            splice: None,
         };
         conn.take_link_output();
         conn
@@ -193,6 +205,9 @@ impl Conn {
     /// link's answers (handshake messages, frames it held until its keys existed) into the
     /// output queue. A record that fails is an `InvalidData` error carrying the `LinkError`.
     fn read_once(&mut self) -> io::Result<usize> {
+        if self.hold || !self.raw.is_empty() {
+            return self.read_held();
+        }
         let fd = self.stream.as_raw_fd();
         if self.decoder.buffered() == 0 && self.decoder.capacity() > RELEASE_ABOVE {
             self.decoder.release_if_empty();
@@ -212,6 +227,76 @@ impl Conn {
             self.bytes_read += n as u64;
         }
         result
+    }
+
+    /// Holds (see `hold`) from now until `restart`.
+    pub fn hold(&mut self) {
+        self.hold = true;
+    }
+
+    /// A fresh secure link on the same TCP stream (after a relay's `RelayStart`): the bytes
+    /// read behind the old link's last frame go to the new one, frames buffered after that
+    /// frame (none, from an honest relay) are dropped, and the new link's first handshake
+    /// message (an initiator's) is queued.
+    pub fn restart(&mut self, link: Link) {
+        *self.link = link;
+        self.decoder = FrameDecoder::new();
+        self.hold = false;
+        self.take_link_output();
+    }
+
+    /// Stops using the link for good (the connection is spliced): what it or the decoder
+    /// still held is dropped, and what was queued, sealed, still goes out first.
+    pub fn start_splice(&mut self, splice: super::splice::Splice) {
+        self.decoder = FrameDecoder::new();
+        self.raw = Vec::new();
+        self.hold = false;
+        self.splice = Some(splice);
+    }
+
+    /// Queues bytes as they are, not through the link (a spliced connection's traffic).
+    pub fn queue_raw(&mut self, bytes: Vec<u8>) {
+        if !bytes.is_empty() {
+            self.out_bytes += bytes.len();
+            self.out.push_back(bytes);
+        }
+    }
+
+    /// One `read(2)` of at most `max` raw bytes appended to `buf` (a spliced connection's
+    /// traffic), into its spare room: nothing is zeroed first.
+    pub fn read_raw(&mut self, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+        buf.reserve(max);
+        let spare = buf.spare_capacity_mut();
+        let len = spare.len().min(max);
+        let n = read_fd(self.stream.as_raw_fd(), spare.as_mut_ptr().cast(), len)?;
+        // SAFETY: read(2) wrote `n` <= `len` bytes right after the vector's length, within
+        // its capacity (`reserve` above).
+        unsafe { buf.set_len(buf.len() + n) };
+        self.bytes_read += n as u64;
+        Ok(n)
+    }
+
+    /// `read_once` while holding or with bytes left from the old link: a whole record held
+    /// is opened (only one while holding), otherwise the socket is read into `raw`.
+    fn read_held(&mut self) -> io::Result<usize> {
+        let take = if self.hold {
+            whole_record(&self.raw)
+        } else {
+            Some(self.raw.len())
+        };
+        if let Some(len) = take.filter(|&n| n > 0) {
+            let bytes: Vec<u8> = self.raw.drain(..len).collect();
+            let (link, decoder) = (&mut self.link, &mut self.decoder);
+            let opened = decoder.append_with(len, |plain| link.handle_input(&bytes, plain));
+            self.take_link_output();
+            opened?;
+            return Ok(len);
+        }
+        let mut buf = [0u8; 16 * 1024];
+        let n = read_fd(self.stream.as_raw_fd(), buf.as_mut_ptr(), buf.len())?;
+        self.bytes_read += n as u64;
+        self.raw.extend_from_slice(&buf[..n]);
+        Ok(n)
     }
 
     /// Writes queued frames until the queue is empty or the socket is full.
@@ -266,4 +351,12 @@ impl Conn {
         }
         Ok(written)
     }
+}
+
+/// The length of the whole record at the head of `bytes` (2-byte big-endian length, then
+/// that many bytes), if it is all there.
+fn whole_record(bytes: &[u8]) -> Option<usize> {
+    let header = bytes.first_chunk::<{ crate::secure::record::HEADER_LEN }>()?;
+    let len = crate::secure::record::HEADER_LEN + u16::from_be_bytes(*header) as usize;
+    (bytes.len() >= len).then_some(len)
 }

@@ -127,6 +127,19 @@ pub enum Action {
     SendDatagramOn(super::UdpSocketId, SocketAddr, Vec<u8>),
     /// Upload and download rate limits from now on (`rate.rs`); the default is unlimited.
     SetRateLimits(super::RateLimits),
+    /// From now on, open this connection's records one at a time and stop reading at each
+    /// whole frame: a peer sets it on a connection to a relay before the relay's `RelayStart`,
+    /// behind which come the other peer's bytes, not records of this link (PROTOCOL.md §18).
+    Hold(ConnId),
+    /// A fresh secure handshake straight on this connection's TCP stream (after a relay's
+    /// `RelayStart`). The node forgets the connection until the handshake ends: as
+    /// `handle_connected`/`handle_connect_failed` with the tag for an initiator, as
+    /// `handle_accepted` for a responder (`splice.rs`).
+    Restart(ConnId, super::RestartAs),
+    /// Copy the two connections' bytes to each other unread from now on, at most this many
+    /// bytes a second each way if given (a relay's session, after `RelayStart` was queued on
+    /// both). Either one ending ends both.
+    Splice(ConnId, ConnId, Option<u64>),
 }
 
 pub trait Driver {

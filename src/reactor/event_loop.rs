@@ -43,7 +43,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the secure handshake may take once TCP is up (as long as a node's `Hello`).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a closed connection may take to flush what was queued for it.
-const CLOSE_LINGER: Duration = Duration::from_secs(5);
+pub(super) const CLOSE_LINGER: Duration = Duration::from_secs(5);
 /// Bytes read from one connection per event before others get a turn.
 const READ_BUDGET: usize = 4 * 1024 * 1024;
 
@@ -62,33 +62,35 @@ impl ControlSender {
 }
 
 pub struct Reactor {
-    poll: Poll,
-    conns: Slab<Conn>,
-    listeners: Vec<TcpListener>,
-    waker: Arc<Waker>,
-    control_tx: Sender<Control>,
-    control_rx: Receiver<Control>,
-    signals: Option<signal_hook_mio::v1_0::Signals>,
-    next_generation: u64,
+    pub(super) poll: Poll,
+    pub(super) conns: Slab<Conn>,
+    pub(super) listeners: Vec<TcpListener>,
+    pub(super) waker: Arc<Waker>,
+    pub(super) control_tx: Sender<Control>,
+    pub(super) control_rx: Receiver<Control>,
+    pub(super) signals: Option<signal_hook_mio::v1_0::Signals>,
+    pub(super) next_generation: u64,
     /// Connections that may still have unread bytes (budget spent or reading resumed).
-    readable_again: VecDeque<ConnId>,
+    pub(super) readable_again: VecDeque<ConnId>,
     /// Connections with small frames queued and not yet written ([`COALESCE_BELOW`]): written
     /// together once the event that queued them is handled, and always before polling.
-    unflushed: Vec<ConnId>,
-    exit: Option<i32>,
+    pub(super) unflushed: Vec<ConnId>,
+    pub(super) exit: Option<i32>,
     /// Connection caps and the idle timeout (`limits.rs`).
-    limits: ConnLimits,
+    pub(super) limits: ConnLimits,
     /// Datagram sockets (`udp.rs`).
-    udp: super::udp::UdpSockets,
+    pub(super) udp: super::udp::UdpSockets,
     /// Output queued per connection and in all; who may be read (`budget.rs`).
-    budget: OutputBudget,
+    pub(super) budget: OutputBudget,
     /// Gives the heap back after a burst of output (`memory.rs`).
-    trim: TrimAfterBurst,
+    pub(super) trim: TrimAfterBurst,
     /// Upload and download rate limits; connections waiting for tokens (`rate.rs`).
-    rate: RateLimiter,
+    pub(super) rate: RateLimiter,
     /// Our key, and the prologue every link's handshake commits to (PROTOCOL.md §15.4).
-    identity: Arc<Identity>,
-    prologue: Prologue,
+    pub(super) identity: Arc<Identity>,
+    pub(super) prologue: Prologue,
+    /// Spliced connections waiting for their session's rate tokens, and when (`splice.rs`).
+    pub(super) splice_parked: Vec<(Instant, ConnId)>,
 }
 
 impl Reactor {
@@ -119,6 +121,7 @@ impl Reactor {
             rate: RateLimiter::new(),
             identity,
             prologue: crate::secure::our_prologue(),
+            splice_parked: Vec::new(),
         })
     }
 
@@ -228,6 +231,7 @@ impl Reactor {
             }
             self.resume_ready();
             self.wake_rate_limited(driver);
+            self.wake_spliced(Instant::now());
             for _ in 0..self.readable_again.len() {
                 let Some(id) = self.readable_again.pop_front() else {
                     break;
@@ -245,7 +249,7 @@ impl Reactor {
         }
     }
 
-    fn live(&self, id: ConnId) -> bool {
+    pub(super) fn live(&self, id: ConnId) -> bool {
         self.conns
             .get(id.index)
             .is_some_and(|c| c.generation == id.generation)
@@ -273,6 +277,7 @@ impl Reactor {
         conn_deadlines
             .chain(driver.poll_timeout())
             .chain(self.limits.next_check())
+            .chain(self.next_splice_wake())
             .chain(rate)
             .min()
     }
@@ -401,7 +406,10 @@ impl Reactor {
             Ok(0) if matches!(self.conns[id.index].phase, Phase::Closing { .. }) => {
                 self.drop_conn(id.index);
             }
-            Ok(_) => self.resume_ready(),
+            Ok(_) => {
+                self.splice_drained(id.index);
+                self.resume_ready()
+            }
             Err(e) => self.fail(id, CloseReason::Io(e), driver),
         }
     }
@@ -464,7 +472,7 @@ impl Reactor {
 
     /// Writes what the socket of `index` takes and tells the budget. Returns the bytes still
     /// queued.
-    fn flush_conn(&mut self, index: usize) -> io::Result<usize> {
+    pub(super) fn flush_conn(&mut self, index: usize) -> io::Result<usize> {
         let Some(conn) = self.conns.get_mut(index) else {
             return Ok(0);
         };
@@ -511,6 +519,9 @@ impl Reactor {
         let Some(id) = self.id_of(index) else {
             return;
         };
+        if self.conns[index].splice.is_some() && self.conns[index].is_open() {
+            return self.splice_readable(id, driver);
+        }
         if matches!(self.conns[index].phase, Phase::Securing { .. })
             && !self.advance_handshake(id, driver)
         {
@@ -526,6 +537,11 @@ impl Reactor {
         let mut budget = READ_BUDGET;
         let limited = self.rate.is_active();
         loop {
+            if self.conns[index].splice.is_some() {
+                // A frame just handed over made the node splice this connection (a relay's
+                // `RelayJoin`): what follows is the other peer's, not records of this link.
+                return self.splice_readable(id, driver);
+            }
             // Download limit: read at most what the buckets allow; with none left, leave the
             // bytes in the socket (TCP slows the sender) until the buckets refill.
             let mut cap = budget;
@@ -609,9 +625,12 @@ impl Reactor {
 
     /// Drops a connection the node did not close itself and tells the node (a dial that
     /// failed in its handshake is a failed connect; an accepted one it never heard of).
-    fn fail(&mut self, id: ConnId, reason: CloseReason, driver: &mut impl Driver) {
+    pub(super) fn fail(&mut self, id: ConnId, reason: CloseReason, driver: &mut impl Driver) {
         if !self.live(id) {
             return;
+        }
+        if self.conns[id.index].splice.is_some() {
+            return self.end_spliced(id, reason, driver);
         }
         let phase = std::mem::replace(&mut self.conns[id.index].phase, Phase::Open);
         self.drop_conn(id.index);
@@ -682,7 +701,7 @@ impl Reactor {
         self.apply_actions(driver);
     }
 
-    fn drop_conn(&mut self, index: usize) {
+    pub(super) fn drop_conn(&mut self, index: usize) {
         if self.conns.contains(index) {
             let mut conn = self.conns.remove(index);
             let _ = self.poll.registry().deregister(&mut conn.stream);
@@ -710,6 +729,12 @@ impl Reactor {
             }
             if !self.conns[index].is_open() {
                 continue; // already closing; the linger bounds it
+            }
+            if self.conns[index].splice.is_some() {
+                // No frame can be said on a spliced stream: the pair just ends.
+                let why = io::Error::new(io::ErrorKind::TimedOut, super::limits::idle_text(idle));
+                self.end_spliced(id, CloseReason::Io(why), driver);
+                continue;
             }
             if let Ok(1..) = self.queue_and_flush(index, super::limits::idle_frame(idle)) {
                 self.conns[index].phase = Phase::Closing {
@@ -756,7 +781,7 @@ impl Reactor {
                     if !self.live(id) {
                         continue;
                     }
-                    if !self.conns[id.index].is_open() {
+                    if !self.conns[id.index].is_open() || self.conns[id.index].splice.is_some() {
                         continue;
                     }
                     // A small frame waits for the others this event queues (requests, short
@@ -806,6 +831,13 @@ impl Reactor {
                 Action::SendDatagram(to, bytes) => self.udp.send(super::UdpSocketId(0), to, &bytes),
                 Action::SendDatagramOn(id, to, bytes) => self.udp.send(id, to, &bytes),
                 Action::SetRateLimits(limits) => self.set_rate_limits(limits),
+                Action::Hold(id) => {
+                    if self.live(id) {
+                        self.conns[id.index].hold();
+                    }
+                }
+                Action::Restart(id, role) => self.restart(id, role, driver),
+                Action::Splice(a, b, rate) => self.splice(a, b, rate, driver),
             }
         }
     }

@@ -8,10 +8,12 @@ mod event_loop;
 pub mod limits;
 mod memory;
 pub mod rate;
+mod splice;
 mod udp;
 
 pub use driver::{Action, CloseReason, ConnId, ConnectTag, Control, Driver, HandshakeCut, Signal};
 pub use event_loop::{ControlSender, Reactor};
 pub use limits::Limits;
 pub use rate::RateLimits;
+pub use splice::RestartAs;
 pub use udp::{UdpSocketId, multicast_socket, unicast_socket};

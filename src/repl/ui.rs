@@ -66,6 +66,10 @@ struct Progress {
     first_done: Option<u64>,
     done: u64,
     last_json: Option<Instant>,
+    /// The files count of the last `progress` event if it said every byte was done: another
+    /// with the same would only repeat it (the bar is told of the end more than once:
+    /// written, verified, saved), but a folder's files still count up after its bytes.
+    said_done: Option<Option<(u64, u64)>>,
     sources: Option<usize>,
     /// A folder: files done and in all.
     files: Option<(u64, u64)>,
@@ -264,6 +268,7 @@ impl Ui {
             first_done: None,
             done: 0,
             last_json: None,
+            said_done: None,
             sources: None,
             files: None,
         });
@@ -287,10 +292,13 @@ impl Ui {
             return;
         }
         let now = Instant::now();
-        if p.last_json.is_some_and(|t| now < t + PROGRESS_EVERY) && done < p.total {
+        let finished = done >= p.total;
+        let recent = p.last_json.is_some_and(|t| now < t + PROGRESS_EVERY);
+        if (recent && !finished) || (finished && p.said_done == Some(p.files)) {
             return;
         }
         p.last_json = Some(now);
+        p.said_done = finished.then_some(p.files);
         let secs = now.duration_since(p.started).as_secs_f64();
         let rate = if secs > 0.0 {
             done.saturating_sub(first) as f64 / secs

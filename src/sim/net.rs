@@ -121,6 +121,30 @@ impl Sim {
             // The simulated network has no router to ask for a port mapping.
             Action::SendDatagramOn(..) => {}
             Action::SetRateLimits(limits) => self.nodes[n].rate_limits.push(limits),
+            // Relayed links (PROTOCOL.md §18) are not modelled: the simulator carries frames,
+            // not the secure links a relay splices or a peer restarts. Holding changes
+            // nothing for frames; a restart fails like a dial whose handshake failed and a
+            // splice ends both connections, so a scenario that reaches them sees a clear end
+            // rather than a hang (tests/relay.rs covers them with real processes).
+            Action::Hold(_) => {}
+            Action::Restart(conn, role) => {
+                self.apply(n, Action::Close(conn));
+                if let crate::reactor::RestartAs::Initiator { tag, .. } = role {
+                    let why = io::Error::new(
+                        io::ErrorKind::Unsupported,
+                        "the simulator does not model relayed links",
+                    );
+                    let now = self.now;
+                    if let Some(d) = self.nodes[n].driver() {
+                        d.handle_connect_failed(tag, why, now);
+                    }
+                }
+            }
+            Action::Splice(a, b, _) => {
+                tracing::warn!("the simulator does not model relayed links: closing both");
+                self.apply(n, Action::Close(a));
+                self.apply(n, Action::Close(b));
+            }
         }
     }
 

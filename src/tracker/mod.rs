@@ -14,6 +14,7 @@
 pub mod holds;
 mod listing;
 mod registry;
+pub mod relay;
 mod state;
 
 pub use listing::MAX_LISTED;
@@ -47,6 +48,17 @@ pub fn run(listen: SocketAddr, config: TrackerConfig, state: &Path) -> io::Resul
         let mut out = io::stdout().lock();
         writeln!(out, "tracker listening on {bound}")?;
         writeln!(out, "tracker id {id}")?;
+        if let Some(r) = &config.relay {
+            let rate = r.max_rate.map_or("no rate limit".to_string(), |r| {
+                let r = crate::reactor::rate::format_rate(Some(r));
+                format!("{r} each way per session")
+            });
+            writeln!(
+                out,
+                "relaying: at most {} sessions, {} per peer, {rate}",
+                r.max_sessions, r.max_sessions_per_peer
+            )?;
+        }
         out.flush()?;
     }
     let log = Box::new(|line: &str| {

@@ -11,6 +11,7 @@ use super::holds::Holds;
 use super::holds::NAME_HOLD;
 use super::listing::{Ask, Lister};
 use super::registry::{Listed, RegisterError, Registered, Registry};
+use super::relay::{Relay, RelayConfig};
 use crate::identity::PeerId;
 use crate::names::{check_peer_name, printable};
 #[cfg(test)]
@@ -44,6 +45,8 @@ pub struct TrackerConfig {
     /// The reactor's connection caps and idle timeout (see [`super::run`] for how the idle
     /// timeout relates to `peer_ttl`).
     pub limits: Limits,
+    /// `--relay`: relay sessions between registered peers (`relay.rs`, PROTOCOL.md §18).
+    pub relay: Option<RelayConfig>,
 }
 
 impl Default for TrackerConfig {
@@ -53,6 +56,7 @@ impl Default for TrackerConfig {
             handshake_timeout: Duration::from_secs(10),
             max_peers_per_ip: DEFAULT_MAX_PEERS_PER_IP,
             limits: Limits::default(),
+            relay: None,
         }
     }
 }
@@ -92,6 +96,8 @@ pub struct Tracker {
     save_holds: Option<SaveHolds>,
     /// When the holds changed and are to be saved (a few seconds later: one save per burst).
     save_due: Option<Instant>,
+    /// The relay's sessions, with `--relay`.
+    relay: Option<Relay>,
 }
 
 /// Writes the holds somewhere they survive a restart (the tracker's state folder).
@@ -116,6 +122,7 @@ impl Tracker {
             holds: Holds::default(),
             save_holds: None,
             save_due: None,
+            relay: config.relay.clone().map(Relay::new),
         }
     }
 
@@ -177,6 +184,9 @@ impl Tracker {
                 self.handshakes.remove(&(deadline, conn));
             }
             c.phase = Phase::Closing;
+        }
+        if let Some(relay) = self.relay.as_mut() {
+            relay.closed(conn);
         }
         if let Some((name, reg)) = self.registry.remove_conn(conn) {
             self.log(&format!("{name} left"));
@@ -272,6 +282,8 @@ impl Tracker {
                     );
                 }
             }
+            Message::RelayOpen { req, peer } => self.on_relay_open(conn, req, peer, now),
+            Message::RelayJoin { session } => self.on_relay_join(conn, session, now),
             Message::ListPeers { req, want, names } => self.on_list_peers(
                 conn,
                 &Ask {
@@ -385,7 +397,15 @@ impl Tracker {
                     }
                 }
                 let ttl_secs = self.config.peer_ttl.as_secs().max(1);
-                self.send(conn, &Message::Registered { req, ttl_secs });
+                let relay = self.relay.is_some();
+                self.send(
+                    conn,
+                    &Message::Registered {
+                        req,
+                        ttl_secs,
+                        relay,
+                    },
+                );
             }
             Err(RegisterError::Taken { by }) => {
                 self.log(&format!(
@@ -482,6 +502,15 @@ impl Driver for Tracker {
             Phase::AwaitingHello { deadline } => Some(deadline),
             Phase::Ready => None,
         };
+        if self.relay.as_ref().is_some_and(|r| r.holds(conn)) {
+            // A connection in a relayed session waits for `RelayStart` in silence.
+            let who = self.describe(conn);
+            self.log(&format!(
+                "closing {who}: a frame while waiting for a relayed session"
+            ));
+            self.close(conn, now);
+            return;
+        }
         let msg = match decode_message(body) {
             Ok(msg) => msg,
             Err(e) => {
@@ -502,6 +531,9 @@ impl Driver for Tracker {
     }
 
     fn handle_closed(&mut self, conn: ConnId, reason: CloseReason, now: Instant) {
+        if let Some(relay) = self.relay.as_mut() {
+            relay.closed(conn);
+        }
         if let CloseReason::BadFrame(why) = &reason {
             let who = self.describe(conn);
             self.log(&format!("bad frame from {who}: {}", printable(why)));
@@ -529,6 +561,7 @@ impl Driver for Tracker {
 
     fn handle_timeout(&mut self, now: Instant) {
         self.expire_due(now);
+        self.expire_relay_offers(now);
         if self.save_due.is_some_and(|due| due <= now) {
             self.save_holds_now(now);
         }
@@ -553,7 +586,8 @@ impl Driver for Tracker {
     fn poll_timeout(&self) -> Option<Instant> {
         let expiry = self.registry.next_expiry(self.config.peer_ttl);
         let handshake = self.handshakes.first().map(|&(deadline, _)| deadline);
-        [expiry, handshake, self.save_due]
+        let relay = self.relay.as_ref().and_then(Relay::next_deadline);
+        [expiry, handshake, self.save_due, relay]
             .into_iter()
             .flatten()
             .min()
@@ -562,6 +596,100 @@ impl Driver for Tracker {
     fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
+}
+
+/// The relay's glue: requests in, `Relay`'s answers out as frames, splices and closes.
+impl Tracker {
+    fn on_relay_open(&mut self, conn: ConnId, req: u64, target: PeerId, now: Instant) {
+        let Some(opener_key) = self.conns.get(&conn).map(|c| c.peer) else {
+            return;
+        };
+        let target_conn = self
+            .registry
+            .slots()
+            .iter()
+            .find(|s| s.reg.key == target)
+            .map(|s| s.reg.conn);
+        let Some(relay) = self.relay.as_mut() else {
+            let message = "this tracker does not relay (started without --relay)".to_string();
+            self.send_error(conn, Some(req), ErrorCode::NotRelaying, message);
+            return self.close(conn, now);
+        };
+        match relay.open(conn, req, opener_key, target, target_conn, now) {
+            Ok(session) => {
+                let to = target_conn.expect("open succeeds only for a registered target");
+                let from = opener_key;
+                self.send(to, &Message::RelayOffer { session, from });
+            }
+            Err(refusal) => {
+                let who = self.describe(conn);
+                self.log(&format!("refused to relay {who}: {}", refusal.message));
+                self.send_error(conn, Some(req), refusal.code, refusal.message);
+                self.close(conn, now);
+            }
+        }
+    }
+
+    fn on_relay_join(&mut self, conn: ConnId, session: u64, now: Instant) {
+        let Some(joiner_key) = self.conns.get(&conn).map(|c| c.peer) else {
+            return;
+        };
+        let Some(relay) = self.relay.as_mut() else {
+            let message = "this tracker does not relay (started without --relay)".to_string();
+            self.send_error(conn, None, ErrorCode::NotRelaying, message);
+            return self.close(conn, now);
+        };
+        let rate = relay.config().max_rate;
+        match relay.join(conn, joiner_key, session, now) {
+            Ok(start) => {
+                self.log(&format!(
+                    "relaying {} <-> {} (session {session})",
+                    start.opener_key.short(),
+                    start.joiner_key.short()
+                ));
+                let peer = start.joiner_key;
+                self.send(start.opener, &Message::RelayStart { session, peer });
+                let peer = start.opener_key;
+                self.send(start.joiner, &Message::RelayStart { session, peer });
+                self.actions
+                    .push_back(Action::Splice(start.opener, start.joiner, rate));
+            }
+            Err(refusal) => {
+                let who = self.describe(conn);
+                self.log(&format!("refused to relay {who}: {}", refusal.message));
+                self.send_error(conn, None, refusal.code, refusal.message);
+                self.close(conn, now);
+            }
+        }
+    }
+
+    fn expire_relay_offers(&mut self, now: Instant) {
+        let Some(relay) = self.relay.as_mut() else {
+            return;
+        };
+        for gone in relay.expire(now) {
+            let message = format!(
+                "peer {} did not join the relayed session within {}",
+                gone.target.short(),
+                fmt_duration(relay_join_timeout(&self.config))
+            );
+            self.log(&format!("relayed session {}: {message}", gone.session));
+            self.send_error(
+                gone.opener,
+                Some(gone.req),
+                ErrorCode::RelayTimeout,
+                message,
+            );
+            self.close(gone.opener, now);
+        }
+    }
+}
+
+fn relay_join_timeout(config: &TrackerConfig) -> Duration {
+    config
+        .relay
+        .as_ref()
+        .map_or(super::relay::JOIN_TIMEOUT, |r| r.join_timeout)
 }
 
 impl Tracker {
@@ -645,6 +773,7 @@ mod tests {
         Msg(ConnId, Message),
         Close(ConnId),
         Exit(i32),
+        Splice(ConnId, ConnId, Option<u64>),
     }
 
     struct Harness {
@@ -729,6 +858,10 @@ mod tests {
                         panic!("the tracker sent a datagram to {to}")
                     }
                     Action::SetRateLimits(_) => panic!("the tracker set rate limits"),
+                    Action::Splice(a, b, rate) => out.push(Out::Splice(a, b, rate)),
+                    Action::Hold(_) | Action::Restart(..) => {
+                        panic!("the tracker held or restarted")
+                    }
                 }
             }
             out
@@ -771,10 +904,23 @@ mod tests {
                     conn,
                     Message::Registered {
                         req: 1,
-                        ttl_secs: 30
+                        ttl_secs: 30,
+                        relay: false,
                     }
                 )]
             );
+            conn
+        }
+
+        /// Connection `n` registered as `Peer{n}` with a relaying tracker.
+        fn registered_relaying(&mut self, n: usize) -> ConnId {
+            let conn = self.ready(n, ip(n as u8), 0);
+            let name = format!("Peer{n}");
+            let out = self.send(conn, &register(1, &name, 4000), 0);
+            assert!(matches!(
+                &out[..],
+                [Out::Msg(_, Message::Registered { relay: true, .. })]
+            ));
             conn
         }
 
@@ -913,7 +1059,7 @@ mod tests {
             assert_eq!(out.last(), Some(&Out::Close(conn)), "garbage {i}: {out:?}");
             assert!(out.iter().all(|o| match o {
                 Out::Msg(c, _) | Out::Close(c) => *c == conn,
-                Out::Exit(_) => false,
+                Out::Exit(_) | Out::Splice(..) => false,
             }));
         }
         // An unknown variant named with control characters is quoted escaped (fuzzer finding).
@@ -1104,7 +1250,8 @@ mod tests {
                 back,
                 Message::Registered {
                     req: 2,
-                    ttl_secs: 30
+                    ttl_secs: 30,
+                    relay: false,
                 }
             )]
         );
@@ -1666,5 +1813,109 @@ mod tests {
         }
         // Our plain request is still exactly those bytes.
         assert_eq!(body(&Message::list_peers(2)), old);
+    }
+
+    fn relaying(rate: Option<u64>) -> Harness {
+        Harness::with(TrackerConfig {
+            relay: Some(RelayConfig {
+                max_rate: rate,
+                ..RelayConfig::default()
+            }),
+            ..TrackerConfig::default()
+        })
+    }
+
+    /// The whole exchange in memory: Bob (conn 2) registered; Alice asks on a connection of
+    /// her own (3); Bob is offered the session over his registration and joins on another
+    /// (4): both get `RelayStart` naming the other's key, and the reactor splices them.
+    #[test]
+    fn a_relayed_session_is_offered_joined_and_spliced() {
+        let mut h = relaying(Some(1_000_000));
+        let bob = h.ready(2, ip(2), 0);
+        let out = h.send(bob, &register(1, "Bob", 4002), 0);
+        assert!(
+            matches!(
+                &out[..],
+                [Out::Msg(_, Message::Registered { relay: true, .. })]
+            ),
+            "a relaying tracker says so: {out:?}"
+        );
+        let alice = h.ready(3, ip(3), 0);
+        let open = Message::RelayOpen {
+            req: 5,
+            peer: key_of(2),
+        };
+        let out = h.send(alice, &open, 0);
+        let [Out::Msg(to, Message::RelayOffer { session, from })] = &out[..] else {
+            panic!("an offer to Bob: {out:?}");
+        };
+        assert_eq!((*to, *from), (bob, key_of(3)));
+        let join = h.ready_as(4, ip(2), key_of(2), 1);
+        let out = h.send(join, &Message::RelayJoin { session: *session }, 1);
+        let start = |peer| Message::RelayStart {
+            session: *session,
+            peer,
+        };
+        assert_eq!(
+            out,
+            [
+                Out::Msg(alice, start(key_of(2))),
+                Out::Msg(join, start(key_of(3))),
+                Out::Splice(alice, join, Some(1_000_000)),
+            ]
+        );
+        assert!(h.logs.borrow().iter().any(|l| l.starts_with("relaying ")));
+    }
+
+    /// Refusals close the asking connection with the error: no relay, an unknown key, a
+    /// joiner with another key than the offer's, a target that never joins.
+    #[test]
+    fn relay_refusals_and_an_unjoined_offer() {
+        let code_of = |out: &[Out]| match out {
+            [Out::Msg(_, Message::Error { code, .. }), Out::Close(_)] => *code,
+            other => panic!("an error and a close: {other:?}"),
+        };
+        let mut plain = Harness::new();
+        let c = plain.ready(3, ip(3), 0);
+        let open = |peer| Message::RelayOpen { req: 1, peer };
+        assert_eq!(
+            code_of(&plain.send(c, &open(key_of(2)), 0)),
+            ErrorCode::NotRelaying
+        );
+
+        let mut h = relaying(None);
+        let bob = h.registered_relaying(2);
+        let c = h.ready(3, ip(3), 0);
+        assert_eq!(
+            code_of(&h.send(c, &open(key_of(9)), 0)),
+            ErrorCode::NoSuchPeer
+        );
+        let alice = h.ready(5, ip(5), 0);
+        let out = h.send(alice, &open(key_of(2)), 0);
+        let [Out::Msg(to, Message::RelayOffer { session, .. })] = &out[..] else {
+            panic!("an offer: {out:?}");
+        };
+        assert_eq!(*to, bob);
+        let mallory = h.ready(6, ip(6), 0);
+        let join = Message::RelayJoin { session: *session };
+        assert_eq!(
+            code_of(&h.send(mallory, &join, 0)),
+            ErrorCode::NoSuchSession
+        );
+        // A second request on the waiting connection closes it.
+        h.tracker
+            .handle_frame(alice, &body(&Message::Heartbeat), h.at(1));
+        assert!(matches!(&h.drain()[..], [Out::Close(c)] if *c == alice));
+
+        let alice = h.ready(7, ip(7), 0);
+        h.send(alice, &open(key_of(2)), 0);
+        let deadline = h.tracker.poll_timeout().expect("the offer's deadline");
+        assert!(deadline <= h.at(10));
+        h.tracker.handle_timeout(h.at(10));
+        let out = h.drain();
+        assert!(
+            matches!(&out[..], [Out::Msg(c, Message::Error { code: ErrorCode::RelayTimeout, req: Some(1), .. }), Out::Close(d)] if *c == alice && *d == alice),
+            "{out:?}"
+        );
     }
 }

@@ -67,6 +67,7 @@ fn examples() -> Vec<(&'static str, Message)> {
             Message::Registered {
                 req: 1,
                 ttl_secs: 30,
+                relay: false,
             },
         ),
         ("13.4 ListPeers", Message::list_peers(2)),
@@ -109,6 +110,36 @@ fn examples() -> Vec<(&'static str, Message)> {
                 req: 5,
                 index: 0,
                 data: b"abcd".to_vec(),
+            },
+        ),
+        (
+            "18.7 RelayOpen",
+            Message::RelayOpen {
+                req: 1,
+                peer: super::PeerId::from_public_key([0xbb; 32]),
+            },
+        ),
+        (
+            "18.7 RelayOffer",
+            Message::RelayOffer {
+                session: 7,
+                from: super::PeerId::from_public_key([0xaa; 32]),
+            },
+        ),
+        ("18.7 RelayJoin", Message::RelayJoin { session: 7 }),
+        (
+            "18.7 RelayStart to the opener",
+            Message::RelayStart {
+                session: 7,
+                peer: super::PeerId::from_public_key([0xbb; 32]),
+            },
+        ),
+        (
+            "18.7 Registered by a relay",
+            Message::Registered {
+                req: 1,
+                ttl_secs: 30,
+                relay: true,
             },
         ),
     ]

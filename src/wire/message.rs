@@ -66,6 +66,16 @@ pub enum ErrorCode {
     Unavailable,
     /// Too many requests or connections.
     Busy,
+    /// The tracker does not relay (started without `--relay`): `RelayOpen` or `RelayJoin`
+    /// sent to it (PROTOCOL.md §18).
+    NotRelaying,
+    /// `RelayOpen` named a peer that holds no registration on this tracker.
+    NoSuchPeer,
+    /// `RelayJoin` named a session that is not waiting for this key (never offered, taken,
+    /// or expired).
+    NoSuchSession,
+    /// The target never joined the relayed session in time.
+    RelayTimeout,
     /// Anything else; see the text.
     Other,
 }
@@ -192,6 +202,10 @@ pub enum Message {
         req: u64,
         /// Heartbeat at least this often (seconds) or be forgotten.
         ttl_secs: u64,
+        /// The tracker relays (`RelayOpen`, PROTOCOL.md §18). Absent means false, so older
+        /// peers and trackers are unaffected.
+        #[serde(default, skip_serializing_if = "is_false")]
+        relay: bool,
     },
     Peers {
         req: u64,
@@ -299,6 +313,31 @@ pub enum Message {
         start: u64,
         entries: Vec<FolderEntry>,
     },
+
+    // ---- relays (PROTOCOL.md §18) ---------------------------------------------------------------
+    /// Peer -> relay, on a connection of its own (after `Hello`): connect me to `peer`. Answered
+    /// with `RelayStart` once the target joined, or an `Error` naming `req`.
+    RelayOpen {
+        req: u64,
+        peer: PeerId,
+    },
+    /// Relay -> target peer, over its registered tracker link: `from` wants a link with you;
+    /// join session `session` on a new connection.
+    RelayOffer {
+        session: u64,
+        from: PeerId,
+    },
+    /// Target -> relay, on a new connection (after `Hello`): I take session `session`.
+    RelayJoin {
+        session: u64,
+    },
+    /// Relay -> both sides: the last frame of the relay on this connection. Every byte after
+    /// it is the other side's, copied unread: both start a fresh secure handshake (the opener
+    /// as initiator) straight on the TCP stream. `peer`: who is on the other side.
+    RelayStart {
+        session: u64,
+        peer: PeerId,
+    },
 }
 
 impl Message {
@@ -343,9 +382,15 @@ impl Message {
             | Message::ListFolders { req }
             | Message::Folders { req, .. }
             | Message::GetFolder { req, .. }
-            | Message::Folder { req, .. } => Some(*req),
+            | Message::Folder { req, .. }
+            | Message::RelayOpen { req, .. } => Some(*req),
             Message::Error { req, .. } => *req,
-            Message::Hello { .. } | Message::Heartbeat | Message::Unregister => None,
+            Message::Hello { .. }
+            | Message::Heartbeat
+            | Message::Unregister
+            | Message::RelayOffer { .. }
+            | Message::RelayJoin { .. }
+            | Message::RelayStart { .. } => None,
         }
     }
 
@@ -376,6 +421,10 @@ impl Message {
             Message::Folders { .. } => "Folders",
             Message::GetFolder { .. } => "GetFolder",
             Message::Folder { .. } => "Folder",
+            Message::RelayOpen { .. } => "RelayOpen",
+            Message::RelayOffer { .. } => "RelayOffer",
+            Message::RelayJoin { .. } => "RelayJoin",
+            Message::RelayStart { .. } => "RelayStart",
         }
     }
 }

@@ -23,7 +23,11 @@ fn events(link: &mut TrackerLink) -> Vec<LinkEvent> {
 }
 
 fn registered(ttl_secs: u64) -> Message {
-    Message::Registered { req: 1, ttl_secs }
+    Message::Registered {
+        req: 1,
+        ttl_secs,
+        relay: false,
+    }
 }
 
 fn error(code: ErrorCode) -> Message {

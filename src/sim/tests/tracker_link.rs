@@ -43,7 +43,11 @@ fn fake_tracker(
 }
 
 fn registered(req: u64, ttl_secs: u64) -> Message {
-    Message::Registered { req, ttl_secs }
+    Message::Registered {
+        req,
+        ttl_secs,
+        relay: false,
+    }
 }
 
 fn peers(req: u64) -> Message {

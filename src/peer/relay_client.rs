@@ -1,0 +1,423 @@
+//! A peer's side of relayed links (PROTOCOL.md §18), as a plain state machine: connections to
+//! the relay that open a session (we want a peer we cannot dial) or join one (the relay
+//! offered us a peer), from the dial to `RelayStart`, then the restart of each as a fresh
+//! secure link with the other peer; and which connections are relayed now. Connect tags and
+//! time come in; what to send, hold, restart or close goes out. No sockets, no clock.
+//!
+//! After `RelayStart` the node forgets the connection until the reactor reports the new
+//! link's handshake: the opener's as `handle_connected` with the inner tag (a failure, a
+//! wrong key included, as `handle_connect_failed`), the joiner's as `handle_accepted`.
+
+use crate::identity::PeerId;
+use crate::reactor::{ConnId, ConnectTag, RestartAs};
+use crate::wire::{ErrorCode, Message};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// How long a connection to the relay may wait for `RelayStart` (the relay gives the target
+/// 10 s to join, PROTOCOL.md §18.4).
+pub const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What a connection to the relay is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// We open a session to `target`, known as `name` at `addr` (the address that failed);
+    /// `inner` is the tag the relayed link's handshake reports with.
+    Open {
+        name: String,
+        addr: SocketAddr,
+        target: PeerId,
+        inner: ConnectTag,
+    },
+    /// We join session `session`, offered for `from`.
+    Join { session: u64, from: PeerId },
+}
+
+/// What the node carries out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RelayAction {
+    /// Our `Hello`, then this message, then hold the connection (`Action::Hold`).
+    Ask(ConnId, Message),
+    /// Start the relayed link's handshake (`Action::Restart`).
+    Restart(ConnId, RestartAs),
+    Close(ConnId),
+    /// Our attempt to reach `name` through the relay failed: it is unreachable now. `inner`:
+    /// the tag the relayed link would have reported with (never will now).
+    Failed {
+        name: String,
+        addr: SocketAddr,
+        inner: ConnectTag,
+        why: String,
+    },
+}
+
+#[derive(Default)]
+pub struct RelayClient {
+    /// Connections to the relay being made.
+    dials: HashMap<ConnectTag, Purpose>,
+    /// Connections to the relay waiting for `RelayStart`, and until when.
+    waiting: HashMap<ConnId, (Purpose, Instant)>,
+    /// Inner tags of relayed dials whose handshake has not ended: name each is for.
+    inner: HashMap<ConnectTag, String>,
+    /// Connections that are relayed links now (or restarted, their handshake going on).
+    relayed: HashSet<ConnId>,
+    /// The request id of the last `RelayOpen`.
+    last_req: u64,
+    out: VecDeque<RelayAction>,
+}
+
+impl RelayClient {
+    pub fn poll_action(&mut self) -> Option<RelayAction> {
+        self.out.pop_front()
+    }
+
+    /// A connection to the relay is being made with `tag`, for `purpose`.
+    pub fn dialing(&mut self, tag: ConnectTag, purpose: Purpose) {
+        self.dials.insert(tag, purpose);
+    }
+
+    pub fn owns_dial(&self, tag: ConnectTag) -> bool {
+        self.dials.contains_key(&tag)
+    }
+
+    pub fn is_waiting(&self, conn: ConnId) -> bool {
+        self.waiting.contains_key(&conn)
+    }
+
+    pub fn is_relayed(&self, conn: ConnId) -> bool {
+        self.relayed.contains(&conn)
+    }
+
+    /// Whether we are reaching `name` through the relay now.
+    pub fn reaching(&self, name: &str) -> bool {
+        let opens = |p: &Purpose| matches!(p, Purpose::Open { name: n, .. } if n == name);
+        self.dials.values().any(opens)
+            || self.waiting.values().any(|(p, _)| opens(p))
+            || self.inner.values().any(|n| n == name)
+    }
+
+    /// The connection to the relay is up: ask for the session.
+    pub fn connected(&mut self, tag: ConnectTag, conn: ConnId, now: Instant) {
+        let Some(purpose) = self.dials.remove(&tag) else {
+            return;
+        };
+        let ask = match &purpose {
+            Purpose::Open { target, .. } => {
+                self.last_req += 1;
+                Message::RelayOpen {
+                    req: self.last_req,
+                    peer: *target,
+                }
+            }
+            Purpose::Join { session, .. } => Message::RelayJoin { session: *session },
+        };
+        self.out.push_back(RelayAction::Ask(conn, ask));
+        self.waiting.insert(conn, (purpose, now + START_TIMEOUT));
+    }
+
+    /// The connection to the relay could not be made.
+    pub fn connect_failed(&mut self, tag: ConnectTag, why: &str) {
+        if let Some(purpose) = self.dials.remove(&tag) {
+            self.fail(purpose, format!("cannot reach the relay: {why}"));
+        }
+    }
+
+    fn fail(&mut self, purpose: Purpose, why: String) {
+        if let Purpose::Open {
+            name, addr, inner, ..
+        } = purpose
+        {
+            self.out.push_back(RelayAction::Failed {
+                name,
+                addr,
+                inner,
+                why,
+            });
+        }
+    }
+
+    /// A message from the relay on a waiting connection.
+    pub fn message(&mut self, conn: ConnId, msg: Message) {
+        let Some((purpose, _)) = self.waiting.get(&conn) else {
+            return;
+        };
+        let why = match msg {
+            Message::Hello { .. } => return, // the relay's: the answer comes next
+            Message::RelayStart { peer, .. } => {
+                let (purpose, _) = self.waiting.remove(&conn).expect("looked up above");
+                return self.start(conn, purpose, peer);
+            }
+            Message::Error { code, message, .. } => relay_refusal(code, &message),
+            other => format!("the relay sent {} before RelayStart", other.kind()),
+        };
+        let _ = purpose;
+        let (purpose, _) = self.waiting.remove(&conn).expect("looked up above");
+        self.out.push_back(RelayAction::Close(conn));
+        self.fail(purpose, why);
+    }
+
+    fn start(&mut self, conn: ConnId, purpose: Purpose, peer: PeerId) {
+        match purpose {
+            Purpose::Open {
+                name,
+                addr,
+                target,
+                inner,
+            } => {
+                if peer != target {
+                    // The handshake would refuse it anyway; a relay that says so is broken.
+                    self.out.push_back(RelayAction::Close(conn));
+                    let why = format!(
+                        "the relay joined us to {}, not {}",
+                        peer.short(),
+                        target.short()
+                    );
+                    return self.fail(
+                        Purpose::Open {
+                            name,
+                            addr,
+                            target,
+                            inner,
+                        },
+                        why,
+                    );
+                }
+                self.inner.insert(inner, name);
+                self.relayed.insert(conn);
+                let expected = Some(target);
+                let role = RestartAs::Initiator {
+                    tag: inner,
+                    expected,
+                };
+                self.out.push_back(RelayAction::Restart(conn, role));
+            }
+            Purpose::Join { .. } => {
+                self.relayed.insert(conn);
+                self.out
+                    .push_back(RelayAction::Restart(conn, RestartAs::Responder));
+            }
+        }
+    }
+
+    /// A relayed dial's handshake ended (`handle_connected` or `handle_connect_failed` with
+    /// this tag): whether the tag was one (then the dial is not to go through the relay
+    /// again).
+    pub fn inner_done(&mut self, tag: ConnectTag) -> bool {
+        self.inner.remove(&tag).is_some()
+    }
+
+    /// `conn` closed (a waiting one, or a relayed link).
+    pub fn closed(&mut self, conn: ConnId, why: &str) {
+        self.relayed.remove(&conn);
+        if let Some((purpose, _)) = self.waiting.remove(&conn) {
+            self.fail(purpose, format!("the relay closed the connection: {why}"));
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let late: Vec<ConnId> = (self.waiting.iter())
+            .filter(|(_, (_, deadline))| *deadline <= now)
+            .map(|(c, _)| *c)
+            .collect();
+        for conn in late {
+            if let Some((purpose, _)) = self.waiting.remove(&conn) {
+                self.out.push_back(RelayAction::Close(conn));
+                let secs = START_TIMEOUT.as_secs();
+                self.fail(
+                    purpose,
+                    format!("the relay did not start the session within {secs}s"),
+                );
+            }
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.waiting.values().map(|(_, d)| *d).min()
+    }
+}
+
+/// The words for a relay's `Error`.
+fn relay_refusal(code: ErrorCode, message: &str) -> String {
+    let message = crate::names::printable(message);
+    match code {
+        ErrorCode::NoSuchPeer => format!("the relay does not know that peer ({message})"),
+        ErrorCode::RelayTimeout => format!("the peer did not answer through the relay ({message})"),
+        ErrorCode::Busy => format!("the relay is at its limit ({message})"),
+        _ => format!("the relay refused: {message}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u8) -> PeerId {
+        PeerId::from_public_key([n; 32])
+    }
+
+    fn addr() -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, 2], 4000))
+    }
+
+    fn open(inner: u64) -> Purpose {
+        Purpose::Open {
+            name: "Bob".into(),
+            addr: addr(),
+            target: key(2),
+            inner: ConnectTag(inner),
+        }
+    }
+
+    fn drain(c: &mut RelayClient) -> Vec<RelayAction> {
+        std::iter::from_fn(|| c.poll_action()).collect()
+    }
+
+    #[test]
+    fn an_opened_session_restarts_as_initiator_expecting_the_target() {
+        let (t0, conn) = (Instant::now(), ConnId::fake(3));
+        let mut c = RelayClient::default();
+        c.dialing(ConnectTag(1), open(2));
+        assert!(c.reaching("Bob") && !c.reaching("Carol"));
+        c.connected(ConnectTag(1), conn, t0);
+        let ask = Message::RelayOpen {
+            req: 1,
+            peer: key(2),
+        };
+        assert_eq!(drain(&mut c), [RelayAction::Ask(conn, ask)]);
+        c.message(
+            conn,
+            Message::Hello {
+                version: 3,
+                name: String::new(),
+                listen_port: None,
+                agent: "p2p-tracker/x".into(),
+            },
+        );
+        assert!(drain(&mut c).is_empty(), "the relay's Hello asks nothing");
+        c.message(
+            conn,
+            Message::RelayStart {
+                session: 5,
+                peer: key(2),
+            },
+        );
+        let role = RestartAs::Initiator {
+            tag: ConnectTag(2),
+            expected: Some(key(2)),
+        };
+        assert_eq!(drain(&mut c), [RelayAction::Restart(conn, role)]);
+        assert!(c.is_relayed(conn) && !c.is_waiting(conn));
+        assert!(c.reaching("Bob"), "until the relayed handshake ends");
+        assert!(c.inner_done(ConnectTag(2)));
+        assert!(!c.inner_done(ConnectTag(2)) && !c.reaching("Bob"));
+        c.closed(conn, "gone");
+        assert!(!c.is_relayed(conn));
+    }
+
+    #[test]
+    fn a_joined_session_restarts_as_responder() {
+        let (t0, conn) = (Instant::now(), ConnId::fake(4));
+        let mut c = RelayClient::default();
+        c.dialing(
+            ConnectTag(7),
+            Purpose::Join {
+                session: 9,
+                from: key(1),
+            },
+        );
+        c.connected(ConnectTag(7), conn, t0);
+        assert_eq!(
+            drain(&mut c),
+            [RelayAction::Ask(conn, Message::RelayJoin { session: 9 })]
+        );
+        c.message(
+            conn,
+            Message::RelayStart {
+                session: 9,
+                peer: key(1),
+            },
+        );
+        assert_eq!(
+            drain(&mut c),
+            [RelayAction::Restart(conn, RestartAs::Responder)]
+        );
+    }
+
+    /// Every way an opened session can fail ends in one `Failed` for the name, and the
+    /// connection to the relay closed.
+    #[test]
+    fn refusals_timeouts_closes_and_a_wrong_peer_fail_the_dial_once() {
+        let t0 = Instant::now();
+        let failed = |inner: u64, why: &str| RelayAction::Failed {
+            name: "Bob".into(),
+            addr: addr(),
+            inner: ConnectTag(inner),
+            why: why.into(),
+        };
+        let mut c = RelayClient::default();
+        c.dialing(ConnectTag(1), open(2));
+        c.connect_failed(ConnectTag(1), "refused");
+        assert_eq!(
+            drain(&mut c),
+            [failed(2, "cannot reach the relay: refused")]
+        );
+
+        let conn = ConnId::fake(1);
+        c.dialing(ConnectTag(3), open(4));
+        c.connected(ConnectTag(3), conn, t0);
+        drain(&mut c);
+        c.message(
+            conn,
+            Message::Error {
+                req: Some(1),
+                code: ErrorCode::NoSuchPeer,
+                message: "no".into(),
+            },
+        );
+        let out = drain(&mut c);
+        assert_eq!(out[0], RelayAction::Close(conn));
+        assert!(
+            matches!(&out[1], RelayAction::Failed { why, .. } if why.contains("does not know"))
+        );
+        assert_eq!(out.len(), 2);
+
+        let conn = ConnId::fake(2);
+        c.dialing(ConnectTag(5), open(6));
+        c.connected(ConnectTag(5), conn, t0);
+        drain(&mut c);
+        assert_eq!(c.poll_timeout(), Some(t0 + START_TIMEOUT));
+        c.handle_timeout(t0 + START_TIMEOUT - Duration::from_millis(1));
+        assert!(drain(&mut c).is_empty());
+        c.handle_timeout(t0 + START_TIMEOUT);
+        let out = drain(&mut c);
+        assert_eq!(out[0], RelayAction::Close(conn));
+        assert_eq!(out.len(), 2);
+
+        let conn = ConnId::fake(3);
+        c.dialing(ConnectTag(7), open(8));
+        c.connected(ConnectTag(7), conn, t0);
+        drain(&mut c);
+        c.message(
+            conn,
+            Message::RelayStart {
+                session: 1,
+                peer: key(9),
+            },
+        );
+        let out = drain(&mut c);
+        assert_eq!(out[0], RelayAction::Close(conn));
+        assert!(!c.is_relayed(conn), "never restarted towards the wrong key");
+
+        let conn = ConnId::fake(4);
+        c.dialing(ConnectTag(9), open(10));
+        c.connected(ConnectTag(9), conn, t0);
+        drain(&mut c);
+        c.closed(conn, "reset");
+        assert_eq!(
+            drain(&mut c),
+            [failed(10, "the relay closed the connection: reset")]
+        );
+        assert_eq!(c.poll_timeout(), None);
+    }
+}
