@@ -263,12 +263,18 @@ fn a_download_larger_than_the_free_space_is_refused_before_writing() {
     let content = pseudo_random(3 * MIB, 6);
     let tracker = Tracker::start();
     let _alice = Peer::serve("Alice", tracker.addr, &[("big.bin", &content)]);
+    refused_for_room("big.bin", tracker.addr);
+}
+
+/// Bob's `get Alice WHAT` with 1 MB free: refused before anything is written. Returns Bob's
+/// folders and the batch's output.
+fn refused_for_room(what: &str, tracker: std::net::SocketAddr) -> (PeerDirs, BatchOutput) {
     let bob = PeerDirs::new();
     let out = batch_with_faults(
         "Bob",
-        tracker.addr,
+        tracker,
         &bob,
-        "wait-peer Alice 10\nget Alice big.bin\n",
+        &format!("wait-peer Alice 10\nget Alice {what}\n"),
         &[("P2P_FAULT_FREE_BYTES", "1000000")],
     );
     out.assert_failure();
@@ -278,6 +284,7 @@ fn a_download_larger_than_the_free_space_is_refused_before_writing() {
         "something was written: {:?}\n{out}",
         bob.downloads_listing()
     );
+    (bob, out)
 }
 
 /// A folder is refused as a whole before any of its files is fetched, even when each of its
@@ -295,21 +302,7 @@ fn a_folder_larger_than_the_free_space_is_refused_before_writing() {
         .unwrap();
     }
     let _alice = Peer::serve_in("Alice", tracker.addr, alice, &[]);
-    let bob = PeerDirs::new();
-    let out = batch_with_faults(
-        "Bob",
-        tracker.addr,
-        &bob,
-        "wait-peer Alice 10\nget Alice Album\n",
-        &[("P2P_FAULT_FREE_BYTES", "1000000")],
-    );
-    out.assert_failure();
-    assert!(out.error_text().contains("not enough space"), "{out}");
-    assert!(
-        bob.downloads_listing().is_empty(),
-        "something was written: {:?}\n{out}",
-        bob.downloads_listing()
-    );
+    let (bob, out) = refused_for_room("Album", tracker.addr);
     let verified = bob.downloads.join(".p2p/tree-files");
     let fetched = fs::read_dir(&verified).map_or(0, |d| d.count());
     assert_eq!(fetched, 0, "{fetched} contents were fetched first\n{out}");

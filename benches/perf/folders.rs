@@ -92,16 +92,7 @@ impl Bench<'_> {
         let batch = self.path(&format!("batch-{tag}.txt"));
         let script = format!("wait-peer {from} 30\nget {from} {folder}\n");
         std::fs::write(&batch, script).map_err(io_err("batch file"))?;
-        let mut cmd = Place::Host.p2p();
-        cmd.args(["peer", "--name", "receiver", "--listen", "127.0.0.1:0"])
-            .arg("--tracker")
-            .arg(tracker.to_string())
-            .arg("--shared")
-            .arg(self.path("empty"))
-            .arg("--downloads")
-            .arg(&downloads)
-            .arg("--batch")
-            .arg(&batch);
+        let mut cmd = self.receiver_command(Place::Host, tracker, &downloads, &batch);
         let mut r = Proc::spawn("receiver", &mut cmd)?;
         r.wait_line("'... is known'", Duration::from_secs(60), |l| {
             l.ends_with(" is known")

@@ -511,6 +511,27 @@ impl Bench<'_> {
         Ok(())
     }
 
+    /// The receiving peer "receiver", sharing nothing, running `batch` into `downloads`.
+    fn receiver_command(
+        &self,
+        place: Place,
+        tracker: SocketAddr,
+        downloads: &Path,
+        batch: &Path,
+    ) -> Command {
+        let mut cmd = place.p2p();
+        cmd.args(["peer", "--name", "receiver", "--listen", "127.0.0.1:0"])
+            .arg("--tracker")
+            .arg(tracker.to_string())
+            .arg("--shared")
+            .arg(self.path("empty"))
+            .arg("--downloads")
+            .arg(downloads)
+            .arg("--batch")
+            .arg(batch);
+        cmd
+    }
+
     /// Runs a receiving peer in batch mode that fetches `file` from `from`; returns the summary
     /// line's MB/s and how the receiver ended (peak RSS).
     fn download(
@@ -547,18 +568,9 @@ impl Bench<'_> {
             _ => script.push_str(&format!("get {file}\n")),
         }
         std::fs::write(&batch, script).map_err(io_err("batch file"))?;
-        let mut cmd = place.p2p();
-        cmd.args(["peer", "--name", "receiver", "--listen", "127.0.0.1:0"])
-            .arg("--tracker")
-            .arg(tracker.to_string())
-            .arg("--shared")
-            .arg(self.path("empty"))
-            .arg("--downloads")
-            .arg(&downloads)
-            .arg("--batch")
-            .arg(&batch)
-            // Serve after the batch, so its peak RSS and CPU time can be read before it exits.
-            .arg("--serve");
+        let mut cmd = self.receiver_command(place, tracker, &downloads, &batch);
+        // Serve after the batch, so its peak RSS and CPU time can be read before it exits.
+        cmd.arg("--serve");
         let mut r = Proc::spawn("receiver", &mut cmd)?;
         let timeout = Duration::from_secs(60 + size / MIB);
         let line = r.wait_line("saved ...", timeout, |l| l.starts_with("saved "))?;
