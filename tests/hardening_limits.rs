@@ -460,3 +460,112 @@ fn registrations_beyond_the_per_ip_cap_are_busy_and_retried() {
         l.starts_with("registered with tracker")
     });
 }
+
+/// A node that answers the first frame of a connection with `ANSWERS` small frames and then
+/// closes it, all in the one event: the reactor holds small frames back to write them together
+/// (`COALESCE_BELOW` in `reactor/event_loop.rs`), and a close must still send every one of
+/// them, in order, before the socket goes.
+struct AnswerThenClose {
+    actions: std::collections::VecDeque<p2p::reactor::Action>,
+}
+
+const ANSWERS: u64 = 50;
+
+impl p2p::reactor::Driver for AnswerThenClose {
+    fn handle_accepted(
+        &mut self,
+        _: p2p::reactor::ConnId,
+        _: std::net::SocketAddr,
+        _: p2p::identity::PeerId,
+        _: Instant,
+    ) {
+    }
+    fn handle_connected(
+        &mut self,
+        _: p2p::reactor::ConnId,
+        _: p2p::reactor::ConnectTag,
+        _: std::net::SocketAddr,
+        _: p2p::identity::PeerId,
+        _: Instant,
+    ) {
+    }
+    fn handle_connect_failed(
+        &mut self,
+        _: p2p::reactor::ConnectTag,
+        _: std::io::Error,
+        _: Instant,
+    ) {
+    }
+    fn handle_frame(&mut self, conn: p2p::reactor::ConnId, _: &[u8], _: Instant) {
+        use p2p::reactor::Action;
+        for req in 0..ANSWERS {
+            let frame = p2p::wire::encode_message(&Message::ListFiles { req });
+            self.actions.push_back(Action::Send(conn, frame));
+        }
+        self.actions.push_back(Action::Close(conn));
+    }
+    fn handle_closed(&mut self, _: p2p::reactor::ConnId, _: p2p::reactor::CloseReason, _: Instant) {
+    }
+    fn handle_control(&mut self, ctl: p2p::reactor::Control, _: Instant) {
+        if matches!(ctl, p2p::reactor::Control::Shutdown(_)) {
+            self.actions.push_back(p2p::reactor::Action::Exit(0));
+        }
+    }
+    fn handle_timeout(&mut self, _: Instant) {}
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+    fn poll_action(&mut self) -> Option<p2p::reactor::Action> {
+        self.actions.pop_front()
+    }
+}
+
+#[test]
+fn small_frames_held_back_for_one_write_all_leave_before_a_close() {
+    use p2p::reactor::{Control, Reactor, Signal};
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let node = thread::spawn(move || {
+        let identity = p2p::identity::Identity::generate().expect("a key");
+        let mut reactor = Reactor::new(std::sync::Arc::new(identity)).expect("a reactor");
+        let addr = reactor.listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        ready_tx.send((addr, reactor.control_sender())).unwrap();
+        let mut driver = AnswerThenClose {
+            actions: Default::default(),
+        };
+        reactor.run(&mut driver)
+    });
+    let (addr, control) = ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the reactor started");
+    let mut s = SecureStream::connect(addr).expect("connect");
+    s.get_ref()
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let asked = Instant::now();
+    send(&mut s, &Message::ListFiles { req: 999 }).unwrap();
+    for want in 0..ANSWERS {
+        match recv(&mut s) {
+            Ok(Message::ListFiles { req }) => assert_eq!(req, want, "out of order"),
+            other => panic!("answer {want} of {ANSWERS}: {other:?}"),
+        }
+    }
+    let end = recv(&mut s);
+    assert!(
+        matches!(&end, Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof),
+        "closed after the answers: {end:?}"
+    );
+    // At once, not at the end of the close's 5 s linger (what a close that left the held-back
+    // frames queued did: they went out only when the linger ran out).
+    let took = asked.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "answers and close took {took:?}"
+    );
+    assert!(control.send(Control::Shutdown(Signal::Terminate)));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !node.is_finished() {
+        assert!(Instant::now() < deadline, "the reactor did not stop");
+        thread::sleep(Duration::from_millis(10));
+    }
+    node.join().unwrap().expect("the reactor ran");
+}
