@@ -13,9 +13,8 @@ mod common;
 /// LAN announcements across a veth pair (was the binary `tests/lan_netns.rs`).
 mod lan_netns;
 
-use common::netns::{Link, run};
+use common::netns::{Link, in_ns, peer_in_ns, run};
 use common::*;
-use std::process::Command;
 use std::time::Duration;
 
 const A_IP: &str = "10.99.0.1";
@@ -82,13 +81,6 @@ fn make_link() -> Result<(Link, &'static str), String> {
     Ok((link, how))
 }
 
-/// `p2p ARGS` inside namespace `ns`.
-fn in_ns(ns: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", ns, bin()]).args(args);
-    cmd
-}
-
 #[test]
 fn a_download_over_a_lossy_slow_link_arrives_byte_identical() {
     let (link, how) = match make_link() {
@@ -100,7 +92,7 @@ fn a_download_over_a_lossy_slow_link_arrives_byte_identical() {
     };
     let (a, b) = (link.ns[0].as_str(), link.ns[1].as_str());
     let cwd = tempfile::tempdir().unwrap();
-    let mut cmd = in_ns(a, &["tracker", "--listen", &format!("{A_IP}:0")]);
+    let mut cmd = in_ns(a, bin(), &["tracker", "--listen", &format!("{A_IP}:0")]);
     cmd.current_dir(cwd.path());
     let mut tracker = Proc::spawn("tracker", cmd, None);
     let line = tracker.next_line("`tracker listening on ADDR`", STARTUP);
@@ -111,26 +103,14 @@ fn a_download_over_a_lossy_slow_link_arrives_byte_identical() {
 
     let content = pseudo_random(3 * 1024 * 1024 + 4321, 55);
     let alice_dirs = PeerDirs::with_files(&[("lossy.bin", &content)]);
-    let shared = alice_dirs.shared.to_str().unwrap().to_string();
-    let downloads = alice_dirs.downloads.to_str().unwrap().to_string();
-    let mut cmd = in_ns(
+    let listen = format!("{A_IP}:0");
+    let cmd = peer_in_ns(
         a,
-        &[
-            "peer",
-            "--name",
-            "Alice",
-            "--tracker",
-            &tracker_addr,
-            "--listen",
-            &format!("{A_IP}:0"),
-            "--shared",
-            &shared,
-            "--downloads",
-            &downloads,
-            "--serve",
-        ],
+        "Alice",
+        &tracker_addr,
+        &alice_dirs,
+        &["--listen", &listen, "--serve"],
     );
-    cmd.current_dir(alice_dirs.root());
     let mut alice = Proc::spawn("Alice", cmd, None);
     alice.wait_line("`registered with tracker`", STARTUP, |l| {
         l.starts_with("registered with tracker")
@@ -139,25 +119,15 @@ fn a_download_over_a_lossy_slow_link_arrives_byte_identical() {
     let bob = PeerDirs::new();
     let batch = bob.root().join("batch.txt");
     std::fs::write(&batch, "wait-peer Alice 30\nget Alice lossy.bin\n").unwrap();
-    let mut cmd = in_ns(
+    let listen = format!("{B_IP}:0");
+    let batch = batch.to_str().unwrap();
+    let cmd = peer_in_ns(
         b,
-        &[
-            "peer",
-            "--name",
-            "Bob",
-            "--tracker",
-            &tracker_addr,
-            "--listen",
-            &format!("{B_IP}:0"),
-            "--shared",
-            bob.shared.to_str().unwrap(),
-            "--downloads",
-            bob.downloads.to_str().unwrap(),
-            "--batch",
-            batch.to_str().unwrap(),
-        ],
+        "Bob",
+        &tracker_addr,
+        &bob,
+        &["--listen", &listen, "--batch", batch],
     );
-    cmd.current_dir(bob.root());
     let started = std::time::Instant::now();
     let mut bob_proc = Proc::spawn("Bob", cmd, None);
     let status = bob_proc.wait_exit(Duration::from_secs(180));

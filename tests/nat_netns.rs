@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::netns::run;
+use common::netns::{self, run};
 use common::*;
 use std::process::Command;
 use std::time::Duration;
@@ -120,27 +120,17 @@ fn make_nets() -> Result<Nets, String> {
 
 /// `PROGRAM ARGS` inside namespace `ns`, LAN discovery off.
 fn in_ns(ns: &str, program: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", ns, program])
-        .args(args)
-        .env("P2P_NO_LAN", "1");
+    let mut cmd = netns::in_ns(ns, program, args);
+    cmd.env("P2P_NO_LAN", "1");
     cmd
 }
 
-fn peer_args<'a>(name: &'a str, tracker: &'a str, dirs: &'a PeerDirs) -> Vec<&'a str> {
-    vec![
-        "peer",
-        "--name",
-        name,
-        "--tracker",
-        tracker,
-        "--listen",
-        "0.0.0.0:0",
-        "--shared",
-        dirs.shared.to_str().unwrap(),
-        "--downloads",
-        dirs.downloads.to_str().unwrap(),
-    ]
+/// A peer in namespace `ns` listening on every address, LAN discovery off.
+fn peer_in(ns: &str, name: &str, tracker: &str, dirs: &PeerDirs, extra: &[&str]) -> Command {
+    let extra = [&["--listen", "0.0.0.0:0"], extra].concat();
+    let mut cmd = netns::peer_in_ns(ns, name, tracker, dirs, &extra);
+    cmd.env("P2P_NO_LAN", "1");
+    cmd
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -197,10 +187,7 @@ fn a_relayed_transfer_between_two_nats_is_identical_and_the_relay_sees_no_plaint
     let text = "the eagle lands at noon";
     let alice_dirs = PeerDirs::with_files(&[(name, &content)]);
     let tracker1 = format!("10.77.1.1:{port}");
-    let mut args = peer_args("Alice", &tracker1, &alice_dirs);
-    args.push("--serve");
-    let mut cmd = in_ns(h1, bin(), &args);
-    cmd.current_dir(alice_dirs.root());
+    let cmd = peer_in(h1, "Alice", &tracker1, &alice_dirs, &["--serve"]);
     let mut alice = Proc::spawn("Alice", cmd, None);
     let (mut registered, mut sharing) = (false, false);
     while !(registered && sharing) {
@@ -219,10 +206,13 @@ fn a_relayed_transfer_between_two_nats_is_identical_and_the_relay_sees_no_plaint
     )
     .unwrap();
     let tracker2 = format!("10.77.2.1:{port}");
-    let mut args = peer_args("Bob", &tracker2, &bob);
-    args.extend(["--batch", batch.to_str().unwrap()]);
-    let mut cmd = in_ns(h2, bin(), &args);
-    cmd.current_dir(bob.root());
+    let cmd = peer_in(
+        h2,
+        "Bob",
+        &tracker2,
+        &bob,
+        &["--batch", batch.to_str().unwrap()],
+    );
     let mut proc = Proc::spawn("Bob", cmd, None);
     let status = proc.wait_exit(Duration::from_secs(90));
     let stdout = proc.collect_stdout(Duration::from_secs(5)).join("\n");

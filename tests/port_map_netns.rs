@@ -18,7 +18,7 @@
 
 mod common;
 
-use common::netns::run;
+use common::netns::{in_ns, peer_in_ns, run};
 use common::*;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -192,13 +192,6 @@ fn nat_pmp_server(router: String, public_dev: String) -> mpsc::Receiver<Result<V
     rx
 }
 
-/// `p2p ARGS` inside namespace `ns`.
-fn in_ns(ns: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", ns, bin()]).args(args);
-    cmd
-}
-
 #[test]
 fn a_peer_behind_nat_is_reached_through_the_port_it_mapped() {
     if unsafe { libc::geteuid() } != 0 {
@@ -222,6 +215,7 @@ fn a_peer_behind_nat_is_reached_through_the_port_it_mapped() {
     let cwd = tempfile::tempdir().unwrap();
     let mut cmd = in_ns(
         &nat.public,
+        bin(),
         &["tracker", "--listen", &format!("{PUBLIC_IP}:0")],
     );
     cmd.current_dir(cwd.path());
@@ -234,24 +228,10 @@ fn a_peer_behind_nat_is_reached_through_the_port_it_mapped() {
 
     let content = pseudo_random(2 * 1024 * 1024 + 777, 19);
     let alice_dirs = PeerDirs::with_files(&[("behind-nat.bin", &content)]);
-    let mut cmd = in_ns(
-        &nat.home,
-        &[
-            "peer",
-            "--name",
-            "Alice",
-            "--tracker",
-            &tracker_addr,
-            "--shared",
-            alice_dirs.shared.to_str().unwrap(),
-            "--downloads",
-            alice_dirs.downloads.to_str().unwrap(),
-            "--serve",
-        ],
-    );
+    let mut cmd = peer_in_ns(&nat.home, "Alice", &tracker_addr, &alice_dirs, &["--serve"]);
     // LAN traffic on, inside the home namespace only (nothing there but Alice): port mapping
     // is on by default, the gateway found from the namespace's routing table.
-    cmd.env("P2P_NO_LAN", "0").current_dir(alice_dirs.root());
+    cmd.env("P2P_NO_LAN", "0");
     let mut alice = Proc::spawn("Alice", cmd, None);
     let listen = expect_listening(&mut alice, "Alice");
     let external = listen.port().wrapping_add(1000);
@@ -283,25 +263,15 @@ fn a_peer_behind_nat_is_reached_through_the_port_it_mapped() {
         "wait-peer Alice 20\nget Alice behind-nat.bin\npeers\n",
     )
     .unwrap();
-    let mut cmd = in_ns(
+    let listen = format!("{PUBLIC_IP}:0");
+    let batch = batch.to_str().unwrap();
+    let cmd = peer_in_ns(
         &nat.public,
-        &[
-            "peer",
-            "--name",
-            "Bob",
-            "--tracker",
-            &tracker_addr,
-            "--listen",
-            &format!("{PUBLIC_IP}:0"),
-            "--shared",
-            bob.shared.to_str().unwrap(),
-            "--downloads",
-            bob.downloads.to_str().unwrap(),
-            "--batch",
-            batch.to_str().unwrap(),
-        ],
+        "Bob",
+        &tracker_addr,
+        &bob,
+        &["--listen", &listen, "--batch", batch],
     );
-    cmd.current_dir(bob.root());
     let mut bob_proc = Proc::spawn("Bob", cmd, None);
     let status = bob_proc.wait_exit(Duration::from_secs(90));
     let stdout = bob_proc.collect_stdout(Duration::from_secs(5));
@@ -341,23 +311,15 @@ fn a_peer_behind_nat_is_reached_through_the_port_it_mapped() {
     let carol = PeerDirs::new();
     let batch = carol.root().join("batch.txt");
     std::fs::write(&batch, "sleep 1\n").unwrap();
-    let mut cmd = in_ns(
+    let batch = batch.to_str().unwrap();
+    let mut cmd = peer_in_ns(
         &nat.home,
-        &[
-            "peer",
-            "--name",
-            "Carol",
-            "--tracker",
-            &tracker_addr,
-            "--shared",
-            carol.shared.to_str().unwrap(),
-            "--downloads",
-            carol.downloads.to_str().unwrap(),
-            "--batch",
-            batch.to_str().unwrap(),
-        ],
+        "Carol",
+        &tracker_addr,
+        &carol,
+        &["--batch", batch],
     );
-    cmd.env("P2P_NO_LAN", "1").current_dir(carol.root());
+    cmd.env("P2P_NO_LAN", "1");
     let mut carol_proc = Proc::spawn("Carol", cmd, None);
     assert!(carol_proc.wait_exit(Duration::from_secs(30)).success());
     let asked: Vec<Vec<u8>> = std::iter::from_fn(|| requests.try_recv().ok())

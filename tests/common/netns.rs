@@ -34,3 +34,34 @@ pub fn run(args: &[&str]) -> Result<(), String> {
         ))
     }
 }
+
+/// `PROGRAM ARGS` inside namespace `ns`.
+pub fn in_ns(ns: &str, program: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns, program]).args(args);
+    cmd
+}
+
+/// `p2p peer --name NAME --tracker TRACKER --shared .. --downloads .. EXTRA` inside namespace
+/// `ns`, run from the peer's folder: [`super::peer_command`] for a peer in a namespace, where
+/// the caller says what it listens on.
+pub fn peer_in_ns(
+    ns: &str,
+    name: &str,
+    tracker: &str,
+    dirs: &super::PeerDirs,
+    extra: &[&str],
+) -> Command {
+    let mut cmd = in_ns(
+        ns,
+        super::bin(),
+        &["peer", "--name", name, "--tracker", tracker],
+    );
+    cmd.arg("--shared")
+        .arg(&dirs.shared)
+        .arg("--downloads")
+        .arg(&dirs.downloads)
+        .args(extra)
+        .current_dir(dirs.root());
+    cmd
+}
