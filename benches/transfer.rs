@@ -8,10 +8,12 @@
 //!   --repeat N         transfer rounds; the best counts (default 3)
 //!   --sources N        row 2 downloads from 2..=N sources at once (default 3; 1 skips it)
 //!   --peers N,N        simulated tracker peers (default 1000,10000)
+//!   --sim-peers N,N    simulated peers of the in-process tracker rows (default 10000,100000)
 //!   --phase SECS       length of each tracker load phase (default 3)
 //!   --only PARTS       run only these parts (comma-separated): transfer (rows 1, 3 for the
 //!                      large file, 4), small (row 3 for the small file), hashing (row 4,
-//!                      first starts alone), delay (row 6), tracker (row 5), folders
+//!                      first starts alone), delay (row 6), tracker (row 5), scale (row 5's
+//!                      tracker state machine in process, no sockets), folders
 //!                      (rows 7 and 8: a folder of small files against rsync, a folder of
 //!                      big files against one file of their size)
 //!   --proxy            use the delay proxy even where netem works
@@ -68,6 +70,16 @@ fn config(args: &[String]) -> Result<perf::Config, String> {
                     })
                     .collect::<Result<_, _>>()?
             }
+            "--sim-peers" => {
+                cfg.sim_peers = value()?
+                    .split(',')
+                    .map(|n| {
+                        n.trim()
+                            .parse()
+                            .map_err(|_| format!("bad peer count '{n}'"))
+                    })
+                    .collect::<Result<_, _>>()?
+            }
             "--phase" => {
                 let secs: f64 = value()?.parse().map_err(|_| "bad --phase")?;
                 cfg.load_phase = Duration::from_secs_f64(secs);
@@ -76,7 +88,7 @@ fn config(args: &[String]) -> Result<perf::Config, String> {
                 let wanted: Vec<&str> = value()?.split(',').map(str::trim).collect();
                 for w in &wanted {
                     if ![
-                        "transfer", "small", "hashing", "delay", "tracker", "folders",
+                        "transfer", "small", "hashing", "delay", "tracker", "scale", "folders",
                     ]
                     .contains(w)
                     {
@@ -89,6 +101,7 @@ fn config(args: &[String]) -> Result<perf::Config, String> {
                     hashing: wanted.contains(&"hashing"),
                     delay: wanted.contains(&"delay"),
                     tracker: wanted.contains(&"tracker"),
+                    scale: wanted.contains(&"scale"),
                     folders: wanted.contains(&"folders"),
                 };
             }

@@ -8,8 +8,10 @@
 //! 3. peak RSS of sender and receiver for a 64 MiB and a 1 GiB file;
 //! 4. start-up with 1 GiB shared: first start (hashing) and restart with the hash cache; and
 //!    first-start hashing alone, several rounds interleaved with single-core SHA-256;
-//! 5. the tracker under load from [`loadgen`] with 1,000 and 10,000 simulated peers;
-//! 6. a 64 MiB download over a link with 50 ms round trip (netem, or a delay proxy);
+//! 5. the tracker under load from [`loadgen`] with 1,000 and 10,000 simulated peers, and its
+//!    state machine alone in process with 10,000 and 100,000 ([`tracker_scale`]);
+//! 6. a 64 MiB download over a link with 50 ms round trip (netem, or a delay proxy), against
+//!    `curl -o` from a loopback nginx over the same link ([`nginx`]);
 //! 7. `get PEER FOLDER` of 10,000 files of 4 KiB against `rsync -a` from a loopback daemon;
 //! 8. a folder of four 256 MiB files against one 1 GiB file ([`folders`]).
 //!
@@ -19,10 +21,12 @@
 pub mod delay;
 pub mod folders;
 pub mod loadgen;
+pub mod nginx;
 pub mod procs;
 pub mod reference;
 pub mod rsync;
 pub mod scp;
+pub mod tracker_scale;
 
 use p2p::wire::{FrameDecoder, Message, PROTOCOL_VERSION, decode_message, encode_message};
 use procs::{Ended, Proc};
@@ -60,6 +64,8 @@ pub struct Config {
     pub max_sources: usize,
     /// Simulated peer counts for the tracker rows.
     pub tracker_peers: Vec<usize>,
+    /// Simulated peer counts for the in-process tracker rows (no sockets).
+    pub sim_peers: Vec<usize>,
     /// Length of each tracker load phase (register, list).
     pub load_phase: Duration,
     /// Requests kept in flight by the load generator.
@@ -90,6 +96,7 @@ impl Config {
             repeat: 3,
             max_sources: 3,
             tracker_peers: vec![1_000, 10_000],
+            sim_peers: vec![10_000, 100_000],
             load_phase: Duration::from_secs(3),
             load_concurrency: 32,
             delay_rtt: Duration::from_millis(50),
@@ -112,6 +119,7 @@ impl Config {
             repeat: 1,
             max_sources: 2,
             tracker_peers: vec![200],
+            sim_peers: vec![2_000],
             load_phase: Duration::from_millis(300),
             load_concurrency: 16,
             delay_rtt: Duration::from_millis(20),
@@ -183,14 +191,22 @@ pub struct TrackerRow {
     pub tracker_rss_kib: u64,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct DelayRow {
     pub size: u64,
     pub rtt: Duration,
     /// How the delay was made, and why that way.
     pub method: String,
+    /// The summary line's time (first chunk request to last chunk written), best of the
+    /// rounds, without and with the delay.
     pub no_delay_secs: f64,
     pub delayed_secs: f64,
+    /// From the `get` command to its `saved ...` line (the file complete), every round:
+    /// `[without delay, with delay]`.
+    pub command_secs: [Vec<f64>; 2],
+    /// `curl -o` from a loopback nginx over the same link, spawn to exit, every round
+    /// (alternated with ours), `[without delay, with delay]`; or why it was not measured.
+    pub curl: Result<[Vec<f64>; 2], String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -200,6 +216,8 @@ pub struct Results {
     pub startup: Option<Startup>,
     pub hashing: Option<Hashing>,
     pub tracker: Vec<TrackerRow>,
+    /// The tracker's state machine in process ([`tracker_scale`]).
+    pub scale: Vec<tracker_scale::ScaleRow>,
     pub delay: Option<DelayRow>,
     pub folders: Option<folders::FolderRows>,
     pub notes: Vec<String>,
@@ -378,9 +396,14 @@ enum Place<'n> {
 
 impl Place<'_> {
     fn p2p(&self) -> Command {
+        self.command(Path::new(BIN))
+    }
+
+    /// A command running `program` here.
+    fn command(&self, program: &Path) -> Command {
         match self {
-            Place::Host => Command::new(BIN),
-            Place::Netns(ns) => ns.command(BIN),
+            Place::Host => Command::new(program),
+            Place::Netns(ns) => ns.command(&program.to_string_lossy()),
         }
     }
 }
@@ -557,6 +580,21 @@ impl Bench<'_> {
         size: u64,
         tag: &str,
     ) -> Result<(f64, Ended), String> {
+        self.download_timed(place, tracker, from, file, size, tag)
+            .map(|d| (d.mbps, d.ended))
+    }
+
+    /// [`Self::download_from`], also timing the `get` from the command (the batch's last
+    /// `wait-peer` answer, printed just before `get` runs) to its `saved ...` line.
+    fn download_timed(
+        &self,
+        place: Place,
+        tracker: SocketAddr,
+        from: &[&str],
+        file: &str,
+        size: u64,
+        tag: &str,
+    ) -> Result<Downloaded, String> {
         let downloads = self.path(&format!("dl-{tag}"));
         let _ = std::fs::remove_dir_all(&downloads);
         std::fs::create_dir_all(&downloads).map_err(io_err("downloads folder"))?;
@@ -572,8 +610,15 @@ impl Bench<'_> {
         // Serve after the batch, so its peak RSS and CPU time can be read before it exits.
         cmd.arg("--serve");
         let mut r = Proc::spawn("receiver", &mut cmd)?;
+        for _ in from {
+            r.wait_line("'... is known'", Duration::from_secs(60), |l| {
+                l.ends_with(" is known")
+            })?;
+        }
+        let asked = Instant::now();
         let timeout = Duration::from_secs(60 + size / MIB);
         let line = r.wait_line("saved ...", timeout, |l| l.starts_with("saved "))?;
+        let command_secs = asked.elapsed().as_secs_f64();
         r.wait_line("batch finished", Duration::from_secs(60), |l| {
             l.contains("batch finished")
         })?;
@@ -587,8 +632,21 @@ impl Bench<'_> {
             return Err(format!("downloaded {got} bytes of {file}, expected {size}"));
         }
         let _ = std::fs::remove_dir_all(&downloads);
-        Ok((rate, ended))
+        Ok(Downloaded {
+            mbps: rate,
+            ended,
+            command_secs,
+        })
     }
+}
+
+/// One download by [`Bench::download_timed`].
+struct Downloaded {
+    /// The rate of its `saved ...` line (first chunk request to last chunk written), MB/s.
+    mbps: f64,
+    ended: Ended,
+    /// From the `get` command to its `saved ...` line (the file complete), seconds.
+    command_secs: f64,
 }
 
 struct PeerStart {
@@ -615,6 +673,8 @@ pub struct Parts {
     pub delay: bool,
     /// Row 5.
     pub tracker: bool,
+    /// Row 5, in process: the tracker's state machine with many simulated peers.
+    pub scale: bool,
     /// Rows 7 and 8.
     pub folders: bool,
 }
@@ -627,12 +687,23 @@ impl Default for Parts {
             hashing: true,
             delay: true,
             tracker: true,
+            scale: true,
             folders: true,
         }
     }
 }
 
 pub fn run(cfg: &Config) -> Result<Results, String> {
+    let mut results = Results::default();
+    // First, while this process has allocated little: its resident set is the measurement.
+    if cfg.parts.scale {
+        for &n in &cfg.sim_peers {
+            say(cfg, &format!("tracker in process: {n} simulated peers"));
+            results
+                .scale
+                .push(tracker_scale::run(n, cfg.load_phase)?);
+        }
+    }
     let base = cfg.dir.clone().unwrap_or_else(std::env::temp_dir);
     std::fs::create_dir_all(&base).map_err(io_err("benchmark folder"))?;
     let dir = tempfile::Builder::new()
@@ -640,7 +711,6 @@ pub fn run(cfg: &Config) -> Result<Results, String> {
         .tempdir_in(&base)
         .map_err(io_err("benchmark folder"))?;
     let b = Bench { cfg, dir };
-    let mut results = Results::default();
     for d in ["big", "small", "empty"] {
         std::fs::create_dir_all(b.path(d)).map_err(io_err("benchmark folder"))?;
     }
@@ -902,7 +972,9 @@ fn small_rss_row(b: &Bench) -> Result<Rss, String> {
     })
 }
 
-/// Row 6: the small file with and without the delay, through the same path both times.
+/// Row 6: the small file with and without the delay, through the same path both times, and
+/// in the same rounds `curl -o` of the same file from a loopback nginx over the same delay
+/// ([`nginx`]), alternated with ours.
 fn delayed_download(b: &Bench) -> Result<DelayRow, String> {
     let cfg = b.cfg;
     let one_way = cfg.delay_rtt / 2;
@@ -913,15 +985,23 @@ fn delayed_download(b: &Bench) -> Result<DelayRow, String> {
     let mut row = DelayRow {
         size: cfg.small,
         rtt: cfg.delay_rtt,
-        ..DelayRow::default()
+        method: String::new(),
+        no_delay_secs: 0.0,
+        delayed_secs: 0.0,
+        command_secs: [Vec::new(), Vec::new()],
+        curl: match nginx::unavailable() {
+            Some(why) => Err(why),
+            None => Ok([Vec::new(), Vec::new()]),
+        },
     };
+    let rounds = cfg.repeat.max(1);
+    let mut summary_secs = [f64::MAX; 2];
     match netem {
         Ok(()) => {
             row.method = format!(
                 "netem delay {} ms on lo in a network namespace",
                 one_way.as_millis()
             );
-            let mut secs = [0.0; 2];
             for (i, d) in [Duration::ZERO, one_way].into_iter().enumerate() {
                 say(
                     cfg,
@@ -933,13 +1013,20 @@ fn delayed_download(b: &Bench) -> Result<DelayRow, String> {
                 let mut s = b
                     .start_peer(place, "far", taddr, "small", true, false)?
                     .proc;
-                let (rate, _) = b.download(place, taddr, "far", "small.bin", cfg.small, "delay")?;
-                secs[i] = cfg.small as f64 / rate / 1e6;
+                let server = b.start_nginx(&mut row.curl, &format!("nginx-{i}"), place);
+                for _ in 0..rounds {
+                    let got =
+                        b.download_timed(place, taddr, &["far"], "small.bin", cfg.small, "delay")?;
+                    summary_secs[i] = summary_secs[i].min(cfg.small as f64 / got.mbps / 1e6);
+                    row.command_secs[i].push(got.command_secs);
+                    if let Some(server) = &server {
+                        b.curl_round(&mut row.curl, i, server.addr, place);
+                    }
+                }
+                drop(server);
                 s.terminate();
                 t.terminate();
             }
-            row.no_delay_secs = secs[0];
-            row.delayed_secs = secs[1];
         }
         Err(why) => {
             row.method = format!(
@@ -952,32 +1039,104 @@ fn delayed_download(b: &Bench) -> Result<DelayRow, String> {
             let nowhere: SocketAddr = "127.0.0.1:1".parse().expect("valid address");
             let far = b.start_peer(Place::Host, "far", nowhere, "small", false, false)?;
             let (mut s, saddr) = (far.proc, far.addr);
-            let mut secs = [0.0; 2];
+            let server = b.start_nginx(&mut row.curl, "nginx", Place::Host);
             for (i, d) in [Duration::ZERO, one_way].into_iter().enumerate() {
                 say(
                     cfg,
                     &format!("delayed link: proxy, one-way {} ms", d.as_millis()),
                 );
                 let proxy = delay::DelayProxy::start(saddr, d).map_err(io_err("delay proxy"))?;
+                let web_proxy = match &server {
+                    Some(server) => Some(
+                        delay::DelayProxy::start(server.addr, d)
+                            .map_err(io_err("delay proxy for nginx"))?,
+                    ),
+                    None => None,
+                };
                 let key = b.path("key-far.key");
                 let alias = register_alias(taddr, "far", proxy.addr.port(), &key)
                     .map_err(io_err("registering the proxy"))?;
-                let (rate, _) =
-                    b.download(Place::Host, taddr, "far", "small.bin", cfg.small, "delay")?;
-                secs[i] = cfg.small as f64 / rate / 1e6;
+                for _ in 0..rounds {
+                    let got = b.download_timed(
+                        Place::Host,
+                        taddr,
+                        &["far"],
+                        "small.bin",
+                        cfg.small,
+                        "delay",
+                    )?;
+                    summary_secs[i] = summary_secs[i].min(cfg.small as f64 / got.mbps / 1e6);
+                    row.command_secs[i].push(got.command_secs);
+                    if let Some(web) = &web_proxy {
+                        b.curl_round(&mut row.curl, i, web.addr, Place::Host);
+                    }
+                }
                 drop(alias);
                 drop(proxy);
+                drop(web_proxy);
                 // The tracker forgets the alias when its connection closes; wait for that
                 // before the next registration of the same name.
                 std::thread::sleep(Duration::from_millis(200));
             }
-            row.no_delay_secs = secs[0];
-            row.delayed_secs = secs[1];
+            drop(server);
             s.terminate();
             t.terminate();
         }
     }
+    row.no_delay_secs = summary_secs[0];
+    row.delayed_secs = summary_secs[1];
     Ok(row)
+}
+
+impl Bench<'_> {
+    /// nginx serving the small file's folder, unless the comparison is already off (`curl`
+    /// holds why); a failure to start turns it off with the reason.
+    fn start_nginx(
+        &self,
+        curl: &mut Result<[Vec<f64>; 2], String>,
+        tag: &str,
+        place: Place,
+    ) -> Option<nginx::Nginx> {
+        curl.as_ref().ok()?;
+        match nginx::Nginx::start(&self.path("small"), &self.path(tag), |p| place.command(p)) {
+            Ok(server) => Some(server),
+            Err(why) => {
+                *curl = Err(why);
+                None
+            }
+        }
+    }
+
+    /// One `curl -o` of the small file from `addr` (nginx or the delay proxy in front of
+    /// it) into `curl[i]`; a failure turns the comparison off with the reason (no figure).
+    fn curl_round(
+        &self,
+        curl: &mut Result<[Vec<f64>; 2], String>,
+        i: usize,
+        addr: SocketAddr,
+        place: Place,
+    ) {
+        let Ok(times) = curl.as_mut() else { return };
+        let url = format!("http://{addr}/small.bin");
+        match nginx::curl_get(&url, &self.path("curl.out"), self.cfg.small, |p| {
+            place.command(p)
+        }) {
+            Ok(secs) => times[i].push(secs),
+            Err(why) => *curl = Err(why),
+        }
+    }
+}
+
+/// The least of some times (0 if there are none).
+fn best_secs(all: &[f64]) -> f64 {
+    all.iter().copied().reduce(f64::min).unwrap_or(0.0)
+}
+
+fn list_secs(all: &[f64]) -> String {
+    all.iter()
+        .map(|s| format!("{s:.2}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn gib(bytes: u64) -> f64 {
@@ -1167,18 +1326,83 @@ impl Results {
                 thousands(l.heartbeats as f64)
             );
         }
+        for r in &self.scale {
+            let n = thousands(r.peers as f64);
+            let per_peer = |kib: u64| kib as f64 * 1024.0 / r.peers.max(1) as f64;
+            let heap = r.registered.heap_kib.saturating_sub(r.before.heap_kib);
+            let _ = writeln!(
+                out,
+                "| 5 | tracker state machine in process (no sockets), {n} simulated peers: \
+                 RSS growth | **{}** once all registered ({:.0} bytes a peer), {} after the \
+                 load phases | heap in use +{} (accepted +{}, Hello +{}, registered +{}); \
+                 process peak {} | < 500 MiB at 100,000 |",
+                mib(r.rss_growth_kib()),
+                per_peer(r.rss_growth_kib()),
+                mib(r.rss_growth_after_load_kib()),
+                mib(heap),
+                mib(r.accepted.heap_kib.saturating_sub(r.before.heap_kib)),
+                mib(r.hello.heap_kib.saturating_sub(r.accepted.heap_kib)),
+                mib(r.registered.heap_kib.saturating_sub(r.hello.heap_kib)),
+                mib(r.peak_kib),
+            );
+            let _ = writeln!(
+                out,
+                "| 5 | tracker state machine in process, {n} simulated peers: requests | \
+                 register **{} req/s**, list **{} req/s** (in process, one thread) | set-up \
+                 (accept + Hello + Register) {} peers/s; each list answer holds {} peers; not \
+                 the socket figures above | |",
+                thousands(r.register.per_sec),
+                thousands(r.list.per_sec),
+                thousands(r.setup.per_sec),
+                r.listed,
+            );
+        }
         if let Some(d) = &self.delay {
             let _ = writeln!(
                 out,
-                "| 6 | {} download over a {} ms round trip | **{:.2} s** | {:.2} s without delay: \
-             **{:.1}×**; {} | ≤ 2× |",
+                "| 6 | {} download over a {} ms round trip (summary line, best of {}) | \
+                 **{:.2} s** | {:.2} s without delay: **{:.1}×**; {} | ≤ 2× |",
                 size(d.size),
                 d.rtt.as_millis(),
+                d.command_secs[1].len(),
                 d.delayed_secs,
                 d.no_delay_secs,
                 ratio(d.delayed_secs, d.no_delay_secs),
                 d.method
             );
+            let ours = best_secs(&d.command_secs[1]);
+            let ours_no_delay = best_secs(&d.command_secs[0]);
+            let what = format!(
+                "| 6 | {} over a {} ms round trip, `get` command to file saved (best of {}: {}) \
+                 | **{ours:.2} s** ({ours_no_delay:.2} s without delay)",
+                size(d.size),
+                d.rtt.as_millis(),
+                d.command_secs[1].len(),
+                list_secs(&d.command_secs[1]),
+            );
+            match &d.curl {
+                Ok(curl) => {
+                    let web = best_secs(&curl[1]);
+                    let _ = writeln!(
+                        out,
+                        "{what} | **{:.2}×** `curl -o` from a loopback nginx over the same link \
+                         ({web:.2} s, best of {}: {}; {:.2} s without delay: p2p {:.2}× there) \
+                         · summary-line time {:.2}× curl | ≤ 1.1× curl←nginx |",
+                        ratio(ours, web),
+                        curl[1].len(),
+                        list_secs(&curl[1]),
+                        best_secs(&curl[0]),
+                        ratio(ours_no_delay, best_secs(&curl[0])),
+                        ratio(d.delayed_secs, web),
+                    );
+                }
+                Err(why) => {
+                    let _ = writeln!(
+                        out,
+                        "{what} | curl←nginx not measured: {why} | ≤ 1.1× curl←nginx |"
+                    );
+                }
+            }
         }
         if let Some(f) = &self.folders {
             folders::rows_table(f, &mut out);
@@ -1247,9 +1471,52 @@ impl Results {
             positive("list req/s", l.list.per_sec)?;
             positive("tracker RSS", row.tracker_rss_kib as f64)?;
         }
+        if cfg.parts.scale {
+            if self.scale.len() != cfg.sim_peers.len() {
+                return Err(format!("{} in-process tracker rows", self.scale.len()));
+            }
+            for r in &self.scale {
+                // Reported, not judged: only that the figures were read.
+                positive("RSS before the in-process tracker", r.before.rss_kib as f64)?;
+                positive("RSS with the in-process tracker", r.registered.rss_kib as f64)?;
+                positive("in-process register req/s", r.register.per_sec)?;
+                positive("in-process list req/s", r.list.per_sec)?;
+                if r.listed != r.peers.min(p2p::tracker::MAX_LISTED) {
+                    return Err(format!("an in-process list held {} peers", r.listed));
+                }
+            }
+        }
         let delay = self.delay.as_ref().ok_or("no delay row")?;
         positive("no-delay seconds", delay.no_delay_secs)?;
         positive("delayed seconds", delay.delayed_secs)?;
+        let rounds = cfg.repeat.max(1);
+        for (what, all) in [
+            ("no-delay command seconds", &delay.command_secs[0]),
+            ("delayed command seconds", &delay.command_secs[1]),
+        ] {
+            if all.len() != rounds {
+                return Err(format!("{} rounds of {what}", all.len()));
+            }
+            for v in all {
+                positive(what, *v)?;
+            }
+        }
+        // Where nginx and curl are installed the comparison must have run; where they are
+        // not, the row says so.
+        match (&delay.curl, nginx::unavailable()) {
+            (Ok(curl), _) => {
+                for all in curl {
+                    if all.len() != rounds {
+                        return Err(format!("{} rounds of curl←nginx", all.len()));
+                    }
+                    for v in all {
+                        positive("curl←nginx seconds", *v)?;
+                    }
+                }
+            }
+            (Err(why), None) => return Err(format!("curl←nginx did not run: {why}")),
+            (Err(_), Some(_)) => {}
+        }
         if cfg.parts.folders {
             let f = self.folders.as_ref().ok_or("no folder rows")?;
             let rounds = cfg.repeat.max(1);

@@ -143,6 +143,15 @@ impl Tracker {
         }
     }
 
+    /// Holds at most `max_peers` registrations instead of [`MAX_PEERS`]. For the in-process
+    /// scale benchmark (`benches/tracker_scale.rs`: 100,000 simulated peers); call it before
+    /// anything registers (the table starts over).
+    #[doc(hidden)]
+    pub fn with_max_peers(mut self, max_peers: usize) -> Tracker {
+        self.registry = Registry::new(max_peers, self.config.max_peers_per_ip);
+        self
+    }
+
     /// Live registrations.
     pub fn peer_count(&self) -> usize {
         self.registry.len()
