@@ -699,9 +699,7 @@ pub fn run(cfg: &Config) -> Result<Results, String> {
     if cfg.parts.scale {
         for &n in &cfg.sim_peers {
             say(cfg, &format!("tracker in process: {n} simulated peers"));
-            results
-                .scale
-                .push(tracker_scale::run(n, cfg.load_phase)?);
+            results.scale.push(tracker_scale::run(n, cfg.load_phase)?);
         }
     }
     let base = cfg.dir.clone().unwrap_or_else(std::env::temp_dir);
@@ -1478,7 +1476,10 @@ impl Results {
             for r in &self.scale {
                 // Reported, not judged: only that the figures were read.
                 positive("RSS before the in-process tracker", r.before.rss_kib as f64)?;
-                positive("RSS with the in-process tracker", r.registered.rss_kib as f64)?;
+                positive(
+                    "RSS with the in-process tracker",
+                    r.registered.rss_kib as f64,
+                )?;
                 positive("in-process register req/s", r.register.per_sec)?;
                 positive("in-process list req/s", r.list.per_sec)?;
                 if r.listed != r.peers.min(p2p::tracker::MAX_LISTED) {

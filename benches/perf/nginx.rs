@@ -144,7 +144,11 @@ impl Nginx {
                     let _ = io::Read::read_to_string(&mut err, &mut why);
                 }
                 let log = std::fs::read_to_string(&self.error_log).unwrap_or_default();
-                return Err(format!("exited with {status}: {} {}", why.trim(), log.trim()));
+                return Err(format!(
+                    "exited with {status}: {} {}",
+                    why.trim(),
+                    log.trim()
+                ));
             }
             if TcpStream::connect_timeout(&self.addr, Duration::from_millis(100)).is_ok() {
                 return Ok(());
@@ -174,10 +178,18 @@ pub fn curl_get(
     let _ = std::fs::remove_file(out);
     let mut cmd = wrap(&program);
     // -q: no ~/.curlrc; --noproxy: an http_proxy in the environment must not send it elsewhere.
-    cmd.args(["-q", "--silent", "--show-error", "--fail", "--noproxy", "*", "-o"])
-        .arg(out)
-        .arg(url)
-        .stdin(Stdio::null());
+    cmd.args([
+        "-q",
+        "--silent",
+        "--show-error",
+        "--fail",
+        "--noproxy",
+        "*",
+        "-o",
+    ])
+    .arg(out)
+    .arg(url)
+    .stdin(Stdio::null());
     let started = Instant::now();
     let result = cmd.output().map_err(|e| format!("cannot run curl: {e}"))?;
     let secs = started.elapsed().as_secs_f64();
