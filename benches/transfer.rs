@@ -60,26 +60,8 @@ fn config(args: &[String]) -> Result<perf::Config, String> {
             "--small" => cfg.small = parse_size(value()?)?,
             "--repeat" => cfg.repeat = value()?.parse().map_err(|_| "bad --repeat")?,
             "--sources" => cfg.max_sources = value()?.parse().map_err(|_| "bad --sources")?,
-            "--peers" => {
-                cfg.tracker_peers = value()?
-                    .split(',')
-                    .map(|n| {
-                        n.trim()
-                            .parse()
-                            .map_err(|_| format!("bad peer count '{n}'"))
-                    })
-                    .collect::<Result<_, _>>()?
-            }
-            "--sim-peers" => {
-                cfg.sim_peers = value()?
-                    .split(',')
-                    .map(|n| {
-                        n.trim()
-                            .parse()
-                            .map_err(|_| format!("bad peer count '{n}'"))
-                    })
-                    .collect::<Result<_, _>>()?
-            }
+            "--peers" => cfg.tracker_peers = peer_counts(value()?)?,
+            "--sim-peers" => cfg.sim_peers = peer_counts(value()?)?,
             "--phase" => {
                 let secs: f64 = value()?.parse().map_err(|_| "bad --phase")?;
                 cfg.load_phase = Duration::from_secs_f64(secs);
@@ -135,4 +117,15 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A comma-separated list of peer counts (`--peers`, `--sim-peers`).
+fn peer_counts(list: &str) -> Result<Vec<usize>, String> {
+    list.split(',')
+        .map(|n| {
+            n.trim()
+                .parse()
+                .map_err(|_| format!("bad peer count '{n}'"))
+        })
+        .collect()
 }
