@@ -224,9 +224,13 @@ fn huge_file_bad_manifest_and_long_chunk_are_refused_and_the_downloader_carries_
             .count();
         assert_eq!(lists, 1, "connection {conn}: {events:?}");
     }
+    // Connection 0 may be closed by the fake first: the chunk requests Bob sends right behind
+    // `GetManifest` (the first flight, PROTOCOL.md §8.3) ask it for a chunk of a file it
+    // cannot serve, and it hangs up. Ended either way; nothing of it was kept.
     for liar in 0..3 {
         assert!(
-            events.contains(&FakeEvent::ClosedByRemote(liar)),
+            events.contains(&FakeEvent::ClosedByRemote(liar))
+                || (liar == 0 && events.contains(&FakeEvent::ClosedByUs(0))),
             "Bob kept connection {liar}: {events:?}"
         );
     }

@@ -516,7 +516,8 @@ impl PeerNode {
                     // This connection just sent the manifest, checked against the id: no
                     // second GetManifest nor GetHave before the chunks are asked.
                     if let Some(s) = t.dl.source_named(&peer) {
-                        t.dl.handle_confirmed(s, conn, std::time::Duration::from_millis(1));
+                        let rtt = std::time::Duration::from_millis(1);
+                        t.dl.handle_confirmed(s, conn, rtt, Vec::new(), now);
                     }
                 }
                 self.start_transfer(dl, now);

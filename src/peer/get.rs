@@ -106,7 +106,7 @@ impl PeerNode {
         let nothing_there = std::fs::symlink_metadata(&dest)
             .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
         let step = if nothing_there {
-            self.ask_manifest(conn, &info);
+            self.ask_manifest(conn, &info, now);
             Step::AskedManifest(conn, info, now)
         } else {
             // Something is there: hashing it may take seconds, off the reactor.
@@ -181,11 +181,15 @@ impl PeerNode {
                 // lists the whole file: it needs no second GetManifest nor a GetHave, and its
                 // chunks are asked as soon as the partial file is checked (two round trips
                 // fewer before the first data).
+                let count = self.downloads.get(&id).map(|t| t.dl.chunk_count());
+                let flight = count.and_then(|n| self.adopt_first_flight(conn, id, n));
+                let (first_flight, flight_at) = flight.unwrap_or((Vec::new(), asked_at));
                 if !info.partial
                     && let Some(t) = self.downloads.get_mut(&id)
                     && let Some(s) = t.dl.source_named(&peer)
                 {
-                    t.dl.handle_confirmed(s, conn, now.saturating_duration_since(asked_at));
+                    let rtt = now.saturating_duration_since(asked_at);
+                    t.dl.handle_confirmed(s, conn, rtt, first_flight, flight_at);
                 }
                 self.await_downloads(BTreeSet::from([id]));
                 self.start_transfer(id, now);
@@ -390,10 +394,12 @@ impl PeerNode {
         }
     }
 
-    /// `get`: asks `conn` for the manifest of `info` (nothing stands in the way at home).
-    fn ask_manifest(&mut self, conn: ConnId, info: &FileInfo) {
+    /// `get`: asks `conn` for the manifest of `info` (nothing stands in the way at home),
+    /// and for its first chunks right behind it (`first_flight.rs`).
+    fn ask_manifest(&mut self, conn: ConnId, info: &FileInfo, now: Instant) {
         let id = info.id;
         self.request(conn, Purpose::Op, |req| Message::GetManifest { req, id });
+        self.send_first_flight(conn, info, now);
     }
 
     /// `get`: what stands under the file's name in the downloads folder was checked (off the
@@ -426,7 +432,7 @@ impl PeerNode {
                     .event(&Event::already_there(file, path, info.size, id, sha256));
             }
             Ok(Destination::Free) => {
-                self.ask_manifest(conn, &info);
+                self.ask_manifest(conn, &info, now);
                 let mut op = Op::Get {
                     peer,
                     file,

@@ -19,6 +19,7 @@ mod exchange_glue;
 pub mod file_hasher;
 mod find;
 mod find_state;
+pub(crate) mod first_flight;
 pub mod folder;
 mod folder_fetch;
 mod folder_job;

@@ -95,6 +95,10 @@ pub enum ConnectPurpose {
 pub enum Purpose {
     /// The foreground command.
     Op,
+    /// A chunk the `get` asked before its manifest came (`first_flight.rs`).
+    FirstFlight,
+    /// The same, once download `dl` took it over as its request for chunk `index`.
+    FirstFlightOf { dl: DownloadId, index: ChunkIndex },
     /// Chunk `index` of download `dl`.
     Chunk { dl: DownloadId, index: ChunkIndex },
     /// The manifest a reconnected source sends, to confirm it still has the same bytes.
@@ -145,6 +149,8 @@ pub struct PeerNode {
     /// Makes commands of input lines (the front end's, `set_parser`).
     parse: Option<Parser>,
     pub(super) op: Option<Op>,
+    /// The chunk requests the `get` sent right behind its `GetManifest` (`first_flight.rs`).
+    pub(super) first_flight: Option<super::first_flight::FirstFlight>,
     pub(super) downloads: BTreeMap<DownloadId, Transfer>,
     /// The folder being fetched, if any (`folder_fetch.rs`).
     pub(super) folder: Option<super::folder_job::FolderJob>,
@@ -232,6 +238,7 @@ impl PeerNode {
             queue: VecDeque::new(),
             parse: None,
             op: None,
+            first_flight: None,
             downloads: BTreeMap::new(),
             folder: None,
             folder_downloads: Default::default(),
@@ -428,7 +435,11 @@ impl PeerNode {
         while self.disk.has_ready() {
             self.disk_reports(now);
         }
-        while self.op.is_none() && !self.exiting && self.ready && self.discovery.startup_done(now) {
+        while self.op.is_none()
+            && !self.exiting
+            && (self.ready || self.next_input_needs_no_list())
+            && self.discovery.startup_done(now)
+        {
             let Some(input) = self.queue.pop_front() else {
                 let mut known = self.known.iter().map(|(name, _)| name.as_str());
                 self.ui.waiting_for_input(&mut known);
@@ -445,6 +456,31 @@ impl PeerNode {
                 Input::Ended => self.input_ended(),
             }
         }
+    }
+
+    /// Whether the next command may run before the tracker's first peer list: it talks to
+    /// one peer whose address we already have (the peer cache, `--peer`, LAN), so its dial need
+    /// not wait the three round trips of the tracker's connection and list (issue 17). If that
+    /// address turns out stale, the command waits for the list (`reaching.rs`). Every other
+    /// command waits, as before, so that a script's first `get FILE` or `peers` sees every
+    /// peer the tracker knows.
+    fn next_input_needs_no_list(&self) -> bool {
+        let cmd = match self.queue.front() {
+            Some(Input::Line(line)) => match self.parse.map(|parse| parse(line)) {
+                Some(Ok(Some(cmd))) => cmd,
+                _ => return false,
+            },
+            Some(Input::Command(cmd)) => cmd.clone(),
+            _ => return false,
+        };
+        let peer = match &cmd {
+            Command::Files { peer } | Command::Msg { peer, .. } => peer,
+            Command::Get {
+                peer: Some(peer), ..
+            } => peer,
+            _ => return false,
+        };
+        self.known.contains_key(peer)
     }
 
     fn input_ended(&mut self) {
@@ -481,8 +517,9 @@ impl Driver for PeerNode {
             Some(ConnectPurpose::Tracker) => self.tracker_connected(conn, now),
             Some(ConnectPurpose::Peer { name, .. }) => {
                 self.sessions
-                    .insert(conn, Session::outgoing(name, remote, peer, now));
+                    .insert(conn, Session::outgoing(name.clone(), remote, peer, now));
                 self.send_hello(conn);
+                self.op_pipeline(conn, &name);
             }
             Some(ConnectPurpose::Bootstrap(b)) => {
                 self.bootstrap_connected(conn, remote, peer, b, now)

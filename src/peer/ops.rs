@@ -174,6 +174,7 @@ impl PeerNode {
     fn forget_op_requests(&mut self) {
         self.pending
             .retain(|_, p| !matches!(p.purpose, super::node::Purpose::Op));
+        self.first_flight_op_ended();
     }
 
     /// The answer to the command's request.

@@ -66,15 +66,43 @@ impl PeerNode {
         })
     }
 
-    /// Sends the command's request on a ready connection.
+    /// Right behind our `Hello` on `conn`, a connection we dialed to reach `name`: the file
+    /// list, if the command is a `files` or `get` reaching that peer (one round trip fewer
+    /// before its answer; PROTOCOL.md §5). The step stays `Reaching` until their `Hello` makes
+    /// the connection ready; [`Self::ask`] then finds the request already out. A chat message
+    /// always waits for their `Hello`: it must go only to a peer whose name checked out.
+    pub(super) fn op_pipeline(&mut self, conn: ConnId, name: &str) {
+        let reaching = matches!(
+            &self.op,
+            Some(op @ (Op::Files { step: Step::Reaching { .. }, .. }
+                | Op::Get { step: Step::Reaching { .. }, .. }))
+                if op.peer() == Some(name)
+        );
+        if reaching && !self.op_request_out(conn) {
+            self.request(conn, Purpose::Op, |req| Message::ListFiles { req });
+        }
+    }
+
+    /// Whether the command already has a request out on `conn` (sent behind our `Hello`).
+    fn op_request_out(&self, conn: ConnId) -> bool {
+        (self.pending.values()).any(|p| p.conn == conn && matches!(p.purpose, Purpose::Op))
+    }
+
+    /// Sends the command's request on a ready connection (unless it went out behind our
+    /// `Hello`, [`Self::op_pipeline`]).
     fn ask(&mut self, conn: ConnId, now: Instant) {
         let text = match &self.op {
             Some(Op::Msg { text, .. }) => Some(text.clone()),
             _ => None,
         };
         match text {
-            Some(text) => self.request(conn, Purpose::Op, |req| Message::Chat { req, text }),
-            None => self.request(conn, Purpose::Op, |req| Message::ListFiles { req }),
+            Some(text) => {
+                self.request(conn, Purpose::Op, |req| Message::Chat { req, text });
+            }
+            None if self.op_request_out(conn) => {}
+            None => {
+                self.request(conn, Purpose::Op, |req| Message::ListFiles { req });
+            }
         };
         if let Some(op) = &mut self.op {
             if let Some(step) = op.step_mut() {
@@ -114,7 +142,9 @@ impl PeerNode {
             return false;
         };
         let peer = self.op.as_ref().and_then(Op::peer).map(str::to_string);
-        if !self.request_peer_list_naming(peer.as_deref()) {
+        // Before the tracker's first list (a command that ran on a cached address,
+        // `next_input_needs_no_list`), that list is on its way: wait for it.
+        if self.ready && !self.request_peer_list_naming(peer.as_deref()) {
             return false;
         }
         if let Some(Step::Reaching { refreshed }) = self.op.as_mut().and_then(Op::step_mut) {

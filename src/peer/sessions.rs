@@ -32,6 +32,36 @@ fn fit_listing(mut files: Vec<crate::wire::FileInfo>) -> Vec<crate::wire::FileIn
     files
 }
 
+/// The port a peer at `remote` can call us back at: our listen port, or the router's external
+/// port that maps to it (`mapped`, NAT-PMP) when `remote` is outside our network. Such a peer
+/// sees our connection come from the router's address, where only the mapped port leads to us;
+/// one on a private network (RFC 1918, shared address space, link-local) or on this machine is
+/// taken to be on our side of the router and calls the listen port directly.
+fn callback_port(listen_port: u16, mapped: Option<u16>, remote: Option<std::net::IpAddr>) -> u16 {
+    use std::net::IpAddr;
+    let inside = |ip: IpAddr| match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || (a == 100 && (64..128).contains(&b))
+        }
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+                || v6
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| v4.is_private() || v4.is_loopback())
+        }
+    };
+    match (mapped, remote) {
+        (Some(port), Some(ip)) if !inside(ip) => port,
+        _ => listen_port,
+    }
+}
+
 impl PeerNode {
     pub(super) fn send_hello(&mut self, conn: ConnId) {
         let hello = Message::Hello {
@@ -50,7 +80,8 @@ impl PeerNode {
     fn advertised_port(&self, conn: ConnId) -> Option<u16> {
         let remote = self.sessions.get(&conn).map(|s| s.remote.ip());
         let reachable = !self.listen_ip.is_loopback() || remote.is_some_and(|ip| ip.is_loopback());
-        reachable.then_some(self.listen_port)
+        let mapped = self.mapped_addr().map(|a| a.port());
+        reachable.then(|| callback_port(self.listen_port, mapped, remote))
     }
 
     /// A ready connection to `name`, if there is one.
@@ -324,6 +355,11 @@ impl PeerNode {
         self.pending.remove(&req);
         match pending.purpose {
             Purpose::Op => self.op_answer(conn, msg, now),
+            Purpose::FirstFlightOf { dl, index } => self.first_flight_to(conn, dl, index, msg, now),
+            Purpose::FirstFlight => {
+                self.first_flight_answer(conn, req, msg);
+                self.flush_first_flight(now);
+            }
             Purpose::Chunk { dl, index } => self.chunk_answer(conn, dl, index, msg, now),
             Purpose::DownloadManifest(dl) => self.download_manifest_answer(conn, dl, msg, now),
             Purpose::DownloadHave(dl) => self.download_have_answer(conn, dl, msg, now),
@@ -345,6 +381,7 @@ impl PeerNode {
         for req in &lost {
             self.pending.remove(req);
         }
+        self.first_flight_conn_closed(conn);
         self.peer_gone(conn, &session, why, now);
         let lost = if session.ready() {
             Lost::Established
@@ -390,5 +427,39 @@ impl PeerNode {
             .filter(|s| !s.ready())
             .map(|s| s.hello_deadline)
             .min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::callback_port;
+
+    #[test]
+    fn a_peer_outside_the_router_is_told_the_mapped_port() {
+        let ip = |s: &str| Some(s.parse().unwrap());
+        // Outside: the router's external port.
+        assert_eq!(callback_port(4000, Some(41000), ip("198.51.100.2")), 41000);
+        assert_eq!(callback_port(4000, Some(41000), ip("2001:db8::1")), 41000);
+        // Our side of the router, or no mapping: the listen port.
+        for inside in [
+            "10.1.2.3",
+            "192.168.1.9",
+            "172.20.0.1",
+            "100.64.3.4",
+            "169.254.1.1",
+        ] {
+            assert_eq!(
+                callback_port(4000, Some(41000), ip(inside)),
+                4000,
+                "{inside}"
+            );
+        }
+        assert_eq!(callback_port(4000, Some(41000), ip("127.0.0.1")), 4000);
+        assert_eq!(callback_port(4000, Some(41000), ip("fd00::5")), 4000);
+        assert_eq!(
+            callback_port(4000, Some(41000), ip("::ffff:192.168.0.2")),
+            4000
+        );
+        assert_eq!(callback_port(4000, None, ip("198.51.100.2")), 4000);
     }
 }

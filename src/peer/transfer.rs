@@ -27,7 +27,14 @@ use std::time::Instant;
 impl PeerNode {
     /// Carries out what download `id` wants done until it wants nothing more (the machine's
     /// poll order: disk outputs answered at once, in order).
-    fn drive(&mut self, id: DownloadId, now: Instant) {
+    pub(super) fn drive(&mut self, id: DownloadId, now: Instant) {
+        self.drive_outputs(id, now);
+        if self.first_flight.as_ref().is_some_and(|f| f.taken_by(id)) {
+            self.flush_first_flight(now);
+        }
+    }
+
+    fn drive_outputs(&mut self, id: DownloadId, now: Instant) {
         loop {
             let Some(t) = self.downloads.get_mut(&id) else {
                 return;
@@ -429,7 +436,10 @@ impl Pending {
     pub fn is_for(&self, id: DownloadId) -> bool {
         matches!(
             self.purpose,
-            Purpose::Chunk { dl, .. } | Purpose::DownloadManifest(dl) | Purpose::DownloadHave(dl)
+            Purpose::Chunk { dl, .. }
+                | Purpose::FirstFlightOf { dl, .. }
+                | Purpose::DownloadManifest(dl)
+                | Purpose::DownloadHave(dl)
                 if dl == id
         )
     }

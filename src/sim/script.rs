@@ -205,6 +205,8 @@ pub enum ChunkReply {
     Nothing,
     /// These bytes as they are, instead of a frame (garbage, a length prefix that lies).
     Raw(Vec<u8>),
+    /// An `Error` answer with this code (a chunk index past the file's end, ...).
+    Refuse(ErrorCode),
 }
 
 /// What the fake peer does to a connection, by its number (from 0), before any answer.
@@ -463,6 +465,11 @@ fn answer(
                 io.send_raw(conn, bytes);
                 return Answer::Nothing;
             }
+            ChunkReply::Refuse(code) => Message::Error {
+                req: Some(req),
+                code,
+                message: format!("refused chunk {index}"),
+            },
         },
         Message::Chat { req, .. } => Message::ChatOk { req },
         Message::GetHave { req, .. } => Message::Have {

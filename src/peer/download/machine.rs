@@ -76,6 +76,17 @@ pub(super) enum SourceState {
     Dropped,
 }
 
+/// What the `get` that started a download already did on one connection of a source: its
+/// manifest passed there after `rtt`, and `first_flight` were asked right behind it at
+/// `asked_at` (PROTOCOL.md §8.3), answers that are on their way.
+#[derive(Debug)]
+pub(super) struct Confirmed {
+    pub(super) conn: ConnId,
+    pub(super) rtt: Duration,
+    pub(super) first_flight: Vec<ChunkIndex>,
+    pub(super) asked_at: Instant,
+}
+
 pub(super) struct Source {
     pub(super) name: String,
     pub(super) state: SourceState,
@@ -85,9 +96,8 @@ pub(super) struct Source {
     /// How fast they arrive lately (is a per-peer limit what holds it back?).
     pub(super) meter: RateMeter,
     /// A connection on which this source's manifest already passed and that serves the whole
-    /// file, with the round trip it took ([`Download::handle_confirmed`]): reached over it,
-    /// the source is active at once.
-    pub(super) confirmed: Option<(ConnId, Duration)>,
+    /// file ([`Download::handle_confirmed`]): reached over it, the source is active at once.
+    pub(super) confirmed: Option<Confirmed>,
     pub(super) backoff: Duration,
     pub(super) next_have_refresh: Instant,
     /// Why it was dropped, for listings.
@@ -509,7 +519,9 @@ impl Download {
         self.meter.add(len, now);
         source.delivering = true;
         source.backoff = FIRST_RETRY;
-        self.lost_since = None;
+        // Only an active source counts as back: this chunk's may have gone while it was
+        // checked (a check runs on another thread), and then nobody is delivering.
+        self.update_lost_since(now);
         self.unsynced.push(c);
         self.after_chunk(now);
     }

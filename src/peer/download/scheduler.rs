@@ -255,6 +255,18 @@ impl Scheduler {
         asked
     }
 
+    /// `c` was asked of `s` at `at`, before this download existed (the first flight of a
+    /// `get`, sent right behind its `GetManifest`): it counts as in flight there. False, and
+    /// nothing changes, if `c` is not missing (already here from a partial file, or asked
+    /// elsewhere): its answer is then dropped like any unwanted one.
+    pub fn asked_before(&mut self, s: SourceId, c: ChunkIndex, at: Instant) -> bool {
+        if self.state(c) != ChunkState::Missing || self.slots[s.0].in_flight.contains_key(&c) {
+            return false;
+        }
+        self.ask(s, c, at);
+        true
+    }
+
     /// The next chunk to ask of `s`, see [`Self::fill`].
     fn pick(&self, s: SourceId) -> Option<ChunkIndex> {
         let slot = &self.slots[s.0];

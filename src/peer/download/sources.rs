@@ -2,7 +2,7 @@
 //! chunk answers, broken frames, lost connections; and dropping them.
 
 use super::chunk::{self, ChunkFault, ChunkIndex, Have};
-use super::machine::{Download, HAVE_REFRESH, MAX_BAD_CHUNKS, SourceState};
+use super::machine::{Confirmed, Download, HAVE_REFRESH, MAX_BAD_CHUNKS, SourceState};
 use super::output::{Ask, DropReason, Output, Pause, Report};
 use super::scheduler::{ChunkState, SourceId, window_for_rtt};
 use crate::peer::content_id::ContentId;
@@ -82,17 +82,20 @@ impl Download {
         }
         match reached {
             Reached::Pending { refreshed } => source.state = SourceState::Reaching { refreshed },
-            Reached::Connected(conn) if source.confirmed.is_some_and(|(c, _)| c == conn) => {
-                let rtt = source
-                    .confirmed
-                    .take()
-                    .map_or(Duration::ZERO, |(_, rtt)| rtt);
+            Reached::Connected(conn)
+                if source.confirmed.as_ref().is_some_and(|c| c.conn == conn) =>
+            {
+                let confirmed = source.confirmed.take().expect("matched just above");
                 source.state = SourceState::Active { conn };
                 source.delivering = false;
                 source.next_have_refresh = now + HAVE_REFRESH;
                 self.sched.set_have(s, Have::All);
-                let window = window_for_rtt(self.manifest.chunk_size, rtt);
+                let window = window_for_rtt(self.manifest.chunk_size, confirmed.rtt);
                 self.sched.set_window(s, window);
+                // Asked before the download existed; their answers are on the way.
+                for c in confirmed.first_flight {
+                    self.sched.asked_before(s, c, confirmed.asked_at);
+                }
                 self.update_lost_since(now);
                 self.fill(now);
             }
@@ -113,11 +116,43 @@ impl Download {
     /// reaches it over `conn`, it is active at once, asked for chunks with no second
     /// `GetManifest` and no `GetHave`. Over any other connection (a reconnect) it is confirmed
     /// as usual.
-    pub fn handle_confirmed(&mut self, s: SourceId, conn: ConnId, rtt: Duration) {
+    ///
+    /// `first_flight`: chunks the `get` asked of it on `conn` at `asked_at`, right behind the
+    /// manifest (PROTOCOL.md §8.3). They count as in flight from the moment the source is
+    /// active; their answers are handed in as those of any request.
+    pub fn handle_confirmed(
+        &mut self,
+        s: SourceId,
+        conn: ConnId,
+        rtt: Duration,
+        first_flight: Vec<ChunkIndex>,
+        asked_at: Instant,
+    ) {
         let source = &mut self.sources[s.0];
         if matches!(source.state, SourceState::Reaching { .. }) {
-            source.confirmed = Some((conn, rtt));
+            source.confirmed = Some(Confirmed {
+                conn,
+                rtt,
+                first_flight,
+                asked_at,
+            });
         }
+    }
+
+    /// Source `s`'s request for `c` is over without an answer that counts for or against it
+    /// (an `Error` to a first-flight request, which may have guessed the chunk size wrong):
+    /// `c` is asked again, of whoever has room.
+    pub fn forget_request(&mut self, s: SourceId, c: ChunkIndex, now: Instant) {
+        if !self.ended && self.sched.answered(s, c) {
+            self.fill(now);
+        }
+    }
+
+    /// Whether the source on `conn` is active: answers to chunk requests on it are taken.
+    pub fn active_on(&self, conn: ConnId) -> bool {
+        self.sources
+            .iter()
+            .any(|s| matches!(s.state, SourceState::Active { conn: c } if c == conn))
     }
 
     /// A connection to source `s` could not be made: if it was reaching, it waits and retries.
@@ -386,7 +421,7 @@ impl Download {
     /// Keeps `lost_since` true to "no source delivering since when". A source counts as back
     /// when it delivers, or when it is a partial seeder with nothing for us yet (waiting on it
     /// is the point).
-    fn update_lost_since(&mut self, now: Instant) {
+    pub(super) fn update_lost_since(&mut self, now: Instant) {
         let back = self.sources.iter().enumerate().any(|(i, s)| {
             matches!(s.state, SourceState::Active { .. })
                 && (s.delivering || self.sched.have(SourceId(i)).is_some_and(Have::is_partial))

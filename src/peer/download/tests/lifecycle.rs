@@ -6,6 +6,54 @@ use crate::peer::download::scheduler::ChunkState;
 use crate::peer::download::*;
 use crate::wire::Sha256;
 
+/// A chunk whose check comes back after its source was lost (the check runs on another
+/// thread) is kept, but does not stop the `--retry-for` clock: nobody is delivering. Before,
+/// writing it cleared the clock and a download whose only source had gone waited forever
+/// (`tests/ux_exit.rs`, under load, once the first flight made such late checks common).
+#[test]
+fn a_chunk_checked_after_its_source_went_does_not_stop_the_retry_clock() {
+    let mut rig = Rig::started(4, &["A"]);
+    rig.join("A", conn(1));
+    rig.at(100);
+    let data = rig.bytes(0);
+    let a = rig.src("A");
+    let answer = ChunkAnswer::Data { index: 0, data };
+    rig.dl.handle_chunk(a, rig.ix(0), answer, rig.now);
+    let outs = rig.drain_but_checks();
+    let Some(Output::Check { data, .. }) =
+        outs.into_iter().find(|o| matches!(o, Output::Check { .. }))
+    else {
+        panic!("chunk 0 was not sent to be checked");
+    };
+    rig.at(200);
+    rig.dl.handle_source_lost(a, "connection reset", rig.now);
+    rig.drain();
+    rig.at(300);
+    rig.dl
+        .handle_chunk_checked(a, rig.ix(0), data, Ok(()), rig.now);
+    rig.drain();
+    assert_eq!(rig.state(0), ChunkState::Done, "the late chunk is kept");
+    // Every retry fails: it pauses `retry_for` after the loss, not never.
+    let pause_at = 200 + RETRY_FOR.as_millis() as u64;
+    loop {
+        let next = rig.dl.poll_timeout().expect("a timer runs while it waits");
+        let ms = next.duration_since(rig.t0).as_millis() as u64;
+        assert!(
+            ms <= pause_at,
+            "not paused at {pause_at} ms: the clock was reset"
+        );
+        let outs = rig.tick(ms);
+        if end(&outs).is_some() {
+            break;
+        }
+        for (s, _, _) in rig.dl.reaching() {
+            rig.dl.handle_reached(s, Reached::Failed, rig.now);
+        }
+        rig.drain();
+    }
+    assert!(rig.dl.is_paused());
+}
+
 /// A source whose connection is gone is looked for again with backoff; with none back
 /// within `retry_for` the download pauses, what it had made durable first. (Before:
 /// tests/resume.rs, failures.rs, with real 10 s waits.)

@@ -335,3 +335,45 @@ fn a_forged_manifest_is_refused_before_any_chunk_and_an_honest_source_joins_late
         "every byte from the honest source"
     );
 }
+
+/// A `get`'s first flight (chunks asked right behind its `GetManifest`, before the download
+/// existed) counts as in flight at the source once it is reached over that connection: those
+/// chunks are not asked again, their answers are taken, and a first-flight chunk the partial
+/// file already holds is not waited for (its answer is dropped).
+#[test]
+fn a_first_flight_counts_as_in_flight_and_is_not_asked_again() {
+    let mut rig = Rig::new(40, &["A"], None);
+    let s = rig.src("A");
+    let flight: Vec<ChunkIndex> = (0..4).map(|i| rig.ix(i)).collect();
+    rig.dl
+        .handle_confirmed(s, conn(1), Duration::from_millis(50), flight, rig.now);
+    // The partial file already holds chunk 2.
+    let two = rig.ix(2);
+    rig.store.chunks.insert(2 * CHUNK as u64, rig.bytes(2));
+    rig.store.adopt(&[two]).unwrap();
+    rig.dl.handle_checked(&[two], rig.now);
+    rig.drain();
+    rig.dl
+        .handle_reached(s, Reached::Connected(conn(1)), rig.now);
+    let outs = rig.drain();
+    let asked_now = asked(&outs, conn(1));
+    assert!(
+        !asked_now.iter().any(|i| *i < 4),
+        "first-flight chunks asked again: {asked_now:?}"
+    );
+    assert_eq!(asked_now.first(), Some(&4), "{outs:?}");
+    for i in [0, 1, 3] {
+        assert_eq!(
+            rig.state(i),
+            ChunkState::Requested { askers: 1 },
+            "chunk {i}"
+        );
+    }
+    assert_eq!(rig.state(2), ChunkState::Done);
+    rig.good("A", 0);
+    assert_eq!(rig.state(0), ChunkState::Done);
+    // An answer for the chunk that was already here is dropped, not taken twice.
+    let before = rig.dl.bytes_done();
+    rig.good("A", 2);
+    assert_eq!(rig.dl.bytes_done(), before);
+}
