@@ -45,6 +45,7 @@ pub mod port_map;
 pub mod port_map_glue;
 mod reaching;
 mod relay_client;
+mod punch;
 mod relay_glue;
 pub mod resolver;
 pub mod resume;

@@ -14,6 +14,7 @@ use crate::identity::PeerId;
 use crate::reactor::ConnId;
 use crate::wire::ErrorCode;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// How long an offer waits for its target to join.
@@ -63,6 +64,8 @@ struct Waiting {
     req: u64,
     opener_key: PeerId,
     target: PeerId,
+    /// Where the opener punches from, if it asked to punch (`RelayOpen.punch`, §18.8).
+    opener_punch: Option<SocketAddr>,
     deadline: Instant,
 }
 
@@ -82,6 +85,9 @@ pub struct Start {
     pub opener_key: PeerId,
     pub joiner: ConnId,
     pub joiner_key: PeerId,
+    /// When both sides asked to punch (PROTOCOL.md §18.8): where each punches from, the
+    /// opener's first. Each side's `RelayStart` names the other's.
+    pub punch: Option<(SocketAddr, SocketAddr)>,
 }
 
 /// An offer nobody joined in time: the opener gets `RelayTimeout`.
@@ -146,6 +152,7 @@ impl Relay {
         opener_key: PeerId,
         target: PeerId,
         target_conn: Option<ConnId>,
+        opener_punch: Option<SocketAddr>,
         now: Instant,
     ) -> Result<u64, Refusal> {
         if self.holds(conn) {
@@ -191,6 +198,7 @@ impl Relay {
                 req,
                 opener_key,
                 target,
+                opener_punch,
                 deadline: now + self.config.join_timeout,
             },
         );
@@ -198,12 +206,14 @@ impl Relay {
         Ok(session)
     }
 
-    /// `RelayJoin{session}` from `conn`, which proved `joiner_key`.
+    /// `RelayJoin{session}` from `conn`, which proved `joiner_key`; `joiner_punch`: where it
+    /// punches from, if it asked to.
     pub fn join(
         &mut self,
         conn: ConnId,
         joiner_key: PeerId,
         session: u64,
+        joiner_punch: Option<SocketAddr>,
         now: Instant,
     ) -> Result<Start, Refusal> {
         if self.holds(conn) {
@@ -237,6 +247,7 @@ impl Relay {
             opener_key: w.opener_key,
             joiner: conn,
             joiner_key,
+            punch: w.opener_punch.zip(joiner_punch),
         })
     }
 
@@ -306,11 +317,11 @@ mod tests {
         let t0 = Instant::now();
         let mut r = relay(8, 8);
         let s = r
-            .open(conn(1), 7, key(1), key(2), Some(conn(9)), t0)
+            .open(conn(1), 7, key(1), key(2), Some(conn(9)), None, t0)
             .unwrap();
         assert!(r.holds(conn(1)));
         let start = r
-            .join(conn(2), key(2), s, t0 + Duration::from_secs(1))
+            .join(conn(2), key(2), s, None, t0 + Duration::from_secs(1))
             .unwrap();
         assert_eq!(
             start,
@@ -321,6 +332,7 @@ mod tests {
                 opener_key: key(1),
                 joiner: conn(2),
                 joiner_key: key(2),
+                punch: None,
             }
         );
         assert_eq!(r.next_deadline(), None, "nothing waits any more");
@@ -335,24 +347,24 @@ mod tests {
         let t0 = Instant::now();
         let mut r = relay(8, 8);
         let s = r
-            .open(conn(1), 7, key(1), key(2), Some(conn(9)), t0)
+            .open(conn(1), 7, key(1), key(2), Some(conn(9)), None, t0)
             .unwrap();
-        let wrong = r.join(conn(3), key(3), s, t0).unwrap_err();
+        let wrong = r.join(conn(3), key(3), s, None, t0).unwrap_err();
         assert_eq!(wrong.code, ErrorCode::NoSuchSession);
         assert_eq!(
-            r.join(conn(4), key(2), s + 1, t0).unwrap_err().code,
+            r.join(conn(4), key(2), s + 1, None, t0).unwrap_err().code,
             ErrorCode::NoSuchSession
         );
-        r.join(conn(2), key(2), s, t0).unwrap();
-        let again = r.join(conn(5), key(2), s, t0).unwrap_err();
+        r.join(conn(2), key(2), s, None, t0).unwrap();
+        let again = r.join(conn(5), key(2), s, None, t0).unwrap_err();
         assert_eq!(again.code, ErrorCode::NoSuchSession);
 
         let s = r
-            .open(conn(6), 7, key(1), key(2), Some(conn(9)), t0)
+            .open(conn(6), 7, key(1), key(2), Some(conn(9)), None, t0)
             .unwrap();
         let late = t0 + JOIN_TIMEOUT;
         assert_eq!(
-            r.join(conn(7), key(2), s, late).unwrap_err().code,
+            r.join(conn(7), key(2), s, None, late).unwrap_err().code,
             ErrorCode::NoSuchSession
         );
         assert_eq!(r.next_deadline(), Some(late));
@@ -375,40 +387,40 @@ mod tests {
         let mut r = relay(3, 2);
         let code = |r: Result<u64, Refusal>| r.unwrap_err().code;
         assert_eq!(
-            code(r.open(conn(1), 7, key(1), key(2), None, t0)),
+            code(r.open(conn(1), 7, key(1), key(2), None, None, t0)),
             ErrorCode::NoSuchPeer
         );
         assert_eq!(
-            code(r.open(conn(1), 7, key(1), key(1), Some(conn(9)), t0)),
+            code(r.open(conn(1), 7, key(1), key(1), Some(conn(9)), None, t0)),
             ErrorCode::Other
         );
-        r.open(conn(1), 7, key(1), key(2), Some(conn(9)), t0)
+        r.open(conn(1), 7, key(1), key(2), Some(conn(9)), None, t0)
             .unwrap();
         assert_eq!(
-            code(r.open(conn(1), 7, key(1), key(3), Some(conn(9)), t0)),
+            code(r.open(conn(1), 7, key(1), key(3), Some(conn(9)), None, t0)),
             ErrorCode::UnexpectedMessage,
             "one session per connection"
         );
-        r.open(conn(2), 7, key(1), key(3), Some(conn(9)), t0)
+        r.open(conn(2), 7, key(1), key(3), Some(conn(9)), None, t0)
             .unwrap();
         // Key 1 is in two sessions: its limit, as opener or as target.
         assert_eq!(
-            code(r.open(conn(3), 7, key(1), key(4), Some(conn(9)), t0)),
+            code(r.open(conn(3), 7, key(1), key(4), Some(conn(9)), None, t0)),
             ErrorCode::Busy
         );
         assert_eq!(
-            code(r.open(conn(3), 7, key(4), key(1), Some(conn(9)), t0)),
+            code(r.open(conn(3), 7, key(4), key(1), Some(conn(9)), None, t0)),
             ErrorCode::Busy
         );
-        r.open(conn(3), 7, key(4), key(5), Some(conn(9)), t0)
+        r.open(conn(3), 7, key(4), key(5), Some(conn(9)), None, t0)
             .unwrap();
         // Three sessions: the relay's limit.
         assert_eq!(
-            code(r.open(conn(4), 7, key(6), key(7), Some(conn(9)), t0)),
+            code(r.open(conn(4), 7, key(6), key(7), Some(conn(9)), None, t0)),
             ErrorCode::Busy
         );
         r.closed(conn(3));
-        r.open(conn(4), 7, key(6), key(7), Some(conn(9)), t0)
+        r.open(conn(4), 7, key(6), key(7), Some(conn(9)), None, t0)
             .unwrap();
     }
 }
