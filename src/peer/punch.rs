@@ -205,7 +205,10 @@ mod tests {
         let mut low = Punch::new(to(), key(2), key(1), t0);
         let dial = low.poll_dial(t0).expect("a dial at once");
         assert!(dial.initiator);
-        assert_eq!((dial.to, dial.expected, dial.timeout), (to(), key(2), TCP_TIMEOUT));
+        assert_eq!(
+            (dial.to, dial.expected, dial.timeout),
+            (to(), key(2), TCP_TIMEOUT)
+        );
         let high = Punch::new(to(), key(1), key(2), t0);
         assert!(!high.poll_dial(t0).unwrap().initiator);
 

@@ -55,7 +55,10 @@ pub enum RelayAction {
     Park(ConnId),
     /// Make a punching dial for the session of relay connection `relay`
     /// (`Action::ConnectFrom`), then say with which tag (`punch_dialing`).
-    Dial { relay: ConnId, dial: Dial },
+    Dial {
+        relay: ConnId,
+        dial: Dial,
+    },
     /// A punched link replaces the relayed one (PROTOCOL.md §18.8): `conn` is a secure link
     /// with `peer` at `remote`, to be taken as the relayed link would have been: as the
     /// connection dialled with `inner` (we opened the session) or as an accepted one (we
@@ -124,6 +127,12 @@ impl RelayClient {
 
     pub fn is_punched(&self, conn: ConnId) -> bool {
         self.punched.contains(&conn)
+    }
+
+    /// Relayed, or punched with the relay's help: either way not a link a plain dial to the
+    /// peer's address would make.
+    pub fn is_reached_through_relay(&self, conn: ConnId) -> bool {
+        self.is_relayed(conn) || self.is_punched(conn)
     }
 
     /// Punch from now on, as `ours`, from our listen port `port` (PROTOCOL.md §18.8).
@@ -243,7 +252,8 @@ impl RelayClient {
     /// Dials that are due, as actions.
     fn pump(&mut self, now: Instant) {
         for (relay, p) in &self.punching {
-            let asked = |a: &RelayAction| matches!(a, RelayAction::Dial { relay: r, .. } if r == relay);
+            let asked =
+                |a: &RelayAction| matches!(a, RelayAction::Dial { relay: r, .. } if r == relay);
             if self.out.iter().any(asked) {
                 continue;
             }
@@ -461,7 +471,10 @@ impl RelayClient {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let punches = self.punching.values().filter_map(|p| p.punch.poll_timeout());
+        let punches = self
+            .punching
+            .values()
+            .filter_map(|p| p.punch.poll_timeout());
         self.waiting.values().map(|(_, d)| *d).chain(punches).min()
     }
 }
@@ -522,7 +535,9 @@ mod tests {
                 name: String::new(),
                 listen_port: None,
                 agent: "p2p-tracker/x".into(),
-            }, t0);
+            },
+            t0,
+        );
         assert!(drain(&mut c).is_empty(), "the relay's Hello asks nothing");
         c.message(
             conn,
@@ -530,7 +545,9 @@ mod tests {
                 session: 5,
                 peer: key(2),
                 addr: None,
-            }, t0);
+            },
+            t0,
+        );
         let role = RestartAs::Initiator {
             tag: ConnectTag(2),
             expected: Some(key(2)),
@@ -572,7 +589,9 @@ mod tests {
                 session: 9,
                 peer: key(1),
                 addr: None,
-            }, t0);
+            },
+            t0,
+        );
         assert_eq!(
             drain(&mut c),
             [RelayAction::Restart(conn, RestartAs::Responder)]
@@ -608,7 +627,9 @@ mod tests {
                 req: Some(1),
                 code: ErrorCode::NoSuchPeer,
                 message: "no".into(),
-            }, t0);
+            },
+            t0,
+        );
         let out = drain(&mut c);
         assert_eq!(out[0], RelayAction::Close(conn));
         assert!(
@@ -638,7 +659,9 @@ mod tests {
                 session: 1,
                 peer: key(9),
                 addr: None,
-            }, t0);
+            },
+            t0,
+        );
         let out = drain(&mut c);
         assert_eq!(out[0], RelayAction::Close(conn));
         assert!(!c.is_relayed(conn), "never restarted towards the wrong key");

@@ -294,9 +294,7 @@ impl Tracker {
             Message::RelayOpen { req, peer, punch } => {
                 self.on_relay_open(conn, req, peer, punch, now)
             }
-            Message::RelayJoin { session, punch } => {
-                self.on_relay_join(conn, session, punch, now)
-            }
+            Message::RelayJoin { session, punch } => self.on_relay_join(conn, session, punch, now),
             Message::ListPeers { req, want, names } => self.on_list_peers(
                 conn,
                 &Ask {
@@ -683,9 +681,23 @@ impl Tracker {
                     None => (None, None),
                 };
                 let (peer, addr) = (start.joiner_key, to_opener.map(|a| a.to_string()));
-                self.send(start.opener, &Message::RelayStart { session, peer, addr });
+                self.send(
+                    start.opener,
+                    &Message::RelayStart {
+                        session,
+                        peer,
+                        addr,
+                    },
+                );
                 let (peer, addr) = (start.opener_key, to_joiner.map(|a| a.to_string()));
-                self.send(start.joiner, &Message::RelayStart { session, peer, addr });
+                self.send(
+                    start.joiner,
+                    &Message::RelayStart {
+                        session,
+                        peer,
+                        addr,
+                    },
+                );
                 self.actions
                     .push_back(Action::Splice(start.opener, start.joiner, rate));
             }
