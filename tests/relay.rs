@@ -250,6 +250,7 @@ fn a_relay_that_swaps_the_peer_gets_a_refused_handshake() {
                     &Message::RelayStart {
                         session: 1,
                         peer: alice,
+                        addr: None,
                     },
                 );
                 let swapped = SecureStream::handshake(raw, Role::Responder, &mallory, None);
