@@ -152,7 +152,6 @@ impl Relay {
         opener_key: PeerId,
         target: PeerId,
         target_conn: Option<ConnId>,
-        opener_punch: Option<SocketAddr>,
         now: Instant,
     ) -> Result<u64, Refusal> {
         if self.holds(conn) {
@@ -198,12 +197,19 @@ impl Relay {
                 req,
                 opener_key,
                 target,
-                opener_punch,
+                opener_punch: None,
                 deadline: now + self.config.join_timeout,
             },
         );
         self.by_conn.insert(conn, session);
         Ok(session)
+    }
+
+    /// The opener of `session` (still waiting) asked to punch from `addr` (§18.8).
+    pub fn opener_punches(&mut self, session: u64, addr: SocketAddr) {
+        if let Some(w) = self.waiting.get_mut(&session) {
+            w.opener_punch = Some(addr);
+        }
     }
 
     /// `RelayJoin{session}` from `conn`, which proved `joiner_key`; `joiner_punch`: where it
@@ -317,7 +323,7 @@ mod tests {
         let t0 = Instant::now();
         let mut r = relay(8, 8);
         let s = r
-            .open(conn(1), 7, key(1), key(2), Some(conn(9)), None, t0)
+            .open(conn(1), 7, key(1), key(2), Some(conn(9)), t0)
             .unwrap();
         assert!(r.holds(conn(1)));
         let start = r
@@ -347,7 +353,7 @@ mod tests {
         let t0 = Instant::now();
         let mut r = relay(8, 8);
         let s = r
-            .open(conn(1), 7, key(1), key(2), Some(conn(9)), None, t0)
+            .open(conn(1), 7, key(1), key(2), Some(conn(9)), t0)
             .unwrap();
         let wrong = r.join(conn(3), key(3), s, None, t0).unwrap_err();
         assert_eq!(wrong.code, ErrorCode::NoSuchSession);
@@ -360,7 +366,7 @@ mod tests {
         assert_eq!(again.code, ErrorCode::NoSuchSession);
 
         let s = r
-            .open(conn(6), 7, key(1), key(2), Some(conn(9)), None, t0)
+            .open(conn(6), 7, key(1), key(2), Some(conn(9)), t0)
             .unwrap();
         let late = t0 + JOIN_TIMEOUT;
         assert_eq!(
@@ -387,40 +393,62 @@ mod tests {
         let mut r = relay(3, 2);
         let code = |r: Result<u64, Refusal>| r.unwrap_err().code;
         assert_eq!(
-            code(r.open(conn(1), 7, key(1), key(2), None, None, t0)),
+            code(r.open(conn(1), 7, key(1), key(2), None, t0)),
             ErrorCode::NoSuchPeer
         );
         assert_eq!(
-            code(r.open(conn(1), 7, key(1), key(1), Some(conn(9)), None, t0)),
+            code(r.open(conn(1), 7, key(1), key(1), Some(conn(9)), t0)),
             ErrorCode::Other
         );
-        r.open(conn(1), 7, key(1), key(2), Some(conn(9)), None, t0)
+        r.open(conn(1), 7, key(1), key(2), Some(conn(9)), t0)
             .unwrap();
         assert_eq!(
-            code(r.open(conn(1), 7, key(1), key(3), Some(conn(9)), None, t0)),
+            code(r.open(conn(1), 7, key(1), key(3), Some(conn(9)), t0)),
             ErrorCode::UnexpectedMessage,
             "one session per connection"
         );
-        r.open(conn(2), 7, key(1), key(3), Some(conn(9)), None, t0)
+        r.open(conn(2), 7, key(1), key(3), Some(conn(9)), t0)
             .unwrap();
         // Key 1 is in two sessions: its limit, as opener or as target.
         assert_eq!(
-            code(r.open(conn(3), 7, key(1), key(4), Some(conn(9)), None, t0)),
+            code(r.open(conn(3), 7, key(1), key(4), Some(conn(9)), t0)),
             ErrorCode::Busy
         );
         assert_eq!(
-            code(r.open(conn(3), 7, key(4), key(1), Some(conn(9)), None, t0)),
+            code(r.open(conn(3), 7, key(4), key(1), Some(conn(9)), t0)),
             ErrorCode::Busy
         );
-        r.open(conn(3), 7, key(4), key(5), Some(conn(9)), None, t0)
+        r.open(conn(3), 7, key(4), key(5), Some(conn(9)), t0)
             .unwrap();
         // Three sessions: the relay's limit.
         assert_eq!(
-            code(r.open(conn(4), 7, key(6), key(7), Some(conn(9)), None, t0)),
+            code(r.open(conn(4), 7, key(6), key(7), Some(conn(9)), t0)),
             ErrorCode::Busy
         );
         r.closed(conn(3));
-        r.open(conn(4), 7, key(6), key(7), Some(conn(9)), None, t0)
+        r.open(conn(4), 7, key(6), key(7), Some(conn(9)), t0)
             .unwrap();
+    }
+
+    /// Both sides' punching addresses reach the `Start` only when both asked (§18.8).
+    #[test]
+    fn a_session_punches_only_when_both_sides_ask() {
+        let t0 = Instant::now();
+        let a = SocketAddr::from(([203, 0, 113, 1], 7001));
+        let b = SocketAddr::from(([198, 51, 100, 2], 7002));
+        let mut r = relay(8, 4);
+        let s = r
+            .open(conn(1), 7, key(1), key(2), Some(conn(9)), t0)
+            .unwrap();
+        r.opener_punches(s, a);
+        let start = r.join(conn(2), key(2), s, Some(b), t0).unwrap();
+        assert_eq!(start.punch, Some((a, b)));
+
+        let s = r
+            .open(conn(3), 7, key(1), key(2), Some(conn(9)), t0)
+            .unwrap();
+        r.opener_punches(s, a);
+        let start = r.join(conn(4), key(2), s, None, t0).unwrap();
+        assert_eq!(start.punch, None);
     }
 }

@@ -634,8 +634,11 @@ impl Tracker {
             self.send_error(conn, Some(req), ErrorCode::NotRelaying, message);
             return self.close(conn, now);
         };
-        match relay.open(conn, req, opener_key, target, target_conn, punch, now) {
+        match relay.open(conn, req, opener_key, target, target_conn, now) {
             Ok(session) => {
+                if let Some(addr) = punch {
+                    relay.opener_punches(session, addr);
+                }
                 let to = target_conn.expect("open succeeds only for a registered target");
                 let from = opener_key;
                 self.send(to, &Message::RelayOffer { session, from });
