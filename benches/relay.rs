@@ -79,7 +79,10 @@ fn cpu_secs(pid: u32) -> f64 {
 
 fn serve(name: &str, listen: &str, tracker: SocketAddr, dir: &Path) -> Proc {
     let mut cmd = Command::new(BIN);
+    // No hole punching: from 127.0.0.2 the relayed peer could dial the fetcher's listener
+    // on 127.0.0.1 itself, and this measures the relay.
     cmd.args(["peer", "--name", name, "--serve", "--listen", listen])
+        .arg("--no-punch")
         .arg("--tracker")
         .arg(tracker.to_string())
         .arg("--shared")

@@ -306,6 +306,7 @@ fn start_peer(
             rate_limits: Default::default(),
             dht: None,
             port_map: None,
+            punch: true,
         };
         let mut node = PeerNode::new(
             cfg,

@@ -191,6 +191,14 @@ struct PeerArgs {
     /// handshake, and peer exchange with it finds the others.
     #[arg(long = "peer", value_name = "ADDR")]
     peers: Vec<String>,
+    /// No TCP hole punching: a peer reached through the tracker's relay stays relayed. By
+    /// default, when both peers ask for it, each dials the other's public address (as the
+    /// relay sees it) from its listen port right after the relay joined them, and a direct
+    /// link that proves the peer's key replaces the relayed one (`peers` says `punched`);
+    /// it works behind NATs that keep the port number and let such dials through (cone
+    /// NATs), and falls back to the relay within about 16 s otherwise.
+    #[arg(long, env = "P2P_NO_PUNCH", value_parser = clap::builder::BoolishValueParser::new())]
+    no_punch: bool,
     /// No LAN discovery: neither announce this peer by multicast nor listen for others.
     #[arg(long, env = "P2P_NO_LAN", value_parser = clap::builder::BoolishValueParser::new())]
     no_lan: bool,
@@ -489,6 +497,7 @@ fn peer_run(args: PeerArgs, m: &ArgMatches, quiet: bool) -> Result<Option<PeerRu
         rate_limits: s.rate_limits,
         dht,
         port_map: port_map_setting(args.no_port_map, args.gateway.as_deref(), args.no_lan)?,
+        punch: !args.no_punch,
     };
     let out = p2p::repl::UiOptions {
         json: args.json,

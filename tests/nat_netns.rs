@@ -187,7 +187,14 @@ fn a_relayed_transfer_between_two_nats_is_identical_and_the_relay_sees_no_plaint
     let text = "the eagle lands at noon";
     let alice_dirs = PeerDirs::with_files(&[(name, &content)]);
     let tracker1 = format!("10.77.1.1:{port}");
-    let cmd = peer_in(h1, "Alice", &tracker1, &alice_dirs, &["--serve"]);
+    // No hole punching (tests/punch_netns.rs has it): this is the relayed path.
+    let cmd = peer_in(
+        h1,
+        "Alice",
+        &tracker1,
+        &alice_dirs,
+        &["--serve", "--no-punch"],
+    );
     let mut alice = Proc::spawn("Alice", cmd, None);
     let (mut registered, mut sharing) = (false, false);
     while !(registered && sharing) {

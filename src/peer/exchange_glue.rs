@@ -258,10 +258,13 @@ impl PeerNode {
         }
         match (boot, expected) {
             (Some(b), _) => self.bootstrap_met(conn, &name, remote, b, now),
-            // A relayed link says nothing about the address: it stays as the last dial left it.
-            (None, Some(_)) if self.relay.is_relayed(conn) => self.known.touch(&name, now),
+            // A relayed or punched link says nothing about the address (a punched one was
+            // reached by both sides dialling at once): it stays as the last dial left it.
+            (None, Some(_)) if self.relay.is_reached_through_relay(conn) => {
+                self.known.touch(&name, now)
+            }
             (None, Some(_)) => self.dialer().reached(&name, now),
-            (None, None) if self.relay.is_relayed(conn) => {
+            (None, None) if self.relay.is_reached_through_relay(conn) => {
                 self.known.touch(&name, now);
                 return;
             }
@@ -439,10 +442,11 @@ impl PeerNode {
     pub(super) fn print_peers(&mut self, now: Instant) {
         let connected = self.connected_names();
         let mut peers = self.known.listing(now, |n| connected.contains(n));
-        // Connected through the relay says more than the listed address's kind.
+        // Connected through the relay, or by punching, says more than the listed address's
+        // kind.
         for p in &mut peers {
-            if self.reached_via(&p.name) == Some("relayed") {
-                p.via = "relayed";
+            if let Some(via @ ("relayed" | "punched")) = self.reached_via(&p.name) {
+                p.via = via;
             }
         }
         let tracker_unreachable = self.tracker.up().is_none();

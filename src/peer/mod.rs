@@ -44,6 +44,7 @@ pub mod peer_table;
 pub mod pins;
 pub mod port_map;
 pub mod port_map_glue;
+mod punch;
 mod reaching;
 mod relay_client;
 mod relay_glue;

@@ -65,6 +65,8 @@ pub struct PeerConfig {
     /// Asking the router for a port mapping (`port_map_glue.rs`), unless `--no-port-map`
     /// (or LAN traffic is off and no `--gateway` is given).
     pub port_map: Option<super::port_map_glue::PortMapConfig>,
+    /// TCP hole punching through the relay (PROTOCOL.md §18.8); off with `--no-punch`.
+    pub punch: bool,
 }
 
 /// What a disk job's result is for.
@@ -257,6 +259,9 @@ impl PeerNode {
             relay: Default::default(),
             resume_at_start: false,
         };
+        if node.cfg.punch {
+            node.relay.punch_from(id, listen_port);
+        }
         if !node.cfg.rate_limits.is_unlimited() {
             let limits = node.cfg.rate_limits;
             node.actions.push_back(Action::SetRateLimits(limits));
@@ -497,6 +502,9 @@ impl PeerNode {
 
 impl Driver for PeerNode {
     fn handle_accepted(&mut self, conn: ConnId, remote: SocketAddr, peer: PeerId, now: Instant) {
+        if self.relay.punch_accepted(conn, remote, peer, now) {
+            return self.relay_drain(now);
+        }
         self.sessions
             .insert(conn, Session::incoming(remote, peer, now));
     }
@@ -511,6 +519,10 @@ impl Driver for PeerNode {
     ) {
         if self.relay.owns_dial(tag) {
             return self.relay_connected(tag, conn, now);
+        }
+        if self.relay.owns_punch(tag) {
+            self.relay.punch_connected(tag, conn, remote, peer, now);
+            return self.relay_drain(now);
         }
         self.relay.inner_done(tag);
         match self.connecting.remove(&tag) {
@@ -531,6 +543,11 @@ impl Driver for PeerNode {
     fn handle_connect_failed(&mut self, tag: ConnectTag, error: io::Error, now: Instant) {
         if self.relay.owns_dial(tag) {
             self.relay_connect_failed(tag, &error, now);
+            return self.take_input(now);
+        }
+        if self.relay.owns_punch(tag) {
+            self.relay.punch_failed(tag, &error.to_string(), now);
+            self.relay_drain(now);
             return self.take_input(now);
         }
         let relayed = self.relay.inner_done(tag);
@@ -705,6 +722,7 @@ mod tests {
             rate_limits: Default::default(),
             dht: None,
             port_map: None,
+            punch: true,
         };
         PeerNode::new(
             cfg,

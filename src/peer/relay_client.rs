@@ -8,6 +8,7 @@
 //! link's handshake: the opener's as `handle_connected` with the inner tag (a failure, a
 //! wrong key included, as `handle_connect_failed`), the joiner's as `handle_accepted`.
 
+use super::punch::{Dial, Outcome, Punch};
 use crate::identity::PeerId;
 use crate::reactor::{ConnId, ConnectTag, RestartAs};
 use crate::wire::{ErrorCode, Message};
@@ -50,6 +51,34 @@ pub enum RelayAction {
         inner: ConnectTag,
         why: String,
     },
+    /// Read nothing more from this connection to the relay while we punch (`Action::Park`).
+    Park(ConnId),
+    /// Make a punching dial for the session of relay connection `relay`
+    /// (`Action::ConnectFrom`), then say with which tag (`punch_dialing`).
+    Dial {
+        relay: ConnId,
+        dial: Dial,
+    },
+    /// A punched link replaces the relayed one (PROTOCOL.md §18.8): `conn` is a secure link
+    /// with `peer` at `remote`, to be taken as the relayed link would have been: as the
+    /// connection dialled with `inner` (we opened the session) or as an accepted one (we
+    /// joined it, `inner` is `None`).
+    Punched {
+        conn: ConnId,
+        remote: SocketAddr,
+        peer: PeerId,
+        inner: Option<ConnectTag>,
+    },
+}
+
+/// A session whose relayed link waits (parked) while we punch.
+struct Punching {
+    purpose: Purpose,
+    /// How the relayed link restarts if punching fails.
+    role: RestartAs,
+    punch: Punch,
+    /// Whether the connection to the relay is still there to fall back on.
+    relay_open: bool,
 }
 
 #[derive(Default)]
@@ -64,6 +93,13 @@ pub struct RelayClient {
     relayed: HashSet<ConnId>,
     /// The request id of the last `RelayOpen`.
     last_req: u64,
+    /// Hole punching (PROTOCOL.md §18.8): our key and the port we listen and punch from;
+    /// `None` with `--no-punch` (then `RelayOpen`/`RelayJoin` carry no `punch`).
+    punch_from: Option<(PeerId, u16)>,
+    /// Relay connections whose session we try to punch, by the relay connection.
+    punching: HashMap<ConnId, Punching>,
+    /// Connections that are punched links now.
+    punched: HashSet<ConnId>,
     out: VecDeque<RelayAction>,
 }
 
@@ -89,6 +125,147 @@ impl RelayClient {
         self.relayed.contains(&conn)
     }
 
+    pub fn is_punched(&self, conn: ConnId) -> bool {
+        self.punched.contains(&conn)
+    }
+
+    /// Relayed, or punched with the relay's help: either way not a link a plain dial to the
+    /// peer's address would make.
+    pub fn is_reached_through_relay(&self, conn: ConnId) -> bool {
+        self.is_relayed(conn) || self.is_punched(conn)
+    }
+
+    /// Punch from now on, as `ours`, from our listen port `port` (PROTOCOL.md §18.8).
+    pub fn punch_from(&mut self, ours: PeerId, port: u16) {
+        self.punch_from = (port != 0).then_some((ours, port));
+    }
+
+    /// Whether the dial `tag` is a punching one of ours, running now.
+    pub fn owns_punch(&self, tag: ConnectTag) -> bool {
+        self.punching.values().any(|p| p.punch.owns(tag))
+    }
+
+    /// The punching dial asked for by `Dial{relay, ..}` was made with `tag`.
+    pub fn punch_dialing(&mut self, relay: ConnId, tag: ConnectTag) {
+        if let Some(p) = self.punching.get_mut(&relay) {
+            p.punch.dialing(tag);
+        }
+    }
+
+    /// A punching dial made a secure link proving `peer`.
+    pub fn punch_connected(
+        &mut self,
+        tag: ConnectTag,
+        conn: ConnId,
+        remote: SocketAddr,
+        peer: PeerId,
+        now: Instant,
+    ) {
+        let found = (self.punching.iter_mut())
+            .find_map(|(r, p)| p.punch.connected(tag, conn, peer).map(|o| (*r, o)));
+        if let Some((relay, outcome)) = found {
+            if matches!(outcome, Outcome::Failed(_)) {
+                self.out.push_back(RelayAction::Close(conn));
+            }
+            self.punch_ended(relay, outcome, remote, peer, now);
+        }
+    }
+
+    /// A punching dial failed.
+    pub fn punch_failed(&mut self, tag: ConnectTag, why: &str, now: Instant) {
+        let found = (self.punching.iter_mut())
+            .find_map(|(r, p)| p.punch.connect_failed(tag, why, now).map(|o| (*r, o)));
+        match found {
+            Some((relay, outcome)) => {
+                let p = &self.punching[&relay].punch;
+                let (to, peer) = (p.to(), p.expected());
+                self.punch_ended(relay, outcome, to, peer, now)
+            }
+            None => self.pump(now),
+        }
+    }
+
+    /// A connection was accepted on our listener: true if it is the link we punch for
+    /// (the other side's SYN found our listener), then taken as the punched link.
+    pub fn punch_accepted(
+        &mut self,
+        conn: ConnId,
+        remote: SocketAddr,
+        peer: PeerId,
+        now: Instant,
+    ) -> bool {
+        let found = (self.punching.iter_mut())
+            .find_map(|(r, p)| p.punch.accepted(conn, remote, peer).map(|o| (*r, o)));
+        let Some((relay, outcome)) = found else {
+            return false;
+        };
+        self.punch_ended(relay, outcome, remote, peer, now);
+        true
+    }
+
+    /// An attempt ended: the punched link replaces the relayed one, or the relayed one is
+    /// restarted after all (if the relay is still there).
+    fn punch_ended(
+        &mut self,
+        relay: ConnId,
+        outcome: Outcome,
+        remote: SocketAddr,
+        peer: PeerId,
+        now: Instant,
+    ) {
+        let Some(p) = self.punching.remove(&relay) else {
+            return;
+        };
+        match outcome {
+            Outcome::Punched(conn) => {
+                tracing::info!("punched a direct link to {} at {remote}", peer.short());
+                if p.relay_open {
+                    self.out.push_back(RelayAction::Close(relay));
+                }
+                self.punched.insert(conn);
+                let inner = match p.role {
+                    RestartAs::Initiator { tag, .. } => Some(tag),
+                    RestartAs::Responder => None,
+                };
+                self.out.push_back(RelayAction::Punched {
+                    conn,
+                    remote,
+                    peer,
+                    inner,
+                });
+            }
+            Outcome::Failed(why) if p.relay_open => {
+                tracing::info!("{why}; staying relayed");
+                self.relayed.insert(relay);
+                self.out.push_back(RelayAction::Restart(relay, p.role));
+            }
+            Outcome::Failed(why) => {
+                if let RestartAs::Initiator { tag, .. } = p.role {
+                    self.inner.remove(&tag);
+                }
+                self.fail(p.purpose, format!("{why}, and the relay closed"));
+            }
+        }
+        self.pump(now);
+    }
+
+    /// Dials that are due, as actions.
+    fn pump(&mut self, now: Instant) {
+        for (relay, p) in &self.punching {
+            let asked =
+                |a: &RelayAction| matches!(a, RelayAction::Dial { relay: r, .. } if r == relay);
+            if self.out.iter().any(asked) {
+                continue;
+            }
+            if let Some(dial) = p.punch.poll_dial(now) {
+                self.out.push_back(RelayAction::Dial {
+                    relay: *relay,
+                    dial,
+                });
+            }
+        }
+    }
+
     /// Whether we are reaching `name` through the relay now.
     pub fn reaching(&self, name: &str) -> bool {
         let opens = |p: &Purpose| matches!(p, Purpose::Open { name: n, .. } if n == name);
@@ -102,15 +279,20 @@ impl RelayClient {
         let Some(purpose) = self.dials.remove(&tag) else {
             return;
         };
+        let punch = self.punch_from.map(|(_, port)| port);
         let ask = match &purpose {
             Purpose::Open { target, .. } => {
                 self.last_req += 1;
                 Message::RelayOpen {
                     req: self.last_req,
                     peer: *target,
+                    punch,
                 }
             }
-            Purpose::Join { session, .. } => Message::RelayJoin { session: *session },
+            Purpose::Join { session, .. } => Message::RelayJoin {
+                session: *session,
+                punch,
+            },
         };
         self.out.push_back(RelayAction::Ask(conn, ask));
         self.waiting.insert(conn, (purpose, now + START_TIMEOUT));
@@ -138,15 +320,16 @@ impl RelayClient {
     }
 
     /// A message from the relay on a waiting connection.
-    pub fn message(&mut self, conn: ConnId, msg: Message) {
+    pub fn message(&mut self, conn: ConnId, msg: Message, now: Instant) {
         let Some((purpose, _)) = self.waiting.get(&conn) else {
             return;
         };
         let why = match msg {
             Message::Hello { .. } => return, // the relay's: the answer comes next
-            Message::RelayStart { peer, .. } => {
+            Message::RelayStart { peer, addr, .. } => {
                 let (purpose, _) = self.waiting.remove(&conn).expect("looked up above");
-                return self.start(conn, purpose, peer);
+                let to = addr.and_then(|a| a.parse::<SocketAddr>().ok());
+                return self.start(conn, purpose, peer, to, now);
             }
             Message::Error { code, message, .. } => relay_refusal(code, &message),
             other => format!("the relay sent {} before RelayStart", other.kind()),
@@ -157,7 +340,18 @@ impl RelayClient {
         self.fail(purpose, why);
     }
 
-    fn start(&mut self, conn: ConnId, purpose: Purpose, peer: PeerId) {
+    fn start(
+        &mut self,
+        conn: ConnId,
+        purpose: Purpose,
+        peer: PeerId,
+        to: Option<SocketAddr>,
+        now: Instant,
+    ) {
+        let punch = match (self.punch_from, to) {
+            (Some((ours, _)), Some(to)) if to.port() != 0 => Some(Punch::new(to, peer, ours, now)),
+            _ => None,
+        };
         match purpose {
             Purpose::Open {
                 name,
@@ -183,21 +377,51 @@ impl RelayClient {
                         why,
                     );
                 }
-                self.inner.insert(inner, name);
-                self.relayed.insert(conn);
+                self.inner.insert(inner, name.clone());
                 let expected = Some(target);
                 let role = RestartAs::Initiator {
                     tag: inner,
                     expected,
                 };
-                self.out.push_back(RelayAction::Restart(conn, role));
+                let purpose = Purpose::Open {
+                    name,
+                    addr,
+                    target,
+                    inner,
+                };
+                self.restart_or_punch(conn, purpose, role, punch, now);
             }
             Purpose::Join { .. } => {
-                self.relayed.insert(conn);
-                self.out
-                    .push_back(RelayAction::Restart(conn, RestartAs::Responder));
+                self.restart_or_punch(conn, purpose, RestartAs::Responder, punch, now);
             }
         }
+    }
+
+    /// The relayed link starts now, or once punching failed (PROTOCOL.md §18.8).
+    fn restart_or_punch(
+        &mut self,
+        conn: ConnId,
+        purpose: Purpose,
+        role: RestartAs,
+        punch: Option<Punch>,
+        now: Instant,
+    ) {
+        let Some(punch) = punch else {
+            self.relayed.insert(conn);
+            self.out.push_back(RelayAction::Restart(conn, role));
+            return;
+        };
+        self.out.push_back(RelayAction::Park(conn));
+        self.punching.insert(
+            conn,
+            Punching {
+                purpose,
+                role,
+                punch,
+                relay_open: true,
+            },
+        );
+        self.pump(now);
     }
 
     /// A relayed dial's handshake ended (`handle_connected` or `handle_connect_failed` with
@@ -210,12 +434,26 @@ impl RelayClient {
     /// `conn` closed (a waiting one, or a relayed link).
     pub fn closed(&mut self, conn: ConnId, why: &str) {
         self.relayed.remove(&conn);
+        self.punched.remove(&conn);
+        if let Some(p) = self.punching.get_mut(&conn) {
+            // Punching goes on; there is nothing to fall back on now.
+            p.relay_open = false;
+        }
         if let Some((purpose, _)) = self.waiting.remove(&conn) {
             self.fail(purpose, format!("the relay closed the connection: {why}"));
         }
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        let ended: Vec<(ConnId, Outcome)> = (self.punching.iter_mut())
+            .filter_map(|(r, p)| p.punch.handle_timeout(now).map(|o| (*r, o)))
+            .collect();
+        for (relay, outcome) in ended {
+            let to = self.punching[&relay].punch.to();
+            let peer = self.punching[&relay].punch.expected();
+            self.punch_ended(relay, outcome, to, peer, now);
+        }
+        self.pump(now);
         let late: Vec<ConnId> = (self.waiting.iter())
             .filter(|(_, (_, deadline))| *deadline <= now)
             .map(|(c, _)| *c)
@@ -233,7 +471,11 @@ impl RelayClient {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.waiting.values().map(|(_, d)| *d).min()
+        let punches = self
+            .punching
+            .values()
+            .filter_map(|p| p.punch.poll_timeout());
+        self.waiting.values().map(|(_, d)| *d).chain(punches).min()
     }
 }
 
@@ -283,6 +525,7 @@ mod tests {
         let ask = Message::RelayOpen {
             req: 1,
             peer: key(2),
+            punch: None,
         };
         assert_eq!(drain(&mut c), [RelayAction::Ask(conn, ask)]);
         c.message(
@@ -293,6 +536,7 @@ mod tests {
                 listen_port: None,
                 agent: "p2p-tracker/x".into(),
             },
+            t0,
         );
         assert!(drain(&mut c).is_empty(), "the relay's Hello asks nothing");
         c.message(
@@ -300,7 +544,9 @@ mod tests {
             Message::RelayStart {
                 session: 5,
                 peer: key(2),
+                addr: None,
             },
+            t0,
         );
         let role = RestartAs::Initiator {
             tag: ConnectTag(2),
@@ -329,14 +575,22 @@ mod tests {
         c.connected(ConnectTag(7), conn, t0);
         assert_eq!(
             drain(&mut c),
-            [RelayAction::Ask(conn, Message::RelayJoin { session: 9 })]
+            [RelayAction::Ask(
+                conn,
+                Message::RelayJoin {
+                    session: 9,
+                    punch: None
+                }
+            )]
         );
         c.message(
             conn,
             Message::RelayStart {
                 session: 9,
                 peer: key(1),
+                addr: None,
             },
+            t0,
         );
         assert_eq!(
             drain(&mut c),
@@ -374,6 +628,7 @@ mod tests {
                 code: ErrorCode::NoSuchPeer,
                 message: "no".into(),
             },
+            t0,
         );
         let out = drain(&mut c);
         assert_eq!(out[0], RelayAction::Close(conn));
@@ -403,7 +658,9 @@ mod tests {
             Message::RelayStart {
                 session: 1,
                 peer: key(9),
+                addr: None,
             },
+            t0,
         );
         let out = drain(&mut c);
         assert_eq!(out[0], RelayAction::Close(conn));
@@ -419,5 +676,123 @@ mod tests {
             [failed(10, "the relay closed the connection: reset")]
         );
         assert_eq!(c.poll_timeout(), None);
+    }
+
+    fn start_punching(c: &mut RelayClient, conn: ConnId, t0: Instant) -> ConnectTag {
+        c.punch_from(key(1), 7001);
+        c.dialing(ConnectTag(1), open(2));
+        c.connected(ConnectTag(1), conn, t0);
+        let ask = Message::RelayOpen {
+            req: 1,
+            peer: key(2),
+            punch: Some(7001),
+        };
+        assert_eq!(drain(c), [RelayAction::Ask(conn, ask)]);
+        let start = Message::RelayStart {
+            session: 5,
+            peer: key(2),
+            addr: Some("203.0.113.9:7002".into()),
+        };
+        c.message(conn, start, t0);
+        let out = drain(c);
+        assert_eq!(out[0], RelayAction::Park(conn), "{out:?}");
+        let RelayAction::Dial { relay, dial } = &out[1] else {
+            panic!("a punching dial: {out:?}");
+        };
+        assert_eq!(*relay, conn);
+        assert_eq!(dial.to, SocketAddr::from(([203, 0, 113, 9], 7002)));
+        assert!(dial.initiator, "key(1) < key(2)");
+        assert_eq!(out.len(), 2);
+        c.punch_dialing(conn, ConnectTag(10));
+        assert!(c.owns_punch(ConnectTag(10)) && c.reaching("Bob"));
+        assert!(!c.is_relayed(conn));
+        ConnectTag(10)
+    }
+
+    #[test]
+    fn a_punched_link_replaces_the_relayed_one() {
+        let (t0, conn) = (Instant::now(), ConnId::fake(3));
+        let mut c = RelayClient::default();
+        let tag = start_punching(&mut c, conn, t0);
+        let punched = ConnId::fake(4);
+        let remote = SocketAddr::from(([203, 0, 113, 9], 7002));
+        c.punch_connected(tag, punched, remote, key(2), t0);
+        assert_eq!(
+            drain(&mut c),
+            [
+                RelayAction::Close(conn),
+                RelayAction::Punched {
+                    conn: punched,
+                    remote,
+                    peer: key(2),
+                    inner: Some(ConnectTag(2)),
+                }
+            ]
+        );
+        assert!(c.is_punched(punched) && !c.is_relayed(conn));
+        c.closed(conn, "we closed it");
+        assert!(drain(&mut c).is_empty());
+        c.closed(punched, "gone");
+        assert!(!c.is_punched(punched));
+    }
+
+    #[test]
+    fn a_failed_punch_restarts_the_relayed_link_or_fails_without_a_relay() {
+        let (t0, conn) = (Instant::now(), ConnId::fake(3));
+        let mut c = RelayClient::default();
+        let mut tag = start_punching(&mut c, conn, t0);
+        // Refused dials are made again until TCP's time is up.
+        let mut now = t0;
+        loop {
+            now += Duration::from_millis(1);
+            c.punch_failed(tag, "connection refused", now);
+            let out = drain(&mut c);
+            if let [RelayAction::Restart(relay, role)] = &out[..] {
+                assert_eq!(*relay, conn);
+                assert!(matches!(role, RestartAs::Initiator { .. }));
+                break;
+            }
+            assert!(out.is_empty(), "{out:?}");
+            now = c.poll_timeout().unwrap();
+            c.handle_timeout(now);
+            let out = drain(&mut c);
+            let [RelayAction::Dial { .. }] = &out[..] else {
+                panic!("dialled again: {out:?}");
+            };
+            tag = ConnectTag(tag.0 + 1);
+            c.punch_dialing(conn, tag);
+        }
+        assert!(now - t0 <= crate::peer::punch::TCP_TIMEOUT);
+        assert!(c.is_relayed(conn));
+
+        // The relay went while we punched: the dial fails for good.
+        let mut c = RelayClient::default();
+        let tag = start_punching(&mut c, conn, t0);
+        c.closed(conn, "reset");
+        assert!(drain(&mut c).is_empty(), "punching goes on");
+        c.handle_timeout(t0 + crate::peer::punch::GIVE_UP);
+        let out = drain(&mut c);
+        assert!(
+            matches!(&out[..], [RelayAction::Failed { inner, .. }] if *inner == ConnectTag(2)),
+            "{out:?}"
+        );
+        assert!(!c.owns_punch(tag) && !c.reaching("Bob"));
+    }
+
+    #[test]
+    fn without_punching_or_an_address_the_relayed_link_starts_at_once() {
+        let (t0, conn) = (Instant::now(), ConnId::fake(3));
+        let mut c = RelayClient::default();
+        c.punch_from(key(1), 7001);
+        c.dialing(ConnectTag(1), open(2));
+        c.connected(ConnectTag(1), conn, t0);
+        drain(&mut c);
+        let start = Message::RelayStart {
+            session: 5,
+            peer: key(2),
+            addr: None,
+        };
+        c.message(conn, start, t0);
+        assert!(matches!(&drain(&mut c)[..], [RelayAction::Restart(..)]));
     }
 }

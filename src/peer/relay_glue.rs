@@ -5,7 +5,7 @@
 use super::event::Problem;
 use super::node::{ConnectPurpose, PeerNode};
 use super::relay_client::{Purpose, RelayAction};
-use crate::reactor::{Action, ConnId, ConnectTag};
+use crate::reactor::{Action, ConnId, ConnectTag, Driver, PunchDial};
 use crate::wire::{Message, PROTOCOL_VERSION, decode_message};
 use std::io;
 use std::net::SocketAddr;
@@ -91,7 +91,7 @@ impl PeerNode {
 
     pub(super) fn relay_frame(&mut self, conn: ConnId, body: &[u8], now: Instant) {
         match decode_message(body) {
-            Ok(msg) => self.relay.message(conn, msg),
+            Ok(msg) => self.relay.message(conn, msg, now),
             Err(e) => {
                 let why = format!("bad frame from the relay: {e}");
                 self.close(conn);
@@ -111,7 +111,7 @@ impl PeerNode {
         self.relay_drain(now);
     }
 
-    fn relay_drain(&mut self, now: Instant) {
+    pub(super) fn relay_drain(&mut self, now: Instant) {
         while let Some(action) = self.relay.poll_action() {
             match action {
                 RelayAction::Ask(conn, msg) => {
@@ -130,6 +130,30 @@ impl PeerNode {
                     self.actions.push_back(Action::Restart(conn, role));
                 }
                 RelayAction::Close(conn) => self.close(conn),
+                RelayAction::Park(conn) => self.actions.push_back(Action::Park(conn)),
+                RelayAction::Dial { relay, dial } => {
+                    let tag = self.next_connect_tag();
+                    self.relay.punch_dialing(relay, tag);
+                    self.actions.push_back(Action::ConnectFrom(PunchDial {
+                        to: dial.to,
+                        local_port: self.listen_port,
+                        tag,
+                        expected: dial.expected,
+                        initiator: dial.initiator,
+                        timeout: dial.timeout,
+                    }));
+                }
+                // The punched link is taken as the relayed one would have been: the session
+                // opener's as its dial, the joiner's as an accepted connection.
+                RelayAction::Punched {
+                    conn,
+                    remote,
+                    peer,
+                    inner,
+                } => match inner {
+                    Some(tag) => self.handle_connected(conn, tag, remote, peer, now),
+                    None => self.handle_accepted(conn, remote, peer, now),
+                },
                 RelayAction::Failed {
                     name,
                     addr,
@@ -155,15 +179,19 @@ impl PeerNode {
         self.downloads_peer_unreachable(name, now);
     }
 
-    /// How `name` is reached now, for `peers`: `relayed` or `direct` while connected.
+    /// How `name` is reached now, for `peers`: `direct`, `punched` or `relayed` while
+    /// connected (the best of its links).
     pub(super) fn reached_via(&self, name: &str) -> Option<&'static str> {
         let mut via = None;
         for (conn, s) in &self.sessions {
             if s.name.as_deref() == Some(name) && !s.closing {
-                if !self.relay.is_relayed(*conn) {
+                if self.relay.is_punched(*conn) {
+                    via = Some("punched");
+                } else if !self.relay.is_relayed(*conn) {
                     return Some("direct");
+                } else if via.is_none() {
+                    via = Some("relayed");
                 }
-                via = Some("relayed");
             }
         }
         via

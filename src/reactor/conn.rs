@@ -81,6 +81,8 @@ pub struct Conn {
     /// first whole frame, so the bytes behind a relay's `RelayStart` (the other side's fresh
     /// handshake) are never taken for records of this link.
     hold: bool,
+    /// Parked (`Action::Park`): the socket is not read at all until `restart`.
+    parked: bool,
     /// Spliced to another connection (`splice.rs`): bytes are copied to it unread.
     pub splice: Option<super::splice::Splice>,
 }
@@ -120,6 +122,7 @@ impl Conn {
             link: Box::new(link),
             raw: Vec::new(),
             hold: false,
+            parked: false,
             splice: None,
         };
         conn.take_link_output();
@@ -205,6 +208,9 @@ impl Conn {
     /// link's answers (handshake messages, frames it held until its keys existed) into the
     /// output queue. A record that fails is an `InvalidData` error carrying the `LinkError`.
     fn read_once(&mut self) -> io::Result<usize> {
+        if self.parked {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
         if self.hold || !self.raw.is_empty() {
             return self.read_held();
         }
@@ -229,6 +235,11 @@ impl Conn {
         result
     }
 
+    /// Parks (see `parked`) from now until `restart`.
+    pub fn park(&mut self) {
+        self.parked = true;
+    }
+
     /// Holds (see `hold`) from now until `restart`.
     pub fn hold(&mut self) {
         self.hold = true;
@@ -242,6 +253,7 @@ impl Conn {
         *self.link = link;
         self.decoder = FrameDecoder::new();
         self.hold = false;
+        self.parked = false;
         self.take_link_output();
     }
 

@@ -136,6 +136,14 @@ pub enum Action {
     /// `handle_connected`/`handle_connect_failed` with the tag for an initiator, as
     /// `handle_accepted` for a responder (`splice.rs`).
     Restart(ConnId, super::RestartAs),
+    /// Read nothing more from this connection until it is restarted (`Restart`) or closed: a
+    /// peer parks its connection to the relay after `RelayStart` while it tries to punch
+    /// (PROTOCOL.md §18.8), so the other side's bytes wait in the socket for the restart.
+    Park(ConnId),
+    /// A hole-punching dial (`punch.rs`, PROTOCOL.md §18.8): TCP from a socket bound to our
+    /// listen port (shared with the listener), then the secure handshake in the role given,
+    /// which must prove the key expected. Answered like `Connect`, with the tag.
+    ConnectFrom(super::PunchDial),
     /// Copy the two connections' bytes to each other unread from now on, at most this many
     /// bytes a second each way if given (a relay's session, after `RelayStart` was queued on
     /// both). Either one ending ends both.

@@ -41,7 +41,7 @@ const LISTEN_BACKLOG: libc::c_int = 4096;
 /// How long an outgoing connect may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the secure handshake may take once TCP is up (as long as a node's `Hello`).
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a closed connection may take to flush what was queued for it.
 pub(super) const CLOSE_LINGER: Duration = Duration::from_secs(5);
 /// Bytes read from one connection per event before others get a turn.
@@ -147,7 +147,10 @@ impl Reactor {
 
     /// Listens on `addr` and returns the address actually bound (port 0 picks one).
     pub fn listen(&mut self, addr: SocketAddr) -> io::Result<SocketAddr> {
+        // Bound without SO_REUSEPORT, so a port another process holds is refused; then shared
+        // with our own hole-punching sockets only (`punch.rs`).
         let mut listener = TcpListener::bind(addr)?;
+        super::punch::share_listen_port(&listener);
         // mio listens with a backlog of 128; calling listen(2) again raises it (the kernel caps
         // it at net.core.somaxconn).
         // SAFETY: listen(2) on the descriptor `listener` owns.
@@ -341,7 +344,7 @@ impl Reactor {
         }
     }
 
-    fn insert(
+    pub(super) fn insert(
         &mut self,
         mut stream: TcpStream,
         remote: SocketAddr,
@@ -836,6 +839,12 @@ impl Reactor {
                         self.conns[id.index].hold();
                     }
                 }
+                Action::Park(id) => {
+                    if self.live(id) {
+                        self.conns[id.index].park();
+                    }
+                }
+                Action::ConnectFrom(dial) => self.connect_from(dial, driver),
                 Action::Restart(id, role) => self.restart(id, role, driver),
                 Action::Splice(a, b, rate) => self.splice(a, b, rate, driver),
             }

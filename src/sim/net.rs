@@ -126,7 +126,18 @@ impl Sim {
             // nothing for frames; a restart fails like a dial whose handshake failed and a
             // splice ends both connections, so a scenario that reaches them sees a clear end
             // rather than a hang (tests/relay.rs covers them with real processes).
-            Action::Hold(_) => {}
+            Action::Hold(_) | Action::Park(_) => {}
+            // Nor hole punching: the dial fails at once, and the node falls back to the relay.
+            Action::ConnectFrom(dial) => {
+                let why = io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "the simulator does not model hole punching",
+                );
+                let now = self.now;
+                if let Some(d) = self.nodes[n].driver() {
+                    d.handle_connect_failed(dial.tag, why, now);
+                }
+            }
             Action::Restart(conn, role) => {
                 self.apply(n, Action::Close(conn));
                 if let crate::reactor::RestartAs::Initiator { tag, .. } = role {

@@ -312,6 +312,7 @@ impl Sim {
             rate_limits: Default::default(),
             dht: None,
             port_map: None,
+            punch: true,
         };
         (cfg, lan_notice)
     }

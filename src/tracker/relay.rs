@@ -14,6 +14,7 @@ use crate::identity::PeerId;
 use crate::reactor::ConnId;
 use crate::wire::ErrorCode;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// How long an offer waits for its target to join.
@@ -63,6 +64,8 @@ struct Waiting {
     req: u64,
     opener_key: PeerId,
     target: PeerId,
+    /// Where the opener punches from, if it asked to punch (`RelayOpen.punch`, §18.8).
+    opener_punch: Option<SocketAddr>,
     deadline: Instant,
 }
 
@@ -82,6 +85,9 @@ pub struct Start {
     pub opener_key: PeerId,
     pub joiner: ConnId,
     pub joiner_key: PeerId,
+    /// When both sides asked to punch (PROTOCOL.md §18.8): where each punches from, the
+    /// opener's first. Each side's `RelayStart` names the other's.
+    pub punch: Option<(SocketAddr, SocketAddr)>,
 }
 
 /// An offer nobody joined in time: the opener gets `RelayTimeout`.
@@ -191,6 +197,7 @@ impl Relay {
                 req,
                 opener_key,
                 target,
+                opener_punch: None,
                 deadline: now + self.config.join_timeout,
             },
         );
@@ -198,12 +205,21 @@ impl Relay {
         Ok(session)
     }
 
-    /// `RelayJoin{session}` from `conn`, which proved `joiner_key`.
+    /// The opener of `session` (still waiting) asked to punch from `addr` (§18.8).
+    pub fn opener_punches(&mut self, session: u64, addr: SocketAddr) {
+        if let Some(w) = self.waiting.get_mut(&session) {
+            w.opener_punch = Some(addr);
+        }
+    }
+
+    /// `RelayJoin{session}` from `conn`, which proved `joiner_key`; `joiner_punch`: where it
+    /// punches from, if it asked to.
     pub fn join(
         &mut self,
         conn: ConnId,
         joiner_key: PeerId,
         session: u64,
+        joiner_punch: Option<SocketAddr>,
         now: Instant,
     ) -> Result<Start, Refusal> {
         if self.holds(conn) {
@@ -237,6 +253,7 @@ impl Relay {
             opener_key: w.opener_key,
             joiner: conn,
             joiner_key,
+            punch: w.opener_punch.zip(joiner_punch),
         })
     }
 
@@ -310,7 +327,7 @@ mod tests {
             .unwrap();
         assert!(r.holds(conn(1)));
         let start = r
-            .join(conn(2), key(2), s, t0 + Duration::from_secs(1))
+            .join(conn(2), key(2), s, None, t0 + Duration::from_secs(1))
             .unwrap();
         assert_eq!(
             start,
@@ -321,6 +338,7 @@ mod tests {
                 opener_key: key(1),
                 joiner: conn(2),
                 joiner_key: key(2),
+                punch: None,
             }
         );
         assert_eq!(r.next_deadline(), None, "nothing waits any more");
@@ -337,14 +355,14 @@ mod tests {
         let s = r
             .open(conn(1), 7, key(1), key(2), Some(conn(9)), t0)
             .unwrap();
-        let wrong = r.join(conn(3), key(3), s, t0).unwrap_err();
+        let wrong = r.join(conn(3), key(3), s, None, t0).unwrap_err();
         assert_eq!(wrong.code, ErrorCode::NoSuchSession);
         assert_eq!(
-            r.join(conn(4), key(2), s + 1, t0).unwrap_err().code,
+            r.join(conn(4), key(2), s + 1, None, t0).unwrap_err().code,
             ErrorCode::NoSuchSession
         );
-        r.join(conn(2), key(2), s, t0).unwrap();
-        let again = r.join(conn(5), key(2), s, t0).unwrap_err();
+        r.join(conn(2), key(2), s, None, t0).unwrap();
+        let again = r.join(conn(5), key(2), s, None, t0).unwrap_err();
         assert_eq!(again.code, ErrorCode::NoSuchSession);
 
         let s = r
@@ -352,7 +370,7 @@ mod tests {
             .unwrap();
         let late = t0 + JOIN_TIMEOUT;
         assert_eq!(
-            r.join(conn(7), key(2), s, late).unwrap_err().code,
+            r.join(conn(7), key(2), s, None, late).unwrap_err().code,
             ErrorCode::NoSuchSession
         );
         assert_eq!(r.next_deadline(), Some(late));
@@ -410,5 +428,27 @@ mod tests {
         r.closed(conn(3));
         r.open(conn(4), 7, key(6), key(7), Some(conn(9)), t0)
             .unwrap();
+    }
+
+    /// Both sides' punching addresses reach the `Start` only when both asked (§18.8).
+    #[test]
+    fn a_session_punches_only_when_both_sides_ask() {
+        let t0 = Instant::now();
+        let a = SocketAddr::from(([203, 0, 113, 1], 7001));
+        let b = SocketAddr::from(([198, 51, 100, 2], 7002));
+        let mut r = relay(8, 4);
+        let s = r
+            .open(conn(1), 7, key(1), key(2), Some(conn(9)), t0)
+            .unwrap();
+        r.opener_punches(s, a);
+        let start = r.join(conn(2), key(2), s, Some(b), t0).unwrap();
+        assert_eq!(start.punch, Some((a, b)));
+
+        let s = r
+            .open(conn(3), 7, key(1), key(2), Some(conn(9)), t0)
+            .unwrap();
+        r.opener_punches(s, a);
+        let start = r.join(conn(4), key(2), s, None, t0).unwrap();
+        assert_eq!(start.punch, None);
     }
 }

@@ -291,8 +291,10 @@ impl Tracker {
                     );
                 }
             }
-            Message::RelayOpen { req, peer } => self.on_relay_open(conn, req, peer, now),
-            Message::RelayJoin { session } => self.on_relay_join(conn, session, now),
+            Message::RelayOpen { req, peer, punch } => {
+                self.on_relay_open(conn, req, peer, punch, now)
+            }
+            Message::RelayJoin { session, punch } => self.on_relay_join(conn, session, punch, now),
             Message::ListPeers { req, want, names } => self.on_list_peers(
                 conn,
                 &Ask {
@@ -609,10 +611,18 @@ impl Driver for Tracker {
 
 /// The relay's glue: requests in, `Relay`'s answers out as frames, splices and closes.
 impl Tracker {
-    fn on_relay_open(&mut self, conn: ConnId, req: u64, target: PeerId, now: Instant) {
+    fn on_relay_open(
+        &mut self,
+        conn: ConnId,
+        req: u64,
+        target: PeerId,
+        punch: Option<u16>,
+        now: Instant,
+    ) {
         let Some(opener_key) = self.conns.get(&conn).map(|c| c.peer) else {
             return;
         };
+        let punch = self.punch_from(conn, punch);
         let target_conn = self
             .registry
             .slots()
@@ -626,6 +636,9 @@ impl Tracker {
         };
         match relay.open(conn, req, opener_key, target, target_conn, now) {
             Ok(session) => {
+                if let Some(addr) = punch {
+                    relay.opener_punches(session, addr);
+                }
                 let to = target_conn.expect("open succeeds only for a registered target");
                 let from = opener_key;
                 self.send(to, &Message::RelayOffer { session, from });
@@ -639,27 +652,55 @@ impl Tracker {
         }
     }
 
-    fn on_relay_join(&mut self, conn: ConnId, session: u64, now: Instant) {
+    /// Where a peer that asked to punch from `port` punches from, as far as we can tell: its
+    /// connection's IP (its NAT's public one) and that port (PROTOCOL.md §18.8).
+    fn punch_from(&self, conn: ConnId, port: Option<u16>) -> Option<SocketAddr> {
+        let remote = self.conns.get(&conn)?.remote;
+        let port = port.filter(|&p| p != 0)?;
+        Some(SocketAddr::new(remote.ip().to_canonical(), port))
+    }
+
+    fn on_relay_join(&mut self, conn: ConnId, session: u64, punch: Option<u16>, now: Instant) {
         let Some(joiner_key) = self.conns.get(&conn).map(|c| c.peer) else {
             return;
         };
+        let punch = self.punch_from(conn, punch);
         let Some(relay) = self.relay.as_mut() else {
             let message = "this tracker does not relay (started without --relay)".to_string();
             self.send_error(conn, None, ErrorCode::NotRelaying, message);
             return self.close(conn, now);
         };
         let rate = relay.config().max_rate;
-        match relay.join(conn, joiner_key, session, now) {
+        match relay.join(conn, joiner_key, session, punch, now) {
             Ok(start) => {
                 self.log(&format!(
                     "relaying {} <-> {} (session {session})",
                     start.opener_key.short(),
                     start.joiner_key.short()
                 ));
-                let peer = start.joiner_key;
-                self.send(start.opener, &Message::RelayStart { session, peer });
-                let peer = start.opener_key;
-                self.send(start.joiner, &Message::RelayStart { session, peer });
+                // Each side punches to the other's address, if both asked to (§18.8).
+                let (to_opener, to_joiner) = match start.punch {
+                    Some((opener, joiner)) => (Some(joiner), Some(opener)),
+                    None => (None, None),
+                };
+                let (peer, addr) = (start.joiner_key, to_opener.map(|a| a.to_string()));
+                self.send(
+                    start.opener,
+                    &Message::RelayStart {
+                        session,
+                        peer,
+                        addr,
+                    },
+                );
+                let (peer, addr) = (start.opener_key, to_joiner.map(|a| a.to_string()));
+                self.send(
+                    start.joiner,
+                    &Message::RelayStart {
+                        session,
+                        peer,
+                        addr,
+                    },
+                );
                 self.actions
                     .push_back(Action::Splice(start.opener, start.joiner, rate));
             }
@@ -868,8 +909,11 @@ mod tests {
                     }
                     Action::SetRateLimits(_) => panic!("the tracker set rate limits"),
                     Action::Splice(a, b, rate) => out.push(Out::Splice(a, b, rate)),
-                    Action::Hold(_) | Action::Restart(..) => {
-                        panic!("the tracker held or restarted")
+                    Action::Hold(_)
+                    | Action::Park(_)
+                    | Action::Restart(..)
+                    | Action::ConnectFrom(_) => {
+                        panic!("the tracker held, parked, restarted or punched")
                     }
                 }
             }
@@ -1853,6 +1897,7 @@ mod tests {
         let open = Message::RelayOpen {
             req: 5,
             peer: key_of(2),
+            punch: None,
         };
         let out = h.send(alice, &open, 0);
         let [Out::Msg(to, Message::RelayOffer { session, from })] = &out[..] else {
@@ -1860,10 +1905,16 @@ mod tests {
         };
         assert_eq!((*to, *from), (bob, key_of(3)));
         let join = h.ready_as(4, ip(2), key_of(2), 1);
-        let out = h.send(join, &Message::RelayJoin { session: *session }, 1);
+        // Bob would punch, Alice would not: nobody is told an address.
+        let join_msg = Message::RelayJoin {
+            session: *session,
+            punch: Some(4002),
+        };
+        let out = h.send(join, &join_msg, 1);
         let start = |peer| Message::RelayStart {
             session: *session,
             peer,
+            addr: None,
         };
         assert_eq!(
             out,
@@ -1876,6 +1927,45 @@ mod tests {
         assert!(h.logs.borrow().iter().any(|l| l.starts_with("relaying ")));
     }
 
+    /// When both sides ask to punch (PROTOCOL.md §18.8), each `RelayStart` names the other's
+    /// address: its connection's IP as the relay sees it, and the port it said it punches
+    /// from.
+    #[test]
+    fn both_punching_sides_are_told_each_others_address() {
+        let mut h = relaying(None);
+        let bob = h.ready(2, ip(2), 0);
+        h.send(bob, &register(1, "Bob", 4002), 0);
+        let alice = h.ready(3, ip(3), 0);
+        let open = Message::RelayOpen {
+            req: 5,
+            peer: key_of(2),
+            punch: Some(7003),
+        };
+        let out = h.send(alice, &open, 0);
+        let [Out::Msg(_, Message::RelayOffer { session, .. })] = &out[..] else {
+            panic!("an offer to Bob: {out:?}");
+        };
+        let join = h.ready_as(4, ip(2), key_of(2), 1);
+        let join_msg = Message::RelayJoin {
+            session: *session,
+            punch: Some(4002),
+        };
+        let out = h.send(join, &join_msg, 1);
+        let start = |peer, addr: &str| Message::RelayStart {
+            session: *session,
+            peer,
+            addr: Some(addr.to_string()),
+        };
+        assert_eq!(
+            out,
+            [
+                Out::Msg(alice, start(key_of(2), "192.168.1.2:4002")),
+                Out::Msg(join, start(key_of(3), "192.168.1.3:7003")),
+                Out::Splice(alice, join, None),
+            ]
+        );
+    }
+
     /// Refusals close the asking connection with the error: no relay, an unknown key, a
     /// joiner with another key than the offer's, a target that never joins.
     #[test]
@@ -1886,7 +1976,11 @@ mod tests {
         };
         let mut plain = Harness::new();
         let c = plain.ready(3, ip(3), 0);
-        let open = |peer| Message::RelayOpen { req: 1, peer };
+        let open = |peer| Message::RelayOpen {
+            req: 1,
+            peer,
+            punch: None,
+        };
         assert_eq!(
             code_of(&plain.send(c, &open(key_of(2)), 0)),
             ErrorCode::NotRelaying
@@ -1906,7 +2000,10 @@ mod tests {
         };
         assert_eq!(*to, bob);
         let mallory = h.ready(6, ip(6), 0);
-        let join = Message::RelayJoin { session: *session };
+        let join = Message::RelayJoin {
+            session: *session,
+            punch: None,
+        };
         assert_eq!(
             code_of(&h.send(mallory, &join, 0)),
             ErrorCode::NoSuchSession

@@ -117,6 +117,7 @@ fn examples() -> Vec<(&'static str, Message)> {
             Message::RelayOpen {
                 req: 1,
                 peer: super::PeerId::from_public_key([0xbb; 32]),
+                punch: None,
             },
         ),
         (
@@ -126,12 +127,42 @@ fn examples() -> Vec<(&'static str, Message)> {
                 from: super::PeerId::from_public_key([0xaa; 32]),
             },
         ),
-        ("18.7 RelayJoin", Message::RelayJoin { session: 7 }),
+        (
+            "18.7 RelayJoin",
+            Message::RelayJoin {
+                session: 7,
+                punch: None,
+            },
+        ),
         (
             "18.7 RelayStart to the opener",
             Message::RelayStart {
                 session: 7,
                 peer: super::PeerId::from_public_key([0xbb; 32]),
+                addr: None,
+            },
+        ),
+        (
+            "18.8 RelayOpen with punch",
+            Message::RelayOpen {
+                req: 1,
+                peer: super::PeerId::from_public_key([0xbb; 32]),
+                punch: Some(7001),
+            },
+        ),
+        (
+            "18.8 RelayJoin with punch",
+            Message::RelayJoin {
+                session: 7,
+                punch: Some(7002),
+            },
+        ),
+        (
+            "18.8 RelayStart with addr",
+            Message::RelayStart {
+                session: 7,
+                peer: super::PeerId::from_public_key([0xbb; 32]),
+                addr: Some("203.0.113.9:7002".into()),
             },
         ),
         (

@@ -320,6 +320,10 @@ pub enum Message {
     RelayOpen {
         req: u64,
         peer: PeerId,
+        /// We would punch (PROTOCOL.md §18.8): the TCP port we listen on and punch from.
+        /// Absent: no punching (older peers, `--no-punch`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        punch: Option<u16>,
     },
     /// Relay -> target peer, over its registered tracker link: `from` wants a link with you;
     /// join session `session` on a new connection.
@@ -330,6 +334,9 @@ pub enum Message {
     /// Target -> relay, on a new connection (after `Hello`): I take session `session`.
     RelayJoin {
         session: u64,
+        /// As in `RelayOpen`: the port we punch from, if we would punch.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        punch: Option<u16>,
     },
     /// Relay -> both sides: the last frame of the relay on this connection. Every byte after
     /// it is the other side's, copied unread: both start a fresh secure handshake (the opener
@@ -337,6 +344,11 @@ pub enum Message {
     RelayStart {
         session: u64,
         peer: PeerId,
+        /// When both sides sent `punch`: the other side's address to punch to, its
+        /// connection's IP as the relay sees it and its `punch` port, as text
+        /// (`"203.0.113.5:7001"`, PROTOCOL.md §18.8). Absent: no punching.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        addr: Option<String>,
     },
 }
 

@@ -26,6 +26,7 @@ fn batch_node(dir: &std::path::Path, now: Instant) -> PeerNode {
         rate_limits: Default::default(),
         dht: None,
         port_map: None,
+        punch: true,
     };
     PeerNode::new(
         cfg,
