@@ -196,14 +196,7 @@ fn a_relayed_transfer_between_two_nats_is_identical_and_the_relay_sees_no_plaint
         &["--serve", "--no-punch"],
     );
     let mut alice = Proc::spawn("Alice", cmd, None);
-    let (mut registered, mut sharing) = (false, false);
-    while !(registered && sharing) {
-        let line = alice.wait_line("Alice registered and sharing", STARTUP, |l| {
-            l.starts_with("registered with tracker") || l.starts_with("sharing ")
-        });
-        registered |= line.starts_with("registered with tracker");
-        sharing |= line.starts_with("sharing ");
-    }
+    alice.wait_registered_and_sharing(STARTUP);
 
     let bob = PeerDirs::new();
     let batch = bob.root().join("batch.txt");

@@ -145,14 +145,7 @@ fn transfer(suffix: u32, bob_extra: &[&str], random_ports: bool) -> Option<(Stri
     let tracker1 = format!("10.78.1.1:{port}");
     let cmd = peer_in(h1, "Alice", &tracker1, &alice_dirs, &["--serve"]);
     let mut alice = Proc::spawn("Alice", cmd, None);
-    let (mut registered, mut sharing) = (false, false);
-    while !(registered && sharing) {
-        let line = alice.wait_line("Alice registered and sharing", STARTUP, |l| {
-            l.starts_with("registered with tracker") || l.starts_with("sharing ")
-        });
-        registered |= line.starts_with("registered with tracker");
-        sharing |= line.starts_with("sharing ");
-    }
+    alice.wait_registered_and_sharing(STARTUP);
 
     let bob = PeerDirs::new();
     let batch = bob.root().join("batch.txt");

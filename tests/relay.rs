@@ -28,14 +28,7 @@ fn hidden_peer(name: &str, tracker: std::net::SocketAddr, files: &[(&str, &[u8])
     let mut proc = Proc::spawn(name, cmd, None);
     let addr = expect_listening(&mut proc, name);
     assert_eq!(addr.ip().to_string(), "127.0.0.2");
-    let (mut registered, mut sharing) = (false, false);
-    while !(registered && sharing) {
-        let line = proc.wait_line("registered and sharing", STARTUP, |l| {
-            l.starts_with("registered with tracker") || l.starts_with("sharing ")
-        });
-        registered |= line.starts_with("registered with tracker");
-        sharing |= line.starts_with("sharing ");
-    }
+    proc.wait_registered_and_sharing(STARTUP);
     Peer {
         name: name.to_string(),
         addr,

@@ -206,6 +206,21 @@ impl Proc {
         self.wait_line(what, timeout, |_| true)
     }
 
+    /// Waits (each line within `timeout`) until the peer said both that it registered with
+    /// its tracker and what it shares, in either order.
+    pub fn wait_registered_and_sharing(&mut self, timeout: Duration) {
+        let (mut registered, mut sharing) = (false, false);
+        while !(registered && sharing) {
+            let line = self.wait_line(
+                "`registered with tracker ADDR` and `sharing N files`",
+                timeout,
+                |l| l.starts_with("registered with tracker") || l.starts_with("sharing "),
+            );
+            registered |= line.starts_with("registered with tracker");
+            sharing |= line.starts_with("sharing ");
+        }
+    }
+
     /// Stdout lines received so far without waiting (drains the channel).
     pub fn lines_so_far(&mut self) -> Vec<String> {
         while let Ok(line) = self.stdout.try_recv() {
@@ -567,16 +582,7 @@ impl Peer {
         let cmd = peer_command(name, tracker, &dirs, &args);
         let mut proc = Proc::spawn(name, cmd, None);
         let addr = expect_listening(&mut proc, name);
-        let (mut registered, mut sharing) = (false, false);
-        while !(registered && sharing) {
-            let line = proc.wait_line(
-                "`registered with tracker ADDR` and `sharing N files`",
-                STARTUP,
-                |l| l.starts_with("registered with tracker") || l.starts_with("sharing "),
-            );
-            registered |= line.starts_with("registered with tracker");
-            sharing |= line.starts_with("sharing ");
-        }
+        proc.wait_registered_and_sharing(STARTUP);
         Peer {
             name: name.to_string(),
             addr,

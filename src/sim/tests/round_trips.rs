@@ -82,6 +82,15 @@ fn a_get_from_a_fresh_start_takes_seven_round_trips() {
     assert!(rtts <= 7.01, "{rtts:.2} round trips");
 }
 
+/// Bob saved `f.bin` as `content`, and neither dropped a source nor warned on the way.
+fn saved_intact_from_a_source_never_blamed(sim: &Sim, bob: NodeId, content: &[u8]) {
+    let got = std::fs::read(sim.dirs(bob).downloads.join("f.bin")).unwrap();
+    assert!(got == content, "f.bin differs from what Carol shares");
+    let dropped = (sim.events(bob).iter())
+        .any(|(_, e)| matches!(e, Event::SourceDropped { .. } | Event::Warning(_)));
+    assert!(!dropped, "{}", sim.diagnostics(bob));
+}
+
 /// Restarted with the seeder in the peer cache: the command runs before the tracker's first
 /// list and dials the cached address at once, while the tracker's connection is being set up:
 /// the seeder's connection (2), `Hello` with `ListFiles` (1), `GetManifest` with the first
@@ -141,16 +150,12 @@ fn a_source_with_larger_chunks_than_the_first_flight_guessed_still_serves_the_fi
     let bob = sim.add_peer(PeerSpec::new("Bob").batch("wait-peer Carol 10\nget Carol f.bin\n"));
     let code = sim.run_to_exit(bob, Duration::from_secs(60));
     assert_eq!(code, 0, "{}", sim.diagnostics(bob));
-    let got = std::fs::read(sim.dirs(bob).downloads.join("f.bin")).unwrap();
-    assert!(got == content, "f.bin differs from what Carol shares");
+    saved_intact_from_a_source_never_blamed(&sim, bob, &content);
     let asked = (fake.events().iter())
         .filter(|e| matches!(e, FakeEvent::Request(_, k) if k == "GetChunk"))
         .count();
     // The flight asked more than the file's 3 chunks (those past the end were refused).
     assert!(asked > 3, "only {asked} chunk requests: no first flight?");
-    let dropped = (sim.events(bob).iter())
-        .any(|(_, e)| matches!(e, Event::SourceDropped { .. } | Event::Warning(_)));
-    assert!(!dropped, "{}", sim.diagnostics(bob));
 }
 
 /// A seeder that refuses chunk requests that come before the manifest was asked on that
@@ -179,11 +184,7 @@ fn a_seeder_that_refuses_the_first_flight_is_asked_again_not_dropped() {
     let bob = sim.add_peer(PeerSpec::new("Bob").batch("wait-peer Carol 10\nget Carol f.bin\n"));
     let code = sim.run_to_exit(bob, Duration::from_secs(60));
     assert_eq!(code, 0, "{}", sim.diagnostics(bob));
-    let got = std::fs::read(sim.dirs(bob).downloads.join("f.bin")).unwrap();
-    assert!(got == content, "f.bin differs from what Carol shares");
-    let dropped = (sim.events(bob).iter())
-        .any(|(_, e)| matches!(e, Event::SourceDropped { .. } | Event::Warning(_)));
-    assert!(!dropped, "{}", sim.diagnostics(bob));
+    saved_intact_from_a_source_never_blamed(&sim, bob, &content);
 }
 
 /// A seeder that answers two chunks of the first flight and then hangs up: what it sent is
