@@ -40,6 +40,12 @@ use std::time::{Duration, Instant};
 /// The binary under test, built by cargo in the same profile as the benchmark.
 pub const BIN: &str = env!("CARGO_BIN_EXE_p2p");
 
+/// The `p2p` binary the rows run: `P2P_BENCH_BIN` if set (to compare an older build with this
+/// one in the same sitting, on a machine too noisy for runs an hour apart), else cargo's.
+pub fn bin() -> std::path::PathBuf {
+    std::env::var_os("P2P_BENCH_BIN").map_or_else(|| BIN.into(), Into::into)
+}
+
 const MIB: u64 = 1024 * 1024;
 const STARTUP: Duration = Duration::from_secs(60);
 
@@ -396,7 +402,7 @@ enum Place<'n> {
 
 impl Place<'_> {
     fn p2p(&self) -> Command {
-        self.command(Path::new(BIN))
+        self.command(&bin())
     }
 
     /// A command running `program` here.

@@ -573,6 +573,16 @@ impl Driver for PeerNode {
         self.take_input(now);
     }
 
+    fn handle_chunk(&mut self, conn: ConnId, req: u64, index: u64, data: Vec<u8>, now: Instant) {
+        if self.relay.is_waiting(conn) || self.tracker.conn() == Some(conn) {
+            // Nobody sends those a chunk; they get it as the frame it was, and say so.
+            let frame = encode_message(&Message::Chunk { req, index, data });
+            return self.handle_frame(conn, &frame[4..], now);
+        }
+        self.session_message(conn, Message::Chunk { req, index, data }, now);
+        self.take_input(now);
+    }
+
     fn handle_closed(&mut self, conn: ConnId, reason: CloseReason, now: Instant) {
         if self.relay.is_waiting(conn) {
             self.relay_closed(conn, &reason.to_string(), now);

@@ -143,6 +143,15 @@ impl PeerNode {
                 return;
             }
         };
+        self.session_message(conn, msg, now);
+    }
+
+    /// One message of a session, decoded (by `session_frame`, or by the reactor's decoder for
+    /// a chunk assembled apart).
+    pub(super) fn session_message(&mut self, conn: ConnId, msg: Message, now: Instant) {
+        let Some(session) = self.sessions.get(&conn) else {
+            return;
+        };
         if !session.ready() {
             self.handshake(conn, msg, now);
             return;

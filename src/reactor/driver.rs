@@ -169,6 +169,14 @@ pub trait Driver {
     fn handle_connect_failed(&mut self, tag: ConnectTag, error: io::Error, now: Instant);
     /// One whole frame body arrived (length prefix removed, not yet decoded).
     fn handle_frame(&mut self, conn: ConnId, body: &[u8], now: Instant);
+    /// A `Chunk` frame arrived, assembled apart by the decoder (its data never copied out of
+    /// the buffer it was opened into): the message `handle_frame`'s body decodes to. A driver
+    /// that takes chunks takes them here; the default hands the frame to `handle_frame` as a
+    /// body again, so a driver that expects none sees what it would have seen.
+    fn handle_chunk(&mut self, conn: ConnId, req: u64, index: u64, data: Vec<u8>, now: Instant) {
+        let frame = crate::wire::encode_message(&crate::wire::Message::Chunk { req, index, data });
+        self.handle_frame(conn, &frame[4..], now);
+    }
     /// The connection is gone; its id will never be used again.
     fn handle_closed(&mut self, conn: ConnId, reason: CloseReason, now: Instant);
     /// Input from the user or a signal.

@@ -12,6 +12,7 @@ use super::rate::{RateLimiter, RateLimits};
 use super::{Action, CloseReason, ConnId, ConnectTag, Control, Driver, Signal};
 use crate::identity::{Identity, PeerId};
 use crate::secure::{Link, LinkError, Prologue, Role};
+use crate::wire::Frame;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
@@ -609,10 +610,15 @@ impl Reactor {
                 self.budget.pause(id.index);
                 return false;
             }
-            match conn.decoder.next_frame() {
-                Ok(Some(body)) => {
+            match conn.decoder.take_frame() {
+                Ok(Some(frame)) => {
                     let now = Instant::now();
-                    driver.handle_frame(id, body, now);
+                    match frame {
+                        Frame::Body(body) => driver.handle_frame(id, body, now),
+                        Frame::Chunk { req, index, data } => {
+                            driver.handle_chunk(id, req, index, data, now)
+                        }
+                    }
                     self.budget.took_frame(id.index);
                     self.limits.frame_seen(id.index, now);
                 }

@@ -3,7 +3,7 @@
 //! for the socket come out. What the caller sends before the handshake is done waits here and
 //! is sealed the moment the keys exist, so a connector can queue its first frame at once.
 
-use super::{Handshake, LinkError, Prologue, Role, Transport};
+use super::{Handshake, LinkError, PlaintextSink, Prologue, Role, Transport};
 use crate::identity::{Identity, PeerId};
 
 enum State {
@@ -54,7 +54,11 @@ impl Link {
 
     /// Feeds bytes from the socket; appends to `plaintext` what verified records carry. An
     /// error ends the link: every later call fails too.
-    pub fn handle_input(&mut self, bytes: &[u8], plaintext: &mut Vec<u8>) -> Result<(), LinkError> {
+    pub fn handle_input(
+        &mut self,
+        bytes: &[u8],
+        plaintext: &mut impl PlaintextSink,
+    ) -> Result<(), LinkError> {
         let result = self.input(bytes, plaintext);
         if result.is_err() {
             self.state = State::Failed;
@@ -63,7 +67,7 @@ impl Link {
         result
     }
 
-    fn input(&mut self, bytes: &[u8], plaintext: &mut Vec<u8>) -> Result<(), LinkError> {
+    fn input(&mut self, bytes: &[u8], plaintext: &mut impl PlaintextSink) -> Result<(), LinkError> {
         if let State::Open { transport, .. } = &mut self.state {
             return transport.open(bytes, plaintext);
         }

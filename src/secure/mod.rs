@@ -31,6 +31,24 @@ use std::fmt;
 /// SHA-256 as the hash: sha2 and ring use SHA-NI, and every Noise library has it.
 pub const NOISE_PARAMS: &str = "Noise_XX_25519_AESGCM_SHA256";
 
+/// Where opened records put their plaintext: a `Vec` (appended to), or a frame decoder that
+/// chooses a buffer per record (the reactor's assembles large chunks in buffers of their own).
+/// A record is opened straight into the `Vec` [`Self::room`] returns, appended after what it
+/// holds; [`Self::filled`] follows every record that verified.
+pub trait PlaintextSink {
+    /// Where the next record's plaintext (at most `len` bytes) goes.
+    fn room(&mut self, len: usize) -> &mut Vec<u8>;
+    /// A record's plaintext was appended where `room` said.
+    fn filled(&mut self);
+}
+
+impl PlaintextSink for Vec<u8> {
+    fn room(&mut self, _len: usize) -> &mut Vec<u8> {
+        self
+    }
+    fn filled(&mut self) {}
+}
+
 /// Noise's limit on one message (handshake or transport), tag included.
 pub const MAX_MESSAGE_LEN: usize = 65535;
 /// The AEAD tag at the end of every transport message.

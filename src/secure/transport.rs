@@ -11,23 +11,26 @@
 //! dead (every later call fails), since a Noise receiver cannot skip a message.
 
 use super::record::{self, RecordReader};
-use super::{LinkError, MAX_RECORD_PLAINTEXT, TAG_LEN};
+use super::{LinkError, MAX_RECORD_PLAINTEXT, PlaintextSink, TAG_LEN};
 
 /// The shortest transport record: a tag and one byte. We never send empty records, and
 /// refusing them keeps a peer from making us spin on records that carry nothing.
 const MIN_RECORD: usize = TAG_LEN + 1;
 
-/// Decrypts one record onto the end of `plaintext`; on failure nothing of it stays there.
+/// Decrypts one record onto the end of where `sink` says; on failure nothing of it stays there.
 fn decrypt(
     noise: &mut snow::TransportState,
     message: &[u8],
-    plaintext: &mut Vec<u8>,
+    sink: &mut impl PlaintextSink,
 ) -> Result<(), LinkError> {
+    let len = message.len() - TAG_LEN;
+    let plaintext = sink.room(len);
     let start = plaintext.len();
-    plaintext.resize(start + message.len() - TAG_LEN, 0);
+    plaintext.resize(start + len, 0);
     match noise.read_message(message, &mut plaintext[start..]) {
         Ok(n) => {
             plaintext.truncate(start + n);
+            sink.filled();
             Ok(())
         }
         Err(_) => {
@@ -75,7 +78,11 @@ impl Transport {
     /// Feeds bytes from the connection; appends to `plaintext` what every record completed by
     /// them carries, once its tag checked. An incomplete record waits for more bytes. An error
     /// ends the link, and `plaintext` then holds only what verified before it.
-    pub fn open(&mut self, bytes: &[u8], plaintext: &mut Vec<u8>) -> Result<(), LinkError> {
+    pub fn open(
+        &mut self,
+        bytes: &[u8],
+        plaintext: &mut impl PlaintextSink,
+    ) -> Result<(), LinkError> {
         if self.failed {
             return Err(LinkError::Failed);
         }
@@ -86,7 +93,11 @@ impl Transport {
 
     /// Whole records are opened straight from `bytes`; only a record cut by the end of `bytes`
     /// is copied into our buffer, and completed from the next bytes.
-    fn open_records(&mut self, mut bytes: &[u8], plaintext: &mut Vec<u8>) -> Result<(), LinkError> {
+    fn open_records(
+        &mut self,
+        mut bytes: &[u8],
+        plaintext: &mut impl PlaintextSink,
+    ) -> Result<(), LinkError> {
         while self.reader.buffered() > 0 && !bytes.is_empty() {
             let (head, rest) = bytes.split_at(self.reader.wanted().min(bytes.len()));
             self.reader.push(head);

@@ -159,6 +159,13 @@ enum Input {
         conn: ConnId,
         body: Vec<u8>,
     },
+    /// A large `Chunk` frame, assembled apart as the reactor's decoder does.
+    Chunk {
+        conn: ConnId,
+        req: u64,
+        index: u64,
+        data: Vec<u8>,
+    },
     Closed {
         conn: ConnId,
         reason: CloseReason,
@@ -178,6 +185,16 @@ impl Input {
                 Ok(m) => format!("frame on {}: {m:?}", conn.index),
                 Err(e) => format!("frame on {}: undecodable ({e})", conn.index),
             },
+            Input::Chunk {
+                conn,
+                req,
+                index,
+                data,
+            } => format!(
+                "frame on {}: Chunk {{ req: {req}, index: {index}, {} bytes }}",
+                conn.index,
+                data.len()
+            ),
             Input::Accepted { conn, remote, .. } => {
                 format!("accepted {} from {remote}", conn.index)
             }
@@ -608,7 +625,8 @@ impl Sim {
         }
         let now = self.now;
         // Inputs about a connection the node no longer has are dropped (it closed it first).
-        if let Input::Frame { conn, .. } | Input::Closed { conn, .. } = &input
+        if let Input::Frame { conn, .. } | Input::Chunk { conn, .. } | Input::Closed { conn, .. } =
+            &input
             && !self.ends.contains_key(&(n, *conn))
         {
             return;
@@ -616,7 +634,7 @@ impl Sim {
         if let Input::Closed { conn, .. } = &input {
             self.ends.remove(&(n, *conn));
         }
-        if let Input::Frame { conn, .. } = &input
+        if let Input::Frame { conn, .. } | Input::Chunk { conn, .. } = &input
             && let Some(end) = self.ends.get_mut(&(n, *conn))
             && end.idle_since.is_some()
         {
@@ -643,6 +661,12 @@ impl Sim {
             } => d.handle_connected(conn, tag, remote, peer, now),
             Input::ConnectFailed { tag, error } => d.handle_connect_failed(tag, error, now),
             Input::Frame { conn, body } => d.handle_frame(conn, &body, now),
+            Input::Chunk {
+                conn,
+                req,
+                index,
+                data,
+            } => d.handle_chunk(conn, req, index, data, now),
             Input::Closed { conn, reason } => d.handle_closed(conn, reason, now),
             Input::Control(ctl) => d.handle_control(ctl, now),
             Input::Datagram { from, bytes } => d.handle_datagram(from, &bytes, now),

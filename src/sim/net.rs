@@ -4,7 +4,7 @@
 
 use super::{CONNECT_TIMEOUT, Input, Kind, NodeId, Sim, State};
 use crate::reactor::{Action, CloseReason, ConnId, ConnectTag};
-use crate::wire::FrameDecoder;
+use crate::wire::{Frame, FrameDecoder};
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -42,7 +42,7 @@ pub struct Link {
 fn end_to(peer: (NodeId, ConnId), idle_since: Option<Instant>) -> End {
     End {
         peer,
-        decoder: FrameDecoder::new(),
+        decoder: FrameDecoder::with_whole_chunks(),
         doomed: false,
         muted: false,
         idle_since,
@@ -189,17 +189,38 @@ impl Sim {
         if peer.doomed {
             return;
         }
-        peer.decoder.extend(bytes);
+        // In pieces as a secure link opens them: a chunk frame's head in a record of its own,
+        // then records of at most 65,519 bytes (see `Conn::queue`).
+        let head = bytes
+            .get(4..)
+            .and_then(crate::wire::parse_chunk_head)
+            .map_or(0, |head| 4 + head.head_len)
+            .min(bytes.len());
+        peer.decoder.extend(&bytes[..head]);
+        for piece in bytes[head..].chunks(crate::secure::MAX_RECORD_PLAINTEXT) {
+            peer.decoder.extend(piece);
+        }
         let mut frames = Vec::new();
+        let conn = to.1;
         let broken = loop {
-            match peer.decoder.next_frame() {
-                Ok(Some(body)) => frames.push(body.to_vec()),
+            match peer.decoder.take_frame() {
+                Ok(Some(Frame::Body(body))) => frames.push(Input::Frame {
+                    conn,
+                    body: body.to_vec(),
+                }),
+                // As the reactor's decoder does: large chunks come assembled apart.
+                Ok(Some(Frame::Chunk { req, index, data })) => frames.push(Input::Chunk {
+                    conn,
+                    req,
+                    index,
+                    data,
+                }),
                 Ok(None) => break None,
                 Err(e) => break Some(e.to_string()),
             }
         };
-        for body in frames {
-            self.emit(to.0, Input::Frame { conn: to.1, body });
+        for input in frames {
+            self.emit(to.0, input);
         }
         if let Some(why) = broken {
             self.doom(to, || CloseReason::BadFrame(why));

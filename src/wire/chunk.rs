@@ -88,15 +88,45 @@ pub struct ChunkRef<'a> {
 /// `None` if the body is anything else, including a `Chunk` written another valid way: decode
 /// those with [`super::decode_message`].
 pub fn parse_chunk(body: &[u8]) -> Option<ChunkRef<'_>> {
+    let head = parse_chunk_head(body)?;
+    let data = &body[head.head_len..];
+    // Exactly the declared bytes: a short body is truncated, a longer one has bytes after the
+    // end of the message (both errors, reported by the general decoder).
+    (u64::try_from(data.len()).ok()? == head.data_len).then_some(ChunkRef {
+        req: head.req,
+        index: head.index,
+        data,
+    })
+}
+
+/// Everything of a reference `Chunk` body before its data: what [`parse_chunk_head`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkHead {
+    pub req: u64,
+    pub index: u64,
+    /// The length the data's byte-string head declares.
+    pub data_len: u64,
+    /// Bytes of the body before the data.
+    pub head_len: usize,
+}
+
+/// Reads the start of a frame body holding a `Chunk` in the reference encoding, up to the
+/// first byte of its data; the data itself need not have arrived. `None` for anything else
+/// (or a head not complete yet). A body is the one [`parse_chunk`] accepts exactly when it is
+/// this head followed by `data_len` bytes.
+pub fn parse_chunk_head(body: &[u8]) -> Option<ChunkHead> {
     let rest = body.strip_prefix(PREFIX)?;
     let (req, rest) = take_head(rest, UINT)?;
     let rest = rest.strip_prefix(INDEX_KEY)?;
     let (index, rest) = take_head(rest, UINT)?;
     let rest = rest.strip_prefix(DATA_KEY)?;
-    let (len, data) = take_head(rest, BYTES)?;
-    // Exactly the declared bytes: a short body is truncated, a longer one has bytes after the
-    // end of the message (both errors, reported by the general decoder).
-    (u64::try_from(data.len()).ok()? == len).then_some(ChunkRef { req, index, data })
+    let (data_len, data) = take_head(rest, BYTES)?;
+    Some(ChunkHead {
+        req,
+        index,
+        data_len,
+        head_len: body.len() - data.len(),
+    })
 }
 
 /// The start of a complete frame (length prefix included) carrying a `Chunk` of `data_len`

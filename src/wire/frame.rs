@@ -108,13 +108,76 @@ fn describe_cbor_error<T: fmt::Debug>(e: ciborium::de::Error<T>) -> String {
 /// Memory: the buffer holds what was read and not yet handed out, so it is as large as the
 /// largest frame being assembled plus one read. `buf.len()` is always the filled length (no
 /// zero-filled slack), so reserving room for a large read costs address space, not resident
-/// memory. A producer that writes straight into the buffer ([`Self::append_with`]: a secure
-/// link decrypting records) adds its bytes with no copy in between.
+/// memory. A producer that writes straight into the buffer ([`Self::append_with`], or
+/// [`Self::room`] and [`Self::filled`]: a secure link decrypting records) adds its bytes with
+/// no copy in between.
+///
+/// **Whole chunks** ([`Self::with_whole_chunks`]): a `Chunk` frame in the reference encoding
+/// (see `chunk.rs`) of at least [`WHOLE_CHUNK_FROM`] bytes is assembled apart, its data in a
+/// buffer of its own, and [`Self::take_frame`] hands that buffer out as the chunk's data: the bytes
+/// a download hashes and writes are the ones the link decrypted, never copied once more. The
+/// frame's head is read as soon as it is buffered; what of the data came with it is moved over
+/// once (nothing, when the sender sealed the head as a record of its own, as ours does), and
+/// everything after goes straight into the chunk's buffer. Whatever a producer appends beyond
+/// the chunk's end goes back to the main buffer, in order. The frames handed out are exactly
+/// those of the plain path: a body the fast path does not recognize is assembled as usual and
+/// decoded by [`decode_message`].
 #[derive(Default)]
 pub struct FrameDecoder {
     buf: Vec<u8>,
     /// Bytes of `buf` already handed out as frames; compacted lazily to avoid a memmove per frame.
     consumed: usize,
+    /// Start (in `buf`) of the first frame not known to be complete: where the search for a
+    /// chunk to assemble apart resumes. At least `consumed`.
+    scanned: usize,
+    whole_chunks: bool,
+    chunk: Option<ChunkInProgress>,
+}
+
+/// Frames at least this long that hold a reference `Chunk` are assembled apart (see
+/// [`FrameDecoder`]); below it moving the data costs less than the bookkeeping.
+pub const WHOLE_CHUNK_FROM: usize = 16 * 1024;
+
+/// A `Chunk` frame being assembled apart. It sits at `at` in the frame order: every frame of
+/// `buf` before `at` comes before it, and `buf` holds nothing past `at` until it is complete.
+struct ChunkInProgress {
+    at: usize,
+    req: u64,
+    index: u64,
+    data: Vec<u8>,
+    len: usize,
+}
+
+impl ChunkInProgress {
+    fn missing(&self) -> usize {
+        self.len - self.data.len()
+    }
+}
+
+/// One frame out of the decoder.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Frame<'a> {
+    /// A frame body (length prefix removed, not yet decoded).
+    Body(&'a [u8]),
+    /// A `Chunk` assembled apart (whole-chunks mode): the message `decode_message` would have
+    /// made of its body, without copying the data.
+    Chunk { req: u64, index: u64, data: Vec<u8> },
+}
+
+impl Frame<'_> {
+    /// The message this frame carries.
+    pub fn decode(self) -> Result<Message, FrameError> {
+        match self {
+            Frame::Body(body) => decode_message(body),
+            Frame::Chunk { req, index, data } => Ok(Message::Chunk { req, index, data }),
+        }
+    }
+}
+
+/// The declared length of the frame at the front of `bytes`, once its prefix is there.
+fn declared_len(bytes: &[u8]) -> Option<usize> {
+    let prefix = bytes.first_chunk::<4>()?;
+    Some(u32::from_be_bytes(*prefix) as usize)
 }
 
 impl FrameDecoder {
@@ -122,9 +185,18 @@ impl FrameDecoder {
         Self::default()
     }
 
+    /// A decoder that assembles large `Chunk` frames apart (see the type's docs); take its
+    /// frames with [`Self::take_frame`].
+    pub fn with_whole_chunks() -> Self {
+        FrameDecoder {
+            whole_chunks: true,
+            ..Self::default()
+        }
+    }
+
     /// Bytes buffered and not yet returned as frames.
     pub fn buffered(&self) -> usize {
-        self.buf.len() - self.consumed
+        self.buf.len() - self.consumed + self.chunk.as_ref().map_or(0, |c| c.data.len())
     }
 
     /// Bytes the buffer can hold without growing.
@@ -135,20 +207,23 @@ impl FrameDecoder {
     /// Frees the buffer if nothing is buffered (a connection going quiet after a large frame
     /// need not keep a large buffer).
     pub fn release_if_empty(&mut self) {
-        if self.buffered() == 0 {
+        if self.buffered() == 0 && self.chunk.is_none() {
             self.buf = Vec::new();
             self.consumed = 0;
+            self.scanned = 0;
         }
     }
 
     /// How many more bytes the frame being assembled needs (at least 1), bounded by the maximum
     /// frame size. Lets the caller size its next read.
     pub fn wanted(&self) -> usize {
-        let pending = &self.buf[self.consumed..];
-        if pending.len() < 4 {
-            return 4 - pending.len();
+        if let Some(chunk) = &self.chunk {
+            return chunk.missing().max(1);
         }
-        let len = u32::from_be_bytes([pending[0], pending[1], pending[2], pending[3]]) as usize;
+        let pending = &self.buf[self.consumed..];
+        let Some(len) = declared_len(pending) else {
+            return 4 - pending.len();
+        };
         (4 + len.min(MAX_FRAME_LEN))
             .saturating_sub(pending.len())
             .max(1)
@@ -157,12 +232,11 @@ impl FrameDecoder {
     /// Whether [`Self::next_frame`] has something to say without more input: a whole frame, or
     /// an error (a declared length over the maximum). Reading more is pointless then.
     pub fn ready(&self) -> bool {
-        let pending = &self.buf[self.consumed..];
-        if pending.len() < 4 {
-            return false;
+        if let Some(chunk) = &self.chunk {
+            return self.consumed < chunk.at || chunk.missing() == 0;
         }
-        let len = u32::from_be_bytes([pending[0], pending[1], pending[2], pending[3]]) as usize;
-        len > MAX_FRAME_LEN || pending.len() >= 4 + len
+        let pending = &self.buf[self.consumed..];
+        declared_len(pending).is_some_and(|len| len > MAX_FRAME_LEN || pending.len() >= 4 + len)
     }
 
     /// Makes room for at least `min` more bytes, moving the unconsumed tail to the front first
@@ -174,44 +248,150 @@ impl FrameDecoder {
                 || self.consumed > 1 << 20)
         {
             self.buf.drain(..self.consumed);
+            self.scanned -= self.consumed;
+            if let Some(chunk) = &mut self.chunk {
+                chunk.at -= self.consumed;
+            }
             self.consumed = 0;
         }
         self.buf.reserve(min);
+    }
+
+    /// Where a producer should append its next `len` bytes (at most: it may append fewer);
+    /// call [`Self::filled`] once it has. A chunk being assembled apart takes them when they
+    /// fit in its buffer, the main buffer otherwise.
+    pub fn room(&mut self, len: usize) -> &mut Vec<u8> {
+        let fits = self.chunk.as_ref().is_some_and(|chunk| {
+            chunk.missing() > 0 && chunk.data.capacity() - chunk.data.len() >= len
+        });
+        if fits {
+            return &mut self.chunk.as_mut().expect("just seen").data;
+        }
+        self.make_room(len);
+        &mut self.buf
+    }
+
+    /// Takes note of what a producer appended where [`Self::room`] said: bytes past a chunk's
+    /// end go back to the main buffer, bytes of a chunk that landed in the main buffer go to the
+    /// chunk, and a large `Chunk` frame whose head just arrived starts being assembled apart.
+    pub fn filled(&mut self) {
+        if let Some(chunk) = &mut self.chunk {
+            if chunk.data.len() > chunk.len {
+                debug_assert_eq!(self.buf.len(), chunk.at);
+                self.buf.extend_from_slice(&chunk.data[chunk.len..]);
+                chunk.data.truncate(chunk.len);
+            } else if self.buf.len() > chunk.at && chunk.missing() > 0 {
+                let take = chunk.missing().min(self.buf.len() - chunk.at);
+                chunk
+                    .data
+                    .extend_from_slice(&self.buf[chunk.at..chunk.at + take]);
+                self.buf.drain(chunk.at..chunk.at + take);
+            }
+            if self.chunk.as_ref().is_some_and(|c| c.missing() > 0) {
+                return;
+            }
+        }
+        if self.whole_chunks && self.chunk.is_none() {
+            self.start_chunk_apart();
+        }
+        if self.chunk.is_none() && self.buffered() >= 4 && !self.ready() {
+            let wanted = self.wanted();
+            self.make_room(wanted);
+        }
+    }
+
+    /// Finds the frame being assembled at the end of `buf` (past every complete one) and, if
+    /// it is a large reference `Chunk` whose head is in, moves its data into a buffer of its own.
+    fn start_chunk_apart(&mut self) {
+        let mut at = self.scanned.max(self.consumed);
+        while let Some(len) = declared_len(&self.buf[at..]) {
+            if len > MAX_FRAME_LEN || self.buf.len() < at + 4 + len {
+                break;
+            }
+            at += 4 + len;
+        }
+        self.scanned = at;
+        let Some(len) = declared_len(&self.buf[at..]) else {
+            return;
+        };
+        if !(WHOLE_CHUNK_FROM..=MAX_FRAME_LEN).contains(&len) || self.buf.len() >= at + 4 + len {
+            return;
+        }
+        let Some(head) = super::chunk::parse_chunk_head(&self.buf[at + 4..]) else {
+            return;
+        };
+        // Only a head whose data fills the frame exactly; anything else is assembled as usual
+        // and the general decoder says what is wrong with it.
+        if head.head_len as u64 + head.data_len != len as u64 {
+            return;
+        }
+        let data_len = len - head.head_len;
+        let mut data = super::chunk::pooled_buffer(data_len);
+        data.extend_from_slice(&self.buf[at + 4 + head.head_len..]);
+        self.buf.truncate(at);
+        self.chunk = Some(ChunkInProgress {
+            at,
+            req: head.req,
+            index: head.index,
+            data,
+            len: data_len,
+        });
     }
 
     /// Appends bytes (for callers that already hold them: a shared read buffer, tests, fuzzers).
     /// Once the head of a frame is known, room for the whole frame is reserved at once, so
     /// assembling a large frame never copies it to a bigger buffer.
     pub fn extend(&mut self, bytes: &[u8]) {
-        self.make_room(bytes.len());
-        self.buf.extend_from_slice(bytes);
-        if self.buffered() >= 4 && !self.ready() {
-            let wanted = self.wanted();
-            self.make_room(wanted);
-        }
+        self.room(bytes.len()).extend_from_slice(bytes);
+        self.filled();
     }
 
     /// Appends what `fill` pushes onto the buffer (at most `max` bytes: room for them is made
     /// first), for a producer that writes its output straight into a `Vec`, such as a secure
     /// link decrypting records: the plaintext lands in the decoder with no copy in between.
     pub fn append_with<R>(&mut self, max: usize, fill: impl FnOnce(&mut Vec<u8>) -> R) -> R {
-        self.make_room(max);
-        let result = fill(&mut self.buf);
-        if self.buffered() >= 4 && !self.ready() {
-            let wanted = self.wanted();
-            self.make_room(wanted);
-        }
+        let result = fill(self.room(max));
+        self.filled();
         result
     }
 
     /// Returns the next complete frame body, `Ok(None)` if more bytes are needed, or an error if
-    /// the stream can never become valid (the connection should then be closed).
+    /// the stream can never become valid (the connection should then be closed). For a decoder
+    /// without whole chunks (a chunk assembled apart is not a body: use [`Self::take_frame`]).
     pub fn next_frame(&mut self) -> Result<Option<&[u8]>, FrameError> {
-        let pending = &self.buf[self.consumed..];
-        if pending.len() < 4 {
-            return Ok(None);
+        debug_assert!(!self.whole_chunks, "use take_frame() with whole chunks");
+        match self.take_frame()? {
+            Some(Frame::Body(body)) => Ok(Some(body)),
+            Some(Frame::Chunk { .. }) => unreachable!("only with whole chunks"),
+            None => Ok(None),
         }
-        let len = u32::from_be_bytes([pending[0], pending[1], pending[2], pending[3]]) as usize;
+    }
+
+    /// Returns the next complete frame, `Ok(None)` if more bytes are needed, or an error if the
+    /// stream can never become valid (the connection should then be closed).
+    pub fn take_frame(&mut self) -> Result<Option<Frame<'_>>, FrameError> {
+        if let Some(chunk) = &self.chunk
+            && self.consumed == chunk.at
+        {
+            if chunk.missing() > 0 {
+                return Ok(None);
+            }
+            let chunk = self.chunk.take().expect("just seen");
+            self.scanned = self.scanned.max(self.consumed);
+            // Bytes past the chunk may already hold the next large chunk's head.
+            if self.whole_chunks {
+                self.start_chunk_apart();
+            }
+            return Ok(Some(Frame::Chunk {
+                req: chunk.req,
+                index: chunk.index,
+                data: chunk.data,
+            }));
+        }
+        let pending = &self.buf[self.consumed..];
+        let Some(len) = declared_len(pending) else {
+            return Ok(None);
+        };
         if len > MAX_FRAME_LEN {
             return Err(FrameError::TooLarge(len));
         }
@@ -220,7 +400,8 @@ impl FrameDecoder {
         }
         let start = self.consumed + 4;
         self.consumed = start + len;
-        Ok(Some(&self.buf[start..start + len]))
+        self.scanned = self.scanned.max(self.consumed);
+        Ok(Some(Frame::Body(&self.buf[start..start + len])))
     }
 }
 

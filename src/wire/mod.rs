@@ -9,9 +9,17 @@ mod message;
 
 #[cfg(test)]
 mod examples;
+#[cfg(test)]
+mod whole_chunk_tests;
 
-pub use chunk::{ChunkRef, chunk_frame_head, parse_chunk, pooled_buffer, recycle_chunk_buffer};
-pub use frame::{FrameDecoder, FrameError, MAX_FRAME_LEN, decode_message, encode_message};
+pub use chunk::{
+    ChunkHead, ChunkRef, chunk_frame_head, parse_chunk, parse_chunk_head, pooled_buffer,
+    recycle_chunk_buffer,
+};
+pub use frame::{
+    Frame, FrameDecoder, FrameError, MAX_FRAME_LEN, WHOLE_CHUNK_FROM, decode_message,
+    encode_message,
+};
 pub use message::{
     ContentId, ErrorCode, FileInfo, FolderEntry, FolderId, FolderInfo, Message, PROTOCOL_VERSION,
     PeerId, PeerInfo, Sha256,
