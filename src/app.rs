@@ -171,7 +171,7 @@ fn open_port_map(
     Some((|| {
         let gw = gateway::find_gateway(config.gateway)?;
         // A router forwards to this host's LAN address: a listener on loopback only (or on
-        // IPv6 only, which NAT-PMP does not map) would never see those connections.
+        // IPv6 only, which we do not map) would never see those connections.
         if !bound.is_ipv4() || (bound.ip().is_loopback() && !gw.ip().is_loopback()) {
             return Err(format!("listening on {} only", bound.ip()));
         }
