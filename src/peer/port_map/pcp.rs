@@ -190,7 +190,7 @@ impl MapAnswer {
 /// after the MAP fields are skipped unread. Anything else is `None`. Never panics, whatever
 /// the bytes.
 pub fn parse_answer(b: &[u8]) -> Option<Answer> {
-    if b.len() < 4 || b.len() > MAX_LEN || b.len() % 4 != 0 {
+    if b.len() < 4 || b.len() > MAX_LEN || !b.len().is_multiple_of(4) {
         return None;
     }
     let (version, op, result) = (b[0], b[1], ResultCode(b[3]));

@@ -512,8 +512,8 @@ fn pcp_first_one_map_request_with_the_rfcs_bytes_then_the_mapping() {
         6, 0, 0, 0, 0x1b, 0x59, 0x1b, 0x59,
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0,
     ];
-    assert_eq!(first, [expected.clone()]);
     assert_eq!(expected, pcp_request(7200, PORT, Ipv4Addr::UNSPECIFIED));
+    assert_eq!(first, [expected]);
     m.handle_datagram(GW, &pcp_answer(0, 3600, 5, NONCE, 40123), t0 + ms(10));
     let out = drain(&mut m);
     assert!(sent(&out).is_empty(), "one request is the whole exchange");
