@@ -171,7 +171,7 @@ fn open_port_map(
     Some((|| {
         let gw = gateway::find_gateway(config.gateway)?;
         // A router forwards to this host's LAN address: a listener on loopback only (or on
-        // IPv6 only, which NAT-PMP does not map) would never see those connections.
+        // IPv6 only, which we do not map) would never see those connections.
         if !bound.is_ipv4() || (bound.ip().is_loopback() && !gw.ip().is_loopback()) {
             return Err(format!("listening on {} only", bound.ip()));
         }
@@ -180,9 +180,30 @@ fn open_port_map(
         let socket = crate::reactor::unicast_socket(local)
             .and_then(|s| reactor.add_udp(s))
             .map_err(|e| format!("cannot open a UDP socket to ask {gw}: {e}"))?;
-        let map = port_map::PortMap::new(gw, bound.port(), now);
+        // PCP names our address in its requests: the one the gateway sees them come from.
+        let client_ip = match crate::reactor::local_ip_towards(local, gw) {
+            Ok(std::net::IpAddr::V4(ip)) => ip,
+            Ok(other) => return Err(format!("our address towards {gw} is {other}, not IPv4")),
+            Err(e) => return Err(format!("no route to the gateway {gw}: {e}")),
+        };
+        let map = port_map::PortMap::new(gw, bound.port(), client_ip, mapping_nonce(), now);
         Ok(crate::peer::port_map_glue::PortMapLink::new(map, socket))
     })())
+}
+
+/// PCP's mapping nonce (RFC 6887 §11.1): 96 bits from the kernel's random source, or, should
+/// `/dev/urandom` be unreadable, from the standard library's per-process random keys.
+fn mapping_nonce() -> [u8; 12] {
+    use std::io::Read;
+    let mut nonce = [0u8; 12];
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut nonce));
+    if read.is_err() {
+        use std::hash::BuildHasher;
+        let random = |i: u64| std::collections::hash_map::RandomState::new().hash_one(i);
+        nonce[..8].copy_from_slice(&random(1).to_le_bytes());
+        nonce[8..].copy_from_slice(&random(2).to_le_bytes()[..4]);
+    }
+    nonce
 }
 
 /// Starts the thread that reads commands: the line editor (a REPL on a terminal), a batch

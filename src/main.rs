@@ -232,12 +232,13 @@ struct PeerArgs {
         value_delimiter = ','
     )]
     dht_bootstrap: Vec<String>,
-    /// Do not ask the router for a port mapping (NAT-PMP). On by default, except with
+    /// Do not ask the router for a port mapping (PCP, then NAT-PMP). On by default, except with
     /// --no-lan unless --gateway is given.
     #[arg(long, env = "P2P_NO_PORT_MAP", value_parser = clap::builder::BoolishValueParser::new())]
     no_port_map: bool,
-    /// The router to ask for a port mapping (IP, or IP:PORT for another port than NAT-PMP's
-    /// 5351) [default: the default route's gateway]. Turns port mapping on even with --no-lan.
+    /// The router to ask for a port mapping (IP, or IP:PORT for another port than 5351, PCP's
+    /// and NAT-PMP's) [default: the default route's gateway]. Turns port mapping on even with
+    /// --no-lan.
     #[arg(long, env = "P2P_GATEWAY", value_name = "ADDR")]
     gateway: Option<String>,
     /// UDP port of this peer's DHT node [default: 0, the system picks one].

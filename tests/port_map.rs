@@ -1,8 +1,9 @@
-//! Port mapping (NAT-PMP, PROTOCOL.md §19) against a fake gateway on 127.0.0.1: a UDP
-//! responder in the test (`--gateway 127.0.0.1:PORT`) that records the request bytes and
-//! answers as RFC 6886 says, plus a TCP forwarder standing in for the router's mapping, so a
-//! second peer reaches the first through the mapped address it published with the tracker.
-//! Everything stays on this machine, every peer with `P2P_NO_LAN=1` (`common::Proc`).
+//! Port mapping (PCP and NAT-PMP, PROTOCOL.md §19) against a fake gateway on 127.0.0.1: a
+//! UDP responder in the test (`--gateway 127.0.0.1:PORT`) that records the request bytes and
+//! answers as RFC 6887 (PCP) or RFC 6886 (NAT-PMP) says, speaking one of them only, plus a
+//! TCP forwarder standing in for the router's mapping, so a second peer reaches the first
+//! through the mapped address it published with the tracker. Everything stays on this
+//! machine, every peer with `P2P_NO_LAN=1` (`common::Proc`).
 
 mod common;
 
@@ -13,24 +14,35 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-/// What the fake gateway answers to a TCP mapping request.
+/// What the fake gateway answers to a mapping request.
 #[derive(Clone, Copy)]
 enum Answer {
-    /// Success: this external port for 7200 s.
+    /// Success: this external port for the lifetime asked.
     Map { external: u16 },
-    /// This result code (RFC 6886 §3.5).
+    /// This result code (RFC 6886 §3.5, RFC 6887 §7.4).
     Refuse(u16),
 }
 
-/// A fake NAT-PMP gateway: every datagram it gets goes to `requests`; opcode 0 is answered
-/// with 127.0.0.1 as the external address, opcode 2 as `answer` says. Epoch 1000.
+/// Which protocol the fake gateway speaks.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Speaks {
+    /// PCP only: NAT-PMP requests go unanswered.
+    Pcp,
+    /// NAT-PMP only, answering other versions with "unsupported version" (RFC 6886 §3.5).
+    NatPmp,
+    /// NAT-PMP only, dropping other versions without a word.
+    NatPmpSilentToPcp,
+}
+
+/// A fake gateway: every datagram it gets goes to `requests`; answered as `speaks` and
+/// `answer` say, 127.0.0.1 as the external address, epoch 1000.
 struct FakeGateway {
     addr: SocketAddr,
     requests: mpsc::Receiver<Vec<u8>>,
 }
 
 impl FakeGateway {
-    fn start(answer: Answer) -> FakeGateway {
+    fn start(speaks: Speaks, answer: Answer) -> FakeGateway {
         let socket = UdpSocket::bind("127.0.0.1:0").expect("bind the fake gateway");
         let addr = socket.local_addr().unwrap();
         let (tx, requests) = mpsc::channel();
@@ -38,7 +50,15 @@ impl FakeGateway {
             let mut buf = [0u8; 1100];
             while let Ok((n, from)) = socket.recv_from(&mut buf) {
                 let req = buf[..n].to_vec();
-                let reply = reply_to(&req, answer);
+                let reply = match (speaks, req.first()) {
+                    (Speaks::Pcp, Some(2)) => pcp_reply_to(&req, answer),
+                    (Speaks::NatPmp, Some(v)) if *v != 0 && req.len() >= 2 => {
+                        // Version 0, opcode 128 + theirs, result 1, the epoch.
+                        Some(vec![0, 128 | req[1], 0, 1, 0, 0, 0x03, 0xe8])
+                    }
+                    (Speaks::NatPmp | Speaks::NatPmpSilentToPcp, Some(0)) => reply_to(&req, answer),
+                    _ => None,
+                };
                 if tx.send(req).is_err() {
                     return;
                 }
@@ -84,6 +104,51 @@ fn reply_to(req: &[u8], answer: Answer) -> Option<Vec<u8>> {
     }
 }
 
+/// A PCP gateway's answer to a MAP request (RFC 6887 §7.2, §11.1): the header with the R bit,
+/// result, lifetime and epoch; the request's nonce, protocol and internal port back; the
+/// assigned port and ::ffff:127.0.0.1. Anything but a 60-byte MAP request goes unanswered.
+fn pcp_reply_to(req: &[u8], answer: Answer) -> Option<Vec<u8>> {
+    if req.len() != 60 || req[..2] != [2, 1] {
+        return None;
+    }
+    let (result, external, lifetime) = match answer {
+        Answer::Map { external } => (0u8, external, req[4..8].try_into().unwrap()),
+        Answer::Refuse(code) => (code as u8, 0, [0, 0, 0, 30]),
+    };
+    let mut r = vec![2, 0x81, 0, result];
+    r.extend_from_slice(&lifetime);
+    r.extend_from_slice(&1000u32.to_be_bytes());
+    r.extend_from_slice(&[0; 12]);
+    r.extend_from_slice(&req[24..42]);
+    r.extend_from_slice(&external.to_be_bytes());
+    r.extend_from_slice(&Ipv4Addr::LOCALHOST.to_ipv6_mapped().octets());
+    Some(r)
+}
+
+/// A MAP request's fields (RFC 6887 §7.1, §11.1), checked for what never varies.
+struct PcpMap {
+    lifetime: u32,
+    client: [u8; 16],
+    nonce: [u8; 12],
+    internal: u16,
+    suggested_port: u16,
+    suggested_ip: [u8; 16],
+}
+
+fn pcp_map(req: &[u8]) -> PcpMap {
+    assert_eq!(req.len(), 60, "a PCP MAP request is 60 bytes: {req:?}");
+    assert_eq!(req[..4], [2, 1, 0, 0], "version 2, MAP, reserved");
+    assert_eq!(req[36..40], [6, 0, 0, 0], "TCP, reserved");
+    PcpMap {
+        lifetime: u32::from_be_bytes(req[4..8].try_into().unwrap()),
+        client: req[8..24].try_into().unwrap(),
+        nonce: req[24..36].try_into().unwrap(),
+        internal: u16::from_be_bytes([req[40], req[41]]),
+        suggested_port: u16::from_be_bytes([req[42], req[43]]),
+        suggested_ip: req[44..60].try_into().unwrap(),
+    }
+}
+
 /// The router's side of a mapping: connections to `listener` are spliced to `to`. Returns
 /// how many connections came through.
 fn forward(listener: TcpListener, to: SocketAddr) -> mpsc::Receiver<()> {
@@ -122,15 +187,24 @@ fn map_request(internal: u16, suggested: u16, lifetime: u32) -> Vec<u8> {
     b
 }
 
-/// Alice asks the gateway (the RFC's bytes), says `port mapped: ...` at start, registers the
-/// mapped address; Bob finds her there through the tracker, fetches a file through the
-/// "router" (the forwarder), byte-identical, and `peers` shows her as `mapped`. At SIGTERM
-/// Alice deletes the mapping (lifetime 0).
-#[test]
-fn a_peer_maps_its_port_publishes_it_and_is_reached_through_it() {
+/// Waits (bounded) for the request `pred` picks among the next ones.
+fn wait_request(gateway: &FakeGateway, what: &str, pred: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+    loop {
+        let req = gateway.next(what);
+        if pred(&req) {
+            return req;
+        }
+    }
+}
+
+/// Alice asks the gateway (the RFCs' bytes), says `port mapped: ... (PROTOCOL, 2h)` at
+/// start, registers the mapped address; Bob finds her there through the tracker, fetches a
+/// file through the "router" (the forwarder), byte-identical, and `peers` shows her as
+/// `mapped`. At SIGTERM Alice deletes the mapping (lifetime 0) in the protocol that made it.
+fn maps_publishes_and_is_reached(speaks: Speaks) {
     let router = TcpListener::bind("127.0.0.1:0").unwrap();
     let external = router.local_addr().unwrap().port();
-    let gateway = FakeGateway::start(Answer::Map { external });
+    let gateway = FakeGateway::start(speaks, Answer::Map { external });
     let tracker = Tracker::start();
     let content = pseudo_random(700_000, 18);
     let dirs = PeerDirs::with_files(&[("mapped.bin", &content)]);
@@ -140,11 +214,35 @@ fn a_peer_maps_its_port_publishes_it_and_is_reached_through_it() {
     let listen = expect_listening(&mut alice, "Alice");
     let through = forward(router, listen);
 
-    assert_eq!(gateway.next("external address request"), [0, 0]);
+    // PCP first, whoever the gateway is: our address as the gateway sees it
+    // (::ffff:127.0.0.1), our port, suggesting the same one and no external address.
+    let first = pcp_map(&gateway.next("PCP MAP request"));
+    let mut client = [0u8; 16];
+    client[10..12].copy_from_slice(&[0xff, 0xff]);
+    let no_ip = client;
+    client[12..].copy_from_slice(&[127, 0, 0, 1]);
+    assert_eq!(first.client, client);
     assert_eq!(
-        gateway.next("mapping request"),
-        map_request(listen.port(), listen.port(), 7200)
+        (first.lifetime, first.internal, first.suggested_port),
+        (7200, listen.port(), listen.port())
     );
+    assert_eq!(first.suggested_ip, no_ip);
+    assert_ne!(first.nonce, [0; 12], "a random nonce");
+    let via = match speaks {
+        Speaks::Pcp => "PCP",
+        Speaks::NatPmp | Speaks::NatPmpSilentToPcp => {
+            // Silent: the PCP request again at 250 and 750 ms, then NAT-PMP at 1.75 s.
+            assert_eq!(
+                wait_request(&gateway, "NAT-PMP external address request", |r| r[0] == 0),
+                [0, 0]
+            );
+            assert_eq!(
+                gateway.next("NAT-PMP mapping request"),
+                map_request(listen.port(), listen.port(), 7200)
+            );
+            "NAT-PMP"
+        }
+    };
     // The start-up line, and the folder hashed (in either order).
     let (mut mapped, mut sharing) = (None, false);
     while mapped.is_none() || !sharing {
@@ -159,7 +257,7 @@ fn a_peer_maps_its_port_publishes_it_and_is_reached_through_it() {
     assert_eq!(
         mapped.unwrap(),
         format!(
-            "port mapped: 127.0.0.1:{external} -> :{} (NAT-PMP, 2h)",
+            "port mapped: 127.0.0.1:{external} -> :{} ({via}, 2h)",
             listen.port()
         )
     );
@@ -187,20 +285,64 @@ fn a_peer_maps_its_port_publishes_it_and_is_reached_through_it() {
 
     alice.signal(libc::SIGTERM);
     assert!(alice.wait_exit(EXIT_TIMEOUT).success());
-    let deleted = std::iter::from_fn(|| gateway.requests.try_recv().ok())
-        .find(|r| r[..] != [0, 0] && r[8..] == [0, 0, 0, 0]);
-    assert_eq!(
-        deleted,
-        Some(map_request(listen.port(), 0, 0)),
-        "the mapping is deleted at a clean exit"
-    );
+    match speaks {
+        Speaks::Pcp => {
+            let deleted = pcp_map(&wait_request(&gateway, "PCP deletion", |r| {
+                r.len() == 60 && r[4..8] == [0; 4]
+            }));
+            assert_eq!(deleted.nonce, first.nonce, "the mapping's nonce");
+            assert_eq!(deleted.internal, listen.port());
+            assert_eq!(deleted.client, client);
+        }
+        Speaks::NatPmp | Speaks::NatPmpSilentToPcp => {
+            let deleted = wait_request(&gateway, "NAT-PMP deletion", |r| {
+                r.len() == 12 && r[8..] == [0, 0, 0, 0]
+            });
+            assert_eq!(deleted, map_request(listen.port(), 0, 0));
+        }
+    }
 }
 
-/// A gateway that refuses: one clear line saying why, and the peer runs on, registered at its
-/// direct address. The gateway comes from `P2P_GATEWAY` this time.
+#[test]
+fn a_pcp_only_gateway_maps_the_port_and_the_peer_is_reached_through_it() {
+    maps_publishes_and_is_reached(Speaks::Pcp);
+}
+
+/// RFC 6887 Appendix A: a NAT-PMP-only gateway answers the PCP request "unsupported
+/// version"; the peer maps over NAT-PMP at once.
+#[test]
+fn a_nat_pmp_only_gateway_still_maps_the_port_after_pcp() {
+    maps_publishes_and_is_reached(Speaks::NatPmp);
+}
+
+/// A NAT-PMP gateway that drops PCP requests unanswered: NAT-PMP after three PCP tries.
+#[test]
+fn a_gateway_silent_to_pcp_still_maps_the_port_over_nat_pmp() {
+    maps_publishes_and_is_reached(Speaks::NatPmpSilentToPcp);
+}
+
+/// A gateway that refuses: one clear line saying why, naming the protocol, and the peer runs
+/// on, registered at its direct address. The gateway comes from `P2P_GATEWAY` this time.
 #[test]
 fn a_refusing_gateway_gets_one_clear_line_and_the_peer_runs_on() {
-    let gateway = FakeGateway::start(Answer::Refuse(2));
+    for (speaks, why) in [
+        (
+            Speaks::Pcp,
+            "the gateway refused the mapping (PCP result 2: NOT_AUTHORIZED; port mapping may \
+             be turned off in the router)",
+        ),
+        (
+            Speaks::NatPmp,
+            "the gateway refused the mapping (NAT-PMP result 2: not authorized; port mapping \
+             may be turned off in the router)",
+        ),
+    ] {
+        refused(speaks, why);
+    }
+}
+
+fn refused(speaks: Speaks, why: &str) {
+    let gateway = FakeGateway::start(speaks, Answer::Refuse(2));
     let tracker = Tracker::start();
     let dirs = PeerDirs::new();
     let gw = gateway.addr.to_string();
@@ -213,10 +355,8 @@ fn a_refusing_gateway_gets_one_clear_line_and_the_peer_runs_on() {
     });
     assert_eq!(
         line,
-        format!(
-            "no port mapping: the gateway refused the mapping (result 2: not authorized; port \
-             mapping may be turned off in the router) (gateway {gw})"
-        )
+        format!("no port mapping: {why} (gateway {gw})"),
+        "{speaks:?}"
     );
     alice.wait_line("`registered with tracker`", STARTUP, |l| {
         l.starts_with("registered with tracker")

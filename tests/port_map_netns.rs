@@ -2,19 +2,23 @@
 //!
 //! ```text
 //!  home (10.77.1.2) ── router (10.77.1.1 | 198.51.100.1) ── public (198.51.100.2)
-//!  Alice                nftables masquerade,                 tracker, Bob
-//!                       fake NAT-PMP server on :5351
+//!  Alice, Dave          nftables masquerade,                 tracker, Bob
+//!                       fake NAT-PMP/PCP server on :5351
 //! ```
 //!
 //! The router masquerades everything home sends out, so nothing from outside reaches Alice
-//! unless a mapping exists. Its NAT-PMP server (a thread of this test, moved into the router's
-//! namespace) answers RFC 6886 requests and, for each TCP mapping, adds an nftables `dnat` rule
-//! from an external port (the internal one + 1000, so the published port is provably the
-//! mapped one) to the client. Alice runs with LAN traffic on (inside her namespace only) and no
-//! `--gateway`, so she finds the router from her namespace's `/proc/net/route`. Bob, in public,
-//! finds her through the tracker at the mapped address, fetches a file byte-identical, and
-//! `peers` shows her `mapped`. Needs root, `ip` and `nft` (`.ci/run` installs them); where
-//! namespaces or nftables are missing the test says why and passes as skipped.
+//! unless a mapping exists. Its port-mapping server (a thread of this test, moved into the
+//! router's namespace) answers RFC 6886 (NAT-PMP) requests, and once switched to PCP, RFC
+//! 6887 MAP requests only; for each TCP mapping it adds an nftables `dnat` rule from an
+//! external port (the internal one + 1000, so the published port is provably the mapped one)
+//! to the client. Speaking NAT-PMP it drops PCP requests unanswered (so Alice falls back to
+//! NAT-PMP after her PCP tries); speaking PCP it checks, as a real server does (§8.2,
+//! `ADDRESS_MISMATCH`), that the client address in the request is the one the request came
+//! from. Alice runs with LAN traffic on (inside her namespace only) and no `--gateway`, so she
+//! finds the router from her namespace's `/proc/net/route`. Bob, in public, finds her through
+//! the tracker at the mapped address, fetches a file byte-identical, and `peers` shows her
+//! `mapped`; then Dave does the same over PCP. Needs root, `ip` and `nft` (`.ci/run` installs
+//! them); where namespaces or nftables are missing the test says why and passes as skipped.
 
 mod common;
 
@@ -23,6 +27,8 @@ use common::*;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -125,10 +131,15 @@ fn enter_ns(ns: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The router's NAT-PMP server: a thread in the router's namespace answering on
-/// ROUTER_IN:5351. Each TCP mapping request becomes a `dnat` rule; every request is also
-/// sent to the returned channel. Its first message says whether it could start.
-fn nat_pmp_server(router: String, public_dev: String) -> mpsc::Receiver<Result<Vec<u8>, String>> {
+/// The router's port-mapping server: a thread in the router's namespace answering on
+/// ROUTER_IN:5351, in NAT-PMP, or in PCP only while `pcp` is set. Each TCP mapping request
+/// becomes a `dnat` rule; every request is also sent to the returned channel. Its first
+/// message says whether it could start.
+fn nat_pmp_server(
+    router: String,
+    public_dev: String,
+    pcp: Arc<AtomicBool>,
+) -> mpsc::Receiver<Result<Vec<u8>, String>> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let socket = match enter_ns(&router)
@@ -146,6 +157,16 @@ fn nat_pmp_server(router: String, public_dev: String) -> mpsc::Receiver<Result<V
         let mut buf = [0u8; 1100];
         while let Ok((n, from)) = socket.recv_from(&mut buf) {
             let req = buf[..n].to_vec();
+            if pcp.load(Ordering::SeqCst) {
+                let reply = pcp_reply(&req, from, &router, &public_dev, external_ip, &tx);
+                if tx.send(Ok(req)).is_err() {
+                    return;
+                }
+                if let Some(reply) = reply {
+                    let _ = socket.send_to(&reply, from);
+                }
+                continue;
+            }
             let reply = match req[..] {
                 [0, 0] => {
                     let mut r = vec![0, 128, 0, 0];
@@ -192,6 +213,52 @@ fn nat_pmp_server(router: String, public_dev: String) -> mpsc::Receiver<Result<V
     rx
 }
 
+/// The PCP server's answer to a 60-byte MAP request (RFC 6887 §7.2, §11.1): a `dnat` rule
+/// for a mapping, `ADDRESS_MISMATCH` (12) when the client address in the request is not the
+/// one it came from. Anything else (NAT-PMP included) goes unanswered.
+fn pcp_reply(
+    req: &[u8],
+    from: SocketAddr,
+    router: &str,
+    public_dev: &str,
+    external_ip: Ipv4Addr,
+    tx: &mpsc::Sender<Result<Vec<u8>, String>>,
+) -> Option<Vec<u8>> {
+    if req.len() != 60 || req[..2] != [2, 1] || req[36] != 6 {
+        return None;
+    }
+    let internal = u16::from_be_bytes([req[40], req[41]]);
+    let lifetime: [u8; 4] = req[4..8].try_into().unwrap();
+    let SocketAddr::V4(from_v4) = from else {
+        return None;
+    };
+    let (result, external) = if req[8..24] != from_v4.ip().to_ipv6_mapped().octets() {
+        (12u8, 0)
+    } else if lifetime == [0; 4] {
+        (0, 0)
+    } else {
+        let external = internal.wrapping_add(1000);
+        let rule = format!(
+            "add rule ip nat prerouting iifname {public_dev} tcp dport {external} dnat to \
+             {}:{internal}",
+            from_v4.ip()
+        );
+        if let Err(e) = run(&["ip", "netns", "exec", router, "nft", &rule]) {
+            let _ = tx.send(Err(e));
+            return None;
+        }
+        (0, external)
+    };
+    let mut r = vec![2, 0x81, 0, result];
+    r.extend_from_slice(&lifetime);
+    r.extend_from_slice(&77u32.to_be_bytes());
+    r.extend_from_slice(&[0; 12]);
+    r.extend_from_slice(&req[24..42]);
+    r.extend_from_slice(&external.to_be_bytes());
+    r.extend_from_slice(&external_ip.to_ipv6_mapped().octets());
+    Some(r)
+}
+
 #[test]
 fn a_peer_behind_nat_is_reached_through_the_port_it_mapped() {
     if unsafe { libc::geteuid() } != 0 {
@@ -206,7 +273,8 @@ fn a_peer_behind_nat_is_reached_through_the_port_it_mapped() {
         }
     };
     let public_dev = format!("p2pms{}", std::process::id());
-    let requests = nat_pmp_server(nat.router.clone(), public_dev);
+    let pcp = Arc::new(AtomicBool::new(false));
+    let requests = nat_pmp_server(nat.router.clone(), public_dev, pcp.clone());
     match requests.recv_timeout(Duration::from_secs(10)) {
         Ok(Ok(_)) => {}
         other => panic!("the fake NAT-PMP server did not start: {other:?}"),
@@ -304,6 +372,82 @@ fn a_peer_behind_nat_is_reached_through_the_port_it_mapped() {
         }
     }
     assert!(deleted, "no deletion request at Alice's clean exit");
+
+    // The router now speaks PCP only: Dave maps over PCP, with his address as the router
+    // sees it (checked by the server), and Bob reaches him there.
+    pcp.store(true, Ordering::SeqCst);
+    let dave_dirs = PeerDirs::with_files(&[("behind-nat.bin", &content)]);
+    let mut cmd = peer_in_ns(&nat.home, "Dave", &tracker_addr, &dave_dirs, &["--serve"]);
+    cmd.env("P2P_NO_LAN", "0");
+    let mut dave = Proc::spawn("Dave", cmd, None);
+    let dave_listen = expect_listening(&mut dave, "Dave");
+    let dave_external = dave_listen.port().wrapping_add(1000);
+    let (mut line, mut registered) = (None, false);
+    while line.is_none() || !registered {
+        let l = dave.wait_line("`port mapped: ...` and `registered`", STARTUP, |l| {
+            l.contains("port map") || l.contains("registered with tracker")
+        });
+        registered |= l.contains("registered with tracker");
+        if l.contains("port map") {
+            line = Some(l);
+        }
+    }
+    assert_eq!(
+        line.unwrap(),
+        format!(
+            "port mapped: {ROUTER_OUT}:{dave_external} -> :{} (PCP, 2h)",
+            dave_listen.port()
+        ),
+        "{}",
+        dave.diagnostics()
+    );
+    let bob2 = PeerDirs::new();
+    let batch = bob2.root().join("batch.txt");
+    std::fs::write(
+        &batch,
+        "wait-peer Dave 20\nget Dave behind-nat.bin\npeers\n",
+    )
+    .unwrap();
+    let batch = batch.to_str().unwrap();
+    let listen = format!("{PUBLIC_IP}:0");
+    let cmd = peer_in_ns(
+        &nat.public,
+        "Bob2",
+        &tracker_addr,
+        &bob2,
+        &["--listen", &listen, "--batch", batch],
+    );
+    let mut bob2_proc = Proc::spawn("Bob2", cmd, None);
+    let status = bob2_proc.wait_exit(Duration::from_secs(90));
+    let stdout = bob2_proc.collect_stdout(Duration::from_secs(5));
+    assert!(
+        status.success(),
+        "Bob could not fetch through the PCP mapping\n{}",
+        bob2_proc.diagnostics()
+    );
+    assert_file_eq(&bob2.downloads.join("behind-nat.bin"), &content);
+    let row = stdout
+        .iter()
+        .map(|l| fields(l))
+        .find(|f| f.first() == Some(&"Dave") && f.len() >= 6)
+        .unwrap_or_else(|| panic!("`peers` does not list Dave: {stdout:?}"));
+    assert_eq!(
+        row[1],
+        format!("{ROUTER_OUT}:{dave_external}"),
+        "{stdout:?}"
+    );
+    assert_eq!(row[5], "mapped", "{stdout:?}");
+    dave.signal(libc::SIGTERM);
+    assert!(dave.wait_exit(EXIT_TIMEOUT).success());
+    let mut deleted = false;
+    while let Ok(Ok(req)) = requests.recv_timeout(Duration::from_secs(5)) {
+        if req.len() == 60 && req[4..8] == [0, 0, 0, 0] {
+            deleted = true;
+            break;
+        }
+    }
+    assert!(deleted, "no PCP deletion at Dave's clean exit");
+    pcp.store(false, Ordering::SeqCst);
 
     // With LAN traffic off and no --gateway (how every test and CI runs), no router is asked,
     // though the default route points at one that answers. A peer asks at once at start

@@ -638,11 +638,14 @@ pub enum Notice {
     /// LAN announcements are off (the listener cannot be announced), and why.
     LanAnnouncementsOff { why: String },
     /// The router maps `external` to our listen port `internal_port` for `lifetime_secs`
-    /// (NAT-PMP); said at the first mapping and whenever the external address changes.
+    /// (PCP or NAT-PMP, `via`); said at the first mapping and whenever the external address,
+    /// the port or the protocol changes.
     PortMapped {
         external: String,
         internal_port: u16,
         lifetime_secs: u64,
+        /// The protocol the router granted it in: `PCP` or `NAT-PMP`.
+        via: String,
     },
     /// Port mapping is on but none was made at start, and why.
     NoPortMapping { why: String },

@@ -45,7 +45,7 @@ pub fn default_gateway(route_table: &str) -> Option<Ipv4Addr> {
         .map(|(_, ip)| ip)
 }
 
-/// `--gateway`'s value: `IP` (the NAT-PMP port, 5351) or `IP:PORT`.
+/// `--gateway`'s value: `IP` (the PCP and NAT-PMP port, 5351) or `IP:PORT`.
 pub fn parse_gateway(s: &str) -> Result<SocketAddr, String> {
     if let Ok(ip) = s.parse::<Ipv4Addr>() {
         return Ok(SocketAddr::V4(SocketAddrV4::new(
@@ -62,7 +62,7 @@ pub fn parse_gateway(s: &str) -> Result<SocketAddr, String> {
 }
 
 /// The gateway to ask: the one given, or the default route's (read from [`ROUTE_FILE`]), at
-/// the NAT-PMP port. `Err` says why there is none.
+/// the PCP and NAT-PMP port. `Err` says why there is none.
 pub fn find_gateway(given: Option<SocketAddr>) -> Result<SocketAddr, String> {
     if let Some(addr) = given {
         return Ok(addr);

@@ -1,40 +1,70 @@
-//! Asking the router for a port mapping: a NAT-PMP client (RFC 6886) as a sans-IO value.
+//! Asking the router for a port mapping: a PCP (RFC 6887) and NAT-PMP (RFC 6886) client as a
+//! sans-IO value.
 //!
 //! [`PortMap`] takes datagrams and the time in (`handle_datagram`, `handle_timeout`) and gives
 //! datagrams to send and reports out (`poll_output`); `poll_timeout` says when it wants the
-//! clock again. It owns no socket and reads no clock; `port_map_glue.rs` puts it on the
-//! reactor's UDP socket. We do not re-specify NAT-PMP here; the RFC's section numbers are
-//! cited where a rule comes from.
+//! clock again. It owns no socket, reads no clock and draws no random numbers (the PCP nonce
+//! and our address come in through [`PortMap::new`]); `port_map_glue.rs` puts it on the
+//! reactor's UDP socket. PCP's bytes are encoded and checked in `port_map/pcp.rs`; NAT-PMP's
+//! here. We do not re-specify either protocol; the RFCs' section numbers are cited where a
+//! rule comes from.
+//!
+//! Which protocol (RFC 6887 §9 and Appendix A). Both live on the gateway's port 5351. We ask
+//! in PCP first: one MAP request (opcode 1) does what NAT-PMP's two requests do.
+//! - A NAT-PMP-only gateway answers it with NAT-PMP's "unsupported version" (version 0, result
+//!   1), and a PCP gateway of an older version with `UNSUPP_VERSION` and its version: either
+//!   way we switch to NAT-PMP at once, for the rest of the attempt.
+//! - A gateway that says nothing to PCP (some NAT-PMP servers drop other versions): after
+//!   [`PCP_FIRST_TRIES`] (3) PCP requests, 1.75 s, we switch to NAT-PMP and its own tries.
+//!   The start-up attempt so ends within 1.75 s + 15.75 s = 17.5 s at worst (3 PCP tries, then
+//!   6 NAT-PMP tries), the NAT-PMP part as long as before PCP was added.
+//! - The protocol that gave the mapping is remembered: renewals, and a new mapping after the
+//!   gateway restarted, use it (a PCP renewal answered "unsupported version" switches to
+//!   NAT-PMP the same way). After a failure the next attempt, [`RETRY_AFTER`] later,
+//!   starts from PCP again: the router may have changed.
 //!
 //! The life of a mapping:
-//! 1. ask the gateway for its external address (opcode 0);
-//! 2. ask for a TCP mapping of our listen port (opcode 2), suggesting the same external port
-//!    (or the one we had, on a renewal);
-//! 3. renew at half the lifetime granted (§3.3), keeping the mapping while the renewal is
-//!    retried, until it expires;
-//! 4. at a clean shutdown, delete it (lifetime 0, §3.4), best effort: nobody waits for an
-//!    answer.
+//! 1. PCP: a MAP request for TCP, our listen port, suggesting the same external port and no
+//!    external address (`::ffff:0.0.0.0`, §11.1), with our nonce; the answer gives the port
+//!    and the external address. NAT-PMP: the external address (opcode 0), then a TCP mapping
+//!    (opcode 2) suggesting the same external port (or the one we had, on a renewal);
+//! 2. renew at half the lifetime granted (RFC 6886 §3.3, RFC 6887 §11.2.1), keeping the
+//!    mapping while the renewal is retried, until it expires; a PCP renewal is the same
+//!    request with the same nonce, suggesting the port and address we hold;
+//! 3. at a clean shutdown, delete it (lifetime 0: RFC 6886 §3.4, RFC 6887 §15), best effort:
+//!    nobody waits for an answer.
 //!
 //! Every answer carries the gateway's epoch (seconds since its mappings were last lost). One
-//! that runs backwards (§3.6) means the gateway restarted and forgot us: we map again at once.
+//! that is inconsistent with our clock (RFC 6886 §3.6: ran backwards; RFC 6887 §8.5: moved
+//! more than 2 s + 1/16 apart from ours, either way) means the gateway restarted and forgot
+//! us: we map again at once, in the protocol that worked.
 //!
-//! Retransmission (§3.1): first resend after 250 ms, the wait doubling. The RFC gives up after 9
-//! tries (about 128 s); the *first* attempt here gives up after [`FIRST_TRIES`] (6, about 16 s)
-//! so the start-up line ("no port mapping: ...") comes while someone still reads it; a gateway
-//! that says nothing for 16 s almost never speaks NAT-PMP. Renewals use the RFC's 9. After a
-//! failure the whole exchange is tried again after [`RETRY_AFTER`] (a router that reboots or is
-//! configured later gets picked up), quietly.
+//! Retransmission: first resend after 250 ms, the wait doubling (RFC 6886 §3.1), for PCP
+//! requests too. PCP's own schedule (RFC 6887 §8.1.1: 3 s, doubling up to 1024 s) would delay
+//! the fallback to a NAT-PMP gateway that ignores PCP by 21 s for three tries; a router on
+//! the LAN answers in milliseconds, and three datagrams in 1.75 s load nobody. NAT-PMP's RFC
+//! gives up after 9 tries (about 128 s); the *first* attempt here gives up after
+//! [`FIRST_TRIES`] (6, about 16 s) of NAT-PMP so the start-up line ("no port mapping: ...")
+//! comes while someone still reads it; a gateway that says nothing for 16 s almost never
+//! speaks NAT-PMP. Renewals use the RFC's 9 (a PCP renewal, like RFC 6887's MRC of 0, goes on
+//! being retried until the mapping expires). After a failure the whole exchange is tried
+//! again after [`RETRY_AFTER`] (a router that reboots or is configured later gets picked up),
+//! quietly; a PCP error's own lifetime (§7.4) is not used to retry sooner.
+
+pub mod pcp;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-/// The port NAT-PMP gateways listen on (RFC 6886 §3).
+/// The port NAT-PMP and PCP gateways listen on (RFC 6886 §3, RFC 6887 §19.1).
 pub const NAT_PMP_PORT: u16 = 5351;
 /// The lifetime we ask for: the RFC's recommended two hours (§3.3).
 pub const REQUESTED_LIFETIME: u32 = 7200;
 /// First retransmission wait (§3.1), doubling with each try.
 const FIRST_WAIT: Duration = Duration::from_millis(250);
-/// Tries of the first exchange at start (see the module header for why fewer than 9).
+/// PCP tries of the first attempt before falling back to NAT-PMP (module header).
+pub const PCP_FIRST_TRIES: u32 = 3;
+/// NAT-PMP tries of the first attempt at start (see the module header for why fewer than 9).
 pub const FIRST_TRIES: u32 = 6;
 /// Tries of a renewal or a re-map after a gateway restart (the RFC's 9).
 pub const RFC_TRIES: u32 = 9;
@@ -44,30 +74,55 @@ pub const RETRY_AFTER: Duration = Duration::from_secs(30 * 60);
 /// earliest, so a gateway granting 1 s cannot make us send a request every 500 ms.
 const MIN_RENEW: Duration = Duration::from_secs(60);
 
-/// Opcodes (§3.2, §3.3) and the bit answers add.
+/// NAT-PMP opcodes (§3.2, §3.3) and the bit answers add.
 const OP_EXTERNAL_ADDRESS: u8 = 0;
 const OP_MAP_TCP: u8 = 2;
 const OP_ANSWER: u8 = 128;
 
-/// A result code from the gateway (§3.5), or what its absence means.
+/// The protocol a mapping was made with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Pcp,
+    NatPmp,
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::Pcp => "PCP",
+            Protocol::NatPmp => "NAT-PMP",
+        })
+    }
+}
+
+/// A result code from the gateway (NAT-PMP §3.5, PCP §7.4), or what its absence means.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MapError {
-    /// Result 1: the gateway speaks another NAT-PMP version.
+    /// NAT-PMP result 1: the gateway speaks another NAT-PMP version.
     UnsupportedVersion,
-    /// Result 2: the gateway refuses (mapping disabled, or not allowed for us).
+    /// NAT-PMP result 2: the gateway refuses (mapping disabled, or not allowed for us).
     NotAuthorized,
-    /// Result 3: the gateway has no working external connection (no DHCP lease yet...).
+    /// NAT-PMP result 3: the gateway has no working external connection (no DHCP lease yet...).
     NetworkFailure,
-    /// Result 4: the gateway has no mapping to spare.
+    /// NAT-PMP result 4: the gateway has no mapping to spare.
     OutOfResources,
-    /// Result 5: the gateway does not do this opcode.
+    /// NAT-PMP result 5: the gateway does not do this opcode.
     UnsupportedOpcode,
-    /// A result code the RFC does not define.
+    /// A NAT-PMP result code the RFC does not define.
     Unknown(u16),
     /// The gateway reported 0.0.0.0 as its external address: it has none yet.
     NoExternalAddress,
-    /// No answer after `tries` requests over `waited`.
-    NoAnswer { tries: u32, waited: Duration },
+    /// A PCP result code other than success.
+    Pcp(pcp::ResultCode),
+    /// PCP granted a mapping on an external address that is not IPv4, or no port or no time.
+    PcpUnusable { external: SocketAddr, lifetime: u32 },
+    /// No answer: `pcp_tries` PCP requests, then `nat_pmp_tries` NAT-PMP requests (either may
+    /// be 0), over `waited`.
+    NoAnswer {
+        pcp_tries: u32,
+        nat_pmp_tries: u32,
+        waited: Duration,
+    },
 }
 
 impl MapError {
@@ -86,31 +141,51 @@ impl MapError {
 impl std::fmt::Display for MapError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            MapError::UnsupportedVersion => {
-                f.write_str("the gateway does not speak NAT-PMP version 0 (result 1)")
-            }
+            MapError::UnsupportedVersion => f.write_str(
+                "the gateway speaks neither PCP nor NAT-PMP version 0 (NAT-PMP result 1)",
+            ),
             MapError::NotAuthorized => f.write_str(
-                "the gateway refused the mapping (result 2: not authorized; port mapping may be \
-                 turned off in the router)",
+                "the gateway refused the mapping (NAT-PMP result 2: not authorized; port mapping \
+                 may be turned off in the router)",
             ),
             MapError::NetworkFailure => f.write_str(
-                "the gateway has no working external connection (result 3: network failure)",
+                "the gateway has no working external connection (NAT-PMP result 3: network \
+                 failure)",
             ),
-            MapError::OutOfResources => {
-                f.write_str("the gateway has no mapping to spare (result 4: out of resources)")
-            }
-            MapError::UnsupportedOpcode => {
-                f.write_str("the gateway does not map TCP ports (result 5: unsupported opcode)")
-            }
-            MapError::Unknown(code) => write!(f, "the gateway answered result code {code}"),
+            MapError::OutOfResources => f.write_str(
+                "the gateway has no mapping to spare (NAT-PMP result 4: out of resources)",
+            ),
+            MapError::UnsupportedOpcode => f.write_str(
+                "the gateway does not map TCP ports (NAT-PMP result 5: unsupported opcode)",
+            ),
+            MapError::Unknown(code) => write!(f, "the gateway answered NAT-PMP result code {code}"),
             MapError::NoExternalAddress => {
                 f.write_str("the gateway has no external address yet (it said 0.0.0.0)")
             }
-            MapError::NoAnswer { tries, waited } => write!(
+            MapError::Pcp(code) => write!(f, "{code}"),
+            MapError::PcpUnusable { external, lifetime } => write!(
                 f,
-                "no NAT-PMP answer from the gateway ({tries} tries over {}s)",
-                waited.as_secs()
+                "the gateway granted no usable mapping over PCP ({external} for {lifetime}s)"
             ),
+            MapError::NoAnswer {
+                pcp_tries,
+                nat_pmp_tries,
+                waited,
+            } => {
+                let secs = waited.as_secs();
+                match (pcp_tries, nat_pmp_tries) {
+                    (0, n) => write!(
+                        f,
+                        "no NAT-PMP answer from the gateway ({n} tries over {secs}s)"
+                    ),
+                    (p, 0) => write!(f, "no PCP answer from the gateway ({p} tries over {secs}s)"),
+                    (p, n) => write!(
+                        f,
+                        "no answer from the gateway to PCP or NAT-PMP ({p} + {n} tries over \
+                         {secs}s)"
+                    ),
+                }
+            }
         }
     }
 }
@@ -118,16 +193,18 @@ impl std::fmt::Display for MapError {
 /// What the machine tells its owner.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Report {
-    /// A mapping holds: `external` reaches our listen port for `lifetime`. Reported when it is
-    /// first granted and whenever the external address or port changes, not at every renewal.
+    /// A mapping holds: `external` reaches our listen port for `lifetime`, made `via` this
+    /// protocol. Reported when it is first granted and whenever the external address, the port
+    /// or the protocol changes, not at every renewal.
     Mapped {
         external: SocketAddrV4,
         lifetime: Duration,
+        via: Protocol,
     },
     /// No mapping: the attempt failed for `why` (a mapping we had is gone too). Tried again
     /// after [`RETRY_AFTER`].
     Failed { why: MapError },
-    /// The gateway restarted (its epoch ran backwards): the mapping is being made again.
+    /// The gateway restarted (its epoch was inconsistent): the mapping is being made again.
     GatewayRestarted,
 }
 
@@ -139,13 +216,68 @@ pub enum Output {
     Report(Report),
 }
 
+/// A request we send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Request {
+    /// PCP's MAP (opcode 1) for our TCP port.
+    PcpMap,
+    /// NAT-PMP opcode 0.
+    ExternalAddress,
+    /// NAT-PMP opcode 2.
+    MapTcp,
+}
+
+impl Request {
+    fn protocol(self) -> Protocol {
+        match self {
+            Request::PcpMap => Protocol::Pcp,
+            Request::ExternalAddress | Request::MapTcp => Protocol::NatPmp,
+        }
+    }
+
+    /// The first request of a new mapping in `protocol`.
+    fn first_of(protocol: Protocol) -> Request {
+        match protocol {
+            Protocol::Pcp => Request::PcpMap,
+            Protocol::NatPmp => Request::ExternalAddress,
+        }
+    }
+
+    /// The request that renews a mapping made in `protocol`.
+    fn renewal_of(protocol: Protocol) -> Request {
+        match protocol {
+            Protocol::Pcp => Request::PcpMap,
+            Protocol::NatPmp => Request::MapTcp,
+        }
+    }
+}
+
+/// Which kind of attempt a request belongs to, which sets its tries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Attempt {
+    /// At start, or after a failure: [`PCP_FIRST_TRIES`] in PCP, [`FIRST_TRIES`] in NAT-PMP.
+    First,
+    /// A renewal, or a new mapping after the gateway restarted: [`RFC_TRIES`].
+    Again,
+}
+
+impl Attempt {
+    fn max_tries(self, request: Request) -> u32 {
+        match (self, request.protocol()) {
+            (Attempt::First, Protocol::Pcp) => PCP_FIRST_TRIES,
+            (Attempt::First, Protocol::NatPmp) => FIRST_TRIES,
+            (Attempt::Again, _) => RFC_TRIES,
+        }
+    }
+}
+
 /// The request in flight and its retransmissions.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Asking {
-    opcode: u8,
+    request: Request,
+    attempt: Attempt,
     /// Requests sent so far.
     tries: u32,
-    max_tries: u32,
     /// When the next resend (or the giving up) is due.
     next: Instant,
     /// When the first request went out.
@@ -169,21 +301,30 @@ enum Phase {
 struct Held {
     external: SocketAddrV4,
     expires: Instant,
+    via: Protocol,
 }
 
-/// A NAT-PMP client for one TCP port (see the module header).
+/// A PCP and NAT-PMP client for one TCP port (see the module header).
 #[derive(Debug)]
 pub struct PortMap {
     gateway: SocketAddr,
     internal_port: u16,
+    /// Our address as the gateway sees it, for PCP's header (RFC 6887 §8.1).
+    client_ip: Ipv4Addr,
+    /// PCP's mapping nonce (§11.1): one for the life of this value, so renewals and the
+    /// deletion carry the nonce of the mapping they are about.
+    nonce: pcp::Nonce,
     phase: Phase,
-    /// The external address from the last opcode-0 answer.
+    /// The external address from the last NAT-PMP opcode-0 answer.
     external_ip: Option<Ipv4Addr>,
     held: Option<Held>,
     /// The external port of the last mapping, suggested again after the gateway lost it.
     last_port: Option<u16>,
-    /// The last epoch the gateway sent and when it came (§3.6).
+    /// The last epoch the gateway sent, in the protocol spoken now, and when it came.
     epoch: Option<(u32, Instant)>,
+    /// A PCP attempt nobody answered before this NAT-PMP one: its tries and start (for the
+    /// report if NAT-PMP gets no answer either).
+    pcp_silent: Option<(u32, Instant)>,
     /// Whether a `Failed` was the last report (so a failing retry is not said twice).
     failed_reported: bool,
     out: std::collections::VecDeque<Output>,
@@ -191,20 +332,31 @@ pub struct PortMap {
 
 impl PortMap {
     /// A client asking `gateway` (an `ip:port`, normally port [`NAT_PMP_PORT`]) to map TCP
-    /// port `internal_port`; its first request is ready at once.
-    pub fn new(gateway: SocketAddr, internal_port: u16, now: Instant) -> PortMap {
+    /// port `internal_port`; `client_ip` is the source address of our datagrams to it (the
+    /// local address of a UDP socket connected to it), `nonce` 96 random bits. Its first
+    /// request (PCP) is ready at once.
+    pub fn new(
+        gateway: SocketAddr,
+        internal_port: u16,
+        client_ip: Ipv4Addr,
+        nonce: pcp::Nonce,
+        now: Instant,
+    ) -> PortMap {
         let mut map = PortMap {
             gateway,
             internal_port,
+            client_ip,
+            nonce,
             phase: Phase::Stopped,
             external_ip: None,
             held: None,
             last_port: None,
             epoch: None,
+            pcp_silent: None,
             failed_reported: false,
             out: Default::default(),
         };
-        map.ask(OP_EXTERNAL_ADDRESS, FIRST_TRIES, now);
+        map.ask(Request::PcpMap, Attempt::First, now);
         map
     }
 
@@ -215,6 +367,11 @@ impl PortMap {
     /// The external address that reaches our port now, if a mapping holds.
     pub fn mapped(&self) -> Option<SocketAddrV4> {
         self.held.map(|h| h.external)
+    }
+
+    /// The protocol of the mapping that holds now, if any.
+    pub fn mapped_via(&self) -> Option<Protocol> {
+        self.held.map(|h| h.via)
     }
 
     /// When [`Self::handle_timeout`] must run next.
@@ -240,12 +397,10 @@ impl PortMap {
             // The renewal never got through: the gateway has dropped the mapping by now.
             self.held = None;
             let why = match &self.phase {
-                Phase::Asking(a) => MapError::NoAnswer {
-                    tries: a.tries,
-                    waited: now.saturating_duration_since(a.since),
-                },
+                Phase::Asking(a) => self.no_answer(a, now),
                 _ => MapError::NoAnswer {
-                    tries: 0,
+                    pcp_tries: 0,
+                    nat_pmp_tries: 0,
                     waited: Duration::ZERO,
                 },
             };
@@ -254,33 +409,58 @@ impl PortMap {
         }
         match self.phase.clone() {
             Phase::Asking(a) if now >= a.next => {
-                if a.tries >= a.max_tries {
-                    let waited = now.saturating_duration_since(a.since);
-                    let tries = a.tries;
-                    if self.held.is_some() {
-                        // A renewal that got no answer: keep the mapping until it expires
-                        // (the timer above), trying again meanwhile.
-                        self.ask(a.opcode, RFC_TRIES, now);
-                    } else {
-                        self.fail(MapError::NoAnswer { tries, waited }, now);
-                    }
+                if a.tries < a.attempt.max_tries(a.request) {
+                    self.send(now);
+                } else if self.held.is_some() {
+                    // A renewal that got no answer: keep the mapping until it expires (the
+                    // timer above), trying again meanwhile.
+                    self.ask(a.request, Attempt::Again, now);
+                } else if a.request == Request::PcpMap {
+                    // Nobody answers PCP: perhaps a NAT-PMP gateway that drops other versions.
+                    self.pcp_silent = Some((a.tries, a.since));
+                    self.epoch = None;
+                    self.ask(Request::ExternalAddress, a.attempt, now);
                 } else {
-                    self.send(a.opcode, now);
+                    let why = self.no_answer(&a, now);
+                    self.fail(why, now);
                 }
             }
             Phase::Idle { renew_at } if now >= renew_at => {
-                self.ask(OP_MAP_TCP, RFC_TRIES, now);
+                let via = self.held.map_or(Protocol::Pcp, |h| h.via);
+                self.ask(Request::renewal_of(via), Attempt::Again, now);
             }
             Phase::Waiting { retry_at } if now >= retry_at => {
-                self.ask(OP_EXTERNAL_ADDRESS, FIRST_TRIES, now);
+                self.epoch = None;
+                self.ask(Request::PcpMap, Attempt::First, now);
             }
             _ => {}
         }
     }
 
+    /// The failure of `asking` going unanswered, with the PCP attempt before it if any.
+    fn no_answer(&self, asking: &Asking, now: Instant) -> MapError {
+        match (asking.request.protocol(), self.pcp_silent) {
+            (Protocol::Pcp, _) => MapError::NoAnswer {
+                pcp_tries: asking.tries,
+                nat_pmp_tries: 0,
+                waited: now.saturating_duration_since(asking.since),
+            },
+            (Protocol::NatPmp, Some((pcp_tries, since))) => MapError::NoAnswer {
+                pcp_tries,
+                nat_pmp_tries: asking.tries,
+                waited: now.saturating_duration_since(since),
+            },
+            (Protocol::NatPmp, None) => MapError::NoAnswer {
+                pcp_tries: 0,
+                nat_pmp_tries: asking.tries,
+                waited: now.saturating_duration_since(asking.since),
+            },
+        }
+    }
+
     /// A datagram arrived on the port-mapping socket. Anything that is not a well-formed
-    /// answer from the gateway to what we asked is ignored (§3.1: the source must be the
-    /// gateway's address and port 5351, or the one given).
+    /// answer from the gateway to what we asked is ignored (RFC 6886 §3.1, RFC 6887 §8.3: the
+    /// source must be the gateway's address and port 5351, or the one given).
     pub fn handle_datagram(&mut self, from: SocketAddr, bytes: &[u8], now: Instant) {
         if from != self.gateway {
             return;
@@ -289,21 +469,92 @@ impl PortMap {
             // An answer we no longer wait for (a late duplicate).
             return;
         };
+        match asking.request.protocol() {
+            Protocol::Pcp => self.pcp_answer(&asking, bytes, now),
+            Protocol::NatPmp => self.nat_pmp_answer(&asking, bytes, now),
+        }
+    }
+
+    /// An answer while we ask in PCP.
+    fn pcp_answer(&mut self, asking: &Asking, bytes: &[u8], now: Instant) {
+        let (result, epoch, answer) = match pcp::parse_answer(bytes) {
+            None => return,
+            Some(pcp::Answer::OlderVersion { .. }) => {
+                // §9, Appendix A: NAT-PMP (or a PCP we do not speak): switch now.
+                self.epoch = None;
+                self.pcp_silent = None;
+                self.ask(Request::ExternalAddress, asking.attempt, now);
+                return;
+            }
+            Some(pcp::Answer::HeaderError { result, epoch }) => (result, epoch, None),
+            Some(pcp::Answer::Map(m)) => {
+                if !m.is_for(&self.nonce, self.internal_port) {
+                    // §11.4: not an answer to our request (another client's, or forged).
+                    return;
+                }
+                (m.result, m.epoch, Some(m))
+            }
+        };
+        if self.epoch_inconsistent(Protocol::Pcp, epoch, now) {
+            self.gateway_restarted(epoch, Protocol::Pcp, now);
+            return;
+        }
+        self.epoch = Some((epoch, now));
+        let Some(m) = answer.filter(|_| result == pcp::ResultCode::SUCCESS) else {
+            self.held = None;
+            self.fail(MapError::Pcp(result), now);
+            return;
+        };
+        let external = m.external_ip.to_ipv4_mapped();
+        match external {
+            Some(ip) if ip.is_unspecified() => {
+                self.held = None;
+                self.fail(MapError::NoExternalAddress, now);
+            }
+            Some(ip) if m.external_port != 0 && m.lifetime != 0 => {
+                self.mapped_now(
+                    SocketAddrV4::new(ip, m.external_port),
+                    m.lifetime,
+                    Protocol::Pcp,
+                    now,
+                );
+            }
+            _ => {
+                self.held = None;
+                let ip = external.map_or(std::net::IpAddr::V6(m.external_ip), Into::into);
+                self.fail(
+                    MapError::PcpUnusable {
+                        external: SocketAddr::new(ip, m.external_port),
+                        lifetime: m.lifetime,
+                    },
+                    now,
+                );
+            }
+        }
+    }
+
+    /// An answer while we ask in NAT-PMP.
+    fn nat_pmp_answer(&mut self, asking: &Asking, bytes: &[u8], now: Instant) {
         let Some(answer) = parse_answer(bytes) else {
             return;
         };
-        if answer.opcode != asking.opcode {
+        let opcode = match asking.request {
+            Request::ExternalAddress => OP_EXTERNAL_ADDRESS,
+            _ => OP_MAP_TCP,
+        };
+        if answer.opcode != opcode {
             return;
         }
-        if self.gateway_restarted(answer.epoch, now) {
-            self.epoch = Some((answer.epoch, now));
-            // Its mappings are gone with its memory; the port we had is still the one to ask
-            // for.
-            if let Some(h) = self.held.take() {
-                self.last_port = Some(h.external.port());
-            }
-            self.out.push_back(Output::Report(Report::GatewayRestarted));
-            self.ask(OP_EXTERNAL_ADDRESS, RFC_TRIES, now);
+        if let Body::Mapping { internal, .. } = answer.body
+            && internal != self.internal_port
+            && answer.result == 0
+        {
+            // An answer about another port (another client's on this host).
+            return;
+        }
+        self.pcp_silent = None;
+        if self.epoch_inconsistent(Protocol::NatPmp, answer.epoch, now) {
+            self.gateway_restarted(answer.epoch, Protocol::NatPmp, now);
             return;
         }
         self.epoch = Some((answer.epoch, now));
@@ -320,17 +571,11 @@ impl PortMap {
                     return;
                 }
                 self.external_ip = Some(ip);
-                self.ask(OP_MAP_TCP, asking.max_tries, now);
+                self.ask(Request::MapTcp, asking.attempt, now);
             }
             Body::Mapping {
-                internal,
-                external,
-                lifetime,
+                external, lifetime, ..
             } => {
-                if internal != self.internal_port {
-                    // An answer about another port (another client's on this host).
-                    return;
-                }
                 let Some(ip) = self.external_ip else {
                     return;
                 };
@@ -339,51 +584,99 @@ impl PortMap {
                     self.fail(MapError::OutOfResources, now);
                     return;
                 }
-                self.mapped_now(SocketAddrV4::new(ip, external), lifetime, now);
+                self.mapped_now(
+                    SocketAddrV4::new(ip, external),
+                    lifetime,
+                    Protocol::NatPmp,
+                    now,
+                );
             }
         }
     }
 
-    /// Clean shutdown: the mapping is deleted (§3.4: lifetime 0, external port 0) and nothing
-    /// more is sent. The one datagram goes out best effort; no answer is waited for.
-    pub fn shutdown(&mut self) {
-        if self.phase == Phase::Stopped {
-            return;
+    /// The gateway lost its mappings (its epoch says so): map again at once in `protocol`,
+    /// suggesting the port we had.
+    fn gateway_restarted(&mut self, epoch: u32, protocol: Protocol, now: Instant) {
+        self.epoch = Some((epoch, now));
+        if let Some(h) = self.held.take() {
+            self.last_port = Some(h.external.port());
         }
-        self.phase = Phase::Stopped;
-        if self.held.take().is_some() || self.external_ip.is_some() {
-            let bytes = map_request(self.internal_port, 0, 0);
-            self.out.push_back(Output::Send(self.gateway, bytes));
-        }
+        self.out.push_back(Output::Report(Report::GatewayRestarted));
+        self.ask(Request::first_of(protocol), Attempt::Again, now);
     }
 
-    fn mapped_now(&mut self, external: SocketAddrV4, lifetime: u32, now: Instant) {
+    /// Clean shutdown: the mapping is deleted (lifetime 0: RFC 6886 §3.4 with external port 0;
+    /// RFC 6887 §15 with the mapping's nonce) and nothing more is sent. The one datagram goes
+    /// out best effort; no answer is waited for. Sent when a mapping holds, or when a request
+    /// in flight may have made one (a PCP MAP, or NAT-PMP once the external address came).
+    pub fn shutdown(&mut self) {
+        let asking = match &self.phase {
+            Phase::Stopped => return,
+            Phase::Asking(a) => Some(a.request),
+            _ => None,
+        };
+        self.phase = Phase::Stopped;
+        let held = self.held.take();
+        let delete_in = match (held, asking) {
+            (Some(h), _) => Some(h.via),
+            (None, Some(Request::PcpMap)) => Some(Protocol::Pcp),
+            (None, Some(Request::MapTcp)) if self.external_ip.is_some() => Some(Protocol::NatPmp),
+            _ => None,
+        };
+        let bytes = match delete_in {
+            None => return,
+            Some(Protocol::NatPmp) => map_request(self.internal_port, 0, 0),
+            Some(Protocol::Pcp) => pcp::map_request(&pcp::MapRequest {
+                nonce: self.nonce,
+                client_ip: self.client_ip,
+                internal_port: self.internal_port,
+                suggested_port: 0,
+                suggested_ip: Ipv4Addr::UNSPECIFIED,
+                lifetime: 0,
+            }),
+        };
+        self.out.push_back(Output::Send(self.gateway, bytes));
+    }
+
+    fn mapped_now(&mut self, external: SocketAddrV4, lifetime: u32, via: Protocol, now: Instant) {
         let lifetime = Duration::from_secs(u64::from(lifetime));
-        let changed = self.held.map(|h| h.external) != Some(external);
+        let changed = self.held.map(|h| (h.external, h.via)) != Some((external, via));
         self.last_port = Some(external.port());
+        self.pcp_silent = None;
         self.held = Some(Held {
             external,
             expires: now + lifetime,
+            via,
         });
         self.phase = Phase::Idle {
             renew_at: now + (lifetime / 2).max(MIN_RENEW.min(lifetime)),
         };
         if changed || self.failed_reported {
             self.failed_reported = false;
-            self.out
-                .push_back(Output::Report(Report::Mapped { external, lifetime }));
+            self.out.push_back(Output::Report(Report::Mapped {
+                external,
+                lifetime,
+                via,
+            }));
         }
     }
 
-    /// §3.6: the gateway's epoch should have advanced by at least 7/8 of the time that passed
-    /// here since its last answer; more than 2 s less means it lost its mappings.
-    fn gateway_restarted(&self, epoch: u32, now: Instant) -> bool {
+    /// Whether `epoch`, just received in `protocol`, says the gateway lost its state since
+    /// its last answer. NAT-PMP (RFC 6886 §3.6): the epoch should have advanced by at least
+    /// 7/8 of the time that passed here; more than 2 s less means it did. PCP: RFC 6887 §8.5,
+    /// both ways ([`pcp::epoch_valid`]).
+    fn epoch_inconsistent(&self, protocol: Protocol, epoch: u32, now: Instant) -> bool {
         let Some((last, at)) = self.epoch else {
             return false;
         };
         let elapsed = now.saturating_duration_since(at).as_secs();
-        let expected = u64::from(last) + elapsed * 7 / 8;
-        u64::from(epoch) + 2 < expected
+        match protocol {
+            Protocol::NatPmp => {
+                let expected = u64::from(last) + elapsed * 7 / 8;
+                u64::from(epoch) + 2 < expected
+            }
+            Protocol::Pcp => !pcp::epoch_valid(last, epoch, elapsed),
+        }
     }
 
     fn fail(&mut self, why: MapError, now: Instant) {
@@ -391,42 +684,53 @@ impl PortMap {
             retry_at: now + RETRY_AFTER,
         };
         self.external_ip = None;
+        self.pcp_silent = None;
         if !self.failed_reported {
             self.failed_reported = true;
             self.out.push_back(Output::Report(Report::Failed { why }));
         }
     }
 
-    /// Starts asking `opcode`: the first request goes out now.
-    fn ask(&mut self, opcode: u8, max_tries: u32, now: Instant) {
+    /// Starts asking `request`: the first request goes out now.
+    fn ask(&mut self, request: Request, attempt: Attempt, now: Instant) {
         self.phase = Phase::Asking(Asking {
-            opcode,
+            request,
+            attempt,
             tries: 0,
-            max_tries,
             next: now,
             since: now,
         });
-        self.send(opcode, now);
+        self.send(now);
     }
 
     /// Sends the request of the phase and sets the next resend: 250 ms, doubling (§3.1).
-    fn send(&mut self, opcode: u8, now: Instant) {
+    fn send(&mut self, now: Instant) {
         let Phase::Asking(a) = &mut self.phase else {
             return;
         };
         a.next = now + FIRST_WAIT * (1 << a.tries.min(16));
         a.tries += 1;
-        let bytes = match opcode {
-            OP_EXTERNAL_ADDRESS => vec![0, OP_EXTERNAL_ADDRESS],
-            _ => {
-                // A renewal suggests the port we hold; a first mapping, our own port number.
-                let suggested = self
+        // A renewal suggests the port we hold; a new mapping after a restart, the one we had;
+        // a first mapping, our own port number.
+        let suggested = self
+            .held
+            .map(|h| h.external.port())
+            .or(self.last_port)
+            .unwrap_or(self.internal_port);
+        let bytes = match a.request {
+            Request::ExternalAddress => vec![0, OP_EXTERNAL_ADDRESS],
+            Request::MapTcp => map_request(self.internal_port, suggested, REQUESTED_LIFETIME),
+            Request::PcpMap => pcp::map_request(&pcp::MapRequest {
+                nonce: self.nonce,
+                client_ip: self.client_ip,
+                internal_port: self.internal_port,
+                suggested_port: suggested,
+                // No preference (§11.1) unless renewing the address we hold.
+                suggested_ip: self
                     .held
-                    .map(|h| h.external.port())
-                    .or(self.last_port)
-                    .unwrap_or(self.internal_port);
-                map_request(self.internal_port, suggested, REQUESTED_LIFETIME)
-            }
+                    .map_or(Ipv4Addr::UNSPECIFIED, |h| *h.external.ip()),
+                lifetime: REQUESTED_LIFETIME,
+            }),
         };
         self.out.push_back(Output::Send(self.gateway, bytes));
     }

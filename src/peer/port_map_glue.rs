@@ -1,4 +1,4 @@
-//! The node's side of port mapping: the NAT-PMP machine (`port_map.rs`) on the reactor's
+//! The node's side of port mapping: the PCP/NAT-PMP machine (`port_map.rs`) on the reactor's
 //! port-mapping UDP socket, its timer in the node's deadline merge, and what a mapping changes:
 //! the external address goes to the tracker link (`Register`'s `external`) and the DHT record,
 //! and the user hears one line at start. `app.rs` opens the socket and finds the gateway.
@@ -113,11 +113,16 @@ impl PeerNode {
         let mapped = link.map.mapped().map(SocketAddr::V4);
         for report in reports {
             match report {
-                Report::Mapped { external, lifetime } => {
+                Report::Mapped {
+                    external,
+                    lifetime,
+                    via,
+                } => {
                     self.ui.event(&Event::Notice(Notice::PortMapped {
                         external: external.to_string(),
                         internal_port: self.listen_port,
                         lifetime_secs: lifetime.as_secs(),
+                        via: via.to_string(),
                     }));
                 }
                 Report::Failed { why } if first => {

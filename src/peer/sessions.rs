@@ -33,7 +33,7 @@ fn fit_listing(mut files: Vec<crate::wire::FileInfo>) -> Vec<crate::wire::FileIn
 }
 
 /// The port a peer at `remote` can call us back at: our listen port, or the router's external
-/// port that maps to it (`mapped`, NAT-PMP) when `remote` is outside our network. Such a peer
+/// port that maps to it (`mapped`, PCP or NAT-PMP) when `remote` is outside our network. Such a peer
 /// sees our connection come from the router's address, where only the mapped port leads to us;
 /// one on a private network (RFC 1918, shared address space, link-local) or on this machine is
 /// taken to be on our side of the router and calls the listen port directly.

@@ -18,4 +18,4 @@ pub use limits::Limits;
 pub use punch::PunchDial;
 pub use rate::RateLimits;
 pub use splice::RestartAs;
-pub use udp::{UdpSocketId, multicast_socket, unicast_socket};
+pub use udp::{UdpSocketId, local_ip_towards, multicast_socket, unicast_socket};

@@ -9,7 +9,7 @@ use mio::net::UdpSocket;
 use mio::{Interest, Registry, Token};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Instant;
 
 /// Room for one datagram; a longer one arrives truncated (and then fails to decode).
@@ -91,6 +91,15 @@ pub fn unicast_socket(local: SocketAddr) -> io::Result<UdpSocket> {
     let socket = std::net::UdpSocket::bind(local)?;
     socket.set_nonblocking(true)?;
     Ok(UdpSocket::from_std(socket))
+}
+
+/// The source address the kernel gives our datagrams from `local` to `to` (the local address
+/// of a UDP socket bound to `local` and connected to `to`; connecting sends nothing). PCP
+/// writes it into its requests: the gateway checks it against where they come from.
+pub fn local_ip_towards(local: SocketAddr, to: SocketAddr) -> io::Result<IpAddr> {
+    let socket = std::net::UdpSocket::bind(local)?;
+    socket.connect(to)?;
+    Ok(socket.local_addr()?.ip())
 }
 
 /// A non-blocking UDP socket that is a member of the multicast `group` on the interface with

@@ -258,8 +258,9 @@ pub fn notice_text(notice: &Notice) -> String {
             external,
             internal_port,
             lifetime_secs,
+            via,
         } => format!(
-            "port mapped: {external} -> :{internal_port} (NAT-PMP, {})",
+            "port mapped: {external} -> :{internal_port} ({via}, {})",
             short_duration(*lifetime_secs)
         ),
         Notice::NoPortMapping { why } => format!("no port mapping: {why}"),

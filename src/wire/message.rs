@@ -176,7 +176,7 @@ pub enum Message {
         req: u64,
         name: String,
         listen_port: u16,
-        /// `ip:port` a router maps to `listen_port` (NAT-PMP, PROTOCOL.md §19), if any.
+        /// `ip:port` a router maps to `listen_port` (PCP or NAT-PMP, PROTOCOL.md §19), if any.
         /// The tracker lists it, marked `mapped`, only when its IP is the one the
         /// connection comes from; absent (what older peers send): the direct address.
         #[serde(default, skip_serializing_if = "Option::is_none")]
