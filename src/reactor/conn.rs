@@ -161,11 +161,7 @@ impl Conn {
         // A chunk frame's head goes in a record of its own, so the data starts a record and the
         // receiver's decoder can open it straight into the chunk's buffer (`FrameDecoder`,
         // whole chunks); 18 bytes of record on 256 KiB.
-        let head = bytes
-            .get(4..)
-            .and_then(crate::wire::parse_chunk_head)
-            .map_or(0, |head| 4 + head.head_len)
-            .min(bytes.len());
+        let head = crate::wire::chunk_head_cut(&bytes);
         let result = match head {
             0 => self.link.send_into(&bytes, &mut sealed),
             _ => self

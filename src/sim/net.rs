@@ -191,11 +191,7 @@ impl Sim {
         }
         // In pieces as a secure link opens them: a chunk frame's head in a record of its own,
         // then records of at most 65,519 bytes (see `Conn::queue`).
-        let head = bytes
-            .get(4..)
-            .and_then(crate::wire::parse_chunk_head)
-            .map_or(0, |head| 4 + head.head_len)
-            .min(bytes.len());
+        let head = crate::wire::chunk_head_cut(bytes);
         peer.decoder.extend(&bytes[..head]);
         for piece in bytes[head..].chunks(crate::secure::MAX_RECORD_PLAINTEXT) {
             peer.decoder.extend(piece);

@@ -99,6 +99,17 @@ pub fn parse_chunk(body: &[u8]) -> Option<ChunkRef<'_>> {
     })
 }
 
+/// Where a sender cuts a frame (length prefix included) so that a reference `Chunk`'s head goes
+/// in a record of its own and its data starts the next (PROTOCOL.md §15.6.2): the length of
+/// the prefix and head, or 0 for any other frame (sealed in one piece).
+pub fn chunk_head_cut(frame: &[u8]) -> usize {
+    frame
+        .get(4..)
+        .and_then(parse_chunk_head)
+        .map_or(0, |head| 4 + head.head_len)
+        .min(frame.len())
+}
+
 /// Everything of a reference `Chunk` body before its data: what [`parse_chunk_head`] reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChunkHead {

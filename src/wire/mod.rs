@@ -13,8 +13,8 @@ mod examples;
 mod whole_chunk_tests;
 
 pub use chunk::{
-    ChunkHead, ChunkRef, chunk_frame_head, parse_chunk, parse_chunk_head, pooled_buffer,
-    recycle_chunk_buffer,
+    ChunkHead, ChunkRef, chunk_frame_head, chunk_head_cut, parse_chunk, parse_chunk_head,
+    pooled_buffer, recycle_chunk_buffer,
 };
 pub use frame::{
     Frame, FrameDecoder, FrameError, MAX_FRAME_LEN, WHOLE_CHUNK_FROM, decode_message,

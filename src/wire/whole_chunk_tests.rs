@@ -205,7 +205,11 @@ fn a_chunk_whose_head_came_alone_is_never_copied() {
         index: 5,
         data: data.clone(),
     });
-    let head = 4 + super::parse_chunk_head(&frame[4..]).unwrap().head_len;
+    let head = super::chunk_head_cut(&frame);
+    assert_eq!(
+        head,
+        4 + super::parse_chunk_head(&frame[4..]).unwrap().head_len
+    );
     let mut dec = FrameDecoder::with_whole_chunks();
     dec.extend(&encode_message(&Message::ListFiles { req: 1 }));
     dec.extend(&frame[..head]);
@@ -279,4 +283,29 @@ fn an_oversized_frame_is_refused_in_whole_chunks_mode_too() {
     dec.extend(&((super::MAX_FRAME_LEN as u32) + 1).to_be_bytes());
     assert!(dec.ready());
     assert!(dec.take_frame().is_err());
+}
+
+/// The sender's cut: after a reference chunk's head, nowhere in anything else.
+#[test]
+fn only_a_reference_chunk_is_cut_after_its_head() {
+    let chunk = encode_message(&Message::Chunk {
+        req: 300,
+        index: 2,
+        data: vec![1; 1000],
+    });
+    let cut = super::chunk_head_cut(&chunk);
+    assert_eq!(
+        chunk.len() - cut,
+        1000,
+        "the data starts right after the cut"
+    );
+    assert_eq!(
+        super::chunk_head_cut(&encode_message(&Message::ListFiles { req: 1 })),
+        0
+    );
+    assert_eq!(
+        super::chunk_head_cut(&framed(&chunk_body_not_shortest(1, 1, &[0; 100]))),
+        0
+    );
+    assert_eq!(super::chunk_head_cut(&chunk[..3]), 0);
 }
