@@ -57,8 +57,19 @@ fn dht_flags(nodes: &[DhtNode]) -> Vec<String> {
 /// A peer serving `dirs` with `--serve` on the DHT; returns once it runs on the DHT and has
 /// hashed its shared folder.
 fn serve_on_dht(name: &str, dirs: PeerDirs, nodes: &[DhtNode]) -> (Proc, PeerDirs, String) {
+    serve_on_dht_with(name, dirs, nodes, &[])
+}
+
+/// [`serve_on_dht`] with more of the peer's options.
+fn serve_on_dht_with(
+    name: &str,
+    dirs: PeerDirs,
+    nodes: &[DhtNode],
+    extra: &[&str],
+) -> (Proc, PeerDirs, String) {
     let flags = dht_flags(nodes);
     let mut args: Vec<&str> = vec!["--serve"];
+    args.extend_from_slice(extra);
     args.extend(flags.iter().map(String::as_str));
     let cmd = peer_command(name, unused_addr(), &dirs, &args);
     let mut proc = Proc::spawn(name, cmd, None);
@@ -215,18 +226,20 @@ fn without_the_dht_a_peer_id_cannot_be_dialed_and_a_broken_dht_does_not_stop_the
     assert!(stderr.contains("runs on without the dht"), "{out}");
 }
 
-/// Issue 18's target: discovery by id through a local DHT of 20 nodes within 2 s (opt-in:
-/// `DHT_BENCH=1`). Prints the time from the `connect PEER-ID` command to its answer.
+/// Issue 18's target: discovery by id through a local DHT of 20 nodes within 2 s. Prints the
+/// time from the `connect PEER-ID` command to its answer; the test fails if Alice is not
+/// found at all (within 10 s), and with `DHT_BENCH=1` if it took longer than the target (a
+/// timed check, so opt-in: test machines are noisy; it ran in 0.26 s on the 2-core VM).
 #[test]
-fn discovery_by_id_time() {
-    if std::env::var_os("DHT_BENCH").is_none() {
-        println!("skipped: set DHT_BENCH=1 to time discovery through 20 local DHT nodes");
-        return;
-    }
+fn discovery_by_id_through_twenty_nodes() {
     let nodes = dht_network(20);
-    let (_alice, _dirs, alice_id) = serve_on_dht("Alice", PeerDirs::new(), &nodes);
-    // Let Alice's record reach the nodes (the put is over once the closest nodes answered).
-    std::thread::sleep(Duration::from_secs(3));
+    let (mut alice, _dirs, alice_id) = serve_on_dht_with("Alice", PeerDirs::new(), &nodes, &["-v"]);
+    // Alice's record must be on the nodes before Bob looks: her log says when its put is over.
+    eventually("Alice's record stored", Duration::from_secs(30), || {
+        alice
+            .stderr_text()
+            .contains("DHT: the address record is stored")
+    });
     let bob = PeerDirs::new();
     let flags = dht_flags(&nodes[10..]);
     let mut args: Vec<&str> = vec!["--batch", "-"];
@@ -244,5 +257,7 @@ fn discovery_by_id_time() {
     println!("discovery by id through 20 local DHT nodes: {took:?} (target: 2 s)");
     drop(stdin);
     proc.wait_exit(Duration::from_secs(10));
-    assert!(took < Duration::from_secs(2), "{took:?}");
+    if std::env::var_os("DHT_BENCH").is_some() {
+        assert!(took < Duration::from_secs(2), "{took:?}");
+    }
 }

@@ -338,8 +338,9 @@ impl DhtState {
                         } else {
                             RETRY_AFTER
                         };
-                    if let Err(e) = result {
-                        tracing::info!("DHT: the address record was not stored: {e}");
+                    match result {
+                        Ok(()) => tracing::info!("DHT: the address record is stored (seq {seq})"),
+                        Err(e) => tracing::info!("DHT: the address record was not stored: {e}"),
                     }
                 }
             }
