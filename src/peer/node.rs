@@ -179,6 +179,9 @@ pub struct PeerNode {
     /// Threads that check received chunks' SHA-256 (`chunk_check.rs`); without them the
     /// reactor's thread checks each chunk as it comes.
     pub(super) checker: Option<super::chunk_check::ChunkChecker>,
+    /// Checked chunks of other downloads, taken from the checker while one download was
+    /// being driven (`transfer.rs`, when the checker was full): handled once that is done.
+    pub(super) checked_elsewhere: Vec<super::chunk_check::Checked>,
     /// The Mainline DHT, with `--dht` (`dht_glue.rs`).
     pub(super) dht: Option<Box<super::dht_glue::DhtLink>>,
     /// The router's port mapping, unless off (`port_map_glue.rs`).
@@ -253,6 +256,7 @@ impl PeerNode {
             disk: DiskJobs::inline(),
             disk_waiting: HashMap::new(),
             checker: None,
+            checked_elsewhere: Vec::new(),
             hashing: Default::default(),
             dht: None,
             port_map: None,

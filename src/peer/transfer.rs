@@ -29,6 +29,10 @@ impl PeerNode {
     /// poll order: disk outputs answered at once, in order).
     pub(super) fn drive(&mut self, id: DownloadId, now: Instant) {
         self.drive_outputs(id, now);
+        if !self.checked_elsewhere.is_empty() {
+            let checked = std::mem::take(&mut self.checked_elsewhere);
+            self.apply_checked(checked, now);
+        }
         if self.first_flight.as_ref().is_some_and(|f| f.taken_by(id)) {
             self.flush_first_flight(now);
         }
@@ -82,7 +86,18 @@ impl PeerNode {
                         data,
                         expected,
                     };
-                    if let Some(Err(job)) = self.checker.as_mut().map(|c| c.submit(job)) {
+                    let Some(checker) = self.checker.as_mut() else {
+                        continue; // there is one: the guard above
+                    };
+                    let (submitted, taken) = checker.submit_making_room(job);
+                    for c in taken {
+                        if c.dl == id {
+                            t.dl.handle_chunk_checked(c.source, c.index, c.data, c.result, now);
+                        } else {
+                            self.checked_elsewhere.push(c);
+                        }
+                    }
+                    if let Err(job) = submitted {
                         let checked = check_hash(&job.expected, &job.data);
                         t.dl.handle_chunk_checked(source, index, job.data, checked, now);
                     }
@@ -118,8 +133,16 @@ impl PeerNode {
         let Some(checker) = self.checker.as_mut() else {
             return;
         };
+        let mut checked = std::mem::take(&mut self.checked_elsewhere);
+        checked.extend(checker.take());
+        self.apply_checked(checked, now);
+    }
+
+    /// Checked chunks go to their downloads (those still here), then each download touched
+    /// carries out what follows, once.
+    fn apply_checked(&mut self, checked: Vec<super::chunk_check::Checked>, now: Instant) {
         let mut touched = Vec::new();
-        for c in checker.take() {
+        for c in checked {
             if let Some(t) = self.downloads.get_mut(&c.dl) {
                 t.dl.handle_chunk_checked(c.source, c.index, c.data, c.result, now);
                 if !touched.contains(&c.dl) {
