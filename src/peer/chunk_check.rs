@@ -208,6 +208,17 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
     use std::time::{Duration, Instant};
 
+    /// Chunk `i` of 100, ten bytes that match.
+    fn job(i: u64) -> CheckJob {
+        CheckJob {
+            dl: DownloadId(1),
+            source: SourceId::nth(0),
+            index: ChunkIndex::new(i, 100).unwrap(),
+            data: vec![1; 10],
+            expected: Sha256::of(&[1; 10]),
+        }
+    }
+
     #[test]
     fn thread_counts_leave_the_reactor_a_core() {
         assert_eq!(threads_for(1, None), 0, "one core: check on the reactor");
@@ -225,13 +236,6 @@ mod tests {
         let held = gate.lock().unwrap();
         let g = Arc::clone(&gate);
         let mut checker = ChunkChecker::spawn(1, move || drop(g.lock())).unwrap();
-        let job = |i: u64| CheckJob {
-            dl: DownloadId(1),
-            source: SourceId::nth(0),
-            index: ChunkIndex::new(i, 100).unwrap(),
-            data: vec![1; 10],
-            expected: Sha256::of(&[1; 10]),
-        };
         for i in 0..QUEUE_PER_THREAD as u64 {
             assert!(checker.submit(job(i)).is_ok(), "job {i} taken");
         }
@@ -259,13 +263,6 @@ mod tests {
         let held = gate.lock().unwrap();
         let g = Arc::clone(&gate);
         let mut checker = ChunkChecker::spawn(1, move || drop(g.lock())).unwrap();
-        let job = |i: u64| CheckJob {
-            dl: DownloadId(1),
-            source: SourceId::nth(0),
-            index: ChunkIndex::new(i, 100).unwrap(),
-            data: vec![1; 10],
-            expected: Sha256::of(&[1; 10]),
-        };
         for i in 0..QUEUE_PER_THREAD as u64 {
             assert!(checker.submit(job(i)).is_ok(), "job {i} taken");
         }
