@@ -154,8 +154,32 @@ impl Proc {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
-    /// CPU time (user + system) used so far, from `/proc/PID/stat` (clock-tick resolution).
+    /// CPU time (user + system) of all the process's threads so far, in nanosecond resolution
+    /// from the process's CPU-time clock. `/proc/PID/stat` counts in clock ticks (10 ms), which
+    /// rounds the few milliseconds a smoke-size download costs on a fast machine down to 0; it
+    /// stays as the fallback where the clock cannot be read.
     pub fn cpu_secs_now(&self) -> Option<f64> {
+        self.cpu_clock_secs().or_else(|| self.cpu_ticks_secs())
+    }
+
+    fn cpu_clock_secs(&self) -> Option<f64> {
+        let mut clock: libc::clockid_t = 0;
+        // SAFETY: writes one clockid_t to a local.
+        if unsafe { libc::clock_getcpuclockid(self.pid() as libc::pid_t, &mut clock) } != 0 {
+            return None;
+        }
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: writes one timespec to a local.
+        if unsafe { libc::clock_gettime(clock, &mut now) } != 0 {
+            return None;
+        }
+        Some(now.tv_sec as f64 + now.tv_nsec as f64 / 1e9)
+    }
+
+    fn cpu_ticks_secs(&self) -> Option<f64> {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
         // The command name may hold spaces: count fields after its closing parenthesis.
         let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
