@@ -94,6 +94,7 @@ fn run_inner(
     let now = Instant::now();
     let dht_options = cfg.dht.clone();
     let port_map = open_port_map(&cfg, &mut reactor, bound, now);
+    let upnp = open_upnp(&cfg, &reactor, bound);
     let mut node = PeerNode::new(cfg, id, SharedIndex::default(), bound.port(), ui, now);
     node.set_parser(repl::parse);
     node.set_pins(pins);
@@ -107,10 +108,14 @@ fn run_inner(
     if let Some(options) = dht_options {
         start_dht(&mut node, options, identity, &reactor, bound, now);
     }
+    if let Some(link) = upnp {
+        node.set_upnp(link);
+    }
+    // PCP first, then NAT-PMP; UPnP-IGD when they fail (or right away when not asked).
     match port_map {
         Some(Ok(link)) => node.set_port_map(link, now),
-        Some(Err(why)) => node.notice(Notice::NoPortMapping { why }),
-        None => {}
+        Some(Err(why)) => node.port_map_unavailable(why, now),
+        None => node.upnp_fallback(None, now),
     }
     reactor.run(&mut node)
 }
@@ -167,7 +172,7 @@ fn open_port_map(
     now: Instant,
 ) -> Option<Result<crate::peer::port_map_glue::PortMapLink, String>> {
     use crate::peer::{gateway, port_map};
-    let config = cfg.port_map.as_ref()?;
+    let config = cfg.port_map.as_ref().filter(|c| c.pcp)?;
     Some((|| {
         let gw = gateway::find_gateway(config.gateway)?;
         // A router forwards to this host's LAN address: a listener on loopback only (or on
@@ -189,6 +194,37 @@ fn open_port_map(
         let map = port_map::PortMap::new(gw, bound.port(), client_ip, mapping_nonce(), now);
         Ok(crate::peer::port_map_glue::PortMapLink::new(map, socket))
     })())
+}
+
+/// The UPnP-IGD fallback when it is on (`None` when off): its state and the `p2p-upnp`
+/// thread, whose replies wake `reactor` as `Control::Work`, or why it cannot run.
+fn open_upnp(
+    cfg: &PeerConfig,
+    reactor: &Reactor,
+    bound: SocketAddr,
+) -> Option<crate::peer::upnp_glue::UpnpLink> {
+    use crate::peer::upnp::{SearchConfig, Upnp, UpnpWorker};
+    let search = cfg.port_map.as_ref()?.upnp_search?;
+    let worker = if !bound.is_ipv4() {
+        Err(format!("listening on {} only", bound.ip()))
+    } else if bound.ip().is_loopback() && !search.ip().is_loopback() {
+        // The router would forward to our LAN address, where nothing listens.
+        Err(format!("listening on {} only", bound.ip()))
+    } else {
+        let to_loop = reactor.control_sender();
+        let config = SearchConfig {
+            search,
+            bind_ip: bound.ip(),
+        };
+        UpnpWorker::spawn(config, move || {
+            to_loop.send(Control::Work);
+        })
+        .map_err(|e| format!("cannot start the UPnP thread: {e}"))
+    };
+    Some(crate::peer::upnp_glue::UpnpLink::new(
+        Upnp::new(bound.port()),
+        worker,
+    ))
 }
 
 /// PCP's mapping nonce (RFC 6887 §11.1): 96 bits from the kernel's random source, or, should

@@ -232,8 +232,8 @@ struct PeerArgs {
         value_delimiter = ','
     )]
     dht_bootstrap: Vec<String>,
-    /// Do not ask the router for a port mapping (PCP, then NAT-PMP). On by default, except with
-    /// --no-lan unless --gateway is given.
+    /// Do not ask the router for a port mapping (PCP, then NAT-PMP, then UPnP-IGD). On by
+    /// default, except with --no-lan unless --gateway or --upnp-search is given.
     #[arg(long, env = "P2P_NO_PORT_MAP", value_parser = clap::builder::BoolishValueParser::new())]
     no_port_map: bool,
     /// The router to ask for a port mapping (IP, or IP:PORT for another port than 5351, PCP's
@@ -241,6 +241,12 @@ struct PeerArgs {
     /// --no-lan.
     #[arg(long, env = "P2P_GATEWAY", value_name = "ADDR")]
     gateway: Option<String>,
+    /// Where to send UPnP-IGD's gateway search (SSDP M-SEARCH), the fallback when PCP and
+    /// NAT-PMP map nothing: an IPv4 HOST:PORT such as a router's 192.168.1.1:1900
+    /// [default: the SSDP group 239.255.255.250:1900]. Turns UPnP-IGD on even with --no-lan
+    /// (PCP and NAT-PMP then only with --gateway).
+    #[arg(long, env = "P2P_UPNP_SEARCH", value_name = "ADDR")]
+    upnp_search: Option<String>,
     /// UDP port of this peer's DHT node [default: 0, the system picks one].
     #[arg(long, value_name = "PORT", default_value_t = 0)]
     dht_port: u16,
@@ -497,7 +503,12 @@ fn peer_run(args: PeerArgs, m: &ArgMatches, quiet: bool) -> Result<Option<PeerRu
         resume_on_start,
         rate_limits: s.rate_limits,
         dht,
-        port_map: port_map_setting(args.no_port_map, args.gateway.as_deref(), args.no_lan)?,
+        port_map: port_map_setting(
+            args.no_port_map,
+            args.gateway.as_deref(),
+            args.upnp_search.as_deref(),
+            args.no_lan,
+        )?,
         punch: !args.no_punch,
     };
     let out = p2p::repl::UiOptions {
@@ -578,31 +589,43 @@ fn discovery(
 }
 
 /// DHT nodes to join through, resolved now (the DHT speaks IPv4 only).
-/// Whether to ask a router for a port mapping, and which: off with `--no-port-map`; with
-/// `--gateway`, that one; otherwise the default route's, unless LAN traffic is off (`--no-lan`,
-/// what every test runs with), so nothing talks to a real router unless asked to.
+/// Whether to ask a router for a port mapping, and which: off with `--no-port-map`. PCP and
+/// NAT-PMP ask `--gateway`, or the default route's gateway; UPnP-IGD searches at
+/// `--upnp-search`, or the SSDP group. With LAN traffic off (`--no-lan`, what every test runs
+/// with) only what is named is asked, so nothing talks to a real router unless asked to.
 fn port_map_setting(
     off: bool,
     gateway: Option<&str>,
+    upnp_search: Option<&str>,
     no_lan: bool,
 ) -> Result<Option<p2p::peer::port_map_glue::PortMapConfig>, ExitCode> {
     use p2p::peer::port_map_glue::PortMapConfig;
     if off {
         return Ok(None);
     }
-    match gateway {
-        Some(text) => match p2p::peer::gateway::parse_gateway(text) {
-            Ok(addr) => Ok(Some(PortMapConfig {
-                gateway: Some(addr),
-            })),
-            Err(why) => {
-                eprintln!("error: invalid --gateway: {why}");
-                Err(ExitCode::from(2))
-            }
-        },
-        None if no_lan => Ok(None),
-        None => Ok(Some(PortMapConfig { gateway: None })),
-    }
+    let gateway = match gateway.map(p2p::peer::gateway::parse_gateway) {
+        None => None,
+        Some(Ok(addr)) => Some(addr),
+        Some(Err(why)) => {
+            eprintln!("error: invalid --gateway: {why}");
+            return Err(ExitCode::from(2));
+        }
+    };
+    let upnp_search = match upnp_search.map(p2p::peer::upnp::parse_search) {
+        None if no_lan => None,
+        None => Some(p2p::peer::upnp::SSDP_GROUP),
+        Some(Ok(addr)) => Some(addr),
+        Some(Err(why)) => {
+            eprintln!("error: invalid --upnp-search: {why}");
+            return Err(ExitCode::from(2));
+        }
+    };
+    let pcp = gateway.is_some() || !no_lan;
+    Ok((pcp || upnp_search.is_some()).then_some(PortMapConfig {
+        pcp,
+        gateway,
+        upnp_search,
+    }))
 }
 
 fn dht_addrs(given: &[String]) -> Result<Vec<SocketAddrV4>, ExitCode> {

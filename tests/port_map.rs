@@ -1,9 +1,10 @@
-//! Port mapping (PCP and NAT-PMP, PROTOCOL.md §19) against a fake gateway on 127.0.0.1: a
-//! UDP responder in the test (`--gateway 127.0.0.1:PORT`) that records the request bytes and
-//! answers as RFC 6887 (PCP) or RFC 6886 (NAT-PMP) says, speaking one of them only, plus a
-//! TCP forwarder standing in for the router's mapping, so a second peer reaches the first
-//! through the mapped address it published with the tracker. Everything stays on this
-//! machine, every peer with `P2P_NO_LAN=1` (`common::Proc`).
+//! Port mapping (PCP, NAT-PMP and UPnP-IGD, PROTOCOL.md §19) against a fake gateway on
+//! 127.0.0.1: a UDP responder in the test (`--gateway 127.0.0.1:PORT`) that records the
+//! request bytes and answers as RFC 6887 (PCP) or RFC 6886 (NAT-PMP) says, speaking one of them
+//! only; a fake UPnP IGD (`common::fake_igd`, `--upnp-search 127.0.0.1:PORT`) for the
+//! fallback; plus a TCP forwarder standing in for the router's mapping, so a second peer
+//! reaches the first through the mapped address it published with the tracker. Everything
+//! stays on this machine, every peer with `P2P_NO_LAN=1` (`common::Proc`).
 
 mod common;
 
@@ -394,4 +395,172 @@ fn a_bad_gateway_is_a_usage_error() {
     );
     assert_eq!(out.code(), Some(2), "{out}");
     assert!(out.stderr.contains("invalid --gateway"), "{out}");
+}
+
+/// PCP refused (as a router with only UPnP turned on answers): the peer asks UPnP-IGD next.
+/// It finds the fake IGD by SSDP, maps its listening port (its own port first; the IGD says
+/// 718 ConflictInMappingEntry, so AddAnyPortMapping), says `port mapped: ... (UPnP-IGD, 2h)`,
+/// registers the mapped address; Bob reaches Alice through the "router" and `peers` shows
+/// her as `mapped`. At SIGTERM Alice deletes the mapping.
+#[test]
+fn upnp_igd_maps_the_port_when_pcp_and_nat_pmp_do_not() {
+    let router = TcpListener::bind("127.0.0.1:0").unwrap();
+    let external = router.local_addr().unwrap().port();
+    let gateway = FakeGateway::start(Speaks::Pcp, Answer::Refuse(2));
+    let igd = common::fake_igd::FakeIgd::start("127.0.0.1", external);
+    let tracker = Tracker::start();
+    let content = pseudo_random(500_000, 19);
+    let dirs = PeerDirs::with_files(&[("upnp.bin", &content)]);
+    let (gw, search) = (gateway.addr.to_string(), igd.ssdp.to_string());
+    let extra = ["--serve", "--gateway", &gw, "--upnp-search", &search];
+    let mut alice = Proc::spawn(
+        "Alice",
+        peer_command("Alice", tracker.addr, &dirs, &extra),
+        None,
+    );
+    let listen = expect_listening(&mut alice, "Alice");
+    let through = forward(router, listen);
+
+    let ip = igd.wait_for("GetExternalIPAddress");
+    assert!(ip.args.is_empty(), "{ip:?}");
+    let own = igd.wait_for("AddPortMapping");
+    let want = |external: u16| {
+        [
+            ("NewEnabled", "1".to_string()),
+            ("NewExternalPort", external.to_string()),
+            ("NewInternalClient", "127.0.0.1".to_string()),
+            ("NewInternalPort", listen.port().to_string()),
+            ("NewLeaseDuration", "7200".to_string()),
+            ("NewPortMappingDescription", "p2p".to_string()),
+            ("NewProtocol", "TCP".to_string()),
+            ("NewRemoteHost", String::new()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    assert_eq!(own.args, want(listen.port()), "its own port first");
+    let any = igd.wait_for("AddAnyPortMapping");
+    assert_eq!(any.args["NewInternalPort"], listen.port().to_string());
+    assert_eq!(any.args["NewLeaseDuration"], "7200");
+
+    let line = alice.wait_line("`port mapped: ...`", STARTUP, |l| {
+        l.starts_with("port mapped") || l.starts_with("no port mapping")
+    });
+    assert_eq!(
+        line,
+        format!(
+            "port mapped: 127.0.0.1:{external} -> :{} (UPnP-IGD, 2h)",
+            listen.port()
+        )
+    );
+
+    let out = run_batch(
+        "Bob",
+        tracker.addr,
+        &PeerDirs::new(),
+        "wait-peer Alice 10\nget Alice upnp.bin\npeers\n",
+    );
+    out.assert_success();
+    let row = out
+        .stdout_lines()
+        .into_iter()
+        .map(fields)
+        .find(|f| f.first() == Some(&"Alice") && f.len() >= 6)
+        .unwrap_or_else(|| panic!("`peers` does not list Alice\n{out}"));
+    assert_eq!(row[1], format!("127.0.0.1:{external}"), "{out}");
+    assert_eq!(row[5], "mapped", "{out}");
+    through
+        .recv_timeout(Duration::from_secs(5))
+        .expect("Bob came through the mapped port");
+
+    alice.signal(libc::SIGTERM);
+    assert!(alice.wait_exit(EXIT_TIMEOUT).success());
+    let deleted = igd.wait_for("DeletePortMapping");
+    assert_eq!(deleted.args["NewExternalPort"], external.to_string());
+    assert_eq!(deleted.args["NewProtocol"], "TCP");
+}
+
+/// Neither PCP nor UPnP-IGD maps (PCP refuses, nobody answers the SSDP search): one line at
+/// start names both reasons, and the peer runs on at its direct address.
+#[test]
+fn when_every_protocol_fails_one_line_names_both_reasons() {
+    let gateway = FakeGateway::start(Speaks::Pcp, Answer::Refuse(2));
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let search = silent.local_addr().unwrap().to_string();
+    let tracker = Tracker::start();
+    let dirs = PeerDirs::new();
+    let gw = gateway.addr.to_string();
+    let extra = ["--serve", "--gateway", &gw, "--upnp-search", &search];
+    let mut alice = Proc::spawn(
+        "Alice",
+        peer_command("Alice", tracker.addr, &dirs, &extra),
+        None,
+    );
+    expect_listening(&mut alice, "Alice");
+    // The search waits 4 s for an answer: the peer registers meanwhile (either order).
+    let (mut line, mut registered) = (None, false);
+    while line.is_none() || !registered {
+        let l = alice.wait_line("`no port mapping: ...` and `registered`", STARTUP, |l| {
+            l.contains("port map") || l.starts_with("registered with tracker")
+        });
+        registered |= l.starts_with("registered with tracker");
+        if l.contains("port map") {
+            line = Some(l);
+        }
+    }
+    assert_eq!(
+        line.unwrap(),
+        format!(
+            "no port mapping: the gateway refused the mapping (PCP result 2: NOT_AUTHORIZED; \
+             port mapping may be turned off in the router) (gateway {gw}); UPnP-IGD: no \
+             gateway answered the search at {search}: No response within timeout"
+        )
+    );
+    drop(silent);
+}
+
+/// With `--no-lan`, naming only `--upnp-search` asks UPnP-IGD alone: no PCP request goes to
+/// the default route's router (there is no `--gateway`), and the mapping still comes.
+#[test]
+fn upnp_search_alone_asks_only_upnp() {
+    let router = TcpListener::bind("127.0.0.1:0").unwrap();
+    let external = router.local_addr().unwrap().port();
+    let igd = common::fake_igd::FakeIgd::start("127.0.0.1", external);
+    let tracker = Tracker::start();
+    let dirs = PeerDirs::new();
+    let search = igd.ssdp.to_string();
+    let extra = ["--serve", "--upnp-search", &search];
+    let mut alice = Proc::spawn(
+        "Alice",
+        peer_command("Alice", tracker.addr, &dirs, &extra),
+        None,
+    );
+    let listen = expect_listening(&mut alice, "Alice");
+    let line = alice.wait_line("`port mapped: ...`", STARTUP, |l| {
+        l.starts_with("port mapped") || l.starts_with("no port mapping")
+    });
+    assert_eq!(
+        line,
+        format!(
+            "port mapped: 127.0.0.1:{external} -> :{} (UPnP-IGD, 2h)",
+            listen.port()
+        )
+    );
+}
+
+/// A `--upnp-search` that is no IPv4 address is a usage error.
+#[test]
+fn a_bad_upnp_search_is_a_usage_error() {
+    let tracker = Tracker::start();
+    let out = run_batch_with(
+        "Alice",
+        tracker.addr,
+        &PeerDirs::new(),
+        "",
+        &["--upnp-search", "router:1900"],
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.code(), Some(2), "{out}");
+    assert!(out.stderr.contains("invalid --upnp-search"), "{out}");
 }

@@ -59,6 +59,8 @@ mod tracker_link;
 mod transfer;
 mod transfer_state;
 mod trust;
+pub mod upnp;
+pub mod upnp_glue;
 
 pub use command::{Command, LimitKind, Parser};
 pub use event::{Event, Failure};

@@ -186,6 +186,8 @@ pub struct PeerNode {
     pub(super) dht: Option<Box<super::dht_glue::DhtLink>>,
     /// The router's port mapping, unless off (`port_map_glue.rs`).
     pub(super) port_map: Option<Box<super::port_map_glue::PortMapLink>>,
+    /// UPnP-IGD, the fallback after PCP and NAT-PMP, unless off (`upnp_glue.rs`).
+    pub(super) upnp: Option<Box<super::upnp_glue::UpnpLink>>,
     /// Relayed links: connections to the relay and which connections are relayed
     /// (`relay_client.rs`, `relay_glue.rs`).
     pub(super) relay: super::relay_client::RelayClient,
@@ -260,6 +262,7 @@ impl PeerNode {
             hashing: Default::default(),
             dht: None,
             port_map: None,
+            upnp: None,
             relay: Default::default(),
             resume_at_start: false,
         };
@@ -384,6 +387,7 @@ impl PeerNode {
         self.checkpoint_all(now);
         self.save_peer_cache(now);
         self.port_map_shutdown(now);
+        self.upnp_shutdown();
         self.ui.progress(Progress::Finish);
         self.actions.push_back(Action::Exit(code));
     }
@@ -639,6 +643,7 @@ impl Driver for PeerNode {
                 self.disk_reports(now);
                 self.lookup_reports(now);
                 self.dht_reports(now);
+                self.upnp_reports(now);
             }
             Control::Line(line) => {
                 if self.cfg.mode == Mode::Repl {
@@ -667,6 +672,7 @@ impl Driver for PeerNode {
         self.discovery_tick(now);
         self.dht_tick(now);
         self.port_map_tick(now);
+        self.upnp_tick(now);
         self.op_tick(now);
         self.take_input(now);
     }
@@ -683,6 +689,7 @@ impl Driver for PeerNode {
             self.discovery_deadline(),
             self.dht_deadline(),
             self.port_map_deadline(),
+            self.upnp_deadline(),
         ]
         .into_iter()
         .flatten()

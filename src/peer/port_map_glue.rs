@@ -2,6 +2,7 @@
 //! port-mapping UDP socket, its timer in the node's deadline merge, and what a mapping changes:
 //! the external address goes to the tracker link (`Register`'s `external`) and the DHT record,
 //! and the user hears one line at start. `app.rs` opens the socket and finds the gateway.
+//! When PCP and NAT-PMP fail, UPnP-IGD is asked next (`upnp_glue.rs`).
 
 use super::event::{Event, Notice, Warning};
 use super::node::PeerNode;
@@ -10,11 +11,17 @@ use crate::reactor::{Action, UdpSocketId};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-/// Port mapping is on: the router to ask.
+/// Port mapping is on: the routers to ask, and how.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PortMapConfig {
+    /// Whether PCP and NAT-PMP are asked (not with `--no-lan` unless `--gateway` is given).
+    pub pcp: bool,
     /// `--gateway` (`P2P_GATEWAY`); `None`: the default route's gateway (`gateway.rs`).
     pub gateway: Option<SocketAddr>,
+    /// Where UPnP-IGD's SSDP search goes (`--upnp-search`, or the SSDP group
+    /// 239.255.255.250:1900); `None`: UPnP-IGD is not tried (`--no-lan` without
+    /// `--upnp-search`).
+    pub upnp_search: Option<SocketAddr>,
 }
 
 pub struct PortMapLink {
@@ -47,10 +54,27 @@ impl PeerNode {
         self.ui.event(&Event::Notice(notice));
     }
 
-    /// The external address a router maps to our listen port now, if any.
+    /// The external address a router maps to our listen port now, if any: PCP's or
+    /// NAT-PMP's, else UPnP-IGD's.
     pub fn mapped_addr(&self) -> Option<SocketAddr> {
-        let link = self.port_map.as_ref()?;
-        link.map.mapped().map(SocketAddr::V4)
+        let pcp = self.port_map.as_ref().and_then(|l| l.map.mapped());
+        pcp.map(SocketAddr::V4).or_else(|| self.upnp_mapped())
+    }
+
+    /// PCP and NAT-PMP could not even be asked (no gateway, a loopback listener): UPnP-IGD
+    /// next, or the start-up line saying why there is no mapping.
+    pub fn port_map_unavailable(&mut self, why: String, now: Instant) {
+        self.upnp_fallback(Some(why), now);
+    }
+
+    /// The mapped address, whichever protocol made it, to the tracker link (`Register`'s
+    /// `external`) and the DHT record.
+    pub(super) fn publish_mapped(&mut self, now: Instant) {
+        let mapped = self.mapped_addr();
+        self.tracker.set_external(mapped, now);
+        if let Some(dht) = self.dht.as_mut() {
+            dht.set_mapped(mapped, now);
+        }
     }
 
     /// A datagram on `socket`: the gateway's if it is the port-mapping socket (true).
@@ -110,7 +134,6 @@ impl PeerNode {
             link.said_first = true;
         }
         let gateway = link.map.gateway();
-        let mapped = link.map.mapped().map(SocketAddr::V4);
         for report in reports {
             match report {
                 Report::Mapped {
@@ -125,10 +148,9 @@ impl PeerNode {
                         via: via.to_string(),
                     }));
                 }
+                // UPnP-IGD is the next to ask; it says the start-up line, naming both.
                 Report::Failed { why } if first => {
-                    self.ui.event(&Event::Notice(Notice::NoPortMapping {
-                        why: format!("{why} (gateway {gateway})"),
-                    }));
+                    self.upnp_fallback(Some(format!("{why} (gateway {gateway})")), now);
                 }
                 Report::Failed { why } => {
                     self.ui.event(&Event::Warning(Warning::PortMapLost {
@@ -140,9 +162,6 @@ impl PeerNode {
                 }
             }
         }
-        self.tracker.set_external(mapped, now);
-        if let Some(dht) = self.dht.as_mut() {
-            dht.set_mapped(mapped, now);
-        }
+        self.publish_mapped(now);
     }
 }

@@ -11,6 +11,7 @@
 // Each test binary uses a different subset of the harness.
 #![allow(dead_code)]
 
+pub mod fake_igd;
 pub mod fake_peer;
 pub mod netns;
 
