@@ -259,44 +259,46 @@ mod tests {
 
     #[test]
     fn a_full_checker_makes_room_by_taking_what_its_threads_are_through_with() {
+        // The thread checks job 0, sends its result, and then blocks in its wake-up call
+        // for as long as the test holds the gate: one result is in, and the wake-up is never
+        // seen. (The gate is locked after the checker is made, so on a failed assertion it is
+        // released first and the checker's threads can be joined.)
         let gate = Arc::new(Mutex::new(()));
-        let held = gate.lock().unwrap();
         let g = Arc::clone(&gate);
         let mut checker = ChunkChecker::spawn(1, move || drop(g.lock())).unwrap();
+        let held = gate.lock().unwrap();
         for i in 0..QUEUE_PER_THREAD as u64 {
             assert!(checker.submit(job(i)).is_ok(), "job {i} taken");
         }
-        // Nothing is through yet: the job comes back, nothing taken.
-        let (back, taken) = checker.submit_making_room(job(99));
-        let back = back.expect_err("full and nothing checked: given back");
-        assert!(taken.is_empty());
-        drop(held);
-        // The thread works through its queue; no wake-up is looked at, only the next
-        // submission, which finds room by taking the results.
+        // Full; room comes only from taking what is through, never from a wake-up.
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut results = Vec::new();
-        let mut job = back;
+        let mut job = job(99);
         loop {
             assert!(Instant::now() < deadline, "never made room: {results:?}");
             let (outcome, taken) = checker.submit_making_room(job);
-            results.extend(taken.into_iter().map(|c| (c.index.get(), c.result)));
+            assert_eq!(
+                outcome.is_ok(),
+                !taken.is_empty(),
+                "room exactly when taken"
+            );
+            results.extend(taken.into_iter().map(|c| (c.index.get(), c.result.is_ok())));
             match outcome {
                 Ok(()) => break,
                 Err(j) => job = j,
             }
             std::thread::yield_now();
         }
-        assert!(!results.is_empty(), "room came from results taken");
-        let mut indices: Vec<u64> = results.iter().map(|r| r.0).collect();
-        indices.sort_unstable();
-        indices.dedup();
-        assert_eq!(indices.len(), results.len(), "no result twice: {results:?}");
-        assert!(
-            results
-                .iter()
-                .all(|r| r.0 < QUEUE_PER_THREAD as u64 && r.1.is_ok()),
-            "{results:?}"
+        assert_eq!(
+            results,
+            [(0, true)],
+            "the one result the thread was through with"
         );
+        assert!(
+            checker.submit(self::job(98)).is_err(),
+            "full again: the one slot made is taken by job 99"
+        );
+        drop(held);
     }
 
     /// Every job comes back exactly once with its bytes and the right verdict, and the
