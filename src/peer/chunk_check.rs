@@ -231,11 +231,12 @@ mod tests {
 
     #[test]
     fn a_checker_with_enough_to_do_gives_the_job_back() {
-        // A thread that cannot finish until the test lets it: its queue fills.
+        // A thread that cannot finish until the test lets it: its queue fills. (Locked after
+        // the checker is made, so a failed assertion releases it before the join.)
         let gate = Arc::new(Mutex::new(()));
-        let held = gate.lock().unwrap();
         let g = Arc::clone(&gate);
         let mut checker = ChunkChecker::spawn(1, move || drop(g.lock())).unwrap();
+        let held = gate.lock().unwrap();
         for i in 0..QUEUE_PER_THREAD as u64 {
             assert!(checker.submit(job(i)).is_ok(), "job {i} taken");
         }
