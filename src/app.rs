@@ -114,8 +114,8 @@ fn run_inner(
     // PCP first, then NAT-PMP; UPnP-IGD when they fail (or right away when not asked).
     match port_map {
         Some(Ok(link)) => node.set_port_map(link, now),
-        Some(Err(why)) => node.port_map_unavailable(why, now),
-        None => node.upnp_fallback(None, now),
+        Some(Err(why)) => node.upnp_fallback(Some(why)),
+        None => node.upnp_fallback(None),
     }
     reactor.run(&mut node)
 }
@@ -175,11 +175,7 @@ fn open_port_map(
     let config = cfg.port_map.as_ref().filter(|c| c.pcp)?;
     Some((|| {
         let gw = gateway::find_gateway(config.gateway)?;
-        // A router forwards to this host's LAN address: a listener on loopback only (or on
-        // IPv6 only, which we do not map) would never see those connections.
-        if !bound.is_ipv4() || (bound.ip().is_loopback() && !gw.ip().is_loopback()) {
-            return Err(format!("listening on {} only", bound.ip()));
-        }
+        mappable(bound, gw)?;
         // From the listener's address, so the router maps the address we listen on.
         let local = SocketAddr::new(bound.ip(), 0);
         let socket = crate::reactor::unicast_socket(local)
@@ -196,6 +192,16 @@ fn open_port_map(
     })())
 }
 
+/// Whether a router at `router` can map a port to the listener at `bound`: it forwards to this
+/// host's LAN address, so a listener on loopback only (or on IPv6 only, which we do not map)
+/// would never see those connections, unless the router is on this machine too (a test's).
+fn mappable(bound: SocketAddr, router: SocketAddr) -> Result<(), String> {
+    if !bound.is_ipv4() || (bound.ip().is_loopback() && !router.ip().is_loopback()) {
+        return Err(format!("listening on {} only", bound.ip()));
+    }
+    Ok(())
+}
+
 /// The UPnP-IGD fallback when it is on (`None` when off): its state and the `p2p-upnp`
 /// thread, whose replies wake `reactor` as `Control::Work`, or why it cannot run.
 fn open_upnp(
@@ -205,12 +211,7 @@ fn open_upnp(
 ) -> Option<crate::peer::upnp_glue::UpnpLink> {
     use crate::peer::upnp::{SearchConfig, Upnp, UpnpWorker};
     let search = cfg.port_map.as_ref()?.upnp_search?;
-    let worker = if !bound.is_ipv4() {
-        Err(format!("listening on {} only", bound.ip()))
-    } else if bound.ip().is_loopback() && !search.ip().is_loopback() {
-        // The router would forward to our LAN address, where nothing listens.
-        Err(format!("listening on {} only", bound.ip()))
-    } else {
+    let worker = mappable(bound, search).and_then(|()| {
         let to_loop = reactor.control_sender();
         let config = SearchConfig {
             search,
@@ -220,7 +221,7 @@ fn open_upnp(
             to_loop.send(Control::Work);
         })
         .map_err(|e| format!("cannot start the UPnP thread: {e}"))
-    };
+    });
     Some(crate::peer::upnp_glue::UpnpLink::new(
         Upnp::new(bound.port()),
         worker,

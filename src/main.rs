@@ -243,8 +243,8 @@ struct PeerArgs {
     gateway: Option<String>,
     /// Where to send UPnP-IGD's gateway search (SSDP M-SEARCH), the fallback when PCP and
     /// NAT-PMP map nothing: an IPv4 address, IP (port 1900) or IP:PORT, such as a router's
-    /// 192.168.1.1 [default: the SSDP group 239.255.255.250:1900]. Turns UPnP-IGD on even with --no-lan
-    /// (PCP and NAT-PMP then only with --gateway).
+    /// 192.168.1.1 [default: the SSDP group 239.255.255.250:1900]. Turns UPnP-IGD on even
+    /// with --no-lan (PCP and NAT-PMP then only with --gateway).
     #[arg(long, env = "P2P_UPNP_SEARCH", value_name = "ADDR")]
     upnp_search: Option<String>,
     /// UDP port of this peer's DHT node [default: 0, the system picks one].

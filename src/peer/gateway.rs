@@ -47,18 +47,20 @@ pub fn default_gateway(route_table: &str) -> Option<Ipv4Addr> {
 
 /// `--gateway`'s value: `IP` (the PCP and NAT-PMP port, 5351) or `IP:PORT`.
 pub fn parse_gateway(s: &str) -> Result<SocketAddr, String> {
+    ipv4_with_port(s, super::port_map::NAT_PMP_PORT)
+        .map(SocketAddr::V4)
+        .ok_or_else(|| {
+            format!("'{s}' is not an IPv4 gateway address (IP or IP:PORT, e.g. 192.168.1.1)")
+        })
+}
+
+/// A router's address as a user writes it: an IPv4 address (at `default_port`) or IPv4:PORT
+/// with a port other than 0 (`--gateway`, `--upnp-search`).
+pub fn ipv4_with_port(s: &str, default_port: u16) -> Option<SocketAddrV4> {
     if let Ok(ip) = s.parse::<Ipv4Addr>() {
-        return Ok(SocketAddr::V4(SocketAddrV4::new(
-            ip,
-            super::port_map::NAT_PMP_PORT,
-        )));
+        return Some(SocketAddrV4::new(ip, default_port));
     }
-    match s.parse::<SocketAddrV4>() {
-        Ok(addr) if addr.port() != 0 => Ok(SocketAddr::V4(addr)),
-        _ => Err(format!(
-            "'{s}' is not an IPv4 gateway address (IP or IP:PORT, e.g. 192.168.1.1)"
-        )),
-    }
+    s.parse::<SocketAddrV4>().ok().filter(|a| a.port() != 0)
 }
 
 /// The gateway to ask: the one given, or the default route's (read from [`ROUTE_FILE`]), at

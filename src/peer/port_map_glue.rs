@@ -49,22 +49,11 @@ impl PeerNode {
         self.port_map_pump(now);
     }
 
-    /// Tells the user what the peer is doing (for the wiring in `app.rs`).
-    pub fn notice(&mut self, notice: Notice) {
-        self.ui.event(&Event::Notice(notice));
-    }
-
     /// The external address a router maps to our listen port now, if any: PCP's or
     /// NAT-PMP's, else UPnP-IGD's.
     pub fn mapped_addr(&self) -> Option<SocketAddr> {
         let pcp = self.port_map.as_ref().and_then(|l| l.map.mapped());
         pcp.map(SocketAddr::V4).or_else(|| self.upnp_mapped())
-    }
-
-    /// PCP and NAT-PMP could not even be asked (no gateway, a loopback listener): UPnP-IGD
-    /// next, or the start-up line saying why there is no mapping.
-    pub fn port_map_unavailable(&mut self, why: String, now: Instant) {
-        self.upnp_fallback(Some(why), now);
     }
 
     /// The mapped address, whichever protocol made it, to the tracker link (`Register`'s
@@ -150,7 +139,7 @@ impl PeerNode {
                 }
                 // UPnP-IGD is the next to ask; it says the start-up line, naming both.
                 Report::Failed { why } if first => {
-                    self.upnp_fallback(Some(format!("{why} (gateway {gateway})")), now);
+                    self.upnp_fallback(Some(format!("{why} (gateway {gateway})")));
                 }
                 Report::Failed { why } => {
                     self.ui.event(&Event::Warning(Warning::PortMapLost {

@@ -30,16 +30,12 @@ pub const SSDP_GROUP: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
 
 /// `--upnp-search`: an IPv4 address, with port 1900 unless another is given.
 pub fn parse_search(s: &str) -> Result<SocketAddr, String> {
-    let bad = || format!("'{s}' is not an IPv4 address (IP or IP:PORT, e.g. 192.168.1.1:1900)");
-    if let Ok(ip) = s.parse::<std::net::Ipv4Addr>() {
-        return (!ip.is_unspecified())
-            .then_some(SocketAddr::from((ip, SSDP_GROUP.port())))
-            .ok_or_else(bad);
-    }
-    match s.parse::<std::net::SocketAddrV4>() {
-        Ok(a) if a.port() != 0 && !a.ip().is_unspecified() => Ok(SocketAddr::V4(a)),
-        _ => Err(bad()),
-    }
+    super::gateway::ipv4_with_port(s, SSDP_GROUP.port())
+        .filter(|a| !a.ip().is_unspecified())
+        .map(SocketAddr::V4)
+        .ok_or_else(|| {
+            format!("'{s}' is not an IPv4 address (IP or IP:PORT, e.g. 192.168.1.1:1900)")
+        })
 }
 
 /// What the thread is asked to do.
@@ -279,24 +275,12 @@ struct Client {
 
 impl Client {
     fn run(&mut self, job: Job) -> Reply {
-        match job {
-            Job::Map { internal_port } => match self.map(internal_port, None) {
-                Ok(external) => Reply::Mapped {
-                    external,
-                    lease: Duration::from_secs(LEASE_SECS.into()),
-                },
-                Err(why) => Reply::Failed { why },
-            },
+        let (internal_port, want) = match job {
+            Job::Map { internal_port } => (internal_port, None),
             Job::Renew {
                 external_port,
                 internal_port,
-            } => match self.map(internal_port, Some(external_port)) {
-                Ok(external) => Reply::Mapped {
-                    external,
-                    lease: Duration::from_secs(LEASE_SECS.into()),
-                },
-                Err(why) => Reply::Failed { why },
-            },
+            } => (internal_port, Some(external_port)),
             Job::Remove { external_port } => {
                 let why_not = match &self.gateway {
                     None => Some("no gateway".to_string()),
@@ -305,8 +289,15 @@ impl Client {
                         .err()
                         .map(|e| e.to_string()),
                 };
-                Reply::Removed { why_not }
+                return Reply::Removed { why_not };
             }
+        };
+        match self.map(internal_port, want) {
+            Ok(external) => Reply::Mapped {
+                external,
+                lease: Duration::from_secs(LEASE_SECS.into()),
+            },
+            Err(why) => Reply::Failed { why },
         }
     }
 

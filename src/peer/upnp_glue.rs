@@ -42,9 +42,9 @@ impl PeerNode {
         self.upnp = Some(Box::new(link));
     }
 
-    /// PCP and NAT-PMP failed (`why`, or `None` when they were not asked): UPnP-IGD next.
-    /// Without the fallback the user hears `why` at once.
-    pub fn upnp_fallback(&mut self, why: Option<String>, _now: Instant) {
+    /// PCP and NAT-PMP failed, or could not even be asked (`why`; `None` when they were not
+    /// asked): UPnP-IGD next. Without the fallback the user hears `why` at once.
+    pub fn upnp_fallback(&mut self, why: Option<String>) {
         let Some(link) = self.upnp.as_mut() else {
             if let Some(why) = why {
                 self.ui.event(&Event::Notice(Notice::NoPortMapping { why }));
