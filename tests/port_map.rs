@@ -198,6 +198,60 @@ fn wait_request(gateway: &FakeGateway, what: &str, pred: impl Fn(&[u8]) -> bool)
     }
 }
 
+fn is_mapping_line(line: &str) -> bool {
+    line.starts_with("port mapped") || line.starts_with("no port mapping")
+}
+
+/// Alice's start-up line about port mapping: mapped, or why not.
+fn mapping_line(alice: &mut Proc) -> String {
+    alice.wait_line(
+        "`port mapped: ...` or `no port mapping: ...`",
+        STARTUP,
+        is_mapping_line,
+    )
+}
+
+/// The port-mapping line and the start-up line `other` picks, in either order.
+fn mapping_line_and(alice: &mut Proc, what: &str, other: impl Fn(&str) -> bool) -> String {
+    let (mut mapped, mut seen) = (None, false);
+    while mapped.is_none() || !seen {
+        let line = alice.wait_line(&format!("the port-mapping line and {what}"), STARTUP, |l| {
+            is_mapping_line(l) || other(l)
+        });
+        if is_mapping_line(&line) {
+            mapped = Some(line);
+        } else {
+            seen = true;
+        }
+    }
+    mapped.unwrap()
+}
+
+/// Bob finds Alice through the tracker, fetches `fetch` from her (byte-identical) if given,
+/// and his `peers` lists her at `addr`, reached `via`.
+fn bob_lists_alice(tracker: SocketAddr, fetch: Option<(&str, &[u8])>, addr: &str, via: &str) {
+    let bob = PeerDirs::new();
+    let get = fetch.map_or(String::new(), |(name, _)| format!("get Alice {name}\n"));
+    let out = run_batch(
+        "Bob",
+        tracker,
+        &bob,
+        &format!("wait-peer Alice 10\n{get}peers\n"),
+    );
+    out.assert_success();
+    if let Some((name, content)) = fetch {
+        assert_file_eq(&bob.downloads.join(name), content);
+    }
+    let row = out
+        .stdout_lines()
+        .into_iter()
+        .map(fields)
+        .find(|f| f.first() == Some(&"Alice") && f.len() >= 6)
+        .unwrap_or_else(|| panic!("`peers` does not list Alice\n{out}"));
+    assert_eq!(row[1], addr, "{out}");
+    assert_eq!(row[5], via, "{out}");
+}
+
 /// Alice asks the gateway (the RFCs' bytes), says `port mapped: ... (PROTOCOL, 2h)` at
 /// start, registers the mapped address; Bob finds her there through the tracker, fetches a
 /// file through the "router" (the forwarder), byte-identical, and `peers` shows her as
@@ -245,41 +299,20 @@ fn maps_publishes_and_is_reached(speaks: Speaks) {
         }
     };
     // The start-up line, and the folder hashed (in either order).
-    let (mut mapped, mut sharing) = (None, false);
-    while mapped.is_none() || !sharing {
-        let line = alice.wait_line("`port mapped: ...` and `sharing`", STARTUP, |l| {
-            l.contains("port map") || l.starts_with("sharing ")
-        });
-        sharing |= line.starts_with("sharing ");
-        if line.contains("port map") {
-            mapped = Some(line);
-        }
-    }
     assert_eq!(
-        mapped.unwrap(),
+        mapping_line_and(&mut alice, "`sharing`", |l| l.starts_with("sharing ")),
         format!(
             "port mapped: 127.0.0.1:{external} -> :{} ({via}, 2h)",
             listen.port()
         )
     );
 
-    let bob = PeerDirs::new();
-    let out = run_batch(
-        "Bob",
+    bob_lists_alice(
         tracker.addr,
-        &bob,
-        "wait-peer Alice 10\nget Alice mapped.bin\npeers\n",
+        Some(("mapped.bin", &content)),
+        &format!("127.0.0.1:{external}"),
+        "mapped",
     );
-    out.assert_success();
-    assert_file_eq(&bob.downloads.join("mapped.bin"), &content);
-    let row = out
-        .stdout_lines()
-        .into_iter()
-        .map(fields)
-        .find(|f| f.first() == Some(&"Alice") && f.len() >= 6)
-        .unwrap_or_else(|| panic!("`peers` does not list Alice\n{out}"));
-    assert_eq!(row[1], format!("127.0.0.1:{external}"), "{out}");
-    assert_eq!(row[5], "mapped", "{out}");
     through
         .recv_timeout(Duration::from_secs(5))
         .expect("Bob came through the mapped port");
@@ -351,32 +384,15 @@ fn refused(speaks: Speaks, why: &str) {
     cmd.env("P2P_GATEWAY", &gw);
     let mut alice = Proc::spawn("Alice", cmd, None);
     let listen = expect_listening(&mut alice, "Alice");
-    let line = alice.wait_line("`no port mapping: ...`", STARTUP, |l| {
-        l.starts_with("port mapped") || l.starts_with("no port mapping")
-    });
     assert_eq!(
-        line,
+        mapping_line(&mut alice),
         format!("no port mapping: {why} (gateway {gw})"),
         "{speaks:?}"
     );
     alice.wait_line("`registered with tracker`", STARTUP, |l| {
         l.starts_with("registered with tracker")
     });
-    let out = run_batch(
-        "Bob",
-        tracker.addr,
-        &PeerDirs::new(),
-        "wait-peer Alice 10\npeers\n",
-    );
-    out.assert_success();
-    let row = out
-        .stdout_lines()
-        .into_iter()
-        .map(fields)
-        .find(|f| f.first() == Some(&"Alice") && f.len() >= 6)
-        .unwrap_or_else(|| panic!("`peers` does not list Alice\n{out}"));
-    assert_eq!(row[1], listen.to_string());
-    assert_eq!(row[5], "direct", "{out}");
+    bob_lists_alice(tracker.addr, None, &listen.to_string(), "direct");
 }
 
 /// A `--gateway` that is no IPv4 address is a usage error. (That `--no-lan` without
@@ -444,32 +460,20 @@ fn upnp_igd_maps_the_port_when_pcp_and_nat_pmp_do_not() {
     assert_eq!(any.args["NewInternalPort"], listen.port().to_string());
     assert_eq!(any.args["NewLeaseDuration"], "7200");
 
-    let line = alice.wait_line("`port mapped: ...`", STARTUP, |l| {
-        l.starts_with("port mapped") || l.starts_with("no port mapping")
-    });
     assert_eq!(
-        line,
+        mapping_line(&mut alice),
         format!(
             "port mapped: 127.0.0.1:{external} -> :{} (UPnP-IGD, 2h)",
             listen.port()
         )
     );
 
-    let out = run_batch(
-        "Bob",
+    bob_lists_alice(
         tracker.addr,
-        &PeerDirs::new(),
-        "wait-peer Alice 10\nget Alice upnp.bin\npeers\n",
+        Some(("upnp.bin", &content)),
+        &format!("127.0.0.1:{external}"),
+        "mapped",
     );
-    out.assert_success();
-    let row = out
-        .stdout_lines()
-        .into_iter()
-        .map(fields)
-        .find(|f| f.first() == Some(&"Alice") && f.len() >= 6)
-        .unwrap_or_else(|| panic!("`peers` does not list Alice\n{out}"));
-    assert_eq!(row[1], format!("127.0.0.1:{external}"), "{out}");
-    assert_eq!(row[5], "mapped", "{out}");
     through
         .recv_timeout(Duration::from_secs(5))
         .expect("Bob came through the mapped port");
@@ -499,18 +503,9 @@ fn when_every_protocol_fails_one_line_names_both_reasons() {
     );
     expect_listening(&mut alice, "Alice");
     // The search waits 4 s for an answer: the peer registers meanwhile (either order).
-    let (mut line, mut registered) = (None, false);
-    while line.is_none() || !registered {
-        let l = alice.wait_line("`no port mapping: ...` and `registered`", STARTUP, |l| {
-            l.contains("port map") || l.starts_with("registered with tracker")
-        });
-        registered |= l.starts_with("registered with tracker");
-        if l.contains("port map") {
-            line = Some(l);
-        }
-    }
+    let registered = |l: &str| l.starts_with("registered with tracker");
     assert_eq!(
-        line.unwrap(),
+        mapping_line_and(&mut alice, "`registered with tracker`", registered),
         format!(
             "no port mapping: the gateway refused the mapping (PCP result 2: NOT_AUTHORIZED; \
              port mapping may be turned off in the router) (gateway {gw}); UPnP-IGD: no \
@@ -537,11 +532,8 @@ fn upnp_search_alone_asks_only_upnp() {
         None,
     );
     let listen = expect_listening(&mut alice, "Alice");
-    let line = alice.wait_line("`port mapped: ...`", STARTUP, |l| {
-        l.starts_with("port mapped") || l.starts_with("no port mapping")
-    });
     assert_eq!(
-        line,
+        mapping_line(&mut alice),
         format!(
             "port mapped: 127.0.0.1:{external} -> :{} (UPnP-IGD, 2h)",
             listen.port()

@@ -205,6 +205,7 @@ impl Drop for ChunkChecker {
 mod tests {
     use super::*;
     use crate::peer::manifest::manifest_of_reader;
+    use std::sync::MutexGuard;
     use std::sync::atomic::AtomicUsize;
     use std::time::{Duration, Instant};
 
@@ -229,17 +230,24 @@ mod tests {
         assert_eq!(threads_for(1, Some(3)), 3);
     }
 
-    #[test]
-    fn a_checker_with_enough_to_do_gives_the_job_back() {
-        // A thread that cannot finish until the test lets it: its queue fills. (Locked after
-        // the checker is made, so a failed assertion releases it before the join.)
-        let gate = Arc::new(Mutex::new(()));
-        let g = Arc::clone(&gate);
+    /// A checker of one thread with a full queue, whose thread checks job 0, sends its result
+    /// and then blocks in its wake-up call while the returned guard holds `gate`. Bind the
+    /// pair as `let (checker, held)`: `held` is then dropped first, so a failed assertion
+    /// releases the thread before the checker joins it.
+    fn gated_full_checker(gate: &Arc<Mutex<()>>) -> (ChunkChecker, MutexGuard<'_, ()>) {
+        let g = Arc::clone(gate);
         let mut checker = ChunkChecker::spawn(1, move || drop(g.lock())).unwrap();
         let held = gate.lock().unwrap();
         for i in 0..QUEUE_PER_THREAD as u64 {
             assert!(checker.submit(job(i)).is_ok(), "job {i} taken");
         }
+        (checker, held)
+    }
+
+    #[test]
+    fn a_checker_with_enough_to_do_gives_the_job_back() {
+        let gate = Arc::new(Mutex::new(()));
+        let (mut checker, held) = gated_full_checker(&gate);
         let back = checker
             .submit(job(99))
             .expect_err("one too many: given back");
@@ -260,24 +268,16 @@ mod tests {
 
     #[test]
     fn a_full_checker_makes_room_by_taking_what_its_threads_are_through_with() {
-        // The thread checks job 0, sends its result, and then blocks in its wake-up call
-        // for as long as the test holds the gate: one result is in, and the wake-up is never
-        // seen. (The gate is locked after the checker is made, so on a failed assertion it is
-        // released first and the checker's threads can be joined.)
+        // While the gate is held, one result (job 0's) is in and the wake-up is never seen:
+        // room comes only from taking what is through.
         let gate = Arc::new(Mutex::new(()));
-        let g = Arc::clone(&gate);
-        let mut checker = ChunkChecker::spawn(1, move || drop(g.lock())).unwrap();
-        let held = gate.lock().unwrap();
-        for i in 0..QUEUE_PER_THREAD as u64 {
-            assert!(checker.submit(job(i)).is_ok(), "job {i} taken");
-        }
-        // Full; room comes only from taking what is through, never from a wake-up.
+        let (mut checker, held) = gated_full_checker(&gate);
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut results = Vec::new();
-        let mut job = job(99);
+        let mut pending = job(99);
         loop {
             assert!(Instant::now() < deadline, "never made room: {results:?}");
-            let (outcome, taken) = checker.submit_making_room(job);
+            let (outcome, taken) = checker.submit_making_room(pending);
             assert_eq!(
                 outcome.is_ok(),
                 !taken.is_empty(),
@@ -286,7 +286,7 @@ mod tests {
             results.extend(taken.into_iter().map(|c| (c.index.get(), c.result.is_ok())));
             match outcome {
                 Ok(()) => break,
-                Err(j) => job = j,
+                Err(j) => pending = j,
             }
             std::thread::yield_now();
         }
@@ -296,7 +296,7 @@ mod tests {
             "the one result the thread was through with"
         );
         assert!(
-            checker.submit(self::job(98)).is_err(),
+            checker.submit(job(98)).is_err(),
             "full again: the one slot made is taken by job 99"
         );
         drop(held);

@@ -372,6 +372,14 @@ mod tests {
 
     const LEASE: Duration = Duration::from_secs(7200);
 
+    /// The thread's answer: `ext(port)` mapped for [`LEASE`].
+    fn mapped(port: u16) -> Reply {
+        Reply::Mapped {
+            external: ext(port),
+            lease: LEASE,
+        }
+    }
+
     #[test]
     fn maps_once_then_renews_at_half_the_lease_without_a_second_report() {
         let t0 = Instant::now();
@@ -385,13 +393,7 @@ mod tests {
         );
         assert_eq!(u.start(), None, "one start");
         assert_eq!(u.poll_timeout(), None, "busy");
-        let r = u.handle_reply(
-            Reply::Mapped {
-                external: ext(4000),
-                lease: LEASE,
-            },
-            t0,
-        );
+        let r = u.handle_reply(mapped(4000), t0);
         assert_eq!(
             r,
             Some(Report::Mapped {
@@ -411,13 +413,7 @@ mod tests {
             })
         );
         assert_eq!(u.poll_timeout(), None, "busy while renewing");
-        let r = u.handle_reply(
-            Reply::Mapped {
-                external: ext(4000),
-                lease: LEASE,
-            },
-            renew,
-        );
+        let r = u.handle_reply(mapped(4000), renew);
         assert_eq!(r, None, "a renewal is not news");
         assert_eq!(u.poll_timeout(), Some(renew + Duration::from_secs(3600)));
     }
@@ -449,13 +445,7 @@ mod tests {
         let t0 = Instant::now();
         let mut u = Upnp::new(4000);
         u.start();
-        u.handle_reply(
-            Reply::Mapped {
-                external: ext(4001),
-                lease: LEASE,
-            },
-            t0,
-        );
+        u.handle_reply(mapped(4001), t0);
         let at = u.poll_timeout().unwrap();
         u.handle_timeout(at);
         let r = u.handle_reply(
@@ -492,13 +482,7 @@ mod tests {
         assert_eq!(u.poll_timeout(), Some(later + RETRY_AFTER));
         // Mapped again: news (the address is back).
         u.handle_timeout(later + RETRY_AFTER);
-        let r = u.handle_reply(
-            Reply::Mapped {
-                external: ext(4001),
-                lease: LEASE,
-            },
-            later,
-        );
+        let r = u.handle_reply(mapped(4001), later);
         assert!(matches!(r, Some(Report::Mapped { .. })));
     }
 
@@ -507,13 +491,7 @@ mod tests {
         let t0 = Instant::now();
         let mut u = Upnp::new(4000);
         u.start();
-        u.handle_reply(
-            Reply::Mapped {
-                external: ext(5000),
-                lease: LEASE,
-            },
-            t0,
-        );
+        u.handle_reply(mapped(5000), t0);
         assert_eq!(
             u.shutdown(),
             Some(Job::Remove {
