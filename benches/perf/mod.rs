@@ -27,6 +27,7 @@ pub mod reference;
 pub mod rsync;
 pub mod scp;
 pub mod tracker_scale;
+pub mod tun_link;
 
 use p2p::wire::{FrameDecoder, Message, PROTOCOL_VERSION, decode_message, encode_message};
 use procs::{Ended, Proc};
@@ -393,11 +394,16 @@ fn register_alias(
     Ok(c)
 }
 
-/// Where processes run: on this host, or inside a network namespace.
+/// Where processes run: on this host, inside a network namespace, or at either end of a
+/// packet-level delayed link.
 #[derive(Clone, Copy)]
 enum Place<'n> {
     Host,
     Netns(&'n delay::Netns),
+    /// On this host, listening at the link's end here ([`tun_link::TunLink::far`]).
+    Far(&'n tun_link::TunLink),
+    /// In the link's namespace ([`tun_link::TunLink::near`]).
+    Near(&'n tun_link::TunLink),
 }
 
 impl Place<'_> {
@@ -408,9 +414,24 @@ impl Place<'_> {
     /// A command running `program` here.
     fn command(&self, program: &Path) -> Command {
         match self {
-            Place::Host => Command::new(program),
+            Place::Host | Place::Far(_) => Command::new(program),
             Place::Netns(ns) => ns.command(&program.to_string_lossy()),
+            Place::Near(link) => link.command(&program.to_string_lossy()),
         }
+    }
+
+    /// The address servers started here listen at.
+    fn ip(&self) -> std::net::Ipv4Addr {
+        match self {
+            Place::Host | Place::Netns(_) => std::net::Ipv4Addr::LOCALHOST,
+            Place::Far(link) => link.far,
+            Place::Near(link) => link.near,
+        }
+    }
+
+    /// [`Self::ip`] with port 0 (the OS picks), for `--listen`.
+    fn listen(&self) -> String {
+        format!("{}:0", self.ip())
     }
 }
 
@@ -426,7 +447,7 @@ impl Bench<'_> {
         // key that registered it, and the load generator's peers make new keys every run.
         static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        cmd.args(["tracker", "--listen", "127.0.0.1:0", "--peer-ttl", "600"])
+        cmd.args(["tracker", "--listen", &place.listen(), "--peer-ttl", "600"])
             .arg("--state")
             .arg(self.path(&format!("tracker-state-{n}")));
         if peers > 0 {
@@ -483,13 +504,20 @@ impl Bench<'_> {
     ) -> Result<PeerStart, String> {
         self.key_for(name, &self.path(&format!("{state}-state")))?;
         let mut cmd = place.p2p();
-        cmd.args(["peer", "--name", name, "--listen", "127.0.0.1:0", "--serve"])
-            .arg("--tracker")
-            .arg(tracker.to_string())
-            .arg("--shared")
-            .arg(self.path(shared))
-            .arg("--downloads")
-            .arg(self.path(&format!("{state}-state")));
+        cmd.args([
+            "peer",
+            "--name",
+            name,
+            "--listen",
+            &place.listen(),
+            "--serve",
+        ])
+        .arg("--tracker")
+        .arg(tracker.to_string())
+        .arg("--shared")
+        .arg(self.path(shared))
+        .arg("--downloads")
+        .arg(self.path(&format!("{state}-state")));
         let spawned = Instant::now();
         let mut p = Proc::spawn(name, &mut cmd)?;
         let line = p.wait_line("listening", STARTUP, |l| l.contains(" listening on "))?;
@@ -549,7 +577,7 @@ impl Bench<'_> {
         batch: &Path,
     ) -> Command {
         let mut cmd = place.p2p();
-        cmd.args(["peer", "--name", "receiver", "--listen", "127.0.0.1:0"])
+        cmd.args(["peer", "--name", "receiver", "--listen", &place.listen()])
             .arg("--tracker")
             .arg(tracker.to_string())
             .arg("--shared")
@@ -1000,7 +1028,47 @@ fn delayed_download(b: &Bench) -> Result<DelayRow, String> {
     };
     let rounds = cfg.repeat.max(1);
     let mut summary_secs = [f64::MAX; 2];
+    // Where netem is missing, a packet-level link of TUN devices is the next best (TCP's own
+    // handshake and slow start cross the delay, as on a real link); the TCP proxy only where
+    // neither can be made.
+    let tun = match (&netem, cfg.delay_method) {
+        (Err(_), DelayMethod::Auto) => Some(tun_link::TunLink::available()),
+        _ => None,
+    };
     match netem {
+        Err(why) if matches!(tun, Some(Ok(()))) => {
+            row.method = format!(
+                "packet-level link of two TUN devices, {} ms each way, MTU {}, TCP congestion \
+                 control {} (netem not available: {why})",
+                one_way.as_millis(),
+                tun_link::MTU,
+                std::fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control")
+                    .map_or_else(|e| format!("unknown ({e})"), |s| s.trim().to_string())
+            );
+            for (i, d) in [Duration::ZERO, one_way].into_iter().enumerate() {
+                say(
+                    cfg,
+                    &format!("delayed link: TUN, one-way {} ms", d.as_millis()),
+                );
+                let link = tun_link::TunLink::create(&format!("t{i}"), d)?;
+                let (far, near) = (Place::Far(&link), Place::Near(&link));
+                let (mut t, taddr) = b.start_tracker(far, 0)?;
+                let mut s = b.start_peer(far, "far", taddr, "small", true, false)?.proc;
+                let server = b.start_nginx(&mut row.curl, &format!("nginx-{i}"), far);
+                for _ in 0..rounds {
+                    let got =
+                        b.download_timed(near, taddr, &["far"], "small.bin", cfg.small, "delay")?;
+                    summary_secs[i] = summary_secs[i].min(cfg.small as f64 / got.mbps / 1e6);
+                    row.command_secs[i].push(got.command_secs);
+                    if let Some(server) = &server {
+                        b.curl_round(&mut row.curl, i, server.addr, near);
+                    }
+                }
+                drop(server);
+                s.terminate();
+                t.terminate();
+            }
+        }
         Ok(()) => {
             row.method = format!(
                 "netem delay {} ms on lo in a network namespace",
@@ -1033,8 +1101,12 @@ fn delayed_download(b: &Bench) -> Result<DelayRow, String> {
             }
         }
         Err(why) => {
+            let no_tun = match tun {
+                Some(Err(e)) => format!("; no TUN link: {e}"),
+                _ => String::new(),
+            };
             row.method = format!(
-                "user-space delay proxy, {} ms each way (netem not available: {why})",
+                "user-space delay proxy, {} ms each way (netem not available: {why}{no_tun})",
                 one_way.as_millis()
             );
             let (mut t, taddr) = b.start_tracker(Place::Host, 0)?;
@@ -1102,7 +1174,8 @@ impl Bench<'_> {
         place: Place,
     ) -> Option<nginx::Nginx> {
         curl.as_ref().ok()?;
-        match nginx::Nginx::start(&self.path("small"), &self.path(tag), |p| place.command(p)) {
+        let (root, dir) = (self.path("small"), self.path(tag));
+        match nginx::Nginx::start(&root, &dir, place.ip(), |p| place.command(p)) {
             Ok(server) => Some(server),
             Err(why) => {
                 *curl = Err(why);

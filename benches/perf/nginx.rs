@@ -6,7 +6,7 @@
 //! `curl` (Debian: `apt-get install nginx-light curl`); without them the row says so.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -59,12 +59,13 @@ pub struct Nginx {
 }
 
 impl Nginx {
-    /// Serves `root` (read-only) on a free port of 127.0.0.1, with everything nginx writes
-    /// under `dir`. `wrap` turns the program into the command that runs it (on this host,
+    /// Serves `root` (read-only) on a free port of `ip` (127.0.0.1, or an address of a delayed
+    /// link's end on this host), with everything nginx writes under `dir`. `wrap` turns the program into the command that runs it (on this host,
     /// or inside a network namespace). Returns once the port accepts connections.
     pub fn start(
         root: &Path,
         dir: &Path,
+        ip: Ipv4Addr,
         wrap: impl Fn(&Path) -> Command,
     ) -> Result<Nginx, String> {
         let program = nginx_program().ok_or("nginx is not installed")?;
@@ -89,11 +90,11 @@ impl Nginx {
         // The port is free when asked for and taken by nginx a moment later: another
         // process may take it in between, so try a few.
         for _ in 0..3 {
-            let port = TcpListener::bind("127.0.0.1:0")
+            let port = TcpListener::bind((ip, 0))
                 .and_then(|l| l.local_addr())
                 .map_err(|e| format!("a free port: {e}"))?
                 .port();
-            let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+            let addr: SocketAddr = (ip, port).into();
             let config = dir.join("nginx.conf");
             let error_log = dir.join("error.log");
             // `master_process off`: one process that stays the user who started it (no
