@@ -16,7 +16,7 @@
 //!                      tracker state machine in process, no sockets), folders
 //!                      (rows 7 and 8: a folder of small files against rsync, a folder of
 //!                      big files against one file of their size)
-//!   --proxy            use the delay proxy even where netem works
+//!   --proxy            use the delay proxy even where netem or a TUN link works
 //!   --dir PATH         where the temporary files go (default: the system temp dir)
 
 #[allow(dead_code)] // the smoke test uses the rest

@@ -53,7 +53,8 @@ const STARTUP: Duration = Duration::from_secs(60);
 /// How the delayed link is made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DelayMethod {
-    /// netem in a network namespace if it can be set up, else the proxy.
+    /// netem in a network namespace if it can be set up, else a link of two TUN devices
+    /// (root and /dev/net/tun needed), else the proxy.
     Auto,
     /// Always the user-space delay proxy.
     Proxy,
